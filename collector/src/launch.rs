@@ -1,0 +1,134 @@
+//! Starting the mined command.
+//!
+//! The child joins the run's cgroup, installs an allow-all seccomp filter,
+//! and execs the command. The filter denies nothing; it is there so that
+//! the kernel program sees the same boundary it sees in a container: calls
+//! before the filter are the launcher's (never in a profile), and the
+//! command's own `execve` is the first call through the filter, just as it
+//! is under `sandmine run`, which installs the real filter at that point.
+
+use crate::{CollectError, Result};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A started command.
+#[derive(Debug)]
+pub struct Launched {
+    pub pid: i32,
+}
+
+/// Resolve `cmd` like `execvp` would, so a missing command is reported
+/// before anything is started.
+pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
+    let not_found = || CollectError::Spawn {
+        cmd: cmd.to_string_lossy().into_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "command not found"),
+    };
+    let is_exec = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    };
+    if cmd.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(cmd);
+        return if is_exec(&p) { Ok(p) } else { Err(not_found()) };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| is_exec(p))
+        .ok_or_else(not_found)
+}
+
+fn cstring(s: &OsStr) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| CollectError::Spawn {
+        cmd: s.to_string_lossy().into_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "argument contains a NUL byte"),
+    })
+}
+
+/// Fork and exec `argv` inside the cgroup whose `cgroup.procs` is
+/// `procs_file`, behind an allow-all seccomp filter.
+pub fn spawn(argv: &[OsString], procs_file: &Path) -> Result<Launched> {
+    let first = argv.first().ok_or_else(|| CollectError::Spawn {
+        cmd: String::new(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command given"),
+    })?;
+    let exe = cstring(resolve(first)?.as_os_str())?;
+    let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let procs = cstring(procs_file.as_os_str())?;
+    let allow = [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }];
+    let prog = libc::sock_fprog { len: 1, filter: allow.as_ptr() as *mut libc::sock_filter };
+
+    // A close-on-exec pipe reports a failure between fork and exec.
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(CollectError::io("pipe2", std::io::Error::last_os_error()));
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+
+    // SAFETY: after fork the child calls only async-signal-safe functions
+    // (open, write, close, prctl, syscall, execve, _exit) on memory
+    // prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(CollectError::io("fork", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            libc::close(rd);
+            let fail = |step: u8| -> ! {
+                let err = *libc::__errno_location();
+                let msg = [step, (err & 0xff) as u8, ((err >> 8) & 0xff) as u8];
+                libc::write(wr, msg.as_ptr().cast(), 3);
+                libc::_exit(127)
+            };
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(1);
+            }
+            libc::close(fd);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            // Root may install a filter without no_new_privs; keep setuid
+            // binaries working for the mined command when we can.
+            if libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) != 0 {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if libc::syscall(libc::SYS_seccomp, 1, 0, &prog) != 0 {
+                    fail(2);
+                }
+            }
+            extern "C" {
+                static environ: *const *const libc::c_char;
+            }
+            libc::execve(exe.as_ptr(), arg_ptrs.as_ptr(), environ);
+            fail(3);
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(wr) };
+    let mut msg = [0u8; 3];
+    // SAFETY: reading at most 3 bytes into a 3-byte buffer.
+    let n = unsafe { libc::read(rd, msg.as_mut_ptr().cast(), 3) };
+    // SAFETY: closing our read end.
+    unsafe { libc::close(rd) };
+    if n == 3 {
+        let mut status = 0;
+        // SAFETY: reaping the failed child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
+        let step = match msg[0] {
+            1 => "joining the cgroup",
+            2 => "installing the allow-all seccomp filter",
+            _ => "exec",
+        };
+        return Err(CollectError::Spawn {
+            cmd: first.to_string_lossy().into_owned(),
+            source: std::io::Error::new(err.kind(), format!("{step}: {err}")),
+        });
+    }
+    Ok(Launched { pid })
+}

@@ -1,0 +1,77 @@
+//! The eBPF backend against the real kernel: exact counts, phases, ABIs,
+//! and no mixing of workloads. Needs root (CI runs as root).
+
+mod probes;
+
+use collector::cgroup::Cgroup;
+use collector::ebpf::{self, EbpfCollector, EbpfOptions, WorkloadKey};
+use schemas::{Abi, Observation, Phase, SyscallKey};
+use std::ffi::OsString;
+use std::time::Duration;
+
+fn wait(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert!(libc::WIFEXITED(status), "child died: {status:#x}");
+    libc::WEXITSTATUS(status)
+}
+
+fn mine(collector: &mut EbpfCollector, argv: &[&str]) -> Observation {
+    let cg = Cgroup::create("test").expect("create cgroup");
+    let key = WorkloadKey { cgroup_id: cg.id(), mntns_id: ebpf::mntns_id("self").unwrap() };
+    collector.track(key).unwrap();
+    let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+    let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
+    assert_eq!(wait(l.pid), 0, "{argv:?} failed");
+    for _ in 0..100 {
+        if cg.pids().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let obs = collector.observe(&key).unwrap();
+    collector.untrack(&key).unwrap();
+    obs
+}
+
+fn get(obs: &Observation, abi: Abi, nr: u32) -> Option<schemas::SyscallUse> {
+    obs.syscalls.get(&SyscallKey { abi, nr }).copied()
+}
+
+#[test]
+fn exact_counts_phases_and_abis() {
+    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let loop_bin = probes::build("getppid_loop", probes::GETPPID_LOOP);
+    let obs = mine(&mut c, &[loop_bin.to_str().unwrap(), "12345"]);
+    let getppid = get(&obs, Abi::X86_64, 110).expect("getppid recorded");
+    assert_eq!(getppid.calls, 12345);
+    assert!(getppid.phases.contains(Phase::Image));
+    // The probe's own execve passed the filter before the exec completed.
+    let execve = get(&obs, Abi::X86_64, 59).expect("execve recorded");
+    assert!(execve.phases.contains(Phase::Runtime), "{execve:?}");
+    // The launcher's seccomp() call happened before its filter: Setup.
+    let seccomp = get(&obs, Abi::X86_64, 317).expect("seccomp recorded");
+    assert_eq!(seccomp.phases.0, Phase::Setup.bit());
+    assert!(obs.syscalls.keys().all(|k| k.abi == Abi::X86_64));
+
+    let int80 = probes::build("int80", probes::INT80);
+    let obs = mine(&mut c, &[int80.to_str().unwrap()]);
+    let compat = get(&obs, Abi::I386, 20).expect("i386 getpid recorded");
+    assert_eq!(compat.calls, 3);
+    assert!(get(&obs, Abi::X86_64, 20).is_none(), "20 is x86_64 writev: must not be recorded");
+}
+
+#[test]
+fn successive_and_concurrent_workloads_never_mix() {
+    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let loop_bin = probes::build("getppid_loop2", probes::GETPPID_LOOP);
+    let bin = loop_bin.to_str().unwrap();
+    // Successive workloads: each sees exactly its own count.
+    for i in 0..200u32 {
+        let n = 1 + i % 7;
+        let obs = mine(&mut c, &[bin, &n.to_string()]);
+        assert_eq!(get(&obs, Abi::X86_64, 110).map(|u| u.calls), Some(u64::from(n)), "run {i}");
+    }
+}

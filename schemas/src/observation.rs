@@ -1,0 +1,127 @@
+//! What a capture backend hands to the compiler: per (ABI, syscall number),
+//! how often it was called and in which phase of the workload's life.
+
+use crate::Abi;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// When, in a workload's life, a syscall was made.
+///
+/// A container's life has a boundary that matters for the profile: the
+/// moment the runtime installs the seccomp filter. Calls before it are the
+/// runtime's privileged set-up (`mount`, `pivot_root`, `sethostname`...);
+/// the filter never sees them, so they must not be in the profile. Calls
+/// after it, including the runtime's last steps before it `execve`s the
+/// entrypoint, are judged by the filter and must be allowed.
+///
+/// The capture backends observe two facts per call: whether the calling task
+/// had a seccomp filter (`task->seccomp.mode == SECCOMP_MODE_FILTER`) and
+/// whether the workload had already `execve`d its first program. The four
+/// combinations are the four phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Before the first exec, without a filter: the runtime's privileged
+    /// set-up (or, for `sandmine mine -- CMD`, the launcher's). Never
+    /// allowed by a profile.
+    Setup = 0,
+    /// Before the first exec, under the filter: the runtime's last steps
+    /// (capset, setgroups, the `execve` of the entrypoint...).
+    Runtime = 1,
+    /// After the first exec, without a filter: calls of an unconfined
+    /// workload, or a later `docker exec`'s set-up before its filter.
+    Unfiltered = 2,
+    /// After the first exec, under the filter: the image's own calls.
+    Image = 3,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Setup, Phase::Runtime, Phase::Unfiltered, Phase::Image];
+
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    pub fn from_index(i: usize) -> Option<Phase> {
+        Phase::ALL.get(i).copied()
+    }
+}
+
+/// A set of [`Phase`]s, as a bitmask of `Phase::bit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PhaseSet(pub u8);
+
+impl PhaseSet {
+    pub fn insert(&mut self, p: Phase) {
+        self.0 |= p.bit();
+    }
+    pub fn contains(self, p: Phase) -> bool {
+        self.0 & p.bit() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn union(self, other: PhaseSet) -> PhaseSet {
+        PhaseSet(self.0 | other.0)
+    }
+}
+
+/// One syscall, as the kernel numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SyscallKey {
+    pub abi: Abi,
+    pub nr: u32,
+}
+
+/// What was seen of one syscall.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallUse {
+    /// Calls counted, in every phase.
+    pub calls: u64,
+    /// Phases in which the syscall was seen.
+    pub phases: PhaseSet,
+}
+
+/// Everything a backend saw of one workload (a mined process tree or a
+/// container). Ordered maps: iteration order, and so every output, is
+/// deterministic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub syscalls: BTreeMap<SyscallKey, SyscallUse>,
+    /// Calls whose number was outside the capture's table (counted, not
+    /// named). Non-zero means the kernel knows syscalls this build does not.
+    pub out_of_range: u64,
+}
+
+impl Observation {
+    pub fn record(&mut self, abi: Abi, nr: u32, phase: Phase, calls: u64) {
+        let u = self.syscalls.entry(SyscallKey { abi, nr }).or_default();
+        u.calls += calls;
+        u.phases.insert(phase);
+    }
+
+    /// Merge another observation of the same workload into this one.
+    pub fn merge(&mut self, other: &Observation) {
+        for (k, v) in &other.syscalls {
+            let u = self.syscalls.entry(*k).or_default();
+            u.calls += v.calls;
+            u.phases = u.phases.union(v.phases);
+        }
+        self.out_of_range += other.out_of_range;
+    }
+
+    /// True when some call went through a seccomp filter. A workload that
+    /// ran with no filter at all (an unconfined container) has no
+    /// filter boundary, and its post-exec calls stand for the image.
+    pub fn saw_filter(&self) -> bool {
+        self.syscalls
+            .values()
+            .any(|u| u.phases.contains(Phase::Runtime) || u.phases.contains(Phase::Image))
+    }
+
+    /// Number of distinct syscalls in a given phase.
+    pub fn count_in(&self, phase: Phase) -> usize {
+        self.syscalls.values().filter(|u| u.phases.contains(phase)).count()
+    }
+}

@@ -1,0 +1,3 @@
+pub mod mine;
+pub mod mine_image;
+pub mod run;

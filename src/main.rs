@@ -1,0 +1,51 @@
+//! `sandmine`: the one user-facing binary. Each subcommand lives in
+//! `src/cmd/<name>.rs`; this file only parses arguments and reports errors.
+
+mod cmd;
+mod mining;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sandmine",
+    version,
+    about = "Mine seccomp sandboxes for Linux containers from the syscalls they really make",
+    long_about = "sandmine records which syscalls a program or a container image makes \
+(with eBPF, aggregated in the kernel, or with ptrace where eBPF is unavailable), \
+and turns that set into a seccomp profile that allows only those syscalls.\n\n\
+Single host, no server:\n  sandmine mine -o app.json -- CMD [ARGS...]\n  sandmine run --profile app.json -- CMD [ARGS...]"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Mine(cmd::mine::MineArgs),
+    MineImage(cmd::mine_image::MineImageArgs),
+    Run(cmd::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mine(a) => cmd::mine::main(a),
+        Command::MineImage(a) => cmd::mine_image::main(a),
+        Command::Run(a) => cmd::run::main(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line; the causes, if any, joined on it.
+            let mut msg = format!("sandmine: error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
