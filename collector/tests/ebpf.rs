@@ -64,14 +64,43 @@ fn exact_counts_phases_and_abis() {
 }
 
 #[test]
-fn successive_and_concurrent_workloads_never_mix() {
+fn a_thousand_successive_workloads_never_mix() {
     let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop2", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     // Successive workloads: each sees exactly its own count.
-    for i in 0..200u32 {
+    for i in 0..1000u32 {
         let n = 1 + i % 7;
         let obs = mine(&mut c, &[bin, &n.to_string()]);
         assert_eq!(get(&obs, Abi::X86_64, 110).map(|u| u.calls), Some(u64::from(n)), "run {i}");
     }
+}
+
+#[test]
+fn concurrent_workloads_never_mix() {
+    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let loop_bin = probes::build("getppid_loop3", probes::GETPPID_LOOP);
+    let bin = loop_bin.to_str().unwrap();
+    // Two workloads at once: one makes getppid (110), the other getpgrp
+    // (111), long enough to overlap on both CPUs.
+    let runs = [("300000", "110"), ("200000", "111")];
+    let mut started = Vec::new();
+    for (n, nr) in runs {
+        let cg = Cgroup::create("conc").unwrap();
+        let key = WorkloadKey { cgroup_id: cg.id(), mntns_id: ebpf::mntns_id("self").unwrap() };
+        c.track(key).unwrap();
+        let argv: Vec<OsString> = [bin, n, nr].iter().map(OsString::from).collect();
+        let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
+        started.push((cg, key, l.pid));
+    }
+    let mut obs = Vec::new();
+    for (cg, key, pid) in started {
+        assert_eq!(wait(pid), 0);
+        obs.push(c.observe(&key).unwrap());
+        drop(cg);
+    }
+    assert_eq!(get(&obs[0], Abi::X86_64, 110).map(|u| u.calls), Some(300000));
+    assert!(get(&obs[0], Abi::X86_64, 111).is_none());
+    assert_eq!(get(&obs[1], Abi::X86_64, 111).map(|u| u.calls), Some(200000));
+    assert!(get(&obs[1], Abi::X86_64, 110).is_none());
 }
