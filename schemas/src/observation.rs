@@ -36,7 +36,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Setup, Phase::Runtime, Phase::Unfiltered, Phase::Image];
+    pub const ALL: [Phase; 4] = [
+        Phase::Setup,
+        Phase::Runtime,
+        Phase::Unfiltered,
+        Phase::Image,
+    ];
 
     pub fn bit(self) -> u8 {
         1 << (self as u8)
@@ -48,7 +53,9 @@ impl Phase {
 }
 
 /// A set of [`Phase`]s, as a bitmask of `Phase::bit`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct PhaseSet(pub u8);
 
@@ -122,6 +129,9 @@ impl Observation {
 
     /// Number of distinct syscalls in a given phase.
     pub fn count_in(&self, phase: Phase) -> usize {
-        self.syscalls.values().filter(|u| u.phases.contains(phase)).count()
+        self.syscalls
+            .values()
+            .filter(|u| u.phases.contains(phase))
+            .count()
     }
 }

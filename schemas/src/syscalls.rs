@@ -30,3 +30,115 @@ pub fn table(abi: Abi) -> &'static [(u32, &'static str)] {
 pub fn is_known(name: &str) -> bool {
     Abi::ALL.into_iter().any(|a| number(a, name).is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_64_known_numbers() {
+        let a = Abi::X86_64;
+        assert_eq!(number(a, "read"), Some(0));
+        assert_eq!(number(a, "socket"), Some(41));
+        assert_eq!(number(a, "execve"), Some(59));
+        assert_eq!(number(a, "clone3"), Some(435));
+        assert_eq!(number(a, "uprobe"), Some(336));
+        assert_eq!(number(a, "file_setattr"), Some(469));
+        assert_eq!(name(a, 134), Some("uselib"));
+        // x32-only entries are not x86_64 calls.
+        assert_eq!(name(a, 519), None);
+        // listns (470) came after v6.18.
+        assert_eq!(number(a, "listns"), None);
+    }
+
+    #[test]
+    fn i386_known_numbers() {
+        let a = Abi::I386;
+        assert_eq!(number(a, "socketcall"), Some(102));
+        assert_eq!(number(a, "socket"), Some(359));
+        assert_eq!(number(a, "getpid"), Some(20));
+        assert_eq!(number(a, "execve"), Some(11));
+        assert_eq!(number(a, "restart_syscall"), Some(0));
+        // Numbers the i386 table leaves unused.
+        for nr in [222, 223, 251, 285, 387, 392, 415] {
+            assert_eq!(name(a, nr), None, "i386 {nr}");
+        }
+    }
+
+    #[test]
+    fn x32_known_numbers_without_the_x32_bit() {
+        let a = Abi::X32;
+        assert_eq!(number(a, "read"), Some(0));
+        assert_eq!(number(a, "recvmsg"), Some(519));
+        assert_eq!(number(a, "execve"), Some(520));
+        assert_eq!(number(a, "pwritev2"), Some(547));
+        // The 64-bit-only slots are not x32 calls.
+        assert_eq!(number(a, "uselib"), None);
+        assert_eq!(name(a, 47), None);
+        assert_eq!(name(a, 59), None);
+        assert!(table(a)
+            .iter()
+            .all(|(n, _)| n & crate::abi::X32_SYSCALL_BIT == 0));
+    }
+
+    #[test]
+    fn aarch64_known_numbers() {
+        let a = Abi::Aarch64;
+        assert_eq!(number(a, "openat"), Some(56));
+        assert_eq!(number(a, "open"), None);
+        assert_eq!(number(a, "execve"), Some(221));
+        assert_eq!(number(a, "io_setup"), Some(0));
+        // arm64's extra ABIs: renameat, rlimit, memfd_secret.
+        assert_eq!(number(a, "renameat"), Some(38));
+        assert_eq!(number(a, "getrlimit"), Some(163));
+        assert_eq!(number(a, "memfd_secret"), Some(447));
+        // abi 64 wins over time32 / stat64 / 32 at a shared number.
+        assert_eq!(name(a, 79), Some("newfstatat"));
+        assert_eq!(name(a, 80), Some("fstat"));
+        assert_eq!(number(a, "fstatat64"), None);
+        assert_eq!(number(a, "fcntl64"), None);
+        // 244..=259 are other architectures' own calls.
+        assert!((244..=259).all(|nr| name(a, nr).is_none()));
+    }
+
+    #[test]
+    fn tables_sorted_without_duplicate_numbers() {
+        for abi in Abi::ALL {
+            let t = table(abi);
+            assert!(!t.is_empty(), "{abi:?}");
+            for w in t.windows(2) {
+                assert!(w[0].0 < w[1].0, "{abi:?}: {:?} then {:?}", w[0], w[1]);
+            }
+        }
+    }
+
+    // The generator refuses a name given twice within one ABI, and none is in
+    // v6.18, so `number` (which returns the first match in number order) is
+    // never ambiguous and inverts `name` exactly.
+    #[test]
+    fn no_duplicate_names_and_round_trip() {
+        for abi in Abi::ALL {
+            let mut names: Vec<&str> = table(abi).iter().map(|(_, s)| *s).collect();
+            names.sort_unstable();
+            let len = names.len();
+            names.dedup();
+            assert_eq!(names.len(), len, "{abi:?} has a duplicate name");
+            for &(nr, nm) in table(abi) {
+                assert_eq!(name(abi, nr), Some(nm), "{abi:?} {nr}");
+                assert_eq!(
+                    number(abi, name(abi, nr).unwrap()),
+                    Some(nr),
+                    "{abi:?} {nm}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn is_known_spans_abis() {
+        assert!(is_known("socketcall")); // i386 only
+        assert!(is_known("openat"));
+        assert!(!is_known("listns"));
+        assert!(!is_known("not_a_syscall"));
+    }
+}
