@@ -27,7 +27,9 @@ fn main() {
         let src = format!("bpf/{name}.bpf.c");
         let obj = out.join(format!("{name}.bpf.o"));
         let status = Command::new(&clang)
-            .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror"])
+            .args([
+                "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+            ])
             .arg(format!("-D__TARGET_ARCH_{arch}"))
             .args(["-Ibpf", "-c", &src, "-o"])
             .arg(&obj)

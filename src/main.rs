@@ -2,6 +2,7 @@
 //! `src/cmd/<name>.rs`; this file only parses arguments and reports errors.
 
 mod cmd;
+mod enforce;
 mod mining;
 
 use clap::{Parser, Subcommand};

@@ -14,13 +14,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 30s, 5m, 1h)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 30s, 5m, 1h)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -39,8 +45,11 @@ impl Convergence {
     /// Record the syscalls of `obs` not seen before; returns how many.
     pub fn update(&mut self, obs: &Observation, at: Duration) -> usize {
         let mut new = 0;
-        for k in obs.syscalls.keys() {
-            if !self.first_seen.contains_key(k) {
+        // Calls seen only in the runtime's privileged set-up never reach a
+        // profile, so they do not count towards convergence either.
+        let setup_only = schemas::PhaseSet(schemas::Phase::Setup.bit());
+        for (k, u) in &obs.syscalls {
+            if u.phases != setup_only && !self.first_seen.contains_key(k) {
                 self.first_seen.insert(*k, at);
                 new += 1;
             }
@@ -55,7 +64,10 @@ impl Convergence {
 
     /// Syscalls first seen within `window` before `now`.
     pub fn new_within(&self, now: Duration, window: Duration) -> usize {
-        self.first_seen.values().filter(|t| now.saturating_sub(**t) <= window).count()
+        self.first_seen
+            .values()
+            .filter(|t| now.saturating_sub(**t) <= window)
+            .count()
     }
 
     /// The curve: (seconds, distinct syscalls seen by then), one point per
@@ -134,10 +146,19 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        Progress { enabled: !quiet && std::io::stderr().is_terminal(), drawn: false }
+        Progress {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            drawn: false,
+        }
     }
 
-    pub fn draw(&mut self, elapsed: Duration, conv: &Convergence, obs: &Observation, window: Duration) {
+    pub fn draw(
+        &mut self,
+        elapsed: Duration,
+        conv: &Convergence,
+        obs: &Observation,
+        window: Duration,
+    ) {
         if !self.enabled {
             return;
         }
@@ -175,12 +196,19 @@ pub fn summary(
     window: Duration,
 ) -> String {
     let mut s = String::new();
-    let per_abi: Vec<String> = allowed_per_abi.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    let per_abi: Vec<String> = allowed_per_abi
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
     let total: usize = allowed_per_abi.values().sum();
     s.push_str(&format!(
         "sandmine: {} syscalls allowed ({})\n",
         total,
-        if per_abi.is_empty() { "none".to_string() } else { per_abi.join(", ") }
+        if per_abi.is_empty() {
+            "none".to_string()
+        } else {
+            per_abi.join(", ")
+        }
     ));
     let calls: u64 = obs.syscalls.values().map(|u| u.calls).sum();
     s.push_str(&format!(
@@ -237,7 +265,13 @@ mod tests {
         assert_eq!(c.update(&o, Duration::from_secs(3)), 1);
         assert_eq!(c.update(&o, Duration::from_secs(4)), 0);
         assert_eq!(c.last_new(), Some(Duration::from_secs(3)));
-        assert_eq!(c.new_within(Duration::from_secs(5), Duration::from_secs(2)), 1);
-        assert_eq!(c.curve_csv(), "seconds,distinct_syscalls\n1.000,1\n3.000,2\n");
+        assert_eq!(
+            c.new_within(Duration::from_secs(5), Duration::from_secs(2)),
+            1
+        );
+        assert_eq!(
+            c.curve_csv(),
+            "seconds,distinct_syscalls\n1.000,1\n3.000,2\n"
+        );
     }
 }

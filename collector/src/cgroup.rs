@@ -46,7 +46,8 @@ impl Cgroup {
             .map_err(|e| CollectError::io(format!("creating {}", parent.display()), e))?;
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let path = parent.join(format!("{name}-{}-{seq}", std::process::id()));
-        std::fs::create_dir(&path).map_err(|e| CollectError::io(format!("creating {}", path.display()), e))?;
+        std::fs::create_dir(&path)
+            .map_err(|e| CollectError::io(format!("creating {}", path.display()), e))?;
         let id = crate::ebpf::cgroup_id(&path)?;
         Ok(Cgroup { path, id })
     }
@@ -67,7 +68,8 @@ impl Cgroup {
     /// The processes in the cgroup now.
     pub fn pids(&self) -> Result<Vec<i32>> {
         let f = self.procs_file();
-        let s = std::fs::read_to_string(&f).map_err(|e| CollectError::io(format!("reading {}", f.display()), e))?;
+        let s = std::fs::read_to_string(&f)
+            .map_err(|e| CollectError::io(format!("reading {}", f.display()), e))?;
         Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 

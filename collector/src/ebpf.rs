@@ -13,7 +13,8 @@ use std::os::unix::fs::MetadataExt;
 /// The compiled program, built by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sandmine.bpf.o"));
 /// An empty program on the same hook: the benchmark's floor.
-pub static EMPTY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
+pub static EMPTY_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
 
 pub const NR_ABIS: usize = 3;
 pub const NR_SLOTS: usize = 576;
@@ -111,7 +112,8 @@ fn effective_caps() -> Result<u64> {
 pub fn mntns_id(pid: &str) -> Result<u64> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/{pid}/ns/mnt");
-    let f = std::fs::File::open(&path).map_err(|e| CollectError::io(format!("opening {path}"), e))?;
+    let f =
+        std::fs::File::open(&path).map_err(|e| CollectError::io(format!("opening {path}"), e))?;
     // NS_GET_MNTNS_ID = _IOR(0xb7, 0x5, __u64)
     const NS_GET_MNTNS_ID: libc::c_ulong = (2 << 30) | (8 << 16) | (0xb7 << 8) | 0x5;
     let mut id: u64 = 0;
@@ -148,7 +150,8 @@ impl EbpfCollector {
         let cpus: u32 = nr_cpus
             .try_into()
             .map_err(|_| CollectError::Ebpf(format!("{nr_cpus} CPUs is too many")))?;
-        let btf = Btf::from_sys_fs().map_err(|e| CollectError::Ebpf(format!("reading kernel BTF: {e}")))?;
+        let btf = Btf::from_sys_fs()
+            .map_err(|e| CollectError::Ebpf(format!("reading kernel BTF: {e}")))?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("host_mntns_id", &host_mntns, true)
@@ -156,10 +159,15 @@ impl EbpfCollector {
             .override_global("nr_cpus", &cpus, true)
             .load(OBJECT)
             .map_err(|e| CollectError::Ebpf(format!("loading the BPF object: {e}")))?;
-        for (prog, hook) in [("sm_sys_enter", "sys_enter"), ("sm_sched_exec", "sched_process_exec")] {
+        for (prog, hook) in [
+            ("sm_sys_enter", "sys_enter"),
+            ("sm_sched_exec", "sched_process_exec"),
+        ] {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(prog)
-                .ok_or_else(|| CollectError::Ebpf(format!("program {prog} missing from the object")))?
+                .ok_or_else(|| {
+                    CollectError::Ebpf(format!("program {prog} missing from the object"))
+                })?
                 .try_into()
                 .map_err(|e| CollectError::Ebpf(format!("{prog}: {e}")))?;
             p.load(hook, &btf)
@@ -188,7 +196,8 @@ impl EbpfCollector {
             .map_mut("sm_stats")
             .ok_or_else(|| CollectError::Ebpf("map sm_stats missing".into()))?;
         let mut map: PerCpuHashMap<&mut MapData, WorkloadKey, RawStats> =
-            PerCpuHashMap::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_stats: {e}")))?;
+            PerCpuHashMap::try_from(map)
+                .map_err(|e| CollectError::Ebpf(format!("sm_stats: {e}")))?;
         map.insert(key, values, 0)
             .map_err(|e| CollectError::Ebpf(format!("tracking {key:?}: {e}")))
     }
@@ -296,7 +305,10 @@ pub fn fold<'a>(copies: impl Iterator<Item = &'a RawStats>) -> Observation {
     for (a, abi) in CAPTURE_ABIS.iter().enumerate() {
         for (nr, calls) in counts[a].iter().enumerate() {
             let (w, b) = (nr / 64, 1u64 << (nr % 64));
-            let mut u = schemas::SyscallUse { calls: *calls, ..Default::default() };
+            let mut u = schemas::SyscallUse {
+                calls: *calls,
+                ..Default::default()
+            };
             for (p, phase) in Phase::ALL.iter().enumerate() {
                 if bits[p][a][w] & b != 0 {
                     u.phases.insert(*phase);
@@ -304,7 +316,13 @@ pub fn fold<'a>(copies: impl Iterator<Item = &'a RawStats>) -> Observation {
             }
             if !u.phases.is_empty() {
                 // `nr < NR_SLOTS`, so it fits u32.
-                obs.syscalls.insert(schemas::SyscallKey { abi: *abi, nr: nr as u32 }, u);
+                obs.syscalls.insert(
+                    schemas::SyscallKey {
+                        abi: *abi,
+                        nr: nr as u32,
+                    },
+                    u,
+                );
             }
         }
     }

@@ -27,13 +27,16 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
     };
     let is_exec = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if cmd.as_bytes().contains(&b'/') {
         let p = PathBuf::from(cmd);
         return if is_exec(&p) { Ok(p) } else { Err(not_found()) };
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
     std::env::split_paths(&path)
         .map(|d| d.join(cmd))
         .find(|p| is_exec(p))
@@ -43,7 +46,10 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
 fn cstring(s: &OsStr) -> Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| CollectError::Spawn {
         cmd: s.to_string_lossy().into_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "argument contains a NUL byte"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "argument contains a NUL byte",
+        ),
     })
 }
 
@@ -59,8 +65,16 @@ pub fn spawn(argv: &[OsString], procs_file: &Path) -> Result<Launched> {
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
     let procs = cstring(procs_file.as_os_str())?;
-    let allow = [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }];
-    let prog = libc::sock_fprog { len: 1, filter: allow.as_ptr() as *mut libc::sock_filter };
+    let allow = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: allow.as_ptr() as *mut libc::sock_filter,
+    };
 
     // A close-on-exec pipe reports a failure between fork and exec.
     let mut fds = [0i32; 2];
@@ -95,7 +109,13 @@ pub fn spawn(argv: &[OsString], procs_file: &Path) -> Result<Launched> {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             // Root may install a filter without no_new_privs; keep setuid
             // binaries working for the mined command when we can.
-            if libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) != 0 {
+            if libc::syscall(
+                libc::SYS_seccomp,
+                1, /* SECCOMP_SET_MODE_FILTER */
+                0,
+                &prog,
+            ) != 0
+            {
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                 if libc::syscall(libc::SYS_seccomp, 1, 0, &prog) != 0 {
                     fail(2);

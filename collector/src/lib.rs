@@ -34,12 +34,18 @@ pub enum CollectError {
     #[error("cannot run {cmd:?}: {source}")]
     Spawn { cmd: String, source: std::io::Error },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl CollectError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        CollectError::Io { context: context.into(), source }
+        CollectError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

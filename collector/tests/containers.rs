@@ -17,10 +17,15 @@ fn bundle(dir: &Path, probe: &Path, cgroup_parent: &str) {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy(probe, rootfs.join("bin/probe")).unwrap();
-    let out = Command::new("runc").arg("spec").current_dir(dir).status().expect("runc must be installed");
+    let out = Command::new("runc")
+        .arg("spec")
+        .current_dir(dir)
+        .status()
+        .expect("runc must be installed");
     assert!(out.success());
     let path = dir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     cfg["process"]["terminal"] = false.into();
     cfg["root"]["readonly"] = true.into();
     cfg["linux"]["cgroupsPath"] = cgroup_parent.into();
@@ -36,7 +41,8 @@ fn bundle(dir: &Path, probe: &Path, cgroup_parent: &str) {
 
 fn set_args(dir: &Path, args: &[&str], cgroups_path: &str) {
     let path = dir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     cfg["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
     cfg["linux"]["cgroupsPath"] = cgroups_path.into();
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -45,7 +51,8 @@ fn set_args(dir: &Path, args: &[&str], cgroups_path: &str) {
 #[test]
 fn a_thousand_short_lived_containers_are_never_merged() {
     let probe = probes::build_static("getppid_static", probes::GETPPID_LOOP);
-    let collector = EbpfCollector::load(&EbpfOptions { auto_track: true }).expect("load (run as root)");
+    let collector =
+        EbpfCollector::load(&EbpfOptions { auto_track: true }).expect("load (run as root)");
     let parent = Cgroup::create("ctest").unwrap();
     let root = collector::cgroup::v2_root().unwrap();
     let rel = format!("/{}", parent.path().strip_prefix(&root).unwrap().display());
@@ -56,30 +63,66 @@ fn a_thousand_short_lived_containers_are_never_merged() {
     for i in 0..CONTAINERS {
         let n = 1 + (i % 7);
         let id = format!("sandmine-ctest-{}-{i}", std::process::id());
-        set_args(dir.path(), &["/bin/probe", &n.to_string(), "111"], &format!("{rel}/{id}"));
-        let st = Command::new("runc").args(["run", "--bundle"]).arg(dir.path()).arg(&id).status().unwrap();
+        set_args(
+            dir.path(),
+            &["/bin/probe", &n.to_string(), "111"],
+            &format!("{rel}/{id}"),
+        );
+        let st = Command::new("runc")
+            .args(["run", "--bundle"])
+            .arg(dir.path())
+            .arg(&id)
+            .status()
+            .unwrap();
         assert!(st.success(), "container {i} failed");
         let mine: Vec<_> = c
             .keys()
             .unwrap()
             .into_iter()
-            .filter(|k| c.info(k).unwrap().is_some_and(|inf| inf.parent_cgroup_id == parent.id()))
+            .filter(|k| {
+                c.info(k)
+                    .unwrap()
+                    .is_some_and(|inf| inf.parent_cgroup_id == parent.id())
+            })
             .collect();
-        assert_eq!(mine.len(), 1, "container {i}: expected one workload, got {mine:?}");
+        assert_eq!(
+            mine.len(),
+            1,
+            "container {i}: expected one workload, got {mine:?}"
+        );
         let obs = c.observe(&mine[0]).unwrap();
         // getpgrp (111), which neither runc nor libc's start-up makes.
-        let probe = obs.syscalls[&SyscallKey { abi: Abi::X86_64, nr: 111 }];
-        assert_eq!(probe.calls, u64::from(n), "container {i}: counts merged or lost");
+        let probe = obs.syscalls[&SyscallKey {
+            abi: Abi::X86_64,
+            nr: 111,
+        }];
+        assert_eq!(
+            probe.calls,
+            u64::from(n),
+            "container {i}: counts merged or lost"
+        );
         assert_eq!(probe.phases.0, Phase::Image.bit(), "container {i}");
         // The entrypoint's execve went through runc's filter, before the
         // exec completed: the runtime's, and in the profile.
-        let execve = obs.syscalls[&SyscallKey { abi: Abi::X86_64, nr: 59 }];
-        assert!(execve.phases.contains(Phase::Runtime), "container {i}: {execve:?}");
+        let execve = obs.syscalls[&SyscallKey {
+            abi: Abi::X86_64,
+            nr: 59,
+        }];
+        assert!(
+            execve.phases.contains(Phase::Runtime),
+            "container {i}: {execve:?}"
+        );
         // runc's privileged set-up ran before its seccomp filter: Setup only.
-        let pivot_root = obs.syscalls[&SyscallKey { abi: Abi::X86_64, nr: 155 }];
+        let pivot_root = obs.syscalls[&SyscallKey {
+            abi: Abi::X86_64,
+            nr: 155,
+        }];
         assert_eq!(pivot_root.phases.0, Phase::Setup.bit(), "container {i}");
         seen_cgroups.insert(mine[0].cgroup_id);
         c.untrack(&mine[0]).unwrap();
     }
-    eprintln!("{CONTAINERS} containers, {} distinct cgroup ids", seen_cgroups.len());
+    eprintln!(
+        "{CONTAINERS} containers, {} distinct cgroup ids",
+        seen_cgroups.len()
+    );
 }

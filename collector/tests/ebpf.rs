@@ -20,7 +20,10 @@ fn wait(pid: i32) -> i32 {
 
 fn mine(collector: &mut EbpfCollector, argv: &[&str]) -> Observation {
     let cg = Cgroup::create("test").expect("create cgroup");
-    let key = WorkloadKey { cgroup_id: cg.id(), mntns_id: ebpf::mntns_id("self").unwrap() };
+    let key = WorkloadKey {
+        cgroup_id: cg.id(),
+        mntns_id: ebpf::mntns_id("self").unwrap(),
+    };
     collector.track(key).unwrap();
     let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
     let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
@@ -42,7 +45,8 @@ fn get(obs: &Observation, abi: Abi, nr: u32) -> Option<schemas::SyscallUse> {
 
 #[test]
 fn exact_counts_phases_and_abis() {
-    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c =
+        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop", probes::GETPPID_LOOP);
     let obs = mine(&mut c, &[loop_bin.to_str().unwrap(), "12345"]);
     let getppid = get(&obs, Abi::X86_64, 110).expect("getppid recorded");
@@ -60,25 +64,34 @@ fn exact_counts_phases_and_abis() {
     let obs = mine(&mut c, &[int80.to_str().unwrap()]);
     let compat = get(&obs, Abi::I386, 20).expect("i386 getpid recorded");
     assert_eq!(compat.calls, 3);
-    assert!(get(&obs, Abi::X86_64, 20).is_none(), "20 is x86_64 writev: must not be recorded");
+    assert!(
+        get(&obs, Abi::X86_64, 20).is_none(),
+        "20 is x86_64 writev: must not be recorded"
+    );
 }
 
 #[test]
 fn a_thousand_successive_workloads_never_mix() {
-    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c =
+        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop2", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     // Successive workloads: each sees exactly its own count.
     for i in 0..1000u32 {
         let n = 1 + i % 7;
         let obs = mine(&mut c, &[bin, &n.to_string()]);
-        assert_eq!(get(&obs, Abi::X86_64, 110).map(|u| u.calls), Some(u64::from(n)), "run {i}");
+        assert_eq!(
+            get(&obs, Abi::X86_64, 110).map(|u| u.calls),
+            Some(u64::from(n)),
+            "run {i}"
+        );
     }
 }
 
 #[test]
 fn concurrent_workloads_never_mix() {
-    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c =
+        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop3", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     // Two workloads at once: one makes getppid (110), the other getpgrp
@@ -87,7 +100,10 @@ fn concurrent_workloads_never_mix() {
     let mut started = Vec::new();
     for (n, nr) in runs {
         let cg = Cgroup::create("conc").unwrap();
-        let key = WorkloadKey { cgroup_id: cg.id(), mntns_id: ebpf::mntns_id("self").unwrap() };
+        let key = WorkloadKey {
+            cgroup_id: cg.id(),
+            mntns_id: ebpf::mntns_id("self").unwrap(),
+        };
         c.track(key).unwrap();
         let argv: Vec<OsString> = [bin, n, nr].iter().map(OsString::from).collect();
         let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
@@ -99,8 +115,14 @@ fn concurrent_workloads_never_mix() {
         obs.push(c.observe(&key).unwrap());
         drop(cg);
     }
-    assert_eq!(get(&obs[0], Abi::X86_64, 110).map(|u| u.calls), Some(300000));
+    assert_eq!(
+        get(&obs[0], Abi::X86_64, 110).map(|u| u.calls),
+        Some(300000)
+    );
     assert!(get(&obs[0], Abi::X86_64, 111).is_none());
-    assert_eq!(get(&obs[1], Abi::X86_64, 111).map(|u| u.calls), Some(200000));
+    assert_eq!(
+        get(&obs[1], Abi::X86_64, 111).map(|u| u.calls),
+        Some(200000)
+    );
     assert!(get(&obs[1], Abi::X86_64, 110).is_none());
 }

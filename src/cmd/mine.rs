@@ -106,7 +106,13 @@ pub fn choose_backend(b: Backend) -> Result<Backend> {
 }
 
 enum Recorder {
-    Ebpf { collector: EbpfCollector, key: WorkloadKey, cgroup: Cgroup, pid: i32, exit: Option<i32> },
+    Ebpf {
+        collector: EbpfCollector,
+        key: WorkloadKey,
+        cgroup: Cgroup,
+        pid: i32,
+        exit: Option<i32>,
+    },
     Ptrace(Box<PtraceSession>),
 }
 
@@ -122,7 +128,9 @@ impl Recorder {
     /// have exited.
     fn finished(&mut self) -> Result<bool> {
         match self {
-            Recorder::Ebpf { cgroup, pid, exit, .. } => {
+            Recorder::Ebpf {
+                cgroup, pid, exit, ..
+            } => {
                 reap(*pid, exit);
                 Ok(exit.is_some() && cgroup.pids()?.is_empty())
             }
@@ -132,7 +140,9 @@ impl Recorder {
 
     fn stop(&mut self, grace: Duration) -> Result<()> {
         match self {
-            Recorder::Ebpf { cgroup, pid, exit, .. } => {
+            Recorder::Ebpf {
+                cgroup, pid, exit, ..
+            } => {
                 let pid = *pid;
                 cgroup.stop_all(grace, || reap(pid, exit))?;
                 reap(pid, exit);
@@ -148,7 +158,13 @@ impl Recorder {
     /// Final observation and the command's exit status.
     fn finish(self) -> Result<(Observation, Option<i32>)> {
         match self {
-            Recorder::Ebpf { mut collector, key, cgroup, exit, .. } => {
+            Recorder::Ebpf {
+                mut collector,
+                key,
+                cgroup,
+                exit,
+                ..
+            } => {
                 let obs = collector.observe(&key)?;
                 collector.untrack(&key)?;
                 drop(cgroup);
@@ -196,16 +212,31 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
             let mut collector = EbpfCollector::load(&EbpfOptions { auto_track: false })?;
             let cgroup = Cgroup::create("mine")?;
-            let key = WorkloadKey { cgroup_id: cgroup.id(), mntns_id: collector::ebpf::mntns_id("self")? };
+            let key = WorkloadKey {
+                cgroup_id: cgroup.id(),
+                mntns_id: collector::ebpf::mntns_id("self")?,
+            };
             collector.track(key)?;
             let launched = collector::launch::spawn(&args.cmd, &cgroup.procs_file())?;
-            Recorder::Ebpf { collector, key, cgroup, pid: launched.pid, exit: None }
+            Recorder::Ebpf {
+                collector,
+                key,
+                cgroup,
+                pid: launched.pid,
+                exit: None,
+            }
         }
-        Backend::Ptrace => Recorder::Ptrace(Box::new(PtraceSession::spawn(&args.cmd, &PtraceOptions::default())?)),
+        Backend::Ptrace => Recorder::Ptrace(Box::new(PtraceSession::spawn(
+            &args.cmd,
+            &PtraceOptions::default(),
+        )?)),
         Backend::Auto => anyhow::bail!("internal: backend not resolved"),
     };
     let limits = &args.limits;
-    let rule = StopRule { duration: limits.duration, until_stable: limits.until_stable };
+    let rule = StopRule {
+        duration: limits.duration,
+        until_stable: limits.until_stable,
+    };
     let mut conv = Convergence::default();
     let mut progress = Progress::new(limits.quiet);
     let mut stopped_because = None;
@@ -233,7 +264,9 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
     if let Some(why) = stopped_because {
         eprintln!("sandmine: stopped the workload: {why}");
     } else if let Some(code) = exit.filter(|c| *c != 0) {
-        eprintln!("sandmine: note: the command exited with status {code}; the profile covers what it did");
+        eprintln!(
+            "sandmine: note: the command exited with status {code}; the profile covers what it did"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -246,23 +279,39 @@ pub fn write_outputs(
     output: Option<&std::path::Path>,
     limits: &RunLimits,
 ) -> Result<()> {
-    let generated = policy_compiler::generate(obs, &policy_compiler::GenerateOptions::default())
+    let profile = policy_compiler::generate(obs, &policy_compiler::GenerateOptions::default())
         .context("compiling the profile")?;
-    let json = generated.profile.to_json();
+    let json = profile.to_json().context("rendering the profile")?;
     match output {
         Some(path) => write_atomic(path, json.as_bytes())?,
         None => {
             use std::io::Write;
-            std::io::stdout().lock().write_all(json.as_bytes()).context("writing the profile to stdout")?;
+            std::io::stdout()
+                .lock()
+                .write_all(json.as_bytes())
+                .context("writing the profile to stdout")?;
         }
     }
     if let Some(curve) = &limits.curve {
         write_atomic(curve, conv.curve_csv().as_bytes())?;
     }
-    for w in &generated.warnings {
+    for w in profile.warnings() {
         eprintln!("sandmine: warning: {w}");
     }
-    eprint!("{}", mining::summary(obs, &generated.allowed_per_abi(), conv, wall, limits.new_window));
+    let per_abi = profile
+        .sandmine
+        .as_ref()
+        .map(|m| {
+            m.per_abi
+                .iter()
+                .map(|(abi, names)| (*abi, names.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprint!(
+        "{}",
+        mining::summary(obs, &per_abi, conv, wall, limits.new_window)
+    );
     Ok(())
 }
 
@@ -273,10 +322,17 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     if path.metadata().map(|m| !m.is_file()).unwrap_or(false) {
         return std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.sandmine-tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }

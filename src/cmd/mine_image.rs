@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// seen). It still marks the moment the runtime installs the filter, which
 /// is what splits the runtime's privileged set-up (excluded) from the
 /// container's life (mined).
-pub const ALLOW_ALL_PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[]}"#;
+pub const ALLOW_ALL_PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[{"names":["uselib"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#;
 
 /// Create and start a container of IMAGE with recording already on, run an
 /// optional workload against it, stop it, and write the seccomp profile of
@@ -107,12 +107,19 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     let result = run_container(&args, &docker, &collector, &parent, &id);
     if !args.keep {
         if let Err(e) = docker.remove(&id) {
-            eprintln!("sandmine: warning: could not remove container {}: {e}", short(&id));
+            eprintln!(
+                "sandmine: warning: could not remove container {}: {e}",
+                short(&id)
+            );
         }
     }
     let (obs, conv, wall) = result?;
     if obs.syscalls.is_empty() {
-        bail!("no syscall of container {} was recorded; is its cgroup under {}?", short(&id), parent.path().display());
+        bail!(
+            "no syscall of container {} was recorded; is its cgroup under {}?",
+            short(&id),
+            parent.path().display()
+        );
     }
     eprintln!("sandmine: image {} ({})", args.image, image.id);
     write_outputs(&obs, &conv, wall, args.output.as_deref(), &args.limits)?;
@@ -127,12 +134,18 @@ fn short(id: &str) -> &str {
 /// hierarchy's root.
 fn cgroup_parent_arg(parent: &Cgroup) -> Result<String> {
     let root = collector::cgroup::v2_root().context("no cgroup v2 hierarchy")?;
-    let rel = parent.path().strip_prefix(&root).context("parent cgroup outside the v2 root")?;
+    let rel = parent
+        .path()
+        .strip_prefix(&root)
+        .context("parent cgroup outside the v2 root")?;
     Ok(format!("/{}", rel.display()))
 }
 
 /// Every workload whose cgroup sits directly under `parent`, merged.
-fn observe_children(collector: &EbpfCollector, parent: &Cgroup) -> Result<(Observation, Vec<WorkloadKey>)> {
+fn observe_children(
+    collector: &EbpfCollector,
+    parent: &Cgroup,
+) -> Result<(Observation, Vec<WorkloadKey>)> {
     let mut obs = Observation::default();
     let mut keys = Vec::new();
     for key in collector.keys()? {
@@ -154,9 +167,14 @@ fn run_container(
     id: &str,
 ) -> Result<(Observation, Convergence, Duration)> {
     let clock = Clock::start();
-    docker.start(id).with_context(|| format!("starting container {}", short(id)))?;
+    docker
+        .start(id)
+        .with_context(|| format!("starting container {}", short(id)))?;
     let limits = &args.limits;
-    let rule = StopRule { duration: limits.duration, until_stable: limits.until_stable };
+    let rule = StopRule {
+        duration: limits.duration,
+        until_stable: limits.until_stable,
+    };
     let mut conv = Convergence::default();
     let mut progress = Progress::new(limits.quiet);
     let mut workload: Option<std::process::Child> = None;
@@ -208,7 +226,11 @@ fn run_container(
         eprintln!(
             "sandmine: note: the container exited with status {}{}; the profile covers what it did",
             state.exit_code,
-            if state.error.is_empty() { String::new() } else { format!(" ({})", state.error) }
+            if state.error.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", state.error)
+            }
         );
     }
     let (obs, _keys) = observe_children(collector, parent)?;
