@@ -1,0 +1,30 @@
+//! Pure functions from observations to seccomp profiles and filters.
+//!
+//! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit).
+//! - [`generate()`]: the mining core, from an [`schemas::Observation`] to a
+//!   profile.
+//! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`.
+//! - [`filter`]: a classic-BPF compiler, from a profile to the program that
+//!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs.
+//!
+//! Invariant: this crate does no I/O and makes no syscalls; installing a
+//! filter is the binary's job (`src/enforce.rs`).
+
+pub mod filter;
+pub mod generate;
+pub mod oci;
+pub mod probes;
+
+pub use filter::{
+    compile, compile_for, lets_through, verdict, DefaultOverride, FilterError, SockFilter,
+};
+pub use generate::{generate, GenerateError, GenerateOptions};
+pub use oci::{Action, Metadata, OciProfile, ProfileError, ScmpArch, SyscallRule};
+
+/// `EPERM`: what a denied syscall returns by default.
+pub const EPERM: u32 = 1;
+/// `ENOSYS`: what a probed, denied syscall returns (see [`probes`]).
+pub const ENOSYS: u32 = 38;
+/// Largest errno the kernel passes through (`MAX_ERRNO`); larger
+/// `SECCOMP_RET_ERRNO` data is clamped by the kernel, so we reject it.
+pub const MAX_ERRNO: u32 = 4095;
