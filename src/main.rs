@@ -4,6 +4,7 @@
 mod cmd;
 mod enforce;
 mod mining;
+mod runtime_base;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -17,6 +17,7 @@ pub mod docker;
 pub mod ebpf;
 pub mod launch;
 pub mod ptrace;
+pub mod runtime_probe;
 
 /// Errors of the capture layer.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const GENERATOR: &str = concat!("sandmine ", env!("CARGO_PKG_VERSION"));
 
 /// Adjustments to the observed set.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenerateOptions {
     /// Names to allow although they were not observed (in every observed
     /// ABI that has them).
@@ -19,6 +19,20 @@ pub struct GenerateOptions {
     /// Names never to allow, even if observed or in `extra_allow`. A denied
     /// probed name still gets `ENOSYS` (see [`crate::probes`]).
     pub deny: Vec<String>,
+    /// Also allow [`crate::baseline`], the syscalls made because of
+    /// asynchronous events (signals, stop/continue, exit) that mining
+    /// cannot aim at. On by default; `deny` still wins.
+    pub baseline: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            extra_allow: Vec::new(),
+            deny: Vec::new(),
+            baseline: true,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -126,6 +140,20 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
     }
 
     let extra: BTreeSet<&str> = opts.extra_allow.iter().map(String::as_str).collect();
+    let baseline: BTreeSet<&str> = if opts.baseline {
+        crate::baseline::names()
+            .filter(|n| !deny.contains(n))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    for name in &baseline {
+        for abi in &abis {
+            if syscalls::number(*abi, name).is_some() {
+                per_abi.entry(*abi).or_default().insert(name.to_string());
+            }
+        }
+    }
     for name in &extra {
         if deny.contains(name) {
             continue;
@@ -207,6 +235,7 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
         setup_excluded,
         unfiltered_excluded,
         extra_allow: extra.iter().map(|s| s.to_string()).collect(),
+        baseline: baseline.iter().map(|s| s.to_string()).collect(),
         deny: deny.iter().map(|s| s.to_string()).collect(),
         per_abi: per_abi
             .into_iter()
@@ -232,6 +261,43 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
 mod tests {
     use super::*;
     use crate::oci;
+
+    /// Options without the baseline, so the expected lists stay exactly
+    /// what was observed.
+    fn bare() -> GenerateOptions {
+        GenerateOptions {
+            baseline: false,
+            ..GenerateOptions::default()
+        }
+    }
+
+    #[test]
+    fn baseline_is_allowed_per_observed_abi_unless_denied() {
+        let o = obs(&[
+            (Abi::X86_64, "read", Phase::Image, 1),
+            (Abi::I386, "read", Phase::Image, 1),
+        ]);
+        let p = generate(
+            &o,
+            &GenerateOptions {
+                deny: vec!["restart_syscall".into()],
+                ..GenerateOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            allow_rule(&p),
+            vec!["exit", "exit_group", "read", "rt_sigreturn", "sigreturn"]
+        );
+        let m = meta(&p);
+        assert_eq!(
+            m.baseline,
+            vec!["exit", "exit_group", "rt_sigreturn", "sigreturn"]
+        );
+        // sigreturn exists on i386 only.
+        assert!(!m.per_abi[&Abi::X86_64].contains(&"sigreturn".to_string()));
+        assert!(m.per_abi[&Abi::I386].contains(&"sigreturn".to_string()));
+    }
 
     fn nr(abi: Abi, name: &str) -> u32 {
         syscalls::number(abi, name).unwrap_or_else(|| panic!("{abi} has no {name}"))
@@ -270,7 +336,7 @@ mod tests {
             (Abi::X86_64, "write", Phase::Image, 5),
         ]);
         assert!(o.saw_filter());
-        let p = generate(&o, &GenerateOptions::default()).unwrap();
+        let p = generate(&o, &bare()).unwrap();
         assert_eq!(allow_rule(&p), vec!["capset", "execve", "read", "write"]);
         assert_eq!(p.default_action, Action::Errno);
         assert_eq!(p.default_errno_ret, Some(EPERM));
@@ -298,7 +364,7 @@ mod tests {
             (Abi::X86_64, "exit_group", Phase::Unfiltered, 1),
         ]);
         assert!(!o.saw_filter());
-        let p = generate(&o, &GenerateOptions::default()).unwrap();
+        let p = generate(&o, &bare()).unwrap();
         assert_eq!(allow_rule(&p), vec!["exit_group", "read"]);
         assert_eq!(meta(&p).image, vec!["exit_group", "read"]);
         assert!(meta(&p).runtime.is_empty());
@@ -313,7 +379,7 @@ mod tests {
             (Abi::X86_64, "socket", Phase::Image, 1),
             (Abi::X86_64, "read", Phase::Image, 1),
         ]);
-        let p = generate(&o, &GenerateOptions::default()).unwrap();
+        let p = generate(&o, &bare()).unwrap();
         assert_eq!(allow_rule(&p), vec!["read", "socket", "socketcall"]);
         assert_eq!(
             p.architectures,
@@ -332,7 +398,7 @@ mod tests {
             (Abi::X86_64, "read", Phase::Image, 1),
             (Abi::X86_64, "statx", Phase::Image, 1),
         ]);
-        let p = generate(&o, &GenerateOptions::default()).unwrap();
+        let p = generate(&o, &bare()).unwrap();
         let probe = p
             .syscalls
             .iter()
@@ -363,6 +429,7 @@ mod tests {
         let opts = GenerateOptions {
             extra_allow: vec!["write".into(), "ptrace".into(), "socketcall".into()],
             deny: vec!["ptrace".into(), "clone3".into()],
+            baseline: false,
         };
         let p = generate(&o, &opts).unwrap();
         assert_eq!(allow_rule(&p), vec!["read", "write"]);
@@ -379,7 +446,7 @@ mod tests {
 
         let bad = GenerateOptions {
             deny: vec!["nope".into()],
-            ..GenerateOptions::default()
+            ..bare()
         };
         assert_eq!(
             generate(&o, &bad).unwrap_err(),
@@ -390,7 +457,7 @@ mod tests {
         );
         let bad = GenerateOptions {
             extra_allow: vec!["sokcet".into()],
-            ..GenerateOptions::default()
+            ..bare()
         };
         assert!(generate(&o, &bad)
             .unwrap_err()
@@ -404,7 +471,7 @@ mod tests {
         o.record(Abi::X86_64, 100_000, Phase::Image, 7);
         o.record(Abi::X86_64, 100_001, Phase::Setup, 1);
         o.out_of_range = 3;
-        let p = generate(&o, &GenerateOptions::default()).unwrap();
+        let p = generate(&o, &bare()).unwrap();
         let m = meta(&p);
         assert_eq!(
             m.unnamed,
@@ -430,12 +497,12 @@ mod tests {
     #[test]
     fn nothing_allowed_is_an_error() {
         assert_eq!(
-            generate(&Observation::default(), &GenerateOptions::default()).unwrap_err(),
+            generate(&Observation::default(), &bare()).unwrap_err(),
             GenerateError::NothingAllowed
         );
         let o = obs(&[(Abi::X86_64, "mount", Phase::Setup, 1)]);
         assert_eq!(
-            generate(&o, &GenerateOptions::default()).unwrap_err(),
+            generate(&o, &bare()).unwrap_err(),
             GenerateError::NothingAllowed
         );
     }
@@ -448,16 +515,13 @@ mod tests {
             (Abi::X86_64, "read", Phase::Runtime, 1),
             (Abi::X86_64, "mount", Phase::Setup, 1),
         ];
-        let a = generate(&obs(&entries), &GenerateOptions::default())
+        let a = generate(&obs(&entries), &bare())
             .unwrap()
             .to_json()
             .unwrap();
         let mut rev = entries;
         rev.reverse();
-        let b = generate(&obs(&rev), &GenerateOptions::default())
-            .unwrap()
-            .to_json()
-            .unwrap();
+        let b = generate(&obs(&rev), &bare()).unwrap().to_json().unwrap();
         assert_eq!(a, b);
         assert!(a.ends_with("}\n"));
         let back = oci::parse(&a).unwrap();

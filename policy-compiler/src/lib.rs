@@ -3,6 +3,7 @@
 //! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit).
 //! - [`generate()`]: the mining core, from an [`schemas::Observation`] to a
 //!   profile.
+//! - [`baseline`]: the syscalls every profile allows (exit, signal return).
 //! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`.
 //! - [`filter`]: a classic-BPF compiler, from a profile to the program that
 //!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs.
@@ -10,6 +11,7 @@
 //! Invariant: this crate does no I/O and makes no syscalls; installing a
 //! filter is the binary's job (`src/enforce.rs`).
 
+pub mod baseline;
 pub mod filter;
 pub mod generate;
 pub mod oci;

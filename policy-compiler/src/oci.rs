@@ -261,6 +261,9 @@ pub struct Metadata {
     /// through one (e.g. a later `docker exec`'s set-up): left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfiltered_excluded: Vec<String>,
+    /// Allowed by the baseline whether seen or not (`crate::baseline`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<String>,
     /// Names allowed on request (`GenerateOptions::extra_allow`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_allow: Vec<String>,

@@ -76,6 +76,18 @@ pub struct MineImageArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// How many times to start sandmine's runtime probe container to
+    /// measure the runtime's own post-filter syscalls (its must-allow base,
+    /// cached per engine and runtime version). 0 skips it: the profile then
+    /// holds only the runtime calls seen while mining this image, which may
+    /// miss calls the runtime makes on some starts only.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub runtime_starts: usize,
+
+    /// Where measured runtime bases are cached.
+    #[arg(long, default_value = crate::runtime_base::DEFAULT_CACHE_DIR, value_name = "DIR")]
+    pub runtime_base_cache: PathBuf,
+
     #[command(flatten)]
     pub limits: RunLimits,
 }
@@ -90,6 +102,17 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     // the host's mount namespace is tracked from its first syscall, and
     // ours is found afterwards by its parent cgroup.
     let collector = EbpfCollector::load(&EbpfOptions { auto_track: true })?;
+    let base = if args.runtime_starts > 0 {
+        Some(crate::runtime_base::load_or_measure(
+            &docker,
+            &collector,
+            &args.runtime_base_cache,
+            args.runtime_starts,
+            ALLOW_ALL_PROFILE,
+        )?)
+    } else {
+        None
+    };
     let parent = Cgroup::create("image")?;
     let parent_rel = cgroup_parent_arg(&parent)?;
     let spec = ContainerSpec {
@@ -113,7 +136,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
             );
         }
     }
-    let (obs, conv, wall) = result?;
+    let (mut obs, conv, wall) = result?;
     if obs.syscalls.is_empty() {
         bail!(
             "no syscall of container {} was recorded; is its cgroup under {}?",
@@ -122,6 +145,17 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         );
     }
     eprintln!("sandmine: image {} ({})", args.image, image.id);
+    if let Some(base) = &base {
+        let before = obs.syscalls.len();
+        base.apply(&mut obs);
+        eprintln!(
+            "sandmine: runtime base {}: {} syscalls measured over {} starts, {} not seen while mining this image",
+            base.runtime,
+            base.syscalls.len(),
+            base.starts,
+            obs.syscalls.len() - before
+        );
+    }
     write_outputs(&obs, &conv, wall, args.output.as_deref(), &args.limits)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -132,7 +166,7 @@ fn short(id: &str) -> &str {
 
 /// Docker's cgroupfs driver takes the parent as a path relative to each
 /// hierarchy's root.
-fn cgroup_parent_arg(parent: &Cgroup) -> Result<String> {
+pub fn cgroup_parent_arg(parent: &Cgroup) -> Result<String> {
     let root = collector::cgroup::v2_root().context("no cgroup v2 hierarchy")?;
     let rel = parent
         .path()
