@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages sandmine needs to build and test, as root.
+#
+# Idempotent and quick: when every package is already installed it neither
+# runs `apt-get update` nor touches the network.
+#
+#   clang llvm libbpf-dev bpftool  build the eBPF program (collector/bpf) and
+#                                  dump vmlinux.h
+#   gcc libc6-dev pkg-config       the linker and C runtime cargo needs
+#   docker.io                      the Docker Engine (dockerd 20.10, API 1.41)
+#   busybox-static                 the rootfs of the test images
+#   bpftrace strace                cross-checks of what the collector records
+#   python3 jq curl iproute2       test helpers (JSON, HTTP probes, `ip`/`ss`)
+#
+# Extra packages can be added with SANDMINE_EXTRA_PKGS="pkg1 pkg2".
+set -euo pipefail
+
+pkgs=(
+    clang llvm libbpf-dev bpftool
+    gcc libc6-dev pkg-config
+    docker.io
+    busybox-static
+    bpftrace strace
+    python3 jq curl iproute2
+)
+# shellcheck disable=SC2206
+pkgs+=(${SANDMINE_EXTRA_PKGS:-})
+
+missing=()
+for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#pkgs[@]} packages are installed"
+else
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing packages: ${missing[*]}; run this script as root" >&2
+        exit 1
+    fi
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust comes from rustup, not apt: check it is usable, with rustfmt and clippy.
+for tool in cargo rustc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "install-deps: $tool is not on PATH; install Rust (rustup) first" >&2
+        exit 1
+    fi
+done
+for comp in fmt clippy; do
+    if ! cargo "$comp" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            echo "install-deps: adding rustup component for cargo $comp"
+            rustup component add "$([[ $comp == fmt ]] && echo rustfmt || echo clippy)"
+        else
+            echo "install-deps: cargo $comp is missing and rustup is not available" >&2
+            exit 1
+        fi
+    fi
+done

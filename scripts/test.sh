@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Everything CI checks, runnable by a developer as is (as root, on Debian 12):
+#
+#   1. scripts/install-deps.sh     apt packages (skipped when all present)
+#   2. scripts/start-dockerd.sh    the Docker Engine, if not running
+#   3. tests/images/build.sh       local test images (cached tarballs)
+#   4. cargo fmt --all -- --check
+#   5. cargo clippy --workspace --all-targets -- -D warnings
+#   6. bash schemas/gen/check.sh   the generated syscall tables are current
+#   7. cargo build --release       (only when CI is set, or SANDMINE_RELEASE_BUILD=1;
+#                                   SANDMINE_RELEASE_BUILD=0 skips it in CI too)
+#   8. cargo test --workspace -- --test-threads=2 [ARGS...]
+#   and, on exit, scripts/reap-orphan-tasks.sh (containerd tasks of failed
+#   container starts that dockerd 20.10 leaves behind).
+#
+# Usage: scripts/test.sh [-k|--keep-going] [-- ARGS for the test binaries]
+#   -k  run every step even after a failure, then report all failures
+#       (also SANDMINE_KEEP_GOING=1). The default stops at the first failure.
+#
+# Tests that need dockerd or the test images fail (they never skip) when
+# either is missing; steps 2 and 3 provide them.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+keep_going=${SANDMINE_KEEP_GOING:-0}
+test_args=()
+while (($#)); do
+    case $1 in
+    -k | --keep-going) keep_going=1 ;;
+    --)
+        shift
+        test_args=("$@")
+        break
+        ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "test.sh: unknown argument $1 (see --help)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+# rustup's cargo, when the shell that runs us has no profile (CI, sudo).
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH=$HOME/.cargo/bin:$PATH
+fi
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+release=${SANDMINE_RELEASE_BUILD:-}
+if [[ -z $release ]]; then
+    if [[ -n ${CI:-} && ${CI} != false ]]; then release=1; else release=0; fi
+fi
+
+# Failed container starts can leave containerd tasks behind (see the script).
+trap '"$root/scripts/reap-orphan-tasks.sh" || true' EXIT
+
+summary=()
+failed=()
+t_start=$SECONDS
+
+print_summary() {
+    echo
+    echo "==================== summary ($((SECONDS - t_start))s) ===================="
+    local line
+    for line in "${summary[@]}"; do echo "  $line"; done
+}
+
+# step NAME COMMAND...: runs one section with a header and its duration.
+step() {
+    local name=$1
+    shift
+    echo
+    echo "==================== $name ===================="
+    echo "+ $*"
+    local t0=$SECONDS rc=0
+    "$@" || rc=$?
+    local dt=$((SECONDS - t0))
+    if ((rc == 0)); then
+        summary+=("ok    ${dt}s  $name")
+        echo "---- $name: ok (${dt}s)"
+        return 0
+    fi
+    summary+=("FAIL  ${dt}s  $name (exit $rc)")
+    failed+=("$name")
+    echo "---- $name: FAILED (exit $rc, ${dt}s)" >&2
+    if [[ $keep_going != 1 ]]; then
+        print_summary
+        echo "test.sh: FAILED at: $name" >&2
+        exit "$rc"
+    fi
+}
+
+skip() {
+    summary+=("skip      $1")
+}
+
+step "install dependencies" scripts/install-deps.sh
+step "dockerd" scripts/start-dockerd.sh
+step "test images" tests/images/build.sh
+step "cargo fmt" cargo fmt --all -- --check --color=never
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "syscall tables" bash schemas/gen/check.sh
+if [[ $release == 1 ]]; then
+    step "cargo build --release" cargo build --workspace --release
+else
+    skip "cargo build --release (set SANDMINE_RELEASE_BUILD=1, or CI)"
+fi
+step "cargo test" cargo test --workspace -- --test-threads=2 "${test_args[@]}"
+
+print_summary
+if ((${#failed[@]})); then
+    echo "test.sh: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "test.sh: all passed"
