@@ -34,8 +34,9 @@ pub const ALLOW_ALL_PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ALLOW","archit
 /// in the profile's "sandmine" metadata. Needs the eBPF backend.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
-sandmine mine-image -o httpd.json --network host --workload-delay 1s sandmine-test/busybox:1 \\\n      \
---workload -- sh -c 'for i in 1 2 3; do wget -qO- http://127.0.0.1:18080/; done'\n  \
+sandmine mine-image -o httpd.json --network host \\\n      \
+--workload 'for i in 1 2 3; do wget -qO- http://127.0.0.1:18080/; done' sandmine-test/busybox:1\n  \
+sandmine mine-image -o true.json sandmine-test/busybox:1 -- /bin/busybox true\n  \
 sandmine mine-image --duration 2m --until-stable 30s -o redis.json redis:local")]
 pub struct MineImageArgs {
     /// The image to mine (must be present locally).
@@ -58,15 +59,11 @@ pub struct MineImageArgs {
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
 
-    /// Override the image's command (repeat for each argument).
-    #[arg(long = "container-cmd", value_name = "ARG")]
-    pub container_cmd: Vec<String>,
-
-    /// A command run on the host against the container once it is up (a
-    /// load generator such as wrk or redis-benchmark). When it exits, the
-    /// container is stopped. Give it last, after `--workload --`.
-    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD")]
-    pub workload: Vec<String>,
+    /// A shell command (run with `sh -c` on the host) that drives the
+    /// container once it is up: a load generator such as wrk or
+    /// redis-benchmark. When it exits, the container is stopped.
+    #[arg(long, value_name = "SHELL-COMMAND")]
+    pub workload: Option<String>,
 
     /// Wait this long after the container starts before the workload.
     #[arg(long, value_parser = mining::parse_duration, default_value = "1s", value_name = "DUR")]
@@ -90,6 +87,10 @@ pub struct MineImageArgs {
 
     #[command(flatten)]
     pub limits: RunLimits,
+
+    /// The container's command, replacing the image's CMD (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub container_cmd: Vec<String>,
 }
 
 pub fn main(args: MineImageArgs) -> Result<ExitCode> {
@@ -223,13 +224,15 @@ fn run_container(
         if !state.running {
             break;
         }
-        if !args.workload.is_empty() && workload.is_none() && Instant::now() >= workload_at {
-            progress.clear();
-            let child = std::process::Command::new(&args.workload[0])
-                .args(&args.workload[1..])
-                .spawn()
-                .with_context(|| format!("starting the workload {:?}", args.workload[0]))?;
-            workload = Some(child);
+        if let Some(shell) = args.workload.as_deref() {
+            if workload.is_none() && Instant::now() >= workload_at {
+                progress.clear();
+                let child = std::process::Command::new("sh")
+                    .args(["-c", shell])
+                    .spawn()
+                    .with_context(|| format!("starting the workload {shell:?}"))?;
+                workload = Some(child);
+            }
         }
         if let Some(child) = workload.as_mut() {
             if let Some(status) = child.try_wait().context("waiting for the workload")? {
