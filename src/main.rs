@@ -32,7 +32,31 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                e.exit();
+            }
+            // One line, like every other error.
+            // One line, like every other error: clap's message up to its
+            // usage and tip lines, joined.
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let joined = parts.join(" ");
+            let msg = joined.strip_prefix("error: ").unwrap_or(&joined);
+            eprintln!("sandmine: error: {msg} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Mine(a) => cmd::mine::main(a),
         Command::MineImage(a) => cmd::mine_image::main(a),
@@ -44,7 +68,12 @@ fn main() -> ExitCode {
             // One clear line; the causes, if any, joined on it.
             let mut msg = format!("sandmine: error: {e}");
             for cause in e.chain().skip(1) {
-                msg.push_str(&format!(": {cause}"));
+                // Library errors often carry their cause in their own
+                // message already; print each piece once.
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(&format!(": {c}"));
+                }
             }
             eprintln!("{msg}");
             ExitCode::from(2)

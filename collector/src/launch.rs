@@ -23,7 +23,11 @@ pub struct Launched {
 pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
     let not_found = || CollectError::Spawn {
         cmd: cmd.to_string_lossy().into_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "command not found"),
+        source: if cmd.as_bytes().contains(&b'/') {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such executable file")
+        } else {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "command not found on PATH")
+        },
     };
     let is_exec = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -54,8 +58,10 @@ fn cstring(s: &OsStr) -> Result<CString> {
 }
 
 /// Fork and exec `argv` inside the cgroup whose `cgroup.procs` is
-/// `procs_file`, behind an allow-all seccomp filter.
-pub fn spawn(argv: &[OsString], procs_file: &Path) -> Result<Launched> {
+/// `procs_file`, behind an allow-all seccomp filter. With
+/// `stdout_to_stderr`, the command's stdout is our stderr (used when our
+/// stdout carries the profile).
+pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Result<Launched> {
     let first = argv.first().ok_or_else(|| CollectError::Spawn {
         cmd: String::new(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command given"),
@@ -106,6 +112,9 @@ pub fn spawn(argv: &[OsString], procs_file: &Path) -> Result<Launched> {
                 fail(1);
             }
             libc::close(fd);
+            if stdout_to_stderr {
+                libc::dup2(2, 1);
+            }
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             // Root may install a filter without no_new_privs; keep setuid
             // binaries working for the mined command when we can.

@@ -44,6 +44,9 @@ pub struct PtraceOptions {
     /// Start the command with an empty environment (default: inherit ours).
     /// `argv[0]` is still resolved on *our* `PATH`.
     pub env_clear: bool,
+    /// Send the command's stdout to our stderr (when our stdout carries
+    /// the profile, the two must not mix).
+    pub stdout_to_stderr: bool,
 }
 
 /// A command running under the ptrace tracer.
@@ -225,6 +228,7 @@ struct Prepared {
     argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
+    stdout_to_stderr: bool,
 }
 
 // SAFETY: the raw pointers point into the `CString`s owned by the same
@@ -272,6 +276,7 @@ impl Prepared {
             argv_ptrs,
             _envp: envp_c,
             envp_ptrs,
+            stdout_to_stderr: opts.stdout_to_stderr,
         })
     }
 }
@@ -371,6 +376,9 @@ unsafe fn child_exec(p: &Prepared, err_fd: libc::c_int) -> ! {
     libc::sigemptyset(&mut set);
     libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    if p.stdout_to_stderr {
+        libc::dup2(2, 1);
+    }
 
     let null = std::ptr::null_mut::<libc::c_void>();
     if libc::ptrace(libc::PTRACE_TRACEME, 0, null, null) != 0 {

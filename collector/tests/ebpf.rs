@@ -26,7 +26,7 @@ fn mine(collector: &mut EbpfCollector, argv: &[&str]) -> Observation {
     };
     collector.track(key).unwrap();
     let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
-    let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
+    let l = collector::launch::spawn(&argv, &cg.procs_file(), false).unwrap();
     assert_eq!(wait(l.pid), 0, "{argv:?} failed");
     for _ in 0..100 {
         if cg.pids().unwrap().is_empty() {
@@ -106,7 +106,7 @@ fn concurrent_workloads_never_mix() {
         };
         c.track(key).unwrap();
         let argv: Vec<OsString> = [bin, n, nr].iter().map(OsString::from).collect();
-        let l = collector::launch::spawn(&argv, &cg.procs_file()).unwrap();
+        let l = collector::launch::spawn(&argv, &cg.procs_file(), false).unwrap();
         started.push((cg, key, l.pid));
     }
     let mut obs = Vec::new();

@@ -199,6 +199,9 @@ fn reap(cmd_pid: i32, exit: &mut Option<i32>) {
 }
 
 pub fn main(args: MineArgs) -> Result<ExitCode> {
+    if let Some(out) = &args.output {
+        check_writable(out)?;
+    }
     let backend = choose_backend(args.backend)?;
     // Fail early on a missing command, before loading anything.
     collector::launch::resolve(&args.cmd[0])?;
@@ -217,7 +220,8 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
                 mntns_id: collector::ebpf::mntns_id("self")?,
             };
             collector.track(key)?;
-            let launched = collector::launch::spawn(&args.cmd, &cgroup.procs_file())?;
+            let launched =
+                collector::launch::spawn(&args.cmd, &cgroup.procs_file(), args.output.is_none())?;
             Recorder::Ebpf {
                 collector,
                 key,
@@ -315,6 +319,23 @@ pub fn write_outputs(
     Ok(())
 }
 
+/// Fail before any work if `path` cannot be written: its directory must
+/// exist.
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Write via a temporary file and rename, so a crash never leaves half a
 /// profile behind.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
@@ -331,7 +352,7 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.sandmine-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())

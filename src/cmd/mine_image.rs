@@ -94,6 +94,9 @@ pub struct MineImageArgs {
 }
 
 pub fn main(args: MineImageArgs) -> Result<ExitCode> {
+    if let Some(out) = &args.output {
+        crate::cmd::mine::check_writable(out)?;
+    }
     collector::ebpf::check_available().context("mining a container needs the eBPF backend")?;
     let docker = DockerClient::connect(args.socket.as_deref())?;
     let image = docker.inspect_image(&args.image)?;
@@ -227,8 +230,19 @@ fn run_container(
         if let Some(shell) = args.workload.as_deref() {
             if workload.is_none() && Instant::now() >= workload_at {
                 progress.clear();
-                let child = std::process::Command::new("sh")
-                    .args(["-c", shell])
+                let mut cmd = std::process::Command::new("sh");
+                cmd.args(["-c", shell]);
+                if args.output.is_none() {
+                    // Our stdout carries the profile: the workload's output
+                    // goes to stderr instead.
+                    use std::os::fd::AsFd;
+                    let err = std::io::stderr()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .context("duplicating stderr")?;
+                    cmd.stdout(err);
+                }
+                let child = cmd
                     .spawn()
                     .with_context(|| format!("starting the workload {shell:?}"))?;
                 workload = Some(child);

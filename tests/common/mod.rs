@@ -1,0 +1,383 @@
+//! Shared helpers for the tests that drive the real `sandmine` binary's
+//! `mine` and `mine-image`: a temp-dir fixture, runs with a hard timeout,
+//! probe programs compiled at test time, and a typed view of a mined
+//! profile.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SANDMINE: &str = env!("CARGO_BIN_EXE_sandmine");
+
+/// Generous limit for a single `sandmine` run; a hang fails the test
+/// instead of blocking CI.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// getppid() N times (argv[1]), then exit; or syscall number argv[2]
+/// instead of getppid. Neither getppid nor getpgrp is made by libc's
+/// start-up, so the count is exactly N.
+pub const GETPPID_LOOP: &str = r#"
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 1000;
+    long nr = argc > 2 ? atol(argv[2]) : SYS_getppid;
+    for (long i = 0; i < n; i++) syscall(nr);
+    return 0;
+}
+"#;
+
+/// Three i386 getpid calls (eax = 20) through `int $0x80` from a 64-bit
+/// process: the compat ABI. Exits 1 as soon as one returns <= 0 (e.g.
+/// -EPERM under a filter that denies it).
+pub const INT80: &str = r#"
+int main(void) {
+    for (int i = 0; i < 3; i++) {
+        int ret;
+        __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(20) : "memory");
+        if (ret <= 0) return 1;
+    }
+    return 0;
+}
+"#;
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Status and both streams, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?} after {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A process started by [`Fixture::spawn`], its output going to files.
+pub struct Running {
+    pub child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    started: Instant,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Wait at most `timeout`; on timeout kill it and fail the test.
+    pub fn wait(mut self, timeout: Duration) -> Out {
+        let deadline = self.started + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "sandmine did not finish within {timeout:?}; stderr so far:\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = self.started.elapsed();
+        Out {
+            status,
+            stdout: std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+            elapsed,
+        }
+    }
+}
+
+/// A temp dir that runs happen in.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    runs: std::cell::Cell<u32>,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+            runs: std::cell::Cell::new(0),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `path(name)` as a `String`, for argument lists.
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name)
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_string()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    /// `sandmine ARGS`, in the temp dir, with core dumps off (this machine's
+    /// core_pattern may write into the cwd).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(SANDMINE);
+        cmd.args(args).current_dir(self.dir.path());
+        no_core_dumps(&mut cmd);
+        cmd
+    }
+
+    /// Start `cmd` with stdin closed and stdout/stderr going to files.
+    pub fn spawn(&self, mut cmd: Command) -> Running {
+        let n = self.runs.get();
+        self.runs.set(n + 1);
+        let stdout = self.path(&format!(".run{n}.stdout"));
+        let stderr = self.path(&format!(".run{n}.stderr"));
+        cmd.stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"));
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            started,
+        }
+    }
+
+    pub fn run_cmd(&self, cmd: Command, timeout: Duration) -> Out {
+        self.spawn(cmd).wait(timeout)
+    }
+
+    /// `sandmine ARGS` to completion (at most [`RUN_TIMEOUT`]).
+    pub fn sandmine(&self, args: &[&str]) -> Out {
+        self.run_cmd(self.command(args), RUN_TIMEOUT)
+    }
+
+    /// Compile C `src` into the temp dir; returns the binary's path.
+    pub fn probe(&self, name: &str, src: &str) -> PathBuf {
+        self.compile(name, src, false)
+    }
+
+    /// Like [`Fixture::probe`], statically linked.
+    pub fn probe_static(&self, name: &str, src: &str) -> PathBuf {
+        self.compile(name, src, true)
+    }
+
+    fn compile(&self, name: &str, src: &str, static_: bool) -> PathBuf {
+        let c = self.path(&format!("{name}.c"));
+        let bin = self.path(name);
+        std::fs::write(&c, src).expect("write probe source");
+        let mut cc = Command::new("cc");
+        cc.arg("-O1");
+        if static_ {
+            cc.arg("-static");
+        }
+        let out = cc
+            .arg("-o")
+            .arg(&bin)
+            .arg(&c)
+            .output()
+            .expect("cc must be installed (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "compiling probe {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bin
+    }
+}
+
+pub fn no_core_dumps(cmd: &mut Command) {
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Asserts the run failed with exactly one line on stderr, a
+/// `sandmine: error: ` line without a repeated cause, and returns it.
+pub fn one_error_line(o: &Out) -> String {
+    let err = &o.stderr;
+    assert!(!o.status.success(), "unexpected success: {}", o.describe());
+    assert!(!err.contains("panicked"), "panic: {}", o.describe());
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr: {}",
+        o.describe()
+    );
+    let line = lines[0];
+    assert!(
+        line.starts_with("sandmine: error: "),
+        "not a `sandmine: error: ` line: {line:?}"
+    );
+    // "a: b: b" - the same cause printed twice (Display of an error that
+    // embeds its source, then the source again from the chain).
+    let parts: Vec<&str> = line.split(": ").collect();
+    for w in parts.windows(2) {
+        assert_ne!(
+            w[0], w[1],
+            "a cause is repeated in the error line: {line:?}"
+        );
+    }
+    line.to_string()
+}
+
+/// A mined profile, parsed, with the shape checks every profile must pass.
+pub struct Profile {
+    pub json: Value,
+    pub path: PathBuf,
+}
+
+fn strings(v: &Value, what: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{what} is not an array: {v}"))
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("{what} holds a non-string: {s}"))
+                .to_string()
+        })
+        .collect()
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Profile {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("profile {} was not written: {e}", path.display()));
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("profile {} is not JSON: {e}\n{text}", path.display()));
+        let p = Profile {
+            json,
+            path: path.to_path_buf(),
+        };
+        assert_eq!(
+            p.json["syscalls"][0]["action"], "SCMP_ACT_ALLOW",
+            "syscalls[0] is not the ALLOW rule"
+        );
+        let names = p.names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted, "allow names are not sorted and unique");
+        assert!(
+            p.json["sandmine"].is_object(),
+            "no sandmine metadata object"
+        );
+        p
+    }
+
+    /// The allow list, `syscalls[0].names`.
+    pub fn names(&self) -> Vec<String> {
+        strings(&self.json["syscalls"][0]["names"], "syscalls[0].names")
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        self.names().iter().any(|n| n == name)
+    }
+
+    pub fn architectures(&self) -> Vec<String> {
+        strings(&self.json["architectures"], "architectures")
+    }
+
+    /// A list in the `sandmine` metadata: runtime, image, setup_excluded,
+    /// baseline.
+    pub fn meta(&self, key: &str) -> Vec<String> {
+        strings(&self.json["sandmine"][key], &format!("sandmine.{key}"))
+    }
+
+    pub fn per_abi(&self, abi: &str) -> Vec<String> {
+        strings(
+            &self.json["sandmine"]["per_abi"][abi],
+            &format!("sandmine.per_abi.{abi}"),
+        )
+    }
+
+    /// `sandmine.calls.ABI.NAME`, None when absent.
+    pub fn calls(&self, abi: &str, name: &str) -> Option<u64> {
+        let v = &self.json["sandmine"]["calls"][abi][name];
+        if v.is_null() {
+            None
+        } else {
+            Some(
+                v.as_u64()
+                    .unwrap_or_else(|| panic!("calls.{abi}.{name}: {v}")),
+            )
+        }
+    }
+
+    /// Asserts each of `want` is allowed and none of `deny` is.
+    pub fn assert_allows(&self, want: &[&str], deny: &[&str]) {
+        let names = self.names();
+        let missing: Vec<&&str> = want
+            .iter()
+            .filter(|w| !names.iter().any(|n| n == *w))
+            .collect();
+        let extra: Vec<&&str> = deny
+            .iter()
+            .filter(|d| names.iter().any(|n| n == *d))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{}: missing {missing:?}, wrongly allowed {extra:?}; allow list: {names:?}",
+            self.path.display()
+        );
+    }
+
+    /// A copy with `remove` taken out of the allow list, written to `dest`.
+    pub fn write_without(&self, remove: &[&str], dest: &Path) -> PathBuf {
+        let mut json = self.json.clone();
+        let names = json["syscalls"][0]["names"].as_array_mut().unwrap();
+        names.retain(|n| !remove.contains(&n.as_str().unwrap()));
+        std::fs::write(dest, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        dest.to_path_buf()
+    }
+}

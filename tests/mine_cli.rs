@@ -1,0 +1,415 @@
+//! `sandmine mine` end to end: the real binary mines real programs (eBPF
+//! as root, ptrace without privileges), and the profiles it writes are
+//! enforced with `sandmine run`. Needs root, cc (with static libc) and
+//! python3.
+
+mod common;
+
+use common::{one_error_line, Fixture, Out, Profile, GETPPID_LOOP, INT80, RUN_TIMEOUT};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PY_SOCKET_IMPORT: &str = "import socket; print(1)";
+const PY_SOCKET_CALL: &str = "import socket; socket.socket()";
+
+/// Mining `python3 -c 'import socket; print(1)'` (never calls socket)
+/// with `backend`; returns the profile after the checks both backends
+/// share.
+fn mine_python(f: &Fixture, backend: &str) -> Profile {
+    let out = f.arg("p.json");
+    let o = f.sandmine(&[
+        "mine",
+        "--backend",
+        backend,
+        "-o",
+        &out,
+        "--",
+        "python3",
+        "-c",
+        PY_SOCKET_IMPORT,
+    ]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    // The workload's stdout is passed through; the profile went to the file.
+    assert_eq!(o.stdout, "1\n", "{}", o.describe());
+    assert!(!o.stderr.contains("falling back"), "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    p.assert_allows(&["execve", "exit_group", "openat", "read"], &["socket"]);
+    assert_eq!(p.meta("runtime"), ["execve"]);
+    assert_eq!(p.architectures(), ["SCMP_ARCH_X86_64"]);
+    p
+}
+
+/// The profile lets the mined program run, and denies what it never did.
+fn enforce_python(f: &Fixture, p: &Profile) {
+    let profile = p.path.to_str().unwrap();
+    let o = f.sandmine(&[
+        "run",
+        "--profile",
+        profile,
+        "--",
+        "python3",
+        "-c",
+        PY_SOCKET_IMPORT,
+    ]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "1\n", "{}", o.describe());
+
+    let o = f.sandmine(&[
+        "run",
+        "--profile",
+        profile,
+        "--",
+        "python3",
+        "-c",
+        PY_SOCKET_CALL,
+    ]);
+    assert!(
+        !o.status.success(),
+        "socket() was allowed: {}",
+        o.describe()
+    );
+    assert!(o.code().is_some(), "killed by a signal: {}", o.describe());
+    assert!(o.stderr.contains("PermissionError"), "{}", o.describe());
+}
+
+#[test]
+fn python_profile_allows_what_ran_and_denies_socket() {
+    let f = Fixture::new();
+    let p = mine_python(&f, "auto");
+    // The launcher's allow-all filter install is set-up, not the program's.
+    let setup = p.meta("setup_excluded");
+    assert!(setup.contains(&"seccomp".to_string()), "{setup:?}");
+    assert!(!p.allows("seccomp"), "{:?}", p.names());
+    enforce_python(&f, &p);
+}
+
+#[test]
+fn python_profile_with_the_ptrace_backend() {
+    let f = Fixture::new();
+    let p = mine_python(&f, "ptrace");
+    enforce_python(&f, &p);
+}
+
+#[test]
+fn concurrent_mines_are_kept_apart() {
+    let f = Fixture::new();
+    let probe = f.probe("loop", GETPPID_LOOP);
+    let probe = probe.to_str().unwrap();
+    let (a, b) = (f.arg("a.json"), f.arg("b.json"));
+    let mut run_a = f.spawn(f.command(&["mine", "-o", &a, "--", probe, "2000000", "110"]));
+    let mut run_b = f.spawn(f.command(&["mine", "-o", &b, "--", probe, "1000000", "111"]));
+    // Both were running at once (each takes well over a second).
+    let a_done = run_a.has_exited();
+    let b_done = run_b.has_exited();
+    let oa = run_a.wait(RUN_TIMEOUT);
+    let ob = run_b.wait(RUN_TIMEOUT);
+    assert_eq!(oa.code(), Some(0), "A: {}", oa.describe());
+    assert_eq!(ob.code(), Some(0), "B: {}", ob.describe());
+    assert!(
+        !a_done && !b_done,
+        "the two mines did not overlap (A took {:?}, B {:?})",
+        oa.elapsed,
+        ob.elapsed
+    );
+
+    let pa = Profile::load(Path::new(&a));
+    let pb = Profile::load(Path::new(&b));
+    pa.assert_allows(&["getppid"], &["getpgrp"]);
+    pb.assert_allows(&["getpgrp"], &["getppid"]);
+    assert_eq!(pa.calls("x86_64", "getppid"), Some(2_000_000));
+    assert_eq!(pa.calls("x86_64", "getpgrp"), None);
+    assert_eq!(pb.calls("x86_64", "getpgrp"), Some(1_000_000));
+    assert_eq!(pb.calls("x86_64", "getppid"), None);
+}
+
+#[test]
+fn i386_calls_get_their_own_architecture() {
+    let f = Fixture::new();
+    let probe = f.probe("int80", INT80);
+    let probe = probe.to_str().unwrap();
+    let out = f.arg("i.json");
+    let o = f.sandmine(&["mine", "-o", &out, "--", probe]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    assert_eq!(p.architectures(), ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+    // The baseline (calls the kernel or a signal can make on any ABI)...
+    let baseline = [
+        "exit",
+        "exit_group",
+        "restart_syscall",
+        "rt_sigreturn",
+        "sigreturn",
+    ];
+    assert_eq!(p.meta("baseline"), baseline);
+    // ...all of which exist on i386, plus the one call the probe made.
+    let mut want: Vec<&str> = baseline.to_vec();
+    want.push("getpid");
+    want.sort();
+    assert_eq!(p.per_abi("i386"), want);
+    assert_eq!(p.calls("i386", "getpid"), Some(3));
+    // The 64-bit side never calls getpid, so removing the name below only
+    // takes it from i386.
+    assert!(!p.per_abi("x86_64").contains(&"getpid".to_string()));
+    assert_eq!(p.calls("x86_64", "getpid"), None);
+    assert!(p.allows("getpid"));
+
+    let o = f.sandmine(&["run", "--profile", &out, "--", probe]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+
+    let without = p.write_without(&["getpid"], &f.path("no-getpid.json"));
+    let o = f.sandmine(&["run", "--profile", without.to_str().unwrap(), "--", probe]);
+    // int $0x80 returned -EPERM: the probe exits 1 (not killed, not 0).
+    assert_eq!(o.code(), Some(1), "{}", o.describe());
+}
+
+#[test]
+fn identical_runs_give_byte_identical_profiles() {
+    let f = Fixture::new();
+    let probe = f.probe_static("loop-static", GETPPID_LOOP);
+    let probe = probe.to_str().unwrap();
+    let (one, two) = (f.arg("1.json"), f.arg("2.json"));
+    for out in [&one, &two] {
+        let o = f.sandmine(&["mine", "-o", out, "--", probe, "1000"]);
+        assert_eq!(o.code(), Some(0), "{}", o.describe());
+    }
+    let p = Profile::load(Path::new(&one));
+    p.assert_allows(&["getppid", "execve", "exit_group"], &[]);
+    assert_eq!(p.calls("x86_64", "getppid"), Some(1000));
+    let (a, b) = (std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    assert!(
+        a == b,
+        "profiles differ:\n{}\n---\n{}",
+        String::from_utf8_lossy(&a),
+        String::from_utf8_lossy(&b)
+    );
+}
+
+/// Live processes whose command line is exactly `sleep MARKER`.
+fn sleeps_with(marker: &str) -> Vec<i32> {
+    let want = format!("sleep\0{marker}\0");
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            if cmdline == want.as_bytes() {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// The checks shared by every way of stopping `sleep MARKER` early.
+fn assert_stopped_sleep(o: &Out, out: &str, marker: &str, reason: &str) {
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(
+        o.elapsed < Duration::from_secs(10),
+        "took {:?}: {}",
+        o.elapsed,
+        o.describe()
+    );
+    assert!(
+        o.stderr.contains("stopped the workload"),
+        "{}",
+        o.describe()
+    );
+    assert!(o.stderr.contains(reason), "{}", o.describe());
+    let p = Profile::load(Path::new(out));
+    assert!(
+        p.allows("clock_nanosleep") || p.allows("nanosleep"),
+        "no sleep syscall in {:?}",
+        p.names()
+    );
+    p.assert_allows(&["execve"], &[]);
+    // The workload itself is gone, not left running.
+    let left = sleeps_with(marker);
+    assert!(left.is_empty(), "sleep {marker} still running: {left:?}");
+}
+
+#[test]
+fn duration_stops_a_workload_that_does_not_exit() {
+    let f = Fixture::new();
+    let out = f.arg("d.json");
+    let marker = "100.25";
+    let o = f.sandmine(&[
+        "mine",
+        "--duration",
+        "1s",
+        "-o",
+        &out,
+        "--",
+        "sleep",
+        marker,
+    ]);
+    assert_stopped_sleep(&o, &out, marker, "--duration 1.0s reached");
+}
+
+#[test]
+fn until_stable_stops_a_workload_that_does_not_exit() {
+    let f = Fixture::new();
+    let out = f.arg("u.json");
+    let marker = "100.5";
+    let o = f.sandmine(&[
+        "mine",
+        "--until-stable",
+        "1s",
+        "-o",
+        &out,
+        "--",
+        "sleep",
+        marker,
+    ]);
+    assert_stopped_sleep(&o, &out, marker, "no new syscall for 1.0s");
+}
+
+#[test]
+fn ctrl_c_still_writes_the_profile() {
+    let f = Fixture::new();
+    let out = f.arg("c.json");
+    let marker = "100.75";
+    let run = f.spawn(f.command(&["mine", "-o", &out, "--", "sleep", marker]));
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = Instant::now();
+    // SAFETY: kill with a pid we started and still own (not yet reaped).
+    let rc = unsafe { libc::kill(run.pid(), libc::SIGINT) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    let o = run.wait(Duration::from_secs(15));
+    assert!(
+        sent.elapsed() < Duration::from_secs(8),
+        "took {:?} after SIGINT",
+        sent.elapsed()
+    );
+    assert_stopped_sleep(&o, &out, marker, "interrupted");
+}
+
+#[test]
+fn summary_counts_match_the_profile() {
+    let f = Fixture::new();
+    let probe = f.probe("loop", GETPPID_LOOP);
+    let out = f.arg("s.json");
+    let o = f.sandmine(&["mine", "-o", &out, "--", probe.to_str().unwrap(), "500"]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    let n = p.per_abi("x86_64").len();
+    assert!(n > 5, "{:?}", p.per_abi("x86_64"));
+    let want = format!("syscalls allowed (x86_64 {n})");
+    assert!(o.stderr.contains(&want), "no {want:?}: {}", o.describe());
+    assert!(o.stderr.contains("wall time"), "{}", o.describe());
+    assert!(!o.stderr.contains("error"), "{}", o.describe());
+}
+
+#[test]
+fn missing_command_is_one_error_line() {
+    let f = Fixture::new();
+    let out = f.arg("x.json");
+    let o = f.sandmine(&["mine", "-o", &out, "--", "/nonexistent/cmd"]);
+    let line = one_error_line(&o);
+    assert!(line.contains("/nonexistent/cmd"), "{line}");
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    assert!(!Path::new(&out).exists(), "a profile was written");
+}
+
+#[test]
+fn no_command_is_refused() {
+    let f = Fixture::new();
+    let o = f.sandmine(&["mine"]);
+    assert!(!o.status.success(), "{}", o.describe());
+    assert!(o.code().is_some(), "{}", o.describe());
+    assert!(!o.stderr.contains("panicked"), "{}", o.describe());
+    assert!(o.stderr.contains("CMD"), "{}", o.describe());
+}
+
+#[test]
+fn bad_duration_is_one_error_line() {
+    let f = Fixture::new();
+    let o = f.sandmine(&["mine", "--duration", "5x", "--", "true"]);
+    let line = one_error_line(&o);
+    assert!(line.contains("5x"), "{line}");
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+}
+
+/// `sandmine ARGS` as uid/gid 65534 with no supplementary groups and no
+/// capabilities, from a copy of the binary in the (world-writable) temp
+/// dir, so that where the build put it does not matter.
+fn sandmine_unprivileged(f: &Fixture, args: &[&str]) -> Out {
+    use std::os::unix::fs::PermissionsExt;
+    let perm = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    perm(f.dir.path(), 0o777).expect("chmod temp dir");
+    let bin = f.path("sandmine-copy");
+    if !bin.exists() {
+        std::fs::copy(common::SANDMINE, &bin).expect("copy the binary");
+        perm(&bin, 0o755).expect("chmod binary");
+    }
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(args).current_dir(f.dir.path());
+    common::no_core_dumps(&mut cmd);
+    // SAFETY: only async-signal-safe calls between fork and exec. Going
+    // from uid 0 to 65534 clears every capability set.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::geteuid() != 0 {
+                return Ok(()); // already unprivileged
+            }
+            let nobody = 65534;
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(nobody, nobody, nobody) != 0
+                || libc::setresuid(nobody, nobody, nobody) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    f.run_cmd(cmd, RUN_TIMEOUT)
+}
+
+#[test]
+fn unprivileged_auto_falls_back_to_ptrace() {
+    let f = Fixture::new();
+    let out = f.arg("t.json");
+    let o = sandmine_unprivileged(
+        &f,
+        &["mine", "--backend", "auto", "-o", &out, "--", "/bin/true"],
+    );
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let fallback: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.contains("falling back to the ptrace backend"))
+        .collect();
+    assert_eq!(fallback.len(), 1, "{}", o.describe());
+    assert!(fallback[0].starts_with("sandmine: "), "{}", fallback[0]);
+    assert!(!o.stderr.contains("error"), "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    p.assert_allows(&["execve", "exit_group"], &[]);
+    assert_eq!(p.meta("runtime"), ["execve"]);
+}
+
+#[test]
+fn unprivileged_ebpf_is_refused() {
+    let f = Fixture::new();
+    let out = f.arg("t.json");
+    let o = sandmine_unprivileged(
+        &f,
+        &["mine", "--backend", "ebpf", "-o", &out, "--", "/bin/true"],
+    );
+    let line = one_error_line(&o);
+    assert!(line.contains("eBPF capture is unavailable"), "{line}");
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    assert!(!Path::new(&out).exists(), "a profile was written");
+}
+
+#[test]
+fn profile_on_stdout_is_not_mixed_with_the_commands_output() {
+    // Without -o the profile goes to stdout; whatever the mined command
+    // prints must not end up inside it.
+    let f = Fixture::new();
+    let o = f.sandmine(&["mine", "--", "echo", "hello from the workload"]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let json: serde_json::Value = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not just the profile ({e}): {}", o.describe()));
+    assert_eq!(json["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
+}
