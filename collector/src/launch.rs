@@ -57,11 +57,33 @@ fn cstring(s: &OsStr) -> Result<CString> {
     })
 }
 
+/// How to start the mined command.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LaunchOptions {
+    /// The command's stdout is our stderr (used when our stdout carries
+    /// the profile).
+    pub stdout_to_stderr: bool,
+    /// Give the command a mount namespace of its own. On a host without a
+    /// cgroup v2 hierarchy every task shares the root v2 cgroup, so the
+    /// kernel program can only tell the command apart by its mount
+    /// namespace's id.
+    pub new_mount_namespace: bool,
+}
+
 /// Fork and exec `argv` inside the cgroup whose `cgroup.procs` is
-/// `procs_file`, behind an allow-all seccomp filter. With
-/// `stdout_to_stderr`, the command's stdout is our stderr (used when our
-/// stdout carries the profile).
-pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Result<Launched> {
+/// `procs_file`, behind an allow-all seccomp filter.
+///
+/// The child joins the cgroup (and unshares its mount namespace if asked),
+/// then waits while `before_exec(pid)` runs here: that is where the caller
+/// learns the child's workload key and starts tracking it. Only then does
+/// the child install the filter and exec, so its first tracked call is the
+/// command's own `execve`.
+pub fn spawn(
+    argv: &[OsString],
+    procs_file: &Path,
+    opts: LaunchOptions,
+    before_exec: impl FnOnce(i32) -> Result<()>,
+) -> Result<Launched> {
     let first = argv.first().ok_or_else(|| CollectError::Spawn {
         cmd: String::new(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command given"),
@@ -82,17 +104,15 @@ pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Re
         filter: allow.as_ptr() as *mut libc::sock_filter,
     };
 
-    // A close-on-exec pipe reports a failure between fork and exec.
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(CollectError::io("pipe2", std::io::Error::last_os_error()));
-    }
-    let (rd, wr) = (fds[0], fds[1]);
+    // status: child -> parent, "R" when ready, or 3 bytes describing a
+    // failure; close-on-exec, so EOF after "R" means the exec succeeded.
+    // go: parent -> child, one byte to proceed (EOF: give up).
+    let status = Pipe::new()?;
+    let go = Pipe::new()?;
 
     // SAFETY: after fork the child calls only async-signal-safe functions
-    // (open, write, close, prctl, syscall, execve, _exit) on memory
-    // prepared before the fork.
+    // (open, write, read, close, dup2, unshare, prctl, syscall, execve,
+    // _exit) on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(CollectError::io("fork", std::io::Error::last_os_error()));
@@ -100,7 +120,9 @@ pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Re
     if pid == 0 {
         // SAFETY: see above.
         unsafe {
-            libc::close(rd);
+            libc::close(status.rd);
+            libc::close(go.wr);
+            let wr = status.wr;
             let fail = |step: u8| -> ! {
                 let err = *libc::__errno_location();
                 let msg = [step, (err & 0xff) as u8, ((err >> 8) & 0xff) as u8];
@@ -112,10 +134,19 @@ pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Re
                 fail(1);
             }
             libc::close(fd);
-            if stdout_to_stderr {
+            if opts.new_mount_namespace && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                fail(4);
+            }
+            if opts.stdout_to_stderr {
                 libc::dup2(2, 1);
             }
             libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::write(wr, b"R".as_ptr().cast(), 1);
+            let mut b = 0u8;
+            if libc::read(go.rd, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(127);
+            }
+            libc::close(go.rd);
             // Root may install a filter without no_new_privs; keep setuid
             // binaries working for the mined command when we can.
             if libc::syscall(
@@ -137,27 +168,105 @@ pub fn spawn(argv: &[OsString], procs_file: &Path, stdout_to_stderr: bool) -> Re
             fail(3);
         }
     }
-    // SAFETY: closing our copy of the write end.
-    unsafe { libc::close(wr) };
+    let status = status.into_read_end();
+    let go = go.into_write_end();
+    let reap = |pid: i32| {
+        let mut st = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    };
     let mut msg = [0u8; 3];
-    // SAFETY: reading at most 3 bytes into a 3-byte buffer.
-    let n = unsafe { libc::read(rd, msg.as_mut_ptr().cast(), 3) };
-    // SAFETY: closing our read end.
-    unsafe { libc::close(rd) };
-    if n == 3 {
-        let mut status = 0;
-        // SAFETY: reaping the failed child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
-        let step = match msg[0] {
-            1 => "joining the cgroup",
-            2 => "installing the allow-all seccomp filter",
-            _ => "exec",
-        };
-        return Err(CollectError::Spawn {
-            cmd: first.to_string_lossy().into_owned(),
-            source: std::io::Error::new(err.kind(), format!("{step}: {err}")),
-        });
+    let n = read_full(status, &mut msg[..1]);
+    if n == 1 && msg[0] == b'R' {
+        if let Err(e) = before_exec(pid) {
+            // SAFETY: closing the go pipe makes the child exit.
+            unsafe { libc::close(go) };
+            reap(pid);
+            // SAFETY: closing our read end.
+            unsafe { libc::close(status) };
+            return Err(e);
+        }
+        // SAFETY: one byte from a valid buffer, then closing our end.
+        unsafe {
+            libc::write(go, b"G".as_ptr().cast(), 1);
+            libc::close(go);
+        }
+        let n = read_full(status, &mut msg);
+        // SAFETY: closing our read end.
+        unsafe { libc::close(status) };
+        if n == 0 {
+            return Ok(Launched { pid });
+        }
+    } else {
+        // SAFETY: closing our ends.
+        unsafe {
+            libc::close(go);
+        }
+        let _ = read_full(status, &mut msg[1..]);
+        // SAFETY: closing our read end.
+        unsafe { libc::close(status) };
     }
-    Ok(Launched { pid })
+    reap(pid);
+    let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
+    let step = match msg[0] {
+        1 => "joining the cgroup",
+        2 => "installing the allow-all seccomp filter",
+        4 => "creating a mount namespace",
+        _ => "exec",
+    };
+    Err(CollectError::Spawn {
+        cmd: first.to_string_lossy().into_owned(),
+        source: std::io::Error::new(err.kind(), format!("{step}: {err}")),
+    })
+}
+
+/// Read until `buf` is full or EOF; returns the bytes read.
+fn read_full(fd: i32, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into the unfilled tail of `buf`.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    got
+}
+
+/// A close-on-exec pipe whose ends are closed by their new owners.
+struct Pipe {
+    rd: i32,
+    wr: i32,
+}
+
+impl Pipe {
+    fn new() -> Result<Pipe> {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 writes two fds into the array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(CollectError::io("pipe2", std::io::Error::last_os_error()));
+        }
+        Ok(Pipe {
+            rd: fds[0],
+            wr: fds[1],
+        })
+    }
+
+    /// Keep the read end, close the write end.
+    fn into_read_end(self) -> i32 {
+        // SAFETY: closing the end we do not keep.
+        unsafe { libc::close(self.wr) };
+        self.rd
+    }
+
+    /// Keep the write end, close the read end.
+    fn into_write_end(self) -> i32 {
+        // SAFETY: closing the end we do not keep.
+        unsafe { libc::close(self.rd) };
+        self.wr
+    }
 }

@@ -1141,7 +1141,10 @@ int main(void) {
         let (_, kept) = run(argv(&["sh", "-c", script]), &PtraceOptions::default());
         let (_, cleared) = run(
             argv(&["sh", "-c", script]),
-            &PtraceOptions { env_clear: true },
+            &PtraceOptions {
+                env_clear: true,
+                ..PtraceOptions::default()
+            },
         );
         assert_eq!(kept, 1);
         assert_eq!(cleared, 0);

@@ -5,6 +5,7 @@ mod probes;
 
 use collector::cgroup::Cgroup;
 use collector::ebpf::{self, EbpfCollector, EbpfOptions, WorkloadKey};
+use collector::launch::LaunchOptions;
 use schemas::{Abi, Observation, Phase, SyscallKey};
 use std::ffi::OsString;
 use std::time::Duration;
@@ -24,9 +25,11 @@ fn mine(collector: &mut EbpfCollector, argv: &[&str]) -> Observation {
         cgroup_id: cg.id(),
         mntns_id: ebpf::mntns_id("self").unwrap(),
     };
-    collector.track(key).unwrap();
     let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
-    let l = collector::launch::spawn(&argv, &cg.procs_file(), false).unwrap();
+    let l = collector::launch::spawn(&argv, &cg.procs_file(), LaunchOptions::default(), |_| {
+        collector.track(key)
+    })
+    .unwrap();
     assert_eq!(wait(l.pid), 0, "{argv:?} failed");
     for _ in 0..100 {
         if cg.pids().unwrap().is_empty() {
@@ -104,9 +107,11 @@ fn concurrent_workloads_never_mix() {
             cgroup_id: cg.id(),
             mntns_id: ebpf::mntns_id("self").unwrap(),
         };
-        c.track(key).unwrap();
         let argv: Vec<OsString> = [bin, n, nr].iter().map(OsString::from).collect();
-        let l = collector::launch::spawn(&argv, &cg.procs_file(), false).unwrap();
+        let l = collector::launch::spawn(&argv, &cg.procs_file(), LaunchOptions::default(), |_| {
+            c.track(key)
+        })
+        .unwrap();
         started.push((cg, key, l.pid));
     }
     let mut obs = Vec::new();
@@ -125,4 +130,62 @@ fn concurrent_workloads_never_mix() {
         Some(200000)
     );
     assert!(get(&obs[1], Abi::X86_64, 110).is_none());
+}
+
+/// A cgroup v1-only host: every task shares the root v2 cgroup, so the
+/// workload is told apart by its own mount namespace. Simulated here by
+/// grouping both workloads in one v1 cgroup: they share their v2 cgroup
+/// (this process's) and differ only in their mount namespace.
+#[test]
+fn v1_host_workloads_are_told_apart_by_mount_namespace() {
+    let mut c =
+        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let loop_bin = probes::build("getppid_loop_v1", probes::GETPPID_LOOP);
+    let bin = loop_bin.to_str().unwrap();
+    let v1 = collector::cgroup::v1_root().expect("a v1 hierarchy (this host is hybrid)");
+    let group = Cgroup::create_in(&v1, "v1test").unwrap();
+    let opts = LaunchOptions {
+        new_mount_namespace: true,
+        ..LaunchOptions::default()
+    };
+    let mut started = Vec::new();
+    for (n, nr) in [("300000", "110"), ("200000", "111")] {
+        let argv: Vec<OsString> = [bin, n, nr].iter().map(OsString::from).collect();
+        let mut key = None;
+        let l = collector::launch::spawn(&argv, &group.procs_file(), opts, |pid| {
+            let k = WorkloadKey {
+                cgroup_id: collector::cgroup::v2_cgroup_id_of(pid)?,
+                mntns_id: ebpf::mntns_id(&pid.to_string())?,
+            };
+            key = Some(k);
+            c.track(k)
+        })
+        .unwrap();
+        started.push((key.unwrap(), l.pid));
+    }
+    assert_eq!(
+        started[0].0.cgroup_id, started[1].0.cgroup_id,
+        "same v2 cgroup"
+    );
+    assert_ne!(started[0].0.mntns_id, started[1].0.mntns_id);
+    let mut obs = Vec::new();
+    for (key, pid) in &started {
+        assert_eq!(wait(*pid), 0);
+        obs.push(c.observe(key).unwrap());
+    }
+    assert_eq!(
+        get(&obs[0], Abi::X86_64, 110).map(|u| u.calls),
+        Some(300000)
+    );
+    assert!(get(&obs[0], Abi::X86_64, 111).is_none());
+    assert_eq!(
+        get(&obs[1], Abi::X86_64, 111).map(|u| u.calls),
+        Some(200000)
+    );
+    assert!(get(&obs[1], Abi::X86_64, 110).is_none());
+    // The command's own execve is the first tracked call.
+    assert!(get(&obs[0], Abi::X86_64, 59)
+        .unwrap()
+        .phases
+        .contains(Phase::Runtime));
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use collector::cgroup::Cgroup;
 use collector::ebpf::{EbpfCollector, EbpfOptions, WorkloadKey};
+use collector::launch::LaunchOptions;
 use collector::ptrace::{PtraceOptions, PtraceSession};
 use schemas::Observation;
 use std::ffi::OsString;
@@ -214,14 +215,35 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
             // SAFETY: prctl with integer arguments.
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
             let mut collector = EbpfCollector::load(&EbpfOptions { auto_track: false })?;
-            let cgroup = Cgroup::create("mine")?;
-            let key = WorkloadKey {
-                cgroup_id: cgroup.id(),
-                mntns_id: collector::ebpf::mntns_id("self")?,
+            // The command's workload key: its own cgroup v2 leaf; where
+            // only v1 hierarchies exist, its own mount namespace (grouped
+            // in a v1 cgroup so the run can still be stopped as a whole).
+            let hierarchy = collector::cgroup::Hierarchy::detect()?;
+            let cgroup = Cgroup::create_in(hierarchy.root(), "mine")?;
+            let v1 = matches!(hierarchy, collector::cgroup::Hierarchy::V1(_));
+            let opts = LaunchOptions {
+                stdout_to_stderr: args.output.is_none(),
+                new_mount_namespace: v1,
             };
-            collector.track(key)?;
+            let mut key = None;
             let launched =
-                collector::launch::spawn(&args.cmd, &cgroup.procs_file(), args.output.is_none())?;
+                collector::launch::spawn(&args.cmd, &cgroup.procs_file(), opts, |pid| {
+                    let k = if v1 {
+                        WorkloadKey {
+                            cgroup_id: collector::cgroup::v2_cgroup_id_of(pid)?,
+                            mntns_id: collector::ebpf::mntns_id(&pid.to_string())?,
+                        }
+                    } else {
+                        WorkloadKey {
+                            cgroup_id: cgroup.id(),
+                            mntns_id: collector::ebpf::mntns_id("self")?,
+                        }
+                    };
+                    collector.track(k)?;
+                    key = Some(k);
+                    Ok(())
+                })?;
+            let key = key.context("internal: the workload key was not set")?;
             Recorder::Ebpf {
                 collector,
                 key,
@@ -230,10 +252,13 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
                 exit: None,
             }
         }
-        Backend::Ptrace => Recorder::Ptrace(Box::new(PtraceSession::spawn(
-            &args.cmd,
-            &PtraceOptions::default(),
-        )?)),
+        Backend::Ptrace => {
+            let opts = PtraceOptions {
+                stdout_to_stderr: args.output.is_none(),
+                ..PtraceOptions::default()
+            };
+            Recorder::Ptrace(Box::new(PtraceSession::spawn(&args.cmd, &opts)?))
+        }
         Backend::Auto => anyhow::bail!("internal: backend not resolved"),
     };
     let limits = &args.limits;

@@ -126,7 +126,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         env: args.env.clone(),
         network_mode: args.network.clone(),
         seccomp_profile_json: Some(ALLOW_ALL_PROFILE.to_string()),
-        cgroup_parent: Some(parent_rel),
+        cgroup_parent: Some(parent_rel.clone()),
         name: None,
         labels: BTreeMap::from([("io.sandmine.mining".to_string(), "1".to_string())]),
     };
@@ -139,6 +139,8 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
                 short(&id)
             );
         }
+        // runc made our parent path in every v1 hierarchy too.
+        collector::cgroup::remove_from_v1_hierarchies(&parent_rel);
     }
     let (mut obs, conv, wall) = result?;
     if obs.syscalls.is_empty() {
