@@ -413,3 +413,21 @@ fn profile_on_stdout_is_not_mixed_with_the_commands_output() {
         .unwrap_or_else(|e| panic!("stdout is not just the profile ({e}): {}", o.describe()));
     assert_eq!(json["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
 }
+
+/// The cgroup v1-only path (the command gets its own mount namespace,
+/// grouped in a v1 cgroup), forced on this hybrid host: the same exact
+/// profile as with cgroup v2.
+#[test]
+fn python_profile_on_the_cgroup_v1_path() {
+    let f = Fixture::new();
+    let out = f.arg("v1.json");
+    let mut cmd = f.command(&["mine", "-o", &out, "--", "python3", "-c", PY_SOCKET_IMPORT]);
+    cmd.env("SANDMINE_CGROUP", "v1");
+    let o = f.run_cmd(cmd, RUN_TIMEOUT);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "1\n", "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    p.assert_allows(&["execve", "exit_group", "openat", "read"], &["socket", "unshare"]);
+    assert_eq!(p.meta("runtime"), ["execve"]);
+    enforce_python(&f, &p);
+}
