@@ -427,7 +427,10 @@ fn python_profile_on_the_cgroup_v1_path() {
     assert_eq!(o.code(), Some(0), "{}", o.describe());
     assert_eq!(o.stdout, "1\n", "{}", o.describe());
     let p = Profile::load(Path::new(&out));
-    p.assert_allows(&["execve", "exit_group", "openat", "read"], &["socket", "unshare"]);
+    p.assert_allows(
+        &["execve", "exit_group", "openat", "read"],
+        &["socket", "unshare"],
+    );
     assert_eq!(p.meta("runtime"), ["execve"]);
     enforce_python(&f, &p);
 }
