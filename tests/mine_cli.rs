@@ -202,6 +202,29 @@ fn sleeps_with(marker: &str) -> Vec<i32> {
     pids
 }
 
+/// Wait (up to 20 s, for a loaded machine) until `sleep MARKER` is in its
+/// sleep syscall: only then has it made every syscall it will make.
+fn wait_until_sleeping(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for pid in sleeps_with(marker) {
+            // /proc/PID/syscall starts with the number of the syscall the
+            // task is blocked in: 230 clock_nanosleep, 35 nanosleep.
+            let sc = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            if sc.starts_with("230 ") || sc.starts_with("35 ") {
+                // The sampling loop reads the maps every 100 ms.
+                std::thread::sleep(Duration::from_millis(300));
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sleep {marker} never reached its sleep syscall"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The checks shared by every way of stopping `sleep MARKER` early.
 fn assert_stopped_sleep(o: &Out, out: &str, marker: &str, reason: &str) {
     assert_eq!(o.code(), Some(0), "{}", o.describe());
@@ -237,14 +260,14 @@ fn duration_stops_a_workload_that_does_not_exit() {
     let o = f.sandmine(&[
         "mine",
         "--duration",
-        "1s",
+        "3s",
         "-o",
         &out,
         "--",
         "sleep",
         marker,
     ]);
-    assert_stopped_sleep(&o, &out, marker, "--duration 1.0s reached");
+    assert_stopped_sleep(&o, &out, marker, "--duration 3.0s reached");
 }
 
 #[test]
@@ -255,14 +278,14 @@ fn until_stable_stops_a_workload_that_does_not_exit() {
     let o = f.sandmine(&[
         "mine",
         "--until-stable",
-        "1s",
+        "2s",
         "-o",
         &out,
         "--",
         "sleep",
         marker,
     ]);
-    assert_stopped_sleep(&o, &out, marker, "no new syscall for 1.0s");
+    assert_stopped_sleep(&o, &out, marker, "no new syscall for 2.0s");
 }
 
 #[test]
@@ -271,7 +294,7 @@ fn ctrl_c_still_writes_the_profile() {
     let out = f.arg("c.json");
     let marker = "100.75";
     let run = f.spawn(f.command(&["mine", "-o", &out, "--", "sleep", marker]));
-    std::thread::sleep(Duration::from_secs(1));
+    wait_until_sleeping(marker);
     let sent = Instant::now();
     // SAFETY: kill with a pid we started and still own (not yet reaped).
     let rc = unsafe { libc::kill(run.pid(), libc::SIGINT) };
