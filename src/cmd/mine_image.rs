@@ -81,6 +81,14 @@ pub struct MineImageArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub runtime_starts: usize,
 
+    /// Mine under this seccomp profile (a JSON file, or `default` for the
+    /// engine's own) instead of sandmine's allow-all filter. Calls the
+    /// profile denies are never seen: this measures what a profile lets
+    /// through (e.g. Docker's default), it does not mine a profile to
+    /// enforce. Implies --runtime-starts 0.
+    #[arg(long, value_name = "FILE|default")]
+    pub mining_profile: Option<PathBuf>,
+
     /// Where measured runtime bases are cached.
     #[arg(long, default_value = crate::runtime_base::DEFAULT_CACHE_DIR, value_name = "DIR")]
     pub runtime_base_cache: PathBuf,
@@ -106,7 +114,15 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     // the host's mount namespace is tracked from its first syscall, and
     // ours is found afterwards by its parent cgroup.
     let collector = EbpfCollector::load(&EbpfOptions { auto_track: true })?;
-    let base = if args.runtime_starts > 0 {
+    let mining_profile = match args.mining_profile.as_deref() {
+        None => Some(ALLOW_ALL_PROFILE.to_string()),
+        Some(p) if p.as_os_str() == "default" => None,
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read profile {}", p.display()))?,
+        ),
+    };
+    let base = if args.runtime_starts > 0 && args.mining_profile.is_none() {
         Some(crate::runtime_base::load_or_measure(
             &docker,
             &collector,
@@ -125,7 +141,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         entrypoint: None,
         env: args.env.clone(),
         network_mode: args.network.clone(),
-        seccomp_profile_json: Some(ALLOW_ALL_PROFILE.to_string()),
+        seccomp_profile_json: mining_profile,
         cgroup_parent: Some(parent_rel.clone()),
         name: None,
         labels: BTreeMap::from([("io.sandmine.mining".to_string(), "1".to_string())]),
