@@ -18,34 +18,10 @@ pub const SANDMINE: &str = env!("CARGO_BIN_EXE_sandmine");
 /// instead of blocking CI.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// getppid() N times (argv[1]), then exit; or syscall number argv[2]
-/// instead of getppid. Neither getppid nor getpgrp is made by libc's
-/// start-up, so the count is exactly N.
-pub const GETPPID_LOOP: &str = r#"
-#include <stdlib.h>
-#include <unistd.h>
-#include <sys/syscall.h>
-int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 1000;
-    long nr = argc > 2 ? atol(argv[2]) : SYS_getppid;
-    for (long i = 0; i < n; i++) syscall(nr);
-    return 0;
-}
-"#;
-
-/// Three i386 getpid calls (eax = 20) through `int $0x80` from a 64-bit
-/// process: the compat ABI. Exits 1 as soon as one returns <= 0 (e.g.
-/// -EPERM under a filter that denies it).
-pub const INT80: &str = r#"
-int main(void) {
-    for (int i = 0; i < 3; i++) {
-        int ret;
-        __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(20) : "memory");
-        if (ret <= 0) return 1;
-    }
-    return 0;
-}
-"#;
+/// The probe programs, shared with the collector's tests
+/// (`tests/probes/*.c`).
+pub const GETPPID_LOOP: &str = include_str!("../probes/getppid_loop.c");
+pub const INT80: &str = include_str!("../probes/int80.c");
 
 /// What a finished run left behind.
 #[derive(Debug)]
