@@ -157,3 +157,6 @@ manage() { dexec python3 manage.py "$@"; }
 # (Unix socket, peer authentication), database bench unless -d is given.
 pgsu() { dexec psql -X -q -At -v ON_ERROR_STOP=1 -p "$PORT" -d "${PGSU_DB:-bench}" "$@"; }
 pgsu_i() { dexec_i psql -X -q -At -v ON_ERROR_STOP=1 -p "$PORT" -d "${PGSU_DB:-bench}" "$@"; }
+# mysu ARGS...: the mariadb client inside the container as OS user mysql
+# (Unix socket, unix_socket authentication: a full-privilege account), stdin attached.
+mysu() { dexec_i mariadb -N -B "$@"; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Use case: sessions: log in, the session works on an admin page, log out with POST /admin/logout/ (token from the password change form; GET logout is deprecated since Django 4.1), the old session no longer opens the admin; manage.py clearsessions purges expired sessions.
+# Use case: sessions: log in, the session works on an admin page, log out with POST /admin/logout/ (token from the password change form: POST is the form Django 4.1+ requires, and the 3.2 LogoutView of this image accepts it too), the old session no longer opens the admin; manage.py clearsessions purges expired sessions.
 # Source: Django docs: How to use sessions — clearing the session store (clearsessions); The Django admin site — logout
 . "$(dirname "$0")/../lib.sh"
 jar=$(mktemp); trap 'rm -f "$jar"' EXIT

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Use case: HEAD requests (the GET headers; the Django 4.2 development server still sends the body, stripped only from Django 5.0) and clients that disconnect mid-request (half headers, short POST body); the development server keeps serving.
+# Use case: HEAD requests (the GET headers; the development server of Django 3.2 in this image still sends the body; only Django 5.0 strips it) and clients that disconnect mid-request (half headers, short POST body); the development server keeps serving.
 # Source: Django docs: django-admin runserver; Request and response objects (HEAD handled like GET)
 . "$(dirname "$0")/../lib.sh"
 r=$(raw_http "HEAD /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")

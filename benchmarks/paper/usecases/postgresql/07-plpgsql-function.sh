@@ -3,7 +3,7 @@
 # Source: PostgreSQL 15 docs: PL/pgSQL — SQL Procedural Language (Chapter 43); CREATE TRIGGER
 . "$(dirname "$0")/../lib.sh"
 t=uc07_$$
-out=$(pgq <<SQL 2>&1) || fail "PL/pgSQL failed: $(echo $out | tail -c 300)"
+out=$(pgq 2>&1 <<SQL
 CREATE FUNCTION ${t}_fact(n int) RETURNS numeric LANGUAGE plpgsql AS \$\$
 DECLARE r numeric := 1;
 BEGIN
@@ -28,6 +28,7 @@ SELECT upper_name FROM $t;
 DROP TABLE $t;
 DROP FUNCTION ${t}_fact(int), ${t}_safe_div(int, int), ${t}_trg();
 SQL
+) || fail "PL/pgSQL failed: $(echo $out | tail -c 300)"
 echo "$out" | grep -qx 2432902008176640000 || fail "factorial wrong: $(echo $out)"
 echo "$out" | grep -qx -- -1 || fail "exception handler did not run"
 echo "$out" | grep -qx SANDMINE || fail "trigger did not fill upper_name"

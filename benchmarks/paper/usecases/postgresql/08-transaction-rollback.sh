@@ -4,7 +4,7 @@
 . "$(dirname "$0")/../lib.sh"
 t=uc08_$$
 pgq -c "DROP TABLE IF EXISTS $t; CREATE TABLE $t (id int PRIMARY KEY, v int CHECK (v >= 0))" || fail "setup failed"
-out=$(pgq -v ON_ERROR_STOP=0 <<SQL 2>&1)
+out=$(pgq -v ON_ERROR_STOP=0 2>&1 <<SQL
 BEGIN;
 INSERT INTO $t VALUES (1, 1);
 SELECT 1 / 0;
@@ -18,6 +18,7 @@ ROLLBACK TO SAVEPOINT s1;
 INSERT INTO $t VALUES (12, 12);
 COMMIT;
 SQL
+)
 echo "$out" | grep -q 'division by zero' || fail "no division by zero error"
 echo "$out" | grep -q 'current transaction is aborted' || fail "aborted transaction accepted a statement"
 [ "$(pgq -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM $t")" = 10,12 ] || fail "rows after rollback: $(pgq -c "SELECT string_agg(id::text, ',') FROM $t")"
