@@ -188,9 +188,11 @@ impl EbpfCollector {
 
     /// Start counting the calls of `key`, from its next syscall on.
     pub fn track(&mut self, key: WorkloadKey) -> Result<()> {
-        let zero = vec![zeroed_stats(); self.nr_cpus];
-        let values = PerCpuValues::try_from(zero)
-            .map_err(|e| CollectError::Ebpf(format!("building per-CPU values: {e}")))?;
+        let zero = || {
+            PerCpuValues::try_from(vec![zeroed_stats(); self.nr_cpus])
+                .map_err(|e| CollectError::Ebpf(format!("building per-CPU values: {e}")))
+        };
+        let mut values = zero()?;
         let map = self
             .ebpf
             .map_mut("sm_stats")
@@ -198,8 +200,23 @@ impl EbpfCollector {
         let mut map: PerCpuHashMap<&mut MapData, WorkloadKey, RawStats> =
             PerCpuHashMap::try_from(map)
                 .map_err(|e| CollectError::Ebpf(format!("sm_stats: {e}")))?;
-        map.insert(key, values, 0)
-            .map_err(|e| CollectError::Ebpf(format!("tracking {key:?}: {e}")))
+        // The kernel allocates a per-CPU value from caches that are
+        // refilled asynchronously; right after many workloads were freed
+        // (their memory goes back after an RCU grace period) an insert can
+        // fail with ENOMEM for a moment. Retry for up to a second.
+        let mut tries = 0;
+        loop {
+            match map.insert(key, std::mem::replace(&mut values, zero()?), 0) {
+                Ok(()) => return Ok(()),
+                Err(aya::maps::MapError::SyscallError(ref s))
+                    if s.io_error.raw_os_error() == Some(libc::ENOMEM) && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(map_err(format_args!("tracking {key:?}"), e)),
+            }
+        }
     }
 
     /// Stop counting `key` and free its slot.
@@ -221,7 +238,7 @@ impl EbpfCollector {
             match r {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(CollectError::Ebpf(format!("untracking {key:?}: {e}"))),
+                Err(e) => return Err(map_err(format_args!("untracking {key:?}"), e)),
             }
         }
         Ok(())
@@ -238,6 +255,20 @@ impl EbpfCollector {
         Ok(keys)
     }
 
+    /// Calls the kernel program could not count because it failed to start
+    /// tracking a new workload (map full, or a failed allocation). Zero
+    /// means nothing was lost.
+    pub fn lost_calls(&self) -> Result<u64> {
+        let map = self
+            .ebpf
+            .map("sm_diag")
+            .ok_or_else(|| CollectError::Ebpf("map sm_diag missing".into()))?;
+        let map: aya::maps::PerCpuArray<&MapData, u64> = aya::maps::PerCpuArray::try_from(map)
+            .map_err(|e| CollectError::Ebpf(format!("sm_diag: {e}")))?;
+        let v = map.get(&0, 0).map_err(|e| map_err("reading sm_diag", e))?;
+        Ok(v.iter().sum())
+    }
+
     /// What the kernel recorded when it started tracking `key` by itself.
     pub fn info(&self, key: &WorkloadKey) -> Result<Option<WorkloadInfo>> {
         let map = self
@@ -249,7 +280,7 @@ impl EbpfCollector {
         match map.get(key, 0) {
             Ok(v) => Ok(Some(v)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(CollectError::Ebpf(format!("reading sm_info: {e}"))),
+            Err(e) => Err(map_err("reading sm_info", e)),
         }
     }
 
@@ -259,9 +290,19 @@ impl EbpfCollector {
         let per_cpu = match map.get(key, 0) {
             Ok(v) => v,
             Err(e) if is_not_found(&e) => return Ok(Observation::default()),
-            Err(e) => return Err(CollectError::Ebpf(format!("reading {key:?}: {e}"))),
+            Err(e) => return Err(map_err(format_args!("reading {key:?}"), e)),
         };
         Ok(fold(per_cpu.iter()))
+    }
+}
+
+/// A map error with its OS cause, which aya's own message leaves out.
+fn map_err(what: impl std::fmt::Display, e: aya::maps::MapError) -> CollectError {
+    match &e {
+        aya::maps::MapError::SyscallError(s) => {
+            CollectError::Ebpf(format!("{what}: {e}: {}", s.io_error))
+        }
+        _ => CollectError::Ebpf(format!("{what}: {e}")),
     }
 }
 

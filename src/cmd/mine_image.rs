@@ -159,6 +159,12 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         collector::cgroup::remove_from_v1_hierarchies(&parent_rel);
     }
     let (mut obs, conv, wall) = result?;
+    let lost = collector.lost_calls()?;
+    if lost > 0 {
+        eprintln!(
+            "sandmine: warning: {lost} calls of new workloads were not counted (the kernel could not start tracking them); the profile may miss syscalls"
+        );
+    }
     if obs.syscalls.is_empty() {
         bail!(
             "no syscall of container {} was recorded; is its cgroup under {}?",
