@@ -11,6 +11,7 @@
 #   busybox-static                 the rootfs of the test images
 #   bpftrace strace                cross-checks of what the collector records
 #   python3 jq curl iproute2       test helpers (JSON, HTTP probes, `ip`/`ss`)
+#   httperf wrk                    workloads of the paper evaluation's CI smoke
 #
 # Extra packages can be added with SANDMINE_EXTRA_PKGS="pkg1 pkg2".
 set -euo pipefail
@@ -22,6 +23,7 @@ pkgs=(
     busybox-static
     bpftrace strace
     python3 jq curl iproute2
+    httperf wrk
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})

@@ -10,6 +10,8 @@
 #   7. cargo build --release       (only when CI is set, or SANDMINE_RELEASE_BUILD=1;
 #                                   SANDMINE_RELEASE_BUILD=0 skips it in CI too)
 #   8. cargo test --workspace -- --test-threads=2 [ARGS...]
+#   9. benchmarks/paper/smoke.sh   the paper evaluation, every step once, on
+#                                  the tiny test image
 #   and, on exit, scripts/reap-orphan-tasks.sh (containerd tasks of failed
 #   container starts that dockerd 20.10 leaves behind).
 #
@@ -112,6 +114,9 @@ else
     skip "cargo build --release (set SANDMINE_RELEASE_BUILD=1, or CI)"
 fi
 step "cargo test" cargo test --workspace -- --test-threads=2 "${test_args[@]}"
+# The paper evaluation's pipeline, every step once on the tiny test image
+# (benchmarks/paper/smoke.sh), with the binary the tests just built.
+step "paper evaluation smoke" env SANDMINE="${CARGO_TARGET_DIR:-$root/target}/debug/sandmine" benchmarks/paper/smoke.sh
 
 print_summary
 if ((${#failed[@]})); then

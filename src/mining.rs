@@ -39,6 +39,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Default)]
 pub struct Convergence {
     pub first_seen: BTreeMap<SyscallKey, Duration>,
+    /// When the run began stopping the workload (SIGTERM, `docker stop`),
+    /// if it did. Syscalls first seen after it belong to the shutdown
+    /// path, not to the workload's convergence.
+    pub stop_at: Option<Duration>,
 }
 
 impl Convergence {
@@ -57,9 +61,25 @@ impl Convergence {
         new
     }
 
-    /// Time of the most recent first sighting.
+    /// Time of the most recent first sighting before the stop began.
     pub fn last_new(&self) -> Option<Duration> {
-        self.first_seen.values().max().copied()
+        self.first_seen
+            .values()
+            .filter(|t| !self.after_stop(**t))
+            .max()
+            .copied()
+    }
+
+    /// Syscalls first seen while the workload was being stopped.
+    pub fn new_at_stop(&self) -> usize {
+        self.first_seen
+            .values()
+            .filter(|t| self.after_stop(**t))
+            .count()
+    }
+
+    fn after_stop(&self, t: Duration) -> bool {
+        self.stop_at.is_some_and(|s| t >= s)
     }
 
     /// Syscalls first seen within `window` before `now`.
@@ -70,14 +90,27 @@ impl Convergence {
             .count()
     }
 
-    /// The curve: (seconds, distinct syscalls seen by then), one point per
-    /// change, as CSV.
+    /// The curve as CSV, one row per syscall in the order first seen:
+    /// seconds, distinct syscalls by then, the syscall (ABI and name, or
+    /// number when the table has no name), and `run` or `stop` (first seen
+    /// while the workload was being stopped).
     pub fn curve_csv(&self) -> String {
-        let mut times: Vec<Duration> = self.first_seen.values().copied().collect();
-        times.sort();
-        let mut out = String::from("seconds,distinct_syscalls\n");
-        for (i, t) in times.iter().enumerate() {
-            out.push_str(&format!("{:.3},{}\n", t.as_secs_f64(), i + 1));
+        let mut rows: Vec<(Duration, SyscallKey)> =
+            self.first_seen.iter().map(|(k, t)| (*t, *k)).collect();
+        rows.sort();
+        let mut out = String::from("seconds,distinct_syscalls,abi,syscall,during\n");
+        for (i, (t, k)) in rows.iter().enumerate() {
+            let name = schemas::syscalls::name(k.abi, k.nr)
+                .map_or_else(|| k.nr.to_string(), str::to_string);
+            let during = if self.after_stop(*t) { "stop" } else { "run" };
+            out.push_str(&format!(
+                "{:.3},{},{},{},{}\n",
+                t.as_secs_f64(),
+                i + 1,
+                k.abi,
+                name,
+                during
+            ));
         }
         out
     }
@@ -211,11 +244,16 @@ pub fn summary(
         }
     ));
     let calls: u64 = obs.syscalls.values().map(|u| u.calls).sum();
+    let at_stop = match conv.new_at_stop() {
+        0 => String::new(),
+        n => format!(" (+{n} first seen while stopping)"),
+    };
     s.push_str(&format!(
-        "sandmine: {} new in the last {}; last new syscall at {}; {} calls; wall time {}\n",
+        "sandmine: {} new in the last {}; last new syscall at {}{}; {} calls; wall time {}\n",
         conv.new_within(wall, window),
         fmt_dur(window),
         conv.last_new().map(fmt_dur).unwrap_or_else(|| "-".into()),
+        at_stop,
         calls,
         fmt_dur(wall)
     ));
@@ -271,7 +309,14 @@ mod tests {
         );
         assert_eq!(
             c.curve_csv(),
-            "seconds,distinct_syscalls\n1.000,1\n3.000,2\n"
+            "seconds,distinct_syscalls,abi,syscall,during\n1.000,1,x86_64,read,run\n3.000,2,x86_64,write,run\n"
         );
+        // A syscall first seen while stopping does not move convergence.
+        c.stop_at = Some(Duration::from_secs(5));
+        o.record(Abi::X86_64, 60, schemas::Phase::Image, 1);
+        assert_eq!(c.update(&o, Duration::from_secs(6)), 1);
+        assert_eq!(c.last_new(), Some(Duration::from_secs(3)));
+        assert_eq!(c.new_at_stop(), 1);
+        assert!(c.curve_csv().ends_with("6.000,3,x86_64,exit,stop\n"));
     }
 }

@@ -279,6 +279,7 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
         }
         if let Some(why) = rule.check(now, &conv) {
             stopped_because = Some(why);
+            conv.stop_at = Some(clock.elapsed());
             progress.clear();
             rec.stop(limits.grace)?;
             break;
@@ -289,7 +290,14 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
     let (obs, exit) = rec.finish()?;
     let wall = clock.elapsed();
     conv.update(&obs, wall);
-    write_outputs(&obs, &conv, wall, args.output.as_deref(), limits)?;
+    write_outputs(
+        &obs,
+        &conv,
+        wall,
+        args.output.as_deref(),
+        limits,
+        &policy_compiler::GenerateOptions::default(),
+    )?;
     if let Some(why) = stopped_because {
         eprintln!("sandmine: stopped the workload: {why}");
     } else if let Some(code) = exit.filter(|c| *c != 0) {
@@ -307,9 +315,9 @@ pub fn write_outputs(
     wall: Duration,
     output: Option<&std::path::Path>,
     limits: &RunLimits,
+    opts: &policy_compiler::GenerateOptions,
 ) -> Result<()> {
-    let profile = policy_compiler::generate(obs, &policy_compiler::GenerateOptions::default())
-        .context("compiling the profile")?;
+    let profile = policy_compiler::generate(obs, opts).context("compiling the profile")?;
     let json = profile.to_json().context("rendering the profile")?;
     match output {
         Some(path) => write_atomic(path, json.as_bytes())?,

@@ -184,7 +184,20 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
             obs.syscalls.len() - before
         );
     }
-    write_outputs(&obs, &conv, wall, args.output.as_deref(), &args.limits)?;
+    // Measuring another profile (--mining-profile) reports what it let
+    // through: no baseline is added to that.
+    let opts = policy_compiler::GenerateOptions {
+        baseline: args.mining_profile.is_none(),
+        ..policy_compiler::GenerateOptions::default()
+    };
+    write_outputs(
+        &obs,
+        &conv,
+        wall,
+        args.output.as_deref(),
+        &args.limits,
+        &opts,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -292,6 +305,7 @@ fn run_container(
             let _ = child.wait();
         }
     }
+    conv.stop_at = Some(clock.elapsed());
     docker.stop(id, limits.grace)?;
     docker.wait(id, limits.grace + Duration::from_secs(10))?;
     let state = docker.inspect(id)?;
