@@ -457,3 +457,28 @@ fn python_profile_on_the_cgroup_v1_path() {
     assert_eq!(p.meta("runtime"), ["execve"]);
     enforce_python(&f, &p);
 }
+
+/// clone3 is denied by default (its namespace flags cannot be filtered),
+/// with ENOSYS, and clone is allowed in its place: a threaded program mined
+/// while glibc used clone3 still starts its threads under the profile.
+#[test]
+fn threads_work_with_clone3_denied() {
+    let f = Fixture::new();
+    let out = f.arg("t.json");
+    let script =
+        "import threading; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()";
+    let o = f.sandmine(&["mine", "-o", &out, "--", "python3", "-c", script]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let p = Profile::load(Path::new(&out));
+    p.assert_allows(&["clone"], &["clone3"]);
+    assert_eq!(p.meta("fallback"), ["clone"]);
+    assert!(
+        p.calls("x86_64", "clone3").is_some_and(|n| n > 0),
+        "glibc 2.36 should have used clone3"
+    );
+    let mut run = f.command(&["run", "--profile", &out, "--", "python3", "-c", script]);
+    run.env_remove("PYTHONWARNINGS");
+    let o = f.run_cmd(run, RUN_TIMEOUT);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "7\n", "{}", o.describe());
+}

@@ -23,6 +23,9 @@ pub struct GenerateOptions {
     /// asynchronous events (signals, stop/continue, exit) that mining
     /// cannot aim at. On by default; `deny` still wins.
     pub baseline: bool,
+    /// Also deny [`crate::must_deny::DEFAULT_DENY`] (clone3), allowing
+    /// each observed entry's fallback instead. On by default.
+    pub default_deny: bool,
 }
 
 impl Default for GenerateOptions {
@@ -31,6 +34,7 @@ impl Default for GenerateOptions {
             extra_allow: Vec::new(),
             deny: Vec::new(),
             baseline: true,
+            default_deny: true,
         }
     }
 }
@@ -73,8 +77,13 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
             });
         }
     }
-    let deny: BTreeSet<&str> = opts.deny.iter().map(String::as_str).collect();
+    let mut deny: BTreeSet<&str> = opts.deny.iter().map(String::as_str).collect();
+    if opts.default_deny {
+        deny.extend(crate::must_deny::DEFAULT_DENY.iter().map(|d| d.name));
+    }
     let saw_filter = obs.saw_filter();
+    // Fallbacks of observed, denied syscalls, per ABI (see `must_deny`).
+    let mut fallback: BTreeMap<Abi, BTreeSet<&'static str>> = BTreeMap::new();
 
     let mut abis: BTreeSet<Abi> = BTreeSet::new();
     let mut per_abi: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
@@ -120,6 +129,12 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
             continue;
         }
         if deny.contains(name) {
+            if let Some(d) = crate::must_deny::get(name).filter(|_| opts.default_deny) {
+                fallback
+                    .entry(key.abi)
+                    .or_default()
+                    .extend(d.fallback.iter().copied());
+            }
             continue;
         }
         per_abi.entry(key.abi).or_default().insert(name.into());
@@ -139,6 +154,15 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
         per_abi.entry(*abi).or_default();
     }
 
+    let mut fallback_names = BTreeSet::new();
+    for (abi, names) in &fallback {
+        for name in names {
+            if !deny.contains(name) && syscalls::number(*abi, name).is_some() {
+                per_abi.entry(*abi).or_default().insert(name.to_string());
+                fallback_names.insert(name.to_string());
+            }
+        }
+    }
     let extra: BTreeSet<&str> = opts.extra_allow.iter().map(String::as_str).collect();
     let baseline: BTreeSet<&str> = if opts.baseline {
         crate::baseline::names()
@@ -222,7 +246,7 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
             action: Action::Errno,
             errno_ret: Some(ENOSYS),
             comment: Some(
-                "not observed, but probed: ENOSYS makes callers fall back to an older syscall, EPERM would break them".into(),
+                "denied (not observed, or denied by policy) but probed: ENOSYS makes callers fall back to an older syscall, EPERM would break them".into(),
             ),
         });
     }
@@ -236,6 +260,7 @@ pub fn generate(obs: &Observation, opts: &GenerateOptions) -> Result<OciProfile,
         unfiltered_excluded,
         extra_allow: extra.iter().map(|s| s.to_string()).collect(),
         baseline: baseline.iter().map(|s| s.to_string()).collect(),
+        fallback: fallback_names.into_iter().collect(),
         deny: deny.iter().map(|s| s.to_string()).collect(),
         per_abi: per_abi
             .into_iter()
@@ -267,8 +292,43 @@ mod tests {
     fn bare() -> GenerateOptions {
         GenerateOptions {
             baseline: false,
+            default_deny: false,
             ..GenerateOptions::default()
         }
+    }
+
+    #[test]
+    fn clone3_is_denied_by_default_and_clone_allowed_in_its_place() {
+        let o = obs(&[
+            (Abi::X86_64, "read", Phase::Image, 1),
+            (Abi::X86_64, "clone3", Phase::Image, 4),
+        ]);
+        let p = generate(
+            &o,
+            &GenerateOptions {
+                baseline: false,
+                ..GenerateOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(allow_rule(&p), vec!["clone", "read"]);
+        // Denied with ENOSYS, so glibc falls back to clone.
+        assert_eq!(p.action_for("clone3"), (Action::Errno, Some(ENOSYS)));
+        let m = meta(&p);
+        assert_eq!(m.fallback, vec!["clone"]);
+        assert_eq!(m.deny, vec!["clone3"]);
+        // Not observed: no fallback is added.
+        let o = obs(&[(Abi::X86_64, "read", Phase::Image, 1)]);
+        let p = generate(
+            &o,
+            &GenerateOptions {
+                baseline: false,
+                ..GenerateOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(allow_rule(&p), vec!["read"]);
+        assert!(meta(&p).fallback.is_empty());
     }
 
     #[test]
@@ -430,6 +490,7 @@ mod tests {
             extra_allow: vec!["write".into(), "ptrace".into(), "socketcall".into()],
             deny: vec!["ptrace".into(), "clone3".into()],
             baseline: false,
+            default_deny: false,
         };
         let p = generate(&o, &opts).unwrap();
         assert_eq!(allow_rule(&p), vec!["read", "write"]);

@@ -4,6 +4,7 @@
 //! - [`generate()`]: the mining core, from an [`schemas::Observation`] to a
 //!   profile.
 //! - [`baseline`]: the syscalls every profile allows (exit, signal return).
+//! - [`must_deny`]: syscalls denied even when observed (clone3), with their fallbacks.
 //! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`.
 //! - [`filter`]: a classic-BPF compiler, from a profile to the program that
 //!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs.
@@ -14,6 +15,7 @@
 pub mod baseline;
 pub mod filter;
 pub mod generate;
+pub mod must_deny;
 pub mod oci;
 pub mod probes;
 

@@ -261,6 +261,10 @@ pub struct Metadata {
     /// through one (e.g. a later `docker exec`'s set-up): left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfiltered_excluded: Vec<String>,
+    /// Allowed because a syscall the workload used is denied by default
+    /// and callers fall back to these (`crate::must_deny`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     /// Allowed by the baseline whether seen or not (`crate::baseline`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<String>,
