@@ -36,11 +36,11 @@ sm=$root/target/release/sandmine
 mkdir -p profiles
 
 step "mining a program: python3 -c 'import socket; print(1)'"
-"$sm" mine -o profiles/python-socket.json -- python3 -c 'import socket; print(1)'
+"$sm" mine -o profiles/python-socket.json -- /usr/bin/python3 -c 'import socket; print(1)'
 echo "allowed: $(jq -r '.syscalls[0].names | length' profiles/python-socket.json) syscalls, socket allowed: $(jq -r '.syscalls[0].names | index("socket") != null' profiles/python-socket.json)"
 step "running it under the profile"
-"$sm" run --profile profiles/python-socket.json -- python3 -c 'import socket; print(1)'
-if "$sm" run --profile profiles/python-socket.json -- python3 -c 'import socket; socket.socket()' 2>/tmp/quickstart.err; then
+"$sm" run --profile profiles/python-socket.json -- /usr/bin/python3 -c 'import socket; print(1)'
+if "$sm" run --profile profiles/python-socket.json -- /usr/bin/python3 -c 'import socket; socket.socket()' 2>/tmp/quickstart.err; then
     echo "quickstart: socket() was not denied" >&2
     exit 1
 fi

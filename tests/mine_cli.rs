@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{one_error_line, Fixture, Out, Profile, GETPPID_LOOP, INT80, RUN_TIMEOUT};
+use common::{one_error_line, Fixture, Out, Profile, GETPPID_LOOP, INT80, PYTHON3, RUN_TIMEOUT};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ fn mine_python(f: &Fixture, backend: &str) -> Profile {
         "-o",
         &out,
         "--",
-        "python3",
+        PYTHON3,
         "-c",
         PY_SOCKET_IMPORT,
     ]);
@@ -48,7 +48,7 @@ fn enforce_python(f: &Fixture, p: &Profile) {
         "--profile",
         profile,
         "--",
-        "python3",
+        PYTHON3,
         "-c",
         PY_SOCKET_IMPORT,
     ]);
@@ -60,7 +60,7 @@ fn enforce_python(f: &Fixture, p: &Profile) {
         "--profile",
         profile,
         "--",
-        "python3",
+        PYTHON3,
         "-c",
         PY_SOCKET_CALL,
     ]);
@@ -444,7 +444,7 @@ fn profile_on_stdout_is_not_mixed_with_the_commands_output() {
 fn python_profile_on_the_cgroup_v1_path() {
     let f = Fixture::new();
     let out = f.arg("v1.json");
-    let mut cmd = f.command(&["mine", "-o", &out, "--", "python3", "-c", PY_SOCKET_IMPORT]);
+    let mut cmd = f.command(&["mine", "-o", &out, "--", PYTHON3, "-c", PY_SOCKET_IMPORT]);
     cmd.env("SANDMINE_CGROUP", "v1");
     let o = f.run_cmd(cmd, RUN_TIMEOUT);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
@@ -467,7 +467,7 @@ fn threads_work_with_clone3_denied() {
     let out = f.arg("t.json");
     let script =
         "import threading; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()";
-    let o = f.sandmine(&["mine", "-o", &out, "--", "python3", "-c", script]);
+    let o = f.sandmine(&["mine", "-o", &out, "--", PYTHON3, "-c", script]);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
     let p = Profile::load(Path::new(&out));
     p.assert_allows(&["clone"], &["clone3"]);
@@ -476,7 +476,7 @@ fn threads_work_with_clone3_denied() {
         p.calls("x86_64", "clone3").is_some_and(|n| n > 0),
         "glibc 2.36 should have used clone3"
     );
-    let mut run = f.command(&["run", "--profile", &out, "--", "python3", "-c", script]);
+    let mut run = f.command(&["run", "--profile", &out, "--", PYTHON3, "-c", script]);
     run.env_remove("PYTHONWARNINGS");
     let o = f.run_cmd(run, RUN_TIMEOUT);
     assert_eq!(o.code(), Some(0), "{}", o.describe());

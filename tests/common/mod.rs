@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 pub const SANDMINE: &str = env!("CARGO_BIN_EXE_sandmine");
 
+/// The system python, never a shim on PATH: a pyenv shim is a bash script
+/// whose own calls (NSS lookups open a socket) would end up in the mined
+/// profile. install-deps.sh installs Debian's python3.
+pub const PYTHON3: &str = "/usr/bin/python3";
+
 /// Generous limit for a single `sandmine` run; a hang fails the test
 /// instead of blocking CI.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
