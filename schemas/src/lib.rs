@@ -4,11 +4,15 @@
 //! - Syscalls travel as `(Abi, number)`, never by name. Names exist only at
 //!   the edges, through [`syscalls`], whose tables are generated from one
 //!   pinned source.
+//! - Only [`wire`] knows the bytes that cross the wire between collector
+//!   and aggregator; [`fleet`] is what the stores answer.
 //! - This crate does no I/O.
 
 pub mod abi;
+pub mod fleet;
 pub mod observation;
 pub mod syscalls;
+pub mod wire;
 
 pub use abi::Abi;
 pub use observation::{Observation, Phase, PhaseSet, SyscallKey, SyscallUse};

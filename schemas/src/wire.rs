@@ -1,0 +1,517 @@
+//! The collector-to-aggregator wire format: one message per host per
+//! publish interval, carrying per-container syscall deltas.
+//!
+//! Only this module knows the bytes. Everything else uses [`Envelope`], the
+//! current in-memory form, and [`encode`] / [`decode`].
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0  4 bytes  magic "SMDW"
+//! offset 4  2 bytes  wire version, u16 little-endian
+//! offset 6  ...      body: bincode 2.0 (pinned =2.0.1), `config::standard()`
+//!                    (little-endian, variable-length integers), with a
+//!                    16 MiB limit, of the version's body struct
+//! ```
+//!
+//! The body structs below are frozen once released: a new field means a new
+//! version, a new `WireVN` struct, and an upgrade from the older ones in
+//! [`decode`]. The golden fixtures in `schemas/tests/fixtures/wire/` pin
+//! the bytes of every version. Enums travel as explicit small integers
+//! (`abi` as in [`abi_code`]), never as Rust enum indexes, so reordering a
+//! Rust enum cannot change the wire.
+//!
+//! # Versions
+//!
+//! - **1**: host, boot, sequence, interval, and per container: runtime,
+//!   id, image, digest, lifetime and syscall deltas.
+//! - **2** (current): adds per container the Kubernetes pod (namespace,
+//!   pod, container) when known, and the seccomp filter the container ran
+//!   under (the compiler must know what a filter may have hidden).
+//!
+//! A reader reads every version up to its own; a newer version is
+//! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
+//! messages in its dead-letter stream for replay after an upgrade: upgrade
+//! aggregators first, then collectors).
+
+use crate::{Abi, PhaseSet};
+use serde::{Deserialize, Serialize};
+
+/// First four bytes of every message.
+pub const MAGIC: [u8; 4] = *b"SMDW";
+/// The version [`encode`] writes.
+pub const CURRENT_VERSION: u16 = 2;
+/// The oldest version [`decode`] still reads.
+pub const OLDEST_VERSION: u16 = 1;
+/// Largest body accepted (and produced): a host with thousands of busy
+/// containers stays far below it.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+const HEADER: usize = 6;
+
+/// One publish of one host: everything its containers did in one interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Stable host identity (configured, else `/etc/machine-id`).
+    pub host_id: String,
+    /// `/proc/sys/kernel/random/boot_id`: kernel-side state (and the
+    /// collector's sequence) restart with a boot.
+    pub boot_id: String,
+    /// Per (host, boot), 1, 2, 3... with no gap and no reuse, persisted
+    /// across collector restarts.
+    pub seq: u64,
+    /// Wall-clock milliseconds since the Unix epoch: the interval this
+    /// delta covers is `[interval_start_ms, interval_end_ms)`.
+    pub interval_start_ms: u64,
+    pub interval_end_ms: u64,
+    pub containers: Vec<ContainerDelta>,
+}
+
+impl Envelope {
+    /// The dedupe id: the broker's message id and the store's idempotency
+    /// key. Unique per message for the life of the fleet.
+    pub fn dedupe_id(&self) -> String {
+        format!("{}.{}.{}", self.host_id, self.boot_id, self.seq)
+    }
+}
+
+/// What one container did in one interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerDelta {
+    pub container: ContainerRef,
+    /// When the collector first saw the container (its creation, to the
+    /// interval's precision).
+    pub started_at_ms: u64,
+    /// Last time a syscall of it was seen, or the interval end if it is
+    /// still running.
+    pub last_seen_ms: u64,
+    /// Set in the interval the container exited.
+    pub exited_at_ms: Option<u64>,
+    /// Sorted by (abi, nr); only syscalls with calls in this interval.
+    pub syscalls: Vec<SyscallDelta>,
+}
+
+/// Who a container is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerRef {
+    /// "docker", "podman", "containerd", "cri-o", or "unknown".
+    pub runtime: String,
+    /// The runtime's container id (64 hex for docker), never empty.
+    pub id: String,
+    /// Image name as the runtime reports it (`nginx:1.25`), "" if unknown.
+    pub image: String,
+    /// Image digest (`sha256:...`), "" if unknown.
+    pub image_digest: String,
+    /// Kubernetes identity when the container is a pod's (v2).
+    pub pod: Option<PodRef>,
+    /// The seccomp filter the container ran under (v2).
+    pub seccomp: SeccompFilter,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodRef {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// The seccomp filter a container ran under: a syscall it denies is never
+/// observed, so the compiler must know.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SeccompFilter {
+    /// Not known (a v1 message, or a runtime that does not say).
+    #[default]
+    Unknown,
+    /// No filter, or one that allows everything (what sandmine mines under).
+    Unconfined,
+    /// The runtime's default profile (Docker's, `RuntimeDefault`).
+    RuntimeDefault,
+    /// A specific profile, by the sha256 of its JSON (`sha256:...`).
+    Profile(String),
+}
+
+impl SeccompFilter {
+    /// Stable text form, as stored: "unknown", "unconfined",
+    /// "runtime/default" or "profile/sha256:...".
+    pub fn as_text(&self) -> String {
+        match self {
+            SeccompFilter::Unknown => "unknown".into(),
+            SeccompFilter::Unconfined => "unconfined".into(),
+            SeccompFilter::RuntimeDefault => "runtime/default".into(),
+            SeccompFilter::Profile(h) => format!("profile/{h}"),
+        }
+    }
+
+    pub fn from_text(s: &str) -> SeccompFilter {
+        match s {
+            "unconfined" => SeccompFilter::Unconfined,
+            "runtime/default" => SeccompFilter::RuntimeDefault,
+            _ => match s.strip_prefix("profile/") {
+                Some(h) => SeccompFilter::Profile(h.to_string()),
+                None => SeccompFilter::Unknown,
+            },
+        }
+    }
+}
+
+/// One syscall of one container in one interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallDelta {
+    pub abi: Abi,
+    pub nr: u32,
+    /// Calls in this interval (> 0).
+    pub calls: u64,
+    /// Phases seen in this interval.
+    pub phases: PhaseSet,
+    /// When this container first made this syscall (this interval or an
+    /// earlier one): lets the store keep per-container incidence with
+    /// first and last seen without reading back.
+    pub first_seen_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("message too short ({0} bytes): not a sandmine delta")]
+    TooShort(usize),
+    #[error("bad magic {0:02x?}: not a sandmine delta")]
+    BadMagic([u8; 4]),
+    #[error("wire version {version} is newer than this reader (reads {oldest} to {newest}); upgrade the aggregator")]
+    UnknownVersion {
+        version: u16,
+        oldest: u16,
+        newest: u16,
+    },
+    #[error("malformed version-{version} body: {reason}")]
+    Malformed { version: u16, reason: String },
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+impl WireError {
+    /// Kept for a later replay (a newer version) rather than garbage.
+    pub fn is_unknown_version(&self) -> bool {
+        matches!(self, WireError::UnknownVersion { .. })
+    }
+}
+
+/// Stable wire codes of ABIs.
+pub fn abi_code(abi: Abi) -> u8 {
+    match abi {
+        Abi::X86_64 => 0,
+        Abi::I386 => 1,
+        Abi::X32 => 2,
+        Abi::Aarch64 => 3,
+    }
+}
+
+pub fn abi_from_code(c: u8) -> Option<Abi> {
+    match c {
+        0 => Some(Abi::X86_64),
+        1 => Some(Abi::I386),
+        2 => Some(Abi::X32),
+        3 => Some(Abi::Aarch64),
+        _ => None,
+    }
+}
+
+/// The wire version of a message, from its header alone.
+pub fn peek_version(bytes: &[u8]) -> Result<u16, WireError> {
+    if bytes.len() < HEADER {
+        return Err(WireError::TooShort(bytes.len()));
+    }
+    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if magic != MAGIC {
+        return Err(WireError::BadMagic(magic));
+    }
+    Ok(u16::from_le_bytes([bytes[4], bytes[5]]))
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_BODY_BYTES>()
+}
+
+/// Encodes at [`CURRENT_VERSION`].
+pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
+    encode_version(e, CURRENT_VERSION)
+}
+
+/// Encodes at an older version (tests and fixtures; fields the version
+/// lacks are dropped).
+pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    let res = match version {
+        1 => bincode::serde::encode_into_std_write(WireV1::from(e), &mut out, config()),
+        2 => bincode::serde::encode_into_std_write(WireV2::from(e), &mut out, config()),
+        v => {
+            return Err(WireError::Encode(format!("no wire version {v}")));
+        }
+    };
+    res.map_err(|err| WireError::Encode(err.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`].
+pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+    let version = peek_version(bytes)?;
+    let body = &bytes[HEADER..];
+    let malformed = |reason: String| WireError::Malformed { version, reason };
+    match version {
+        1 => {
+            let w: WireV1 = decode_body(body).map_err(malformed)?;
+            w.into_envelope().map_err(malformed)
+        }
+        2 => {
+            let w: WireV2 = decode_body(body).map_err(malformed)?;
+            w.into_envelope().map_err(malformed)
+        }
+        v => Err(WireError::UnknownVersion {
+            version: v,
+            oldest: OLDEST_VERSION,
+            newest: CURRENT_VERSION,
+        }),
+    }
+}
+
+fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (v, used) =
+        bincode::serde::decode_from_slice::<T, _>(body, config()).map_err(|e| e.to_string())?;
+    if used != body.len() {
+        return Err(format!("{} trailing bytes", body.len() - used));
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------------
+// Frozen body layouts. Never change a released struct: add a version.
+
+#[derive(Serialize, Deserialize)]
+struct WireV1 {
+    host_id: String,
+    boot_id: String,
+    seq: u64,
+    interval_start_ms: u64,
+    interval_end_ms: u64,
+    containers: Vec<ContainerV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV1 {
+    runtime: String,
+    id: String,
+    image: String,
+    image_digest: String,
+    started_at_ms: u64,
+    last_seen_ms: u64,
+    exited_at_ms: Option<u64>,
+    syscalls: Vec<SyscallV1>,
+}
+
+/// (abi code, nr, calls, phase bits, first seen): shared by v1 and v2.
+#[derive(Serialize, Deserialize)]
+struct SyscallV1 {
+    abi: u8,
+    nr: u32,
+    calls: u64,
+    phases: u8,
+    first_seen_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireV2 {
+    host_id: String,
+    boot_id: String,
+    seq: u64,
+    interval_start_ms: u64,
+    interval_end_ms: u64,
+    containers: Vec<ContainerV2>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV2 {
+    runtime: String,
+    id: String,
+    image: String,
+    image_digest: String,
+    /// (namespace, pod, container)
+    pod: Option<(String, String, String)>,
+    /// `SeccompFilter::as_text`
+    seccomp: String,
+    started_at_ms: u64,
+    last_seen_ms: u64,
+    exited_at_ms: Option<u64>,
+    syscalls: Vec<SyscallV1>,
+}
+
+fn syscalls_out(v: &[SyscallDelta]) -> Vec<SyscallV1> {
+    v.iter()
+        .map(|s| SyscallV1 {
+            abi: abi_code(s.abi),
+            nr: s.nr,
+            calls: s.calls,
+            phases: s.phases.0,
+            first_seen_ms: s.first_seen_ms,
+        })
+        .collect()
+}
+
+fn syscalls_in(v: Vec<SyscallV1>) -> Result<Vec<SyscallDelta>, String> {
+    v.into_iter()
+        .map(|s| {
+            let abi = abi_from_code(s.abi).ok_or_else(|| format!("unknown ABI code {}", s.abi))?;
+            if s.phases > 0x0f {
+                return Err(format!("bad phase bits {:#x}", s.phases));
+            }
+            Ok(SyscallDelta {
+                abi,
+                nr: s.nr,
+                calls: s.calls,
+                phases: PhaseSet(s.phases),
+                first_seen_ms: s.first_seen_ms,
+            })
+        })
+        .collect()
+}
+
+fn check_ids(host: &str, boot: &str, seq: u64) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("empty host id".into());
+    }
+    if boot.is_empty() {
+        return Err("empty boot id".into());
+    }
+    if seq == 0 {
+        return Err("sequence 0 (sequences start at 1)".into());
+    }
+    Ok(())
+}
+
+impl From<&Envelope> for WireV1 {
+    fn from(e: &Envelope) -> Self {
+        WireV1 {
+            host_id: e.host_id.clone(),
+            boot_id: e.boot_id.clone(),
+            seq: e.seq,
+            interval_start_ms: e.interval_start_ms,
+            interval_end_ms: e.interval_end_ms,
+            containers: e
+                .containers
+                .iter()
+                .map(|c| ContainerV1 {
+                    runtime: c.container.runtime.clone(),
+                    id: c.container.id.clone(),
+                    image: c.container.image.clone(),
+                    image_digest: c.container.image_digest.clone(),
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    syscalls: syscalls_out(&c.syscalls),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WireV1 {
+    fn into_envelope(self) -> Result<Envelope, String> {
+        check_ids(&self.host_id, &self.boot_id, self.seq)?;
+        let containers = self
+            .containers
+            .into_iter()
+            .map(|c| {
+                Ok(ContainerDelta {
+                    container: ContainerRef {
+                        runtime: c.runtime,
+                        id: c.id,
+                        image: c.image,
+                        image_digest: c.image_digest,
+                        pod: None,
+                        seccomp: SeccompFilter::Unknown,
+                    },
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    syscalls: syscalls_in(c.syscalls)?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Envelope {
+            host_id: self.host_id,
+            boot_id: self.boot_id,
+            seq: self.seq,
+            interval_start_ms: self.interval_start_ms,
+            interval_end_ms: self.interval_end_ms,
+            containers,
+        })
+    }
+}
+
+impl From<&Envelope> for WireV2 {
+    fn from(e: &Envelope) -> Self {
+        WireV2 {
+            host_id: e.host_id.clone(),
+            boot_id: e.boot_id.clone(),
+            seq: e.seq,
+            interval_start_ms: e.interval_start_ms,
+            interval_end_ms: e.interval_end_ms,
+            containers: e
+                .containers
+                .iter()
+                .map(|c| ContainerV2 {
+                    runtime: c.container.runtime.clone(),
+                    id: c.container.id.clone(),
+                    image: c.container.image.clone(),
+                    image_digest: c.container.image_digest.clone(),
+                    pod: c
+                        .container
+                        .pod
+                        .as_ref()
+                        .map(|p| (p.namespace.clone(), p.pod.clone(), p.container.clone())),
+                    seccomp: c.container.seccomp.as_text(),
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    syscalls: syscalls_out(&c.syscalls),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WireV2 {
+    fn into_envelope(self) -> Result<Envelope, String> {
+        check_ids(&self.host_id, &self.boot_id, self.seq)?;
+        let containers = self
+            .containers
+            .into_iter()
+            .map(|c| {
+                Ok(ContainerDelta {
+                    container: ContainerRef {
+                        runtime: c.runtime,
+                        id: c.id,
+                        image: c.image,
+                        image_digest: c.image_digest,
+                        pod: c.pod.map(|(namespace, pod, container)| PodRef {
+                            namespace,
+                            pod,
+                            container,
+                        }),
+                        seccomp: SeccompFilter::from_text(&c.seccomp),
+                    },
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    syscalls: syscalls_in(c.syscalls)?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Envelope {
+            host_id: self.host_id,
+            boot_id: self.boot_id,
+            seq: self.seq,
+            interval_start_ms: self.interval_start_ms,
+            interval_end_ms: self.interval_end_ms,
+            containers,
+        })
+    }
+}

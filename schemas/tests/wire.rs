@@ -1,0 +1,176 @@
+//! The wire format against committed byte-level fixtures: every version
+//! ever released must still decode to the same envelope, and today's
+//! encoder must still produce the same bytes.
+//!
+//! Regenerate the fixtures (only when adding a version!) with
+//! `SANDMINE_BLESS=1 cargo test -p schemas --test wire`.
+
+use schemas::wire::{
+    decode, encode, encode_version, peek_version, ContainerDelta, ContainerRef, Envelope, PodRef,
+    SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION,
+};
+use schemas::{Abi, PhaseSet};
+use std::path::PathBuf;
+
+fn sample() -> Envelope {
+    let sc = |abi, nr, calls, phases, first| SyscallDelta {
+        abi,
+        nr,
+        calls,
+        phases: PhaseSet(phases),
+        first_seen_ms: first,
+    };
+    Envelope {
+        host_id: "host-a".into(),
+        boot_id: "6f1c0f1e-7d1b-4c55-9d1e-2b8e3a6c9f00".into(),
+        seq: 42,
+        interval_start_ms: 1_764_000_000_000,
+        interval_end_ms: 1_764_000_010_000,
+        containers: vec![
+            ContainerDelta {
+                container: ContainerRef {
+                    runtime: "docker".into(),
+                    id: "c0ffee".repeat(10) + "abcd",
+                    image: "nginx:1.25".into(),
+                    image_digest: "sha256:".to_string() + &"ab".repeat(32),
+                    pod: Some(PodRef {
+                        namespace: "web".into(),
+                        pod: "nginx-7d9f".into(),
+                        container: "nginx".into(),
+                    }),
+                    seccomp: SeccompFilter::RuntimeDefault,
+                },
+                started_at_ms: 1_764_000_001_000,
+                last_seen_ms: 1_764_000_009_999,
+                exited_at_ms: None,
+                syscalls: vec![
+                    sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
+                    sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
+                    sc(Abi::I386, 1, 3, 0b1000, 1_764_000_005_000),
+                ],
+            },
+            ContainerDelta {
+                container: ContainerRef {
+                    runtime: "containerd".into(),
+                    id: "1234".into(),
+                    image: "".into(),
+                    image_digest: "".into(),
+                    pod: None,
+                    seccomp: SeccompFilter::Profile("sha256:00ff".into()),
+                },
+                started_at_ms: 1_764_000_002_000,
+                last_seen_ms: 1_764_000_002_500,
+                exited_at_ms: Some(1_764_000_002_600),
+                syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
+            },
+        ],
+    }
+}
+
+/// What a v1 reader could carry of `sample()`.
+fn sample_as_v1() -> Envelope {
+    let mut e = sample();
+    for c in &mut e.containers {
+        c.container.pod = None;
+        c.container.seccomp = SeccompFilter::Unknown;
+    }
+    e
+}
+
+fn fixture(version: u16) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wire/v{version}.bin"))
+}
+
+fn golden(version: u16) -> Vec<u8> {
+    let path = fixture(version);
+    if std::env::var_os("SANDMINE_BLESS").is_some() {
+        let bytes = encode_version(&sample(), version).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_version_decodes_from_its_golden_bytes() {
+    assert_eq!(decode(&golden(1)).unwrap(), sample_as_v1());
+    assert_eq!(decode(&golden(2)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 2, "a new version needs a new fixture here");
+}
+
+#[test]
+fn the_encoder_still_writes_the_golden_bytes() {
+    assert_eq!(encode(&sample()).unwrap(), golden(CURRENT_VERSION));
+    assert_eq!(encode_version(&sample(), 1).unwrap(), golden(1));
+}
+
+#[test]
+fn header_is_magic_and_little_endian_version() {
+    let b = golden(2);
+    assert_eq!(&b[..6], b"SMDW\x02\x00");
+    assert_eq!(peek_version(&b), Ok(2));
+    // Pinned size: a change here is a wire change.
+    assert_eq!(b.len(), 409, "v2 fixture size changed");
+}
+
+#[test]
+fn a_future_version_is_rejected_clearly() {
+    let mut b = golden(2);
+    b[4] = 3;
+    let err = decode(&b).unwrap_err();
+    assert_eq!(
+        err,
+        WireError::UnknownVersion {
+            version: 3,
+            oldest: 1,
+            newest: 2
+        }
+    );
+    assert!(err.is_unknown_version());
+    assert!(err.to_string().contains("upgrade the aggregator"), "{err}");
+}
+
+#[test]
+fn garbage_is_rejected_never_panics() {
+    assert_eq!(decode(b"SMD"), Err(WireError::TooShort(3)));
+    assert_eq!(
+        decode(b"{\"json\": 1}"),
+        Err(WireError::BadMagic(*b"{\"js"))
+    );
+    let good = golden(2);
+    // Every truncation is an error, never a panic or a partial envelope.
+    for n in 6..good.len() {
+        let err = decode(&good[..n]).unwrap_err();
+        assert!(matches!(err, WireError::Malformed { version: 2, .. }), "{n}: {err}");
+    }
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let err = decode(&trailing).unwrap_err();
+    assert!(err.to_string().contains("1 trailing bytes"), "{err}");
+    // Flip every byte of the body: decoding may fail or succeed, but it
+    // never panics.
+    for i in 6..good.len() {
+        let mut b = good.clone();
+        b[i] ^= 0xff;
+        let _ = decode(&b);
+    }
+}
+
+#[test]
+fn invalid_fields_are_malformed() {
+    let mut e = sample();
+    e.seq = 0;
+    let err = decode(&encode(&e).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("sequence 0"), "{err}");
+    let mut e = sample();
+    e.host_id.clear();
+    let err = decode(&encode(&e).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("empty host id"), "{err}");
+}
+
+#[test]
+fn dedupe_id_names_host_boot_and_sequence() {
+    assert_eq!(
+        sample().dedupe_id(),
+        "host-a.6f1c0f1e-7d1b-4c55-9d1e-2b8e3a6c9f00.42"
+    );
+}
