@@ -1,0 +1,1 @@
+//! Broker clients (see Cargo.toml).
