@@ -46,6 +46,23 @@ struct {
 	__type(value, struct sm_info);
 } sm_info SEC(".maps");
 
+/* Cgroup names of auto-tracked workloads (see struct sm_cgname). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_key);
+	__type(value, struct sm_cgname);
+} sm_cgname SEC(".maps");
+
+/* Scratch space for one sm_cgname (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_cgname);
+} sm_cgname_scratch SEC(".maps");
+
 /* One all-zero sm_stats, the source for in-kernel inserts (too big for the
  * 512-byte BPF stack). Never written. */
 struct {
@@ -78,6 +95,48 @@ static __always_inline void key_of(struct task_struct *t, struct sm_key *key)
 	key->mntns_id = mntns_id_of(t);
 }
 
+/* Record the names of the workload's cgroup and of its parent. Best
+ * effort: a failed read leaves an empty name. */
+static __always_inline void record_cgname(struct sm_key *key, struct task_struct *t)
+{
+	__u32 zero = 0;
+	struct sm_cgname *n = bpf_map_lookup_elem(&sm_cgname_scratch, &zero);
+	struct cgroup *cg;
+	int level;
+
+	if (!n)
+		return;
+	n->leaf[0] = 0;
+	n->parent[0] = 0;
+	n->hierarchy = 0;
+	cg = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	level = BPF_CORE_READ(cg, level);
+	if (level > 0) {
+		n->hierarchy = 2;
+	} else if (bpf_core_enum_value_exists(enum cgroup_subsys_id, pids_cgrp_id)) {
+		int i = bpf_core_enum_value(enum cgroup_subsys_id, pids_cgrp_id);
+
+		if (i >= 0 && i < 16) {
+			struct cgroup_subsys_state *css = BPF_CORE_READ(t, cgroups, subsys[i]);
+
+			if (css) {
+				cg = BPF_CORE_READ(css, cgroup);
+				level = BPF_CORE_READ(cg, level);
+				if (level > 0)
+					n->hierarchy = 1;
+			}
+		}
+	}
+	n->level = level;
+	if (n->hierarchy) {
+		bpf_probe_read_kernel_str(n->leaf, sizeof(n->leaf), BPF_CORE_READ(cg, kn, name));
+		if (level > 1 && level < 64)
+			bpf_probe_read_kernel_str(n->parent, sizeof(n->parent),
+						  BPF_CORE_READ(cg, ancestors[level - 1], kn, name));
+	}
+	bpf_map_update_elem(&sm_cgname, key, n, BPF_NOEXIST);
+}
+
 static __noinline struct sm_stats *start_tracking(struct sm_key *key, struct task_struct *t)
 {
 	__u32 zero = 0;
@@ -107,6 +166,7 @@ static __noinline struct sm_stats *start_tracking(struct sm_key *key, struct tas
 	info.creator_tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(info.creator_comm, sizeof(info.creator_comm));
 	bpf_map_update_elem(&sm_info, key, &info, BPF_NOEXIST);
+	record_cgname(key, t);
 	return bpf_map_lookup_elem(&sm_stats, key);
 }
 

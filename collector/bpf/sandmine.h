@@ -53,4 +53,20 @@ struct sm_info {
 	char creator_comm[16];
 };
 
+/* The cgroup a workload was created in, by name, written once with its
+ * sm_info: the leaf (`docker-<id>.scope`, `<id>`, `cri-containerd-<id>.scope`)
+ * and its parent (`kubepods-...-pod<uid>.slice`, `docker`). From the cgroup
+ * v2 hierarchy when the task is below its root, else (a cgroup v1 host)
+ * from the v1 `pids` hierarchy. Names are NUL-terminated, truncated to
+ * SM_CGNAME_LEN - 1 bytes. Lets userspace attribute a container that was
+ * gone before it looked. */
+#define SM_CGNAME_LEN 128
+struct sm_cgname {
+	char leaf[SM_CGNAME_LEN];
+	char parent[SM_CGNAME_LEN];
+	/* 2 = from the v2 hierarchy, 1 = from v1 pids, 0 = none (root). */
+	__u32 hierarchy;
+	__u32 level;
+};
+
 #endif

@@ -43,6 +43,7 @@ struct pt_regs {
 
 struct kernfs_node {
 	__u64 id;
+	const char *name;
 };
 
 struct cgroup {
@@ -51,8 +52,18 @@ struct cgroup {
 	struct cgroup *ancestors[];
 };
 
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+};
+
+/* Only the enumerator's name matters: its value is relocated (CO-RE). */
+enum cgroup_subsys_id {
+	pids_cgrp_id = 0,
+};
+
 struct css_set {
 	struct cgroup *dfl_cgrp;
+	struct cgroup_subsys_state *subsys[16];
 };
 
 /* Linux >= 6.18: every namespace has a 64-bit id that is never reused. */

@@ -52,6 +52,45 @@ pub struct WorkloadInfo {
     pub creator_comm: [u8; 16],
 }
 
+/// Length of each name in [`CgroupName`] (`SM_CGNAME_LEN`).
+pub const CGNAME_LEN: usize = 128;
+
+/// The names of the cgroup a workload was created in and of its parent,
+/// recorded by the kernel program with its [`WorkloadInfo`] (auto-track
+/// mode), so that a container gone before userspace looks can still be
+/// attributed by the id its runtime put in the cgroup's name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupName {
+    pub leaf: [u8; CGNAME_LEN],
+    pub parent: [u8; CGNAME_LEN],
+    /// 2: from the cgroup v2 hierarchy; 1: from the v1 `pids` hierarchy
+    /// (a v1-only host); 0: the task was in the root cgroup.
+    pub hierarchy: u32,
+    /// Depth of the cgroup below its hierarchy's root.
+    pub level: u32,
+}
+
+impl CgroupName {
+    /// The leaf name, up to its NUL.
+    pub fn leaf_str(&self) -> String {
+        c_str(&self.leaf)
+    }
+
+    /// The parent's name, up to its NUL ("" at level 1).
+    pub fn parent_str(&self) -> String {
+        c_str(&self.parent)
+    }
+}
+
+fn c_str(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+// SAFETY: plain old data, `#[repr(C)]`, no padding (two byte arrays of a
+// multiple of 8 bytes, then two u32), any bit pattern is valid.
+unsafe impl aya::Pod for CgroupName {}
 // SAFETY: plain old data, `#[repr(C)]`, no padding (all fields are u64 or
 // arrays of u64, or u32 pairs and a byte array ending on an 8-byte
 // boundary), any bit pattern is valid.
@@ -221,7 +260,7 @@ impl EbpfCollector {
 
     /// Stop counting `key` and free its slot.
     pub fn untrack(&mut self, key: &WorkloadKey) -> Result<()> {
-        for name in ["sm_stats", "sm_info"] {
+        for name in ["sm_stats", "sm_info", "sm_cgname"] {
             let map = self
                 .ebpf
                 .map_mut(name)
@@ -230,8 +269,12 @@ impl EbpfCollector {
                 PerCpuHashMap::<&mut MapData, WorkloadKey, RawStats>::try_from(map)
                     .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
                     .remove(key)
-            } else {
+            } else if name == "sm_info" {
                 BpfHashMap::<&mut MapData, WorkloadKey, WorkloadInfo>::try_from(map)
+                    .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
+                    .remove(key)
+            } else {
+                BpfHashMap::<&mut MapData, WorkloadKey, CgroupName>::try_from(map)
                     .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
                     .remove(key)
             };
@@ -284,6 +327,21 @@ impl EbpfCollector {
         }
     }
 
+    /// The names of the cgroup the kernel saw `key` created in.
+    pub fn cgroup_name(&self, key: &WorkloadKey) -> Result<Option<CgroupName>> {
+        let map = self
+            .ebpf
+            .map("sm_cgname")
+            .ok_or_else(|| CollectError::Ebpf("map sm_cgname missing".into()))?;
+        let map: BpfHashMap<&MapData, WorkloadKey, CgroupName> =
+            BpfHashMap::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_cgname: {e}")))?;
+        match map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(map_err("reading sm_cgname", e)),
+        }
+    }
+
     /// A snapshot of what `key` did so far, summed over CPUs.
     pub fn observe(&self, key: &WorkloadKey) -> Result<Observation> {
         let map = self.stats_map()?;
@@ -297,7 +355,7 @@ impl EbpfCollector {
 }
 
 /// A map error with its OS cause, which aya's own message leaves out.
-fn map_err(what: impl std::fmt::Display, e: aya::maps::MapError) -> CollectError {
+pub(crate) fn map_err(what: impl std::fmt::Display, e: aya::maps::MapError) -> CollectError {
     match &e {
         aya::maps::MapError::SyscallError(s) => {
             CollectError::Ebpf(format!("{what}: {e}: {}", s.io_error))
@@ -306,7 +364,7 @@ fn map_err(what: impl std::fmt::Display, e: aya::maps::MapError) -> CollectError
     }
 }
 
-fn is_not_found(e: &aya::maps::MapError) -> bool {
+pub(crate) fn is_not_found(e: &aya::maps::MapError) -> bool {
     match e {
         aya::maps::MapError::KeyNotFound => true,
         aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
@@ -314,7 +372,7 @@ fn is_not_found(e: &aya::maps::MapError) -> bool {
     }
 }
 
-fn zeroed_stats() -> RawStats {
+pub(crate) fn zeroed_stats() -> RawStats {
     RawStats {
         post_exec: 0,
         out_of_range: 0,

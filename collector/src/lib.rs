@@ -13,6 +13,7 @@
 //! ClickHouse. It hands `schemas::Observation`s upward.
 
 pub mod cgroup;
+pub mod daemon;
 pub mod docker;
 pub mod ebpf;
 pub mod launch;

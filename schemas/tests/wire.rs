@@ -140,7 +140,10 @@ fn garbage_is_rejected_never_panics() {
     // Every truncation is an error, never a panic or a partial envelope.
     for n in 6..good.len() {
         let err = decode(&good[..n]).unwrap_err();
-        assert!(matches!(err, WireError::Malformed { version: 2, .. }), "{n}: {err}");
+        assert!(
+            matches!(err, WireError::Malformed { version: 2, .. }),
+            "{n}: {err}"
+        );
     }
     let mut trailing = good.clone();
     trailing.push(0);

@@ -1,0 +1,456 @@
+//! Who a container is: image, digest, pod and seccomp filter, from the
+//! Docker Engine API (or podman's compatible one).
+//!
+//! A container that lives milliseconds (`docker run --rm` of a program
+//! that exits at once) is gone long before the next tick. So a background
+//! thread follows the engine's event stream and inspects every container
+//! the moment it is created (the engine's `create` event comes before the
+//! container's first process runs), caching the answer by container id.
+//! A tick that meets an id the cache lacks (a container older than the
+//! daemon) inspects it then, and if the engine no longer knows it, reads
+//! the engine's recent events for its image name.
+
+use crate::docker::DockerClient;
+use schemas::wire::{ContainerRef, PodRef, SeccompFilter};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::cgpath::CgroupContainer;
+
+/// One engine: its client, and the runtime name its containers get.
+#[derive(Clone)]
+struct Engine {
+    client: DockerClient,
+    runtime: &'static str,
+}
+
+type Cache = Arc<Mutex<HashMap<String, ContainerRef>>>;
+
+/// Resolves container ids to [`ContainerRef`]s.
+pub struct Resolver {
+    engines: Vec<Engine>,
+    cache: Cache,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Resolver {
+    /// Connect to the engines that answer. An engine that does not answer
+    /// is logged and skipped: its containers are still published, by the
+    /// id and runtime their cgroup names give, without image.
+    pub fn new(docker: Option<&Path>, podman: Option<&Path>) -> Resolver {
+        let mut engines = Vec::new();
+        let docker_path = docker
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(crate::docker::DEFAULT_SOCKET));
+        for (path, runtime) in [
+            (Some(docker_path), "docker"),
+            (podman.map(Path::to_path_buf), "podman"),
+        ] {
+            let Some(path) = path else { continue };
+            match DockerClient::connect(Some(&path)) {
+                Ok(client) => engines.push(Engine { client, runtime }),
+                Err(err) => log::warn!(
+                    "{runtime} engine at {} unreachable ({err}): its containers are attributed by cgroup name only",
+                    path.display()
+                ),
+            }
+        }
+        let cache: Cache = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = engines
+            .iter()
+            .map(|engine| {
+                let (engine, cache, stop) = (engine.clone(), cache.clone(), stop.clone());
+                std::thread::spawn(move || follow_events(&engine, &cache, &stop))
+            })
+            .collect();
+        Resolver {
+            engines,
+            cache,
+            stop,
+            threads,
+        }
+    }
+
+    /// The [`ContainerRef`] of the container a cgroup name points at.
+    /// Never fails: what cannot be learnt stays empty ("" image, unknown
+    /// filter).
+    pub fn resolve(&self, c: &CgroupContainer) -> ContainerRef {
+        if let Some(r) = self.cached(&c.id) {
+            return r;
+        }
+        for engine in self.engines_for(&c.runtime) {
+            match inspect(engine, &c.id) {
+                Ok(Some(r)) => {
+                    self.insert(r.clone());
+                    return r;
+                }
+                Ok(None) => {
+                    if let Some(image) = image_from_past_events(engine, &c.id) {
+                        let r = ContainerRef {
+                            runtime: engine.runtime.to_string(),
+                            id: c.id.clone(),
+                            image_digest: image_digest(engine, &image, None),
+                            image,
+                            pod: None,
+                            seccomp: SeccompFilter::Unknown,
+                        };
+                        self.insert(r.clone());
+                        return r;
+                    }
+                }
+                Err(err) => log::warn!("inspecting container {}: {err}", short(&c.id)),
+            }
+        }
+        ContainerRef {
+            runtime: c.runtime.clone(),
+            id: c.id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Drop a container from the cache (it exited and was published).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut m) = self.cache.lock() {
+            m.remove(id);
+        }
+    }
+
+    fn cached(&self, id: &str) -> Option<ContainerRef> {
+        self.cache.lock().ok()?.get(id).cloned()
+    }
+
+    fn insert(&self, r: ContainerRef) {
+        insert(&self.cache, r);
+    }
+
+    fn engines_for<'a>(&'a self, runtime: &'a str) -> impl Iterator<Item = &'a Engine> + 'a {
+        self.engines
+            .iter()
+            .filter(move |e| runtime == "unknown" || e.runtime == runtime)
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn insert(cache: &Cache, r: ContainerRef) {
+    if let Ok(mut m) = cache.lock() {
+        m.insert(r.id.clone(), r);
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// `GET /containers/{id}/json` → the container's identity; `Ok(None)`
+/// when the engine does not know the id (any more).
+fn inspect(engine: &Engine, id: &str) -> crate::Result<Option<ContainerRef>> {
+    let v = match engine.client.inspect_json(id) {
+        Ok(v) => v,
+        Err(crate::CollectError::Docker(m)) if m.contains("404") || m.contains("No such") => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(from_inspect(engine, &v)))
+}
+
+fn from_inspect(engine: &Engine, v: &Value) -> ContainerRef {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let image = s("/Config/Image");
+    let image_id = s("/Image");
+    let labels = v.pointer("/Config/Labels");
+    let label = |k: &str| {
+        labels
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let pod = match (
+        label("io.kubernetes.pod.namespace"),
+        label("io.kubernetes.pod.name"),
+    ) {
+        (Some(namespace), Some(pod)) => Some(PodRef {
+            namespace,
+            pod,
+            container: label("io.kubernetes.container.name").unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let privileged = v
+        .pointer("/HostConfig/Privileged")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let opts: Vec<String> = v
+        .pointer("/HostConfig/SecurityOpt")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ContainerRef {
+        runtime: engine.runtime.to_string(),
+        id: s("/Id"),
+        image_digest: image_digest(engine, &image, Some(&image_id)),
+        image,
+        pod,
+        seccomp: seccomp_of(&opts, privileged),
+    }
+}
+
+/// `HostConfig.SecurityOpt` (and `Privileged`) → the filter the container
+/// runs under. No seccomp option means the engine's default profile;
+/// `privileged` containers run unfiltered.
+pub fn seccomp_of(opts: &[String], privileged: bool) -> SeccompFilter {
+    if privileged {
+        return SeccompFilter::Unconfined;
+    }
+    for o in opts {
+        let Some(val) = o
+            .strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+        else {
+            continue;
+        };
+        return match val {
+            "unconfined" => SeccompFilter::Unconfined,
+            "" | "builtin" | "default" | "runtime/default" => SeccompFilter::RuntimeDefault,
+            json => {
+                let h = Sha256::digest(json.as_bytes());
+                let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+                SeccompFilter::Profile(format!("sha256:{hex}"))
+            }
+        };
+    }
+    SeccompFilter::RuntimeDefault
+}
+
+/// The image's registry digest (`RepoDigests`, the same on every host)
+/// when it has one, else its local id (`sha256:...`, the config digest).
+fn image_digest(engine: &Engine, image: &str, image_id: Option<&str>) -> String {
+    let by = image_id.filter(|s| !s.is_empty()).unwrap_or(image);
+    if by.is_empty() {
+        return String::new();
+    }
+    match engine.client.inspect_image(by) {
+        Ok(info) => info
+            .repo_digests
+            .iter()
+            .find_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+            .unwrap_or(info.id),
+        Err(_) => image_id.unwrap_or("").to_string(),
+    }
+}
+
+/// Open an HTTP/1.0 request on the engine's socket and return a reader
+/// positioned after the response head. HTTP/1.0 makes the engine stream
+/// the body unframed until it closes the connection: one JSON event per
+/// line for `/events`.
+fn open_stream(
+    socket: &Path,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<BufReader<UnixStream>> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET /{}{path} HTTP/1.0\r\nHost: docker\r\n\r\n",
+        crate::docker::API_VERSION
+    )?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if !line.contains(" 200") {
+        return Err(std::io::Error::other(format!(
+            "GET {path}: {}",
+            line.trim()
+        )));
+    }
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    Ok(r)
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The image name of a container the engine no longer has, from the
+/// events it still remembers (dockerd keeps its most recent events).
+fn image_from_past_events(engine: &Engine, id: &str) -> Option<String> {
+    let filters = format!(r#"{{"type":["container"],"container":["{id}"]}}"#);
+    let path = format!(
+        "/events?since=0&until={}&filters={}",
+        unix_now_s() + 1,
+        url_encode(&filters)
+    );
+    let r = open_stream(engine.client.socket(), &path, Duration::from_secs(5)).ok()?;
+    for line in r.lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(image) = v.pointer("/Actor/Attributes/image").and_then(Value::as_str) {
+            return Some(image.to_string());
+        }
+    }
+    None
+}
+
+/// Follow the engine's container `create` events until `stop`, inspecting
+/// each new container at once. Reconnects after errors.
+fn follow_events(engine: &Engine, cache: &Cache, stop: &AtomicBool) {
+    let filters = r#"{"type":["container"],"event":["create"]}"#;
+    let path = format!("/events?filters={}", url_encode(filters));
+    let mut since: Option<u64> = None;
+    while !stop.load(Ordering::Relaxed) {
+        // After a reconnect, replay what was missed meanwhile.
+        let p = match since {
+            Some(s) => format!("{path}&since={s}"),
+            None => path.clone(),
+        };
+        let mut r = match open_stream(engine.client.socket(), &p, Duration::from_millis(200)) {
+            Ok(r) => r,
+            Err(err) => {
+                log::debug!("{} events: {err}", engine.runtime);
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+        };
+        since = Some(unix_now_s());
+        let mut buf = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if buf.ends_with(b"\n") {
+                        handle_event(engine, cache, &buf);
+                        buf.clear();
+                    }
+                }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn handle_event(engine: &Engine, cache: &Cache, line: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return;
+    };
+    let Some(id) = v
+        .pointer("/Actor/ID")
+        .or_else(|| v.get("id"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    if cache.lock().map(|m| m.contains_key(id)).unwrap_or(true) {
+        return;
+    }
+    let r = match inspect(engine, id) {
+        Ok(Some(r)) => r,
+        _ => {
+            let image = v
+                .pointer("/Actor/Attributes/image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            ContainerRef {
+                runtime: engine.runtime.to_string(),
+                id: id.to_string(),
+                image_digest: image_digest(engine, &image, None),
+                image,
+                pod: None,
+                seccomp: SeccompFilter::Unknown,
+            }
+        }
+    };
+    insert(cache, r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seccomp_options() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(seccomp_of(&[], false), SeccompFilter::RuntimeDefault);
+        assert_eq!(seccomp_of(&[], true), SeccompFilter::Unconfined);
+        assert_eq!(
+            seccomp_of(&o(&["label=disable", "seccomp=unconfined"]), false),
+            SeccompFilter::Unconfined
+        );
+        assert_eq!(
+            seccomp_of(&o(&["seccomp:unconfined"]), false),
+            SeccompFilter::Unconfined
+        );
+        assert_eq!(
+            seccomp_of(&o(&["seccomp={}"]), false),
+            SeccompFilter::Profile(
+                "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".into()
+            )
+        );
+        assert_eq!(
+            seccomp_of(&o(&["no-new-privileges"]), false),
+            SeccompFilter::RuntimeDefault
+        );
+    }
+
+    #[test]
+    fn url_encoding() {
+        assert_eq!(
+            url_encode(r#"{"a":["b c"]}"#),
+            "%7B%22a%22%3A%5B%22b%20c%22%5D%7D"
+        );
+    }
+}
