@@ -206,6 +206,20 @@ pub fn compile_for(
         }
     }
 
+    compile_resolved(&tables, default_ret, host)
+}
+
+/// The second half of [`compile_for`], for callers that already resolved
+/// names to numbers: `tables` holds, per listed host ABI, each number's
+/// return value (x32 numbers with `X32_SYSCALL_BIT` set); an ABI absent
+/// from `tables` is not listed and gets `default_ret` for everything.
+/// Does no validation: the caller vouches for the tables (the fleet
+/// compiler builds them from names it took from the syscall tables).
+pub fn compile_resolved(
+    tables: &BTreeMap<Abi, BTreeMap<u32, u32>>,
+    default_ret: u32,
+    host: &[Abi],
+) -> Result<Vec<SockFilter>, FilterError> {
     let mut b = Builder::default();
     b.stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH);
     // Group host ABIs by the audit arch the kernel reports for them.

@@ -1,0 +1,269 @@
+//! Benchmark of the fleet compiler: 10,000 images of realistic shape, every
+//! format rendered in memory. Run with
+//! `cargo run --release -p policy-compiler --example bench_compile [IMAGES] [THREADS]`.
+//!
+//! The inputs are synthetic and deterministic (a fixed-seed PRNG): a pool
+//! of 200 distinct images, compiled in turn until IMAGES compilations are
+//! done (holding 10,000 distinct answers in memory would take gigabytes and
+//! measure the allocator, not the compiler). Each image has 40-120
+//! syscalls, 20-500 containers on 1-50 hosts; 70% of an image's syscalls
+//! are common (each container uses each with probability 0.85-1), the rest
+//! rare (0.005-0.3); 10% of the images also use i386 calls; one container
+//! in eight ran under `runtime/default`; a few set-up-only calls.
+
+use policy_compiler::fleet::compile;
+use policy_compiler::policy::Policy;
+use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
+use schemas::{syscalls, Abi, Phase, PhaseSet};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const H: u64 = 3_600_000;
+
+fn synth(seed: u64) -> ImageObservations {
+    let mut r = Rng(seed);
+    let n_sys = r.range(40, 120) as usize;
+    let n_cont = r.range(20, 500) as usize;
+    let n_hosts = r.range(1, 50) as usize;
+    let with_i386 = r.range(0, 9) == 0;
+    // Pick distinct syscalls of the x86_64 table.
+    let table = syscalls::table(Abi::X86_64);
+    let mut chosen: Vec<(Abi, u32, f64, u8)> = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    while chosen.len() < n_sys {
+        let (nr, _) = table[r.range(0, table.len() as u64 - 1) as usize];
+        if !used.insert(nr) {
+            continue;
+        }
+        let common = chosen.len() < n_sys * 7 / 10;
+        let p = if common {
+            0.85 + 0.15 * r.unit()
+        } else {
+            0.005 + 0.295 * r.unit()
+        };
+        // Phase: mostly the image's, some the runtime's, a few set-up only.
+        let phase = match r.range(0, 19) {
+            0 => Phase::Setup,
+            1 | 2 => Phase::Runtime,
+            _ => Phase::Image,
+        };
+        chosen.push((Abi::X86_64, nr, p, phase.bit()));
+    }
+    if with_i386 {
+        for nr in [3u32, 4, 5, 6, 102, 240] {
+            chosen.push((Abi::I386, nr, 0.5, Phase::Image.bit()));
+        }
+    }
+    let t0 = 1_700_000_000_000u64;
+    let mut incidence = Vec::with_capacity(n_cont);
+    let mut totals: BTreeMap<(Abi, u32), SyscallTotals> = BTreeMap::new();
+    for i in 0..n_cont {
+        let start = t0 + i as u64 * H / 4;
+        let end = start + r.range(60_000, 6 * H);
+        let host = format!("host-{:02}", r.range(0, n_hosts as u64 - 1));
+        let mut entries = Vec::with_capacity(chosen.len());
+        for (abi, nr, p, ph) in &chosen {
+            if r.unit() < *p {
+                let first = start + r.range(0, 60_000);
+                entries.push(IncidenceEntry {
+                    abi: *abi,
+                    nr: *nr,
+                    phases: PhaseSet(
+                        *ph | if *ph == Phase::Image.bit() {
+                            Phase::Setup.bit()
+                        } else {
+                            0
+                        },
+                    ),
+                    first_seen_ms: first,
+                    last_seen_ms: end,
+                });
+                let t = totals.entry((*abi, *nr)).or_insert(SyscallTotals {
+                    abi: *abi,
+                    nr: *nr,
+                    hosts: 0,
+                    containers: 0,
+                    calls: 0,
+                    first_seen_ms: u64::MAX,
+                    last_seen_ms: 0,
+                    phases: PhaseSet(0),
+                });
+                t.containers += 1;
+                t.hosts = t.hosts.max(1);
+                t.calls += r.range(1, 10_000);
+                t.first_seen_ms = t.first_seen_ms.min(first);
+                t.last_seen_ms = t.last_seen_ms.max(end);
+                t.phases = t.phases.union(PhaseSet(*ph));
+            }
+        }
+        entries.sort_by_key(|e| (e.abi, e.nr));
+        incidence.push(ContainerIncidence {
+            host_id: host,
+            boot_id: "b".into(),
+            container_id: format!("{seed:08x}{i:05}"),
+            started_at_ms: start,
+            last_seen_ms: end,
+            seccomp: if i % 8 == 0 {
+                "runtime/default".into()
+            } else {
+                "unconfined".into()
+            },
+            syscalls: entries,
+        });
+    }
+    let container_seconds = incidence
+        .iter()
+        .map(|c| (c.last_seen_ms - c.started_at_ms) / 1000)
+        .sum();
+    ImageObservations {
+        image: format!(
+            "registry.example/team-{}/service-{seed}:v{}",
+            seed % 17,
+            seed % 5
+        ),
+        digests: vec![format!("sha256:{seed:064x}")],
+        hosts: n_hosts as u64,
+        containers: n_cont as u64,
+        container_seconds,
+        first_seen_ms: t0,
+        last_seen_ms: t0 + n_cont as u64 * H,
+        syscalls: totals.into_values().collect(),
+        incidence,
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let images: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2).max(1);
+    let t = Instant::now();
+    let pool: Vec<ImageObservations> = (0..200u64).map(|s| synth(s + 1)).collect();
+    let entries: usize = pool
+        .iter()
+        .map(|o| o.incidence.iter().map(|c| c.syscalls.len()).sum::<usize>())
+        .sum();
+    println!(
+        "generated {} distinct images ({} incidence entries, {:.1} per image on average) in {:.2} s",
+        pool.len(),
+        entries,
+        entries as f64 / pool.len() as f64,
+        t.elapsed().as_secs_f64()
+    );
+    let policy = Policy::default();
+    let now = 1_700_000_000_000u64 + 400 * H;
+
+    let run = |threads: usize| -> (f64, [usize; 3], usize) {
+        let t = Instant::now();
+        let results: Vec<([usize; 3], usize)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|k| {
+                    let pool = &pool;
+                    let policy = &policy;
+                    s.spawn(move || {
+                        let mut states = [0usize; 3];
+                        let mut bytes = 0usize;
+                        for i in (k..images).step_by(threads) {
+                            match compile(&pool[i % pool.len()], policy, now) {
+                                Ok(c) => {
+                                    states[c.decision.state as usize] += 1;
+                                    bytes += c.files.values().map(Vec::len).sum::<usize>()
+                                        + c.report_text.len()
+                                        + c.report_json.len();
+                                }
+                                Err(e) => panic!("image {i}: {e}"),
+                            }
+                        }
+                        (states, bytes)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(([0; 3], 0)))
+                .collect()
+        });
+        let mut states = [0usize; 3];
+        let mut bytes = 0;
+        for (s, b) in results {
+            for i in 0..3 {
+                states[i] += s[i];
+            }
+            bytes += b;
+        }
+        (t.elapsed().as_secs_f64(), states, bytes)
+    };
+    if std::env::args().nth(3).as_deref() == Some("stages") {
+        stages(&pool, &policy, now, images);
+        return;
+    }
+    for th in [1, threads] {
+        let (secs, states, bytes) = run(th);
+        println!(
+            "compiled {images} images with {th} thread(s) in {secs:.3} s ({:.1} us/image); states enforce/log/not_ready = {}/{}/{}; {:.1} MB rendered",
+            secs * 1e6 / images as f64,
+            states[0],
+            states[1],
+            states[2],
+            bytes as f64 / 1e6
+        );
+    }
+}
+
+/// Per-stage timings (SANDMINE_BENCH_STAGES is not read: call from main
+/// when investigating).
+#[allow(dead_code)]
+fn stages(pool: &[ImageObservations], policy: &Policy, now: u64, n: usize) {
+    use policy_compiler::{decide, fleet, render};
+    let mut t = [0f64; 7];
+    for i in 0..n {
+        let o = &pool[i % pool.len()];
+        let s = Instant::now();
+        let d = decide::decide(o, policy, now);
+        t[0] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let p = render::oci_profile(&d);
+        t[1] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let j = p.to_json().unwrap_or_default();
+        let h = render::sha256(j.as_bytes());
+        t[2] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        for (_, host) in render::host_families(&d) {
+            let _ = render::bpf_bytes(&p, host);
+        }
+        t[3] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let _ = render::spo_yaml(&d, &p, &h);
+        let _ = render::systemd_dropin(&d, &p, &h);
+        t[4] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let _ = fleet::report_text(&d, &h);
+        t[5] += s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let _ = fleet::report_json(&d, &h);
+        t[6] += s.elapsed().as_secs_f64();
+    }
+    println!(
+        "stages (s): decide {:.3} oci {:.3} json+hash {:.3} bpf {:.3} yaml+systemd {:.3} report_text {:.3} report_json {:.3}",
+        t[0], t[1], t[2], t[3], t[4], t[5], t[6]
+    );
+}

@@ -1,0 +1,163 @@
+//! `sandmine explain IMAGE SYSCALL`: why one syscall is allowed or denied,
+//! with the numbers.
+
+use crate::decide::{deny_errno, AllowReason, Decision, DenyReason, SyscallStats, Verdict};
+use crate::names as syscalls;
+use crate::ENOSYS;
+use schemas::Abi;
+
+fn errno_name(e: u32) -> &'static str {
+    if e == ENOSYS {
+        "ENOSYS"
+    } else {
+        "EPERM"
+    }
+}
+
+fn stats_sentence(s: &SyscallStats, d: &Decision) -> String {
+    format!(
+        "seen in a profile-relevant phase on {} of {} host(s), in {} of {} container(s) (share {:.4}); {} call(s) counted in all phases",
+        s.hosts, d.confidence.hosts, s.containers, d.confidence.containers, s.share, s.calls
+    )
+}
+
+fn allow_sentence(
+    r: &AllowReason,
+    d: &Decision,
+    abi: Abi,
+    name: &str,
+    stats: Option<&SyscallStats>,
+) -> String {
+    let th = &d.policy.syscall;
+    match r {
+        AllowReason::Observed => format!(
+            "observed and over every threshold: {} (needs hosts >= {}, containers >= {}, share >= {:.4})",
+            stats.map_or_else(String::new, |s| stats_sentence(s, d)),
+            th.min_hosts,
+            th.min_containers,
+            th.min_container_share
+        ),
+        AllowReason::RuntimeBase => {
+            let rt = d.policy.runtime.as_ref();
+            format!(
+                "in the measured base of the runtime ({} {}): the runtime makes it after installing the filter, before the entrypoint runs",
+                rt.map_or("?", |r| r.name.as_str()),
+                rt.map_or("", |r| r.version.as_str())
+            )
+        }
+        AllowReason::MustAllow => "named in the policy's must_allow".to_string(),
+        AllowReason::Baseline => {
+            let why = crate::baseline::BASELINE
+                .iter()
+                .find(|b| b.name == name)
+                .map_or("", |b| b.why);
+            format!("in sandmine's baseline: {why}")
+        }
+        AllowReason::Fallback { of } => format!(
+            "the fallback of {of}, which the image used and the policy denies (must_deny); callers fall back to it on ENOSYS"
+        ),
+        AllowReason::OtherAbi { abi: other } => format!(
+            "below the thresholds in {abi} ({}), but allowed in {other}; the Docker format lists names for all architectures at once, so it is allowed in {abi} too",
+            stats.map_or_else(String::new, |s| stats_sentence(s, d))
+        ),
+    }
+}
+
+/// Why `name` is allowed or denied in `abi` for this decision.
+pub fn explain(d: &Decision, abi: Abi, name: &str) -> String {
+    let head = format!("{} {abi} {name}", d.image);
+    if syscalls::number(abi, name).is_none() {
+        return if schemas::syscalls::is_known(name) {
+            format!("{head}: {abi} has no syscall named {name}; nothing to allow or deny")
+        } else {
+            format!("{head}: no ABI has a syscall named {name}")
+        };
+    }
+    if !d.abis.contains(&abi) {
+        return format!(
+            "{head}: denied: the image was never observed using the {abi} ABI (observed: {}), so the profile does not list {}; every {abi} call is refused",
+            if d.abis.is_empty() {
+                "none".to_string()
+            } else {
+                d.abis.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+            },
+            abi.scmp_arch()
+        );
+    }
+    let state = d.state.as_str();
+    match d.get(abi, name) {
+        Some(sd) => match &sd.verdict {
+            Verdict::Allowed { reasons } => {
+                let why: Vec<String> = reasons
+                    .iter()
+                    .map(|r| allow_sentence(r, d, abi, name, sd.stats.as_ref()))
+                    .collect();
+                format!("{head}: allowed ({state} profile): {}", why.join("; and "))
+            }
+            Verdict::Denied {
+                reason,
+                errno,
+                blocks_enforce,
+            } => {
+                let e = errno_name(*errno);
+                let seen = sd
+                    .stats
+                    .as_ref()
+                    .map_or_else(String::new, |s| stats_sentence(s, d));
+                let why = match reason {
+                    DenyReason::MustDeny => format!(
+                        "denied with {e}: named in the policy's must_deny{}",
+                        if seen.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({seen})")
+                        }
+                    ),
+                    DenyReason::BelowThreshold { failed } => format!(
+                        "not allowed: {seen}, but {}{}",
+                        failed.join("; "),
+                        if *blocks_enforce {
+                            format!(
+                                "; an enforced profile would answer it with {e}, so the image stays in log mode (calls to it are allowed and logged) until it meets the thresholds or the policy names it"
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    DenyReason::NotRelevant => {
+                        let phases = sd.stats.as_ref().map_or(0, |s| s.phases.0);
+                        format!(
+                            "denied with {e}: seen only before the runtime's filter (the runtime's set-up) or unfiltered in containers whose other calls were filtered (phase bits {phases:#06b}); the filter never judges those calls"
+                        )
+                    }
+                    DenyReason::Unnamed => {
+                        format!("denied with {e}: it has no name in sandmine's table")
+                    }
+                };
+                format!("{head}: {why}")
+            }
+        },
+        None => {
+            let allowed_elsewhere = d
+                .allowed
+                .iter()
+                .find(|(a, names)| **a != abi && names.contains(name))
+                .map(|(a, _)| *a);
+            match allowed_elsewhere {
+                Some(other) => format!(
+                    "{head}: allowed ({state} profile): never observed in {abi}, but allowed in {other}; the Docker format lists names for all architectures at once"
+                ),
+                None => {
+                    let e = errno_name(deny_errno(Some(name)));
+                    format!(
+                        "{head}: denied with {e}{}: never observed in any of {} container(s) on {} host(s){}",
+                        if d.state == crate::decide::State::Enforce { "" } else { " once enforced (logged in log mode)" },
+                        d.confidence.containers,
+                        d.confidence.hosts,
+                        if e == "ENOSYS" { "; ENOSYS because callers probe it and fall back to an older syscall" } else { "" }
+                    )
+                }
+            }
+        }
+    }
+}

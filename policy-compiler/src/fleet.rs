@@ -1,0 +1,337 @@
+//! The fleet compiler: from what the store knows about one image, a policy
+//! and the current time, to the image's profile in every format, its
+//! report, and its content hash. Pure and deterministic: identical input
+//! gives identical bytes, whatever the order of the input lists.
+
+use crate::decide::{decide, Decision, State, Verdict};
+use crate::filter::FilterError;
+use crate::oci::{OciProfile, ProfileError};
+use crate::policy::{Policy, PolicyError};
+use crate::render;
+use schemas::fleet::ImageObservations;
+use schemas::Abi;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompileError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("compiling the BPF filter for {family} hosts: {source}")]
+    Filter {
+        family: &'static str,
+        source: FilterError,
+    },
+}
+
+/// The compiled image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compiled {
+    pub decision: Decision,
+    pub profile: OciProfile,
+    /// Relative file name -> bytes. Empty when the state is `NotReady`
+    /// (nothing is publishable); otherwise:
+    /// - `seccomp.json`: Docker/OCI profile;
+    /// - `seccompprofile.yaml`: security-profiles-operator resource;
+    /// - `kubelet/sandmine/<name>.json`: the OCI profile at the path it has
+    ///   under the kubelet's seccomp root (see [`render::kubelet_path`]);
+    /// - `systemd.conf`: a `[Service]` drop-in;
+    /// - `bpf/<family>.bpf`: the classic-BPF program per host family
+    ///   (`x86_64`: x86_64 + i386 + x32 kernels; `aarch64`);
+    /// - `report.txt`, `report.json`.
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub report_text: String,
+    pub report_json: String,
+    /// `sha256:<hex>` of the canonical OCI JSON (computed in every state).
+    pub content_hash: String,
+}
+
+/// Compile one image. See the module documentation.
+pub fn compile(
+    obs: &ImageObservations,
+    policy: &Policy,
+    now_ms: u64,
+) -> Result<Compiled, CompileError> {
+    policy.validate()?;
+    let decision = decide(obs, policy, now_ms);
+    let profile = render::oci_profile(&decision);
+    // Built from table names with disjoint rules, so valid by construction
+    // (validating costs more than the rest of rendering; tests validate).
+    debug_assert_eq!(profile.validate(), Ok(()));
+    let json = profile.to_json()?;
+    let content_hash = render::sha256(json.as_bytes());
+    let report_text = report_text(&decision, &content_hash);
+    let report_json = report_json(&decision, &content_hash)?;
+    let mut files = BTreeMap::new();
+    if decision.state != State::NotReady {
+        for (family, host) in render::host_families(&decision) {
+            let bytes = render::bpf_bytes(&profile, host)
+                .map_err(|source| CompileError::Filter { family, source })?;
+            files.insert(format!("bpf/{family}.bpf"), bytes);
+        }
+        files.insert(
+            "seccompprofile.yaml".into(),
+            render::spo_yaml(&decision, &profile, &content_hash).into_bytes(),
+        );
+        files.insert(
+            "systemd.conf".into(),
+            render::systemd_dropin(&decision, &profile, &content_hash).into_bytes(),
+        );
+        files.insert(
+            format!("kubelet/{}", render::kubelet_path(&decision.image)),
+            json.clone().into_bytes(),
+        );
+        files.insert("report.txt".into(), report_text.clone().into_bytes());
+        files.insert("report.json".into(), report_json.clone().into_bytes());
+        files.insert("seccomp.json".into(), json.into_bytes());
+    }
+    Ok(Compiled {
+        decision,
+        profile,
+        files,
+        report_text,
+        report_json,
+        content_hash,
+    })
+}
+
+/// The allowed names per ABI.
+pub type AllowedSets = BTreeMap<Abi, BTreeSet<String>>;
+
+/// Allowed names per ABI of a compiled image.
+pub fn allowed_sets(c: &Compiled) -> AllowedSets {
+    c.decision
+        .allowed
+        .iter()
+        .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}
+
+/// Allowed names per ABI of a published OCI profile (from its `sandmine`
+/// metadata), for diffing against a file on disk.
+pub fn allowed_sets_of_profile(p: &OciProfile) -> AllowedSets {
+    p.sandmine
+        .as_ref()
+        .map(|m| {
+            m.per_abi
+                .iter()
+                .map(|(a, n)| (*a, n.iter().cloned().collect()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What changed in one ABI.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AbiDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Differences of the allowed sets, per ABI (ABIs without change left
+/// out). `added` loosens the profile, `removed` may break what ran before.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProfileDiff {
+    pub per_abi: BTreeMap<Abi, AbiDiff>,
+}
+
+impl ProfileDiff {
+    pub fn is_empty(&self) -> bool {
+        self.per_abi.is_empty()
+    }
+    pub fn loosens(&self) -> bool {
+        self.per_abi.values().any(|d| !d.added.is_empty())
+    }
+    pub fn tightens(&self) -> bool {
+        self.per_abi.values().any(|d| !d.removed.is_empty())
+    }
+}
+
+/// Diff two allowed sets (`None`: no previous version, everything added).
+pub fn diff_sets(previous: Option<&AllowedSets>, new: &AllowedSets) -> ProfileDiff {
+    let empty = AllowedSets::new();
+    let prev = previous.unwrap_or(&empty);
+    let abis: BTreeSet<Abi> = prev.keys().chain(new.keys()).copied().collect();
+    let none = BTreeSet::new();
+    let mut per_abi = BTreeMap::new();
+    for abi in abis {
+        let (p, n) = (
+            prev.get(&abi).unwrap_or(&none),
+            new.get(&abi).unwrap_or(&none),
+        );
+        let d = AbiDiff {
+            added: n.difference(p).cloned().collect(),
+            removed: p.difference(n).cloned().collect(),
+        };
+        if !d.added.is_empty() || !d.removed.is_empty() {
+            per_abi.insert(abi, d);
+        }
+    }
+    ProfileDiff { per_abi }
+}
+
+/// Diff two compiled versions of an image.
+pub fn diff(previous: Option<&Compiled>, new: &Compiled) -> ProfileDiff {
+    let prev = previous.map(allowed_sets);
+    diff_sets(prev.as_ref(), &allowed_sets(new))
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    image: &'a str,
+    digests: &'a [String],
+    now_ms: u64,
+    state: State,
+    content_hash: &'a str,
+    reasons: &'a [String],
+    notes: &'a [String],
+    warnings: &'a [String],
+    confidence: &'a crate::confidence::Confidence,
+    filters: &'a BTreeMap<String, u64>,
+    abis: Vec<&'static str>,
+    allowed: &'a BTreeMap<Abi, BTreeSet<&'static str>>,
+    syscalls: &'a [crate::decide::SyscallDecision],
+    policy: &'a Policy,
+}
+
+/// The report as pretty JSON with a trailing newline.
+pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileError> {
+    let r = ReportJson {
+        image: &d.image,
+        digests: &d.digests,
+        now_ms: d.now_ms,
+        state: d.state,
+        content_hash,
+        reasons: &d.reasons,
+        notes: &d.notes,
+        warnings: &d.warnings,
+        confidence: &d.confidence,
+        filters: &d.filters,
+        abis: d.abis.iter().map(|a| a.as_str()).collect(),
+        allowed: &d.allowed,
+        syscalls: &d.syscalls,
+        policy: &d.policy,
+    };
+    let mut s = serde_json::to_string_pretty(&r).map_err(|e| ProfileError::Emit(e.to_string()))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// The report as text.
+pub fn report_text(d: &Decision, content_hash: &str) -> String {
+    let c = &d.confidence;
+    let mut s = String::with_capacity(8192);
+    let _ = writeln!(s, "image: {}", d.image);
+    if !d.digests.is_empty() {
+        let _ = writeln!(s, "digests: {}", d.digests.join(", "));
+    }
+    let _ = writeln!(s, "state: {}", d.state.as_str());
+    let _ = writeln!(s, "content: {content_hash}");
+    s.push_str("reasons:\n");
+    for r in &d.reasons {
+        let _ = writeln!(s, "  - {r}");
+    }
+    for n in &d.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    for w in &d.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s.push_str("confidence:\n");
+    let _ = writeln!(
+        s,
+        "  containers: {} (store: {}), hosts: {} (store: {}), container-hours: {:.2}",
+        c.containers, c.store_containers, c.hosts, c.store_hosts, c.container_hours
+    );
+    let _ = writeln!(
+        s,
+        "  quiet: {}",
+        c.quiet_ms.map_or_else(
+            || "no syscall seen".to_string(),
+            |q| format!("{:.1} h since the last new syscall", q as f64 / 3_600_000.0)
+        )
+    );
+    let _ = writeln!(
+        s,
+        "  coverage (Chao & Jost 2012): {:.4}   Chao2: {:.2} (observed {}; T = {}, U = {}, Q1 = {}, Q2 = {})",
+        c.coverage, c.chao2, c.incidence.s_obs, c.incidence.t, c.incidence.u, c.incidence.q1, c.incidence.q2
+    );
+    let _ = writeln!(
+        s,
+        "  recent: {} of the last {} container(s) showed a new syscall ({:.4})",
+        c.recent_new, c.recent_window, c.recent_new_share
+    );
+    s.push_str("filters the containers ran under:\n");
+    for (f, n) in &d.filters {
+        let _ = writeln!(s, "  {f}: {n}");
+    }
+    let _ = writeln!(
+        s,
+        "architectures: {}",
+        d.abis
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    s.push_str("syscalls (abi name: hosts containers share calls -> decision):\n");
+    for sd in &d.syscalls {
+        let name = sd
+            .name
+            .map_or_else(|| format!("#{}", sd.nr), str::to_string);
+        let counts = sd.stats.as_ref().map_or_else(
+            || "- - - -".to_string(),
+            |st| {
+                format!(
+                    "{} {} {:.4} {}",
+                    st.hosts, st.containers, st.share, st.calls
+                )
+            },
+        );
+        let verdict = match &sd.verdict {
+            Verdict::Allowed { reasons } => format!(
+                "allow ({})",
+                reasons
+                    .iter()
+                    .map(|r| match r {
+                        crate::decide::AllowReason::Observed => "observed".to_string(),
+                        crate::decide::AllowReason::RuntimeBase => "runtime base".to_string(),
+                        crate::decide::AllowReason::MustAllow => "must_allow".to_string(),
+                        crate::decide::AllowReason::Baseline => "baseline".to_string(),
+                        crate::decide::AllowReason::Fallback { of } => format!("fallback of {of}"),
+                        crate::decide::AllowReason::OtherAbi { abi } => format!("allowed in {abi}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Verdict::Denied {
+                reason,
+                errno,
+                blocks_enforce,
+            } => format!(
+                "deny {} ({}){}",
+                if *errno == crate::ENOSYS {
+                    "ENOSYS"
+                } else {
+                    "EPERM"
+                },
+                match reason {
+                    crate::decide::DenyReason::MustDeny => "must_deny".to_string(),
+                    crate::decide::DenyReason::BelowThreshold { failed } => failed.join("; "),
+                    crate::decide::DenyReason::NotRelevant => "set-up only".to_string(),
+                    crate::decide::DenyReason::Unnamed => "no name".to_string(),
+                },
+                if *blocks_enforce {
+                    " [keeps the image in log mode]"
+                } else {
+                    ""
+                }
+            ),
+        };
+        let _ = writeln!(s, "  {} {name}: {counts} -> {verdict}", sd.abi);
+    }
+    s
+}

@@ -1,0 +1,513 @@
+//! The fleet compiler's policy: confidence thresholds, must-allow and
+//! must-deny lists, and the runtime's measured base.
+//!
+//! Parsed from TOML by the pure [`Policy::from_toml`]; every table refuses
+//! unknown keys, so a typo (`min_host = 3`) is an error naming the key and
+//! its line instead of a silently ignored setting. Every key is optional;
+//! the defaults are the `DEFAULT_*` constants below, each with the reason
+//! for its value (see also the crate's README, "Fleet policy").
+//!
+//! ```toml
+//! must_allow = ["getrandom"]
+//! must_deny = ["clone3", "ptrace"]
+//! recent_window = 20
+//!
+//! [syscall]            # per syscall, to be allowed from observations
+//! min_hosts = 2
+//! min_containers = 2
+//! min_container_share = 0.0
+//!
+//! [enforce]            # per image, to enforce (default action EPERM)
+//! min_containers = 20
+//! min_hosts = 2
+//! min_container_hours = 24.0
+//! min_coverage = 0.99
+//! min_quiet_hours = 24.0
+//! max_recent_new_share = 0.1
+//!
+//! [log]                # per image, to publish in log mode at all
+//! min_containers = 3
+//!
+//! [runtime]
+//! name = "runc"
+//! version = "1.1.12"
+//! base = { x86_64 = ["futex", "getpid"] }
+//! ```
+
+use schemas::{syscalls, Abi};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Per syscall: a single rogue host (a compromised node, a debugging
+/// session) must not be able to widen a profile on its own, so a syscall is
+/// allowed from observations only when at least two hosts saw it.
+pub const DEFAULT_SYSCALL_MIN_HOSTS: u64 = 2;
+/// Per syscall: likewise a single container (one `docker exec` session, one
+/// exploited instance) must not widen a profile. Implied by two hosts, but
+/// kept separate for single-host fleets that lower `min_hosts` to 1.
+pub const DEFAULT_SYSCALL_MIN_CONTAINERS: u64 = 2;
+/// Per syscall: no share bar by default. Rare but legitimate paths (a
+/// nightly compaction, an error handler) are used by few containers; a
+/// share bar would deny them and break the image when they run. The host
+/// and container counts already stop a single actor.
+pub const DEFAULT_SYSCALL_MIN_CONTAINER_SHARE: f64 = 0.0;
+
+/// Enforce: the coverage estimate is noisy below about twenty sampling
+/// units (Chao and Jost report stable estimates from roughly that size),
+/// and the share-of-recent-containers figure uses a window of 20.
+pub const DEFAULT_ENFORCE_MIN_CONTAINERS: u64 = 20;
+/// Enforce: observations from one host only share that host's kernel,
+/// libc-probing results and configuration; two hosts at least.
+pub const DEFAULT_ENFORCE_MIN_HOSTS: u64 = 2;
+/// Enforce: one container-day of running time in all, so that a service
+/// has had the chance to run its periodic work (timers, rotations,
+/// reconnections) somewhere before it is confined.
+pub const DEFAULT_ENFORCE_MIN_CONTAINER_HOURS: f64 = 24.0;
+/// Enforce: the estimated probability that the next container's syscall
+/// use falls on a syscall already seen is at least 99%.
+pub const DEFAULT_ENFORCE_MIN_COVERAGE: f64 = 0.99;
+/// Enforce: no new syscall for a day, which covers daily cycles.
+pub const DEFAULT_ENFORCE_MIN_QUIET_HOURS: f64 = 24.0;
+/// Enforce: at most 10% of the last `recent_window` containers (2 of 20)
+/// showed a syscall no earlier container had.
+pub const DEFAULT_ENFORCE_MAX_RECENT_NEW_SHARE: f64 = 0.1;
+
+/// Log: a log-mode profile breaks nothing (unlisted calls are allowed and
+/// logged), but one built from one or two containers would log nearly
+/// everything and say little; three containers at least.
+pub const DEFAULT_LOG_MIN_CONTAINERS: u64 = 3;
+/// Log: one host is enough to start logging.
+pub const DEFAULT_LOG_MIN_HOSTS: u64 = 1;
+/// Log: no bar on exposure, coverage, quiet time or recent novelty; those
+/// are what log mode is there to accumulate.
+pub const DEFAULT_LOG_MIN_CONTAINER_HOURS: f64 = 0.0;
+pub const DEFAULT_LOG_MIN_COVERAGE: f64 = 0.0;
+pub const DEFAULT_LOG_MIN_QUIET_HOURS: f64 = 0.0;
+pub const DEFAULT_LOG_MAX_RECENT_NEW_SHARE: f64 = 1.0;
+
+/// The number of most recent containers (by start time) whose novelty is
+/// measured; 20 matches the default enforce container bar.
+pub const DEFAULT_RECENT_WINDOW: u64 = 20;
+
+/// Thresholds a single syscall must meet to be allowed because it was
+/// observed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SyscallThresholds {
+    pub min_hosts: u64,
+    pub min_containers: u64,
+    /// Containers that used it / sampling units of the image, in [0, 1].
+    pub min_container_share: f64,
+}
+
+/// The bars an image must clear for a state (enforce, or log).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImageBars {
+    pub min_containers: u64,
+    pub min_hosts: u64,
+    pub min_container_hours: f64,
+    pub min_coverage: f64,
+    pub min_quiet_hours: f64,
+    pub max_recent_new_share: f64,
+}
+
+/// The container runtime that will enforce the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeName {
+    Runc,
+    Crun,
+}
+
+impl RuntimeName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeName::Runc => "runc",
+            RuntimeName::Crun => "crun",
+        }
+    }
+}
+
+/// The runtime, and its measured must-allow base: the syscalls it makes
+/// after installing the filter and before `execve`ing the entrypoint
+/// (measured by `sandmine`'s runtime probe, never hand-written).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    pub name: RuntimeName,
+    #[serde(default)]
+    pub version: String,
+    /// Names per ABI.
+    #[serde(default)]
+    pub base: BTreeMap<Abi, Vec<String>>,
+}
+
+/// The whole policy. Build it with [`Policy::from_toml`] or from
+/// [`Policy::default`] in code, then [`Policy::validate`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    pub syscall: SyscallThresholds,
+    pub enforce: ImageBars,
+    pub log: ImageBars,
+    /// K, the number of most recent containers whose novelty is measured.
+    pub recent_window: u64,
+    /// Names allowed in every observed ABI that has them, observed or not.
+    pub must_allow: Vec<String>,
+    /// Names never allowed. A probed name (see [`crate::probes`]) answers
+    /// ENOSYS, others EPERM. An entry of [`crate::must_deny::DEFAULT_DENY`]
+    /// that passed the syscall thresholds gets its fallback allowed.
+    pub must_deny: Vec<String>,
+    /// Allow [`crate::baseline`] (exit, signal return...).
+    pub baseline: bool,
+    pub runtime: Option<Runtime>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            syscall: SyscallThresholds {
+                min_hosts: DEFAULT_SYSCALL_MIN_HOSTS,
+                min_containers: DEFAULT_SYSCALL_MIN_CONTAINERS,
+                min_container_share: DEFAULT_SYSCALL_MIN_CONTAINER_SHARE,
+            },
+            enforce: ImageBars {
+                min_containers: DEFAULT_ENFORCE_MIN_CONTAINERS,
+                min_hosts: DEFAULT_ENFORCE_MIN_HOSTS,
+                min_container_hours: DEFAULT_ENFORCE_MIN_CONTAINER_HOURS,
+                min_coverage: DEFAULT_ENFORCE_MIN_COVERAGE,
+                min_quiet_hours: DEFAULT_ENFORCE_MIN_QUIET_HOURS,
+                max_recent_new_share: DEFAULT_ENFORCE_MAX_RECENT_NEW_SHARE,
+            },
+            log: ImageBars {
+                min_containers: DEFAULT_LOG_MIN_CONTAINERS,
+                min_hosts: DEFAULT_LOG_MIN_HOSTS,
+                min_container_hours: DEFAULT_LOG_MIN_CONTAINER_HOURS,
+                min_coverage: DEFAULT_LOG_MIN_COVERAGE,
+                min_quiet_hours: DEFAULT_LOG_MIN_QUIET_HOURS,
+                max_recent_new_share: DEFAULT_LOG_MAX_RECENT_NEW_SHARE,
+            },
+            recent_window: DEFAULT_RECENT_WINDOW,
+            must_allow: Vec::new(),
+            must_deny: crate::must_deny::DEFAULT_DENY
+                .iter()
+                .map(|d| d.name.to_string())
+                .collect(),
+            baseline: true,
+            runtime: None,
+        }
+    }
+}
+
+/// Why a policy was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("policy line {line}, column {column}: {message}")]
+    Toml {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("policy: {key} = {value}: {message}")]
+    Invalid {
+        key: String,
+        value: String,
+        message: String,
+    },
+}
+
+// The TOML shapes: every field optional, so that a partial table keeps the
+// defaults of its own table (enforce and log differ).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    syscall: Option<RawSyscall>,
+    enforce: Option<RawBars>,
+    log: Option<RawBars>,
+    recent_window: Option<u64>,
+    must_allow: Option<Vec<String>>,
+    must_deny: Option<Vec<String>>,
+    baseline: Option<bool>,
+    runtime: Option<Runtime>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSyscall {
+    min_hosts: Option<u64>,
+    min_containers: Option<u64>,
+    min_container_share: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBars {
+    min_containers: Option<u64>,
+    min_hosts: Option<u64>,
+    min_container_hours: Option<f64>,
+    min_coverage: Option<f64>,
+    min_quiet_hours: Option<f64>,
+    max_recent_new_share: Option<f64>,
+}
+
+impl RawBars {
+    fn over(self, d: ImageBars) -> ImageBars {
+        ImageBars {
+            min_containers: self.min_containers.unwrap_or(d.min_containers),
+            min_hosts: self.min_hosts.unwrap_or(d.min_hosts),
+            min_container_hours: self.min_container_hours.unwrap_or(d.min_container_hours),
+            min_coverage: self.min_coverage.unwrap_or(d.min_coverage),
+            min_quiet_hours: self.min_quiet_hours.unwrap_or(d.min_quiet_hours),
+            max_recent_new_share: self.max_recent_new_share.unwrap_or(d.max_recent_new_share),
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn invalid(key: &str, value: impl std::fmt::Display, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Policy {
+    /// Parse and validate a policy. Pure: the text in, the policy out.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            PolicyError::Toml {
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let d = Policy::default();
+        let s = raw.syscall.unwrap_or_default();
+        let p = Policy {
+            syscall: SyscallThresholds {
+                min_hosts: s.min_hosts.unwrap_or(d.syscall.min_hosts),
+                min_containers: s.min_containers.unwrap_or(d.syscall.min_containers),
+                min_container_share: s
+                    .min_container_share
+                    .unwrap_or(d.syscall.min_container_share),
+            },
+            enforce: raw.enforce.unwrap_or_default().over(d.enforce),
+            log: raw.log.unwrap_or_default().over(d.log),
+            recent_window: raw.recent_window.unwrap_or(d.recent_window),
+            must_allow: raw.must_allow.unwrap_or(d.must_allow),
+            must_deny: raw.must_deny.unwrap_or(d.must_deny),
+            baseline: raw.baseline.unwrap_or(d.baseline),
+            runtime: raw.runtime,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Check ranges, names and consistency. [`Policy::from_toml`] calls it;
+    /// call it on a policy built in code (the compiler does).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let share = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(key, v, "must be between 0 and 1"))
+            }
+        };
+        let nonneg = |key: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(key, v, "must be a finite number at least 0"))
+            }
+        };
+        share(
+            "syscall.min_container_share",
+            self.syscall.min_container_share,
+        )?;
+        for (t, b) in [("enforce", &self.enforce), ("log", &self.log)] {
+            share(&format!("{t}.min_coverage"), b.min_coverage)?;
+            share(&format!("{t}.max_recent_new_share"), b.max_recent_new_share)?;
+            nonneg(&format!("{t}.min_container_hours"), b.min_container_hours)?;
+            nonneg(&format!("{t}.min_quiet_hours"), b.min_quiet_hours)?;
+        }
+        if self.recent_window == 0 {
+            return Err(invalid("recent_window", 0, "must be at least 1"));
+        }
+        // Log bars are the lower ones: an image that may be enforced must be
+        // publishable in log mode.
+        let (e, l) = (&self.enforce, &self.log);
+        let stricter: [(&str, bool, String, String); 6] = [
+            (
+                "min_containers",
+                l.min_containers > e.min_containers,
+                l.min_containers.to_string(),
+                e.min_containers.to_string(),
+            ),
+            (
+                "min_hosts",
+                l.min_hosts > e.min_hosts,
+                l.min_hosts.to_string(),
+                e.min_hosts.to_string(),
+            ),
+            (
+                "min_container_hours",
+                l.min_container_hours > e.min_container_hours,
+                l.min_container_hours.to_string(),
+                e.min_container_hours.to_string(),
+            ),
+            (
+                "min_coverage",
+                l.min_coverage > e.min_coverage,
+                l.min_coverage.to_string(),
+                e.min_coverage.to_string(),
+            ),
+            (
+                "min_quiet_hours",
+                l.min_quiet_hours > e.min_quiet_hours,
+                l.min_quiet_hours.to_string(),
+                e.min_quiet_hours.to_string(),
+            ),
+            (
+                "max_recent_new_share",
+                l.max_recent_new_share < e.max_recent_new_share,
+                l.max_recent_new_share.to_string(),
+                e.max_recent_new_share.to_string(),
+            ),
+        ];
+        for (key, bad, lv, ev) in stricter {
+            if bad {
+                return Err(invalid(
+                    &format!("log.{key}"),
+                    lv,
+                    format!(
+                        "stricter than enforce.{key} = {ev}; the log bars must be the lower ones"
+                    ),
+                ));
+            }
+        }
+        for (key, names) in [
+            ("must_allow", &self.must_allow),
+            ("must_deny", &self.must_deny),
+        ] {
+            if let Some(bad) = names.iter().find(|n| !syscalls::is_known(n)) {
+                return Err(invalid(
+                    key,
+                    format!("{bad:?}"),
+                    "no ABI has a syscall of that name",
+                ));
+            }
+        }
+        let deny: BTreeSet<&str> = self.must_deny.iter().map(String::as_str).collect();
+        if let Some(both) = self.must_allow.iter().find(|n| deny.contains(n.as_str())) {
+            return Err(invalid(
+                "must_allow",
+                format!("{both:?}"),
+                "also in must_deny; a name can be in one of them only",
+            ));
+        }
+        if let Some(rt) = &self.runtime {
+            for (abi, names) in &rt.base {
+                if let Some(bad) = names.iter().find(|n| syscalls::number(*abi, n).is_none()) {
+                    return Err(invalid(
+                        &format!("runtime.base.{abi}"),
+                        format!("{bad:?}"),
+                        format!("{abi} has no syscall of that name"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_is_the_default_policy() {
+        assert_eq!(Policy::from_toml("").unwrap(), Policy::default());
+        let d = Policy::default();
+        assert_eq!(d.syscall.min_hosts, 2);
+        assert_eq!(d.must_deny, vec!["clone3"]);
+    }
+
+    #[test]
+    fn partial_tables_keep_their_own_defaults() {
+        let p = Policy::from_toml(
+            "must_allow = [\"getrandom\"]\n[enforce]\nmin_containers = 50\n[log]\nmin_hosts = 2\n\
+             [runtime]\nname = \"crun\"\nversion = \"1.14\"\nbase = { x86_64 = [\"futex\"], i386 = [\"futex\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(p.enforce.min_containers, 50);
+        assert_eq!(p.enforce.min_coverage, 0.99);
+        assert_eq!(p.log.min_hosts, 2);
+        assert_eq!(p.log.min_containers, 3);
+        assert_eq!(p.must_allow, vec!["getrandom"]);
+        let rt = p.runtime.unwrap();
+        assert_eq!(rt.name, RuntimeName::Crun);
+        assert_eq!(rt.base[&Abi::I386], vec!["futex"]);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Policy::from_toml("recent_window = 5\n[syscall]\nmin_host = 3\n").unwrap_err();
+        match &e {
+            PolicyError::Toml {
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!((*line, *column), (3, 1));
+                assert!(message.starts_with("unknown field `min_host`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e
+            .to_string()
+            .starts_with("policy line 3, column 1: unknown field `min_host`"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Policy::from_toml("[syscall]\nmin_hosts = \"two\"\n").unwrap_err();
+        assert!(matches!(e, PolicyError::Toml { line: 2, .. }), "{e}");
+        assert_eq!(
+            Policy::from_toml("[enforce]\nmin_coverage = 1.5\n")
+                .unwrap_err()
+                .to_string(),
+            "policy: enforce.min_coverage = 1.5: must be between 0 and 1"
+        );
+        assert_eq!(
+            Policy::from_toml("must_deny = [\"sokcet\"]\n")
+                .unwrap_err()
+                .to_string(),
+            "policy: must_deny = \"sokcet\": no ABI has a syscall of that name"
+        );
+        assert_eq!(
+            Policy::from_toml("[log]\nmin_containers = 30\n").unwrap_err().to_string(),
+            "policy: log.min_containers = 30: stricter than enforce.min_containers = 20; the log bars must be the lower ones"
+        );
+        assert_eq!(
+            Policy::from_toml("must_allow = [\"clone3\"]\n")
+                .unwrap_err()
+                .to_string(),
+            "policy: must_allow = \"clone3\": also in must_deny; a name can be in one of them only"
+        );
+        assert_eq!(
+            Policy::from_toml("[runtime]\nname = \"runc\"\nbase = { x86_64 = [\"socketcall\"] }\n")
+                .unwrap_err()
+                .to_string(),
+            "policy: runtime.base.x86_64 = \"socketcall\": x86_64 has no syscall of that name"
+        );
+        let e = Policy::from_toml("[runtime]\nname = \"docker\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown variant `docker`"), "{e}");
+    }
+}

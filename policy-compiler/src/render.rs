@@ -1,0 +1,414 @@
+//! Rendering a [`Decision`] in every output format, in memory.
+//!
+//! Every function here is deterministic: sorted sets, fixed field order,
+//! hand-written YAML and unit files (no map iteration of unordered types),
+//! and no timestamp. The content hash is over the canonical OCI JSON only.
+
+use crate::decide::{AllowReason, Decision, DenyReason, State, Verdict};
+use crate::filter::{compile_resolved, ret_value, FilterError};
+use crate::names as syscalls;
+use crate::oci::{Action, Metadata, OciProfile, ScmpArch, SyscallRule, METADATA_VERSION};
+use crate::probes::PROBED;
+use crate::{ENOSYS, EPERM};
+use schemas::abi::X32_SYSCALL_BIT;
+use schemas::{Abi, Phase};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+const GENERATOR: &str = concat!("sandmine ", env!("CARGO_PKG_VERSION"));
+
+/// Longest sanitised name: a DNS-1123 label (63), so that the name is
+/// valid both as a Kubernetes object name and as one path component.
+const NAME_MAX: usize = 63;
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// The name an image's profile gets in Kubernetes and on disk: a DNS-1123
+/// label derived from the image reference.
+///
+/// Lowercase; every character outside `[a-z0-9]` becomes `-`; runs of `-`
+/// collapse; leading and trailing `-` go; the result is cut to 54
+/// characters and followed by `-` and the first 8 hex digits of the
+/// SHA-256 of the original reference. The suffix keeps distinct images
+/// apart after sanitising (`a/b:1` and `a-b-1` both give `a-b-1`, and long
+/// names that share a prefix). An image with no usable character gets
+/// `image-<hash>`.
+pub fn sanitise_name(image: &str) -> String {
+    let mut base = String::with_capacity(image.len());
+    for ch in image.chars() {
+        let c = ch.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            base.push(c);
+        } else if !base.ends_with('-') {
+            base.push('-');
+        }
+    }
+    let suffix = &hex(&Sha256::digest(image.as_bytes()))[..8];
+    let max = NAME_MAX - 1 - suffix.len();
+    let mut base: String = base.trim_matches('-').chars().take(max).collect();
+    while base.ends_with('-') {
+        base.pop();
+    }
+    if base.is_empty() {
+        base.push_str("image");
+    }
+    format!("{base}-{suffix}")
+}
+
+/// The kubelet `localhost/` profile path, relative to the kubelet's seccomp
+/// root (`/var/lib/kubelet/seccomp/`): pods refer to it as
+/// `localhostProfile: sandmine/<name>.json`.
+pub fn kubelet_path(image: &str) -> String {
+    format!("sandmine/{}.json", sanitise_name(image))
+}
+
+/// Names of probed syscalls that get ENOSYS, others explicitly denied with
+/// EPERM (log mode only), given the allowed union.
+fn denied_rules(d: &Decision, allow: &BTreeSet<&'static str>) -> (Vec<String>, Vec<String>) {
+    let in_some_abi = |n: &str| d.abis.iter().any(|a| syscalls::number(*a, n).is_some());
+    let deny: BTreeSet<&str> = d.policy.must_deny.iter().map(String::as_str).collect();
+    // Names observed below a threshold: in log mode they fall to the
+    // default (logged), so that evidence keeps accumulating.
+    let pending: BTreeSet<&str> = d
+        .syscalls
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.verdict,
+                Verdict::Denied {
+                    reason: DenyReason::BelowThreshold { .. },
+                    ..
+                }
+            )
+        })
+        .filter_map(|s| s.name)
+        .collect();
+    let enforce = d.state == State::Enforce;
+    let enosys: Vec<String> = PROBED
+        .iter()
+        .map(|p| p.name)
+        .filter(|n| !allow.contains(n) && in_some_abi(n))
+        .filter(|n| enforce || !pending.contains(n))
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let eperm: Vec<String> = if enforce {
+        Vec::new()
+    } else {
+        deny.iter()
+            .filter(|n| !crate::probes::is_probed(n) && !allow.contains(*n) && in_some_abi(n))
+            .map(|n| n.to_string())
+            .collect()
+    };
+    (enosys, eperm)
+}
+
+/// The Docker/OCI profile of a decision. `Enforce`: default
+/// `SCMP_ACT_ERRNO` (EPERM); otherwise default `SCMP_ACT_LOG`.
+///
+/// The `sandmine` metadata holds only what defines the profile (names and
+/// why), not counts: the content hash then changes when the profile does,
+/// not whenever more calls were counted. Counts are in the report.
+pub fn oci_profile(d: &Decision) -> OciProfile {
+    let allow = d.allowed_union();
+    let (enosys, eperm) = denied_rules(d, &allow);
+    let mut rules = Vec::new();
+    if !allow.is_empty() {
+        rules.push(SyscallRule {
+            names: allow.iter().map(|s| s.to_string()).collect(),
+            action: Action::Allow,
+            errno_ret: None,
+            comment: Some("allowed by sandmine from fleet observations under the policy's thresholds (see the report)".into()),
+        });
+    }
+    if !enosys.is_empty() {
+        rules.push(SyscallRule {
+            names: enosys,
+            action: Action::Errno,
+            errno_ret: Some(ENOSYS),
+            comment: Some("denied but probed: ENOSYS makes callers fall back to an older syscall, EPERM would break them".into()),
+        });
+    }
+    if !eperm.is_empty() {
+        rules.push(SyscallRule {
+            names: eperm,
+            action: Action::Errno,
+            errno_ret: Some(EPERM),
+            comment: Some("denied by the policy (must_deny), also in log mode".into()),
+        });
+    }
+    let mut runtime = BTreeSet::new();
+    let mut image = BTreeSet::new();
+    let mut baseline = BTreeSet::new();
+    let mut fallback = BTreeSet::new();
+    for s in &d.syscalls {
+        let (Some(name), Verdict::Allowed { reasons }) = (s.name, &s.verdict) else {
+            continue;
+        };
+        if let Some(st) = &s.stats {
+            if st.relevant_phases.contains(Phase::Runtime) {
+                runtime.insert(name.to_string());
+            }
+            if st.relevant_phases.contains(Phase::Image)
+                || st.relevant_phases.contains(Phase::Unfiltered)
+            {
+                image.insert(name.to_string());
+            }
+        }
+        for r in reasons {
+            match r {
+                AllowReason::Baseline => {
+                    baseline.insert(name.to_string());
+                }
+                AllowReason::Fallback { .. } => {
+                    fallback.insert(name.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut must_allow: Vec<String> = d.policy.must_allow.clone();
+    must_allow.sort();
+    must_allow.dedup();
+    let mut deny: Vec<String> = d.policy.must_deny.clone();
+    deny.sort();
+    deny.dedup();
+    let metadata = Metadata {
+        version: METADATA_VERSION,
+        generator: GENERATOR.into(),
+        runtime: runtime.into_iter().collect(),
+        image: image.into_iter().collect(),
+        setup_excluded: Vec::new(),
+        unfiltered_excluded: Vec::new(),
+        fallback: fallback.into_iter().collect(),
+        baseline: baseline.into_iter().collect(),
+        extra_allow: must_allow,
+        deny,
+        per_abi: d
+            .allowed
+            .iter()
+            .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
+            .collect(),
+        calls: Default::default(),
+        unnamed: Vec::new(),
+        out_of_range: 0,
+        warnings: d.warnings.clone(),
+    };
+    let enforce = d.state == State::Enforce;
+    OciProfile {
+        default_action: if enforce { Action::Errno } else { Action::Log },
+        default_errno_ret: enforce.then_some(EPERM),
+        architectures: d.abis.iter().map(|a| ScmpArch::from(*a)).collect(),
+        arch_map: Vec::new(),
+        syscalls: rules,
+        sandmine: Some(metadata),
+    }
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn yq(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// The security-profiles-operator `SeccompProfile` resource. The SPO spec
+/// has no `defaultErrnoRet`; the runtimes' default errno for
+/// `SCMP_ACT_ERRNO` is EPERM, which is what an enforced profile wants.
+pub fn spo_yaml(d: &Decision, profile: &OciProfile, content_hash: &str) -> String {
+    let mut y = String::with_capacity(4096);
+    y.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
+    y.push_str("kind: SeccompProfile\n");
+    y.push_str("metadata:\n");
+    let _ = writeln!(y, "  name: {}", sanitise_name(&d.image));
+    y.push_str("  annotations:\n");
+    let _ = writeln!(y, "    sandmine.io/content-hash: {}", yq(content_hash));
+    let _ = writeln!(y, "    sandmine.io/image: {}", yq(&d.image));
+    let _ = writeln!(y, "    sandmine.io/state: {}", yq(d.state.as_str()));
+    y.push_str("spec:\n");
+    let _ = writeln!(y, "  defaultAction: {}", profile.default_action);
+    if !profile.architectures.is_empty() {
+        y.push_str("  architectures:\n");
+        for a in &profile.architectures {
+            let _ = writeln!(y, "  - {a}");
+        }
+    }
+    if !profile.syscalls.is_empty() {
+        y.push_str("  syscalls:\n");
+        for r in &profile.syscalls {
+            let _ = writeln!(y, "  - action: {}", r.action);
+            if let Some(e) = r.errno_ret {
+                let _ = writeln!(y, "    errnoRet: {e}");
+            }
+            y.push_str("    names:\n");
+            for n in &r.names {
+                let _ = writeln!(y, "    - {n}");
+            }
+        }
+    }
+    y
+}
+
+/// systemd's name for an ABI in `SystemCallArchitectures=`.
+fn systemd_arch(abi: Abi) -> &'static str {
+    match abi {
+        Abi::X86_64 => "x86-64",
+        Abi::I386 => "x86",
+        Abi::X32 => "x32",
+        Abi::Aarch64 => "arm64",
+    }
+}
+
+/// A `[Service]` drop-in with the profile as systemd settings.
+///
+/// Enforce: an allow-list `SystemCallFilter=` (systemd also always allows
+/// its own `@default` group in allow-list mode) with
+/// `SystemCallErrorNumber=EPERM`. systemd's allow-list mode has one errno
+/// for every denied call (a `:errno` suffix is accepted only on `~` deny
+/// entries), so the probed syscalls this profile answers with ENOSYS get
+/// EPERM under systemd; the file says which. Log mode: no filter, and
+/// `SystemCallLog=~<allowed>` logs every call outside the allowed set.
+/// Names are resolved by the host's libseccomp; systemd ignores (with a
+/// warning) a name its libseccomp does not know.
+pub fn systemd_dropin(d: &Decision, profile: &OciProfile, content_hash: &str) -> String {
+    let allow = d.allowed_union();
+    let mut s = String::with_capacity(4096);
+    let _ = writeln!(s, "# sandmine profile for {}", d.image);
+    let _ = writeln!(s, "# state: {}; {}", d.state.as_str(), content_hash);
+    s.push_str("[Service]\n");
+    if !d.abis.is_empty() {
+        let _ = writeln!(
+            s,
+            "SystemCallArchitectures={}",
+            d.abis
+                .iter()
+                .map(|a| systemd_arch(*a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let names: Vec<&str> = allow.iter().copied().collect();
+    if d.state == State::Enforce {
+        s.push_str("SystemCallErrorNumber=EPERM\n");
+        if let Some(r) = profile
+            .syscalls
+            .iter()
+            .find(|r| r.errno_ret == Some(ENOSYS))
+        {
+            let _ = writeln!(
+                s,
+                "# answered with ENOSYS by the OCI profile, EPERM under systemd: {}",
+                r.names.join(" ")
+            );
+        }
+        for chunk in names.chunks(16) {
+            let _ = writeln!(s, "SystemCallFilter={}", chunk.join(" "));
+        }
+    } else {
+        s.push_str("# log mode: nothing is denied; calls outside the allowed set are logged\n");
+        for (i, chunk) in names.chunks(16).enumerate() {
+            // Only the first entry may carry `~`; later ones add to it.
+            let tilde = if i == 0 { "~" } else { "" };
+            let _ = writeln!(s, "SystemCallLog={tilde}{}", chunk.join(" "));
+        }
+    }
+    s
+}
+
+/// The host ABI families a decision needs filters for: each family is the
+/// ABI list a kernel of that architecture runs ([`Abi::host_abis`] of that
+/// machine), in filter order.
+pub fn host_families(d: &Decision) -> Vec<(&'static str, &'static [Abi])> {
+    const X86: &[Abi] = &[Abi::X86_64, Abi::I386, Abi::X32];
+    const ARM: &[Abi] = &[Abi::Aarch64];
+    let mut v = Vec::new();
+    if d.abis.iter().any(|a| X86.contains(a)) {
+        v.push(("x86_64", X86));
+    }
+    if d.abis.contains(&Abi::Aarch64) {
+        v.push(("aarch64", ARM));
+    }
+    v
+}
+
+/// The classic-BPF program for a kernel running `host`: the raw
+/// `struct sock_filter` array, little-endian, 8 bytes per instruction.
+///
+/// The same program as `filter::compile_for(profile, DefaultOverride::Errno,
+/// host)` (a test checks it), with names resolved through [`crate::names`]
+/// and without re-validating a profile this module built.
+pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterError> {
+    let default_ret = ret_value(profile.default_action, profile.default_errno());
+    let listed = host.first().map_or_else(Vec::new, |n| profile.abis(*n));
+    let mut tables: BTreeMap<Abi, BTreeMap<u32, u32>> = BTreeMap::new();
+    for abi in host.iter().filter(|a| listed.contains(a)) {
+        let table = tables.entry(*abi).or_default();
+        for rule in &profile.syscalls {
+            let ret = ret_value(rule.action, rule.errno());
+            for name in &rule.names {
+                if let Some(nr) = syscalls::number(*abi, name) {
+                    let nr = if *abi == Abi::X32 {
+                        nr | X32_SYSCALL_BIT
+                    } else {
+                        nr
+                    };
+                    table.entry(nr).or_insert(ret);
+                }
+            }
+        }
+    }
+    let prog = compile_resolved(&tables, default_ret, host)?;
+    let mut out = Vec::with_capacity(prog.len() * 8);
+    for i in prog {
+        out.extend_from_slice(&i.code.to_le_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_le_bytes());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dns_labels_with_a_hash_suffix() {
+        let n = sanitise_name("docker.io/library/Nginx:1.25@sha256:abc");
+        assert!(
+            n.starts_with("docker-io-library-nginx-1-25-sha256-abc-"),
+            "{n}"
+        );
+        assert_eq!(
+            n.len(),
+            "docker-io-library-nginx-1-25-sha256-abc-".len() + 8
+        );
+        assert_ne!(sanitise_name("a/b:1"), sanitise_name("a-b-1"));
+        assert!(sanitise_name("a/b:1").starts_with("a-b-1-"));
+        let long = sanitise_name(&"x".repeat(300));
+        assert_eq!(long.len(), 63);
+        assert!(sanitise_name("///").starts_with("image-"));
+        for n in [long, sanitise_name("-_A_-"), sanitise_name("é")] {
+            assert!(n.len() <= 63);
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            assert!(!n.starts_with('-') && !n.ends_with('-'), "{n}");
+        }
+        assert_eq!(
+            kubelet_path("a"),
+            format!("sandmine/{}.json", sanitise_name("a"))
+        );
+    }
+}
