@@ -1,5 +1,7 @@
-//! Fleet aggregator: merges collector deltas into ClickHouse.
+//! Fleet aggregator: merges collector deltas into ClickHouse or the
+//! embedded SQLite store, counting each delta exactly once.
 //!
-//! Not built yet: the single-host path (`sandmine mine`) needs no
-//! aggregator. The crate exists so that the workspace layout is the one the
-//! fleet version will have; see `docs/ARCHITECTURE.md`.
+//! - [`store`]: the stores, their schema and migrations, and the answers
+//!   ([`schemas::fleet::ImageObservations`]) the compiler reads.
+
+pub mod store;

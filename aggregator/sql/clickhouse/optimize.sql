@@ -1,0 +1,4 @@
+OPTIMIZE TABLE {db}.calls FINAL;
+OPTIMIZE TABLE {db}.incidence FINAL;
+OPTIMIZE TABLE {db}.containers FINAL;
+OPTIMIZE TABLE {db}.schema_migrations FINAL

@@ -1,0 +1,9 @@
+SELECT abi, nr, toUInt64(sum(c)) AS s_calls, toUInt8(groupBitOr(p)) AS s_phases, toUInt64(max(l)) AS s_last
+FROM (
+    SELECT abi, nr, host_id, boot_id, seq, max(calls) AS c, max(phases) AS p, max(last_seen_ms) AS l
+    FROM {db}.calls
+    WHERE image = ?
+    GROUP BY abi, nr, host_id, boot_id, seq
+)
+GROUP BY abi, nr
+ORDER BY abi, nr

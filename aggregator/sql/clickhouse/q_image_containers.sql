@@ -1,0 +1,5 @@
+SELECT host_id, boot_id, container_id, toUInt64(min(started_at_ms)) AS c_started, toUInt64(max(last_seen_ms)) AS c_last, argMax(seccomp, last_seen_ms) AS c_seccomp, argMax(image_digest, last_seen_ms) AS c_digest
+FROM {db}.containers
+WHERE image = ?
+GROUP BY host_id, boot_id, container_id
+ORDER BY c_started, host_id, boot_id, container_id

@@ -1,0 +1,1 @@
+SELECT DISTINCT image FROM {db}.containers ORDER BY image

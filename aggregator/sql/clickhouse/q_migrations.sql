@@ -1,0 +1,1 @@
+SELECT DISTINCT version FROM {db}.schema_migrations ORDER BY version

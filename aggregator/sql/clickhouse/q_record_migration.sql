@@ -1,0 +1,1 @@
+INSERT INTO {db}.schema_migrations (version, applied_at) VALUES (?, now())

@@ -1,0 +1,357 @@
+//! The fleet store on ClickHouse (18.16 and current).
+//!
+//! Idempotency: every row's sort key contains the identity of what it
+//! counts ((host, boot, seq) for calls; the container for incidence and
+//! containers), and the tables are `ReplacingMergeTree`s, so a redelivered
+//! envelope produces identical rows that collapse on merge. The queries
+//! never depend on merges having happened: they group by the full key first
+//! (calls) or use aggregates that duplicates cannot change (min, max, bit
+//! or, distinct counts). See `docs/STORE.md`.
+
+use super::rows::{CallSummary, ContainerSummary, IncidenceSummary, Rows};
+use super::sql;
+use super::{InsertStats, StoreError, TotalsRow};
+use clickhouse::{Client, Compression, Row};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use schemas::fleet::ImageObservations;
+use schemas::wire::abi_from_code;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach ClickHouse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP interface; `https://` for TLS.
+    pub url: String,
+    /// Created if missing. An identifier (`[A-Za-z_][A-Za-z0-9_]*`).
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Extra PEM CA certificates to trust for `https://` (besides the
+    /// system's), e.g. a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one request (insert or query); a hung server turns into an
+    /// error the caller retries, never a stuck pipeline.
+    pub timeout_secs: u64,
+    /// Limit for establishing a connection.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "sandmine".into(),
+            user: "default".into(),
+            password: String::new(),
+            ca_file: None,
+            timeout_secs: 30,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// A connected, migrated ClickHouse store.
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    /// Shared: clones share the connection pool, and the enum `Store`
+    /// stays small.
+    client: Arc<Client>,
+    cfg: Arc<ClickHouseConfig>,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("url", &self.cfg.url)
+            .field("database", &self.cfg.database)
+            .field("user", &self.cfg.user)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_config(cfg: &ClickHouseConfig) -> Result<rustls::ClientConfig, StoreError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let tls = |reason: String| StoreError::Tls {
+        url: cfg.url.clone(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for c in native.certs {
+        // A broken system certificate must not stop a private-CA setup.
+        let _ = roots.add(c);
+    }
+    if let Some(path) = &cfg.ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| tls(format!("CA file {}: {e}", path.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls(format!("CA file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(tls(format!(
+                "CA file {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| tls(format!("CA file {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn client(cfg: &ClickHouseConfig) -> Result<Client, StoreError> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs.max(1))));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(cfg)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    // ClickHouse closes idle keep-alive connections after 3 s (18.16's
+    // default): drop ours before that.
+    let hyper = HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(2_500))
+        .build(https);
+    Ok(Client::with_http_client(hyper)
+        .with_url(cfg.url.clone())
+        .with_user(cfg.user.clone())
+        .with_password(cfg.password.clone())
+        // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+        .with_validation(false)
+        // Rows go to a local or LAN server; lz4 costs more CPU than it
+        // saves there, and 18.16's compressed responses broke older crates.
+        .with_compression(Compression::None))
+}
+
+impl ClickHouseStore {
+    /// Connects, checks the credentials, and applies missing migrations.
+    pub async fn open(cfg: &ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
+        if !sql::valid_identifier(&cfg.database) {
+            return Err(StoreError::Config(format!(
+                "ClickHouse database name {:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                cfg.database
+            )));
+        }
+        let store = ClickHouseStore {
+            client: Arc::new(client(cfg)?),
+            cfg: Arc::new(cfg.clone()),
+        };
+        store
+            .timed(store.client.query("SELECT 1").fetch_one::<u8>())
+            .await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The database's `{db}`-substituted SQL.
+    fn sql(&self, text: &str) -> String {
+        sql::with_db(text, &self.cfg.database)
+    }
+
+    /// Runs one request under the configured timeout and maps errors.
+    async fn timed<T>(
+        &self,
+        fut: impl Future<Output = Result<T, clickhouse::error::Error>>,
+    ) -> Result<T, StoreError> {
+        let limit = Duration::from_secs(self.cfg.timeout_secs.max(1));
+        match tokio::time::timeout(limit, fut).await {
+            Err(_) => Err(StoreError::Timeout {
+                url: self.cfg.url.clone(),
+                secs: limit.as_secs(),
+            }),
+            Ok(Err(e)) => Err(self.map_err(e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    fn map_err(&self, e: clickhouse::error::Error) -> StoreError {
+        let msg = e.to_string();
+        // 192 unknown user, 193 wrong password (18.16); 516 authentication
+        // failed (current).
+        let auth = [
+            "Code: 192",
+            "Code: 193",
+            "Code: 516",
+            "Authentication failed",
+        ]
+        .iter()
+        .any(|p| msg.contains(p));
+        if auth {
+            return StoreError::Auth {
+                url: self.cfg.url.clone(),
+                user: self.cfg.user.clone(),
+                message: msg,
+            };
+        }
+        match e {
+            clickhouse::error::Error::Network(_) => StoreError::Unavailable {
+                url: self.cfg.url.clone(),
+                message: msg,
+            },
+            _ => StoreError::ClickHouse {
+                url: self.cfg.url.clone(),
+                message: msg,
+            },
+        }
+    }
+
+    /// Executes one statement.
+    pub async fn execute(&self, text: &str) -> Result<(), StoreError> {
+        let q = self.sql(text);
+        self.timed(self.client.query(&q).execute()).await
+    }
+
+    /// Versions recorded in `schema_migrations`.
+    pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
+        let q = self.sql(sql::Q_MIGRATIONS);
+        self.timed(self.client.query(&q).fetch_all::<u32>()).await
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for s in sql::split(sql::BOOTSTRAP) {
+            self.execute(s).await?;
+        }
+        let applied = self.applied_migrations().await?;
+        for m in sql::MIGRATIONS {
+            if applied.contains(&m.version) {
+                continue;
+            }
+            log::info!(
+                "ClickHouse {}: applying migration {} ({})",
+                self.cfg.database,
+                m.version,
+                m.file
+            );
+            for s in sql::split(m.sql) {
+                self.execute(s).await?;
+            }
+            let q = self.sql(sql::Q_RECORD_MIGRATION);
+            self.timed(self.client.query(&q).bind(m.version).execute())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let name = format!("{}.{}", self.cfg.database, table);
+        self.timed(async {
+            let mut ins = self.client.insert_unescaped::<T>(&name).await?;
+            for r in rows {
+                ins.write(r).await?;
+            }
+            ins.end().await
+        })
+        .await
+    }
+
+    /// Writes the rows of a batch: one insert per table. Partial success
+    /// is harmless (a retry rewrites identical rows).
+    pub async fn insert(&self, rows: &Rows) -> Result<InsertStats, StoreError> {
+        // Containers first and calls last: until the retry, a reader sees
+        // at worst a container without its calls, never calls of an unknown
+        // container.
+        self.insert_rows("containers", &rows.containers).await?;
+        self.insert_rows("incidence", &rows.incidence).await?;
+        self.insert_rows("calls", &rows.calls).await?;
+        Ok(InsertStats {
+            calls: rows.calls.len() as u64,
+            incidence: rows.incidence.len() as u64,
+            containers: rows.containers.len() as u64,
+            ..InsertStats::default()
+        })
+    }
+
+    pub async fn images(&self) -> Result<Vec<String>, StoreError> {
+        let q = self.sql(sql::Q_IMAGES);
+        self.timed(self.client.query(&q).fetch_all::<String>())
+            .await
+    }
+
+    pub async fn image_observations(
+        &self,
+        image: &str,
+    ) -> Result<Option<ImageObservations>, StoreError> {
+        let q = self.sql(sql::Q_IMAGE_CONTAINERS);
+        let containers = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .fetch_all::<ContainerSummary>(),
+            )
+            .await?;
+        if containers.is_empty() {
+            return Ok(None);
+        }
+        let q = self.sql(sql::Q_IMAGE_CALLS);
+        let calls = self
+            .timed(self.client.query(&q).bind(image).fetch_all::<CallSummary>())
+            .await?;
+        let q = self.sql(sql::Q_IMAGE_INCIDENCE);
+        let incidence = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .fetch_all::<IncidenceSummary>(),
+            )
+            .await?;
+        Ok(super::rows::assemble(image, containers, calls, incidence)?)
+    }
+
+    pub async fn syscall_totals(&self) -> Result<Vec<TotalsRow>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct R {
+            image: String,
+            abi: u8,
+            nr: u32,
+            calls: u64,
+            hosts: u64,
+            containers: u64,
+        }
+        let q = self.sql(sql::Q_SYSCALL_TOTALS);
+        let rows = self.timed(self.client.query(&q).fetch_all::<R>()).await?;
+        rows.into_iter()
+            .map(|r| {
+                let abi = abi_from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
+                Ok((r.image, abi, r.nr, r.calls, r.hosts, r.containers))
+            })
+            .collect()
+    }
+
+    /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
+    /// collapse duplicates (tests, and operators after a big replay).
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        for s in sql::split(sql::OPTIMIZE) {
+            self.execute(s).await?;
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &ClickHouseConfig {
+        &self.cfg
+    }
+}

@@ -1,0 +1,404 @@
+//! The embedded store: one SQLite file, for a single host running the
+//! collector, aggregator and compiler in one process.
+//!
+//! Idempotency: a `messages` ledger with PRIMARY KEY (host, boot, seq),
+//! written in the same transaction as the rows; an envelope already in the
+//! ledger is skipped. Because of the ledger, `calls` can be summed in place
+//! per (image, abi, nr, host, boot) instead of one row per envelope, which
+//! keeps the file small on a long-running host. `incidence` and
+//! `containers` have the same keys and merge rules as ClickHouse's, and
+//! both stores build rows and answers with the same code (`rows.rs`), so
+//! the answers are identical.
+
+use super::rows::{self, CallSummary, ContainerSummary, IncidenceSummary};
+use super::sql;
+use super::{InsertStats, StoreError, TotalsRow};
+use rusqlite::{params, Connection, OptionalExtension};
+use schemas::fleet::ImageObservations;
+use schemas::wire::{abi_from_code, Envelope};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the embedded store lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// The SQLite file; created (with its directory) if missing.
+    pub path: PathBuf,
+}
+
+/// An open, migrated SQLite store. Cheap to clone (shared connection).
+#[derive(Clone, Debug)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)";
+
+const INSERT_MESSAGE: &str =
+    "INSERT OR IGNORE INTO messages (host_id, boot_id, seq, stored_at_ms) VALUES (?1, ?2, ?3, ?4)";
+const UPSERT_CALLS: &str = "INSERT INTO calls (image, abi, nr, host_id, boot_id, calls, phases, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ ON CONFLICT (image, abi, nr, host_id, boot_id) DO UPDATE SET calls = calls + excluded.calls, phases = phases | excluded.phases, last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+const UPSERT_INCIDENCE: &str = "INSERT INTO incidence (image, abi, nr, host_id, boot_id, container_id, phases, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ ON CONFLICT (image, abi, nr, host_id, boot_id, container_id, phases) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+/// Attributes follow the row with the latest last seen (ClickHouse's
+/// `argMax(x, last_seen_ms)`).
+const UPSERT_CONTAINERS: &str = "INSERT INTO containers (image, host_id, boot_id, container_id, runtime, image_digest, pod_namespace, pod_name, pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+ ON CONFLICT (image, host_id, boot_id, container_id) DO UPDATE SET
+  runtime = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.runtime ELSE runtime END,
+  image_digest = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.image_digest ELSE image_digest END,
+  pod_namespace = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.pod_namespace ELSE pod_namespace END,
+  pod_name = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.pod_name ELSE pod_name END,
+  pod_container = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.pod_container ELSE pod_container END,
+  seccomp = CASE WHEN excluded.last_seen_ms > last_seen_ms THEN excluded.seccomp ELSE seccomp END,
+  started_at_ms = min(started_at_ms, excluded.started_at_ms),
+  last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+  exited_at_ms = max(exited_at_ms, excluded.exited_at_ms)";
+
+const Q_IMAGES: &str = "SELECT DISTINCT image FROM containers ORDER BY image";
+const Q_IMAGE_CONTAINERS: &str = "SELECT host_id, boot_id, container_id, started_at_ms, last_seen_ms, seccomp, image_digest FROM containers WHERE image = ?1 ORDER BY started_at_ms, host_id, boot_id, container_id";
+/// One row per phase combination (SQLite has no bit-or aggregate),
+/// merged by [`merge_call_phases`].
+const Q_IMAGE_CALLS: &str = "SELECT abi, nr, phases, sum(calls), max(last_seen_ms) FROM calls WHERE image = ?1 GROUP BY abi, nr, phases ORDER BY abi, nr";
+const Q_IMAGE_INCIDENCE: &str = "SELECT host_id, boot_id, container_id, abi, nr, phases, min(first_seen_ms), max(last_seen_ms) FROM incidence WHERE image = ?1 GROUP BY host_id, boot_id, container_id, abi, nr, phases ORDER BY host_id, boot_id, container_id, abi, nr";
+const Q_SYSCALL_TOTALS: &str =
+    "SELECT c.image, c.abi, c.nr, c.calls, coalesce(i.hosts, 0), coalesce(i.containers, 0)
+ FROM (SELECT image, abi, nr, sum(calls) AS calls FROM calls GROUP BY image, abi, nr) c
+ LEFT JOIN (SELECT image, abi, nr, count(DISTINCT host_id) AS hosts, count(*) AS containers
+            FROM (SELECT DISTINCT image, abi, nr, host_id, boot_id, container_id FROM incidence)
+            GROUP BY image, abi, nr) i
+ ON c.image = i.image AND c.abi = i.abi AND c.nr = i.nr
+ ORDER BY c.image, c.abi, c.nr";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// SQLite integers are i64: store u64 values bit-for-bit (ms timestamps
+/// and counts stay far below 2^63 in practice; the cast round-trips anyway).
+fn i(v: u64) -> i64 {
+    v as i64
+}
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+impl EmbeddedStore {
+    pub async fn open(cfg: &EmbeddedConfig) -> Result<EmbeddedStore, StoreError> {
+        let path = cfg.path.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path))
+            .await
+            .map_err(|e| StoreError::Embedded(format!("open task: {e}")))?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<EmbeddedStore, StoreError> {
+        let err = |e: rusqlite::Error| StoreError::Sqlite {
+            path: path.clone(),
+            source: e,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Embedded(format!("create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        // Migrations: each in its own transaction with its version row, so
+        // a crash leaves a migration either applied and recorded or not.
+        conn.execute_batch(BOOTSTRAP).map_err(err)?;
+        for m in sql::SQLITE_MIGRATIONS {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            let done: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM schema_migrations WHERE version = ?1",
+                    [m.version],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            if done.is_none() {
+                log::info!(
+                    "embedded store {}: applying migration {} ({})",
+                    path.display(),
+                    m.version,
+                    m.file
+                );
+                tx.execute_batch(m.sql).map_err(err)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?1, ?2)",
+                    params![m.version, now_ms()],
+                )
+                .map_err(err)?;
+            }
+            tx.commit().map_err(err)?;
+        }
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection in a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Embedded("connection lock poisoned".into()))?;
+            f(&mut guard).map_err(|e| StoreError::Sqlite { path, source: e })
+        })
+        .await
+        .map_err(|e| StoreError::Embedded(format!("store task: {e}")))?
+    }
+
+    /// Versions recorded in `schema_migrations`.
+    pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT version FROM schema_migrations ORDER BY version")?;
+            let v = st
+                .query_map([], |r| r.get::<_, u32>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    /// Stores a batch in one transaction; envelopes already in the ledger
+    /// are skipped (counted in `duplicates`).
+    pub async fn insert(&self, batch: &[Envelope]) -> Result<InsertStats, StoreError> {
+        let batch = batch.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut stats = InsertStats::default();
+            {
+                let mut msg = tx.prepare_cached(INSERT_MESSAGE)?;
+                let mut calls = tx.prepare_cached(UPSERT_CALLS)?;
+                let mut inc = tx.prepare_cached(UPSERT_INCIDENCE)?;
+                let mut cont = tx.prepare_cached(UPSERT_CONTAINERS)?;
+                let now = now_ms();
+                for e in &batch {
+                    if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
+                        stats.duplicates += 1;
+                        continue;
+                    }
+                    let r = rows::explode(std::slice::from_ref(e));
+                    for x in &r.containers {
+                        cont.execute(params![
+                            x.image,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            x.runtime,
+                            x.image_digest,
+                            x.pod_namespace,
+                            x.pod_name,
+                            x.pod_container,
+                            x.seccomp,
+                            i(x.started_at_ms),
+                            i(x.last_seen_ms),
+                            i(x.exited_at_ms)
+                        ])?;
+                    }
+                    for x in &r.incidence {
+                        inc.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            x.phases,
+                            i(x.first_seen_ms),
+                            i(x.last_seen_ms)
+                        ])?;
+                    }
+                    for x in &r.calls {
+                        calls.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            x.host_id,
+                            x.boot_id,
+                            i(x.calls),
+                            x.phases,
+                            i(x.last_seen_ms)
+                        ])?;
+                    }
+                    stats.calls += r.calls.len() as u64;
+                    stats.incidence += r.incidence.len() as u64;
+                    stats.containers += r.containers.len() as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(stats)
+        })
+        .await
+    }
+
+    pub async fn images(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(Q_IMAGES)?;
+            let v = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    pub async fn image_observations(
+        &self,
+        image: &str,
+    ) -> Result<Option<ImageObservations>, StoreError> {
+        let img = image.to_string();
+        let (containers, calls, incidence) = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let containers = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_CONTAINERS)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(ContainerSummary {
+                                host_id: r.get(0)?,
+                                boot_id: r.get(1)?,
+                                container_id: r.get(2)?,
+                                started_at_ms: u(r.get(3)?),
+                                last_seen_ms: u(r.get(4)?),
+                                seccomp: r.get(5)?,
+                                image_digest: r.get(6)?,
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let calls = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_CALLS)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(CallSummary {
+                                abi: r.get(0)?,
+                                nr: r.get(1)?,
+                                phases: r.get(2)?,
+                                calls: u(r.get(3)?),
+                                last_seen_ms: u(r.get(4)?),
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let incidence = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_INCIDENCE)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(IncidenceSummary {
+                                host_id: r.get(0)?,
+                                boot_id: r.get(1)?,
+                                container_id: r.get(2)?,
+                                abi: r.get(3)?,
+                                nr: r.get(4)?,
+                                phases: r.get(5)?,
+                                first_seen_ms: u(r.get(6)?),
+                                last_seen_ms: u(r.get(7)?),
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                Ok((
+                    containers,
+                    merge_call_phases(calls),
+                    merge_phases(incidence),
+                ))
+            })
+            .await?;
+        Ok(rows::assemble(image, containers, calls, incidence)?)
+    }
+
+    pub async fn syscall_totals(&self) -> Result<Vec<TotalsRow>, StoreError> {
+        let raw = self
+            .with(|c| {
+                let mut st = c.prepare_cached(Q_SYSCALL_TOTALS)?;
+                let v = st
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, u8>(1)?,
+                            r.get::<_, u32>(2)?,
+                            u(r.get(3)?),
+                            u(r.get(4)?),
+                            u(r.get(5)?),
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            })
+            .await?;
+        raw.into_iter()
+            .map(|(image, abi, nr, calls, hosts, containers)| {
+                let abi = abi_from_code(abi).ok_or(rows::UnknownAbi(abi))?;
+                Ok((image, abi, nr, calls, hosts, containers))
+            })
+            .collect()
+    }
+}
+
+/// SQLite has no bit-or aggregate: the incidence query returns one row
+/// per phase combination, merged here into one per (container, syscall).
+/// Input is ordered by (host, boot, container, abi, nr).
+fn merge_phases(v: Vec<IncidenceSummary>) -> Vec<IncidenceSummary> {
+    let mut out: Vec<IncidenceSummary> = Vec::with_capacity(v.len());
+    for x in v {
+        match out.last_mut() {
+            Some(l)
+                if l.host_id == x.host_id
+                    && l.boot_id == x.boot_id
+                    && l.container_id == x.container_id
+                    && l.abi == x.abi
+                    && l.nr == x.nr =>
+            {
+                l.phases |= x.phases;
+                l.first_seen_ms = l.first_seen_ms.min(x.first_seen_ms);
+                l.last_seen_ms = l.last_seen_ms.max(x.last_seen_ms);
+            }
+            _ => out.push(x),
+        }
+    }
+    out
+}
+
+/// Merges the per-phase-combination rows of [`Q_IMAGE_CALLS`] (ordered by
+/// abi, nr) into one per syscall.
+fn merge_call_phases(v: Vec<CallSummary>) -> Vec<CallSummary> {
+    let mut out: Vec<CallSummary> = Vec::with_capacity(v.len());
+    for x in v {
+        match out.last_mut() {
+            Some(l) if l.abi == x.abi && l.nr == x.nr => {
+                l.phases |= x.phases;
+                l.calls = l.calls.saturating_add(x.calls);
+                l.last_seen_ms = l.last_seen_ms.max(x.last_seen_ms);
+            }
+            _ => out.push(x),
+        }
+    }
+    out
+}

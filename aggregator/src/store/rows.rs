@@ -1,0 +1,322 @@
+//! The one place that decides what rows an envelope becomes, and how rows
+//! read back become [`ImageObservations`]. Both stores use it, which is
+//! what makes their answers identical.
+//!
+//! Rows are a pure function of one envelope: inserting an envelope again
+//! (redelivery, replay) produces byte-identical rows, which the stores'
+//! replacing keys collapse.
+
+use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
+use schemas::wire::{abi_code, abi_from_code, Envelope};
+use schemas::{Abi, Phase, PhaseSet};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An hour in ms: the refresh period of per-container incidence rows.
+pub const HOUR_MS: u64 = 3_600_000;
+
+/// Calls of one syscall by the containers of one image in one envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct CallRow {
+    pub image: String,
+    pub abi: u8,
+    pub nr: u32,
+    pub host_id: String,
+    pub boot_id: String,
+    pub seq: u64,
+    pub calls: u64,
+    pub phases: u8,
+    /// Latest `last_seen_ms` of the containers that made the call in this
+    /// interval (at least their first use of it).
+    pub last_seen_ms: u64,
+    pub interval_end_ms: u64,
+}
+
+/// One container's use of one syscall, written only when it carries news
+/// (see [`incidence_due`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct IncidenceRow {
+    pub image: String,
+    pub abi: u8,
+    pub nr: u32,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub phases: u8,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+/// One container as of one envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct ContainerRow {
+    pub image: String,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub runtime: String,
+    pub image_digest: String,
+    pub pod_namespace: String,
+    pub pod_name: String,
+    pub pod_container: String,
+    pub seccomp: String,
+    pub started_at_ms: u64,
+    pub last_seen_ms: u64,
+    /// 0 while running.
+    pub exited_at_ms: u64,
+}
+
+/// The rows of a batch of envelopes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rows {
+    pub calls: Vec<CallRow>,
+    pub incidence: Vec<IncidenceRow>,
+    pub containers: Vec<ContainerRow>,
+}
+
+/// Whether a container's use of a syscall in this envelope is worth an
+/// incidence row. Writing one per interval would be 10,000 hosts x 50
+/// containers x ~80 syscalls every 10 s; instead a row is written when:
+/// - the syscall is new for the container (`first_seen_ms` in this
+///   interval): the first seen is exact;
+/// - the container exited in this envelope: its final last seen;
+/// - the interval ends in a new hour (exactly one interval per hour when
+///   intervals are contiguous): last seen refreshed hourly;
+/// - it was seen in a phase other than `Image` (runtime set-up, `docker
+///   exec`): rare, and the profile must know them exactly.
+///
+/// So a per-container last seen (and the `Image` phase bit) has hour
+/// precision; everything image-wide is exact.
+pub fn incidence_due(e: &Envelope, exited: bool, first_seen_ms: u64, phases: PhaseSet) -> bool {
+    let new = first_seen_ms >= e.interval_start_ms;
+    let hour_crossed = e.interval_start_ms / HOUR_MS != e.interval_end_ms / HOUR_MS;
+    let unusual = phases.0 & !Phase::Image.bit() != 0;
+    new || exited || hour_crossed || unusual
+}
+
+/// Explodes envelopes into rows. Deterministic: same envelope, same rows.
+pub fn explode(batch: &[Envelope]) -> Rows {
+    let mut out = Rows::default();
+    for e in batch {
+        // (image, abi, nr) -> (calls, phases, last_seen)
+        let mut calls: BTreeMap<(&str, u8, u32), (u64, u8, u64)> = BTreeMap::new();
+        for c in &e.containers {
+            let r = &c.container;
+            let exited = c.exited_at_ms.is_some();
+            for s in &c.syscalls {
+                let abi = abi_code(s.abi);
+                let last = c.last_seen_ms.max(s.first_seen_ms);
+                let v = calls.entry((r.image.as_str(), abi, s.nr)).or_default();
+                v.0 = v.0.saturating_add(s.calls);
+                v.1 |= s.phases.0;
+                v.2 = v.2.max(last);
+                if incidence_due(e, exited, s.first_seen_ms, s.phases) {
+                    out.incidence.push(IncidenceRow {
+                        image: r.image.clone(),
+                        abi,
+                        nr: s.nr,
+                        host_id: e.host_id.clone(),
+                        boot_id: e.boot_id.clone(),
+                        container_id: r.id.clone(),
+                        phases: s.phases.0,
+                        first_seen_ms: s.first_seen_ms,
+                        last_seen_ms: last,
+                    });
+                }
+            }
+            let (ns, pod, pc) = match &r.pod {
+                Some(p) => (p.namespace.clone(), p.pod.clone(), p.container.clone()),
+                None => Default::default(),
+            };
+            out.containers.push(ContainerRow {
+                image: r.image.clone(),
+                host_id: e.host_id.clone(),
+                boot_id: e.boot_id.clone(),
+                container_id: r.id.clone(),
+                runtime: r.runtime.clone(),
+                image_digest: r.image_digest.clone(),
+                pod_namespace: ns,
+                pod_name: pod,
+                pod_container: pc,
+                seccomp: r.seccomp.as_text(),
+                started_at_ms: c.started_at_ms,
+                last_seen_ms: c.last_seen_ms,
+                exited_at_ms: c.exited_at_ms.unwrap_or(0),
+            });
+        }
+        for ((image, abi, nr), (n, phases, last)) in calls {
+            out.calls.push(CallRow {
+                image: image.to_string(),
+                abi,
+                nr,
+                host_id: e.host_id.clone(),
+                boot_id: e.boot_id.clone(),
+                seq: e.seq,
+                calls: n,
+                phases,
+                last_seen_ms: last,
+                interval_end_ms: e.interval_end_ms,
+            });
+        }
+    }
+    out
+}
+
+/// One container of an image, merged over its rows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct ContainerSummary {
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub started_at_ms: u64,
+    pub last_seen_ms: u64,
+    pub seccomp: String,
+    pub image_digest: String,
+}
+
+/// One syscall of an image: exact totals from the `calls` rows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct CallSummary {
+    pub abi: u8,
+    pub nr: u32,
+    pub calls: u64,
+    pub phases: u8,
+    pub last_seen_ms: u64,
+}
+
+/// One container's use of one syscall, merged over its incidence rows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct IncidenceSummary {
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub abi: u8,
+    pub nr: u32,
+    pub phases: u8,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+/// A stored ABI code that this build does not know: the store was written
+/// by a newer sandmine.
+#[derive(Debug, thiserror::Error)]
+#[error("stored ABI code {0} is unknown to this build (written by a newer sandmine?)")]
+pub struct UnknownAbi(pub u8);
+
+fn abi(code: u8) -> Result<Abi, UnknownAbi> {
+    abi_from_code(code).ok_or(UnknownAbi(code))
+}
+
+type ContainerKey = (String, String, String);
+
+/// Builds the answer from the three row sets, the same way for both
+/// stores. `None` when the image has no container.
+pub fn assemble(
+    image: &str,
+    containers: Vec<ContainerSummary>,
+    calls: Vec<CallSummary>,
+    incidence: Vec<IncidenceSummary>,
+) -> Result<Option<ImageObservations>, UnknownAbi> {
+    if containers.is_empty() {
+        return Ok(None);
+    }
+    let hosts: BTreeSet<&str> = containers.iter().map(|c| c.host_id.as_str()).collect();
+    let digests: BTreeSet<&str> = containers
+        .iter()
+        .map(|c| c.image_digest.as_str())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let container_ms: u64 = containers
+        .iter()
+        .map(|c| c.last_seen_ms.saturating_sub(c.started_at_ms))
+        .fold(0u64, u64::saturating_add);
+    let first_seen_ms = containers
+        .iter()
+        .map(|c| c.started_at_ms)
+        .min()
+        .unwrap_or(0);
+    let last_seen_ms = containers.iter().map(|c| c.last_seen_ms).max().unwrap_or(0);
+
+    // Per syscall: hosts, containers, first seen from incidence.
+    struct Inc<'a> {
+        hosts: BTreeSet<&'a str>,
+        containers: u64,
+        first: u64,
+    }
+    let mut per_sys: BTreeMap<(u8, u32), Inc> = BTreeMap::new();
+    let mut per_container: HashMap<ContainerKey, Vec<IncidenceEntry>> = HashMap::new();
+    for i in &incidence {
+        let e = per_sys.entry((i.abi, i.nr)).or_insert(Inc {
+            hosts: BTreeSet::new(),
+            containers: 0,
+            first: u64::MAX,
+        });
+        e.hosts.insert(i.host_id.as_str());
+        // Rows are grouped by (container, abi, nr): one per container.
+        e.containers += 1;
+        e.first = e.first.min(i.first_seen_ms);
+        per_container
+            .entry((i.host_id.clone(), i.boot_id.clone(), i.container_id.clone()))
+            .or_default()
+            .push(IncidenceEntry {
+                abi: abi(i.abi)?,
+                nr: i.nr,
+                phases: PhaseSet(i.phases),
+                first_seen_ms: i.first_seen_ms,
+                last_seen_ms: i.last_seen_ms,
+            });
+    }
+    let mut syscalls = Vec::with_capacity(calls.len());
+    for c in &calls {
+        let inc = per_sys.get(&(c.abi, c.nr));
+        syscalls.push(SyscallTotals {
+            abi: abi(c.abi)?,
+            nr: c.nr,
+            hosts: inc.map_or(0, |i| i.hosts.len() as u64),
+            containers: inc.map_or(0, |i| i.containers),
+            calls: c.calls,
+            first_seen_ms: inc.map_or(c.last_seen_ms, |i| i.first.min(c.last_seen_ms)),
+            last_seen_ms: c.last_seen_ms,
+            phases: PhaseSet(c.phases),
+        });
+    }
+    syscalls.sort_by_key(|s| (s.abi, s.nr));
+
+    let mut list: Vec<ContainerIncidence> = containers
+        .iter()
+        .map(|c| {
+            let key = (c.host_id.clone(), c.boot_id.clone(), c.container_id.clone());
+            let mut sys = per_container.remove(&key).unwrap_or_default();
+            sys.sort_by_key(|s| (s.abi, s.nr));
+            ContainerIncidence {
+                host_id: c.host_id.clone(),
+                boot_id: c.boot_id.clone(),
+                container_id: c.container_id.clone(),
+                started_at_ms: c.started_at_ms,
+                last_seen_ms: c.last_seen_ms,
+                seccomp: c.seccomp.clone(),
+                syscalls: sys,
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        (a.started_at_ms, &a.host_id, &a.boot_id, &a.container_id).cmp(&(
+            b.started_at_ms,
+            &b.host_id,
+            &b.boot_id,
+            &b.container_id,
+        ))
+    });
+
+    Ok(Some(ImageObservations {
+        image: image.to_string(),
+        digests: digests.into_iter().map(str::to_string).collect(),
+        hosts: hosts.len() as u64,
+        containers: containers.len() as u64,
+        container_seconds: container_ms / 1000,
+        first_seen_ms,
+        last_seen_ms,
+        syscalls,
+        incidence: list,
+    }))
+}

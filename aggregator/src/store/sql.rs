@@ -1,0 +1,122 @@
+//! Every SQL statement the ClickHouse store issues, from `aggregator/sql/`.
+//!
+//! The same files are read by `scripts/check-sql-chdb.py`, which runs them
+//! on current ClickHouse (chdb), while the tests run them on 18.16: so the
+//! SQL is checked on both ends of the supported range. `{db}` stands for
+//! the database name; `?` for a bound value (the `clickhouse` crate's
+//! placeholder). Statements inside a file are separated by `;` at a line
+//! end.
+
+/// A numbered migration: statements applied in order, each idempotent
+/// (`IF NOT EXISTS`), so applying one twice, or from two aggregators at
+/// once, is harmless.
+pub struct Migration {
+    pub version: u32,
+    pub file: &'static str,
+    pub sql: &'static str,
+}
+
+/// Creates the database and the version table; run on every open.
+pub const BOOTSTRAP: &str = include_str!("../../sql/clickhouse/0000_bootstrap.sql");
+
+/// ClickHouse migrations, oldest first. Never edit a released one: add one.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    file: "0001_init.sql",
+    sql: include_str!("../../sql/clickhouse/0001_init.sql"),
+}];
+
+pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
+pub const Q_RECORD_MIGRATION: &str = include_str!("../../sql/clickhouse/q_record_migration.sql");
+pub const Q_IMAGES: &str = include_str!("../../sql/clickhouse/q_images.sql");
+pub const Q_IMAGE_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_image_containers.sql");
+pub const Q_IMAGE_CALLS: &str = include_str!("../../sql/clickhouse/q_image_calls.sql");
+pub const Q_IMAGE_INCIDENCE: &str = include_str!("../../sql/clickhouse/q_image_incidence.sql");
+pub const Q_SYSCALL_TOTALS: &str = include_str!("../../sql/clickhouse/q_syscall_totals.sql");
+/// Forces the merges that collapse duplicates (tests; operators after a
+/// large replay). Answers are the same before and after.
+pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
+
+/// SQLite schema (embedded store), applied as migration 1.
+pub const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    file: "0001_init.sql",
+    sql: include_str!("../../sql/sqlite/0001_init.sql"),
+}];
+
+/// Every ClickHouse file the store uses, by name, with its text: what the
+/// chdb check must cover (a test asserts the directory holds no other).
+pub fn all_statements() -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![("0000_bootstrap.sql", BOOTSTRAP)];
+    v.extend(MIGRATIONS.iter().map(|m| (m.file, m.sql)));
+    v.extend([
+        ("q_migrations.sql", Q_MIGRATIONS),
+        ("q_record_migration.sql", Q_RECORD_MIGRATION),
+        ("q_images.sql", Q_IMAGES),
+        ("q_image_containers.sql", Q_IMAGE_CONTAINERS),
+        ("q_image_calls.sql", Q_IMAGE_CALLS),
+        ("q_image_incidence.sql", Q_IMAGE_INCIDENCE),
+        ("q_syscall_totals.sql", Q_SYSCALL_TOTALS),
+        ("optimize.sql", OPTIMIZE),
+    ]);
+    v
+}
+
+/// Splits a file into statements (`;` at a line end), trimmed, non-empty.
+pub fn split(sql: &str) -> Vec<&str> {
+    sql.split(";\n")
+        .map(|s| s.trim().trim_end_matches(';').trim())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Substitutes the database name (already validated as an identifier).
+pub fn with_db(sql: &str, db: &str) -> String {
+    sql.trim().trim_end_matches(';').replace("{db}", db)
+}
+
+/// A database name we can splice into SQL: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn valid_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sql_file_is_used_and_vice_versa() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/clickhouse");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut used: Vec<String> = all_statements()
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        used.sort();
+        assert_eq!(on_disk, used);
+        for (name, text) in all_statements() {
+            assert!(
+                !text.contains("--"),
+                "{name}: no comments (chdb check, ? binding)"
+            );
+        }
+    }
+
+    #[test]
+    fn split_and_identifiers() {
+        assert_eq!(split("A;\nB\n;\n\n"), vec!["A", "B"]);
+        assert_eq!(split(BOOTSTRAP).len(), 2);
+        assert_eq!(split(MIGRATIONS[0].sql).len(), 3);
+        assert!(valid_identifier("sandmine_1"));
+        assert!(!valid_identifier("a-b"));
+        assert!(!valid_identifier("1a"));
+        assert!(!valid_identifier(""));
+        assert!(!valid_identifier("x; DROP"));
+    }
+}

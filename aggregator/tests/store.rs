@@ -1,0 +1,679 @@
+//! The fleet store against a real ClickHouse 18.16 and SQLite: exact
+//! answers, idempotency under redelivery and regrouping, migrations,
+//! credentials, outages, and embedded == ClickHouse.
+
+mod common;
+
+use aggregator::store::{
+    rows, ClickHouseConfig, EmbeddedConfig, InsertStats, Store, StoreConfig, StoreError,
+};
+use common::*;
+use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
+use schemas::wire::{self, SeccompFilter};
+use schemas::{Abi, Phase};
+use std::time::{Duration, Instant};
+
+#[allow(clippy::too_many_arguments)]
+fn st(
+    abi: Abi,
+    nr: u32,
+    hosts: u64,
+    containers: u64,
+    calls: u64,
+    first: u64,
+    last: u64,
+    p: &[Phase],
+) -> SyscallTotals {
+    SyscallTotals {
+        abi,
+        nr,
+        hosts,
+        containers,
+        calls,
+        first_seen_ms: first,
+        last_seen_ms: last,
+        phases: ph(p),
+    }
+}
+
+fn ie(abi: Abi, nr: u32, p: &[Phase], first: u64, last: u64) -> IncidenceEntry {
+    IncidenceEntry {
+        abi,
+        nr,
+        phases: ph(p),
+        first_seen_ms: first,
+        last_seen_ms: last,
+    }
+}
+
+/// What `hand_made()` must answer for nginx:1, worked out by hand.
+fn expected_nginx() -> ImageObservations {
+    use Abi::*;
+    use Phase::*;
+    ImageObservations {
+        image: "nginx:1".into(),
+        digests: vec!["sha256:aa".into()],
+        hosts: 2,
+        containers: 3,
+        // c1 19 s + c2 12 s + c3 9.5 s
+        container_seconds: 40,
+        first_seen_ms: T0 + 500,
+        last_seen_ms: T0 + 20_000,
+        syscalls: vec![
+            st(
+                X86_64,
+                0,
+                2,
+                3,
+                5 + 7 + 10 + 1 + 4,
+                T0 + 700,
+                T0 + 20_000,
+                &[Image],
+            ),
+            st(X86_64, 1, 1, 1, 3, T0 + 12_000, T0 + 20_000, &[Image]),
+            st(X86_64, 59, 1, 1, 1, T0 + 1500, T0 + 10_000, &[Runtime]),
+            st(I386, 20, 1, 1, 2, T0 + 600, T0 + 10_000, &[Image]),
+        ],
+        incidence: vec![
+            ContainerIncidence {
+                host_id: "h2".into(),
+                boot_id: "b9".into(),
+                container_id: "c3".into(),
+                started_at_ms: T0 + 500,
+                last_seen_ms: T0 + 10_000,
+                seccomp: "runtime/default".into(),
+                syscalls: vec![
+                    ie(X86_64, 0, &[Image], T0 + 700, T0 + 10_000),
+                    ie(I386, 20, &[Image], T0 + 600, T0 + 10_000),
+                ],
+            },
+            ContainerIncidence {
+                host_id: "h1".into(),
+                boot_id: "b1".into(),
+                container_id: "c1".into(),
+                started_at_ms: T0 + 1000,
+                last_seen_ms: T0 + 20_000,
+                seccomp: "unknown".into(),
+                syscalls: vec![
+                    // Not new in seq 2: last seen stays at its first interval.
+                    ie(X86_64, 0, &[Image], T0 + 2000, T0 + 10_000),
+                    ie(X86_64, 1, &[Image], T0 + 12_000, T0 + 20_000),
+                    ie(X86_64, 59, &[Runtime], T0 + 1500, T0 + 10_000),
+                ],
+            },
+            ContainerIncidence {
+                host_id: "h1".into(),
+                boot_id: "b1".into(),
+                container_id: "c2".into(),
+                started_at_ms: T0 + 3000,
+                last_seen_ms: T0 + 15_000,
+                seccomp: "unknown".into(),
+                // Exit refreshes last seen.
+                syscalls: vec![ie(X86_64, 0, &[Image], T0 + 3500, T0 + 15_000)],
+            },
+        ],
+    }
+}
+
+fn expected_totals() -> Vec<aggregator::store::TotalsRow> {
+    vec![
+        ("nginx:1".into(), Abi::X86_64, 0, 27, 2, 3),
+        ("nginx:1".into(), Abi::X86_64, 1, 3, 1, 1),
+        ("nginx:1".into(), Abi::X86_64, 59, 1, 1, 1),
+        ("nginx:1".into(), Abi::I386, 20, 2, 1, 1),
+        ("redis:7".into(), Abi::X86_64, 0, 100, 1, 1),
+    ]
+}
+
+async fn assert_hand_made(s: &Store) {
+    assert_eq!(s.images().await.unwrap(), vec!["nginx:1", "redis:7"]);
+    assert_eq!(
+        s.image_observations("nginx:1").await.unwrap(),
+        Some(expected_nginx())
+    );
+    let redis = s.image_observations("redis:7").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            redis.hosts,
+            redis.containers,
+            redis.container_seconds,
+            redis.first_seen_ms,
+            redis.last_seen_ms
+        ),
+        (1, 1, 20, T0, T0 + 20_000)
+    );
+    assert_eq!(
+        redis.syscalls,
+        vec![st(
+            Abi::X86_64,
+            0,
+            1,
+            1,
+            100,
+            T0 + 100,
+            T0 + 10_000,
+            &[Phase::Image]
+        )]
+    );
+    assert_eq!(s.image_observations("nope").await.unwrap(), None);
+    assert_eq!(s.syscall_totals().await.unwrap(), expected_totals());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_exact_totals_for_hand_made_envelopes() {
+    let ch = testsvc::ClickHouse::start();
+    let s = open_ch(&ch).await;
+    let stats = s.insert(&hand_made()).await.unwrap();
+    // calls: seq1 nginx{0,59} redis{0}; seq2 nginx{0,1}; h2 nginx{0},i386{20}
+    // incidence: c1 0,59; c2 0; c4 0; c1 1 (new); c2 0 (exit); c3 0,20
+    assert_eq!(
+        stats,
+        InsertStats {
+            calls: 7,
+            incidence: 8,
+            containers: 7,
+            duplicates: 0
+        }
+    );
+    assert_hand_made(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_exact_totals_for_hand_made_envelopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_embedded(dir.path()).await;
+    let stats = s.insert(&hand_made()).await.unwrap();
+    assert_eq!(
+        stats,
+        InsertStats {
+            calls: 7,
+            incidence: 8,
+            containers: 7,
+            duplicates: 0
+        }
+    );
+    assert_hand_made(&s).await;
+    // Redelivered: all skipped by the ledger.
+    let again = s.insert(&hand_made()).await.unwrap();
+    assert_eq!(
+        again,
+        InsertStats {
+            duplicates: 3,
+            ..InsertStats::default()
+        }
+    );
+    assert_hand_made(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_redelivery_and_regrouping_count_once() {
+    let ch = testsvc::ClickHouse::start();
+    let s = open_ch(&ch).await;
+    let batch = hand_made();
+    for _ in 0..3 {
+        s.insert(&batch).await.unwrap();
+    }
+    // Other groupings and orders: one by one, reversed, and overlapping.
+    for e in batch.iter().rev() {
+        s.insert(std::slice::from_ref(e)).await.unwrap();
+    }
+    s.insert(&[batch[2].clone(), batch[0].clone()])
+        .await
+        .unwrap();
+    s.insert(&[batch[1].clone(), batch[1].clone(), batch[2].clone()])
+        .await
+        .unwrap();
+    // Before any merge.
+    assert_hand_made(&s).await;
+    // Duplicates may or may not have been merged in the background yet;
+    // the answers above must not depend on it.
+    let raw: u64 = ch
+        .query("SELECT count() FROM sandmine.calls")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(raw >= 7, "{raw}");
+    let Store::ClickHouse(c) = &s else {
+        unreachable!()
+    };
+    c.optimize().await.unwrap();
+    assert_eq!(ch.query("SELECT count() FROM sandmine.calls").trim(), "7");
+    assert_eq!(
+        ch.query("SELECT count() FROM sandmine.containers").trim(),
+        "4"
+    );
+    // c2's two incidence rows collapse into one (same phases).
+    assert_eq!(
+        ch.query("SELECT count() FROM sandmine.incidence").trim(),
+        "7"
+    );
+    assert_hand_made(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_fleet_regrouped_equals_single_insert_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let fleet = generated(3, 20);
+    assert_eq!(fleet.len(), 120);
+    // ClickHouse: chunks of 7, then everything reversed, then odd seqs again.
+    for chunk in fleet.chunks(7) {
+        chs.insert(chunk).await.unwrap();
+    }
+    let rev: Vec<_> = fleet.iter().rev().cloned().collect();
+    chs.insert(&rev).await.unwrap();
+    let odd: Vec<_> = fleet.iter().filter(|e| e.seq % 2 == 1).cloned().collect();
+    chs.insert(&odd).await.unwrap();
+    // Embedded: odd seqs first, then all in chunks of 13.
+    let st1 = emb.insert(&odd).await.unwrap();
+    assert_eq!(st1.duplicates, 0);
+    let mut dups = 0;
+    for chunk in fleet.chunks(13) {
+        dups += emb.insert(chunk).await.unwrap().duplicates;
+    }
+    assert_eq!(dups, odd.len() as u64);
+
+    let a = snapshot(&chs).await;
+    let b = snapshot(&emb).await;
+    assert_eq!(a.0, vec!["nginx:1", "postgres:16", "redis:7"]);
+    assert_eq!(a, b, "embedded and ClickHouse answers differ");
+
+    // Exact call totals against the envelopes themselves.
+    let mut want: std::collections::BTreeMap<(String, u8, u32), u64> = Default::default();
+    for e in &fleet {
+        for c in &e.containers {
+            for s in &c.syscalls {
+                *want
+                    .entry((c.container.image.clone(), wire::abi_code(s.abi), s.nr))
+                    .or_default() += s.calls;
+            }
+        }
+    }
+    let got: std::collections::BTreeMap<(String, u8, u32), u64> =
+        a.2.iter()
+            .map(|(i, abi, nr, calls, _, _)| ((i.clone(), wire::abi_code(*abi), *nr), *calls))
+            .collect();
+    assert_eq!(got, want);
+    // 3 hosts x 2 boots, one container per image per host-boot except nginx
+    // (k=0 and k=3).
+    let nginx = &a.1[0];
+    assert_eq!((nginx.hosts, nginx.containers), (3, 12));
+    assert_eq!(nginx.digests, vec!["sha256:0"]);
+
+    let Store::ClickHouse(c) = &chs else {
+        unreachable!()
+    };
+    c.optimize().await.unwrap();
+    assert_eq!(
+        snapshot(&chs).await,
+        b,
+        "answers changed after OPTIMIZE FINAL"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_once_and_reopen_is_harmless() {
+    let ch = testsvc::ClickHouse::start();
+    let s1 = open_ch(&ch).await;
+    let s2 = open_ch(&ch).await;
+    // Concurrently-ish: two more opens at once.
+    let cfg = StoreConfig::ClickHouse(ch_config(&ch));
+    let (a, b) = tokio::join!(Store::open(&cfg), Store::open(&cfg));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(
+        ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
+        "calls\ncontainers\nincidence\nschema_migrations\n"
+    );
+    s1.insert(&hand_made()).await.unwrap();
+    let s3 = open_ch(&ch).await;
+    assert_hand_made(&s3).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let e1 = open_embedded(dir.path()).await;
+    e1.insert(&hand_made()).await.unwrap();
+    drop(e1);
+    let e2 = open_embedded(dir.path()).await;
+    assert_eq!(e2.applied_migrations().await.unwrap(), vec![1]);
+    assert_hand_made(&e2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_right_and_wrong() {
+    let ch = testsvc::ClickHouse::start();
+    let good = ClickHouseConfig {
+        user: testsvc::ClickHouse::USER.into(),
+        password: testsvc::ClickHouse::PASSWORD.into(),
+        database: "fleet_x".into(),
+        ..ch_config(&ch)
+    };
+    let s = Store::open(&StoreConfig::ClickHouse(good.clone()))
+        .await
+        .unwrap();
+    s.insert(&hand_made()).await.unwrap();
+    assert_hand_made(&s).await;
+
+    let bad = ClickHouseConfig {
+        password: "wrong".into(),
+        ..good
+    };
+    let err = Store::open(&StoreConfig::ClickHouse(bad))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Auth { url, user, .. } => {
+            assert_eq!(url, &ch.url());
+            assert_eq!(user, "sandmine");
+        }
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "ClickHouse at {} rejected the credentials of user \"sandmine\"",
+            ch.url()
+        )),
+        "{msg}"
+    );
+    assert!(!err.is_transient());
+
+    let bad_db = ClickHouseConfig {
+        database: "x-y".into(),
+        ..ch_config(&ch)
+    };
+    let err = Store::open(&StoreConfig::ClickHouse(bad_db))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_outage_fails_fast_and_retry_counts_once() {
+    let mut ch = testsvc::ClickHouse::start();
+    let s = open_ch(&ch).await;
+    let batch = hand_made();
+    s.insert(&batch[..1]).await.unwrap();
+    ch.stop();
+    let t = Instant::now();
+    let err = s.insert(&batch).await.unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_transient());
+    ch.restart();
+    // The caller retries the same batch (its first envelope was stored).
+    s.insert(&batch).await.unwrap();
+    assert_hand_made(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_server_times_out() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let cfg = ClickHouseConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        timeout_secs: 1,
+        ..ClickHouseConfig::default()
+    };
+    let t = Instant::now();
+    let err = Store::open(&StoreConfig::ClickHouse(cfg))
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    match err {
+        StoreError::Timeout { url, secs } => {
+            assert_eq!(url, format!("http://127.0.0.1:{port}"));
+            assert_eq!(secs, 1);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_envelopes_store_like_v2_without_pod_or_seccomp() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let v1: Vec<_> = hand_made()
+        .iter()
+        .map(|e| wire::decode(&wire::encode_version(e, 1).unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        v1[2].containers[0].container.seccomp,
+        SeccompFilter::Unknown
+    );
+    for s in [open_ch(&ch).await, open_embedded(dir.path()).await] {
+        s.insert(&v1).await.unwrap();
+        let mut want = expected_nginx();
+        want.incidence[0].seccomp = "unknown".into();
+        assert_eq!(s.image_observations("nginx:1").await.unwrap(), Some(want));
+        assert_eq!(s.syscall_totals().await.unwrap(), expected_totals());
+    }
+    assert_eq!(
+        ch.query("SELECT pod_namespace, pod_name, seccomp FROM sandmine.containers WHERE container_id = 'c3'"),
+        "\t\tunknown\n"
+    );
+}
+
+#[test]
+fn rows_per_envelope_steady_vs_busy() {
+    use Phase::*;
+    // A steady host: 50 containers of 5 images, each calling the same 40
+    // syscalls it has used for a while.
+    let steady = |start: u64| {
+        let containers = (0..50)
+            .map(|k| {
+                let calls = (0..40)
+                    .map(|nr| sc(Abi::X86_64, nr, 10, &[Image], T0 - 60_000))
+                    .collect();
+                ctr(
+                    &format!("c{k}"),
+                    &format!("img{}", k % 5),
+                    T0 - 100_000,
+                    start + 10_000,
+                    None,
+                    calls,
+                )
+            })
+            .collect();
+        env("h", "b", 1, start, containers)
+    };
+    let r = rows::explode(&[steady(T0)]);
+    assert_eq!(
+        (r.calls.len(), r.incidence.len(), r.containers.len()),
+        (200, 0, 50)
+    );
+    // The interval that ends in a new hour refreshes every container's
+    // incidence once.
+    let boundary = (T0 / H + 1) * H - 10_000;
+    let r = rows::explode(&[steady(boundary)]);
+    assert_eq!(
+        (r.calls.len(), r.incidence.len(), r.containers.len()),
+        (200, 2000, 50)
+    );
+    let r = rows::explode(&[steady(boundary + 10_000)]);
+    assert_eq!(r.incidence.len(), 0);
+    // A busy host: every container new in this interval (80 syscalls each).
+    let containers = (0..50)
+        .map(|k| {
+            let calls = (0..80)
+                .map(|nr| sc(Abi::X86_64, nr, 10, &[Image], T0 + 5))
+                .collect();
+            ctr(
+                &format!("n{k}"),
+                &format!("img{}", k % 5),
+                T0 + 1,
+                T0 + 10_000,
+                None,
+                calls,
+            )
+        })
+        .collect();
+    let r = rows::explode(&[env("h", "b", 2, T0, containers)]);
+    assert_eq!(
+        (r.calls.len(), r.incidence.len(), r.containers.len()),
+        (400, 4000, 50)
+    );
+    // An exec'd shell (Unfiltered phase) in a steady container: one row.
+    let mut e = steady(T0);
+    e.containers[0].syscalls[0].phases = ph(&[Image, Unfiltered]);
+    assert_eq!(rows::explode(&[e]).incidence.len(), 1);
+}
+
+#[test]
+fn store_config_serde() {
+    let c: StoreConfig = toml::from_str("[clickhouse]\nuser = \"u\"\npassword = \"p\"\n").unwrap();
+    assert_eq!(
+        c,
+        StoreConfig::ClickHouse(ClickHouseConfig {
+            user: "u".into(),
+            password: "p".into(),
+            ..ClickHouseConfig::default()
+        })
+    );
+    let StoreConfig::ClickHouse(d) = c else {
+        unreachable!()
+    };
+    assert_eq!(
+        (d.url.as_str(), d.database.as_str()),
+        ("http://127.0.0.1:8123", "sandmine")
+    );
+    let e: StoreConfig =
+        toml::from_str("[embedded]\npath = \"/var/lib/sandmine/store.db\"\n").unwrap();
+    assert_eq!(
+        e,
+        StoreConfig::Embedded(EmbeddedConfig {
+            path: "/var/lib/sandmine/store.db".into()
+        })
+    );
+    let err = toml::from_str::<StoreConfig>("[clickhouse]\npasword = \"p\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `pasword`"), "{err}");
+    let err = toml::from_str::<StoreConfig>("[embedded]\npath = \"x\"\nurl = \"y\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `url`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_ca_file_is_a_clear_error() {
+    let cfg = ClickHouseConfig {
+        url: "https://127.0.0.1:1".into(),
+        ca_file: Some("/nonexistent/ca.pem".into()),
+        ..ClickHouseConfig::default()
+    };
+    let err = Store::open(&StoreConfig::ClickHouse(cfg))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("TLS setup for https://127.0.0.1:1: CA file /nonexistent/ca.pem"),
+        "{msg}"
+    );
+}
+
+/// A large batch (every container new: the worst case for row counts):
+/// exact totals, and the insert rate printed (`--nocapture`). Size with
+/// SANDMINE_STORE_BENCH_HOSTS (default 20 hosts x 50 containers x 40
+/// syscalls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batch_insert_rate_and_exact_totals() {
+    let hosts: u64 = std::env::var("SANDMINE_STORE_BENCH_HOSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let batch: Vec<_> = (0..hosts)
+        .map(|h| {
+            let containers = (0..50)
+                .map(|k| {
+                    let calls = (0..40)
+                        .map(|nr| sc(Abi::X86_64, nr, 1 + nr as u64, &[Phase::Image], T0 + 5))
+                        .collect();
+                    ctr(
+                        &format!("c{k}"),
+                        &format!("img{}", k % 5),
+                        T0 + 1,
+                        T0 + 10_000,
+                        None,
+                        calls,
+                    )
+                })
+                .collect();
+            env(&format!("host{h}"), "b", 1, T0, containers)
+        })
+        .collect();
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, s) in [
+        ("clickhouse", open_ch(&ch).await),
+        ("embedded", open_embedded(dir.path()).await),
+    ] {
+        let t = Instant::now();
+        let stats = s.insert(&batch).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(
+            (stats.calls, stats.incidence, stats.containers),
+            (hosts * 200, hosts * 2000, hosts * 50)
+        );
+        println!(
+            "{name}: {} rows in {:.3} s = {:.0} rows/s ({} envelopes)",
+            stats.rows(),
+            secs,
+            stats.rows() as f64 / secs,
+            batch.len()
+        );
+        let totals = s.syscall_totals().await.unwrap();
+        assert_eq!(totals.len(), 200);
+        for (image, _, nr, calls, h, c) in totals {
+            assert_eq!(
+                (calls, h, c),
+                (hosts * 10 * (1 + nr as u64), hosts, hosts * 10),
+                "{image} {nr}"
+            );
+        }
+    }
+}
+
+/// The example queries of docs/STORE.md run on 18.16 (chdb's check runs
+/// them on current ClickHouse) and the first gives the documented totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_example_queries_run_on_18_16() {
+    let ch = testsvc::ClickHouse::start();
+    let s = open_ch(&ch).await;
+    s.insert(&hand_made()).await.unwrap();
+    s.insert(&hand_made()).await.unwrap();
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORE.md")).unwrap();
+    let examples: Vec<&str> = docs
+        .split("```sql\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().trim().trim_end_matches(';'))
+        .collect();
+    assert_eq!(examples.len(), 4);
+    let first = ch.query(examples[0]);
+    let t = |d: u64| T0 + d;
+    assert_eq!(
+        first,
+        format!(
+            "nginx:1\t0\t0\t2\t3\t27\t{}\t{}\nnginx:1\t0\t1\t1\t1\t3\t{}\t{}\nnginx:1\t0\t59\t1\t1\t1\t{}\t{}\nnginx:1\t1\t20\t1\t1\t2\t{}\t{}\nredis:7\t0\t0\t1\t1\t100\t{}\t{}\n",
+            t(700), t(20_000), t(12_000), t(20_000), t(1500), t(10_000), t(600), t(10_000), t(100), t(10_000)
+        )
+    );
+    for q in &examples[1..] {
+        ch.query(q);
+    }
+}

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Runs every ClickHouse statement of the fleet store on current ClickHouse.
+
+The aggregator's SQL lives in aggregator/sql/clickhouse/ (the Rust store
+`include_str!`s the same files; a Rust test checks that no file is unused
+and no statement lives elsewhere). The Rust tests run it on Debian's
+ClickHouse 18.16; this script runs it on the ClickHouse embedded in PyPI's
+chdb (current ClickHouse), on the worked example of docs/STORE.md, and
+checks:
+  - DDL (bootstrap + migrations) applies, and applies again harmlessly;
+  - every query returns exactly the expected rows, with exactly the column
+    types the Rust side decodes (RowBinary is positional and untyped, so a
+    type drift, e.g. UInt64 -> Int64, would corrupt reads silently);
+  - the answers are identical after redelivered rows and after OPTIMIZE
+    TABLE ... FINAL.
+
+Run: /var/cache/sandmine/py/bin/python scripts/check-sql-chdb.py
+Exit status 0 when everything matches; otherwise prints what differs.
+"""
+
+import json
+import os
+import re
+import sys
+import tempfile
+
+from chdb import session
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SQL_DIR = os.path.join(ROOT, "aggregator", "sql", "clickhouse")
+DB = "sandmine_check"
+H = 3_600_000
+T0 = 1_700_000_000_000
+X86_64, I386 = 0, 1  # wire ABI codes
+SETUP, RUNTIME, UNFILTERED, IMAGE = 1, 2, 4, 8  # phase bits
+
+failures = []
+
+
+def read(name):
+    with open(os.path.join(SQL_DIR, name)) as f:
+        return f.read().replace("{db}", DB)
+
+
+def split(sql):
+    return [s.strip().rstrip(";").strip() for s in sql.split(";\n") if s.strip().rstrip(";").strip()]
+
+
+def lit(v):
+    if isinstance(v, str):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(v)
+
+
+def bind(sql, *params):
+    parts = sql.split("?")
+    assert len(parts) == len(params) + 1, f"{len(parts) - 1} placeholders, {len(params)} params: {sql}"
+    out = parts[0]
+    for p, rest in zip(params, parts[1:]):
+        out += lit(p) + rest
+    return out
+
+
+def run(sess, sql):
+    try:
+        r = sess.query(sql, "JSONCompact")
+    except Exception as e:  # chdb raises its own error type
+        raise SystemExit(f"FAILED on current ClickHouse:\n{sql}\n{e}")
+    body = r.bytes() if hasattr(r, "bytes") else bytes(r)
+    if not body.strip():
+        return [], []
+    j = json.loads(body)
+    types = [m["type"] for m in j["meta"]]
+    # 64-bit integers come quoted or not depending on the version's
+    # output_format_json_quote_64bit_integers default: normalise to int.
+    rows = [[int(v) if t.startswith(("UInt", "Int")) else v for t, v in zip(types, r)] for r in j["data"]]
+    return types, rows
+
+
+def check(name, got, want):
+    if got != want:
+        failures.append(f"{name}:\n  got  {got}\n  want {want}")
+    else:
+        print(f"ok   {name}")
+
+
+# The worked example (aggregator/tests/common/mod.rs `hand_made`), as
+# envelopes: (host, boot, seq, start, [containers]); container:
+# (id, image, digest, seccomp, pod, started, last, exited, [(abi, nr, calls, phases, first)]).
+ENVELOPES = [
+    ("h1", "b1", 1, T0, [
+        ("c1", "nginx:1", "", "unknown", None, T0 + 1000, T0 + 10_000, None,
+         [(X86_64, 0, 5, IMAGE, T0 + 2000), (X86_64, 59, 1, RUNTIME, T0 + 1500)]),
+        ("c2", "nginx:1", "", "unknown", None, T0 + 3000, T0 + 10_000, None,
+         [(X86_64, 0, 7, IMAGE, T0 + 3500)]),
+        ("c4", "redis:7", "", "unknown", None, T0, T0 + 10_000, None,
+         [(X86_64, 0, 100, IMAGE, T0 + 100)]),
+    ]),
+    ("h1", "b1", 2, T0 + 10_000, [
+        ("c1", "nginx:1", "", "unknown", None, T0 + 1000, T0 + 20_000, None,
+         [(X86_64, 0, 10, IMAGE, T0 + 2000), (X86_64, 1, 3, IMAGE, T0 + 12_000)]),
+        ("c2", "nginx:1", "", "unknown", None, T0 + 3000, T0 + 15_000, T0 + 15_000,
+         [(X86_64, 0, 1, IMAGE, T0 + 3500)]),
+        ("c4", "redis:7", "", "unknown", None, T0, T0 + 20_000, None, []),
+    ]),
+    ("h2", "b9", 1, T0, [
+        ("c3", "nginx:1", "sha256:aa", "runtime/default", ("web", "nginx-0", "nginx"), T0 + 500, T0 + 10_000, None,
+         [(X86_64, 0, 4, IMAGE, T0 + 700), (I386, 20, 2, IMAGE, T0 + 600)]),
+    ]),
+]
+
+
+def explode(envs):
+    """Python twin of aggregator/src/store/rows.rs `explode`."""
+    calls, inc, cont = [], [], []
+    for host, boot, seq, start, containers in envs:
+        end = start + 10_000
+        agg = {}
+        for cid, image, digest, seccomp, pod, started, last, exited, syscalls in containers:
+            for abi, nr, n, phases, first in syscalls:
+                l = max(last, first)
+                a = agg.setdefault((image, abi, nr), [0, 0, 0])
+                a[0] += n
+                a[1] |= phases
+                a[2] = max(a[2], l)
+                due = first >= start or exited is not None or start // H != end // H or (phases & ~IMAGE) != 0
+                if due:
+                    inc.append((image, abi, nr, host, boot, cid, phases, first, l))
+            ns, pn, pc = pod or ("", "", "")
+            cont.append((image, host, boot, cid, "docker", digest, ns, pn, pc, seccomp, started, last, exited or 0))
+        for (image, abi, nr), (n, phases, l) in sorted(agg.items()):
+            calls.append((image, abi, nr, host, boot, seq, n, phases, l, end))
+    return calls, inc, cont
+
+
+COLUMNS = {
+    "calls": "image, abi, nr, host_id, boot_id, seq, calls, phases, last_seen_ms, interval_end_ms",
+    "incidence": "image, abi, nr, host_id, boot_id, container_id, phases, first_seen_ms, last_seen_ms",
+    "containers": "image, host_id, boot_id, container_id, runtime, image_digest, pod_namespace, pod_name, "
+                  "pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms",
+}
+
+
+def insert(sess, envs):
+    calls, inc, cont = explode(envs)
+    for table, rows in (("containers", cont), ("incidence", inc), ("calls", calls)):
+        if rows:
+            values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+            run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
+    return len(calls), len(inc), len(cont)
+
+
+def migrate(sess):
+    for s in split(read("0000_bootstrap.sql")):
+        run(sess, s)
+    _, applied = run(sess, read("q_migrations.sql"))
+    applied = [r[0] for r in applied]
+    migrations = sorted(f for f in os.listdir(SQL_DIR) if re.match(r"^\d{4}_.*\.sql$", f) and not f.startswith("0000"))
+    for f in migrations:
+        v = int(f[:4])
+        if v in applied:
+            continue
+        for s in split(read(f)):
+            run(sess, s)
+        run(sess, bind(read("q_record_migration.sql"), v))
+
+
+def answers(sess):
+    """Every query, with its result types and rows."""
+    out = {}
+    out["q_migrations"] = run(sess, read("q_migrations.sql"))
+    out["q_images"] = run(sess, read("q_images.sql"))
+    for q in ("q_image_containers", "q_image_calls", "q_image_incidence"):
+        for image in ("nginx:1", "redis:7", "nope"):
+            out[f"{q}({image})"] = run(sess, bind(read(q + ".sql"), image))
+    out["q_syscall_totals"] = run(sess, read("q_syscall_totals.sql"))
+    return out
+
+
+def u64(v):
+    """A UInt64 column value (marks where the Rust side reads u64)."""
+    return v
+
+
+WANT = {
+    "q_migrations": (["UInt32"], [[1]]),
+    "q_images": (["String"], [["nginx:1"], ["redis:7"]]),
+    "q_image_containers(nginx:1)": (
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String"],
+        [
+            ["h2", "b9", "c3", u64(T0 + 500), u64(T0 + 10_000), "runtime/default", "sha256:aa"],
+            ["h1", "b1", "c1", u64(T0 + 1000), u64(T0 + 20_000), "unknown", ""],
+            ["h1", "b1", "c2", u64(T0 + 3000), u64(T0 + 15_000), "unknown", ""],
+        ],
+    ),
+    "q_image_containers(redis:7)": (
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String"],
+        [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", ""]],
+    ),
+    "q_image_containers(nope)": ([], []),
+    "q_image_calls(nginx:1)": (
+        ["UInt8", "UInt32", "UInt64", "UInt8", "UInt64"],
+        [
+            [X86_64, 0, u64(27), IMAGE, u64(T0 + 20_000)],
+            [X86_64, 1, u64(3), IMAGE, u64(T0 + 20_000)],
+            [X86_64, 59, u64(1), RUNTIME, u64(T0 + 10_000)],
+            [I386, 20, u64(2), IMAGE, u64(T0 + 10_000)],
+        ],
+    ),
+    "q_image_calls(redis:7)": (
+        ["UInt8", "UInt32", "UInt64", "UInt8", "UInt64"],
+        [[X86_64, 0, u64(100), IMAGE, u64(T0 + 10_000)]],
+    ),
+    "q_image_calls(nope)": ([], []),
+    "q_image_incidence(nginx:1)": (
+        ["String", "String", "String", "UInt8", "UInt32", "UInt8", "UInt64", "UInt64"],
+        [
+            ["h1", "b1", "c1", X86_64, 0, IMAGE, u64(T0 + 2000), u64(T0 + 10_000)],
+            ["h1", "b1", "c1", X86_64, 1, IMAGE, u64(T0 + 12_000), u64(T0 + 20_000)],
+            ["h1", "b1", "c1", X86_64, 59, RUNTIME, u64(T0 + 1500), u64(T0 + 10_000)],
+            ["h1", "b1", "c2", X86_64, 0, IMAGE, u64(T0 + 3500), u64(T0 + 15_000)],
+            ["h2", "b9", "c3", X86_64, 0, IMAGE, u64(T0 + 700), u64(T0 + 10_000)],
+            ["h2", "b9", "c3", I386, 20, IMAGE, u64(T0 + 600), u64(T0 + 10_000)],
+        ],
+    ),
+    "q_image_incidence(redis:7)": (
+        ["String", "String", "String", "UInt8", "UInt32", "UInt8", "UInt64", "UInt64"],
+        [["h1", "b1", "c4", X86_64, 0, IMAGE, u64(T0 + 100), u64(T0 + 10_000)]],
+    ),
+    "q_image_incidence(nope)": ([], []),
+    "q_syscall_totals": (
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64", "UInt64"],
+        [
+            ["nginx:1", X86_64, 0, u64(27), u64(2), u64(3)],
+            ["nginx:1", X86_64, 1, u64(3), u64(1), u64(1)],
+            ["nginx:1", X86_64, 59, u64(1), u64(1), u64(1)],
+            ["nginx:1", I386, 20, u64(2), u64(1), u64(1)],
+            ["redis:7", X86_64, 0, u64(100), u64(1), u64(1)],
+        ],
+    ),
+}
+
+
+def check_answers(sess, when):
+    got = answers(sess)
+    for k, (types, rows) in WANT.items():
+        gt, gr = got[k]
+        if rows:
+            check(f"{k} types [{when}]", gt, types)
+        check(f"{k} rows [{when}]", gr, rows)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as d:
+        sess = session.Session(os.path.join(d, "chdb"))
+        _, v = run(sess, "SELECT version()")
+        print(f"current ClickHouse (chdb): {v[0][0]}")
+        migrate(sess)
+        migrate(sess)  # idempotent: nothing to apply, nothing breaks
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")):
+            run(sess, s)  # every DDL statement again: IF NOT EXISTS
+        check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 7))
+        check_answers(sess, "once")
+        # Redelivery: everything twice more, and envelopes one by one.
+        insert(sess, ENVELOPES)
+        insert(sess, ENVELOPES[::-1])
+        for e in ENVELOPES:
+            insert(sess, [e])
+        check_answers(sess, "redelivered")
+        for s in split(read("optimize.sql")):
+            run(sess, s)
+        check_answers(sess, "after OPTIMIZE FINAL")
+        _, n = run(sess, f"SELECT toUInt64(count()) FROM {DB}.calls")
+        check("calls rows after OPTIMIZE FINAL", n, [[7]])
+        # The example queries of docs/STORE.md run too.
+        docs = open(os.path.join(ROOT, "docs", "STORE.md")).read()
+        examples = re.findall(r"```sql\n(.*?)```", docs, re.S)
+        for i, q in enumerate(examples):
+            _, rows = run(sess, q.replace("sandmine.", DB + ".").strip().rstrip(";"))
+            if i == 0:
+                check("docs example 1 (per image/abi/syscall)", rows, [
+                    ["nginx:1", X86_64, 0, 2, 3, 27, T0 + 700, T0 + 20_000],
+                    ["nginx:1", X86_64, 1, 1, 1, 3, T0 + 12_000, T0 + 20_000],
+                    ["nginx:1", X86_64, 59, 1, 1, 1, T0 + 1500, T0 + 10_000],
+                    ["nginx:1", I386, 20, 1, 1, 2, T0 + 600, T0 + 10_000],
+                    ["redis:7", X86_64, 0, 1, 1, 100, T0 + 100, T0 + 10_000],
+                ])
+            else:
+                print(f"ok   docs example {i + 1} runs ({len(rows)} rows)")
+        sess.close()
+    if failures:
+        print("\nFAILED:\n" + "\n".join(failures))
+        sys.exit(1)
+    print("all statements OK on current ClickHouse")
+
+
+if __name__ == "__main__":
+    main()
