@@ -2,7 +2,10 @@
 //! `src/cmd/<name>.rs`; this file only parses arguments and reports errors.
 
 mod cmd;
+mod config;
 mod enforce;
+mod fleet;
+mod logging;
 mod mining;
 mod runtime_base;
 
@@ -29,6 +32,13 @@ enum Command {
     Mine(cmd::mine::MineArgs),
     MineImage(cmd::mine_image::MineImageArgs),
     Run(cmd::run::RunArgs),
+    Collect(cmd::collect::CollectArgs),
+    Aggregate(cmd::aggregate::AggregateArgs),
+    Standalone(cmd::standalone::StandaloneArgs),
+    ReplayDeadLetters(cmd::replay::ReplayArgs),
+    Query(cmd::query::QueryArgs),
+    Compile(cmd::compile::CompileArgs),
+    Explain(cmd::explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +71,13 @@ fn main() -> ExitCode {
         Command::Mine(a) => cmd::mine::main(a),
         Command::MineImage(a) => cmd::mine_image::main(a),
         Command::Run(a) => cmd::run::main(a),
+        Command::Collect(a) => cmd::collect::main(a),
+        Command::Aggregate(a) => cmd::aggregate::main(a),
+        Command::Standalone(a) => cmd::standalone::main(a),
+        Command::ReplayDeadLetters(a) => cmd::replay::main(a),
+        Command::Query(a) => cmd::query::main(a),
+        Command::Compile(a) => cmd::compile::main(a),
+        Command::Explain(a) => cmd::explain::main(a),
     };
     match result {
         Ok(code) => code,

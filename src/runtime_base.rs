@@ -107,6 +107,14 @@ fn cache_file(dir: &Path, runtime: &str) -> PathBuf {
     dir.join(format!("{safe}.json"))
 }
 
+/// A base measured earlier (a file of the cache directory).
+pub fn load_file(path: &Path) -> Result<RuntimeBase> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read runtime base {}", path.display()))?;
+    RuntimeBase::from_json(&text)
+        .with_context(|| format!("{} is not a runtime base file", path.display()))
+}
+
 /// The cached base for this engine, or a fresh measurement (then cached).
 pub fn load_or_measure(
     docker: &DockerClient,

@@ -1,3 +1,10 @@
+pub mod aggregate;
+pub mod collect;
+pub mod compile;
+pub mod explain;
 pub mod mine;
 pub mod mine_image;
+pub mod query;
+pub mod replay;
 pub mod run;
+pub mod standalone;

@@ -54,12 +54,25 @@ impl Out {
 /// A process started by [`Fixture::spawn`], its output going to files.
 pub struct Running {
     pub child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
     started: Instant,
 }
 
 impl Running {
+    /// SIGKILL, as a crash would: no clean-up runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait at most `timeout` for a clean exit.
+    pub fn terminate(self, timeout: Duration) -> Out {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.wait(timeout)
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

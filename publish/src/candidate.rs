@@ -1,0 +1,86 @@
+//! The publisher's input (a compiled candidate) and what it remembers about
+//! the last publication (the meta).
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// One image's compiled profile, as the policy compiler produced it, plus
+/// the per-syscall evidence the gate needs. Kept independent of the
+/// compiler's types so the publisher can be fed from any source.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Candidate {
+    /// Image reference, e.g. `nginx:1.25`.
+    pub image: String,
+    /// `"enforce"`, `"log"` or `"not-ready"`.
+    pub state: String,
+    /// Relative path -> bytes (`profile.json`, `seccompprofile.yaml`, ...).
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub report_text: String,
+    pub report_json: String,
+    /// ABI (`x86_64`, ...) -> syscall names the profile allows.
+    pub allowed: BTreeMap<String, BTreeSet<String>>,
+    /// (ABI, name) -> number of distinct hosts that used it. A syscall the
+    /// profile allows without observing it (a baseline syscall) counts as
+    /// seen on 0 hosts unless listed here.
+    pub syscall_hosts: BTreeMap<(String, String), u64>,
+    /// (ABI, name) -> last time (ms since the epoch) any host used it.
+    pub syscall_last_seen_ms: BTreeMap<(String, String), u64>,
+    /// The policy's must-deny syscall names (any ABI).
+    pub must_deny: BTreeSet<String>,
+    /// One line with the confidence figures, quoted in commit messages.
+    pub confidence_summary: String,
+}
+
+/// Thresholds of the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatePolicy {
+    /// A syscall new to the published profile must have been used on at
+    /// least this many distinct hosts: one host alone may be anomalous (or
+    /// compromised). Set 1 for a single-host fleet.
+    pub min_hosts: u64,
+    /// A syscall leaves the published profile only once its last use is at
+    /// least this old, so rare paths (weekly jobs, failover) keep working.
+    pub shrink_after: Duration,
+}
+
+impl Default for GatePolicy {
+    fn default() -> Self {
+        GatePolicy {
+            min_hosts: 2,
+            shrink_after: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Current value of [`PublishedMeta::format`].
+pub const META_FORMAT: u32 = 1;
+
+/// What a target remembers about the profile in force for one image: the
+/// `current` file. It is the commit point of a publication (written last,
+/// atomically) and the `previous` of the next gate.
+///
+/// Unknown fields are tolerated on purpose (no `deny_unknown_fields`): a
+/// meta written by a newer publisher must still be readable as `previous`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedMeta {
+    /// Layout version of this file.
+    pub format: u32,
+    pub image: String,
+    pub slug: String,
+    /// `sha256:<64 hex>` over the candidate files (see [`crate::Version`]).
+    pub version: String,
+    /// First 12 hex digits of the version; names the version directory.
+    pub version_short: String,
+    pub published_at_ms: u64,
+    pub state: String,
+    pub allowed: BTreeMap<String, BTreeSet<String>>,
+    /// Every file of the publication, relative to the image's directory
+    /// (profile files, reports, diffs), sorted.
+    pub files: Vec<String>,
+    /// The version this one replaced, if any.
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    #[serde(default)]
+    pub confidence_summary: String,
+}

@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+/// Why a publication (or reading the current one) failed. Each names the
+/// file, command or object involved so the report is actionable.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("git {args}: {detail}")]
+    Git { args: String, detail: String },
+    #[error("file path {0:?} is not a plain relative path (no absolute paths, `..`, `.` or empty parts)")]
+    BadPath(String),
+    #[error("file {0:?} collides with a name the publisher writes itself")]
+    Reserved(String),
+    #[error("current meta at {what} is not valid: {source}")]
+    Meta {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("current meta at {what} belongs to image {found:?}, not {expected:?}")]
+    ImageMismatch {
+        what: String,
+        found: String,
+        expected: String,
+    },
+    #[error("object store: {0}")]
+    Store(#[from] crate::target::object_store::StoreError),
+}
+
+impl PublishError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PublishError {
+        let path = path.into();
+        move |source| PublishError::Io { path, source }
+    }
+}

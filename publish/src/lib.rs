@@ -1,0 +1,44 @@
+//! Versioned, gated publishing of compiled per-image seccomp profiles.
+//!
+//! The policy compiler turns fleet observations into profile files; this
+//! crate decides whether such a candidate may replace what is published
+//! ([`gate`]), gives it a content-addressed version ([`Version`]), describes
+//! what changed ([`SyscallDiff`]) and writes it to a [`Target`]: a directory
+//! tree ([`DirTarget`]), a git repository ([`GitTarget`]) or an object store
+//! ([`ObjectStoreTarget`]). [`publish_all`] runs the whole round for many
+//! images and returns a deterministic [`PublishReport`].
+//!
+//! The rule that shapes everything here: publishing never loosens a
+//! profile silently. A syscall that enters the allowed set must have been
+//! seen on enough hosts, a must-deny syscall never enters it, and a syscall
+//! leaves it only after it has been unused for a while (removing one too
+//! early breaks the workload the next time it runs a rare path).
+
+mod candidate;
+mod config;
+mod diff;
+mod error;
+mod fsutil;
+mod gate;
+mod publish;
+mod schedule;
+mod slug;
+pub mod target;
+mod time;
+mod version;
+
+pub use candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
+pub use config::PublishConfig;
+pub use diff::SyscallDiff;
+pub use error::PublishError;
+pub use gate::{gate, GateDecision, GateOutcome};
+pub use publish::{build_publication, publish_all, ImageReport, Outcome, PublishReport};
+pub use schedule::{parse_duration, Schedule, ScheduleError};
+pub use slug::image_slug;
+pub use target::dir::DirTarget;
+pub use target::git::GitTarget;
+pub use target::nats::NatsObjectStore;
+pub use target::object_store::{ObjectStore, ObjectStoreTarget, StoreError, BUCKET};
+pub use target::{Publication, Target};
+pub use time::{fmt_duration, fmt_utc};
+pub use version::Version;

@@ -1,0 +1,279 @@
+//! One publishing round over many images.
+
+use crate::candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
+use crate::fsutil::is_plain_relative;
+use crate::gate::{gate, GateDecision, GateOutcome};
+use crate::slug::image_slug;
+use crate::target::{Publication, Target, RESERVED};
+use crate::version::Version;
+use crate::PublishError;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What happened to one image in a round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Published {
+        version: String,
+        previous: Option<String>,
+        added: usize,
+        removed: usize,
+    },
+    Unchanged {
+        version: String,
+    },
+    HeldBack {
+        /// The candidate's version (not published).
+        candidate: String,
+        reasons: Vec<String>,
+        shrink_eligible_at_ms: Option<u64>,
+    },
+    NotReady {
+        reason: String,
+    },
+    /// The target failed; the previous publication (if any) is in force.
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    pub image: String,
+    pub slug: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Per-image outcomes of a round, sorted by image name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PublishReport {
+    pub target: String,
+    pub images: Vec<ImageReport>,
+}
+
+impl PublishReport {
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.images.iter().filter(|i| f(&i.outcome)).count()
+    }
+
+    pub fn published(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Published { .. }))
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed { .. }))
+    }
+
+    /// One summary line, then one line per image (held-back reasons
+    /// indented below it).
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "publish to {}: {} published, {} unchanged, {} held back, {} not ready, {} failed\n",
+            self.target,
+            self.published(),
+            self.count(|o| matches!(o, Outcome::Unchanged { .. })),
+            self.count(|o| matches!(o, Outcome::HeldBack { .. })),
+            self.count(|o| matches!(o, Outcome::NotReady { .. })),
+            self.failed(),
+        );
+        for i in &self.images {
+            let line = match &i.outcome {
+                Outcome::Published {
+                    version,
+                    previous,
+                    added,
+                    removed,
+                } => format!(
+                    "published {} (was {}) +{added} -{removed} syscalls",
+                    Version::short_of(version),
+                    previous.as_deref().map(Version::short_of).unwrap_or("none")
+                ),
+                Outcome::Unchanged { version } => {
+                    format!("unchanged {}", Version::short_of(version))
+                }
+                Outcome::HeldBack {
+                    candidate, reasons, ..
+                } => {
+                    let mut l = format!("held back {}:", Version::short_of(candidate));
+                    for r in reasons {
+                        l.push_str("\n    ");
+                        l.push_str(r);
+                    }
+                    l
+                }
+                Outcome::NotReady { reason } => format!("not ready: {reason}"),
+                Outcome::Failed { error } => format!("failed: {error}"),
+            };
+            s.push_str(&format!("  {}: {line}\n", i.image));
+        }
+        s
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// The publication of a candidate the gate let through: its files plus
+/// reports and diffs, its meta and its commit message. Fails on file paths
+/// that are not plain relative paths or that collide with the publisher's
+/// own names.
+pub fn build_publication(
+    cand: &Candidate,
+    outcome: &GateOutcome,
+    previous: Option<&PublishedMeta>,
+    now_ms: u64,
+) -> Result<Publication, PublishError> {
+    let mut files = BTreeMap::new();
+    for (rel, bytes) in &cand.files {
+        if !is_plain_relative(rel) {
+            return Err(PublishError::BadPath(rel.clone()));
+        }
+        let first = rel.split('/').next().unwrap_or(rel);
+        if RESERVED.contains(&first) {
+            return Err(PublishError::Reserved(rel.clone()));
+        }
+        files.insert(rel.clone(), bytes.clone());
+    }
+    let diff_text = outcome.diff.to_text();
+    files.insert("report.txt".into(), cand.report_text.clone().into_bytes());
+    files.insert("report.json".into(), cand.report_json.clone().into_bytes());
+    files.insert("diff.txt".into(), diff_text.clone().into_bytes());
+    files.insert("diff.json".into(), outcome.diff.to_json().into_bytes());
+    let previous_version = previous.map(|p| p.version.clone());
+    let meta = PublishedMeta {
+        format: META_FORMAT,
+        image: cand.image.clone(),
+        slug: image_slug(&cand.image),
+        version: outcome.version.full.clone(),
+        version_short: outcome.version.short.clone(),
+        published_at_ms: now_ms,
+        state: cand.state.clone(),
+        allowed: cand.allowed.clone(),
+        files: files.keys().cloned().collect(),
+        previous_version: previous_version.clone(),
+        confidence_summary: cand.confidence_summary.clone(),
+    };
+    let commit_message = format!(
+        "{}: {} {} (+{} -{} syscalls)\n\n{}\n{}\nversion: {}\nprevious: {}\n",
+        cand.image,
+        cand.state,
+        outcome.version.short,
+        outcome.diff.added_count(),
+        outcome.diff.removed_count(),
+        diff_text,
+        cand.confidence_summary,
+        outcome.version.full,
+        previous_version.as_deref().unwrap_or("none"),
+    );
+    Ok(Publication {
+        meta,
+        files,
+        commit_message,
+    })
+}
+
+/// Gates every candidate against what `target` has published and
+/// publishes those that pass. Candidates are handled in image order; a
+/// second candidate for the same image fails (which one the caller meant
+/// is ambiguous). One image's failure does not stop the others. Then
+/// [`Target::flush`] runs once; its failure marks every image published in
+/// this round as failed.
+pub async fn publish_all<T: Target>(
+    candidates: &[Candidate],
+    target: &T,
+    gp: &GatePolicy,
+    now_ms: u64,
+) -> PublishReport {
+    let mut order: Vec<&Candidate> = candidates.iter().collect();
+    order.sort_by(|a, b| a.image.cmp(&b.image));
+    let mut seen = BTreeSet::new();
+    let mut report = PublishReport {
+        target: target.describe(),
+        images: Vec::with_capacity(order.len()),
+    };
+    for cand in order {
+        let slug = image_slug(&cand.image);
+        let outcome = if seen.insert(cand.image.clone()) {
+            publish_one(cand, &slug, target, gp, now_ms)
+                .await
+                .unwrap_or_else(|e| Outcome::Failed {
+                    error: e.to_string(),
+                })
+        } else {
+            Outcome::Failed {
+                error: "more than one candidate for this image in the round".into(),
+            }
+        };
+        match &outcome {
+            Outcome::Published { version, .. } => {
+                log::info!("published {} {version} to {}", cand.image, report.target)
+            }
+            Outcome::HeldBack { reasons, .. } => {
+                log::warn!("held back {}: {}", cand.image, reasons.join("; "))
+            }
+            Outcome::Failed { error } => log::error!("publishing {}: {error}", cand.image),
+            _ => {}
+        }
+        report.images.push(ImageReport {
+            image: cand.image.clone(),
+            slug,
+            outcome,
+        });
+    }
+    if report.published() > 0 {
+        if let Err(e) = target.flush().await {
+            for i in &mut report.images {
+                if matches!(i.outcome, Outcome::Published { .. }) {
+                    i.outcome = Outcome::Failed {
+                        error: format!("flush: {e}"),
+                    };
+                }
+            }
+        }
+    }
+    report
+}
+
+async fn publish_one<T: Target>(
+    cand: &Candidate,
+    slug: &str,
+    target: &T,
+    gp: &GatePolicy,
+    now_ms: u64,
+) -> Result<Outcome, PublishError> {
+    let previous = target.current(slug).await?;
+    if let Some(p) = &previous {
+        if p.image != cand.image {
+            return Err(PublishError::ImageMismatch {
+                what: format!("{}/{slug}", target.describe()),
+                found: p.image.clone(),
+                expected: cand.image.clone(),
+            });
+        }
+    }
+    let g = gate(previous.as_ref(), cand, gp, now_ms);
+    Ok(match g.decision {
+        GateDecision::Unchanged => Outcome::Unchanged {
+            version: g.version.full,
+        },
+        GateDecision::NotReady(reason) => Outcome::NotReady { reason },
+        GateDecision::HoldBack(reasons) => Outcome::HeldBack {
+            candidate: g.version.full,
+            reasons,
+            shrink_eligible_at_ms: g.shrink_eligible_at_ms,
+        },
+        GateDecision::Publish => {
+            let p = build_publication(cand, &g, previous.as_ref(), now_ms)?;
+            target.publish(&p).await?;
+            Outcome::Published {
+                version: g.version.full,
+                previous: previous.map(|p| p.version),
+                added: g.diff.added_count(),
+                removed: g.diff.removed_count(),
+            }
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! `sandmine aggregate`: the fleet merger. Consumes collector deltas from
+//! NATS JetStream (durable consumer) or Kafka (consumer group), inserts them
+//! in batches into ClickHouse, and acks only after the insert.
+
+use crate::config::ConfigArgs;
+use crate::fleet::{self, aggregate, metrics::Metrics, settings::Settings};
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Merge fleet deltas from the broker into ClickHouse, exactly once in effect",
+    long_about = "Consumes the collectors' per-interval deltas from NATS JetStream (durable \
+consumer) or Kafka (consumer group), inserts them in batches into the store, and acks only \
+after the store accepted the batch. Redelivered messages are ignored by the store, which is \
+keyed by (host, boot, sequence). Undecodable messages, and messages of a newer wire version, \
+go to the dead-letter subject with the reason; replay them with `sandmine replay-dead-letters` \
+after upgrading.\n\nSchema migrations are applied on start (safe to run twice).\n\n\
+Upgrade order: aggregators first, then collectors."
+)]
+pub struct AggregateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Apply the store's schema migrations and exit.
+    #[arg(long)]
+    pub migrate_only: bool,
+}
+
+pub fn main(args: AggregateArgs) -> Result<ExitCode> {
+    crate::logging::init();
+    let settings: Settings = args.config.load()?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(run(args, settings))
+}
+
+async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
+    let store = aggregator::store::Store::open(&s.store)
+        .await
+        .context("cannot open the store")?;
+    log::info!("store ready (migrations applied)");
+    if args.migrate_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let metrics = Arc::new(Metrics::default());
+    crate::cmd::collect::spawn_metrics(&s.metrics.listen, &metrics);
+    let mut consumer = transport::Consumer::connect(&s.broker)
+        .await
+        .context("cannot connect to the broker")?;
+    let dead_letters = transport::Publisher::connect(&s.broker)
+        .await
+        .context("cannot connect to the broker")?;
+    log::info!("consuming");
+    let stop = fleet::stop_signal();
+    aggregate::run(
+        &s.aggregator,
+        &mut consumer,
+        &dead_letters,
+        &store,
+        metrics,
+        stop,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,60 @@
+//! `sandmine collect`: the per-host collector daemon.
+
+use crate::config::ConfigArgs;
+use crate::fleet::{self, collect, metrics::Metrics, settings::Settings};
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Watch every container on this host and publish per-interval syscall deltas",
+    long_about = "The per-host daemon. An eBPF program counts every container's syscalls in \
+the kernel (per container, per ABI and syscall, split at the moment the runtime installs \
+the seccomp filter); the program and its maps are pinned under collector.pin_dir, so \
+counting goes on while this process is down or restarting. Every collector.interval \
+(10s by default) the daemon cuts a delta per container, resolves the container to its \
+runtime, id, image and digest (Docker or podman API; containerd, CRI-O and Kubernetes \
+from cgroup names), writes it to a crash-safe spool under collector.state_dir, and \
+publishes it to NATS JetStream (or Kafka). When the broker is down, deltas wait in the \
+spool (bounded by collector.spool_max_bytes, then in the kernel) and are sent in order \
+when it returns. Sequence numbers survive restarts: nothing is lost or sent twice.\n\n\
+Needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for bpffs and namespaces)."
+)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// On stop, how long to keep trying to publish what is spooled.
+    #[arg(long, default_value = "10s", value_parser = crate::config::duration::parse)]
+    pub drain_timeout: Duration,
+}
+
+pub fn main(args: CollectArgs) -> Result<ExitCode> {
+    crate::logging::init();
+    let s: Settings = args.config.load()?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let metrics = Arc::new(Metrics::default());
+        spawn_metrics(&s.metrics.listen, &metrics);
+        let sink = collect::Sink::Broker {
+            cfg: s.broker.clone(),
+            publisher: None,
+        };
+        let stop = fleet::stop_signal();
+        collect::run(s.collector.clone(), sink, metrics, stop, args.drain_timeout).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn spawn_metrics(listen: &str, metrics: &Arc<Metrics>) {
+    if listen.is_empty() {
+        return;
+    }
+    let (listen, m) = (listen.to_string(), metrics.clone());
+    tokio::spawn(async move {
+        if let Err(e) = fleet::metrics::serve(&listen, m).await {
+            log::error!("{e}");
+        }
+    });
+}

@@ -1,0 +1,158 @@
+//! `sandmine compile`: per-image profiles from the store, in every format.
+
+use crate::config::ConfigArgs;
+use crate::fleet::compile::{compile_one, select_images, PolicyArgs};
+use crate::fleet::settings::Settings;
+use aggregator::store::Store;
+use anyhow::{Context, Result};
+use policy_compiler::fleet::{allowed_sets_of_profile, diff_sets};
+use policy_compiler::{OciProfile, State};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Compile per-image seccomp profiles from the store, under the policy's confidence thresholds",
+    long_about = "Reads every image's fleet observations from the store (ClickHouse, or the \
+embedded store with --set store.embedded.path=FILE), decides per image whether its profile \
+is ready to ENFORCE, should stay in LOG mode (default action SCMP_ACT_LOG), or is NOT READY \
+(nothing written but the report), and writes one directory per image:\n\n\
+  seccomp.json                 Docker / OCI profile\n\
+  seccompprofile.yaml          security-profiles-operator SeccompProfile\n\
+  kubelet/sandmine/NAME.json   the kubelet's localhost/ layout\n\
+  systemd.conf                 SystemCallFilter= drop-in\n\
+  bpf/x86_64.bpf               the compiled classic-BPF program\n\
+  report.txt, report.json      state, reasons, confidence figures, per-syscall decisions\n\
+  diff.txt                     against the seccomp.json previously in that directory\n\n\
+The directory name is the image name made file-safe. Output is byte-identical for \
+identical input. Exit status 0 even when images are not ready; see the reports."
+)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Output directory (one subdirectory per image).
+    #[arg(short, long, value_name = "DIR", default_value = "profiles")]
+    pub out: PathBuf,
+    /// Compile only these images (default: every image in the store).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Compile as of this time (ms since the epoch) instead of now, for
+    /// reproducible runs.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub now_ms: Option<u64>,
+}
+
+pub fn main(args: CompileArgs) -> Result<ExitCode> {
+    let s: Settings = args.config.load()?;
+    let policy = args.policy.load()?;
+    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let store = Store::open(&s.store)
+            .await
+            .context("cannot open the store")?;
+        let images = select_images(&store, &args.images).await?;
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        let (mut enforce, mut log, mut not_ready) = (0, 0, 0);
+        for image in &images {
+            let c = compile_one(&store, image, &policy, now).await?;
+            let dir = args.out.join(dir_name(image));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let diff = diff_against_previous(&dir.join("seccomp.json"), &c)?;
+            for (rel, bytes) in &c.files {
+                let path = dir.join(rel);
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?;
+                }
+                crate::cmd::mine::write_atomic(&path, bytes)?;
+            }
+            crate::cmd::mine::write_atomic(&dir.join("report.txt"), c.report_text.as_bytes())?;
+            crate::cmd::mine::write_atomic(&dir.join("report.json"), c.report_json.as_bytes())?;
+            crate::cmd::mine::write_atomic(&dir.join("diff.txt"), diff.as_bytes())?;
+            let state = match c.decision.state {
+                State::Enforce => {
+                    enforce += 1;
+                    "enforce"
+                }
+                State::Log => {
+                    log += 1;
+                    "log"
+                }
+                State::NotReady => {
+                    not_ready += 1;
+                    "not ready"
+                }
+            };
+            eprintln!(
+                "{image}: {state} ({} syscalls allowed, {}) -> {}",
+                c.decision.allowed_union().len(),
+                c.decision.reasons.first().map(String::as_str).unwrap_or(""),
+                dir.display()
+            );
+        }
+        eprintln!(
+            "sandmine: {} image(s): {enforce} enforce, {log} log, {not_ready} not ready",
+            images.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The image name as one path component: `/` and `:` and anything not
+/// alphanumeric, `.`, `_` or `-` become `_`.
+pub fn dir_name(image: &str) -> String {
+    let s: String = image
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match s.as_str() {
+        "" | "." | ".." => format!("_{s}"),
+        _ => s,
+    }
+}
+
+fn diff_against_previous(previous: &Path, c: &policy_compiler::Compiled) -> Result<String> {
+    let prev = match std::fs::read_to_string(previous) {
+        Ok(text) => Some(
+            OciProfile::parse(&text)
+                .map(|p| allowed_sets_of_profile(&p))
+                .with_context(|| format!("{} is not a profile", previous.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", previous.display())),
+    };
+    let new = policy_compiler::fleet::allowed_sets(c);
+    Ok(diff_text(&diff_sets(prev.as_ref(), &new), prev.is_none()))
+}
+
+/// `+ x86_64 openat` / `- x86_64 ptrace` lines, sorted, or a line saying
+/// there is no change.
+pub fn diff_text(d: &policy_compiler::ProfileDiff, first: bool) -> String {
+    let mut out = String::new();
+    if first {
+        out.push_str("# first version\n");
+    }
+    if d.is_empty() {
+        out.push_str("# no change in the allowed syscalls\n");
+    }
+    for (abi, ad) in &d.per_abi {
+        for n in &ad.added {
+            out.push_str(&format!("+ {abi} {n}\n"));
+        }
+        for n in &ad.removed {
+            out.push_str(&format!("- {abi} {n}\n"));
+        }
+    }
+    out
+}

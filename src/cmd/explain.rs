@@ -1,0 +1,55 @@
+//! `sandmine explain IMAGE SYSCALL`: why a syscall is allowed or denied.
+
+use crate::config::ConfigArgs;
+use crate::fleet::compile::{compile_one, select_images, PolicyArgs};
+use crate::fleet::settings::Settings;
+use aggregator::store::Store;
+use anyhow::{bail, Context, Result};
+use schemas::Abi;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Explain, with the numbers, why a syscall is allowed or denied in an image's profile",
+    long_about = "Compiles IMAGE from the store under the policy (as `sandmine compile` would) \
+and prints why SYSCALL is allowed or denied: hosts, containers and share that used it \
+against the thresholds, the runtime base, must-allow / must-deny, baseline, or never \
+observed; and the image's state with its reasons."
+)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// The image, as the store names it (`sandmine query images`).
+    pub image: String,
+    /// A syscall name (`openat`).
+    pub syscall: String,
+    /// The ABI whose numbering to use.
+    #[arg(long, default_value = "x86_64")]
+    pub abi: Abi,
+    #[arg(long, value_name = "MS", hide = true)]
+    pub now_ms: Option<u64>,
+}
+
+pub fn main(args: ExplainArgs) -> Result<ExitCode> {
+    if schemas::syscalls::number(args.abi, &args.syscall).is_none() {
+        bail!("{:?} is not a {} syscall name", args.syscall, args.abi);
+    }
+    let s: Settings = args.config.load()?;
+    let policy = args.policy.load()?;
+    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let store = Store::open(&s.store)
+            .await
+            .context("cannot open the store")?;
+        select_images(&store, std::slice::from_ref(&args.image)).await?;
+        let c = compile_one(&store, &args.image, &policy, now).await?;
+        println!(
+            "{}",
+            policy_compiler::explain(&c.decision, args.abi, &args.syscall)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,225 @@
+//! The aggregator's loop: fetch a batch from the broker, decode, insert
+//! into the store, and only then ack.
+//!
+//! Exactly-once in effect: a message is acked only after the store accepted
+//! the batch it was in; anything that fails before the ack is redelivered,
+//! and the store's idempotency key (host, boot, seq) makes the second
+//! insert a no-op. A message that cannot be decoded is published to the
+//! dead-letter subject with the reason, counted, and acked: it never stops
+//! the loop. A message of a newer wire version is dead-lettered the same
+//! way and replayed by `sandmine replay-dead-letters` after an upgrade.
+
+use crate::fleet::metrics::Metrics;
+use aggregator::store::Store;
+use anyhow::Result;
+use schemas::wire;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use transport::{Consumer, Delivery, Publisher};
+
+/// `[aggregator]` section.
+#[derive(serde::Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    /// Most messages per store insert.
+    pub batch_max_messages: usize,
+    /// How long to wait for a batch to fill.
+    #[serde(with = "crate::config::duration")]
+    pub batch_max_wait: Duration,
+    /// Longest pause between retries while the store or broker is down.
+    #[serde(with = "crate::config::duration")]
+    pub retry_max_backoff: Duration,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            batch_max_messages: 1000,
+            batch_max_wait: Duration::from_secs(1),
+            retry_max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs until `stop` resolves (Ctrl-C, SIGTERM), finishing the batch in
+/// hand first.
+pub async fn run(
+    cfg: &AggregatorConfig,
+    consumer: &mut Consumer,
+    dead_letters: &Publisher,
+    store: &Store,
+    metrics: Arc<Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = Backoff::new(cfg.retry_max_backoff);
+    while !*stop.borrow() {
+        let deliveries = tokio::select! {
+            r = consumer.fetch(cfg.batch_max_messages, cfg.batch_max_wait) => r,
+            _ = stop.changed() => break,
+        };
+        let deliveries = match deliveries {
+            Ok(d) => {
+                backoff.reset("broker");
+                d
+            }
+            Err(e) => {
+                metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+                backoff.wait("broker", &e.to_string(), &mut stop).await;
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            continue;
+        }
+        if !process(
+            &deliveries,
+            dead_letters,
+            store,
+            &metrics,
+            &mut backoff,
+            &mut stop,
+        )
+        .await
+        {
+            // Stopped while the store was down: nothing acked, all of it
+            // will be redelivered.
+            break;
+        }
+        // Acked only now. If the ack is lost the messages come again and
+        // the store ignores them.
+        if let Err(e) = consumer.ack(&deliveries).await {
+            metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "ack of {} messages failed (they will be redelivered and deduplicated): {e}",
+                deliveries.len()
+            );
+        } else {
+            metrics
+                .acked
+                .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+        }
+    }
+    log::info!("aggregator stopped");
+    Ok(())
+}
+
+/// Decodes, dead-letters, inserts. False if stopped before the insert
+/// succeeded.
+async fn process(
+    deliveries: &[Delivery],
+    dead_letters: &Publisher,
+    store: &Store,
+    metrics: &Metrics,
+    backoff: &mut Backoff,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut good = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        match wire::decode(&d.payload) {
+            Ok(env) => good.push(env),
+            Err(e) => {
+                let id = d.msg_id.clone().unwrap_or_default();
+                let reason = e.to_string();
+                // The dead letter must be safely stored before the original
+                // is acked; retry like a store outage.
+                loop {
+                    match dead_letters
+                        .publish_dead_letter(&id, &d.payload, &reason)
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(pe) => {
+                            metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+                            if !backoff.wait("dead-letter", &pe.to_string(), stop).await {
+                                return false;
+                            }
+                        }
+                    }
+                }
+                backoff.reset("dead-letter");
+                metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                log::warn!("dead-lettered message {id:?}: {reason}");
+            }
+        }
+    }
+    if good.is_empty() {
+        return true;
+    }
+    loop {
+        match store.insert(&good).await {
+            Ok(stats) => {
+                backoff.reset("store");
+                metrics
+                    .messages
+                    .fetch_add(good.len() as u64, Ordering::Relaxed);
+                metrics.batches.fetch_add(1, Ordering::Relaxed);
+                metrics.rows.fetch_add(stats.rows(), Ordering::Relaxed);
+                return true;
+            }
+            Err(e) => {
+                metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                if !backoff.wait("store", &e.to_string(), stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with one warning per outage and one line when it
+/// ends.
+pub struct Backoff {
+    max: Duration,
+    next: Duration,
+    failing: Option<&'static str>,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            max,
+            next: Duration::from_millis(100),
+            failing: None,
+        }
+    }
+
+    pub fn reset(&mut self, what: &'static str) {
+        if self.failing == Some(what) {
+            log::info!("{what} is reachable again");
+            self.failing = None;
+        }
+        self.next = Duration::from_millis(100);
+    }
+
+    /// Records a failure (warning once per outage) and returns how long to
+    /// wait before the next try.
+    pub fn fail(&mut self, what: &'static str, err: &str) -> Duration {
+        if self.failing != Some(what) {
+            log::warn!(
+                "{what} unavailable, retrying with backoff up to {:?}: {err}",
+                self.max
+            );
+            self.failing = Some(what);
+        } else {
+            log::debug!("{what} still unavailable: {err}");
+        }
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Sleeps; false if stopped meanwhile.
+    pub async fn wait(
+        &mut self,
+        what: &'static str,
+        err: &str,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let d = self.fail(what, err);
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !*stop.borrow(),
+            _ = stop.changed() => false,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The collector's loop: a thread cuts a delta every interval
+//! (`collector::daemon::Daemon::tick`, which spools it crash-safely), and an
+//! async task drains the spool into a sink (the broker, or for `sandmine
+//! standalone` the embedded store), removing each message only after the
+//! sink confirmed it.
+//!
+//! The drain only sends messages the daemon has committed (sequence at most
+//! the committed one): a spooled message whose state commit did not happen
+//! is discarded on restart and its sequence reused, so it must never leave
+//! the host.
+
+use crate::fleet::aggregate::Backoff;
+use crate::fleet::metrics::Metrics;
+use anyhow::{Context, Result};
+use collector::daemon::{Daemon, DaemonConfig, Spool};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Where spooled messages go.
+pub enum Sink {
+    Broker {
+        cfg: transport::BrokerConfig,
+        publisher: Option<transport::Publisher>,
+    },
+    Store(aggregator::store::Store),
+}
+
+impl Sink {
+    async fn send(&mut self, msg_id: &str, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::Broker { cfg, publisher } => {
+                if publisher.is_none() {
+                    *publisher = Some(transport::Publisher::connect(cfg).await?);
+                }
+                if let Some(p) = publisher.as_ref() {
+                    p.publish(msg_id, bytes).await?;
+                }
+                Ok(())
+            }
+            Sink::Store(store) => {
+                // Our own bytes: a decode failure is a bug, not bad input;
+                // keep the message and say so.
+                let env = schemas::wire::decode(bytes)
+                    .with_context(|| format!("spooled message {msg_id} does not decode"))?;
+                store.insert(&[env]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Sink::Broker { .. } => "broker",
+            Sink::Store(_) => "store",
+        }
+    }
+}
+
+/// Runs the collector until `stop`; on stop, cuts a last delta and tries
+/// for `drain_deadline` to hand everything spooled to the sink (what is
+/// left stays spooled for the next start).
+pub async fn run(
+    cfg: DaemonConfig,
+    mut sink: Sink,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+    drain_deadline: Duration,
+) -> Result<()> {
+    let interval = cfg.interval;
+    let daemon = tokio::task::spawn_blocking(move || Daemon::open(cfg))
+        .await
+        .context("collector start-up panicked")?
+        .context("cannot start the collector")?;
+    log::info!(
+        "collecting as host {} (boot {}), every {:?}, from seq {}",
+        daemon.host_id(),
+        daemon.boot_id(),
+        interval,
+        daemon.seq() + 1
+    );
+    let spool = Spool::open(daemon.spool().dir(), daemon.host_id(), daemon.boot_id())
+        .context("cannot open the spool")?;
+    let boot = daemon.boot_id().to_string();
+    let (committed_tx, mut committed_rx) = watch::channel(daemon.seq());
+    let stopping = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (stopping, metrics) = (stopping.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("sandmine-tick".into())
+            .spawn(move || tick_loop(daemon, interval, committed_tx, &stopping, &metrics))
+            .context("cannot start the tick thread")?
+    };
+
+    let mut backoff = Backoff::new(Duration::from_secs(10));
+    let mut retry_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = committed_rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if Instant::now() >= retry_at {
+            let committed = *committed_rx.borrow();
+            match drain(&spool, &boot, committed, &mut sink, &metrics).await {
+                Ok(()) => backoff.reset(sink.name()),
+                Err(e) => {
+                    metrics.publish_errors.fetch_add(1, Ordering::Relaxed);
+                    // Logged once per outage; the spool keeps everything.
+                    retry_at = Instant::now() + backoff.fail(sink.name(), &format!("{e:#}"));
+                }
+            }
+        }
+    }
+
+    // Last delta, then a bounded final drain.
+    stopping.store(true, Ordering::Relaxed);
+    let ticker = tokio::task::spawn_blocking(move || ticker.join());
+    let _ = ticker.await;
+    let committed = *committed_rx.borrow();
+    let deadline = Instant::now() + drain_deadline;
+    loop {
+        match tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            drain(&spool, &boot, committed, &mut sink, &metrics),
+        )
+        .await
+        {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) if Instant::now() < deadline => {
+                log::debug!("final drain: {e:#}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => {
+                let left = spool.pending().map(|p| p.len()).unwrap_or(0);
+                log::warn!(
+                    "stopping with {left} message(s) spooled; they are sent on the next start"
+                );
+                break;
+            }
+        }
+    }
+    log::info!("collector stopped");
+    Ok(())
+}
+
+/// Sends every committed spooled message, oldest first; stops at the first
+/// failure.
+async fn drain(
+    spool: &Spool,
+    boot: &str,
+    committed: u64,
+    sink: &mut Sink,
+    metrics: &Metrics,
+) -> Result<()> {
+    let pending = spool.pending()?;
+    for p in pending {
+        if p.boot_id == boot && p.seq > committed {
+            // Written by a tick that has not committed yet.
+            break;
+        }
+        let bytes = p.read()?;
+        sink.send(&p.msg_id, &bytes).await?;
+        spool.ack(&p.msg_id)?;
+        metrics.published.fetch_add(1, Ordering::Relaxed);
+    }
+    let left = spool.pending()?;
+    metrics
+        .spooled_messages
+        .store(left.len() as u64, Ordering::Relaxed);
+    metrics
+        .spooled_bytes
+        .store(spool.size_bytes()?, Ordering::Relaxed);
+    Ok(())
+}
+
+fn tick_loop(
+    mut daemon: Daemon,
+    interval: Duration,
+    committed: watch::Sender<u64>,
+    stopping: &AtomicBool,
+    metrics: &Metrics,
+) {
+    let mut next = Instant::now() + interval;
+    loop {
+        // Sleep to the next tick; a stop cuts the sleep short for one last
+        // delta.
+        while Instant::now() < next && !stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(next - Instant::now()));
+        }
+        let last = stopping.load(Ordering::Relaxed);
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // Fell behind (a slow tick, a suspended VM): skip, don't burst.
+            next = now + interval;
+        }
+        match daemon.tick(crate::fleet::now_ms()) {
+            Ok(Some(env)) => {
+                log::debug!("seq {}: {} container(s)", env.seq, env.containers.len());
+                let _ = committed.send(env.seq);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("tick failed (counts stay in the kernel; retrying next interval): {e}")
+            }
+        }
+        let st = daemon.last_stats();
+        metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        metrics.containers.store(
+            st.keys.saturating_sub(st.unattributed_keys) as u64,
+            Ordering::Relaxed,
+        );
+        metrics.lost_calls.store(st.lost_calls, Ordering::Relaxed);
+        if last {
+            break;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Prometheus metrics of the long-running commands, served as text on
+//! `GET /metrics` (a tiny HTTP/1.0 responder: no framework for a dozen
+//! counters).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Counters; every field is exported as `sandmine_<name>`.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    // aggregator
+    pub messages: AtomicU64,
+    pub batches: AtomicU64,
+    pub rows: AtomicU64,
+    pub acked: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub broker_errors: AtomicU64,
+    // collector
+    pub published: AtomicU64,
+    pub publish_errors: AtomicU64,
+    pub spooled_messages: AtomicU64,
+    pub spooled_bytes: AtomicU64,
+    pub containers: AtomicU64,
+    pub ticks: AtomicU64,
+    pub lost_calls: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
+            (
+                "messages_stored_total",
+                "counter",
+                "Delta messages inserted into the store",
+                &self.messages,
+            ),
+            (
+                "store_batches_total",
+                "counter",
+                "Batches inserted into the store",
+                &self.batches,
+            ),
+            (
+                "store_rows_total",
+                "counter",
+                "Rows written to the store",
+                &self.rows,
+            ),
+            (
+                "messages_acked_total",
+                "counter",
+                "Messages acked to the broker",
+                &self.acked,
+            ),
+            (
+                "dead_lettered_total",
+                "counter",
+                "Messages sent to the dead-letter subject",
+                &self.dead_lettered,
+            ),
+            (
+                "store_errors_total",
+                "counter",
+                "Failed store inserts (retried)",
+                &self.store_errors,
+            ),
+            (
+                "broker_errors_total",
+                "counter",
+                "Failed broker operations (retried)",
+                &self.broker_errors,
+            ),
+            (
+                "published_total",
+                "counter",
+                "Delta messages confirmed by the broker",
+                &self.published,
+            ),
+            (
+                "publish_errors_total",
+                "counter",
+                "Failed publishes (kept in the spool)",
+                &self.publish_errors,
+            ),
+            (
+                "spool_messages",
+                "gauge",
+                "Messages waiting in the spool",
+                &self.spooled_messages,
+            ),
+            (
+                "spool_bytes",
+                "gauge",
+                "Bytes waiting in the spool",
+                &self.spooled_bytes,
+            ),
+            (
+                "containers",
+                "gauge",
+                "Containers tracked",
+                &self.containers,
+            ),
+            (
+                "ticks_total",
+                "counter",
+                "Collection intervals completed",
+                &self.ticks,
+            ),
+            (
+                "lost_calls_total",
+                "counter",
+                "Syscalls the kernel could not record (map full)",
+                &self.lost_calls,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, v) in rows {
+            out.push_str(&format!(
+                "# HELP sandmine_{name} {help}\n# TYPE sandmine_{name} {kind}\nsandmine_{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` on `listen` until the task is dropped.
+pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let l = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {listen}: {e}"))?;
+    log::info!("metrics on http://{listen}/metrics");
+    loop {
+        let (mut s, _) = l.accept().await?;
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if req.starts_with("GET /metrics") {
+                ("200 OK", m.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let resp = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        });
+    }
+}

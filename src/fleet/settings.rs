@@ -1,0 +1,42 @@
+//! The configuration file's shape: one section per component, each owned
+//! by the crate that uses it. See docs/CONFIG.md for every key.
+
+use crate::fleet::aggregate::AggregatorConfig;
+use serde::Deserialize;
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `sandmine collect` / `standalone`: the per-host daemon.
+    pub collector: collector::daemon::DaemonConfig,
+    /// Where deltas go (collector) and come from (aggregator).
+    pub broker: transport::BrokerConfig,
+    /// ClickHouse, or the embedded store.
+    pub store: aggregator::store::StoreConfig,
+    /// `sandmine aggregate`: batching and retries.
+    pub aggregator: AggregatorConfig,
+    /// Prometheus endpoints.
+    pub metrics: MetricsConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            collector: Default::default(),
+            broker: Default::default(),
+            // ClickHouse on localhost, database "sandmine".
+            store: aggregator::store::StoreConfig::ClickHouse(Default::default()),
+            aggregator: Default::default(),
+            metrics: Default::default(),
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus endpoints.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` where the running command (collect, aggregate,
+    /// standalone) serves Prometheus `/metrics`; empty = off.
+    pub listen: String,
+}

@@ -1,0 +1,506 @@
+//! The fleet pipeline end to end, with the real binary and real services:
+//! `sandmine collect` (several, one per simulated host) → nats-server
+//! JetStream (or tansu, Kafka protocol) → `sandmine aggregate` →
+//! ClickHouse 18.16, through faults. The ground truth is a probe that makes
+//! a known number of each of a known set of syscalls per container, so the
+//! store's totals are checked exactly: no loss, no double count.
+//!
+//! Simulated hosts share this kernel: each collector only publishes the
+//! containers started under its own cgroup parent
+//! (`collector.cgroup_parent`, `docker run --cgroup-parent`).
+//!
+//! Needs root, dockerd (scripts/start-dockerd.sh), the image
+//! sandmine-test/busybox:1 (tests/images/build.sh), nats-server,
+//! clickhouse-server and tansu (scripts/install-deps.sh). Fails, never
+//! skips, when one is missing.
+
+mod common;
+
+use common::{Fixture, Running};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testsvc::{ClickHouse, Kafka, Nats};
+
+const BUSYBOX: &str = "sandmine-test/busybox:1";
+const PROBE_SRC: &str = include_str!("probes/known_calls.c");
+/// x86_64 numbers the probe makes and neither libc start-up nor runc does.
+const GETPGRP: u32 = 111;
+const TIMES: u32 = 100;
+const SYSINFO: u32 = 99;
+/// How long the store may take to show what the containers did.
+const CONVERGE: Duration = Duration::from_secs(120);
+
+fn docker(args: &[&str]) -> std::process::Output {
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker ({e}); run scripts/install-deps.sh"));
+    assert!(
+        o.status.success(),
+        "docker {args:?} failed (is dockerd running? scripts/start-dockerd.sh): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn unique() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}x{:x}", std::process::id(), t)
+}
+
+/// Expected store totals: image → syscall nr → (calls, hosts, containers).
+type Expected = BTreeMap<String, BTreeMap<u32, (u64, u64, u64)>>;
+
+/// One run of containers on one simulated host: the probe's arguments
+/// (nr:count pairs), and how many containers.
+struct Batch<'a> {
+    host: &'a str,
+    image: &'a str,
+    containers: u64,
+    calls: &'a [(u32, u64)],
+}
+
+struct Fleet {
+    f: Fixture,
+    tag: String,
+    cfg: PathBuf,
+    probe: PathBuf,
+    probe_image: String,
+    aggregator: Option<Running>,
+    collectors: BTreeMap<String, Running>,
+    /// Per image, per host: containers run; per image, per syscall: calls.
+    hosts_seen: BTreeMap<String, BTreeMap<String, u64>>,
+    calls: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// Per image, per syscall: per host, containers that made it.
+    users: BTreeMap<String, BTreeMap<u32, BTreeMap<String, u64>>>,
+}
+
+impl Fleet {
+    /// `broker` is the `[broker]` section's body.
+    fn new(broker: &str, ch: &ClickHouse) -> Fleet {
+        let f = Fixture::new();
+        let tag = unique();
+        docker(&["image", "inspect", BUSYBOX]);
+        let probe = f.probe_static("known_calls", PROBE_SRC);
+        // The second image: only the probe, imported from a tarball.
+        let root = f.path("probe-root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::copy(&probe, root.join("probe")).unwrap();
+        let tar = f.path("probe.tar");
+        let st = Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                "probe",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let probe_image = format!("sandmine-test/fleet-probe:{tag}");
+        docker(&["import", tar.to_str().unwrap(), &probe_image]);
+        let cfg = f.write(
+            "sandmine.toml",
+            &format!(
+                r#"[collector]
+interval = "1s"
+
+[broker]
+{broker}
+
+[store.clickhouse]
+url = "{ch_url}"
+database = "fleet"
+timeout_secs = 5
+connect_timeout_secs = 2
+
+[aggregator]
+batch_max_wait = "200ms"
+retry_max_backoff = "2s"
+"#,
+                ch_url = ch.url()
+            ),
+        );
+        Fleet {
+            f,
+            tag,
+            cfg,
+            probe,
+            probe_image,
+            aggregator: None,
+            collectors: BTreeMap::new(),
+            hosts_seen: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.f.command(args);
+        c.arg("--config").arg(&self.cfg);
+        c.env("SANDMINE_LOG", "debug");
+        c
+    }
+
+    fn start_aggregator(&mut self) {
+        let cmd = self.cmd(&["aggregate"]);
+        let r = self.f.spawn(cmd);
+        wait_for_line(&r, "msg=\"consuming\"");
+        self.aggregator = Some(r);
+    }
+
+    fn kill_aggregator(&mut self) {
+        if let Some(mut a) = self.aggregator.take() {
+            a.kill9();
+        }
+    }
+
+    fn pin_dir(&self, host: &str) -> String {
+        format!("/sys/fs/bpf/sandmine-test-{}-{host}", self.tag)
+    }
+
+    fn start_collector(&mut self, host: &str) {
+        let state = self.f.arg(&format!("state-{host}"));
+        let mut cmd = self.cmd(&["collect"]);
+        cmd.args(["--set", &format!("collector.host_id=\"{host}\"")])
+            .args(["--set", &format!("collector.state_dir=\"{state}\"")])
+            .args([
+                "--set",
+                &format!("collector.pin_dir=\"{}\"", self.pin_dir(host)),
+            ])
+            .args([
+                "--set",
+                &format!("collector.cgroup_parent=\"sm-{}-{host}\"", self.tag),
+            ]);
+        let r = self.f.spawn(cmd);
+        // The kernel program is attached once the daemon says so.
+        wait_for_line(&r, "collecting as host");
+        self.collectors.insert(host.to_string(), r);
+    }
+
+    fn kill_collector(&mut self, host: &str) {
+        if let Some(mut c) = self.collectors.remove(host) {
+            c.kill9();
+        }
+    }
+
+    /// Runs the batch's containers one after another (each exits at once)
+    /// and records what the store must end up with.
+    fn run(&mut self, b: &Batch) {
+        let image = if b.image == "probe" {
+            self.probe_image.clone()
+        } else {
+            BUSYBOX.to_string()
+        };
+        let args: Vec<String> = b.calls.iter().map(|(nr, n)| format!("{nr}:{n}")).collect();
+        let parent = format!("/sm-{}-{}", self.tag, b.host);
+        let mount = format!("{}:/probe:ro", self.probe.display());
+        for _ in 0..b.containers {
+            let mut a = vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--cgroup-parent",
+                &parent,
+            ];
+            if image == BUSYBOX {
+                a.extend(["-v", &mount]);
+            }
+            a.push(&image);
+            a.push("/probe");
+            a.extend(args.iter().map(String::as_str));
+            docker(&a);
+        }
+        *self
+            .hosts_seen
+            .entry(image.clone())
+            .or_default()
+            .entry(b.host.to_string())
+            .or_default() += b.containers;
+        for (nr, n) in b.calls {
+            *self
+                .calls
+                .entry(image.clone())
+                .or_default()
+                .entry(*nr)
+                .or_default() += n * b.containers;
+            *self
+                .users
+                .entry(image.clone())
+                .or_default()
+                .entry(*nr)
+                .or_default()
+                .entry(b.host.to_string())
+                .or_default() += b.containers;
+        }
+    }
+
+    fn expected(&self) -> Expected {
+        let mut e = Expected::new();
+        for (image, per_nr) in &self.calls {
+            for (nr, calls) in per_nr {
+                let users = &self.users[image][nr];
+                let hosts = users.len() as u64;
+                let containers: u64 = users.values().sum();
+                e.entry(image.clone())
+                    .or_default()
+                    .insert(*nr, (*calls, hosts, containers));
+            }
+        }
+        e
+    }
+
+    /// What the store says now, for the probe's syscalls, plus per image
+    /// (hosts, containers).
+    fn observed(&self) -> (Expected, BTreeMap<String, (u64, u64)>) {
+        let mut e = Expected::new();
+        let mut exposure = BTreeMap::new();
+        for image in self.calls.keys() {
+            let o = self
+                .f
+                .run_cmd(self.cmd(&["query", "image", image]), common::RUN_TIMEOUT);
+            if o.code() != Some(0) {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&o.stdout).expect("query JSON");
+            exposure.insert(
+                image.clone(),
+                (
+                    v["hosts"].as_u64().unwrap(),
+                    v["containers"].as_u64().unwrap(),
+                ),
+            );
+            for s in v["syscalls"].as_array().unwrap() {
+                let nr = s["nr"].as_u64().unwrap() as u32;
+                if s["abi"] == "x86_64" && [GETPGRP, TIMES, SYSINFO].contains(&nr) {
+                    e.entry(image.clone()).or_default().insert(
+                        nr,
+                        (
+                            s["calls"].as_u64().unwrap(),
+                            s["hosts"].as_u64().unwrap(),
+                            s["containers"].as_u64().unwrap(),
+                        ),
+                    );
+                }
+            }
+        }
+        (e, exposure)
+    }
+
+    fn expected_exposure(&self) -> BTreeMap<String, (u64, u64)> {
+        self.hosts_seen
+            .iter()
+            .map(|(i, h)| (i.clone(), (h.len() as u64, h.values().sum())))
+            .collect()
+    }
+
+    /// Waits until the store shows exactly the expected totals, then
+    /// checks they stay exact (a late redelivery must not add anything).
+    fn assert_converges(&self, what: &str) {
+        let want = (self.expected(), self.expected_exposure());
+        let deadline = Instant::now() + CONVERGE;
+        let mut got = self.observed();
+        while got != want {
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: the store did not converge to the exact totals\n want {want:?}\n got  {got:?}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            got = self.observed();
+        }
+        // Longer than the broker's ack wait: any redelivery has happened.
+        std::thread::sleep(Duration::from_secs(4));
+        let again = self.observed();
+        assert_eq!(
+            again,
+            want,
+            "{what}: totals changed after converging\n{}",
+            self.logs()
+        );
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for (name, r) in self
+            .aggregator
+            .iter()
+            .map(|a| ("aggregator".to_string(), a))
+            .chain(
+                self.collectors
+                    .iter()
+                    .map(|(h, c)| (format!("collector {h}"), c)),
+            )
+        {
+            let err = std::fs::read_to_string(&r.stderr).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(25).collect();
+            s.push_str(&format!("--- {name} (last lines)\n"));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.kill_aggregator();
+        let hosts: Vec<String> = self.collectors.keys().cloned().collect();
+        for h in hosts {
+            self.kill_collector(&h);
+        }
+        for h in ["hA", "hB", "hC"] {
+            let _ = std::fs::remove_dir_all(self.pin_dir(h));
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.probe_image])
+            .output();
+    }
+}
+
+/// Waits until the process logged a line containing `needle`.
+fn wait_for_line(r: &Running, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let err = std::fs::read_to_string(&r.stderr).unwrap_or_default();
+        if err.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} within 60 s; stderr:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn nats_broker(n: &Nats) -> String {
+    format!(
+        "kind = \"nats\"\nurl = \"{}\"\nack_wait = \"3s\"\ntimeout = \"2s\"\n",
+        n.url()
+    )
+}
+
+/// Two simulated hosts, two images, and every fault the issue names, each
+/// followed by an exact check of the store's totals.
+#[test]
+fn fleet_totals_stay_exact_through_faults() {
+    let mut nats = Nats::start();
+    let mut ch = ClickHouse::start();
+    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+    fleet.start_aggregator();
+    fleet.start_collector("hA");
+    fleet.start_collector("hB");
+    let p = &[(GETPGRP, 1000), (TIMES, 10)];
+    let b = &[(GETPGRP, 500), (SYSINFO, 3)];
+    let round = |fleet: &mut Fleet| {
+        fleet.run(&Batch {
+            host: "hA",
+            image: "probe",
+            containers: 2,
+            calls: p,
+        });
+        fleet.run(&Batch {
+            host: "hA",
+            image: "busybox",
+            containers: 1,
+            calls: b,
+        });
+        fleet.run(&Batch {
+            host: "hB",
+            image: "probe",
+            containers: 1,
+            calls: p,
+        });
+        fleet.run(&Batch {
+            host: "hB",
+            image: "busybox",
+            containers: 2,
+            calls: b,
+        });
+    };
+
+    round(&mut fleet);
+    fleet.assert_converges("steady state");
+
+    // kill -9 the aggregator while deltas are in flight.
+    round(&mut fleet);
+    std::thread::sleep(Duration::from_millis(1300));
+    fleet.kill_aggregator();
+    std::thread::sleep(Duration::from_secs(2));
+    fleet.start_aggregator();
+    fleet.assert_converges("aggregator killed mid-batch");
+
+    // nats-server restarted while collectors publish.
+    round(&mut fleet);
+    nats.restart();
+    round(&mut fleet);
+    fleet.assert_converges("nats-server restarted");
+
+    // ClickHouse unavailable for 30 s.
+    ch.stop();
+    round(&mut fleet);
+    std::thread::sleep(Duration::from_secs(30));
+    ch.restart();
+    fleet.assert_converges("ClickHouse down for 30 s");
+
+    // A collector killed and restarted; containers ran while it was down.
+    fleet.run(&Batch {
+        host: "hA",
+        image: "probe",
+        containers: 1,
+        calls: p,
+    });
+    fleet.kill_collector("hA");
+    fleet.run(&Batch {
+        host: "hA",
+        image: "busybox",
+        containers: 2,
+        calls: b,
+    });
+    fleet.start_collector("hA");
+    fleet.assert_converges("collector restarted");
+}
+
+/// Kafka instead of NATS: the same exact totals through tansu.
+#[test]
+fn kafka_pipeline_is_exact() {
+    let kafka = Kafka::start();
+    let ch = ClickHouse::start();
+    let broker = format!(
+        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{t}\"\ndead_letter_topic = \"dead-{t}\"\ngroup_id = \"agg-{t}\"\n",
+        kafka.bootstrap(),
+        t = unique()
+    );
+    let mut fleet = Fleet::new(&broker, &ch);
+    fleet.start_aggregator();
+    fleet.start_collector("hA");
+    fleet.run(&Batch {
+        host: "hA",
+        image: "probe",
+        containers: 2,
+        calls: &[(GETPGRP, 321), (TIMES, 4)],
+    });
+    fleet.run(&Batch {
+        host: "hA",
+        image: "busybox",
+        containers: 1,
+        calls: &[(SYSINFO, 9)],
+    });
+    fleet.assert_converges("kafka");
+    // The aggregator restarts from its committed offsets: nothing again.
+    fleet.kill_aggregator();
+    fleet.start_aggregator();
+    fleet.assert_converges("kafka after an aggregator restart");
+}

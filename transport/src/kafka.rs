@@ -1,0 +1,372 @@
+//! Kafka side: idempotent producer and a consumer group with manual,
+//! synchronous commits.
+//!
+//! Guarantees kept here:
+//! - a publish returns only after the delivery report (`acks=all`,
+//!   `enable.idempotence=true`, so librdkafka's own retries never store a
+//!   message twice); key = message id;
+//! - offsets are committed only by [`KafkaConsumer::ack`]
+//!   (`enable.auto.commit=false`), so a consumer that dies before acking
+//!   gets the same messages again after rejoining its group.
+//!
+//! Unlike JetStream, Kafka does not drop a re-publish of the same id: the
+//! store's idempotence on the message id is what dedupes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::nats::{HEADER_MSG_ID, HEADER_REASON};
+use crate::{Delivery, Handle, TransportError};
+
+/// How many delivery reports [`KafkaPublisher::publish_many`] awaits at once.
+const PUBLISH_WINDOW: usize = 512;
+
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+fn base_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", "sandmine")
+        .set(
+            "socket.timeout.ms",
+            ms(cfg.timeout.max(Duration::from_millis(10))),
+        )
+        // Log through the `log` crate, not stderr.
+        .set("log_level", "4");
+    c
+}
+
+fn apply_properties(c: &mut ClientConfig, props: &BTreeMap<String, String>) {
+    for (k, v) in props {
+        c.set(k, v);
+    }
+}
+
+fn header_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Creates the topics if missing (an "already exists" answer is fine).
+async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<(), TransportError> {
+    if !cfg.create_topics {
+        return Ok(());
+    }
+    let mut c = base_config(cfg);
+    apply_properties(&mut c, &cfg.properties);
+    let admin: AdminClient<DefaultClientContext> = c
+        .create()
+        .map_err(|e| TransportError::kafka(&cfg.brokers, "create admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, cfg.partitions, TopicReplication::Fixed(cfg.replication)))
+        .collect();
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(cfg.timeout))
+        .request_timeout(Some(cfg.timeout));
+    let op = format!("create topics {topics:?}");
+    let limit = cfg.timeout + Duration::from_secs(1);
+    let results = match tokio::time::timeout(limit, admin.create_topics(&new, &opts)).await {
+        Err(_) => return Err(TransportError::kafka_timeout(&cfg.brokers, op, limit)),
+        Ok(Err(e)) => return Err(connect_error(cfg, &op, e)),
+        Ok(Ok(r)) => r,
+    };
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(TransportError::kafka(
+                    &cfg.brokers,
+                    format!("create topic {topic}"),
+                    code,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn connect_error(cfg: &KafkaConfig, op: &str, e: KafkaError) -> TransportError {
+    let auth = matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    );
+    if auth {
+        TransportError::Auth {
+            broker: "Kafka",
+            url: cfg.brokers.clone(),
+            detail: format!("{op}: {e}"),
+        }
+    } else if matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::OperationTimedOut)
+    ) {
+        TransportError::kafka_timeout(&cfg.brokers, op, cfg.timeout)
+    } else {
+        TransportError::kafka(&cfg.brokers, op, e)
+    }
+}
+
+/// Idempotent Kafka producer.
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    cfg: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPublisher")
+            .field("brokers", &self.cfg.brokers)
+            .finish()
+    }
+}
+
+impl KafkaPublisher {
+    /// Creates the producer (and the topics, if configured to).
+    pub async fn connect(cfg: &KafkaConfig) -> Result<Self, TransportError> {
+        cfg.validate()?;
+        ensure_topics(cfg, &[&cfg.topic, &cfg.dead_letter_topic]).await?;
+        let mut c = base_config(cfg);
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // A message not delivered within the timeout fails, so the
+            // collector spools it.
+            .set("message.timeout.ms", ms(cfg.timeout))
+            .set("request.timeout.ms", ms(cfg.timeout));
+        apply_properties(&mut c, &cfg.properties);
+        c.set("enable.idempotence", "true");
+        let producer: FutureProducer = c
+            .create()
+            .map_err(|e| TransportError::kafka(&cfg.brokers, "create producer", e))?;
+        Ok(KafkaPublisher {
+            cfg: cfg.clone(),
+            producer,
+        })
+    }
+
+    async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), TransportError> {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        let op = format!("publish to {topic}");
+        let limit = self.cfg.timeout + Duration::from_secs(1);
+        let fut = self.producer.send(record, Timeout::After(self.cfg.timeout));
+        match tokio::time::timeout(limit, fut).await {
+            Err(_) => Err(TransportError::kafka_timeout(&self.cfg.brokers, op, limit)),
+            Ok(Err((e, _msg))) => Err(connect_error(&self.cfg, &op, e)),
+            Ok(Ok(_delivery)) => Ok(()),
+        }
+    }
+
+    /// Publishes one delta (key = `msg_id`); returns after the delivery
+    /// report.
+    pub async fn publish(&self, msg_id: &str, payload: &[u8]) -> Result<(), TransportError> {
+        self.send(&self.cfg.topic, msg_id, payload, None).await
+    }
+
+    /// Publishes many deltas with up to 512 delivery reports pending.
+    pub async fn publish_many(&self, msgs: &[(&str, &[u8])]) -> Result<(), TransportError> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(msgs.iter())
+            .map(|(id, p)| self.send(&self.cfg.topic, id, p, None))
+            .buffered(PUBLISH_WINDOW)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes to the dead-letter topic with the reason and the original
+    /// id as headers (key = `msg_id` too).
+    pub async fn publish_dead_letter(
+        &self,
+        msg_id: &str,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<(), TransportError> {
+        let reason = header_safe(reason);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: HEADER_MSG_ID,
+                value: Some(msg_id),
+            })
+            .insert(Header {
+                key: HEADER_REASON,
+                value: Some(reason.as_str()),
+            });
+        self.send(&self.cfg.dead_letter_topic, msg_id, payload, Some(headers))
+            .await
+    }
+}
+
+/// A consumer-group member with manual commits.
+pub struct KafkaConsumer {
+    cfg: KafkaConfig,
+    consumer: Arc<StreamConsumer>,
+    dead_letter: bool,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("brokers", &self.cfg.brokers)
+            .field("dead_letter", &self.dead_letter)
+            .finish()
+    }
+}
+
+impl KafkaConsumer {
+    /// Joins the aggregator's group on the main topic (`dead_letter ==
+    /// false`) or the replay group on the dead-letter topic.
+    pub async fn connect(cfg: &KafkaConfig, dead_letter: bool) -> Result<Self, TransportError> {
+        cfg.validate()?;
+        let (topic, group) = if dead_letter {
+            (&cfg.dead_letter_topic, &cfg.dead_letter_group_id)
+        } else {
+            (&cfg.topic, &cfg.group_id)
+        };
+        ensure_topics(cfg, &[topic]).await?;
+        let mut c = base_config(cfg);
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("enable.partition.eof", "false");
+        apply_properties(&mut c, &cfg.properties);
+        let consumer: StreamConsumer = c
+            .create()
+            .map_err(|e| TransportError::kafka(&cfg.brokers, "create consumer", e))?;
+        consumer
+            .subscribe(&[topic.as_str()])
+            .map_err(|e| connect_error(cfg, &format!("subscribe to {topic}"), e))?;
+        Ok(KafkaConsumer {
+            cfg: cfg.clone(),
+            consumer: Arc::new(consumer),
+            dead_letter,
+        })
+    }
+
+    /// Up to `max` messages, waiting at most `wait` in total.
+    pub async fn fetch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, TransportError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < max {
+            let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => {
+                    if out.is_empty() {
+                        return Err(connect_error(&self.cfg, "fetch", e));
+                    }
+                    log::warn!("kafka: fetch from {} ended early: {e}", self.cfg.brokers);
+                    break;
+                }
+                Ok(Ok(m)) => m,
+            };
+            let header = |name: &str| -> Option<String> {
+                msg.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
+            let (msg_id, reason) = if self.dead_letter {
+                (header(HEADER_MSG_ID).or(key), header(HEADER_REASON))
+            } else {
+                (key, None)
+            };
+            out.push(Delivery {
+                payload: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+                msg_id,
+                reason,
+                delivered: 1,
+                sequence: u64::try_from(msg.offset()).unwrap_or(0),
+                handle: Handle::Kafka {
+                    topic: msg.topic().to_string(),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Commits, synchronously, max offset + 1 of each partition seen.
+    pub async fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), TransportError> {
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for d in deliveries {
+            match &d.handle {
+                Handle::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => {
+                    let e = next.entry((topic.clone(), *partition)).or_insert(0);
+                    *e = (*e).max(offset + 1);
+                }
+                Handle::Nats(_) => {
+                    return Err(TransportError::ForeignDelivery(
+                        "a NATS delivery was passed to a Kafka consumer".into(),
+                    ))
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &next {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| TransportError::kafka(&self.cfg.brokers, "commit", e))?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let commit = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+        let limit = self.cfg.timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, commit).await {
+            Err(_) => Err(TransportError::kafka_timeout(
+                &self.cfg.brokers,
+                "commit",
+                limit,
+            )),
+            Ok(Err(join)) => Err(TransportError::kafka(&self.cfg.brokers, "commit", join)),
+            Ok(Ok(Err(e))) => Err(connect_error(&self.cfg, "commit", e)),
+            Ok(Ok(Ok(()))) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! NATS JetStream side: connection, streams, publisher, durable pull
+//! consumer.
+//!
+//! Guarantees kept here:
+//! - a publish returns only after the stream's PubAck; a PubAck saying
+//!   `duplicate` is success (the message is already stored);
+//! - `Nats-Msg-Id` is the caller's dedupe id, so a retry within
+//!   `duplicate_window` is stored once;
+//! - deliveries are acked only when the caller says so (explicit ack, each
+//!   ack confirmed by the server), so a crash before `ack` means redelivery.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
+    message::Acker,
+    message::PublishMessage,
+    stream::{self, StorageType},
+};
+use async_nats::{connection::State, ConnectErrorKind, HeaderMap, ServerAddr};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::config::NatsConfig;
+use crate::{Delivery, Handle, TransportError};
+
+/// Header carrying the original dedupe id on a dead letter (the
+/// dead-letter stream's own `Nats-Msg-Id` may be dropped by tools that copy
+/// messages; this one is ours).
+pub const HEADER_MSG_ID: &str = "Sandmine-Msg-Id";
+/// Header carrying why a message was dead-lettered.
+pub const HEADER_REASON: &str = "Sandmine-Reason";
+/// JetStream's dedupe header.
+const HEADER_NATS_MSG_ID: &str = "Nats-Msg-Id";
+
+/// How many publish acks [`NatsPublisher::publish_many`] keeps in flight.
+/// Far below the ~5000 where async-nats' ack bookkeeping stalls
+/// (PLATFORM-NOTES), and enough to saturate a local server.
+pub const PUBLISH_WINDOW: usize = 512;
+/// How many acks [`NatsConsumer::ack`] awaits concurrently.
+const ACK_WINDOW: usize = 256;
+
+fn server_addrs(url: &str) -> Result<Vec<ServerAddr>, TransportError> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ServerAddr>()
+                .map_err(|e| TransportError::Config(format!("nats: invalid url {s:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Connects with every timeout set, the configured auth and TLS.
+pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, TransportError> {
+    cfg.validate()?;
+    let addrs = server_addrs(&cfg.url)?;
+    if addrs.is_empty() {
+        return Err(TransportError::Config("nats: url is empty".into()));
+    }
+    let mut opts = async_nats::ConnectOptions::new()
+        .name("sandmine")
+        .connection_timeout(cfg.timeout)
+        .request_timeout(Some(cfg.timeout))
+        // Reconnect quickly after a broker restart: 1, 2, 4 ... ms, capped
+        // at 1 s, forever (the caller decides when to give up).
+        .reconnect_delay_callback(|attempts| {
+            let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(10);
+            Duration::from_millis(2u64.saturating_pow(exp)).min(Duration::from_secs(1))
+        })
+        .event_callback(|event| async move {
+            log::info!("nats: {event}");
+        });
+    if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(t) = &cfg.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some(seed) = &cfg.nkey_seed {
+        opts = opts.nkey(seed.clone());
+    }
+    if let Some(path) = &cfg.creds_file {
+        opts = opts.credentials_file(path).await.map_err(|e| {
+            TransportError::Config(format!(
+                "nats: cannot read creds file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if let Some(ca) = &cfg.ca_file {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    if cfg.require_tls {
+        opts = opts.require_tls(true);
+    }
+    let url = cfg.url.clone();
+    let fut = opts.connect(addrs);
+    // connection_timeout bounds one attempt; this bounds the whole thing
+    // (DNS, TLS, auth round trip) too.
+    let limit = cfg.timeout + Duration::from_secs(1);
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(TransportError::nats_timeout(&url, "connect", limit)),
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(match e.kind() {
+            ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                TransportError::Auth {
+                    broker: "NATS",
+                    url,
+                    detail: e.to_string(),
+                }
+            }
+            ConnectErrorKind::TimedOut => TransportError::nats_timeout(&url, "connect", limit),
+            _ => TransportError::Connect {
+                broker: "NATS",
+                url,
+                detail: e.to_string(),
+            },
+        }),
+    }
+}
+
+fn context(client: async_nats::Client, cfg: &NatsConfig) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(cfg.timeout)
+        .max_ack_inflight(PUBLISH_WINDOW * 2)
+        .backpressure_on_inflight(true)
+        .build(client)
+}
+
+/// Runs `fut` with the configured timeout, naming `op` on failure.
+async fn bounded<T, E: std::fmt::Display>(
+    url: &str,
+    op: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, TransportError> {
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(TransportError::nats_timeout(url, op, limit)),
+        Ok(Err(e)) => Err(TransportError::nats(url, op, e)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// Gets the stream, creating it (file storage, one subject, the dedupe
+/// window) if missing. An existing stream is used as it is: an operator
+/// may have tuned its limits.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+    name: &str,
+    subject: &str,
+) -> Result<stream::Stream, TransportError> {
+    let config = stream::Config {
+        name: name.to_string(),
+        subjects: vec![subject.to_string()],
+        duplicate_window: cfg.duplicate_window,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    bounded(
+        &cfg.url,
+        &format!("get or create stream {name}"),
+        cfg.timeout,
+        js.get_or_create_stream(config),
+    )
+    .await
+}
+
+fn not_connected(client: &async_nats::Client, url: &str, op: &str) -> Option<TransportError> {
+    match client.connection_state() {
+        State::Connected => None,
+        state => Some(TransportError::Connect {
+            broker: "NATS",
+            url: url.to_string(),
+            detail: format!("{op}: connection is {state:?}, reconnecting in the background"),
+        }),
+    }
+}
+
+/// Header values may not hold CR/LF; a reason is free text.
+fn header_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Publishes to JetStream; see the module docs for the guarantees.
+#[derive(Clone)]
+pub struct NatsPublisher {
+    cfg: NatsConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl std::fmt::Debug for NatsPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsPublisher")
+            .field("url", &self.cfg.url)
+            .finish()
+    }
+}
+
+impl NatsPublisher {
+    /// Connects and makes sure both streams exist.
+    pub async fn connect(cfg: &NatsConfig) -> Result<Self, TransportError> {
+        let client = connect(cfg).await?;
+        let js = context(client.clone(), cfg);
+        ensure_stream(&js, cfg, &cfg.stream, &cfg.subject).await?;
+        ensure_stream(&js, cfg, &cfg.dead_letter_stream, &cfg.dead_letter_subject).await?;
+        Ok(NatsPublisher {
+            cfg: cfg.clone(),
+            client,
+            js,
+        })
+    }
+
+    /// Sends one message and returns the future of its PubAck.
+    async fn send(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<jetstream::context::PublishAckFuture, TransportError> {
+        if let Some(e) = not_connected(&self.client, &self.cfg.url, "publish") {
+            return Err(e);
+        }
+        bounded(
+            &self.cfg.url,
+            &format!("publish to {subject}"),
+            self.cfg.timeout,
+            self.js.send_publish(
+                subject.to_string(),
+                PublishMessage::build().payload(payload).headers(headers),
+            ),
+        )
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        subject: &str,
+        ack: jetstream::context::PublishAckFuture,
+    ) -> Result<(), TransportError> {
+        // The ack future has its own timeout (the context's); bound it
+        // again so no code path can hang.
+        let limit = self.cfg.timeout + Duration::from_secs(1);
+        let op = format!("publish ack from {subject}");
+        let ack = bounded(
+            &self.cfg.url,
+            &op,
+            limit,
+            std::future::IntoFuture::into_future(ack),
+        )
+        .await?;
+        if ack.duplicate {
+            log::debug!(
+                "nats: duplicate publish on {subject} (seq {})",
+                ack.sequence
+            );
+        }
+        Ok(())
+    }
+
+    fn main_headers(msg_id: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER_NATS_MSG_ID, msg_id);
+        h
+    }
+
+    /// Publishes one delta; returns after JetStream stored it (or said it
+    /// already had this `msg_id`).
+    pub async fn publish(&self, msg_id: &str, payload: &[u8]) -> Result<(), TransportError> {
+        let ack = self
+            .send(
+                &self.cfg.subject,
+                Self::main_headers(msg_id),
+                Bytes::copy_from_slice(payload),
+            )
+            .await?;
+        self.confirm(&self.cfg.subject, ack).await
+    }
+
+    /// Publishes many deltas with up to [`PUBLISH_WINDOW`] acks in flight;
+    /// returns after every one is confirmed, or the first error (some of
+    /// the batch may then be stored: republishing it is deduped).
+    pub async fn publish_many(&self, msgs: &[(&str, &[u8])]) -> Result<(), TransportError> {
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        for (id, payload) in msgs {
+            if inflight.len() >= PUBLISH_WINDOW {
+                if let Some(r) = inflight.next().await {
+                    r?;
+                }
+            }
+            let ack = self
+                .send(
+                    &self.cfg.subject,
+                    Self::main_headers(id),
+                    Bytes::copy_from_slice(payload),
+                )
+                .await?;
+            inflight.push_back(self.confirm(&self.cfg.subject, ack));
+        }
+        while let Some(r) = inflight.next().await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Publishes an undecodable message to the dead-letter stream, with
+    /// `reason` and the original id in headers. Deduped on `msg_id` too,
+    /// so dead-lettering a redelivered message twice stores it once.
+    pub async fn publish_dead_letter(
+        &self,
+        msg_id: &str,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<(), TransportError> {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER_NATS_MSG_ID, msg_id);
+        h.insert(HEADER_MSG_ID, msg_id);
+        h.insert(HEADER_REASON, header_safe(reason).as_str());
+        let subject = self.cfg.dead_letter_subject.clone();
+        let ack = self
+            .send(&subject, h, Bytes::copy_from_slice(payload))
+            .await?;
+        self.confirm(&subject, ack).await
+    }
+}
+
+/// A durable pull consumer with explicit acks.
+pub struct NatsConsumer {
+    cfg: NatsConfig,
+    client: async_nats::Client,
+    consumer: PullConsumer,
+    dead_letter: bool,
+}
+
+impl std::fmt::Debug for NatsConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConsumer")
+            .field("url", &self.cfg.url)
+            .field("dead_letter", &self.dead_letter)
+            .finish()
+    }
+}
+
+impl NatsConsumer {
+    /// Binds to (creating if missing) the durable consumer on the main
+    /// stream (`dead_letter == false`) or on the dead-letter stream.
+    pub async fn connect(cfg: &NatsConfig, dead_letter: bool) -> Result<Self, TransportError> {
+        let client = connect(cfg).await?;
+        let js = context(client.clone(), cfg);
+        let (stream_name, subject, durable) = if dead_letter {
+            (
+                &cfg.dead_letter_stream,
+                &cfg.dead_letter_subject,
+                &cfg.dead_letter_durable,
+            )
+        } else {
+            (&cfg.stream, &cfg.subject, &cfg.durable)
+        };
+        let stream = ensure_stream(&js, cfg, stream_name, subject).await?;
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: cfg.ack_wait,
+            max_ack_pending: cfg.max_ack_pending,
+            ..Default::default()
+        };
+        let consumer = bounded(
+            &cfg.url,
+            &format!("get or create consumer {durable} on {stream_name}"),
+            cfg.timeout,
+            stream.get_or_create_consumer(durable, config),
+        )
+        .await?;
+        Ok(NatsConsumer {
+            cfg: cfg.clone(),
+            client,
+            consumer,
+            dead_letter,
+        })
+    }
+
+    /// Up to `max` deliveries; waits up to `wait` for a full batch.
+    pub async fn fetch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, TransportError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(e) = not_connected(&self.client, &self.cfg.url, "fetch") {
+            return Err(e);
+        }
+        let url = self.cfg.url.clone();
+        // JetStream treats a zero expiry as "wait forever"; a short wait
+        // becomes a no-wait fetch instead.
+        let batch = if wait < Duration::from_millis(10) {
+            self.consumer.fetch().max_messages(max).messages().await
+        } else {
+            self.consumer
+                .batch()
+                .max_messages(max)
+                .expires(wait)
+                .messages()
+                .await
+        };
+        let mut batch = batch.map_err(|e| TransportError::nats(&url, "fetch", e))?;
+        let deadline = tokio::time::Instant::now() + wait + self.cfg.timeout;
+        let mut out = Vec::with_capacity(max.min(4096));
+        loop {
+            match tokio::time::timeout_at(deadline, batch.next()).await {
+                Err(_) => {
+                    if out.is_empty() {
+                        return Err(TransportError::nats_timeout(
+                            &url,
+                            "fetch",
+                            wait + self.cfg.timeout,
+                        ));
+                    }
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    if out.is_empty() {
+                        return Err(TransportError::nats(&url, "fetch", e));
+                    }
+                    // Return what we have; the rest is redelivered.
+                    log::warn!("nats: fetch from {url} ended early: {e}");
+                    break;
+                }
+                Ok(Some(Ok(msg))) => out.push(self.delivery(msg)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn delivery(&self, msg: jetstream::Message) -> Delivery {
+        let (delivered, sequence) = match msg.info() {
+            Ok(i) => (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence),
+            Err(_) => (1, 0),
+        };
+        let (msg, acker): (async_nats::Message, Acker) = msg.split();
+        let header = |name: &str| -> Option<String> {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_string())
+        };
+        let (msg_id, reason) = if self.dead_letter {
+            (
+                header(HEADER_MSG_ID).or_else(|| header(HEADER_NATS_MSG_ID)),
+                header(HEADER_REASON),
+            )
+        } else {
+            (header(HEADER_NATS_MSG_ID), None)
+        };
+        Delivery {
+            payload: msg.payload,
+            msg_id,
+            reason,
+            delivered,
+            sequence,
+            handle: Handle::Nats(Box::new(acker)),
+        }
+    }
+
+    /// Acks each delivery and waits for the server to confirm each ack.
+    pub async fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), TransportError> {
+        let url = self.cfg.url.clone();
+        let limit = self.cfg.timeout + Duration::from_secs(1);
+        let mut ackers = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            match &d.handle {
+                Handle::Nats(a) => ackers.push(a.as_ref()),
+                _ => {
+                    return Err(TransportError::ForeignDelivery(
+                        "a Kafka delivery was passed to a NATS consumer".into(),
+                    ))
+                }
+            }
+        }
+        futures::stream::iter(ackers)
+            .map(|a| {
+                let url = url.clone();
+                async move { bounded(&url, "ack", limit, a.double_ack()).await }
+            })
+            .buffer_unordered(ACK_WINDOW)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+}
+
+/// Parses "2.10.3" (or "2.9.10-beta") into (major, minor).
+pub(crate) fn version_major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Connects for object-store use, refusing servers older than 2.10 whose
+/// buckets async-nats cannot use (PLATFORM-NOTES).
+pub(crate) async fn connect_object_store(
+    cfg: &NatsConfig,
+) -> Result<(async_nats::Client, jetstream::Context), TransportError> {
+    let client = connect(cfg).await?;
+    let version = client.server_info().version;
+    match version_major_minor(&version) {
+        Some(v) if v >= (2, 10) => {}
+        _ => {
+            return Err(TransportError::Unsupported {
+                broker: "NATS",
+                url: cfg.url.clone(),
+                version,
+                what: "object store buckets as used by async-nats (need nats-server 2.10 or newer)"
+                    .into(),
+            })
+        }
+    }
+    let js = context(client.clone(), cfg);
+    Ok((client, js))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_major_minor("2.9.10"), Some((2, 9)));
+        assert_eq!(version_major_minor("2.15.1"), Some((2, 15)));
+        assert_eq!(version_major_minor("2.10.0-beta.1"), Some((2, 10)));
+        assert_eq!(version_major_minor("x"), None);
+    }
+
+    #[test]
+    fn header_values_lose_control_chars() {
+        assert_eq!(header_safe("bad\r\nversion 9"), "bad  version 9");
+    }
+
+    #[test]
+    fn urls_split_on_commas() {
+        assert_eq!(
+            server_addrs("nats://a:1, nats://b:2").map(|v| v.len()).ok(),
+            Some(2)
+        );
+    }
+}

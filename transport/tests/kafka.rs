@@ -1,0 +1,194 @@
+//! Kafka tests against a real Kafka-protocol broker (tansu, via testsvc).
+
+use std::time::{Duration, Instant};
+
+use testsvc::Kafka;
+use transport::{BrokerConfig, Consumer, Delivery, KafkaConfig, Publisher};
+
+fn cfg(k: &Kafka) -> KafkaConfig {
+    KafkaConfig {
+        brokers: k.bootstrap(),
+        timeout: Duration::from_secs(3),
+        ..Default::default()
+    }
+}
+
+fn broker(c: &KafkaConfig) -> BrokerConfig {
+    BrokerConfig::Kafka(c.clone())
+}
+
+/// Fetches until `n` deliveries arrived or 30 s passed (joining a consumer
+/// group takes a few seconds).
+async fn fetch_n(c: &mut Consumer, n: usize) -> Vec<Delivery> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        let got = c
+            .fetch(n - out.len(), Duration::from_millis(500))
+            .await
+            .expect("fetch");
+        out.extend(got);
+    }
+    out
+}
+
+fn ids(ds: &[Delivery]) -> Vec<String> {
+    ds.iter()
+        .map(|d| d.msg_id.clone().expect("msg id"))
+        .collect()
+}
+
+fn payloads(ds: &[Delivery]) -> Vec<Vec<u8>> {
+    ds.iter().map(|d| d.payload.to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_publish_n_consume_n_in_order_then_commit() {
+    let k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let want_ids: Vec<String> = (0..20).map(|i| format!("host-a.boot.{i}")).collect();
+    let want_payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1 + i as usize]).collect();
+    for (id, pl) in want_ids.iter().zip(&want_payloads) {
+        p.publish(id, pl).await.expect("publish");
+    }
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    let got = fetch_n(&mut cons, 20).await;
+    assert_eq!(ids(&got), want_ids);
+    assert_eq!(payloads(&got), want_payloads);
+    assert_eq!(
+        got.iter().map(|d| d.sequence).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<u64>>()
+    );
+    assert!(got.iter().all(|d| d.reason.is_none()));
+    cons.ack(&got).await.expect("commit");
+    drop(cons);
+    // Committed: a new group member starts after them.
+    p.publish("host-a.boot.20", b"next").await.expect("publish");
+    let mut cons = Consumer::connect(&broker(&c))
+        .await
+        .expect("consumer again");
+    let next = fetch_n(&mut cons, 1).await;
+    assert_eq!(ids(&next), vec!["host-a.boot.20"]);
+    assert_eq!(payloads(&next), vec![b"next".to_vec()]);
+    let none = cons.fetch(10, Duration::from_secs(1)).await.expect("fetch");
+    assert_eq!(none.len(), 0, "{none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_pipelined_publish_many_keeps_order() {
+    let k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let ids_owned: Vec<String> = (0..500).map(|i| format!("h.b.{i}")).collect();
+    let bodies: Vec<Vec<u8>> = (0..500u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    let msgs: Vec<(&str, &[u8])> = ids_owned
+        .iter()
+        .zip(&bodies)
+        .map(|(i, b)| (i.as_str(), b.as_slice()))
+        .collect();
+    p.publish_many(&msgs).await.expect("publish_many");
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    let got = fetch_n(&mut cons, 500).await;
+    assert_eq!(ids(&got), ids_owned);
+    assert_eq!(payloads(&got), bodies);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_uncommitted_messages_are_redelivered_after_consumer_restart() {
+    let k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let want: Vec<String> = (0..5).map(|i| format!("h.r.{i}")).collect();
+    for id in &want {
+        p.publish(id, id.as_bytes()).await.expect("publish");
+    }
+    {
+        let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+        let got = fetch_n(&mut cons, 5).await;
+        assert_eq!(ids(&got), want);
+        // "Crash": drop without commit.
+    }
+    let mut cons = Consumer::connect(&broker(&c))
+        .await
+        .expect("consumer again");
+    let again = fetch_n(&mut cons, 5).await;
+    assert_eq!(ids(&again), want);
+    cons.ack(&again[..3]).await.expect("commit first three");
+    drop(cons);
+    let mut cons = Consumer::connect(&broker(&c))
+        .await
+        .expect("consumer third");
+    let rest = fetch_n(&mut cons, 2).await;
+    assert_eq!(ids(&rest), vec!["h.r.3", "h.r.4"]);
+    cons.ack(&rest).await.expect("commit rest");
+    drop(cons);
+    let mut cons = Consumer::connect(&broker(&c))
+        .await
+        .expect("consumer fourth");
+    let none = cons.fetch(10, Duration::from_secs(4)).await.expect("fetch");
+    assert_eq!(none.len(), 0, "{none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_dead_letters_carry_payload_reason_and_original_id() {
+    let k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    p.publish_dead_letter(
+        "host-b.x.7",
+        b"\xff\x00garbage",
+        "unknown wire version 9\nboom",
+    )
+    .await
+    .expect("dead letter");
+    let mut dl = Consumer::connect_dead_letter(&broker(&c))
+        .await
+        .expect("dl consumer");
+    let got = fetch_n(&mut dl, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].payload.as_ref(), b"\xff\x00garbage");
+    assert_eq!(got[0].msg_id.as_deref(), Some("host-b.x.7"));
+    assert_eq!(
+        got[0].reason.as_deref(),
+        Some("unknown wire version 9 boom")
+    );
+    dl.ack(&got).await.expect("commit");
+    // The main topic's group never sees dead letters.
+    let mut main = Consumer::connect(&broker(&c)).await.expect("main consumer");
+    let none = main.fetch(10, Duration::from_secs(3)).await.expect("fetch");
+    assert_eq!(none.len(), 0, "{none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_dead_broker_publish_fails_within_seconds_then_recovers() {
+    let mut k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    p.publish("m.1", b"one").await.expect("publish before");
+    k.stop();
+    let t = Instant::now();
+    let err = p
+        .publish("m.2", b"two")
+        .await
+        .expect_err("publish while the broker is down");
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains(&c.brokers), "{err}");
+    k.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match p.publish("m.2", b"two").await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "publisher did not recover: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    let got = fetch_n(&mut cons, 2).await;
+    assert_eq!(ids(&got), vec!["m.1", "m.2"]);
+    let none = cons.fetch(10, Duration::from_secs(1)).await.expect("fetch");
+    assert_eq!(none.len(), 0, "{none:?}");
+}
