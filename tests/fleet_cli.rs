@@ -504,3 +504,299 @@ fn kafka_pipeline_is_exact() {
     fleet.start_aggregator();
     fleet.assert_converges("kafka after an aggregator restart");
 }
+
+/// A hand-made delta: `calls` getpgrp calls of one container of `image`.
+fn envelope(host: &str, seq: u64, image: &str, calls: u64) -> schemas::wire::Envelope {
+    use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SeccompFilter, SyscallDelta};
+    let t = 1_764_000_000_000 + seq * 1000;
+    Envelope {
+        host_id: host.into(),
+        boot_id: "boot-1".into(),
+        seq,
+        interval_start_ms: t - 1000,
+        interval_end_ms: t,
+        containers: vec![ContainerDelta {
+            container: ContainerRef {
+                runtime: "docker".into(),
+                id: format!("c{seq}"),
+                image: image.into(),
+                image_digest: String::new(),
+                pod: None,
+                seccomp: SeccompFilter::Unconfined,
+            },
+            started_at_ms: t - 500,
+            last_seen_ms: t,
+            exited_at_ms: Some(t),
+            syscalls: vec![SyscallDelta {
+                abi: schemas::Abi::X86_64,
+                nr: GETPGRP,
+                calls,
+                phases: schemas::PhaseSet(schemas::Phase::Image.bit()),
+                first_seen_ms: t - 500,
+            }],
+        }],
+    }
+}
+
+/// Publishes raw payloads to the main subject (or the dead-letter one).
+fn publish(nats: &Nats, msgs: &[(&str, Vec<u8>)], dead_letter: bool, window: &str) {
+    let cfg: transport::BrokerConfig = toml::from_str(&format!(
+        "{}duplicate_window = \"{window}\"\n",
+        nats_broker(nats)
+    ))
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = transport::Publisher::connect(&cfg).await.unwrap();
+        for (id, bytes) in msgs {
+            if dead_letter {
+                p.publish_dead_letter(id, bytes, "test").await.unwrap();
+            } else {
+                p.publish(id, bytes).await.unwrap();
+            }
+        }
+    });
+}
+
+/// getpgrp calls the store holds for `image` (0 if it has none).
+fn stored_calls(fleet: &Fleet, image: &str) -> u64 {
+    let o = fleet
+        .f
+        .run_cmd(fleet.cmd(&["query", "image", image]), common::RUN_TIMEOUT);
+    if o.code() != Some(0) {
+        return 0;
+    }
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    v["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["nr"] == GETPGRP)
+        .map(|s| s["calls"].as_u64().unwrap())
+        .sum()
+}
+
+fn wait_calls(fleet: &Fleet, image: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_calls(fleet, image) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{image}: store has {} calls, want {want}\n{}",
+            stored_calls(fleet, image),
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // And it stays there.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stored_calls(fleet, image), want, "{}", fleet.logs());
+}
+
+/// JetStream forgets message ids after its duplicate window; a spool
+/// replayed after a longer outage must still count once: the store's key
+/// is (host, boot, seq), not the broker's id.
+#[test]
+fn a_replay_after_the_duplicate_window_counts_once() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let mut fleet = Fleet::new(
+        &format!("{}duplicate_window = \"1s\"\n", nats_broker(&nats)),
+        &ch,
+    );
+    fleet.start_aggregator();
+    let e = envelope("hR", 1, "replay-test", 7);
+    let bytes = schemas::wire::encode(&e).unwrap();
+    publish(&nats, &[(&e.dedupe_id(), bytes.clone())], false, "1s");
+    wait_calls(&fleet, "replay-test", 7);
+    // Past the window the broker takes the same message again...
+    std::thread::sleep(Duration::from_millis(1500));
+    publish(&nats, &[(&e.dedupe_id(), bytes.clone())], false, "1s");
+    // ...and a new message after it proves the replay was consumed.
+    let e2 = envelope("hR", 2, "replay-test", 5);
+    publish(
+        &nats,
+        &[(&e2.dedupe_id(), schemas::wire::encode(&e2).unwrap())],
+        false,
+        "1s",
+    );
+    wait_calls(&fleet, "replay-test", 12);
+    let stream = nats_stream_messages(&nats, "SANDMINE_DELTAS");
+    assert_eq!(stream, 3, "the broker must have delivered the replay");
+}
+
+/// Messages in the stream, from the monitoring endpoint.
+fn nats_stream_messages(nats: &Nats, stream: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", nats.monitor_port)).unwrap();
+    write!(s, "GET /jsz?streams=true HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(json).unwrap();
+    v["account_details"][0]["stream_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == stream)
+        .map(|d| d["state"]["messages"].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("no stream {stream} in {v}"))
+}
+
+/// A malformed message and one of a future wire version go to the
+/// dead-letter stream with the reason, the aggregator keeps going, and
+/// `replay-dead-letters` re-publishes what this version can decode.
+#[test]
+fn bad_messages_are_dead_lettered_and_replayable() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+    fleet.start_aggregator();
+    let good = envelope("hD", 1, "dl-test", 3);
+    let mut future = schemas::wire::encode(&envelope("hD", 2, "dl-test", 100)).unwrap();
+    future[4] = 9; // wire version 9
+    publish(
+        &nats,
+        &[
+            ("garbage-1", b"not a delta at all".to_vec()),
+            ("future-1", future),
+            (&good.dedupe_id(), schemas::wire::encode(&good).unwrap()),
+        ],
+        false,
+        "2m",
+    );
+    wait_calls(&fleet, "dl-test", 3);
+    assert_eq!(nats_stream_messages(&nats, "SANDMINE_DEADLETTER"), 2);
+    let agg_log = std::fs::read_to_string(&fleet.aggregator.as_ref().unwrap().stderr).unwrap();
+    assert!(agg_log.contains("dead-lettered message \\\"garbage-1\\\": bad magic"), "{agg_log}");
+    assert!(
+        agg_log.contains("wire version 9 is newer than this reader"),
+        "{agg_log}"
+    );
+
+    // Nothing decodable yet: both are kept.
+    let o = fleet
+        .f
+        .run_cmd(fleet.cmd(&["replay-dead-letters"]), common::RUN_TIMEOUT);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(
+        o.stderr.contains("replayed 0 message(s); 2 still undecodable, kept"),
+        "{}",
+        o.describe()
+    );
+    // A message dead-lettered by an older aggregator that this one reads.
+    let old = envelope("hD", 3, "dl-test", 40);
+    publish(
+        &nats,
+        &[(&old.dedupe_id(), schemas::wire::encode(&old).unwrap())],
+        true,
+        "2m",
+    );
+    std::thread::sleep(Duration::from_secs(3)); // the kept ones' ack wait
+    let o = fleet
+        .f
+        .run_cmd(fleet.cmd(&["replay-dead-letters"]), common::RUN_TIMEOUT);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(o.stderr.contains("replayed 1 message(s)"), "{}", o.describe());
+    wait_calls(&fleet, "dl-test", 43);
+}
+
+/// Wrong credentials are one clear line naming the server, not a retry
+/// loop.
+#[test]
+fn wrong_passwords_are_clear_errors() {
+    let ch = ClickHouse::start();
+    let nats = Nats::start_with_conf("authorization { user: agg, password: right }");
+    let f = Fixture::new();
+    let cfg = f.write(
+        "bad.toml",
+        &format!(
+            "[broker]\n{}user = \"agg\"\npassword = \"wrong\"\n\n[store.clickhouse]\nurl = \"{}\"\nuser = \"{}\"\npassword = \"wrong\"\n",
+            nats_broker(&nats),
+            ch.url(),
+            ClickHouse::USER
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let o = f.sandmine(&["aggregate", "--config", cfg]);
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    let line = common::one_error_line(&o);
+    assert!(
+        line.contains(&format!("rejected the credentials of user \"{}\"", ClickHouse::USER))
+            && line.contains(&ch.url()),
+        "{line}"
+    );
+    // Right ClickHouse password, wrong NATS one.
+    let o = f.sandmine(&[
+        "aggregate",
+        "--config",
+        cfg,
+        "--set",
+        &format!("store.clickhouse.password=\"{}\"", ClickHouse::PASSWORD),
+    ]);
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    // Log lines of the store's start-up come first; one error line ends it.
+    let errors: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sandmine: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", o.describe());
+    assert!(o.stderr.trim_end().ends_with(errors[0]), "{}", o.describe());
+    let line = errors[0];
+    assert!(
+        line.contains("authorization violation") && line.contains(&nats.url()),
+        "{line}"
+    );
+}
+
+/// `sandmine standalone`: collector and embedded store in one process, no
+/// servers; `query` reads the same answers from the file.
+#[test]
+fn standalone_counts_exactly_into_the_embedded_store() {
+    let ch = ClickHouse::start(); // unused by standalone; Fleet wants a config
+    let mut fleet = Fleet::new("kind = \"nats\"\nurl = \"nats://127.0.0.1:1\"\n", &ch);
+    let db = fleet.f.arg("standalone.db");
+    let state = fleet.f.arg("state-standalone");
+    let mut cmd = fleet.cmd(&["standalone", "--store", &db]);
+    cmd.args(["--set", &format!("collector.state_dir=\"{state}\"")])
+        .args(["--set", &format!("collector.pin_dir=\"{}\"", fleet.pin_dir("hC"))])
+        .args(["--set", "collector.host_id=\"hC\""])
+        .args([
+            "--set",
+            &format!("collector.cgroup_parent=\"sm-{}-hC\"", fleet.tag),
+        ]);
+    let r = fleet.f.spawn(cmd);
+    wait_for_line(&r, "collecting as host");
+    fleet.collectors.insert("hC".into(), r);
+    fleet.run(&Batch {
+        host: "hC",
+        image: "probe",
+        containers: 2,
+        calls: &[(GETPGRP, 250), (TIMES, 2)],
+    });
+    // Stop it cleanly: the last delta is cut and stored on SIGTERM.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = fleet.collectors.remove("hC").unwrap();
+    let o = r.terminate(Duration::from_secs(30));
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let q = fleet.f.sandmine(&[
+        "query",
+        "--set",
+        &format!("store.embedded.path=\"{db}\""),
+        "image",
+        &fleet.probe_image,
+    ]);
+    assert_eq!(q.code(), Some(0), "{}", q.describe());
+    let v: Value = serde_json::from_str(&q.stdout).unwrap();
+    assert_eq!((v["hosts"].as_u64(), v["containers"].as_u64()), (Some(1), Some(2)));
+    let calls = |nr: u32| -> u64 {
+        v["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["nr"] == nr && s["abi"] == "x86_64")
+            .map(|s| s["calls"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!((calls(GETPGRP), calls(TIMES)), (500, 4));
+}

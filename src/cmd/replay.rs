@@ -48,10 +48,13 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
                 match wire::decode(&d.payload) {
                     Ok(env) => {
                         if !args.dry_run {
-                            // The store's key is in the message, not the
-                            // id: an empty original id is harmless.
-                            let id = if id.is_empty() { env.dedupe_id() } else { id };
-                            publisher.publish(&id, &d.payload).await?;
+                            // A new broker id: the original one may still be
+                            // in JetStream's duplicate window and would be
+                            // dropped. The store dedupes on the envelope's
+                            // own (host, boot, seq), so a message stored
+                            // before still counts once.
+                            let replay_id = format!("{}.replay", env.dedupe_id());
+                            publisher.publish(&replay_id, &d.payload).await?;
                         }
                         replayed += 1;
                         done.push(d);
