@@ -35,7 +35,13 @@ impl Sink {
                     *publisher = Some(transport::Publisher::connect(cfg).await?);
                 }
                 if let Some(p) = publisher.as_ref() {
-                    p.publish(msg_id, bytes).await?;
+                    if let Err(e) = p.publish(msg_id, bytes).await {
+                        // Connect anew next time: a Kafka idempotent
+                        // producer is fenced once its broker lost its
+                        // state; NATS clients reconnect cheaply.
+                        *publisher = None;
+                        return Err(e.into());
+                    }
                 }
                 Ok(())
             }

@@ -369,23 +369,32 @@ impl Kafka {
     pub fn restart(&mut self) {
         self.stop();
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let db = self.dir.path().join("tansu.db");
+        // tansu resolves a sqlite:// path relative to its working
+        // directory, even with a leading slash: give it a relative one.
+        let log = self.dir.path().join("tansu.log");
         let mut child = Command::new(&self.bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}", db.display()))
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
-        wait_port(self.port, "tansu", &mut child);
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_port(self.port, "tansu", &mut child)
+        })) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let what = e
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "tansu did not start".into());
+            panic!("{what}\ntansu's log:\n{text}");
+        }
         self.child = Some(child);
     }
 }
