@@ -39,6 +39,7 @@ enum Command {
     Query(cmd::query::QueryArgs),
     Compile(cmd::compile::CompileArgs),
     Explain(cmd::explain::ExplainArgs),
+    Publish(cmd::publish::PublishArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
         Command::Query(a) => cmd::query::main(a),
         Command::Compile(a) => cmd::compile::main(a),
         Command::Explain(a) => cmd::explain::main(a),
+        Command::Publish(a) => cmd::publish::main(a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,9 @@
 //! Benchmark of the fleet compiler: 10,000 images of realistic shape, every
 //! format rendered in memory. Run with
-//! `cargo run --release -p policy-compiler --example bench_compile [IMAGES] [THREADS]`.
+//! `cargo run --release -p policy-compiler --example bench_compile [IMAGES] [THREADS]`
+//! (`... 1000 1 stages [K]`: per-stage times, each image K times in a row;
+//! `... 200 1 digest`: a hash of every output, for `compare.sh`).
+//! Each run prints wall time and the worker threads' CPU time per image.
 //!
 //! The inputs are synthetic and deterministic (a fixed-seed PRNG): a pool
 //! of 200 distinct images, compiled in turn until IMAGES compilations are
@@ -151,6 +154,118 @@ fn synth(seed: u64) -> ImageObservations {
     }
 }
 
+/// CPU time of the calling thread in ns (`/proc/thread-self/schedstat`,
+/// first field), so that a shared, loaded machine can be compared by the
+/// CPU each compilation took rather than by wall time alone.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Every output of every pool image under several policies, hashed: two
+/// builds of the compiler must print the same lines (the byte-identity
+/// check of `compare.sh`).
+fn digest(pool: &[ImageObservations], now: u64) {
+    use policy_compiler::policy::Runtime;
+    use std::fmt::Write as _;
+    let default = Policy::default();
+    let mut single = Policy::default();
+    single.syscall.min_hosts = 1;
+    single.syscall.min_containers = 1;
+    single.enforce.min_hosts = 1;
+    let mut strict = Policy::default();
+    strict.syscall.min_container_share = 0.2;
+    strict.syscall.min_hosts = 5;
+    strict.must_allow = vec!["mount".into(), "uselib".into(), "getpid".into()];
+    strict.must_deny = vec![
+        "clone3".into(),
+        "ptrace".into(),
+        "getppid".into(),
+        "openat2".into(),
+    ];
+    let mut base = BTreeMap::new();
+    base.insert(
+        Abi::X86_64,
+        vec![
+            "read".to_string(),
+            "ptrace".to_string(),
+            "fstat".to_string(),
+        ],
+    );
+    base.insert(Abi::I386, vec!["read".to_string()]);
+    strict.runtime = Some(Runtime {
+        name: policy_compiler::policy::RuntimeName::Crun,
+        version: "1.9".into(),
+        base,
+    });
+    let mut notready = Policy::default();
+    notready.log.min_containers = 300;
+    notready.enforce.min_containers = 300;
+    notready.baseline = false;
+    let policies = [default, single, strict, notready];
+    let mut all = String::new();
+    for (i, o) in pool.iter().enumerate() {
+        // Variants: as generated; reversed lists plus an unnamed number and
+        // an x32 call, so that the unnamed and other-ABI paths run too.
+        let mut v = o.clone();
+        v.incidence.reverse();
+        v.syscalls.reverse();
+        if let Some(c) = v.incidence.first_mut() {
+            for (abi, nr) in [
+                (Abi::X86_64, 1000u32),
+                (Abi::X86_64, 2000),
+                (Abi::X32, 0x4000_0000 | 1),
+            ] {
+                c.syscalls.push(IncidenceEntry {
+                    abi,
+                    nr: nr & 0x3fff_ffff,
+                    phases: PhaseSet(Phase::Image.bit()),
+                    first_seen_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                });
+            }
+        }
+        for (k, obs) in [o, &v].into_iter().enumerate() {
+            for (j, p) in policies.iter().enumerate() {
+                let line = match compile(obs, p, now) {
+                    Ok(c) => {
+                        let mut h = Vec::new();
+                        h.extend_from_slice(format!("{:?}", c.decision).as_bytes());
+                        h.extend_from_slice(format!("{:?}", c.profile).as_bytes());
+                        h.extend_from_slice(c.report_text.as_bytes());
+                        h.extend_from_slice(c.report_json.as_bytes());
+                        h.extend_from_slice(c.content_hash.as_bytes());
+                        for (name, bytes) in &c.files {
+                            h.extend_from_slice(name.as_bytes());
+                            h.extend_from_slice(bytes);
+                        }
+                        for abi in [Abi::X86_64, Abi::I386, Abi::X32] {
+                            for n in [
+                                "read", "ptrace", "mount", "getpid", "clone3", "clone", "nope",
+                            ] {
+                                h.extend_from_slice(
+                                    policy_compiler::explain(&c.decision, abi, n).as_bytes(),
+                                );
+                            }
+                        }
+                        format!(
+                            "{} {}",
+                            c.decision.state.as_str(),
+                            policy_compiler::render::sha256(&h)
+                        )
+                    }
+                    Err(e) => format!("error {e}"),
+                };
+                let _ = writeln!(all, "image {i} variant {k} policy {j}: {line}");
+            }
+        }
+    }
+    print!("{all}");
+    println!("all: {}", policy_compiler::render::sha256(all.as_bytes()));
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let images: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
@@ -171,17 +286,25 @@ fn main() {
     let policy = Policy::default();
     let now = 1_700_000_000_000u64 + 400 * H;
 
-    let run = |threads: usize| -> (f64, [usize; 3], usize) {
+    if std::env::args().nth(3).as_deref() == Some("digest") {
+        digest(&pool, now);
+        return;
+    }
+    let run = |threads: usize| -> (f64, f64, [usize; 3], usize) {
         let t = Instant::now();
-        let results: Vec<([usize; 3], usize)> = std::thread::scope(|s| {
+        let results: Vec<([usize; 3], usize, u64)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|k| {
                     let pool = &pool;
                     let policy = &policy;
                     s.spawn(move || {
+                        let cpu0 = thread_cpu_ns();
                         let mut states = [0usize; 3];
                         let mut bytes = 0usize;
-                        for i in (k..images).step_by(threads) {
+                        // Contiguous halves (not interleaved): each thread
+                        // walks its own part of the pool.
+                        let chunk = images.div_ceil(threads);
+                        for i in (k * chunk)..((k + 1) * chunk).min(images) {
                             match compile(&pool[i % pool.len()], policy, now) {
                                 Ok(c) => {
                                     states[c.decision.state as usize] += 1;
@@ -192,34 +315,44 @@ fn main() {
                                 Err(e) => panic!("image {i}: {e}"),
                             }
                         }
-                        (states, bytes)
+                        (states, bytes, thread_cpu_ns().saturating_sub(cpu0))
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or(([0; 3], 0)))
+                .map(|h| h.join().unwrap_or(([0; 3], 0, 0)))
                 .collect()
         });
         let mut states = [0usize; 3];
         let mut bytes = 0;
-        for (s, b) in results {
+        let mut cpu = 0u64;
+        for (s, b, c) in results {
+            cpu += c;
             for i in 0..3 {
                 states[i] += s[i];
             }
             bytes += b;
         }
-        (t.elapsed().as_secs_f64(), states, bytes)
+        (t.elapsed().as_secs_f64(), cpu as f64 / 1e9, states, bytes)
     };
     if std::env::args().nth(3).as_deref() == Some("stages") {
-        stages(&pool, &policy, now, images);
+        // A 4th argument K compiles each image K times in a row (its input
+        // then comes from the cache after the first time).
+        let repeat: usize = std::env::args()
+            .nth(4)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        stages(&pool, &policy, now, images, repeat);
         return;
     }
     for th in [1, threads] {
-        let (secs, states, bytes) = run(th);
+        let (secs, cpu, states, bytes) = run(th);
         println!(
-            "compiled {images} images with {th} thread(s) in {secs:.3} s ({:.1} us/image); states enforce/log/not_ready = {}/{}/{}; {:.1} MB rendered",
+            "compiled {images} images with {th} thread(s) in {secs:.3} s wall ({:.1} us/image), {cpu:.3} s CPU ({:.1} us CPU/image); states enforce/log/not_ready = {}/{}/{}; {:.1} MB rendered",
             secs * 1e6 / images as f64,
+            cpu * 1e6 / images as f64,
             states[0],
             states[1],
             states[2],
@@ -231,11 +364,11 @@ fn main() {
 /// Per-stage timings (SANDMINE_BENCH_STAGES is not read: call from main
 /// when investigating).
 #[allow(dead_code)]
-fn stages(pool: &[ImageObservations], policy: &Policy, now: u64, n: usize) {
+fn stages(pool: &[ImageObservations], policy: &Policy, now: u64, n: usize, repeat: usize) {
     use policy_compiler::{decide, fleet, render};
     let mut t = [0f64; 7];
     for i in 0..n {
-        let o = &pool[i % pool.len()];
+        let o = &pool[(i / repeat) % pool.len()];
         let s = Instant::now();
         let d = decide::decide(o, policy, now);
         t[0] += s.elapsed().as_secs_f64();

@@ -14,7 +14,7 @@ use crate::confidence::{self, Confidence, Incidence};
 use crate::names as syscalls;
 use crate::policy::Policy;
 use crate::{ENOSYS, EPERM};
-use schemas::fleet::ImageObservations;
+use schemas::fleet::{ContainerIncidence, ImageObservations};
 use schemas::{Abi, Phase, PhaseSet, SyscallKey};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -204,6 +204,8 @@ struct Acc {
     calls: u64,
     store_hosts: u64,
     store_containers: u64,
+    /// Bit h: a unit on host index h (< 64) used it.
+    host_mask: u64,
 }
 
 struct Ids {
@@ -226,7 +228,9 @@ impl Ids {
         }
     }
 
-    #[inline]
+    // The lookup is on the hot path (once per incidence entry); the first
+    // sight of a key is rare and kept out of line.
+    #[inline(always)]
     fn id(&mut self, abi: Abi, nr: u32) -> u32 {
         if nr < SPAN {
             let slot = abi_index(abi) * SPAN as usize + nr as usize;
@@ -238,16 +242,24 @@ impl Ids {
             self.flat[slot] = id;
             id
         } else {
-            let key = SyscallKey { abi, nr };
-            if let Some(v) = self.extra.get(&key) {
-                return *v;
-            }
-            let id = self.push(key);
-            self.extra.insert(key, id);
-            id
+            self.id_above_span(SyscallKey { abi, nr })
         }
     }
 
+    /// Numbers above the table (unnamed, from a newer kernel): rare.
+    #[cold]
+    #[inline(never)]
+    fn id_above_span(&mut self, key: SyscallKey) -> u32 {
+        if let Some(v) = self.extra.get(&key) {
+            return *v;
+        }
+        let id = self.push(key);
+        self.extra.insert(key, id);
+        id
+    }
+
+    #[cold]
+    #[inline(never)]
     fn push(&mut self, key: SyscallKey) -> u32 {
         self.keys.push(key);
         self.acc.push(Acc {
@@ -270,29 +282,70 @@ fn fmt_hours(ms: u64) -> String {
     format!("{:.1} h", ms as f64 / 3_600_000.0)
 }
 
+/// Distinct hosts per syscall when there are more than 64 hosts: walk the
+/// units host by host (only the grouping matters, not the order within a
+/// host: a counting sort by host index).
+fn distinct_hosts(
+    acc: &mut [Acc],
+    unit_ids: &[u32],
+    unit_off: &[usize],
+    unit_host: &[u32],
+    hosts: u64,
+) {
+    let mut host_start = vec![0usize; hosts as usize + 1];
+    for &h in unit_host {
+        host_start[h as usize + 1] += 1;
+    }
+    for i in 1..host_start.len() {
+        host_start[i] += host_start[i - 1];
+    }
+    let mut by_host = vec![0usize; unit_host.len()];
+    for (u, &h) in unit_host.iter().enumerate() {
+        by_host[host_start[h as usize]] = u;
+        host_start[h as usize] += 1;
+    }
+    let mut last_host: Vec<u32> = vec![0; acc.len()];
+    for u in by_host {
+        let h = unit_host[u] + 1;
+        for &id in &unit_ids[unit_off[u]..unit_off[u + 1]] {
+            if last_host[id as usize] != h {
+                last_host[id as usize] = h;
+                acc[id as usize].hosts += 1;
+            }
+        }
+    }
+}
+
+/// The store's container order: start time, then host, boot and id.
+fn order_key(c: &ContainerIncidence) -> (u64, &str, &str, &str) {
+    (c.started_at_ms, &c.host_id, &c.boot_id, &c.container_id)
+}
+
 /// Decide the profile of one image. Pure; see the module documentation.
 pub fn decide(obs: &ImageObservations, policy: &Policy, now_ms: u64) -> Decision {
     let mut ids = Ids::new();
 
     // Containers in start order (the store's order, re-established here so
     // that a shuffled input gives the same result).
+    // The store already answers in this order: check it in one pass and
+    // sort only when it does not hold.
     let mut order: Vec<usize> = (0..obs.incidence.len()).collect();
-    order.sort_by(|a, b| {
-        let (a, b) = (&obs.incidence[*a], &obs.incidence[*b]);
-        (a.started_at_ms, &a.host_id, &a.boot_id, &a.container_id).cmp(&(
-            b.started_at_ms,
-            &b.host_id,
-            &b.boot_id,
-            &b.container_id,
-        ))
-    });
+    if !obs
+        .incidence
+        .windows(2)
+        .all(|w| order_key(&w[0]) <= order_key(&w[1]))
+    {
+        order.sort_by(|a, b| order_key(&obs.incidence[*a]).cmp(&order_key(&obs.incidence[*b])));
+    }
 
     let mut host_index: HashMap<&str, u32> = HashMap::new();
     let mut filters: BTreeMap<&str, u64> = BTreeMap::new();
     // Sampling units, flat: ids of unit i are unit_ids[off[i]..off[i+1]].
-    let mut unit_ids: Vec<u32> = Vec::new();
-    let mut unit_off: Vec<usize> = vec![0];
-    let mut unit_host: Vec<u32> = Vec::new();
+    let entries: usize = obs.incidence.iter().map(|c| c.syscalls.len()).sum();
+    let mut unit_ids: Vec<u32> = Vec::with_capacity(entries);
+    let mut unit_off: Vec<usize> = Vec::with_capacity(obs.incidence.len() + 1);
+    unit_off.push(0);
+    let mut unit_host: Vec<u32> = Vec::with_capacity(obs.incidence.len());
 
     for (pos, &ci) in order.iter().enumerate() {
         let c = &obs.incidence[ci];
@@ -321,28 +374,31 @@ pub fn decide(obs: &ImageObservations, policy: &Policy, now_ms: u64) -> Decision
                 unit_ids.push(id as u32);
             }
         }
-        if unit_ids.len() > *unit_off.last().unwrap_or(&0) {
+        let start = *unit_off.last().unwrap_or(&0);
+        if unit_ids.len() > start {
             unit_off.push(unit_ids.len());
             let next = host_index.len() as u32;
-            unit_host.push(*host_index.entry(c.host_id.as_str()).or_insert(next));
+            let h = *host_index.entry(c.host_id.as_str()).or_insert(next);
+            unit_host.push(h);
+            // Distinct hosts per syscall as a bit set while the unit's ids
+            // are still in cache (the first 64 hosts; more take the
+            // grouping pass below).
+            if h < 64 {
+                for &id in &unit_ids[start..] {
+                    ids.acc[id as usize].host_mask |= 1 << h;
+                }
+            }
         }
     }
     let t = unit_host.len() as u64;
     let hosts = host_index.len() as u64;
 
-    // Distinct hosts per syscall: walk the units host by host.
-    let mut by_host: Vec<usize> = (0..unit_host.len()).collect();
-    // Only the grouping matters, not the order within a host.
-    by_host.sort_unstable_by_key(|u| unit_host[*u]);
-    let mut last_host: Vec<u32> = vec![0; ids.keys.len()];
-    for u in by_host {
-        let h = unit_host[u] + 1;
-        for &id in &unit_ids[unit_off[u]..unit_off[u + 1]] {
-            if last_host[id as usize] != h {
-                last_host[id as usize] = h;
-                ids.acc[id as usize].hosts += 1;
-            }
+    if hosts <= 64 {
+        for a in &mut ids.acc {
+            a.hosts = u64::from(a.host_mask.count_ones());
         }
+    } else {
+        distinct_hosts(&mut ids.acc, &unit_ids, &unit_off, &unit_host, hosts);
     }
 
     for tot in &obs.syscalls {
@@ -567,13 +623,34 @@ fn verdicts(
     }
 
     let mut blockers = Vec::new();
-    let mut out: Vec<SyscallDecision> = Vec::new();
-    let mut stats: BTreeMap<SyscallKey, SyscallStats> = keyed.into_iter().collect();
-    let mut keys: BTreeSet<SyscallKey> = stats.keys().copied().collect();
-    keys.extend(allow.keys().copied());
-    for key in keys {
+    // `keyed` is sorted by key and so is `allow`: merge the two in key
+    // order (what a sorted set of both key lists gives).
+    let allow_keys: Vec<SyscallKey> = allow.keys().copied().collect();
+    let mut out: Vec<SyscallDecision> = Vec::with_capacity(keyed.len() + allow_keys.len());
+    let mut observed = keyed.into_iter().peekable();
+    let mut extra = allow_keys.into_iter().peekable();
+    loop {
+        let (key, st) = match (observed.peek(), extra.peek()) {
+            (None, None) => break,
+            (Some((k, _)), Some(e)) if e < k => {
+                let e = *e;
+                extra.next();
+                (e, None)
+            }
+            (Some((k, _)), e) => {
+                let k = *k;
+                if e == Some(&k) {
+                    extra.next();
+                }
+                (k, observed.next().map(|(_, s)| s))
+            }
+            (None, Some(e)) => {
+                let e = *e;
+                extra.next();
+                (e, None)
+            }
+        };
         let name = syscalls::name(key.abi, key.nr);
-        let st = stats.remove(&key);
         let label = || {
             format!(
                 "{} {}",
@@ -783,4 +860,70 @@ fn state_of(
             fmt_share(policy.enforce.max_recent_new_share)
         )],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::fleet::{ContainerIncidence, IncidenceEntry};
+
+    /// 140 containers on `n_hosts` hosts (container i on host i % n_hosts):
+    /// read (0) used by all, write (1) by those on hosts 0-4 only, close (3)
+    /// only in set-up. Distinct hosts per syscall must not depend on the
+    /// number of hosts (bit sets up to 64 hosts, a grouping pass above).
+    fn hosts_of(n_hosts: usize) -> (u64, Vec<(u32, u64)>) {
+        let incidence = (0..140usize)
+            .map(|i| {
+                let h = i % n_hosts;
+                let e = |nr: u32, ph: Phase| IncidenceEntry {
+                    abi: Abi::X86_64,
+                    nr,
+                    phases: PhaseSet(ph.bit()),
+                    first_seen_ms: i as u64,
+                    last_seen_ms: i as u64 + 1,
+                };
+                let mut syscalls = vec![e(0, Phase::Image)];
+                if h < 5 {
+                    syscalls.push(e(1, Phase::Image));
+                }
+                syscalls.push(e(3, Phase::Setup));
+                ContainerIncidence {
+                    host_id: format!("h{h:03}"),
+                    boot_id: "b".into(),
+                    container_id: format!("c{i:03}"),
+                    started_at_ms: i as u64,
+                    last_seen_ms: i as u64 + 1,
+                    seccomp: "unconfined".into(),
+                    syscalls,
+                }
+            })
+            .collect();
+        let obs = ImageObservations {
+            image: "i".into(),
+            digests: Vec::new(),
+            hosts: n_hosts as u64,
+            containers: 140,
+            container_seconds: 140,
+            first_seen_ms: 0,
+            last_seen_ms: 141,
+            syscalls: Vec::new(),
+            incidence,
+        };
+        let d = decide(&obs, &Policy::default(), 1000);
+        (
+            d.confidence.hosts,
+            d.syscalls
+                .iter()
+                .filter_map(|s| s.stats.as_ref().map(|st| (s.nr, st.hosts)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn distinct_hosts_below_and_above_64_hosts() {
+        assert_eq!(hosts_of(3), (3, vec![(0, 3), (1, 3), (3, 0)]));
+        assert_eq!(hosts_of(64), (64, vec![(0, 64), (1, 5), (3, 0)]));
+        assert_eq!(hosts_of(65), (65, vec![(0, 65), (1, 5), (3, 0)]));
+        assert_eq!(hosts_of(100), (100, vec![(0, 100), (1, 5), (3, 0)]));
+    }
 }

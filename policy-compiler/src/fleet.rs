@@ -3,7 +3,7 @@
 //! report, and its content hash. Pure and deterministic: identical input
 //! gives identical bytes, whatever the order of the input lists.
 
-use crate::decide::{decide, Decision, State, Verdict};
+use crate::decide::{decide, AllowReason, Decision, DenyReason, State, Verdict};
 use crate::filter::FilterError;
 use crate::oci::{OciProfile, ProfileError};
 use crate::policy::{Policy, PolicyError};
@@ -197,6 +197,92 @@ struct ReportJson<'a> {
     policy: &'a Policy,
 }
 
+/// `serde_json::ser::PrettyFormatter` with a two-space indent, byte for
+/// byte, but writing a line break and its indentation with one copy from a
+/// constant instead of one two-byte write per level (the report's
+/// indentation is most of its bytes).
+#[derive(Default)]
+struct Pretty {
+    level: usize,
+    has_value: bool,
+}
+
+/// A line break followed by indentation for up to 32 levels.
+const NL_INDENT: &[u8; 65] = b"\n                                                                ";
+
+impl Pretty {
+    fn newline<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        let n = 1 + 2 * self.level;
+        if n <= NL_INDENT.len() {
+            w.write_all(&NL_INDENT[..n])
+        } else {
+            w.write_all(b"\n")?;
+            for _ in 0..self.level {
+                w.write_all(b"  ")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.newline(w)?;
+        }
+        w.write_all(b"]")
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.newline(w)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.newline(w)?;
+        }
+        w.write_all(b"}")
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.newline(w)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 /// The report as pretty JSON with a trailing newline.
 pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileError> {
     let r = ReportJson {
@@ -215,15 +301,20 @@ pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileEr
         syscalls: &d.syscalls,
         policy: &d.policy,
     };
-    let mut s = serde_json::to_string_pretty(&r).map_err(|e| ProfileError::Emit(e.to_string()))?;
-    s.push('\n');
-    Ok(s)
+    // Into one buffer sized for a typical report (~110 bytes per syscall
+    // entry plus the fixed part), so it is not grown and copied repeatedly.
+    let mut buf = Vec::with_capacity(8192 + 640 * d.syscalls.len());
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, Pretty::default());
+    r.serialize(&mut ser)
+        .map_err(|e| ProfileError::Emit(e.to_string()))?;
+    buf.push(b'\n');
+    String::from_utf8(buf).map_err(|e| ProfileError::Emit(e.to_string()))
 }
 
 /// The report as text.
 pub fn report_text(d: &Decision, content_hash: &str) -> String {
     let c = &d.confidence;
-    let mut s = String::with_capacity(8192);
+    let mut s = String::with_capacity(4096 + 128 * d.syscalls.len());
     let _ = writeln!(s, "image: {}", d.image);
     if !d.digests.is_empty() {
         let _ = writeln!(s, "digests: {}", d.digests.join(", "));
@@ -278,60 +369,112 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
             .join(" ")
     );
     s.push_str("syscalls (abi name: hosts containers share calls -> decision):\n");
+    // Written straight into `s`: no temporary string per syscall.
     for sd in &d.syscalls {
-        let name = sd
-            .name
-            .map_or_else(|| format!("#{}", sd.nr), str::to_string);
-        let counts = sd.stats.as_ref().map_or_else(
-            || "- - - -".to_string(),
-            |st| {
-                format!(
+        let _ = write!(s, "  {} ", sd.abi);
+        match sd.name {
+            Some(n) => s.push_str(n),
+            None => {
+                let _ = write!(s, "#{}", sd.nr);
+            }
+        }
+        s.push_str(": ");
+        match &sd.stats {
+            Some(st) => {
+                let _ = write!(
+                    s,
                     "{} {} {:.4} {}",
                     st.hosts, st.containers, st.share, st.calls
-                )
-            },
-        );
-        let verdict = match &sd.verdict {
-            Verdict::Allowed { reasons } => format!(
-                "allow ({})",
-                reasons
-                    .iter()
-                    .map(|r| match r {
-                        crate::decide::AllowReason::Observed => "observed".to_string(),
-                        crate::decide::AllowReason::RuntimeBase => "runtime base".to_string(),
-                        crate::decide::AllowReason::MustAllow => "must_allow".to_string(),
-                        crate::decide::AllowReason::Baseline => "baseline".to_string(),
-                        crate::decide::AllowReason::Fallback { of } => format!("fallback of {of}"),
-                        crate::decide::AllowReason::OtherAbi { abi } => format!("allowed in {abi}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                );
+            }
+            None => s.push_str("- - - -"),
+        }
+        s.push_str(" -> ");
+        match &sd.verdict {
+            Verdict::Allowed { reasons } => {
+                s.push_str("allow (");
+                for (i, r) in reasons.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    match r {
+                        AllowReason::Observed => s.push_str("observed"),
+                        AllowReason::RuntimeBase => s.push_str("runtime base"),
+                        AllowReason::MustAllow => s.push_str("must_allow"),
+                        AllowReason::Baseline => s.push_str("baseline"),
+                        AllowReason::Fallback { of } => {
+                            s.push_str("fallback of ");
+                            s.push_str(of);
+                        }
+                        AllowReason::OtherAbi { abi } => {
+                            let _ = write!(s, "allowed in {abi}");
+                        }
+                    }
+                }
+                s.push(')');
+            }
             Verdict::Denied {
                 reason,
                 errno,
                 blocks_enforce,
-            } => format!(
-                "deny {} ({}){}",
-                if *errno == crate::ENOSYS {
-                    "ENOSYS"
+            } => {
+                s.push_str(if *errno == crate::ENOSYS {
+                    "deny ENOSYS ("
                 } else {
-                    "EPERM"
-                },
+                    "deny EPERM ("
+                });
                 match reason {
-                    crate::decide::DenyReason::MustDeny => "must_deny".to_string(),
-                    crate::decide::DenyReason::BelowThreshold { failed } => failed.join("; "),
-                    crate::decide::DenyReason::NotRelevant => "set-up only".to_string(),
-                    crate::decide::DenyReason::Unnamed => "no name".to_string(),
-                },
-                if *blocks_enforce {
-                    " [keeps the image in log mode]"
-                } else {
-                    ""
+                    DenyReason::MustDeny => s.push_str("must_deny"),
+                    DenyReason::BelowThreshold { failed } => {
+                        for (i, f) in failed.iter().enumerate() {
+                            if i > 0 {
+                                s.push_str("; ");
+                            }
+                            s.push_str(f);
+                        }
+                    }
+                    DenyReason::NotRelevant => s.push_str("set-up only"),
+                    DenyReason::Unnamed => s.push_str("no name"),
                 }
-            ),
-        };
-        let _ = writeln!(s, "  {} {name}: {counts} -> {verdict}", sd.abi);
+                s.push(')');
+                if *blocks_enforce {
+                    s.push_str(" [keeps the image in log mode]");
+                }
+            }
+        }
+        s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pretty;
+    use serde::Serialize;
+
+    fn pretty(v: &serde_json::Value) -> String {
+        let mut buf = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, Pretty::default());
+        v.serialize(&mut ser).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn pretty_formatter_matches_serde_json_byte_for_byte() {
+        let mut deep = serde_json::json!({"leaf": [1, {"x": null}]});
+        for i in 0..40 {
+            deep = serde_json::json!({ format!("k{i}"): [deep, [], {}, "s\"\n", 0.1, -3] });
+        }
+        let values = [
+            serde_json::json!(null),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!([[], {}, [[]], {"a": {}}]),
+            serde_json::json!({"a": 1.5e-7, "b": [true, false], "c": {"d": "é\u{1}"}}),
+            deep,
+        ];
+        for v in &values {
+            assert_eq!(pretty(v), serde_json::to_string_pretty(v).unwrap());
+        }
+    }
 }

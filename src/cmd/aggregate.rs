@@ -50,8 +50,9 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
     let dead_letters = transport::Publisher::connect(&s.broker)
         .await
         .context("cannot connect to the broker")?;
-    log::info!("consuming");
     let stop = fleet::stop_signal();
+    let publishing = start_publishing(&s, stop.clone()).await?;
+    log::info!("consuming");
     aggregate::run(
         &s.aggregator,
         &mut consumer,
@@ -61,5 +62,36 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
         stop,
     )
     .await?;
+    if let Some(p) = publishing {
+        let _ = p.await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scheduled publishing inside this process, when `[publish]` names a
+/// target: its own store handle, its own task.
+pub async fn start_publishing(
+    s: &Settings,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    if !s.publish.has_target() {
+        return Ok(None);
+    }
+    let policy = crate::fleet::compile::PolicyArgs {
+        policy: s.publish.policy.clone(),
+        runtime_base: s.publish.runtime_base.clone(),
+    }
+    .load()?;
+    s.publish.schedule()?;
+    s.publish.gate_policy()?;
+    let store = aggregator::store::Store::open(&s.store)
+        .await
+        .context("cannot open the store for publishing")?;
+    let (ps, broker) = (s.publish.clone(), s.broker.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::fleet::publishing::scheduled(&store, ps, policy, broker, stop).await
+        {
+            log::error!("scheduled publishing stopped: {e:#}");
+        }
+    })))
 }

@@ -38,7 +38,7 @@ pub fn main(args: CollectArgs) -> Result<ExitCode> {
         let metrics = Arc::new(Metrics::default());
         spawn_metrics(&s.metrics.listen, &metrics);
         let sink = collect::Sink::Broker {
-            cfg: s.broker.clone(),
+            cfg: Box::new(s.broker.clone()),
             publisher: None,
         };
         let stop = fleet::stop_signal();

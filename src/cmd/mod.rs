@@ -4,6 +4,7 @@ pub mod compile;
 pub mod explain;
 pub mod mine;
 pub mod mine_image;
+pub mod publish;
 pub mod query;
 pub mod replay;
 pub mod run;

@@ -51,6 +51,11 @@ pub fn main(args: StandaloneArgs) -> Result<ExitCode> {
         let metrics = Arc::new(Metrics::default());
         crate::cmd::collect::spawn_metrics(&s.metrics.listen, &metrics);
         let stop = fleet::stop_signal();
+        let mut s = s;
+        s.store = StoreConfig::Embedded(EmbeddedConfig {
+            path: args.store.clone(),
+        });
+        let publishing = crate::cmd::aggregate::start_publishing(&s, stop.clone()).await?;
         collect::run(
             s.collector.clone(),
             collect::Sink::Store(store),
@@ -59,6 +64,9 @@ pub fn main(args: StandaloneArgs) -> Result<ExitCode> {
             args.drain_timeout,
         )
         .await?;
+        if let Some(p) = publishing {
+            let _ = p.await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -21,8 +21,8 @@ use tokio::sync::watch;
 /// Where spooled messages go.
 pub enum Sink {
     Broker {
-        cfg: transport::BrokerConfig,
-        publisher: Option<transport::Publisher>,
+        cfg: Box<transport::BrokerConfig>,
+        publisher: Option<Box<transport::Publisher>>,
     },
     Store(aggregator::store::Store),
 }
@@ -32,7 +32,7 @@ impl Sink {
         match self {
             Sink::Broker { cfg, publisher } => {
                 if publisher.is_none() {
-                    *publisher = Some(transport::Publisher::connect(cfg).await?);
+                    *publisher = Some(Box::new(transport::Publisher::connect(cfg).await?));
                 }
                 if let Some(p) = publisher.as_ref() {
                     if let Err(e) = p.publish(msg_id, bytes).await {

@@ -38,3 +38,4 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 pub mod compile;
+pub mod publishing;

@@ -17,6 +17,9 @@ pub struct Settings {
     pub aggregator: AggregatorConfig,
     /// Prometheus endpoints.
     pub metrics: MetricsConfig,
+    /// Publishing compiled profiles (`publish`, and on a schedule inside
+    /// `aggregate` and `standalone`).
+    pub publish: crate::fleet::publishing::PublishSettings,
 }
 
 impl Default for Settings {
@@ -28,6 +31,7 @@ impl Default for Settings {
             store: aggregator::store::StoreConfig::ClickHouse(Default::default()),
             aggregator: Default::default(),
             metrics: Default::default(),
+            publish: Default::default(),
         }
     }
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# run.sh - what does enforcing a generated seccomp profile cost per syscall?
+#
+# Runs loop.c (N calls of one syscall: getppid, which every profile allows,
+# or acct, which every profile here denies) under five configurations,
+# interleaved round by round (the order rotates each round), and reports
+# median ns/call and the cost added over no filter (analyze.py):
+#
+#   host_none          the loop as nobody on the host, no filter
+#   host_sandmine      the same under the generated profile's raw BPF program
+#                      (bpf/x86_64.bpf, installed by loader.c)
+#   docker_unconfined  docker run --security-opt seccomp=unconfined
+#   docker_default     docker run (Docker's built-in default profile)
+#   docker_sandmine    docker run --security-opt seccomp=<generated seccomp.json>
+#
+# The generated profile comes from policy-compiler's example
+# `enforcement_profile` (an enforced allow-list of what runc and the loop
+# need; acct not in it). In the containers the loop runs as root without
+# CAP_SYS_PACCT, on the host as nobody: with no filter acct fails at the
+# capability check with EPERM, under a filter the filter answers EPERM.
+#
+# Usage (root, dockerd running, image sandmine-test/busybox:1 present):
+#   benchmarks/enforcement/run.sh
+# Environment:
+#   ROUNDS=7    rounds; every (configuration, syscall) runs once per round
+#   N=2000000   calls per measurement
+#   OUT=FILE    raw CSV; default results/<UTC time>.csv here
+#   IMAGE=sandmine-test/busybox:1
+#   CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine"
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+ROUNDS=${ROUNDS:-7}
+N=${N:-2000000}
+IMAGE=${IMAGE:-sandmine-test/busybox:1}
+ALL_CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine"
+CONFIGS=${CONFIGS:-$ALL_CONFIGS}
+BUILD=$HERE/build
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+
+die() { echo "run.sh: error: $*" >&2; exit 1; }
+note() { echo "run.sh: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "needs root (docker, setpriv)"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer"
+for t in gcc python3 setpriv docker cargo; do
+    command -v "$t" >/dev/null || die "missing $t"
+done
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || die "static glibc missing (apt-get install libc6-dev)"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || die "docker image $IMAGE not found (is dockerd running? scripts/start-dockerd.sh)"
+read -r -a CFGS <<<"$CONFIGS"
+for c in "${CFGS[@]}"; do
+    case " $ALL_CONFIGS " in *" $c "*) ;; *) die "unknown config '$c' (known: $ALL_CONFIGS)";; esac
+done
+
+exec 9>/tmp/sandmine-enforcement.lock
+flock -n 9 || die "another run.sh is running"
+
+# ---------------------------------------------------------------- build
+mkdir -p "$BUILD"
+gcc -O2 -Wall -Wextra -static -o "$BUILD/loop" "$HERE/loop.c"
+gcc -O2 -Wall -Wextra -o "$BUILD/loader" "$HERE/loader.c"
+rm -rf "$BUILD/profile"
+(cd "$REPO" && cargo run -q --release -p policy-compiler --example enforcement_profile -- "$BUILD/profile") >&2 ||
+    die "generating the profile failed"
+BPF=$BUILD/profile/bpf/x86_64.bpf
+JSON=$BUILD/profile/seccomp.json
+[ -f "$BPF" ] && [ -f "$JSON" ] || die "the example wrote no $BPF / $JSON"
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all)
+DOCKER=(docker run --rm --network none -v "$BUILD/loop:/loop:ro")
+
+# run_config CONFIG SYSCALL N -> RESULT (wall ns/call), CPU_RESULT
+RESULT=""; CPU_RESULT=""
+run_config() {
+    local cfg=$1 sc=$2 n=$3 out
+    case "$cfg" in
+    host_none) out=$("${NOBODY[@]}" "$BUILD/loop" "$sc" "$n") ;;
+    host_sandmine) out=$("${NOBODY[@]}" "$BUILD/loader" "$BPF" "$BUILD/loop" "$sc" "$n") ;;
+    docker_unconfined) out=$("${DOCKER[@]}" --security-opt seccomp=unconfined "$IMAGE" /loop "$sc" "$n") ;;
+    docker_default) out=$("${DOCKER[@]}" "$IMAGE" /loop "$sc" "$n") ;;
+    docker_sandmine) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON" "$IMAGE" /loop "$sc" "$n") ;;
+    esac || die "$cfg $sc failed"
+    RESULT=$(sed -n 's/^loop: .* ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
+    CPU_RESULT=$(sed -n 's/^loop: .* cpu_ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
+    [ -n "$RESULT" ] && [ -n "$CPU_RESULT" ] || die "$cfg $sc: no result in '$out'"
+}
+
+OUT=${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ).csv}
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "# enforcement benchmark (benchmarks/enforcement/run.sh)"
+    echo "# date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# kernel: $(uname -r)"
+    echo "# nproc: $(nproc)"
+    echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    echo "# docker: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo -)"
+    echo "# rounds: $ROUNDS"
+    echo "# n: $N"
+    echo "# profile: $(sha256sum "$JSON" | cut -c1-64) ($(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(len(p["syscalls"][0]["names"]), "allowed names, default", p["defaultAction"])' "$JSON")); bpf $(($(stat -c %s "$BPF") / 8)) instructions"
+    echo "round,order,config,syscall,n,ns_per_call,cpu_ns_per_call,loadavg1,time_utc"
+} >"$OUT"
+
+# Every pair of (config, syscall), rotated each round.
+PAIRS=()
+for c in "${CFGS[@]}"; do for s in getppid acct; do PAIRS+=("$c:$s"); done; done
+note "preflight (each configuration once, small N)"
+for p in "${PAIRS[@]}"; do run_config "${p%%:*}" "${p##*:}" 10000; done
+np=${#PAIRS[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+    for ((k = 0; k < np; k++)); do
+        p=${PAIRS[$(((k + r - 1) % np))]}
+        run_config "${p%%:*}" "${p##*:}" "$N"
+        echo "$r,$((k + 1)),${p%%:*},${p##*:},$N,$RESULT,$CPU_RESULT,$(cut -d' ' -f1 /proc/loadavg),$(date -u +%H:%M:%S)" >>"$OUT"
+        note "round $r/$ROUNDS $(printf '%-18s %-8s' "${p%%:*}" "${p##*:}") $RESULT ns/call (cpu $CPU_RESULT)"
+    done
+done
+note "raw results: $OUT"
+python3 "$HERE/analyze.py" "$OUT"

@@ -1,0 +1,95 @@
+//! `sandmine publish`: one publishing round, for a CronJob or by hand.
+
+use crate::config::ConfigArgs;
+use crate::fleet::compile::PolicyArgs;
+use crate::fleet::publishing;
+use crate::fleet::settings::Settings;
+use aggregator::store::Store;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Compile every image in the store and publish its profile: versioned, gated, with a diff",
+    long_about = "One publishing round (run it from a CronJob; `aggregate` and `standalone` \
+also run rounds on [publish] schedule when a target is configured). Every image is compiled \
+as `sandmine compile` would; its profile gets a version (the sha256 of its files), and is \
+published to each target (directory, git work tree with one commit per changed image, NATS \
+object store) unless the gate holds it back:\n\n\
+  - it would allow a must-deny syscall, or a new syscall seen on fewer than \
+publish.min_hosts hosts (never loosens silently);\n\
+  - it drops a syscall used less than publish.shrink_after ago (removals wait);\n\
+  - the image is not ready (nothing to publish).\n\n\
+Prints what happened per image (and JSON with --json). Exit status 1 if an image \
+failed to publish; held-back images are not failures."
+)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Directory target (overrides publish.dir).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Git work tree target (overrides publish.git).
+    #[arg(long, value_name = "DIR")]
+    pub git: Option<PathBuf>,
+    /// Also publish to the NATS object store (publish.object_store).
+    #[arg(long)]
+    pub object_store: bool,
+    /// Policy file (overrides publish.policy).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// auto | none | FILE (overrides publish.runtime_base).
+    #[arg(long, value_name = "auto|none|FILE")]
+    pub runtime_base: Option<String>,
+    /// Print the reports as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "MS", hide = true)]
+    pub now_ms: Option<u64>,
+}
+
+pub fn main(args: PublishArgs) -> Result<ExitCode> {
+    let mut s: Settings = args.config.load()?;
+    if args.dir.is_some() {
+        s.publish.dir = args.dir.clone();
+    }
+    if args.git.is_some() {
+        s.publish.git = args.git.clone();
+    }
+    s.publish.object_store |= args.object_store;
+    if args.policy.is_some() {
+        s.publish.policy = args.policy.clone();
+    }
+    if let Some(rb) = &args.runtime_base {
+        s.publish.runtime_base = rb.clone();
+    }
+    let policy = PolicyArgs {
+        policy: s.publish.policy.clone(),
+        runtime_base: s.publish.runtime_base.clone(),
+    }
+    .load()?;
+    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let store = Store::open(&s.store)
+            .await
+            .context("cannot open the store")?;
+        crate::fleet::compile::select_images(&store, &[]).await?;
+        let reports = publishing::round(&store, &s.publish, &policy, &s.broker, now).await?;
+        let mut failed = 0;
+        for r in &reports {
+            failed += r.failed();
+            if args.json {
+                println!("{}", r.to_json());
+            } else {
+                print!("{}", r.to_text());
+            }
+        }
+        Ok(if failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
