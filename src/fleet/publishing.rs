@@ -7,6 +7,7 @@
 use crate::fleet::compile::compile_one;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
+use policy_compiler::decide::{AllowReason, Verdict};
 use policy_compiler::{Compiled, Policy, State};
 use publish::{Candidate, GatePolicy, PublishReport};
 use schemas::fleet::ImageObservations;
@@ -104,13 +105,28 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
     for t in &obs.syscalls {
         if let Some(name) = schemas::syscalls::name(t.abi, t.nr) {
             let key = (t.abi.as_str().to_string(), name.to_string());
-            syscall_hosts.insert(key.clone(), t.hosts);
             syscall_last_seen_ms.insert(key, t.last_seen_ms);
         }
     }
-    // Allowed without being observed (baseline, runtime base, must-allow,
-    // fallbacks): justified by the policy, so they stand for the whole
-    // fleet of the image rather than for zero hosts.
+    // Hosts per allowed syscall, as the gate judges new ones: the hosts
+    // that used it in a profile-relevant phase when it is allowed because
+    // it was observed; the whole image's hosts when the policy justifies
+    // it (baseline, runtime base, must-allow, a fallback), since those do
+    // not rest on any one host's word.
+    for sd in &d.syscalls {
+        let (Some(name), Verdict::Allowed { reasons }) = (sd.name, &sd.verdict) else {
+            continue;
+        };
+        let observed_only = reasons
+            .iter()
+            .all(|r| matches!(r, AllowReason::Observed | AllowReason::OtherAbi { .. }));
+        let hosts = if observed_only {
+            sd.stats.as_ref().map(|s| s.hosts).unwrap_or(0)
+        } else {
+            obs.hosts
+        };
+        syscall_hosts.insert((sd.abi.as_str().to_string(), name.to_string()), hosts);
+    }
     for (abi, names) in &allowed {
         for n in names {
             syscall_hosts
