@@ -1123,3 +1123,57 @@ fn compile_bad_input_is_a_clear_error() {
         "{report}"
     );
 }
+
+/// The aggregator publishes on its schedule when `[publish]` names a
+/// target: no CronJob needed.
+#[test]
+fn the_aggregator_publishes_on_its_schedule() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+    let policy = fleet
+        .f
+        .write("single-host.toml", "[syscall]\nmin_hosts = 1\n");
+    let out = fleet.f.arg("scheduled");
+    let mut cmd = fleet.cmd(&["aggregate"]);
+    cmd.args(["--set", &format!("publish.dir=\"{out}\"")])
+        .args(["--set", "publish.schedule=\"every 2s\""])
+        .args(["--set", "publish.min_hosts=1"])
+        .args(["--set", "publish.runtime_base=\"none\""])
+        .args(["--set", &format!("publish.policy=\"{}\"", policy.display())]);
+    let r = fleet.f.spawn(cmd);
+    wait_for_line(&r, "publishing every 2s (dir ");
+    fleet.aggregator = Some(r);
+    let msgs: Vec<(String, Vec<u8>)> = (1..=3)
+        .map(|seq| {
+            let e = envelope("hS", seq, "scheduled-test", 2);
+            (e.dedupe_id(), schemas::wire::encode(&e).unwrap())
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = msgs.iter().map(|(i, b)| (i.as_str(), b.clone())).collect();
+    publish(&nats, &refs, false, "2m");
+    wait_calls(&fleet, "scheduled-test", 6);
+    let meta = std::path::Path::new(&out)
+        .join(publish::image_slug("scheduled-test"))
+        .join("current");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !meta.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing published\n{}",
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    // Three containers on one host: enough for log mode, not to enforce.
+    assert_eq!(v["state"], "log", "{v}");
+    assert!(
+        v["allowed"]["x86_64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "getpgrp"),
+        "{v}"
+    );
+}
