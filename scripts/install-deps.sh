@@ -25,6 +25,8 @@
 #            on 2 cores, once)
 #
 # Extra packages can be added with SANDMINE_EXTRA_PKGS="pkg1 pkg2".
+# SANDMINE_SINGLE_HOST=1 skips the fleet's PyPI and cargo installs (for
+# scripts/quickstart.sh, which needs no server).
 set -euo pipefail
 
 pkgs=(
@@ -79,7 +81,11 @@ for comp in fmt clippy; do
     fi
 done
 
-# The fleet's extra services, cached outside the checkout.
+# The fleet's extra services, cached outside the checkout. The single-host
+# quickstart does not need them (SANDMINE_SINGLE_HOST=1 skips them).
+if [[ ${SANDMINE_SINGLE_HOST:-0} == 1 ]]; then
+    exit 0
+fi
 cache=/var/cache/sandmine
 mkdir -p "$cache"
 if [[ ! -x $cache/py/bin/nats-server || ! -d $cache/py/lib/python3.11/site-packages/chdb ]]; then

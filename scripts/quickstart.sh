@@ -29,7 +29,7 @@ fi
 step() { printf '\n== %s\n' "$*"; }
 
 step "installing packages"
-scripts/install-deps.sh
+SANDMINE_SINGLE_HOST=1 scripts/install-deps.sh
 step "building sandmine (release)"
 cargo build --release --locked
 sm=$root/target/release/sandmine
