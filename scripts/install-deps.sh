@@ -16,6 +16,7 @@
 #   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
 #   python3-venv                   the venv below
 #   runc libseccomp-dev systemd    consumer checks of compiled profiles (runc,
+#   openssl                        throwaway CAs for the TLS tests; and
 #                                  the libseccomp runc links, systemd-analyze)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
@@ -38,7 +39,7 @@ pkgs=(
     python3 jq curl iproute2
     httperf wrk
     nats-server clickhouse-server clickhouse-client python3-venv
-    runc libseccomp-dev systemd
+    runc libseccomp-dev systemd openssl
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})

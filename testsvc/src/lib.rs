@@ -16,6 +16,10 @@
 //!
 //! Override any path with `SANDMINE_NATS_SERVER`, `SANDMINE_NATS_SERVER_NEW`,
 //! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`.
+//!
+//! TLS: [`TestPki`] makes a throwaway CA with server and client
+//! certificates (the `openssl` CLI, `SANDMINE_OPENSSL` to override), for
+//! [`Nats::start_tls`] and [`ClickHouse::start_https`].
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -117,6 +121,38 @@ impl Nats {
         )
     }
 
+    /// Debian's nats-server 2.9 serving TLS only, with `pki`'s server
+    /// certificate (valid for 127.0.0.1 and localhost). With
+    /// `verify_clients`, clients must present a certificate signed by
+    /// `pki`'s CA (mutual TLS). `extra_conf` is appended (auth...).
+    ///
+    /// The certificate files are copied into the server's own directory,
+    /// so `pki` may be dropped before the server.
+    pub fn start_tls(pki: &TestPki, verify_clients: bool, extra_conf: &str) -> Nats {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key, ca) = pki.copy_server_files(dir.path());
+        let tls = format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: {verify_clients}\n  timeout: 2\n}}\n{extra_conf}",
+            cert.display(),
+            key.display(),
+            ca.display()
+        );
+        let mut n = Nats {
+            port: free_port(),
+            monitor_port: free_port(),
+            dir,
+            bin: binary(
+                "SANDMINE_NATS_SERVER",
+                "/usr/sbin/nats-server",
+                "nats-server",
+            ),
+            child: None,
+            extra_conf: tls,
+        };
+        n.restart();
+        n
+    }
+
     fn start_with(bin: PathBuf, extra_conf: &str) -> Nats {
         let mut n = Nats {
             port: free_port(),
@@ -132,6 +168,12 @@ impl Nats {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `tls://127.0.0.1:PORT`: the client insists on TLS whatever the
+    /// server announces.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
     }
 
     /// Stops the server (SIGKILL); its JetStream data stays on disk.
@@ -205,6 +247,9 @@ pub fn http_ok(port: u16, path: &str) -> bool {
 pub struct ClickHouse {
     pub http_port: u16,
     pub tcp_port: u16,
+    /// The HTTPS interface's port, for servers made by
+    /// [`ClickHouse::start_https`].
+    pub https_port: Option<u16>,
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
@@ -215,10 +260,28 @@ impl ClickHouse {
     pub const PASSWORD: &'static str = "s3cret-test";
 
     pub fn start() -> ClickHouse {
+        Self::start_inner(None)
+    }
+
+    /// A server that also listens for HTTPS on [`ClickHouse::https_port`]
+    /// with `pki`'s server certificate (valid for 127.0.0.1 and
+    /// localhost); plain HTTP stays on for [`ClickHouse::query`]. The
+    /// certificate files are copied into the server's own directory.
+    pub fn start_https(pki: &TestPki) -> ClickHouse {
+        Self::start_inner(Some(pki))
+    }
+
+    fn start_inner(pki: Option<&TestPki>) -> ClickHouse {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let https_port = pki.map(|p| {
+            p.copy_server_files(dir.path());
+            free_port()
+        });
         let mut c = ClickHouse {
             http_port: free_port(),
             tcp_port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            https_port,
+            dir,
             bin: binary(
                 "SANDMINE_CLICKHOUSE_SERVER",
                 "/usr/sbin/clickhouse-server",
@@ -235,6 +298,14 @@ impl ClickHouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// `https://127.0.0.1:PORT`; panics on a server without HTTPS.
+    pub fn https_url(&self) -> String {
+        let port = self
+            .https_port
+            .expect("https_url: this ClickHouse was not started with start_https");
+        format!("https://127.0.0.1:{port}")
+    }
+
     pub fn stop(&mut self) {
         kill(&mut self.child);
     }
@@ -246,12 +317,23 @@ impl ClickHouse {
         for sub in ["data", "tmp", "logs", "user_files", "format_schemas"] {
             std::fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
+        // 18.16 (Poco NetSSL on the system OpenSSL) takes the server
+        // certificate from <openSSL><server>; no client verification.
+        let https = match self.https_port {
+            Some(port) => format!(
+                r#"<https_port>{port}</https_port>
+  <openSSL><server><certificateFile>{d}/tls/server.pem</certificateFile><privateKeyFile>{d}/tls/server.key</privateKeyFile><verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>"#,
+                d = d.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
             r#"<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>{d}/logs/server.log</log><errorlog>{d}/logs/error.log</errorlog><console>0</console></logger>
   <listen_host>127.0.0.1</listen_host>
   <http_port>{http}</http_port>
+  {https}
   <tcp_port>{tcp}</tcp_port>
   <path>{d}/data/</path>
   <tmp_path>{d}/tmp/</tmp_path>
@@ -292,6 +374,9 @@ impl ClickHouse {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
         wait_port(self.http_port, "clickhouse-server", &mut child);
+        if let Some(port) = self.https_port {
+            wait_port(port, "clickhouse-server (https)", &mut child);
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         while !http_ok(self.http_port, "/ping") {
             assert!(Instant::now() < deadline, "clickhouse-server not ready");
@@ -402,5 +487,161 @@ impl Kafka {
 impl Drop for Kafka {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A throwaway PKI for TLS tests, made with the `openssl` CLI in a temp
+/// dir: a CA, a server certificate for `IP:127.0.0.1` and `DNS:localhost`
+/// (serverAuth) and a client certificate (clientAuth), all signed by the
+/// CA. EC P-256 keys, so generating one takes milliseconds. Two
+/// `generate()` calls give unrelated CAs (for "wrong CA" tests).
+pub struct TestPki {
+    dir: tempfile::TempDir,
+    /// CA certificate (PEM): what clients put in `ca_file`.
+    pub ca_cert: PathBuf,
+    /// Server certificate (PEM), signed by the CA.
+    pub server_cert: PathBuf,
+    /// Server private key (PEM, PKCS#8).
+    pub server_key: PathBuf,
+    /// Client certificate (PEM) for mutual TLS, signed by the CA.
+    pub client_cert: PathBuf,
+    /// Client private key (PEM, PKCS#8).
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    /// Makes a new CA and its server and client certificates.
+    pub fn generate() -> TestPki {
+        let openssl = binary("SANDMINE_OPENSSL", "/usr/bin/openssl", "openssl (the CLI)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", openssl.display()));
+            assert!(
+                out.status.success(),
+                "openssl {}: {}\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        // A distinct name per CA, so a foreign CA is an unknown issuer
+        // rather than a namesake with a bad signature.
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let ca_subject = format!(
+            "/CN=sandmine test CA {}-{}",
+            std::process::id(),
+            SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            &ca_subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&ca);
+        for (name, cn, ext, serial) in [
+            (
+                "server",
+                "/CN=localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+                "1001",
+            ),
+            (
+                "client",
+                "/CN=sandmine test client",
+                "extendedKeyUsage=clientAuth\n",
+                "1002",
+            ),
+        ] {
+            let ext_file = format!("{name}.ext");
+            std::fs::write(
+                d.join(&ext_file),
+                format!(
+                    "{ext}basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                ),
+            )
+            .expect("write openssl extension file");
+            let (key, csr, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            let mut req = vec!["req", "-new"];
+            req.extend(ec);
+            req.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
+            run(&req);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                serial,
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext_file,
+            ]);
+        }
+        TestPki {
+            ca_cert: d.join("ca.pem"),
+            server_cert: d.join("server.pem"),
+            server_key: d.join("server.key"),
+            client_cert: d.join("client.pem"),
+            client_key: d.join("client.key"),
+            dir,
+        }
+    }
+
+    /// The directory holding every file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies the server's certificate, key and the CA into `into/tls/`;
+    /// returns (certificate, key, CA) paths there.
+    fn copy_server_files(&self, into: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let tls = into.join("tls");
+        std::fs::create_dir_all(&tls).expect("mkdir tls");
+        let cert = tls.join("server.pem");
+        let key = tls.join("server.key");
+        let ca = tls.join("ca.pem");
+        for (from, to) in [
+            (&self.server_cert, &cert),
+            (&self.server_key, &key),
+            (&self.ca_cert, &ca),
+        ] {
+            std::fs::copy(from, to)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+        }
+        (cert, key, ca)
     }
 }

@@ -118,10 +118,80 @@ pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, Tran
             _ => TransportError::Connect {
                 broker: "NATS",
                 url,
-                detail: e.to_string(),
+                detail: match tls_failure(cfg, &e) {
+                    Some(why) => why,
+                    None => e.to_string(),
+                },
             },
         }),
     }
+}
+
+/// Explains a failed TLS handshake in terms of our settings. async-nats
+/// reports handshake failures as bare "IO error"s (a plaintext server
+/// under `require_tls` reads as "received corrupt message of type
+/// InvalidContentType"); the rustls error inside says what went wrong.
+fn tls_failure(cfg: &NatsConfig, e: &async_nats::ConnectError) -> Option<String> {
+    use async_nats::rustls::{AlertDescription, CertificateError, Error as TlsError};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let tls = loop {
+        let c = cause?;
+        if let Some(t) = c.downcast_ref::<TlsError>() {
+            break t;
+        }
+        // io::Error::source() skips the error it wraps (often another
+        // io::Error around the rustls one): descend into it instead.
+        cause = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => c.source(),
+        };
+    };
+    let hint = match tls {
+        TlsError::InvalidMessage(_) => {
+            "the server did not answer in TLS: it does not offer TLS on this port, \
+             but require_tls (or a tls:// url) insists on it"
+                .to_string()
+        }
+        TlsError::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => match &cfg.ca_file {
+            Some(ca) => format!(
+                "the server's certificate is not signed by the CA in ca_file {}",
+                ca.display()
+            ),
+            None => "the server's certificate is not signed by a CA in the system roots; \
+                     set ca_file to the CA that signed it"
+                .to_string(),
+        },
+        TlsError::InvalidCertificate(_) => {
+            "the server's certificate is not valid for this address or has expired".to_string()
+        }
+        TlsError::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::CertificateRequired
+            | AlertDescription::UnknownCA
+            | AlertDescription::HandshakeFailure,
+        ) => {
+            if cfg.cert_file.is_some() {
+                "the server refused our client certificate (cert_file): is it signed by a CA \
+                 the server trusts?"
+                    .to_string()
+            } else {
+                "the server refused the handshake: it probably requires a client \
+                 certificate (set cert_file and key_file)"
+                    .to_string()
+            }
+        }
+        _ => String::new(),
+    };
+    Some(if hint.is_empty() {
+        format!("TLS handshake failed: {tls}")
+    } else {
+        format!("TLS handshake failed: {tls}; {hint}")
+    })
 }
 
 fn context(client: async_nats::Client, cfg: &NatsConfig) -> jetstream::Context {

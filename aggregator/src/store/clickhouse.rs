@@ -114,6 +114,49 @@ fn tls_config(cfg: &ClickHouseConfig) -> Result<rustls::ClientConfig, StoreError
         .with_no_client_auth())
 }
 
+/// Explains a failed TLS handshake. The clickhouse crate shows a
+/// connector failure only as "network error: client error (Connect)"; the
+/// rustls error inside it (wrapped in an `io::Error`, whose `source()`
+/// skips it) says what went wrong. `None` when TLS is not the cause.
+fn tls_failure(cfg: &ClickHouseConfig, e: &clickhouse::error::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let tls = loop {
+        let c = cause?;
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            break t;
+        }
+        // io::Error::source() skips the error it wraps (often another
+        // io::Error around the rustls one): descend into it instead.
+        cause = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => c.source(),
+        };
+    };
+    let hint = match tls {
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        ) => match &cfg.ca_file {
+            Some(ca) => format!(
+                "; the server's certificate is not signed by the system roots or the CA in \
+                 ca_file {}",
+                ca.display()
+            ),
+            None => "; the server's certificate is not signed by a CA in the system roots: \
+                     set ca_file to the CA that signed it"
+                .to_string(),
+        },
+        rustls::Error::InvalidMessage(_) => {
+            "; the server did not answer in TLS: is this its https_port (not http_port)?"
+                .to_string()
+        }
+        _ => String::new(),
+    };
+    Some(format!("TLS handshake failed: {tls}{hint}"))
+}
+
 fn client(cfg: &ClickHouseConfig) -> Result<Client, StoreError> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs.max(1))));
@@ -198,6 +241,12 @@ impl ClickHouseStore {
                 url: self.cfg.url.clone(),
                 user: self.cfg.user.clone(),
                 message: msg,
+            };
+        }
+        if let Some(reason) = tls_failure(&self.cfg, &e) {
+            return StoreError::Tls {
+                url: self.cfg.url.clone(),
+                reason,
             };
         }
         match e {
