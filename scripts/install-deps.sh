@@ -16,7 +16,7 @@
 #   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
 #   python3-venv                   the venv below
 #   runc libseccomp-dev systemd    consumer checks of compiled profiles (runc,
-#   openssl                        throwaway CAs for the TLS tests; and
+#   openssl                        throwaway CAs for the TLS tests
 #                                  the libseccomp runc links, systemd-analyze)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
