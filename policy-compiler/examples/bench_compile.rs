@@ -235,9 +235,17 @@ fn digest(pool: &[ImageObservations], now: u64) {
                         h.extend_from_slice(format!("{:?}", c.decision).as_bytes());
                         h.extend_from_slice(format!("{:?}", c.profile).as_bytes());
                         h.extend_from_slice(c.report_text.as_bytes());
-                        h.extend_from_slice(c.report_json.as_bytes());
+                        // The report JSON by content (compact or pretty give
+                        // the same value), and the files other than the
+                        // reports (older builds also kept them in `files`).
+                        let report: serde_json::Value =
+                            serde_json::from_str(&c.report_json).unwrap_or_default();
+                        h.extend_from_slice(report.to_string().as_bytes());
                         h.extend_from_slice(c.content_hash.as_bytes());
                         for (name, bytes) in &c.files {
+                            if name.starts_with("report.") {
+                                continue;
+                            }
                             h.extend_from_slice(name.as_bytes());
                             h.extend_from_slice(bytes);
                         }

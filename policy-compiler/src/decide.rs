@@ -275,11 +275,13 @@ const FILTERED: u8 = (1 << Phase::Runtime as u8) | (1 << Phase::Image as u8);
 const UNFILTERED: u8 = 1 << Phase::Unfiltered as u8;
 
 fn fmt_share(x: f64) -> String {
-    format!("{x:.4}")
+    crate::fixed::fixed(x, 4)
 }
 
 fn fmt_hours(ms: u64) -> String {
-    format!("{:.1} h", ms as f64 / 3_600_000.0)
+    let mut s = crate::fixed::fixed(ms as f64 / 3_600_000.0, 1);
+    s.push_str(" h");
+    s
 }
 
 /// Distinct hosts per syscall when there are more than 64 hosts: walk the
@@ -339,7 +341,10 @@ pub fn decide(obs: &ImageObservations, policy: &Policy, now_ms: u64) -> Decision
     }
 
     let mut host_index: HashMap<&str, u32> = HashMap::new();
-    let mut filters: BTreeMap<&str, u64> = BTreeMap::new();
+    // Containers per filter: a handful of distinct filters, so a list
+    // scanned from the last hit beats a map keyed by string.
+    let mut filter_counts: Vec<(&str, u64)> = Vec::new();
+    let mut last_filter = usize::MAX;
     // Sampling units, flat: ids of unit i are unit_ids[off[i]..off[i+1]].
     let entries: usize = obs.incidence.iter().map(|c| c.syscalls.len()).sum();
     let mut unit_ids: Vec<u32> = Vec::with_capacity(entries);
@@ -349,7 +354,30 @@ pub fn decide(obs: &ImageObservations, policy: &Policy, now_ms: u64) -> Decision
 
     for (pos, &ci) in order.iter().enumerate() {
         let c = &obs.incidence[ci];
-        *filters.entry(c.seccomp.as_str()).or_default() += 1;
+        let f = c.seccomp.as_str();
+        if last_filter >= filter_counts.len() || filter_counts[last_filter].0 != f {
+            last_filter = filter_counts
+                .iter()
+                .position(|(g, _)| *g == f)
+                .unwrap_or_else(|| {
+                    filter_counts.push((f, 0));
+                    filter_counts.len() - 1
+                });
+        }
+        filter_counts[last_filter].1 += 1;
+        // Start loading the next container's entries (every 64-byte line)
+        // while this one is counted: the input is read from memory, not
+        // from the cache, and this overlaps the misses.
+        if let Some(&next) = order.get(pos + 1) {
+            let n = &obs.incidence[next].syscalls;
+            let mut touch = 0u32;
+            let mut i = 0;
+            while i < n.len() {
+                touch ^= n[i].nr;
+                i += 3;
+            }
+            std::hint::black_box(touch);
+        }
         let saw_filter = c.syscalls.iter().any(|e| e.phases.0 & FILTERED != 0);
         let relevant_mask = if saw_filter {
             FILTERED
@@ -392,6 +420,7 @@ pub fn decide(obs: &ImageObservations, policy: &Policy, now_ms: u64) -> Decision
     }
     let t = unit_host.len() as u64;
     let hosts = host_index.len() as u64;
+    let filters: BTreeMap<&str, u64> = filter_counts.into_iter().collect();
 
     if hosts <= 64 {
         for a in &mut ids.acc {

@@ -22,6 +22,7 @@ pub mod confidence;
 pub mod decide;
 pub mod explain;
 pub mod filter;
+pub mod fixed;
 pub mod fleet;
 pub mod generate;
 pub mod must_deny;

@@ -286,8 +286,6 @@ fn observed_must_deny_is_enforced_denied_and_its_fallback_allowed() {
         vec![
             "bpf/x86_64.bpf".to_string(),
             format!("kubelet/sandmine/{name}.json"),
-            "report.json".into(),
-            "report.txt".into(),
             "seccomp.json".into(),
             "seccompprofile.yaml".into(),
             "systemd.conf".into(),

@@ -86,10 +86,7 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         State::Log => "log",
         State::NotReady => "not-ready",
     };
-    let mut files = c.files.clone();
-    // The publisher writes the reports itself.
-    files.remove("report.txt");
-    files.remove("report.json");
+    let files = c.files.clone();
     let allowed: BTreeMap<String, BTreeSet<String>> = d
         .allowed
         .iter()
