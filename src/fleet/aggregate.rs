@@ -53,38 +53,64 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let mut backoff = Backoff::new(cfg.retry_max_backoff);
+    let mut broker_backoff = Backoff::new(cfg.retry_max_backoff);
+    // The batch fetched while the previous one was being inserted.
+    let mut next: Option<Vec<Delivery>> = None;
     while !*stop.borrow() {
-        let deliveries = tokio::select! {
-            r = consumer.fetch(cfg.batch_max_messages, cfg.batch_max_wait) => r,
-            _ = stop.changed() => break,
-        };
-        let deliveries = match deliveries {
-            Ok(d) => {
-                backoff.reset("broker");
-                d
-            }
-            Err(e) => {
-                metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                backoff.wait("broker", &e.to_string(), &mut stop).await;
-                continue;
+        let deliveries = match next.take() {
+            Some(d) => d,
+            None => {
+                let fetched = tokio::select! {
+                    r = consumer.fetch(cfg.batch_max_messages, cfg.batch_max_wait) => r,
+                    _ = stop.changed() => break,
+                };
+                match fetched {
+                    Ok(d) => {
+                        broker_backoff.reset("broker");
+                        d
+                    }
+                    Err(e) => {
+                        metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+                        broker_backoff
+                            .wait("broker", &e.to_string(), &mut stop)
+                            .await;
+                        continue;
+                    }
+                }
             }
         };
         if deliveries.is_empty() {
             continue;
         }
-        if !process(
-            &deliveries,
-            dead_letters,
-            store,
-            &metrics,
-            &mut backoff,
-            &mut stop,
-        )
-        .await
-        {
+        // Insert this batch while the next one is fetched: the store's
+        // work and ours overlap. The next batch is only held, not acked,
+        // so a crash here redelivers both.
+        let mut insert_stop = stop.clone();
+        let (stored, fetched) = tokio::join!(
+            process(
+                &deliveries,
+                dead_letters,
+                store,
+                &metrics,
+                &mut backoff,
+                &mut insert_stop,
+            ),
+            consumer.fetch(cfg.batch_max_messages, cfg.batch_max_wait)
+        );
+        if !stored {
             // Stopped while the store was down: nothing acked, all of it
             // will be redelivered.
             break;
+        }
+        match fetched {
+            Ok(d) => {
+                broker_backoff.reset("broker");
+                next = Some(d);
+            }
+            Err(e) => {
+                metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+                let _ = broker_backoff.fail("broker", &e.to_string());
+            }
         }
         // Acked only now. If the ack is lost the messages come again and
         // the store ignores them.

@@ -319,12 +319,18 @@ impl ClickHouseStore {
     /// Writes the rows of a batch: one insert per table. Partial success
     /// is harmless (a retry rewrites identical rows).
     pub async fn insert(&self, rows: &Rows) -> Result<InsertStats, StoreError> {
-        // Containers first and calls last: until the retry, a reader sees
-        // at worst a container without its calls, never calls of an unknown
+        // Containers first, then incidence and calls side by side (two
+        // HTTP inserts in flight: ClickHouse works on one while we send the
+        // other). Until a failed insert is retried, a reader sees at worst
+        // a container without its calls, never calls of an unknown
         // container.
         self.insert_rows("containers", &rows.containers).await?;
-        self.insert_rows("incidence", &rows.incidence).await?;
-        self.insert_rows("calls", &rows.calls).await?;
+        let (incidence, calls) = tokio::join!(
+            self.insert_rows("incidence", &rows.incidence),
+            self.insert_rows("calls", &rows.calls)
+        );
+        incidence?;
+        calls?;
         Ok(InsertStats {
             calls: rows.calls.len() as u64,
             incidence: rows.incidence.len() as u64,
