@@ -108,13 +108,17 @@ async fn https_with_the_wrong_ca_or_none_is_a_clear_tls_error() {
     let err = Store::open(&StoreConfig::ClickHouse(cfg.clone()))
         .await
         .expect_err("https to the http port");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "TLS setup for {}: TLS handshake failed: received corrupt message of type \
-             InvalidContentType; the server did not answer in TLS: is this its https_port (not \
-             http_port)?",
-            cfg.url
-        )
+    // ClickHouse 18.16's HTTP server either answers the ClientHello with a
+    // plain-text error at once (a clear TLS error here) or waits for a
+    // request line until our timeout: both are errors naming the server,
+    // never a hang or a success.
+    let tls = format!(
+        "TLS setup for {}: TLS handshake failed: received corrupt message of type \
+         InvalidContentType; the server did not answer in TLS: is this its https_port (not \
+         http_port)?",
+        cfg.url
     );
+    let timeout = format!("ClickHouse at {} did not answer within 10 s", cfg.url);
+    let msg = err.to_string();
+    assert!(msg == tls || msg == timeout, "{msg}");
 }
