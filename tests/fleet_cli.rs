@@ -1114,8 +1114,12 @@ fn compile_bad_input_is_a_clear_error() {
         "{}",
         o.describe()
     );
-    let report =
-        std::fs::read_to_string(std::path::Path::new(&out).join("only-image/report.txt")).unwrap();
+    let report = std::fs::read_to_string(
+        std::path::Path::new(&out)
+            .join(publish::image_slug("only-image"))
+            .join("report.txt"),
+    )
+    .unwrap();
     assert!(report.contains("state: not_ready"), "{report}");
     assert!(
         report

@@ -86,17 +86,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The system python (not a pyenv shim, which is a bash script that would
-/// need far more syscalls), else the first python3 on PATH.
-fn python3() -> Option<PathBuf> {
+/// The system python, never a shim on PATH (a pyenv shim is a bash script
+/// that needs far more syscalls). Missing is a test failure: install-deps.sh
+/// installs Debian's python3.
+fn python3() -> PathBuf {
     let system = Path::new("/usr/bin/python3");
-    if system.exists() {
-        return Some(system.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("python3"))
-        .find(|p| p.exists())
+    assert!(
+        system.exists(),
+        "/usr/bin/python3 is missing: run scripts/install-deps.sh"
+    );
+    system.to_path_buf()
 }
 
 /// Asserts the run failed with exactly one error line, and returns it.
@@ -136,10 +135,7 @@ fn true_runs_under_the_profile() {
 
 #[test]
 fn python_socket_is_denied_with_eperm() {
-    let Some(py) = python3() else {
-        eprintln!("skipped: no python3");
-        return;
-    };
+    let py = python3();
     let f = Fixture::new();
     let p = f.common_profile();
     let py = py.to_str().unwrap();
@@ -176,10 +172,7 @@ fn python_socket_is_denied_with_eperm() {
 
 #[test]
 fn python_socket_is_killed_with_action_kill() {
-    let Some(py) = python3() else {
-        eprintln!("skipped: no python3");
-        return;
-    };
+    let py = python3();
     let f = Fixture::new();
     let p = f.common_profile();
     let code = "import socket; socket.socket()";
@@ -207,10 +200,7 @@ fn python_socket_is_killed_with_action_kill() {
 
 #[test]
 fn rule_actions_reach_the_kernel() {
-    let Some(py) = python3() else {
-        eprintln!("skipped: no python3");
-        return;
-    };
+    let py = python3();
     let f = Fixture::new();
     // socket answered with ENOSYS, as a probed syscall would be.
     let rule = r#",

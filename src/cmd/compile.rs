@@ -1,9 +1,8 @@
 //! `sandmine compile`: per-image profiles from the store, in every format.
 
 use crate::config::ConfigArgs;
-use crate::fleet::compile::{compile_one, select_images, PolicyArgs};
+use crate::fleet::compile::{compile_one, select_images, with_store, PolicyArgs};
 use crate::fleet::settings::Settings;
-use aggregator::store::Store;
 use anyhow::{Context, Result};
 use policy_compiler::fleet::{allowed_sets_of_profile, diff_sets};
 use policy_compiler::{OciProfile, State};
@@ -24,7 +23,8 @@ is ready to ENFORCE, should stay in LOG mode (default action SCMP_ACT_LOG), or i
   bpf/x86_64.bpf               the compiled classic-BPF program\n\
   report.txt, report.json      state, reasons, confidence figures, per-syscall decisions\n\
   diff.txt                     against the seccomp.json previously in that directory\n\n\
-The directory name is the image name made file-safe. Output is byte-identical for \
+The directory name is the image's slug, as `publish` names it: the name made \
+file-safe plus 8 hex digits of its sha256 (collision-safe). Output is byte-identical for \
 identical input. Exit status 0 even when images are not ready; see the reports."
 )]
 pub struct CompileArgs {
@@ -48,18 +48,14 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
     let policy = args.policy.load()?;
     let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let store = Store::open(&s.store)
-            .await
-            .context("cannot open the store")?;
+    with_store(&s.store, |store| async move {
         let images = select_images(&store, &args.images).await?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         let (mut enforce, mut log, mut not_ready) = (0, 0, 0);
         for image in &images {
-            let c = compile_one(&store, image, &policy, now).await?;
-            let dir = args.out.join(dir_name(image));
+            let (_, c) = compile_one(&store, image, &policy, now).await?;
+            let dir = args.out.join(publish::image_slug(image));
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let diff = diff_against_previous(&dir.join("seccomp.json"), &c)?;
@@ -101,25 +97,6 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The image name as one path component: `/` and `:` and anything not
-/// alphanumeric, `.`, `_` or `-` become `_`.
-pub fn dir_name(image: &str) -> String {
-    let s: String = image
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match s.as_str() {
-        "" | "." | ".." => format!("_{s}"),
-        _ => s,
-    }
 }
 
 fn diff_against_previous(previous: &Path, c: &policy_compiler::Compiled) -> Result<String> {

@@ -1,10 +1,9 @@
 //! `sandmine explain IMAGE SYSCALL`: why a syscall is allowed or denied.
 
 use crate::config::ConfigArgs;
-use crate::fleet::compile::{compile_one, select_images, PolicyArgs};
+use crate::fleet::compile::{compile_one, select_images, with_store, PolicyArgs};
 use crate::fleet::settings::Settings;
-use aggregator::store::Store;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use schemas::Abi;
 use std::process::ExitCode;
 
@@ -39,13 +38,9 @@ pub fn main(args: ExplainArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
     let policy = args.policy.load()?;
     let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let store = Store::open(&s.store)
-            .await
-            .context("cannot open the store")?;
+    with_store(&s.store, |store| async move {
         select_images(&store, std::slice::from_ref(&args.image)).await?;
-        let c = compile_one(&store, &args.image, &policy, now).await?;
+        let (_, c) = compile_one(&store, &args.image, &policy, now).await?;
         println!(
             "{}",
             policy_compiler::explain(&c.decision, args.abi, &args.syscall)

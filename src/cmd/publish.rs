@@ -1,11 +1,10 @@
 //! `sandmine publish`: one publishing round, for a CronJob or by hand.
 
 use crate::config::ConfigArgs;
-use crate::fleet::compile::PolicyArgs;
+use crate::fleet::compile::{with_store, PolicyArgs};
 use crate::fleet::publishing;
 use crate::fleet::settings::Settings;
-use aggregator::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,13 +69,10 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     }
     .load()?;
     let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let store = Store::open(&s.store)
-            .await
-            .context("cannot open the store")?;
-        crate::fleet::compile::select_images(&store, &[]).await?;
-        let reports = publishing::round(&store, &s.publish, &policy, &s.broker, now).await?;
+    with_store(&s.store, |store| async move {
+        let images = crate::fleet::compile::select_images(&store, &[]).await?;
+        let reports =
+            publishing::round(&store, &images, &s.publish, &policy, &s.broker, now).await?;
         let mut failed = 0;
         for r in &reports {
             failed += r.failed();

@@ -2,8 +2,7 @@
 
 use crate::config::ConfigArgs;
 use crate::fleet::settings::Settings;
-use aggregator::store::Store;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use schemas::syscalls;
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,11 +27,7 @@ pub struct QueryArgs {
 
 pub fn main(args: QueryArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let store = Store::open(&s.store)
-            .await
-            .context("cannot open the store")?;
+    crate::fleet::compile::with_store(&s.store, |store| async move {
         let mut out = std::io::stdout().lock();
         match args.what.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["images"] => {

@@ -7,6 +7,7 @@ use collector::docker::DockerClient;
 use collector::ebpf::{EbpfCollector, EbpfOptions};
 use policy_compiler::policy::{Runtime, RuntimeName};
 use policy_compiler::{Compiled, Policy};
+use schemas::fleet::ImageObservations;
 use schemas::Abi;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,18 +104,34 @@ pub async fn select_images(store: &Store, wanted: &[String]) -> Result<Vec<Strin
     Ok(wanted.to_vec())
 }
 
-/// Reads and compiles one image.
+/// Reads and compiles one image; returns what was read with the result
+/// (the publisher needs both).
 pub async fn compile_one(
     store: &Store,
     image: &str,
     policy: &Policy,
     now_ms: u64,
-) -> Result<Compiled> {
+) -> Result<(ImageObservations, Compiled)> {
     let obs = store
         .image_observations(image)
         .await
         .with_context(|| format!("cannot read {image:?} from the store"))?
         .with_context(|| format!("image {image:?} is not in the store"))?;
-    policy_compiler::compile_image(&obs, policy, now_ms)
-        .with_context(|| format!("cannot compile {image:?}"))
+    let compiled = policy_compiler::compile_image(&obs, policy, now_ms)
+        .with_context(|| format!("cannot compile {image:?}"))?;
+    Ok((obs, compiled))
+}
+
+/// Runs `f` with the configured store on a fresh async runtime: what every
+/// one-shot store command (query, compile, explain, publish) starts with.
+pub fn with_store<T, F, Fut>(cfg: &aggregator::store::StoreConfig, f: F) -> Result<T>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let store = Store::open(cfg).await.context("cannot open the store")?;
+        f(store).await
+    })
 }

@@ -157,10 +157,11 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
     }
 }
 
-/// Compiles every image of the store and publishes to every configured
-/// target. Returns one report per target.
+/// Compiles `images` (every image of the store when empty) and publishes
+/// to every configured target. Returns one report per target.
 pub async fn round(
     store: &Store,
+    images: &[String],
     s: &PublishSettings,
     policy: &Policy,
     broker: &transport::BrokerConfig,
@@ -170,17 +171,17 @@ pub async fn round(
         bail!("no publish target: set publish.dir, publish.git or publish.object_store (or --dir/--git/--object-store)");
     }
     let gp = s.gate_policy()?;
-    let images = store
-        .images()
-        .await
-        .context("cannot list the store's images")?;
+    let images = if images.is_empty() {
+        store
+            .images()
+            .await
+            .context("cannot list the store's images")?
+    } else {
+        images.to_vec()
+    };
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
-        let obs = store
-            .image_observations(image)
-            .await?
-            .with_context(|| format!("image {image:?} vanished from the store"))?;
-        let c = compile_one(store, image, policy, now_ms).await?;
+        let (obs, c) = compile_one(store, image, policy, now_ms).await?;
         candidates.push(candidate(&obs, &c, policy));
     }
     let mut reports = Vec::new();
@@ -223,7 +224,7 @@ pub async fn scheduled(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return Ok(()),
         }
-        match round(store, &s, &policy, &broker, crate::fleet::now_ms()).await {
+        match round(store, &[], &s, &policy, &broker, crate::fleet::now_ms()).await {
             Ok(reports) => {
                 for r in reports {
                     for line in r.to_text().lines() {
