@@ -7,7 +7,8 @@
 //! - [`launch`]: starts a command in a fresh cgroup behind an allow-all
 //!   seccomp filter, so that its own `execve` is the first recorded call.
 //! - [`cgroup`]: creating and removing the per-run cgroups.
-//! - [`docker`]: the Docker Engine API (also podman's compatible API).
+//! - [`docker`]: the Docker Engine API (also podman's compatible API), over
+//!   [`docker::http`], HTTP/1.1 on a unix socket.
 //!
 //! Invariant: the collector never names syscalls and never talks to
 //! ClickHouse. It hands `schemas::Observation`s upward.

@@ -10,13 +10,11 @@
 //! daemon) inspects it then, and if the engine no longer knows it, reads
 //! the engine's recent events for its image name.
 
-use crate::docker::DockerClient;
+use crate::docker::{DockerClient, Event};
 use schemas::wire::{ContainerRef, PodRef, SeccompFilter};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -161,14 +159,10 @@ fn short(id: &str) -> &str {
 /// `GET /containers/{id}/json` → the container's identity; `Ok(None)`
 /// when the engine does not know the id (any more).
 fn inspect(engine: &Engine, id: &str) -> crate::Result<Option<ContainerRef>> {
-    let v = match engine.client.inspect_json(id) {
-        Ok(v) => v,
-        Err(crate::CollectError::Docker(m)) if m.contains("404") || m.contains("No such") => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(Some(from_inspect(engine, &v)))
+    Ok(engine
+        .client
+        .find_container(id)?
+        .map(|v| from_inspect(engine, &v)))
 }
 
 fn from_inspect(engine: &Engine, v: &Value) -> ContainerRef {
@@ -265,52 +259,6 @@ fn image_digest(engine: &Engine, image: &str, image_id: Option<&str>) -> String 
     }
 }
 
-/// Open an HTTP/1.0 request on the engine's socket and return a reader
-/// positioned after the response head. HTTP/1.0 makes the engine stream
-/// the body unframed until it closes the connection: one JSON event per
-/// line for `/events`.
-fn open_stream(
-    socket: &Path,
-    path: &str,
-    timeout: Duration,
-) -> std::io::Result<BufReader<UnixStream>> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET /{}{path} HTTP/1.0\r\nHost: docker\r\n\r\n",
-        crate::docker::API_VERSION
-    )?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    if !line.contains(" 200") {
-        return Err(std::io::Error::other(format!(
-            "GET {path}: {}",
-            line.trim()
-        )));
-    }
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    Ok(r)
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn unix_now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -321,71 +269,59 @@ fn unix_now_s() -> u64 {
 /// The image name of a container the engine no longer has, from the
 /// events it still remembers (dockerd keeps its most recent events).
 fn image_from_past_events(engine: &Engine, id: &str) -> Option<String> {
-    let filters = format!(r#"{{"type":["container"],"container":["{id}"]}}"#);
-    let path = format!(
-        "/events?since=0&until={}&filters={}",
-        unix_now_s() + 1,
-        url_encode(&filters)
-    );
-    let r = open_stream(engine.client.socket(), &path, Duration::from_secs(5)).ok()?;
-    for line in r.lines() {
-        let Ok(line) = line else { break };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let Some(image) = v.pointer("/Actor/Attributes/image").and_then(Value::as_str) {
-            return Some(image.to_string());
+    let filters = json!({"type": ["container"], "container": [id]});
+    let mut events = engine
+        .client
+        .events(
+            &filters,
+            Some(0),
+            Some(unix_now_s() + 1),
+            Duration::from_secs(5),
+        )
+        .ok()?;
+    loop {
+        match events.next_event() {
+            Event::Event(v) => {
+                if let Some(image) = v.pointer("/Actor/Attributes/image").and_then(Value::as_str) {
+                    return Some(image.to_string());
+                }
+            }
+            Event::Idle | Event::End => return None,
         }
     }
-    None
 }
 
 /// Follow the engine's container `create` events until `stop`, inspecting
 /// each new container at once. Reconnects after errors.
 fn follow_events(engine: &Engine, cache: &Cache, stop: &AtomicBool) {
-    let filters = r#"{"type":["container"],"event":["create"]}"#;
-    let path = format!("/events?filters={}", url_encode(filters));
+    let filters = json!({"type": ["container"], "event": ["create"]});
     let mut since: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) {
         // After a reconnect, replay what was missed meanwhile.
-        let p = match since {
-            Some(s) => format!("{path}&since={s}"),
-            None => path.clone(),
-        };
-        let mut r = match open_stream(engine.client.socket(), &p, Duration::from_millis(200)) {
-            Ok(r) => r,
-            Err(err) => {
-                log::debug!("{} events: {err}", engine.runtime);
-                std::thread::sleep(Duration::from_millis(500));
-                continue;
-            }
-        };
-        since = Some(unix_now_s());
-        let mut buf = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if buf.ends_with(b"\n") {
-                        handle_event(engine, cache, &buf);
-                        buf.clear();
-                    }
+        let mut events =
+            match engine
+                .client
+                .events(&filters, since, None, Duration::from_millis(200))
+            {
+                Ok(events) => events,
+                Err(err) => {
+                    log::debug!("{} events: {err}", engine.runtime);
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
                 }
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => break,
+            };
+        since = Some(unix_now_s());
+        while !stop.load(Ordering::Relaxed) {
+            match events.next_event() {
+                Event::Event(v) => handle_event(engine, cache, &v),
+                Event::Idle => {}
+                Event::End => break,
             }
         }
     }
 }
 
-fn handle_event(engine: &Engine, cache: &Cache, line: &[u8]) {
-    let Ok(v) = serde_json::from_slice::<Value>(line) else {
-        return;
-    };
+fn handle_event(engine: &Engine, cache: &Cache, v: &Value) {
     let Some(id) = v
         .pointer("/Actor/ID")
         .or_else(|| v.get("id"))
@@ -443,14 +379,6 @@ mod tests {
         assert_eq!(
             seccomp_of(&o(&["no-new-privileges"]), false),
             SeccompFilter::RuntimeDefault
-        );
-    }
-
-    #[test]
-    fn url_encoding() {
-        assert_eq!(
-            url_encode(r#"{"a":["b c"]}"#),
-            "%7B%22a%22%3A%5B%22b%20c%22%5D%7D"
         );
     }
 }
