@@ -13,18 +13,23 @@
 //!   Engine API (podman's too), following the engine's events so that
 //!   containers living milliseconds are inspected while they exist.
 //! - [`spool`]: the on-disk queue of encoded messages for the publisher.
+//! - `delta`: the pure delta computation (committed state + kernel
+//!   counts → next message + next state); `state`: the committed state
+//!   and its file.
 //!
 //! # Exactly once, producer side
 //!
-//! [`Daemon::tick`] (1) computes the deltas against the last *committed*
-//! cumulative snapshot with `seq = state.seq + 1`, (2) writes the encoded
-//! message to the spool (fsync), (3) atomically replaces the state file
-//! (temp + fsync + rename + fsync dir) with the new seq and snapshot. Only
-//! then is the message publishable. A crash before (3) leaves a spool file
-//! with `seq > state.seq`: [`Daemon::open`] deletes it, and the next tick
-//! recomputes the same calls against the old snapshot (the kernel kept
-//! counting), so nothing is lost or counted twice. A new boot id restarts
-//! seq at 1 and drops every snapshot (new kernel counters).
+//! [`Daemon::prepare`] (1) computes the deltas against the last
+//! *committed* cumulative snapshot with `seq = state.seq + 1`, (2) writes
+//! the encoded message to the spool (fsync), and returns a
+//! [`PendingCommit`]; [`Daemon::commit`] (3) atomically replaces the state
+//! file (temp + fsync + rename + fsync dir) with the new seq and snapshot.
+//! Only then is the message publishable. A crash before (3) leaves a spool
+//! file with `seq > state.seq`: [`Daemon::open`] deletes it, and the next
+//! tick recomputes the same calls against the old snapshot (the kernel
+//! kept counting), so nothing is lost or counted twice. A new boot id
+//! restarts seq at 1 and drops every snapshot (new kernel counters).
+//! [`Daemon::tick`] is the two in a row.
 //!
 //! # What is published
 //!
@@ -59,15 +64,18 @@
 
 pub mod attrib;
 pub mod cgpath;
+mod delta;
 pub mod kernel;
 pub mod spool;
+mod state;
 
 use crate::ebpf::WorkloadKey;
-use schemas::wire::{ContainerDelta, ContainerRef, Envelope, PodRef, SeccompFilter, SyscallDelta};
-use schemas::{Abi, Phase, PhaseSet, SyscallKey};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use schemas::wire::Envelope;
+use schemas::Abi;
+use serde::Deserialize;
+use state::{State, StateFile};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use kernel::Kernel;
@@ -183,96 +191,6 @@ pub struct TickStats {
     pub spool_full: bool,
 }
 
-// ---------------------------------------------------------------------------
-// Persisted state.
-
-const STATE_VERSION: u32 = 1;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct State {
-    version: u32,
-    host_id: String,
-    boot_id: String,
-    /// Last committed seq of this boot (0: none yet).
-    seq: u64,
-    /// End of the last committed interval (0: none yet).
-    last_end_ms: u64,
-    /// Per workload key ("cgroup_id:mntns_id"): the last published
-    /// cumulative counts.
-    keys: BTreeMap<String, KeyState>,
-    /// Per container id.
-    containers: BTreeMap<String, ContainerState>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyState {
-    container_id: String,
-    /// (wire abi code, nr, cumulative calls).
-    counts: Vec<(u8, u32, u64)>,
-    /// Its final delta is committed: delete it from the kernel.
-    done: bool,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContainerState {
-    runtime: String,
-    image: String,
-    image_digest: String,
-    pod: Option<(String, String, String)>,
-    seccomp: String,
-    started_at_ms: u64,
-    /// (wire abi code, nr, first seen ms).
-    first_seen: Vec<(u8, u32, u64)>,
-    exited: bool,
-}
-
-impl ContainerState {
-    fn to_ref(&self, id: &str) -> ContainerRef {
-        ContainerRef {
-            runtime: self.runtime.clone(),
-            id: id.to_string(),
-            image: self.image.clone(),
-            image_digest: self.image_digest.clone(),
-            pod: self.pod.clone().map(|(namespace, pod, container)| PodRef {
-                namespace,
-                pod,
-                container,
-            }),
-            seccomp: SeccompFilter::from_text(&self.seccomp),
-        }
-    }
-}
-
-fn key_text(k: &WorkloadKey) -> String {
-    format!("{}:{}", k.cgroup_id, k.mntns_id)
-}
-
-fn key_from_text(s: &str) -> Option<WorkloadKey> {
-    let (a, b) = s.split_once(':')?;
-    Some(WorkloadKey {
-        cgroup_id: a.parse().ok()?,
-        mntns_id: b.parse().ok()?,
-    })
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let io = |e| DaemonError::io(format!("writing {}", tmp.display()), e);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| DaemonError::io(format!("renaming {}", tmp.display()), e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| DaemonError::io(format!("fsync {}", dir.display()), e))
-}
-
 fn read_trimmed(path: &str) -> Result<String, DaemonError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
@@ -322,16 +240,38 @@ fn live_mntns() -> HashMap<u32, i32> {
     out
 }
 
-/// One container's tick: per syscall (calls, phases), and whether any of
-/// its workloads is still alive.
-type ContainerTick = (BTreeMap<SyscallKey, (u64, PhaseSet)>, bool);
-
 /// What the daemon learnt of a key when it first met it (never changes).
 #[derive(Clone, Debug)]
 struct KeyMeta {
     container: Option<cgpath::CgroupContainer>,
     mntns_inum: u32,
     created_ms: u64,
+}
+
+/// Messages written to the spool but not yet publishable, and the state
+/// that makes them so: [`Daemon::prepare`] makes one, [`Daemon::commit`]
+/// consumes it. Dropping it is what a crash between the two does: the
+/// messages are discarded at the next start and their calls recomputed.
+///
+/// It holds a list of messages, in seq order, so that one tick can be cut
+/// into several envelopes (one per broker size limit, issue 9); today a
+/// tick makes one. The instance epoch of issue 9 belongs beside the seq
+/// in [`State`], and so travels here with it.
+#[must_use = "spooled messages are published only after commit"]
+#[derive(Debug)]
+pub struct PendingCommit {
+    /// The committed seq this was cut against.
+    base_seq: u64,
+    state: State,
+    messages: Vec<Envelope>,
+    finished_keys: bool,
+}
+
+impl PendingCommit {
+    /// The spooled messages, in seq order.
+    pub fn messages(&self) -> &[Envelope] {
+        &self.messages
+    }
 }
 
 /// The daemon core. See the module documentation.
@@ -341,7 +281,7 @@ pub struct Daemon {
     resolver: attrib::Resolver,
     spool: Spool,
     state: State,
-    state_path: PathBuf,
+    state_file: StateFile,
     metas: HashMap<WorkloadKey, KeyMeta>,
     spool_full_warned: bool,
     last_stats: TickStats,
@@ -359,29 +299,8 @@ impl Daemon {
         let boot_id = read_trimmed("/proc/sys/kernel/random/boot_id")?;
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| DaemonError::io(format!("creating {}", config.state_dir.display()), e))?;
-        let state_path = config.state_dir.join("state.json");
-        let mut state = match std::fs::read(&state_path) {
-            Ok(b) => serde_json::from_slice::<State>(&b).map_err(|e| {
-                DaemonError::State(format!("{} is corrupt: {e}", state_path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => {
-                return Err(DaemonError::io(
-                    format!("reading {}", state_path.display()),
-                    e,
-                ))
-            }
-        };
-        if state.boot_id != boot_id || state.host_id != host_id {
-            // New boot: new kernel counters, seq restarts at 1. (A changed
-            // host id starts a new message stream too.)
-            state = State {
-                version: STATE_VERSION,
-                host_id: host_id.clone(),
-                boot_id: boot_id.clone(),
-                ..State::default()
-            };
-        }
+        let state_file = StateFile::in_dir(&config.state_dir);
+        let mut state = state_file.load(&host_id, &boot_id)?;
         let spool = Spool::open(&config.state_dir.join("spool"), &host_id, &boot_id)?;
         let discarded = spool.discard_after(state.seq)?;
         if discarded > 0 {
@@ -405,7 +324,7 @@ impl Daemon {
             resolver,
             spool,
             state,
-            state_path,
+            state_file,
             metas: HashMap::new(),
             spool_full_warned: false,
             last_stats: TickStats::default(),
@@ -442,6 +361,144 @@ impl Daemon {
         &self.last_stats
     }
 
+    /// Cut a delta at `now_ms` (wall clock) and commit it: [`Daemon::prepare`]
+    /// then [`Daemon::commit`]. `Ok(None)`: nothing to publish, or the
+    /// spool is full.
+    pub fn tick(&mut self, now_ms: u64) -> Result<Option<Envelope>, DaemonError> {
+        let Some(pending) = self.prepare(now_ms)? else {
+            return Ok(None);
+        };
+        if fault::crash_before_commit() {
+            return Err(DaemonError::State("injected crash before commit".into()));
+        }
+        Ok(self.commit(pending)?.pop())
+    }
+
+    /// Steps (1) and (2) of the module documentation: read the kernel,
+    /// compute the delta against the committed state, and write it to the
+    /// spool (fsynced). `Ok(None)`: nothing to publish, or the spool is
+    /// full. What it returns is not publishable until [`Daemon::commit`].
+    pub fn prepare(&mut self, now_ms: u64) -> Result<Option<PendingCommit>, DaemonError> {
+        let mut stats = TickStats {
+            lost_calls: self.kernel.lost_calls()?,
+            ..TickStats::default()
+        };
+        if self.spool_is_full()? {
+            stats.spool_full = true;
+            self.last_stats = stats;
+            return Ok(None);
+        }
+        let observed = self.observe(now_ms, &mut stats)?;
+        self.last_stats = stats;
+        let Some(cut) = delta::cut(&self.state, &observed, now_ms, self.started_ms) else {
+            return Ok(None);
+        };
+        let bytes = schemas::wire::encode(&cut.envelope)?;
+        self.spool.write(cut.envelope.seq, &bytes)?;
+        Ok(Some(PendingCommit {
+            base_seq: self.state.seq,
+            state: cut.state,
+            messages: vec![cut.envelope],
+            finished_keys: cut.finished_keys,
+        }))
+    }
+
+    /// Step (3): atomically replace the state file. Its `rename` is the
+    /// commit point; from then on the messages are publishable (they are
+    /// returned). Keys whose final delta this commits are deleted from
+    /// the kernel.
+    pub fn commit(&mut self, pending: PendingCommit) -> Result<Vec<Envelope>, DaemonError> {
+        if pending.base_seq != self.state.seq {
+            return Err(DaemonError::State(format!(
+                "a commit prepared against seq {} cannot apply at seq {}",
+                pending.base_seq, self.state.seq
+            )));
+        }
+        self.state_file.store(&pending.state)?;
+        self.state = pending.state;
+        if pending.finished_keys {
+            self.reap_done()?;
+        }
+        Ok(pending.messages)
+    }
+
+    /// Whether the spool holds `spool_max_bytes` or more; warns once per
+    /// episode.
+    fn spool_is_full(&mut self) -> Result<bool, DaemonError> {
+        let used = self.spool.size_bytes()?;
+        if used >= self.config.spool_max_bytes {
+            if !self.spool_full_warned {
+                log::warn!(
+                    "spool full ({} MiB of {} MiB): holding deltas in the kernel until the broker returns",
+                    used >> 20,
+                    self.config.spool_max_bytes >> 20
+                );
+                self.spool_full_warned = true;
+            }
+            return Ok(true);
+        }
+        if self.spool_full_warned {
+            log::info!(
+                "spool has room again ({} MiB): publishing resumes",
+                used >> 20
+            );
+            self.spool_full_warned = false;
+        }
+        Ok(false)
+    }
+
+    /// Reads every workload key the committed state has not finished:
+    /// the inputs of [`delta::cut`]. Keys that name no container are
+    /// counted in `stats`, and deleted from the kernel once their
+    /// namespace is gone (they have no state to commit).
+    fn observe(
+        &mut self,
+        now_ms: u64,
+        stats: &mut TickStats,
+    ) -> Result<Vec<delta::Observed>, DaemonError> {
+        let mono = monotonic_ns();
+        let keys = self.kernel.keys()?;
+        stats.keys = keys.len();
+        let live = live_mntns();
+        let mut observed = Vec::new();
+        let mut gone_unattributed = Vec::new();
+        for key in &keys {
+            let meta = self.meta(key, now_ms, mono)?;
+            let alive = live.get(&meta.mntns_inum).is_some_and(|pid| {
+                crate::ebpf::mntns_id(&pid.to_string()).is_ok_and(|id| id == key.mntns_id)
+            });
+            let Some(c) = meta.container else {
+                stats.unattributed_keys += 1;
+                if !alive {
+                    gone_unattributed.push(*key);
+                }
+                continue;
+            };
+            let key_text = state::key_text(key);
+            if self.state.keys.get(&key_text).is_some_and(|k| k.done) {
+                continue;
+            }
+            let Some(usage) = self.kernel.observe(key)? else {
+                continue;
+            };
+            let new_container =
+                (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
+            observed.push(delta::Observed {
+                key: key_text,
+                container_id: c.id,
+                alive,
+                created_ms: meta.created_ms,
+                usage,
+                new_container,
+            });
+        }
+        for k in gone_unattributed {
+            self.kernel.remove(&k)?;
+            self.metas.remove(&k);
+        }
+        Ok(observed)
+    }
+
     /// Delete from the kernel the keys whose final delta is committed.
     fn reap_done(&mut self) -> Result<(), DaemonError> {
         let done: Vec<String> = self
@@ -452,7 +509,7 @@ impl Daemon {
             .map(|(t, _)| t.clone())
             .collect();
         for t in done {
-            if let Some(k) = key_from_text(&t) {
+            if let Some(k) = state::key_from_text(&t) {
                 self.kernel.remove(&k)?;
                 self.metas.remove(&k);
             }
@@ -505,214 +562,6 @@ impl Daemon {
         };
         self.metas.insert(*key, m.clone());
         Ok(m)
-    }
-
-    /// Cut a delta at `now_ms` (wall clock): see the module documentation.
-    /// `Ok(None)`: nothing to publish, or the spool is full.
-    pub fn tick(&mut self, now_ms: u64) -> Result<Option<Envelope>, DaemonError> {
-        let mut stats = TickStats {
-            lost_calls: self.kernel.lost_calls()?,
-            ..TickStats::default()
-        };
-        let used = self.spool.size_bytes()?;
-        if used >= self.config.spool_max_bytes {
-            if !self.spool_full_warned {
-                log::warn!(
-                    "spool full ({} MiB of {} MiB): holding deltas in the kernel until the broker returns",
-                    used >> 20,
-                    self.config.spool_max_bytes >> 20
-                );
-                self.spool_full_warned = true;
-            }
-            stats.spool_full = true;
-            self.last_stats = stats;
-            return Ok(None);
-        }
-        if self.spool_full_warned {
-            log::info!(
-                "spool has room again ({} MiB): publishing resumes",
-                used >> 20
-            );
-            self.spool_full_warned = false;
-        }
-        let mono = monotonic_ns();
-        let wall = now_ms;
-        let keys = self.kernel.keys()?;
-        stats.keys = keys.len();
-        let live = live_mntns();
-        let alive = |m: &KeyMeta, k: &WorkloadKey| -> bool {
-            live.get(&m.mntns_inum).is_some_and(|pid| {
-                crate::ebpf::mntns_id(&pid.to_string()).is_ok_and(|id| id == k.mntns_id)
-            })
-        };
-
-        let mut new_state = self.state.clone();
-        // Per container: (syscall → (calls, phases)), any key alive.
-        let mut per_container: BTreeMap<String, ContainerTick> = BTreeMap::new();
-        let mut gone_unattributed = Vec::new();
-        for key in &keys {
-            let meta = self.meta(key, wall, mono)?;
-            let is_alive = alive(&meta, key);
-            let Some(c) = meta.container.clone() else {
-                stats.unattributed_keys += 1;
-                if !is_alive {
-                    gone_unattributed.push(*key);
-                }
-                continue;
-            };
-            let kt = key_text(key);
-            if new_state.keys.get(&kt).is_some_and(|k| k.done) {
-                continue;
-            }
-            let Some(obs) = self.kernel.observe(key)? else {
-                continue;
-            };
-            if !new_state.containers.contains_key(&c.id) {
-                let r = self.resolver.resolve(&c);
-                new_state.containers.insert(
-                    c.id.clone(),
-                    ContainerState {
-                        runtime: r.runtime,
-                        image: r.image,
-                        image_digest: r.image_digest,
-                        pod: r.pod.map(|p| (p.namespace, p.pod, p.container)),
-                        seccomp: r.seccomp.as_text(),
-                        started_at_ms: meta.created_ms,
-                        first_seen: Vec::new(),
-                        exited: false,
-                    },
-                );
-            }
-            if let Some(cs) = new_state.containers.get_mut(&c.id) {
-                cs.started_at_ms = cs.started_at_ms.min(meta.created_ms);
-            }
-            let prev: HashMap<(u8, u32), u64> = new_state
-                .keys
-                .get(&kt)
-                .map(|k| k.counts.iter().map(|(a, n, c)| ((*a, *n), *c)).collect())
-                .unwrap_or_default();
-            let entry = per_container.entry(c.id.clone()).or_default();
-            entry.1 |= is_alive;
-            let mut counts = Vec::with_capacity(obs.syscalls.len());
-            for (sk, u) in &obs.syscalls {
-                let code = schemas::wire::abi_code(sk.abi);
-                counts.push((code, sk.nr, u.calls));
-                let before = prev.get(&(code, sk.nr)).copied().unwrap_or(0);
-                // Fewer calls than the snapshot: the counters restarted.
-                let delta = if u.calls >= before {
-                    u.calls - before
-                } else {
-                    u.calls
-                };
-                let phases = PhaseSet(u.phases.0 & !Phase::Setup.bit());
-                if delta == 0 || phases.is_empty() {
-                    continue;
-                }
-                let e = entry.0.entry(*sk).or_insert((0, PhaseSet::default()));
-                e.0 += delta;
-                e.1 = e.1.union(phases);
-            }
-            new_state.keys.insert(
-                kt,
-                KeyState {
-                    container_id: c.id.clone(),
-                    counts,
-                    done: false,
-                },
-            );
-        }
-
-        let mut deltas = Vec::new();
-        let mut finished_keys = Vec::new();
-        for (id, (syscalls, any_alive)) in per_container {
-            let Some(cs) = new_state.containers.get_mut(&id) else {
-                continue;
-            };
-            let exiting = !any_alive && !cs.exited;
-            if syscalls.is_empty() && !exiting {
-                continue;
-            }
-            let mut first: HashMap<(u8, u32), u64> = cs
-                .first_seen
-                .iter()
-                .map(|(a, n, t)| ((*a, *n), *t))
-                .collect();
-            let mut out = Vec::with_capacity(syscalls.len());
-            for (sk, (calls, phases)) in &syscalls {
-                let code = schemas::wire::abi_code(sk.abi);
-                let f = *first.entry((code, sk.nr)).or_insert(now_ms);
-                out.push(SyscallDelta {
-                    abi: sk.abi,
-                    nr: sk.nr,
-                    calls: *calls,
-                    phases: *phases,
-                    first_seen_ms: f,
-                });
-            }
-            let mut fs: Vec<(u8, u32, u64)> =
-                first.into_iter().map(|((a, n), t)| (a, n, t)).collect();
-            fs.sort();
-            cs.first_seen = fs;
-            if exiting {
-                cs.exited = true;
-                for (kt, k) in new_state.keys.iter_mut() {
-                    if k.container_id == id {
-                        k.done = true;
-                        finished_keys.push(kt.clone());
-                    }
-                }
-            }
-            deltas.push(ContainerDelta {
-                container: cs.to_ref(&id),
-                started_at_ms: cs.started_at_ms,
-                last_seen_ms: now_ms,
-                exited_at_ms: exiting.then_some(now_ms),
-                syscalls: out,
-            });
-        }
-        for k in gone_unattributed {
-            self.kernel.remove(&k)?;
-            self.metas.remove(&k);
-        }
-        self.last_stats = stats;
-        if deltas.is_empty() {
-            return Ok(None);
-        }
-
-        let start = if self.state.last_end_ms > 0 {
-            self.state.last_end_ms
-        } else {
-            self.started_ms.min(now_ms)
-        };
-        new_state.seq = self.state.seq + 1;
-        new_state.last_end_ms = now_ms;
-        let env = Envelope {
-            host_id: new_state.host_id.clone(),
-            boot_id: new_state.boot_id.clone(),
-            seq: new_state.seq,
-            interval_start_ms: start,
-            interval_end_ms: now_ms,
-            containers: deltas,
-        };
-        let bytes = schemas::wire::encode(&env)?;
-        // (2) spool, (3) commit: only then is it publishable.
-        self.spool.write(env.seq, &bytes)?;
-        if fault::crash_before_commit() {
-            return Err(DaemonError::State("injected crash before commit".into()));
-        }
-        self.commit(new_state)?;
-        if !finished_keys.is_empty() {
-            self.reap_done()?;
-        }
-        Ok(Some(env))
-    }
-
-    fn commit(&mut self, state: State) -> Result<(), DaemonError> {
-        let bytes = serde_json::to_vec(&state)
-            .map_err(|e| DaemonError::State(format!("encoding the state: {e}")))?;
-        write_atomic(&self.state_path, &bytes)?;
-        self.state = state;
-        Ok(())
     }
 
     /// Test hook: the spooled-but-uncommitted crash window. Writes the
@@ -787,14 +636,5 @@ mod tests {
         assert_eq!(c.pin_dir, PathBuf::from("/sys/fs/bpf/sandmine"));
         let e = serde_json::from_str::<DaemonConfig>(r#"{"intervall":"1s"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
-    }
-
-    #[test]
-    fn key_text_round_trip() {
-        let k = WorkloadKey {
-            cgroup_id: 12,
-            mntns_id: 345,
-        };
-        assert_eq!(key_from_text(&key_text(&k)), Some(k));
     }
 }

@@ -1,0 +1,303 @@
+//! The delta of one tick, as a pure function: the committed state and
+//! what the kernel counts now in, the next message and the state that
+//! would produce it out. No I/O, no clock: [`super::Daemon::prepare`]
+//! gathers the inputs, and the rules of what is published (module
+//! documentation of [`super`]) live here only.
+
+use super::state::{ContainerRecord, KeyState, State};
+use schemas::wire::{abi_code, ContainerDelta, ContainerRef, Envelope, SyscallDelta};
+use schemas::{Observation, Phase, PhaseSet, SyscallKey};
+use std::collections::{BTreeMap, HashMap};
+
+/// One workload key of a container, as read this tick.
+#[derive(Clone, Debug)]
+pub(super) struct Observed {
+    /// The key as the state spells it (`cgroup_id:mntns_id`).
+    pub key: String,
+    pub container_id: String,
+    /// Whether a process is still alive in the key's mount namespace.
+    pub alive: bool,
+    /// When the kernel first saw the key (wall clock, ms).
+    pub created_ms: u64,
+    /// The kernel's cumulative counts for the key.
+    pub usage: Observation,
+    /// What the engine says of the container, read only when the
+    /// committed state does not know it yet.
+    pub new_container: Option<ContainerRef>,
+}
+
+/// The next message and the state that commits it.
+#[derive(Clone, Debug)]
+pub(super) struct Cut {
+    pub state: State,
+    pub envelope: Envelope,
+    /// Some keys got their final delta: delete them from the kernel once
+    /// the state is committed.
+    pub finished_keys: bool,
+}
+
+/// Per syscall: (calls since the snapshot, phases), and whether any key of
+/// the container is alive.
+type ContainerTick = (BTreeMap<SyscallKey, (u64, PhaseSet)>, bool);
+
+/// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
+/// no container made a call and none exited (no heartbeat; no seq used).
+/// `started_ms` begins the first interval of a stream.
+pub(super) fn cut(
+    committed: &State,
+    observed: &[Observed],
+    now_ms: u64,
+    started_ms: u64,
+) -> Option<Cut> {
+    let mut state = committed.clone();
+    let mut per_container: BTreeMap<String, ContainerTick> = BTreeMap::new();
+    for o in observed {
+        if state.keys.get(&o.key).is_some_and(|k| k.done) {
+            continue;
+        }
+        let record = state
+            .containers
+            .entry(o.container_id.clone())
+            .or_insert_with(|| {
+                let r = o.new_container.clone().unwrap_or_else(|| ContainerRef {
+                    id: o.container_id.clone(),
+                    ..ContainerRef::default()
+                });
+                ContainerRecord::new(r, o.created_ms)
+            });
+        record.started_at_ms = record.started_at_ms.min(o.created_ms);
+        let prev: HashMap<(u8, u32), u64> = state
+            .keys
+            .get(&o.key)
+            .map(|k| k.counts.iter().map(|(a, n, c)| ((*a, *n), *c)).collect())
+            .unwrap_or_default();
+        let entry = per_container.entry(o.container_id.clone()).or_default();
+        entry.1 |= o.alive;
+        let mut counts = Vec::with_capacity(o.usage.syscalls.len());
+        for (sk, u) in &o.usage.syscalls {
+            let code = abi_code(sk.abi);
+            counts.push((code, sk.nr, u.calls));
+            let before = prev.get(&(code, sk.nr)).copied().unwrap_or(0);
+            // Fewer calls than the snapshot: the counters restarted.
+            let delta = if u.calls >= before {
+                u.calls - before
+            } else {
+                u.calls
+            };
+            let phases = PhaseSet(u.phases.0 & !Phase::Setup.bit());
+            if delta == 0 || phases.is_empty() {
+                continue;
+            }
+            let e = entry.0.entry(*sk).or_insert((0, PhaseSet::default()));
+            e.0 = e.0.saturating_add(delta);
+            e.1 = e.1.union(phases);
+        }
+        state.keys.insert(
+            o.key.clone(),
+            KeyState {
+                container_id: o.container_id.clone(),
+                counts,
+                done: false,
+            },
+        );
+    }
+
+    let mut deltas = Vec::new();
+    let mut finished_keys = false;
+    for (id, (syscalls, any_alive)) in per_container {
+        let Some(record) = state.containers.get_mut(&id) else {
+            continue;
+        };
+        let exiting = !any_alive && !record.exited;
+        if syscalls.is_empty() && !exiting {
+            continue;
+        }
+        let mut first: HashMap<(u8, u32), u64> = record
+            .first_seen
+            .iter()
+            .map(|(a, n, t)| ((*a, *n), *t))
+            .collect();
+        let mut out = Vec::with_capacity(syscalls.len());
+        for (sk, (calls, phases)) in &syscalls {
+            let f = *first.entry((abi_code(sk.abi), sk.nr)).or_insert(now_ms);
+            out.push(SyscallDelta {
+                abi: sk.abi,
+                nr: sk.nr,
+                calls: *calls,
+                phases: *phases,
+                first_seen_ms: f,
+            });
+        }
+        let mut first_seen: Vec<(u8, u32, u64)> =
+            first.into_iter().map(|((a, n), t)| (a, n, t)).collect();
+        first_seen.sort_unstable();
+        record.first_seen = first_seen;
+        if exiting {
+            record.exited = true;
+            for k in state.keys.values_mut() {
+                if k.container_id == id {
+                    k.done = true;
+                    finished_keys = true;
+                }
+            }
+        }
+        deltas.push(ContainerDelta {
+            container: record.to_ref(&id),
+            started_at_ms: record.started_at_ms,
+            last_seen_ms: now_ms,
+            exited_at_ms: exiting.then_some(now_ms),
+            syscalls: out,
+        });
+    }
+    if deltas.is_empty() {
+        return None;
+    }
+
+    let start = if committed.last_end_ms > 0 {
+        committed.last_end_ms
+    } else {
+        started_ms.min(now_ms)
+    };
+    state.seq = committed.seq + 1;
+    state.last_end_ms = now_ms;
+    let envelope = Envelope {
+        host_id: state.host_id.clone(),
+        boot_id: state.boot_id.clone(),
+        seq: state.seq,
+        interval_start_ms: start,
+        interval_end_ms: now_ms,
+        containers: deltas,
+    };
+    Some(Cut {
+        state,
+        envelope,
+        finished_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::wire::SeccompFilter;
+    use schemas::Abi;
+
+    const GETPID: u32 = 39;
+    const PIVOT_ROOT: u32 = 155;
+
+    fn usage(calls: &[(u32, u64, &[Phase])]) -> Observation {
+        let mut o = Observation::default();
+        for (nr, n, phases) in calls {
+            for p in *phases {
+                o.record(Abi::X86_64, *nr, *p, 0);
+            }
+            o.record(Abi::X86_64, *nr, phases[0], *n);
+        }
+        o
+    }
+
+    fn observed(key: &str, id: &str, alive: bool, u: Observation) -> Observed {
+        Observed {
+            key: key.into(),
+            container_id: id.into(),
+            alive,
+            created_ms: 1_000,
+            usage: u,
+            new_container: Some(ContainerRef {
+                runtime: "docker".into(),
+                id: id.into(),
+                image: "img:1".into(),
+                image_digest: "sha256:ab".into(),
+                pod: None,
+                seccomp: SeccompFilter::RuntimeDefault,
+            }),
+        }
+    }
+
+    fn calls(e: &Envelope, id: &str, nr: u32) -> u64 {
+        e.containers
+            .iter()
+            .filter(|c| c.container.id == id)
+            .flat_map(|c| &c.syscalls)
+            .filter(|s| s.nr == nr)
+            .map(|s| s.calls)
+            .sum()
+    }
+
+    #[test]
+    fn deltas_are_against_the_committed_snapshot() {
+        let s0 = State::new("h", "b");
+        let o = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let c1 = cut(&s0, &[o], 5_000, 2_000).expect("a delta");
+        assert_eq!(c1.envelope.seq, 1);
+        assert_eq!(
+            (c1.envelope.interval_start_ms, c1.envelope.interval_end_ms),
+            (2_000, 5_000)
+        );
+        assert_eq!(calls(&c1.envelope, "c1", GETPID), 10);
+        let d = &c1.envelope.containers[0];
+        assert_eq!(d.container.image, "img:1");
+        assert_eq!((d.started_at_ms, d.exited_at_ms), (1_000, None));
+        assert_eq!(d.syscalls[0].first_seen_ms, 5_000);
+        assert!(!c1.finished_keys);
+
+        // The same cumulative count again: nothing to say, no seq used.
+        let same = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        assert!(cut(&c1.state, &[same], 6_000, 2_000).is_none());
+
+        // 25 more; the interval starts where the last one ended.
+        let more = observed("1:2", "c1", true, usage(&[(GETPID, 35, &[Phase::Image])]));
+        let c2 = cut(&c1.state, &[more], 7_000, 2_000).expect("a delta");
+        assert_eq!(c2.envelope.seq, 2);
+        assert_eq!(c2.envelope.interval_start_ms, 5_000);
+        assert_eq!(calls(&c2.envelope, "c1", GETPID), 25);
+        // First seen stays the first time.
+        assert_eq!(c2.envelope.containers[0].syscalls[0].first_seen_ms, 5_000);
+
+        // The counters restarted (fewer than the snapshot): all are new.
+        let restarted = observed("1:2", "c1", true, usage(&[(GETPID, 4, &[Phase::Image])]));
+        let c3 = cut(&c2.state, &[restarted], 8_000, 2_000).expect("a delta");
+        assert_eq!(calls(&c3.envelope, "c1", GETPID), 4);
+    }
+
+    #[test]
+    fn setup_only_calls_are_not_published() {
+        let s0 = State::new("h", "b");
+        let o = observed(
+            "1:2",
+            "c1",
+            true,
+            usage(&[
+                (PIVOT_ROOT, 1, &[Phase::Setup]),
+                (GETPID, 3, &[Phase::Setup, Phase::Runtime]),
+            ]),
+        );
+        let c = cut(&s0, &[o], 5_000, 0).expect("a delta");
+        assert_eq!(calls(&c.envelope, "c1", PIVOT_ROOT), 0);
+        let getpid = &c.envelope.containers[0].syscalls[0];
+        assert_eq!((getpid.nr, getpid.calls), (GETPID, 3));
+        assert_eq!(getpid.phases.0, Phase::Runtime.bit());
+    }
+
+    #[test]
+    fn keys_of_one_container_are_summed_and_exit_is_said_once() {
+        let s0 = State::new("h", "b");
+        let a = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
+        let c1 = cut(&s0, &[a, b], 5_000, 0).expect("a delta");
+        assert_eq!(c1.envelope.containers.len(), 1);
+        assert_eq!(calls(&c1.envelope, "c1", GETPID), 15);
+        assert_eq!(c1.envelope.containers[0].exited_at_ms, None);
+
+        // Every key dead, no new calls: the final delta, empty.
+        let a = observed("1:2", "c1", false, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
+        let c2 = cut(&c1.state, &[a.clone(), b.clone()], 6_000, 0).expect("final delta");
+        let d = &c2.envelope.containers[0];
+        assert_eq!((d.exited_at_ms, d.syscalls.len()), (Some(6_000), 0));
+        assert!(c2.finished_keys);
+        assert!(c2.state.keys.values().all(|k| k.done));
+        assert!(c2.state.containers["c1"].exited);
+        // Done keys are never published again.
+        assert!(cut(&c2.state, &[a, b], 7_000, 0).is_none());
+    }
+}

@@ -1,0 +1,227 @@
+//! The daemon's committed state and the file that holds it.
+//!
+//! The state is what the last committed message was computed from: its
+//! seq, where its interval ended, and per workload key the cumulative
+//! counts it had published. [`StateFile::store`] replaces the file
+//! atomically (temp file, fsync, `rename`, fsync of the directory): the
+//! `rename` is the commit point of the crash-safety protocol (see the
+//! module documentation of [`super`]).
+
+use super::DaemonError;
+use crate::ebpf::WorkloadKey;
+use schemas::wire::{ContainerRef, PodRef, SeccompFilter};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const STATE_VERSION: u32 = 1;
+
+/// The state file's content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct State {
+    pub version: u32,
+    pub host_id: String,
+    pub boot_id: String,
+    /// Last committed seq of this boot (0: none yet).
+    pub seq: u64,
+    /// End of the last committed interval (0: none yet).
+    pub last_end_ms: u64,
+    /// Per workload key ([`key_text`]): the last published cumulative
+    /// counts.
+    pub keys: BTreeMap<String, KeyState>,
+    /// Per container id.
+    pub containers: BTreeMap<String, ContainerRecord>,
+}
+
+impl State {
+    /// The empty state of a new message stream (a new boot or host).
+    pub fn new(host_id: &str, boot_id: &str) -> State {
+        State {
+            version: STATE_VERSION,
+            host_id: host_id.to_string(),
+            boot_id: boot_id.to_string(),
+            ..State::default()
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyState {
+    pub container_id: String,
+    /// (wire abi code, nr, cumulative calls).
+    pub counts: Vec<(u8, u32, u64)>,
+    /// Its final delta is committed: delete it from the kernel.
+    pub done: bool,
+}
+
+/// What the state remembers of a container (serialised as
+/// `containers.<id>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ContainerRecord {
+    pub runtime: String,
+    pub image: String,
+    pub image_digest: String,
+    pub pod: Option<(String, String, String)>,
+    pub seccomp: String,
+    pub started_at_ms: u64,
+    /// (wire abi code, nr, first seen ms).
+    pub first_seen: Vec<(u8, u32, u64)>,
+    pub exited: bool,
+}
+
+impl ContainerRecord {
+    /// A container first met now, from what the engine said of it.
+    pub fn new(r: ContainerRef, started_at_ms: u64) -> ContainerRecord {
+        ContainerRecord {
+            runtime: r.runtime,
+            image: r.image,
+            image_digest: r.image_digest,
+            pod: r.pod.map(|p| (p.namespace, p.pod, p.container)),
+            seccomp: r.seccomp.as_text(),
+            started_at_ms,
+            first_seen: Vec::new(),
+            exited: false,
+        }
+    }
+
+    pub fn to_ref(&self, id: &str) -> ContainerRef {
+        ContainerRef {
+            runtime: self.runtime.clone(),
+            id: id.to_string(),
+            image: self.image.clone(),
+            image_digest: self.image_digest.clone(),
+            pod: self.pod.clone().map(|(namespace, pod, container)| PodRef {
+                namespace,
+                pod,
+                container,
+            }),
+            seccomp: SeccompFilter::from_text(&self.seccomp),
+        }
+    }
+}
+
+/// A workload key as the state spells it: `cgroup_id:mntns_id`.
+pub(super) fn key_text(k: &WorkloadKey) -> String {
+    format!("{}:{}", k.cgroup_id, k.mntns_id)
+}
+
+pub(super) fn key_from_text(s: &str) -> Option<WorkloadKey> {
+    let (a, b) = s.split_once(':')?;
+    Some(WorkloadKey {
+        cgroup_id: a.parse().ok()?,
+        mntns_id: b.parse().ok()?,
+    })
+}
+
+/// `state.json` in the daemon's state directory.
+#[derive(Clone, Debug)]
+pub(super) struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn in_dir(dir: &Path) -> StateFile {
+        StateFile {
+            path: dir.join("state.json"),
+        }
+    }
+
+    /// The committed state of the stream `(host_id, boot_id)`. A missing
+    /// file, or one of another boot or host id, starts the stream afresh
+    /// (seq 0); a file that does not parse is an error, never silently
+    /// replaced.
+    pub fn load(&self, host_id: &str, boot_id: &str) -> Result<State, DaemonError> {
+        let state = match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice::<State>(&b).map_err(|e| {
+                DaemonError::State(format!("{} is corrupt: {e}", self.path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => {
+                return Err(DaemonError::io(
+                    format!("reading {}", self.path.display()),
+                    e,
+                ))
+            }
+        };
+        if state.boot_id != boot_id || state.host_id != host_id {
+            // New boot: new kernel counters, seq restarts at 1. (A changed
+            // host id starts a new message stream too.)
+            return Ok(State::new(host_id, boot_id));
+        }
+        Ok(state)
+    }
+
+    /// Replaces the file atomically: after a crash it holds either the
+    /// old state or `state`, whole.
+    pub fn store(&self, state: &State) -> Result<(), DaemonError> {
+        let bytes = serde_json::to_vec(state)
+            .map_err(|e| DaemonError::State(format!("encoding the state: {e}")))?;
+        write_atomic(&self.path, &bytes)
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let io = |e| DaemonError::io(format!("writing {}", tmp.display()), e);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| DaemonError::io(format!("renaming {}", tmp.display()), e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| DaemonError::io(format!("fsync {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_text_round_trip() {
+        let k = WorkloadKey {
+            cgroup_id: 12,
+            mntns_id: 345,
+        };
+        assert_eq!(key_from_text(&key_text(&k)), Some(k));
+        assert_eq!(key_from_text("12"), None);
+        assert_eq!(key_from_text("a:1"), None);
+    }
+
+    #[test]
+    fn load_store_and_stream_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = StateFile::in_dir(dir.path());
+        assert_eq!(f.load("h", "b1").expect("missing"), State::new("h", "b1"));
+        let mut s = State::new("h", "b1");
+        s.seq = 7;
+        s.last_end_ms = 1234;
+        s.keys.insert(
+            "1:2".into(),
+            KeyState {
+                container_id: "c".into(),
+                counts: vec![(0, 39, 5)],
+                done: false,
+            },
+        );
+        f.store(&s).expect("store");
+        assert_eq!(f.load("h", "b1").expect("load"), s);
+        // A new boot or another host id: a new stream from seq 0.
+        assert_eq!(f.load("h", "b2").expect("load"), State::new("h", "b2"));
+        assert_eq!(f.load("g", "b1").expect("load"), State::new("g", "b1"));
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        std::fs::write(dir.path().join("state.json"), b"{\"version\":1,").expect("write");
+        let e = f.load("h", "b1").expect_err("corrupt");
+        assert!(e.to_string().contains("is corrupt"), "{e}");
+    }
+}
