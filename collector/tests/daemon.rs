@@ -1,17 +1,20 @@
 //! The collector daemon core against the real kernel and the real dockerd
 //! (scripts/start-dockerd.sh): attribution of containers (short-lived
-//! ones included), exact deltas across ticks, a crash between spool write
-//! and state commit, a daemon restart with the aggregator pinned, and a
-//! full spool. Needs root, dockerd, cc and a static busybox.
+//! ones included), exact deltas across ticks, a real collector process
+//! killed (SIGKILL) inside its state commit after its spool write, a
+//! daemon restart with the aggregator pinned, and a full spool. Needs
+//! root, dockerd, cc and a static busybox.
 
 mod probes;
 
 use collector::daemon::{kernel, Daemon, DaemonConfig};
 use schemas::wire::{Envelope, SeccompFilter};
 use schemas::Abi;
-use std::path::PathBuf;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use testsvc::rename_trap::RenameTrap;
 
 const GETPGRP: u32 = 111;
 /// getsid: neither runc nor the probe's start-up makes it (runc makes getppid).
@@ -61,39 +64,61 @@ fn image_id(name: &str) -> String {
 struct Env {
     pin_dir: PathBuf,
     state: tempfile::TempDir,
+    /// The cgroup parent of this test's containers (`docker run
+    /// --cgroup-parent /NAME`): the daemon publishes only those, so what
+    /// other tests run meanwhile never shows in its deltas.
+    parent: String,
 }
 
 impl Env {
     fn new() -> Env {
-        let pin_dir = PathBuf::from(format!(
-            "/sys/fs/bpf/sandmine-test-{}-{:x}",
+        let tag = format!(
+            "{}-{:x}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .subsec_nanos()
-        ));
+        );
         Env {
-            pin_dir,
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/sandmine-test-{tag}")),
             state: tempfile::tempdir().unwrap(),
+            parent: format!("sandmine-test-{tag}"),
         }
     }
 
     fn config(&self, spool_max_bytes: u64) -> DaemonConfig {
-        DaemonConfig {
-            host_id: Some("test-host".into()),
-            interval: Duration::from_secs(1),
-            state_dir: self.state.path().to_path_buf(),
+        config(
+            self.state.path(),
+            &self.pin_dir,
+            &self.parent,
             spool_max_bytes,
-            pin_dir: self.pin_dir.clone(),
-            docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
-            podman_socket: None,
-            cgroup_parent: None,
-        }
+        )
     }
 
     fn open(&self, spool_max_bytes: u64) -> Daemon {
         Daemon::open(self.config(spool_max_bytes)).expect("daemon opens (run as root)")
+    }
+
+    /// `docker run -d` under this test's cgroup parent.
+    fn run(&self, args: &[&str]) -> String {
+        let parent = format!("/{}", self.parent);
+        let mut a = vec!["run", "-d", "--network", "none", "--cgroup-parent", &parent];
+        a.extend_from_slice(args);
+        sh(Command::new("docker").args(&a))
+    }
+}
+
+fn config(state_dir: &Path, pin_dir: &Path, parent: &str, spool_max_bytes: u64) -> DaemonConfig {
+    DaemonConfig {
+        host_id: Some("test-host".into()),
+        interval: Duration::from_secs(1),
+        state_dir: state_dir.to_path_buf(),
+        spool_max_bytes,
+        pin_dir: pin_dir.to_path_buf(),
+        docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
+        podman_socket: None,
+        cgroup_parent: Some(parent.to_string()),
     }
 }
 
@@ -139,17 +164,7 @@ fn short_lived_containers_of_two_images_are_attributed_exactly() {
     let mut d = env.open(256 << 20);
     // `docker run --rm` of programs that exit at once.
     let run = |img: &str, n: u32, nr: u32| {
-        let id = sh(Command::new("docker").args([
-            "run",
-            "-d",
-            "--rm",
-            "--network",
-            "none",
-            img,
-            "/probe",
-            &n.to_string(),
-            &nr.to_string(),
-        ]));
+        let id = env.run(&["--rm", img, "/probe", &n.to_string(), &nr.to_string()]);
         let _ = Command::new("docker")
             .args(["wait", &id])
             .stdout(Stdio::null())
@@ -202,68 +217,135 @@ fn short_lived_containers_of_two_images_are_attributed_exactly() {
         assert!(c.exited_at_ms.is_some(), "{c:?}");
         assert!(c.started_at_ms <= e.interval_end_ms);
     }
+    assert_eq!(e.containers.len(), 2, "only this test's containers: {e:?}");
     spool_is(&d, &[&e]);
-    // Exited and published: never again.
-    let again = tick(&mut d);
-    if let Some(x) = again {
-        assert_eq!(calls(&x, &id_a, GETPGRP) + calls(&x, &id_b, GETSID), 0);
-    }
+    // Exited and published: never again, and nothing else to say.
+    assert_eq!(tick(&mut d), None);
+    spool_is(&d, &[&e]);
     for img in [&a, &b] {
         let _ = Command::new("docker").args(["rmi", img]).output();
     }
 }
 
+/// The variables that make this test binary the crash test's collector
+/// process (see [`collector_process`]).
+const CHILD_STATE_DIR: &str = "SANDMINE_TEST_CHILD_STATE_DIR";
+const CHILD_PIN_DIR: &str = "SANDMINE_TEST_CHILD_PIN_DIR";
+const CHILD_PARENT: &str = "SANDMINE_TEST_CHILD_CGROUP_PARENT";
+
+/// Not a test of its own: the real collector process that
+/// [`deltas_sum_exactly_through_a_kill_at_commit_restart_and_full_spool`]
+/// starts, holds inside its state commit and kills with SIGKILL. It does
+/// its work only in that child (this test binary run again with
+/// [`CHILD_STATE_DIR`] set), and returns at once anywhere else.
 #[test]
-fn deltas_sum_exactly_through_crash_restart_and_full_spool() {
+fn collector_process() {
+    let Some(state_dir) = std::env::var_os(CHILD_STATE_DIR) else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let cfg = config(
+        Path::new(&state_dir),
+        Path::new(&var(CHILD_PIN_DIR)),
+        &var(CHILD_PARENT),
+        256 << 20,
+    );
+    let mut d = Daemon::open(cfg).expect("the collector process opens");
+    let e = d.tick(now()).expect("tick");
+    // Reached only when nobody holds the commit.
+    println!("committed seq {:?}", e.map(|e| e.seq));
+}
+
+/// Starts [`collector_process`] with its renames onto the state file
+/// trapped.
+fn spawn_collector(env: &Env) -> RenameTrap {
+    let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+    cmd.args([
+        "--exact",
+        "collector_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_STATE_DIR, env.state.path())
+    .env(CHILD_PIN_DIR, &env.pin_dir)
+    .env(CHILD_PARENT, &env.parent)
+    .stdout(Stdio::null());
+    RenameTrap::spawn(&mut cmd, &env.state.path().join("state.json"))
+        .expect("the collector process starts")
+}
+
+/// The committed seq, as the state file on disk says.
+fn committed_seq(env: &Env) -> u64 {
+    let bytes = std::fs::read(env.state.path().join("state.json")).expect("state.json");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("state.json is JSON");
+    v["seq"].as_u64().expect("a seq in state.json")
+}
+
+/// The spooled messages on disk, decoded, in seq order.
+fn spooled(env: &Env) -> Vec<Envelope> {
+    let mut v: Vec<Envelope> = std::fs::read_dir(env.state.path().join("spool"))
+        .expect("the spool directory")
+        .map(|e| e.expect("a spool entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "msg"))
+        .map(|p| schemas::wire::decode(&std::fs::read(&p).expect("read")).expect("decodes"))
+        .collect();
+    v.sort_by_key(|e| e.seq);
+    v
+}
+
+#[test]
+fn deltas_sum_exactly_through_a_kill_at_commit_restart_and_full_spool() {
     let img = probe_image("c");
     let env = Env::new();
-    let id = sh(Command::new("docker").args([
-        "run",
-        "-d",
-        "--network",
-        "none",
-        &img,
-        "/bin/busybox",
-        "sleep",
-        "300",
-    ]));
+    // Every committed message, to sum against the ground truth.
+    let mut published = Vec::new();
+    let mut d = env.open(256 << 20);
+    let id = env.run(&[&img, "/bin/busybox", "sleep", "300"]);
     let exec = |n: u32| {
         sh(Command::new("docker").args(["exec", &id, "/probe", &n.to_string(), "111"]));
     };
-    let mut total = 0u64;
-    let mut d = env.open(256 << 20);
-    if let Some(e) = tick(&mut d) {
-        total += calls(&e, &id, GETPGRP);
-    }
+    let e0 = tick(&mut d).expect("delta 0: the container's start");
+    assert_eq!(calls(&e0, &id, GETPGRP), 0);
+    published.push(e0);
     exec(100);
     let e1 = tick(&mut d).expect("delta 1");
     assert_eq!(calls(&e1, &id, GETPGRP), 100);
-    total += 100;
     let c = e1.containers.iter().find(|c| c.container.id == id).unwrap();
     assert_eq!(c.container.image, img);
     assert_eq!(c.exited_at_ms, None);
+    published.push(e1);
 
-    // Crash between the spool write and the state commit.
+    // kill -9 of a real collector process between its spool write and its
+    // state commit: held inside the rename of state.json, then killed.
     exec(200);
     let seq_before = d.seq();
-    let lost = d
-        .tick_crashing_before_commit(now())
-        .unwrap()
-        .expect("spooled");
-    assert_eq!(lost.seq, seq_before + 1);
-    assert_eq!(calls(&lost, &id, GETPGRP), 200);
     drop(d);
-    // Calls while the daemon is down: the pinned program keeps counting.
+    let mut collector = spawn_collector(&env);
+    let held = collector
+        .wait_for_rename(Duration::from_secs(120))
+        .expect("the collector reaches its state commit");
+    assert_eq!(held.from, env.state.path().join("state.tmp"));
+    assert_eq!(held.let_through, 1, "the spool file's own rename ran first");
+    let status = collector.kill().expect("kill -9");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    // The disk shows the window was hit: a message spooled above the
+    // committed seq, holding the 200 calls.
+    assert_eq!(committed_seq(&env), seq_before);
+    let on_disk = spooled(&env);
+    let lost = on_disk.last().expect("a spooled message");
+    assert_eq!(lost.seq, seq_before + 1);
+    assert_eq!(calls(lost, &id, GETPGRP), 200);
+
+    // Calls while the collector is down: the pinned program keeps counting.
     exec(300);
     let mut d = env.open(256 << 20);
     assert_eq!(d.seq(), seq_before);
     // The uncommitted message is gone from the spool.
-    assert!(d
-        .spool()
-        .pending()
-        .unwrap()
-        .iter()
-        .all(|p| p.seq <= seq_before));
+    assert_eq!(
+        spooled(&env).iter().map(|e| e.seq).max(),
+        Some(seq_before),
+        "only committed messages stay spooled"
+    );
     let e2 = tick(&mut d).expect("delta 2");
     assert_eq!(
         e2.seq,
@@ -273,9 +355,9 @@ fn deltas_sum_exactly_through_crash_restart_and_full_spool() {
     assert_eq!(
         calls(&e2, &id, GETPGRP),
         500,
-        "200 before the crash + 300 while down"
+        "200 before the kill + 300 while down"
     );
-    total += 500;
+    published.push(e2);
 
     // Spool full: the tick holds, the kernel keeps counting.
     drop(d);
@@ -290,9 +372,8 @@ fn deltas_sum_exactly_through_crash_restart_and_full_spool() {
     }
     let e3 = tick(&mut d).expect("delta 3");
     assert_eq!(calls(&e3, &id, GETPGRP), 75);
-    total += 75;
-    assert_eq!(total, 100 + 200 + 300 + 75);
     d.spool().ack_seq(e3.seq).unwrap();
+    published.push(e3);
 
     // The container exits: its final delta says so, once.
     sh(Command::new("docker").args(["rm", "-f", &id]));
@@ -300,8 +381,18 @@ fn deltas_sum_exactly_through_crash_restart_and_full_spool() {
     let c = e4.containers.iter().find(|c| c.container.id == id).unwrap();
     assert!(c.exited_at_ms.is_some());
     assert_eq!(calls(&e4, &id, GETPGRP), 0);
-    if let Some(e5) = tick(&mut d) {
-        assert!(e5.containers.iter().all(|c| c.container.id != id));
-    }
+    published.push(e4);
+    assert_eq!(
+        tick(&mut d),
+        None,
+        "an exited container is never published again"
+    );
+
+    // What left the host, summed: exactly the calls the container made,
+    // in consecutive seqs.
+    let total: u64 = published.iter().map(|e| calls(e, &id, GETPGRP)).sum();
+    assert_eq!(total, 100 + 200 + 300 + 50 + 25);
+    let seqs: Vec<u64> = published.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
     let _ = Command::new("docker").args(["rmi", &img]).output();
 }

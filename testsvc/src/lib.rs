@@ -17,9 +17,15 @@
 //! Override any path with `SANDMINE_NATS_SERVER`, `SANDMINE_NATS_SERVER_NEW`,
 //! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`.
 //!
+//! Crashes at a known point: [`rename_trap::RenameTrap`] runs a child
+//! process, holds it inside the `rename` onto a chosen path, and kills it
+//! there.
+//!
 //! TLS: [`TestPki`] makes a throwaway CA with server and client
 //! certificates (the `openssl` CLI, `SANDMINE_OPENSSL` to override), for
 //! [`Nats::start_tls`] and [`ClickHouse::start_https`].
+
+pub mod rename_trap;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

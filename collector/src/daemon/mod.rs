@@ -368,9 +368,6 @@ impl Daemon {
         let Some(pending) = self.prepare(now_ms)? else {
             return Ok(None);
         };
-        if fault::crash_before_commit() {
-            return Err(DaemonError::State("injected crash before commit".into()));
-        }
         Ok(self.commit(pending)?.pop())
     }
 
@@ -562,43 +559,6 @@ impl Daemon {
         };
         self.metas.insert(*key, m.clone());
         Ok(m)
-    }
-
-    /// Test hook: the spooled-but-uncommitted crash window. Writes the
-    /// next message to the spool as `tick` would, then stops without
-    /// committing, exactly like a crash between steps (2) and (3).
-    #[doc(hidden)]
-    pub fn tick_crashing_before_commit(
-        &mut self,
-        now_ms: u64,
-    ) -> Result<Option<Envelope>, DaemonError> {
-        fault::set(true);
-        let r = self.tick(now_ms);
-        fault::set(false);
-        match r {
-            Err(DaemonError::State(m)) if m.contains("injected crash") => {
-                // The envelope was spooled; report it for the test to
-                // compare.
-                let p = self.spool.pending()?;
-                let Some(last) = p.last() else {
-                    return Ok(None);
-                };
-                Ok(Some(schemas::wire::decode(&last.read()?)?))
-            }
-            other => other,
-        }
-    }
-}
-
-/// Crash injection for tests (thread-local: tests run in parallel).
-mod fault {
-    use std::cell::Cell;
-    thread_local!(static CRASH: Cell<bool> = const { Cell::new(false) });
-    pub fn set(v: bool) {
-        CRASH.with(|c| c.set(v));
-    }
-    pub fn crash_before_commit() -> bool {
-        CRASH.with(|c| c.get())
     }
 }
 
