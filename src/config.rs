@@ -120,40 +120,6 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Durations in config files: "10s", "500ms", "2m", "1h", "7d".
-pub mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("bad duration {s:?} (expected e.g. 10s, 500ms, 2m, 1h, 7d)"))?;
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" | "" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86400.0,
-            _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h or d)")),
-        };
-        if !secs.is_finite() || secs < 0.0 {
-            return Err(format!("bad duration {s:?}"));
-        }
-        Ok(Duration::from_secs_f64(secs))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,19 +213,5 @@ mod tests {
         );
         let e = load_from::<Cfg>(None, &[], &["novalue".into()]).unwrap_err();
         assert!(e.to_string().contains("expected KEY=VALUE"), "{e}");
-    }
-
-    #[test]
-    fn durations() {
-        use std::time::Duration;
-        assert_eq!(duration::parse("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(
-            duration::parse("500ms").unwrap(),
-            Duration::from_millis(500)
-        );
-        assert_eq!(duration::parse("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(duration::parse("1h").unwrap(), Duration::from_secs(3600));
-        assert!(duration::parse("10 parsecs").is_err());
-        assert!(duration::parse("-1s").is_err());
     }
 }

@@ -16,90 +16,9 @@ use anyhow::{bail, Context, Result};
 use policy_compiler::SockFilter;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Why a command cannot be run, with the exit status a shell would give.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ResolveError {
-    /// Not found on `PATH`, or a path that does not exist: exit 127.
-    NotFound(String),
-    /// Found but not executable (or a directory): exit 126.
-    NotExecutable(String),
-}
-
-impl ResolveError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ResolveError::NotFound(_) => 127,
-            ResolveError::NotExecutable(_) => 126,
-        }
-    }
-
-    /// The error line (without the `sandmine: error: ` prefix).
-    pub fn message(&self) -> String {
-        match self {
-            ResolveError::NotFound(cmd) if cmd.contains('/') => {
-                format!("{cmd}: No such file or directory")
-            }
-            ResolveError::NotFound(cmd) => format!("command not found: {cmd}"),
-            ResolveError::NotExecutable(cmd) => format!("cannot execute {cmd}: Permission denied"),
-        }
-    }
-}
-
-/// True when `p` is a regular file this process may execute. `access(2)`
-/// rather than mode bits, so that root, ACLs and `noexec` mounts are judged
-/// as `execve` will judge them.
-fn executable(p: &Path) -> bool {
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated string for the whole call.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
-    ok && std::fs::metadata(p).is_ok_and(|m| m.is_file())
-}
-
-/// Resolve `cmd` as `execvp` would (a name with a `/` is a path, anything
-/// else is looked up on `PATH`), so that a missing command is reported
-/// before the filter is installed, and so that no `PATH` walk happens under
-/// the filter.
-pub fn resolve(cmd: &OsStr) -> Result<PathBuf, ResolveError> {
-    let shown = cmd.to_string_lossy().into_owned();
-    if cmd.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(cmd);
-        return if executable(&p) {
-            Ok(p)
-        } else if p.exists() {
-            Err(ResolveError::NotExecutable(shown))
-        } else {
-            Err(ResolveError::NotFound(shown))
-        };
-    }
-    if cmd.is_empty() {
-        return Err(ResolveError::NotFound(shown));
-    }
-    // glibc's default when PATH is unset.
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/bin:/usr/bin"));
-    let mut seen_non_executable = false;
-    for dir in std::env::split_paths(&path) {
-        // An empty PATH entry means the current directory.
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
-        let p = dir.join(cmd);
-        if executable(&p) {
-            return Ok(p);
-        }
-        seen_non_executable |= p.is_file();
-    }
-    if seen_non_executable {
-        Err(ResolveError::NotExecutable(shown))
-    } else {
-        Err(ResolveError::NotFound(shown))
-    }
-}
+pub use sysutil::path::resolve;
 
 /// Which syscalls the failure path of [`Exec::exec`] may make, decided
 /// from the profile before the filter is installed.
@@ -333,25 +252,6 @@ mod tests {
         assert_eq!(errno_text(12345, &mut d), b"errno 12345");
         assert_eq!(errno_text(0, &mut d), b"errno 0");
         assert_eq!(errno_text(i32::MAX, &mut d), b"errno 2147483647");
-    }
-
-    #[test]
-    fn resolves_like_execvp() {
-        assert!(resolve(OsStr::new("sh")).is_ok());
-        assert_eq!(
-            resolve(OsStr::new("no-such-command-sandmine")),
-            Err(ResolveError::NotFound("no-such-command-sandmine".into()))
-        );
-        assert_eq!(
-            resolve(OsStr::new("/no/such/file")).map_err(|e| (e.exit_code(), e.message())),
-            Err((127, "/no/such/file: No such file or directory".into()))
-        );
-        // A directory is not executable (execve says EACCES).
-        assert_eq!(
-            resolve(OsStr::new("/")).map_err(|e| e.exit_code()),
-            Err(126)
-        );
-        assert_eq!(resolve(OsStr::new("")).map_err(|e| e.exit_code()), Err(127));
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! `src/cmd/<name>.rs`; this file only parses arguments and reports errors.
 
 mod cmd;
+mod collector_loop;
+mod compiling;
 mod config;
 mod enforce;
-mod fleet;
 mod logging;
+mod metrics;
 mod mining;
-mod runtime_base;
+mod publishing;
+mod settings;
+mod shutdown;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

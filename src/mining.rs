@@ -1,197 +1,158 @@
-//! What `mine` and `mine-image` share: the convergence record, the progress
-//! line, the stop conditions and the summary.
+//! What `mine` and `mine-image` share on the binary's side: their common
+//! flags, the progress line, the summary, the convergence curve, and
+//! writing the profile. The session itself is `collector::mining`.
 
+use anyhow::{Context, Result};
+use clap::Args;
+use collector::mining::{fmt_dur, Convergence, Watcher};
 use schemas::{Abi, Observation, SyscallKey};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use sysutil::parse_duration;
 
-/// Parse "500ms", "30s", "5m", "1h" or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// When each syscall was first seen, relative to the start of the run.
-/// Sampled at the poll interval, which bounds the error of each time.
-#[derive(Debug, Default)]
-pub struct Convergence {
-    pub first_seen: BTreeMap<SyscallKey, Duration>,
-    /// When the run began stopping the workload (SIGTERM, `docker stop`),
-    /// if it did. Syscalls first seen after it belong to the shutdown
-    /// path, not to the workload's convergence.
-    pub stop_at: Option<Duration>,
-}
-
-impl Convergence {
-    /// Record the syscalls of `obs` not seen before; returns how many.
-    pub fn update(&mut self, obs: &Observation, at: Duration) -> usize {
-        let mut new = 0;
-        // Calls seen only in the runtime's privileged set-up never reach a
-        // profile, so they do not count towards convergence either.
-        let setup_only = schemas::PhaseSet(schemas::Phase::Setup.bit());
-        for (k, u) in &obs.syscalls {
-            if u.phases != setup_only && !self.first_seen.contains_key(k) {
-                self.first_seen.insert(*k, at);
-                new += 1;
-            }
-        }
-        new
-    }
-
-    /// Time of the most recent first sighting before the stop began.
-    pub fn last_new(&self) -> Option<Duration> {
-        self.first_seen
-            .values()
-            .filter(|t| !self.after_stop(**t))
-            .max()
-            .copied()
-    }
-
-    /// Syscalls first seen while the workload was being stopped.
-    pub fn new_at_stop(&self) -> usize {
-        self.first_seen
-            .values()
-            .filter(|t| self.after_stop(**t))
-            .count()
-    }
-
-    fn after_stop(&self, t: Duration) -> bool {
-        self.stop_at.is_some_and(|s| t >= s)
-    }
-
-    /// Syscalls first seen within `window` before `now`.
-    pub fn new_within(&self, now: Duration, window: Duration) -> usize {
-        self.first_seen
-            .values()
-            .filter(|t| now.saturating_sub(**t) <= window)
-            .count()
-    }
-
-    /// The curve as CSV, one row per syscall in the order first seen:
-    /// seconds, distinct syscalls by then, the syscall (ABI and name, or
-    /// number when the table has no name), and `run` or `stop` (first seen
-    /// while the workload was being stopped).
-    pub fn curve_csv(&self) -> String {
-        let mut rows: Vec<(Duration, SyscallKey)> =
-            self.first_seen.iter().map(|(k, t)| (*t, *k)).collect();
-        rows.sort();
-        let mut out = String::from("seconds,distinct_syscalls,abi,syscall,during\n");
-        for (i, (t, k)) in rows.iter().enumerate() {
-            let name = schemas::syscalls::name(k.abi, k.nr)
-                .map_or_else(|| k.nr.to_string(), str::to_string);
-            let during = if self.after_stop(*t) { "stop" } else { "run" };
-            out.push_str(&format!(
-                "{:.3},{},{},{},{}\n",
-                t.as_secs_f64(),
-                i + 1,
-                k.abi,
-                name,
-                during
-            ));
-        }
-        out
-    }
-}
-
-/// Set by SIGINT/SIGTERM: stop the workload, but still write the profile.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-pub fn install_interrupt_handler() {
-    // SAFETY: the handler only stores to an atomic, which is
-    // async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
-}
-
-/// When to stop a workload that does not exit on its own.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StopRule {
+/// Options shared by `mine` and `mine-image`.
+#[derive(Args, Debug, Clone)]
+pub struct RunLimits {
+    /// Stop the workload after this long (e.g. 30s, 5m). For services that
+    /// never exit on their own.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub duration: Option<Duration>,
+
+    /// Stop once no new syscall has appeared for this long (e.g. 60s).
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub until_stable: Option<Duration>,
+
+    /// How long processes get after SIGTERM before SIGKILL when the run is
+    /// stopped.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DUR")]
+    pub grace: Duration,
+
+    /// The summary reports how many syscalls were new within this window
+    /// before the end.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DUR")]
+    pub new_window: Duration,
+
+    /// Also write the convergence curve (seconds, distinct syscalls) as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub curve: Option<PathBuf>,
+
+    /// No progress line.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
-impl StopRule {
-    /// The reason to stop now, if any.
-    pub fn check(&self, elapsed: Duration, conv: &Convergence) -> Option<String> {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            return Some("interrupted".into());
+impl RunLimits {
+    pub fn stop_rule(&self) -> collector::mining::StopRule {
+        collector::mining::StopRule {
+            duration: self.duration,
+            until_stable: self.until_stable,
         }
-        if let Some(d) = self.duration {
-            if elapsed >= d {
-                return Some(format!("--duration {} reached", fmt_dur(d)));
-            }
-        }
-        if let Some(d) = self.until_stable {
-            let since = elapsed.saturating_sub(conv.last_new().unwrap_or_default());
-            if since >= d {
-                return Some(format!("no new syscall for {}", fmt_dur(d)));
-            }
-        }
-        None
     }
 }
 
-pub fn fmt_dur(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 1.0 {
-        format!("{}ms", d.as_millis())
-    } else if s < 120.0 {
-        format!("{s:.1}s")
-    } else {
-        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+/// Compile, write the profile (and curve), print the summary.
+pub fn write_outputs(
+    obs: &Observation,
+    conv: &Convergence,
+    wall: Duration,
+    output: Option<&Path>,
+    limits: &RunLimits,
+    opts: &policy_compiler::GenerateOptions,
+) -> Result<()> {
+    let profile = policy_compiler::generate(obs, opts).context("compiling the profile")?;
+    let json = profile.to_json().context("rendering the profile")?;
+    match output {
+        Some(path) => sysutil::fs::write_atomic(path, json.as_bytes())?,
+        None => {
+            std::io::stdout()
+                .lock()
+                .write_all(json.as_bytes())
+                .context("writing the profile to stdout")?;
+        }
     }
+    if let Some(curve) = &limits.curve {
+        sysutil::fs::write_atomic(curve, curve_csv(conv).as_bytes())?;
+    }
+    for w in profile.warnings() {
+        eprintln!("sandmine: warning: {w}");
+    }
+    let per_abi = profile
+        .sandmine
+        .as_ref()
+        .map(|m| {
+            m.per_abi
+                .iter()
+                .map(|(abi, names)| (*abi, names.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprint!("{}", summary(obs, &per_abi, conv, wall, limits.new_window));
+    Ok(())
+}
+
+/// Fail before any work if `path` cannot be written: its directory must
+/// exist.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The curve as CSV, one row per syscall in the order first seen:
+/// seconds, distinct syscalls by then, the syscall (ABI and name, or
+/// number when the table has no name), and `run` or `stop` (first seen
+/// while the workload was being stopped).
+pub fn curve_csv(conv: &Convergence) -> String {
+    let mut rows: Vec<(Duration, SyscallKey)> =
+        conv.first_seen.iter().map(|(k, t)| (*t, *k)).collect();
+    rows.sort();
+    let mut out = String::from("seconds,distinct_syscalls,abi,syscall,during\n");
+    for (i, (t, k)) in rows.iter().enumerate() {
+        let name =
+            schemas::syscalls::name(k.abi, k.nr).map_or_else(|| k.nr.to_string(), str::to_string);
+        let during = if conv.after_stop(*t) { "stop" } else { "run" };
+        out.push_str(&format!(
+            "{:.3},{},{},{},{}\n",
+            t.as_secs_f64(),
+            i + 1,
+            k.abi,
+            name,
+            during
+        ));
+    }
+    out
 }
 
 /// A one-line progress display, redrawn in place, only on a terminal.
 pub struct Progress {
     enabled: bool,
     drawn: bool,
+    window: Duration,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub fn new(quiet: bool, window: Duration) -> Progress {
         Progress {
             enabled: !quiet && std::io::stderr().is_terminal(),
             drawn: false,
+            window,
         }
     }
+}
 
-    pub fn draw(
-        &mut self,
-        elapsed: Duration,
-        conv: &Convergence,
-        obs: &Observation,
-        window: Duration,
-    ) {
+impl Watcher for Progress {
+    fn update(&mut self, elapsed: Duration, conv: &Convergence, obs: &Observation) {
         if !self.enabled {
             return;
         }
@@ -200,8 +161,8 @@ impl Progress {
             "mining {:>7}  {} syscalls seen, {} new in the last {}, {} calls",
             fmt_dur(elapsed),
             conv.first_seen.len(),
-            conv.new_within(elapsed, window),
-            fmt_dur(window),
+            conv.new_within(elapsed, self.window),
+            fmt_dur(self.window),
             calls
         );
         let mut err = std::io::stderr().lock();
@@ -210,7 +171,7 @@ impl Progress {
         self.drawn = true;
     }
 
-    pub fn clear(&mut self) {
+    fn pause(&mut self) {
         if self.drawn {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K");
@@ -266,57 +227,25 @@ pub fn summary(
     s
 }
 
-/// Start time helper shared by the commands.
-pub struct Clock(Instant);
-
-impl Clock {
-    pub fn start() -> Clock {
-        Clock(Instant::now())
-    }
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("7x").is_err());
-        assert!(parse_duration("abc").is_err());
-    }
-
-    #[test]
-    fn convergence_counts_first_sightings_once() {
+    fn curve_names_syscalls_and_marks_the_stop() {
         let mut c = Convergence::default();
         let mut o = Observation::default();
         o.record(Abi::X86_64, 0, schemas::Phase::Image, 1);
-        assert_eq!(c.update(&o, Duration::from_secs(1)), 1);
+        c.update(&o, Duration::from_secs(1));
         o.record(Abi::X86_64, 1, schemas::Phase::Image, 1);
-        assert_eq!(c.update(&o, Duration::from_secs(3)), 1);
-        assert_eq!(c.update(&o, Duration::from_secs(4)), 0);
-        assert_eq!(c.last_new(), Some(Duration::from_secs(3)));
+        c.update(&o, Duration::from_secs(3));
         assert_eq!(
-            c.new_within(Duration::from_secs(5), Duration::from_secs(2)),
-            1
-        );
-        assert_eq!(
-            c.curve_csv(),
+            curve_csv(&c),
             "seconds,distinct_syscalls,abi,syscall,during\n1.000,1,x86_64,read,run\n3.000,2,x86_64,write,run\n"
         );
-        // A syscall first seen while stopping does not move convergence.
         c.stop_at = Some(Duration::from_secs(5));
         o.record(Abi::X86_64, 60, schemas::Phase::Image, 1);
-        assert_eq!(c.update(&o, Duration::from_secs(6)), 1);
-        assert_eq!(c.last_new(), Some(Duration::from_secs(3)));
-        assert_eq!(c.new_at_stop(), 1);
-        assert!(c.curve_csv().ends_with("6.000,3,x86_64,exit,stop\n"));
+        c.update(&o, Duration::from_secs(6));
+        assert!(curve_csv(&c).ends_with("6.000,3,x86_64,exit,stop\n"));
     }
 }

@@ -1,7 +1,10 @@
 //! Fleet aggregator: merges collector deltas into ClickHouse or the
 //! embedded SQLite store, counting each delta exactly once.
 //!
+//! - [`ingest`]: the aggregation loop: fetch a batch from the broker,
+//!   decode (or dead-letter), insert, and only then ack.
 //! - [`store`]: the stores, their schema and migrations, and the answers
 //!   ([`schemas::fleet::ImageObservations`]) the compiler reads.
 
+pub mod ingest;
 pub mod store;

@@ -18,33 +18,13 @@ pub struct Launched {
     pub pid: i32,
 }
 
-/// Resolve `cmd` like `execvp` would, so a missing command is reported
-/// before anything is started.
+/// Resolve `cmd` like `execvp` would ([`sysutil::path::resolve`]), so a
+/// missing command is reported before anything is started.
 pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
-    let not_found = || CollectError::Spawn {
+    sysutil::path::resolve(cmd).map_err(|e| CollectError::Spawn {
         cmd: cmd.to_string_lossy().into_owned(),
-        source: if cmd.as_bytes().contains(&b'/') {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such executable file")
-        } else {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "command not found on PATH")
-        },
-    };
-    let is_exec = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if cmd.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(cmd);
-        return if is_exec(&p) { Ok(p) } else { Err(not_found()) };
-    }
-    let path =
-        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(&path)
-        .map(|d| d.join(cmd))
-        .find(|p| is_exec(p))
-        .ok_or_else(not_found)
+        source: e.io_error(),
+    })
 }
 
 fn cstring(s: &OsStr) -> Result<CString> {

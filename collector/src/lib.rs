@@ -9,6 +9,9 @@
 //! - [`cgroup`]: creating and removing the per-run cgroups.
 //! - [`docker`]: the Docker Engine API (also podman's compatible API), over
 //!   [`docker::http`], HTTP/1.1 on a unix socket.
+//! - [`mining`]: a mining session (`sandmine mine`, `mine-image`): the
+//!   recorder, the container polling loop, stop rules and convergence, the
+//!   runtime's measured base.
 //!
 //! Invariant: the collector never names syscalls and never talks to
 //! ClickHouse. It hands `schemas::Observation`s upward.
@@ -18,6 +21,7 @@ pub mod daemon;
 pub mod docker;
 pub mod ebpf;
 pub mod launch;
+pub mod mining;
 pub mod ptrace;
 pub mod runtime_probe;
 
@@ -34,9 +38,9 @@ pub enum CollectError {
     Cgroup(String),
     #[error("docker: {0}")]
     Docker(String),
-    #[error("cannot run {cmd:?}: {source}")]
+    #[error("cannot run {cmd:?}")]
     Spawn { cmd: String, source: std::io::Error },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         source: std::io::Error,

@@ -28,11 +28,9 @@
 use crate::{CollectError, Result};
 use schemas::{abi, Abi, Observation, Phase};
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -246,8 +244,7 @@ impl Prepared {
             cmd: cmd.clone(),
             source,
         };
-        let path =
-            resolve_command(first, std::env::var_os("PATH").as_deref()).map_err(spawn_err)?;
+        let path = crate::launch::resolve(first)?;
         let path = cstring(path.into_os_string().into_vec()).map_err(spawn_err)?;
         let argv_c = argv
             .iter()
@@ -296,69 +293,6 @@ fn nul_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .map(|s| s.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
         .collect()
-}
-
-/// Resolve a command name the way `execvp` does: a name with a `/` is a
-/// path; any other is looked up in each `PATH` entry (glibc's default
-/// `/bin:/usr/bin` when `PATH` is unset; an empty entry is the current
-/// directory). The first executable regular file wins.
-fn resolve_command(cmd: &OsStr, path_var: Option<&OsStr>) -> io::Result<PathBuf> {
-    if cmd.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "empty command name",
-        ));
-    }
-    if cmd.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(cmd);
-        return match executable(&p) {
-            Ok(()) => Ok(p),
-            Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", p.display()))),
-        };
-    }
-    let path_var = path_var.unwrap_or(OsStr::new("/bin:/usr/bin"));
-    let mut denied = false;
-    for dir in path_var.as_bytes().split(|b| *b == b':') {
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(OsStr::from_bytes(dir))
-        };
-        let candidate = dir.join(cmd);
-        match executable(&candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => denied = true,
-            Err(_) => {}
-        }
-    }
-    if denied {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "found on PATH, but not executable",
-        ))
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "command not found on PATH",
-        ))
-    }
-}
-
-/// Ok when `p` is a regular file this process may execute.
-fn executable(p: &Path) -> io::Result<()> {
-    let meta = std::fs::metadata(p)?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "not an executable file",
-        ));
-    }
-    let c = cstring(p.as_os_str().as_bytes().to_vec())?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -833,6 +767,7 @@ fn is_group_stop(tid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::process::Command;
 
     fn argv(args: &[&str]) -> Vec<OsString> {

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// One image's compiled profile, as the policy compiler produced it, plus
-/// the per-syscall evidence the gate needs. Kept independent of the
-/// compiler's types so the publisher can be fed from any source.
+/// the per-syscall evidence the gate needs. Plain data, so the gate and
+/// the targets can be tested without the compiler; [`crate::candidate`]
+/// builds one from a compiled image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Candidate {
     /// Image reference, e.g. `nginx:1.25`.

@@ -1,85 +1,119 @@
-//! The `[publish]` settings an operator writes (TOML).
+//! `[publish]`: where, how often and under which gate compiled profiles
+//! are published. The one definition of the section (docs/CONFIG.md).
 
 use crate::candidate::GatePolicy;
-use crate::schedule::{parse_duration, Schedule, ScheduleError};
+use crate::schedule::{Schedule, ScheduleError};
 use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// Gate thresholds and schedule. Which target to publish to is the
-/// caller's business (it owns the NATS connection settings).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
-    /// See [`GatePolicy::min_hosts`]; default 2.
-    #[serde(default = "default_min_hosts")]
+    /// A new syscall enters a published profile only once seen on this
+    /// many hosts (see [`GatePolicy::min_hosts`]).
     pub min_hosts: u64,
-    /// See [`GatePolicy::shrink_after`]; default `7d`.
-    #[serde(default = "default_shrink_after")]
-    pub shrink_after: String,
-    /// E.g. `every 1h` (default).
-    #[serde(default = "default_schedule")]
+    /// A syscall leaves a published profile only after it has been unused
+    /// this long (`7d`; see [`GatePolicy::shrink_after`]).
+    #[serde(with = "sysutil::duration")]
+    pub shrink_after: Duration,
+    /// How often `aggregate` / `standalone` publish (`every 1h`); they
+    /// publish only when a target is configured.
     pub schedule: String,
-}
-
-fn default_min_hosts() -> u64 {
-    2
-}
-fn default_shrink_after() -> String {
-    "7d".into()
-}
-fn default_schedule() -> String {
-    "every 1h".into()
+    /// Directory target: `<dir>/<image-slug>/<version>/...`.
+    pub dir: Option<PathBuf>,
+    /// Git target: a work tree (created with `git init` if missing); one
+    /// commit per changed image.
+    pub git: Option<PathBuf>,
+    /// Also publish to the NATS object store bucket `sandmine-profiles`,
+    /// on the `[broker]` NATS server (nats-server 2.10 or newer).
+    pub object_store: bool,
+    /// Policy file (TOML); the documented defaults without it.
+    pub policy: Option<PathBuf>,
+    /// The runtime's must-allow base: `auto`, `none` or a FILE (see
+    /// `sandmine compile --help`).
+    pub runtime_base: String,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
+        let gate = GatePolicy::default();
         PublishConfig {
-            min_hosts: default_min_hosts(),
-            shrink_after: default_shrink_after(),
-            schedule: default_schedule(),
+            min_hosts: gate.min_hosts,
+            shrink_after: gate.shrink_after,
+            schedule: "every 1h".into(),
+            dir: None,
+            git: None,
+            object_store: false,
+            policy: None,
+            runtime_base: "auto".into(),
         }
     }
 }
 
 impl PublishConfig {
-    pub fn from_toml(s: &str) -> Result<PublishConfig, toml::de::Error> {
-        toml::from_str(s)
+    /// True when some target is set: only then do `aggregate` and
+    /// `standalone` publish.
+    pub fn has_target(&self) -> bool {
+        self.dir.is_some() || self.git.is_some() || self.object_store
     }
 
-    pub fn gate_policy(&self) -> Result<GatePolicy, ScheduleError> {
-        Ok(GatePolicy {
+    pub fn gate_policy(&self) -> GatePolicy {
+        GatePolicy {
             min_hosts: self.min_hosts,
-            shrink_after: parse_duration(&self.shrink_after)?,
-        })
+            shrink_after: self.shrink_after,
+        }
     }
 
     pub fn schedule(&self) -> Result<Schedule, ScheduleError> {
         Schedule::parse(&self.schedule)
+    }
+
+    /// The targets, for logs: `dir D, git G, NATS object store`.
+    pub fn describe_targets(&self) -> String {
+        let mut t = Vec::new();
+        if let Some(d) = &self.dir {
+            t.push(format!("dir {}", d.display()));
+        }
+        if let Some(g) = &self.git {
+            t.push(format!("git {}", g.display()));
+        }
+        if self.object_store {
+            t.push("NATS object store".to_string());
+        }
+        t.join(", ")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    fn parse(s: &str) -> Result<PublishConfig, toml::de::Error> {
+        toml::from_str(s)
+    }
 
     #[test]
     fn parse_and_defaults() {
-        let c = PublishConfig::from_toml("").unwrap();
+        let c = parse("").unwrap();
         assert_eq!(c, PublishConfig::default());
-        assert_eq!(c.gate_policy().unwrap(), GatePolicy::default());
-        let c = PublishConfig::from_toml(
-            "min_hosts = 3\nshrink_after = \"2d\"\nschedule = \"every 15m\"\n",
-        )
-        .unwrap();
+        assert_eq!(c.gate_policy(), GatePolicy::default());
+        assert!(!c.has_target());
+        let c =
+            parse("min_hosts = 3\nshrink_after = \"2d\"\nschedule = \"every 15m\"\ndir = \"/p\"\n")
+                .unwrap();
         assert_eq!(
-            c.gate_policy().unwrap(),
+            c.gate_policy(),
             GatePolicy {
                 min_hosts: 3,
                 shrink_after: Duration::from_secs(2 * 86_400)
             }
         );
         assert_eq!(c.schedule().unwrap().interval(), Duration::from_secs(900));
-        let e = PublishConfig::from_toml("min_host = 3\n").unwrap_err();
+        assert_eq!(c.describe_targets(), "dir /p");
+        let e = parse("min_host = 3\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `min_host`"), "{e}");
+        let e = parse("shrink_after = \"7 days\"\n").unwrap_err();
+        assert!(e.to_string().contains("invalid duration \"7 days\""), "{e}");
     }
 }

@@ -10,6 +10,8 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Fs(#[from] sysutil::fs::FsError),
     #[error("git {args}: {detail}")]
     Git { args: String, detail: String },
     #[error("file path {0:?} is not a plain relative path (no absolute paths, `..`, `.` or empty parts)")]
@@ -29,7 +31,7 @@ pub enum PublishError {
         expected: String,
     },
     #[error("object store: {0}")]
-    Store(#[from] crate::target::object_store::StoreError),
+    Store(#[from] crate::targets::object_store::StoreError),
 }
 
 impl PublishError {

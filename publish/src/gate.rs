@@ -25,10 +25,11 @@
 
 use crate::candidate::{Candidate, GatePolicy, PublishedMeta};
 use crate::diff::SyscallDiff;
-use crate::time::{fmt_duration, fmt_utc};
 use crate::version::Version;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use sysutil::clock::rfc3339_s as fmt_utc;
+use sysutil::duration::format as fmt_duration;
 
 /// What to do with a candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]

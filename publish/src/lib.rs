@@ -15,30 +15,30 @@
 //! early breaks the workload the next time it runs a rare path).
 
 mod candidate;
+mod compiled;
 mod config;
 mod diff;
 mod error;
-mod fsutil;
 mod gate;
+mod paths;
 mod publish;
 mod schedule;
 mod slug;
-pub mod target;
-mod time;
+pub mod targets;
 mod version;
 
 pub use candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
+pub use compiled::candidate;
 pub use config::PublishConfig;
 pub use diff::SyscallDiff;
 pub use error::PublishError;
 pub use gate::{gate, GateDecision, GateOutcome};
 pub use publish::{build_publication, publish_all, ImageReport, Outcome, PublishReport};
-pub use schedule::{parse_duration, Schedule, ScheduleError};
+pub use schedule::{Schedule, ScheduleError};
 pub use slug::image_slug;
-pub use target::dir::DirTarget;
-pub use target::git::GitTarget;
-pub use target::nats::NatsObjectStore;
-pub use target::object_store::{ObjectStore, ObjectStoreTarget, StoreError, BUCKET};
-pub use target::{Publication, Target};
-pub use time::{fmt_duration, fmt_utc};
+pub use targets::dir::DirTarget;
+pub use targets::git::GitTarget;
+pub use targets::nats::NatsObjectStore;
+pub use targets::object_store::{ObjectStore, ObjectStoreTarget, StoreError, BUCKET};
+pub use targets::{Publication, Target};
 pub use version::Version;

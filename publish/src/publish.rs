@@ -1,10 +1,10 @@
 //! One publishing round over many images.
 
 use crate::candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
-use crate::fsutil::is_plain_relative;
 use crate::gate::{gate, GateDecision, GateOutcome};
+use crate::paths::is_plain_relative;
 use crate::slug::image_slug;
-use crate::target::{Publication, Target, RESERVED};
+use crate::targets::{Publication, Target, RESERVED};
 use crate::version::Version;
 use crate::PublishError;
 use serde::Serialize;

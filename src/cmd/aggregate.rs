@@ -3,7 +3,8 @@
 //! in batches into ClickHouse, and acks only after the insert.
 
 use crate::config::ConfigArgs;
-use crate::fleet::{self, aggregate, metrics::Metrics, settings::Settings};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,55 +44,27 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let metrics = Arc::new(Metrics::default());
-    crate::cmd::collect::spawn_metrics(&s.metrics.listen, &metrics);
+    crate::metrics::spawn(&s.metrics.listen, &metrics);
     let mut consumer = transport::Consumer::connect(&s.broker)
         .await
         .context("cannot connect to the broker")?;
     let dead_letters = transport::Publisher::connect(&s.broker)
         .await
         .context("cannot connect to the broker")?;
-    let stop = fleet::stop_signal();
-    let publishing = start_publishing(&s, stop.clone()).await?;
+    let stop = crate::shutdown::stop_signal();
+    let publishing = crate::publishing::start_publishing(&s, stop.clone()).await?;
     log::info!("consuming");
-    aggregate::run(
+    aggregator::ingest::run(
         &s.aggregator,
         &mut consumer,
         &dead_letters,
         &store,
-        metrics,
+        &metrics.ingest,
         stop,
     )
-    .await?;
+    .await;
     if let Some(p) = publishing {
         let _ = p.await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Scheduled publishing inside this process, when `[publish]` names a
-/// target: its own store handle, its own task.
-pub async fn start_publishing(
-    s: &Settings,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    if !s.publish.has_target() {
-        return Ok(None);
-    }
-    let policy = crate::fleet::compile::PolicyArgs {
-        policy: s.publish.policy.clone(),
-        runtime_base: s.publish.runtime_base.clone(),
-    }
-    .load()?;
-    s.publish.schedule()?;
-    s.publish.gate_policy()?;
-    let store = aggregator::store::Store::open(&s.store)
-        .await
-        .context("cannot open the store for publishing")?;
-    let (ps, broker) = (s.publish.clone(), s.broker.clone());
-    Ok(Some(tokio::spawn(async move {
-        if let Err(e) = crate::fleet::publishing::scheduled(&store, ps, policy, broker, stop).await
-        {
-            log::error!("scheduled publishing stopped: {e:#}");
-        }
-    })))
 }

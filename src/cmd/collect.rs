@@ -1,7 +1,9 @@
 //! `sandmine collect`: the per-host collector daemon.
 
+use crate::collector_loop;
 use crate::config::ConfigArgs;
-use crate::fleet::{self, collect, metrics::Metrics, settings::Settings};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ pub struct CollectArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// On stop, how long to keep trying to publish what is spooled.
-    #[arg(long, default_value = "10s", value_parser = crate::config::duration::parse)]
+    #[arg(long, default_value = "10s", value_parser = sysutil::parse_duration)]
     pub drain_timeout: Duration,
 }
 
@@ -36,25 +38,13 @@ pub fn main(args: CollectArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let metrics = Arc::new(Metrics::default());
-        spawn_metrics(&s.metrics.listen, &metrics);
-        let sink = collect::Sink::Broker {
+        crate::metrics::spawn(&s.metrics.listen, &metrics);
+        let sink = collector_loop::Sink::Broker {
             cfg: Box::new(s.broker.clone()),
             publisher: None,
         };
-        let stop = fleet::stop_signal();
-        collect::run(s.collector.clone(), sink, metrics, stop, args.drain_timeout).await?;
+        let stop = crate::shutdown::stop_signal();
+        collector_loop::run(s.collector.clone(), sink, metrics, stop, args.drain_timeout).await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-pub fn spawn_metrics(listen: &str, metrics: &Arc<Metrics>) {
-    if listen.is_empty() {
-        return;
-    }
-    let (listen, m) = (listen.to_string(), metrics.clone());
-    tokio::spawn(async move {
-        if let Err(e) = fleet::metrics::serve(&listen, m).await {
-            log::error!("{e}");
-        }
-    });
 }

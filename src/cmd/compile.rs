@@ -1,8 +1,8 @@
 //! `sandmine compile`: per-image profiles from the store, in every format.
 
+use crate::compiling::{compile_one, select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
-use crate::fleet::compile::{compile_one, select_images, with_store, PolicyArgs};
-use crate::fleet::settings::Settings;
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use policy_compiler::fleet::{allowed_sets_of_profile, diff_sets};
 use policy_compiler::{OciProfile, State};
@@ -47,7 +47,7 @@ pub struct CompileArgs {
 pub fn main(args: CompileArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
     let policy = args.policy.load()?;
-    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
         let images = select_images(&store, &args.images).await?;
         std::fs::create_dir_all(&args.out)
@@ -65,11 +65,11 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
                     std::fs::create_dir_all(p)
                         .with_context(|| format!("cannot create {}", p.display()))?;
                 }
-                crate::cmd::mine::write_atomic(&path, bytes)?;
+                sysutil::fs::write_atomic(&path, bytes)?;
             }
-            crate::cmd::mine::write_atomic(&dir.join("report.txt"), c.report_text.as_bytes())?;
-            crate::cmd::mine::write_atomic(&dir.join("report.json"), c.report_json.as_bytes())?;
-            crate::cmd::mine::write_atomic(&dir.join("diff.txt"), diff.as_bytes())?;
+            sysutil::fs::write_atomic(&dir.join("report.txt"), c.report_text.as_bytes())?;
+            sysutil::fs::write_atomic(&dir.join("report.json"), c.report_json.as_bytes())?;
+            sysutil::fs::write_atomic(&dir.join("diff.txt"), diff.as_bytes())?;
             let state = match c.decision.state {
                 State::Enforce => {
                     enforce += 1;

@@ -1,8 +1,8 @@
 //! `sandmine explain IMAGE SYSCALL`: why a syscall is allowed or denied.
 
+use crate::compiling::{compile_one, select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
-use crate::fleet::compile::{compile_one, select_images, with_store, PolicyArgs};
-use crate::fleet::settings::Settings;
+use crate::settings::Settings;
 use anyhow::{bail, Result};
 use schemas::Abi;
 use std::process::ExitCode;
@@ -37,7 +37,7 @@ pub fn main(args: ExplainArgs) -> Result<ExitCode> {
     }
     let s: Settings = args.config.load()?;
     let policy = args.policy.load()?;
-    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
         select_images(&store, std::slice::from_ref(&args.image)).await?;
         let (_, c) = compile_one(&store, &args.image, &policy, now).await?;

@@ -1,9 +1,9 @@
 //! `sandmine publish`: one publishing round, for a CronJob or by hand.
 
+use crate::compiling::{select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
-use crate::fleet::compile::{with_store, PolicyArgs};
-use crate::fleet::publishing;
-use crate::fleet::settings::Settings;
+use crate::publishing;
+use crate::settings::Settings;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,9 +68,9 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
         runtime_base: s.publish.runtime_base.clone(),
     }
     .load()?;
-    let now = args.now_ms.unwrap_or_else(crate::fleet::now_ms);
+    let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
-        let images = crate::fleet::compile::select_images(&store, &[]).await?;
+        let images = select_images(&store, &[]).await?;
         let reports =
             publishing::round(&store, &images, &s.publish, &policy, &s.broker, now).await?;
         let mut failed = 0;

@@ -1,7 +1,7 @@
 //! `sandmine query`: what the store knows, for people and scripts.
 
 use crate::config::ConfigArgs;
-use crate::fleet::settings::Settings;
+use crate::settings::Settings;
 use anyhow::{bail, Result};
 use schemas::syscalls;
 use std::io::Write;
@@ -27,7 +27,7 @@ pub struct QueryArgs {
 
 pub fn main(args: QueryArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
-    crate::fleet::compile::with_store(&s.store, |store| async move {
+    crate::compiling::with_store(&s.store, |store| async move {
         let mut out = std::io::stdout().lock();
         match args.what.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["images"] => {

@@ -2,7 +2,7 @@
 //! this build can now decode (after an aggregator upgrade), then exit.
 
 use crate::config::ConfigArgs;
-use crate::fleet::settings::Settings;
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use schemas::wire;
 use std::process::ExitCode;

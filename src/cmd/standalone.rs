@@ -1,8 +1,10 @@
 //! `sandmine standalone`: collector and aggregator in one process, with the
 //! embedded store: one host, no NATS, no ClickHouse.
 
+use crate::collector_loop;
 use crate::config::ConfigArgs;
-use crate::fleet::{self, collect, metrics::Metrics, settings::Settings};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 use aggregator::store::{EmbeddedConfig, Store, StoreConfig};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -30,7 +32,7 @@ pub struct StandaloneArgs {
     )]
     pub store: PathBuf,
     /// On stop, how long to keep trying to store what is spooled.
-    #[arg(long, default_value = "10s", value_parser = crate::config::duration::parse)]
+    #[arg(long, default_value = "10s", value_parser = sysutil::parse_duration)]
     pub drain_timeout: Duration,
 }
 
@@ -49,16 +51,16 @@ pub fn main(args: StandaloneArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot open the embedded store {}", args.store.display()))?;
         let metrics = Arc::new(Metrics::default());
-        crate::cmd::collect::spawn_metrics(&s.metrics.listen, &metrics);
-        let stop = fleet::stop_signal();
+        crate::metrics::spawn(&s.metrics.listen, &metrics);
+        let stop = crate::shutdown::stop_signal();
         let mut s = s;
         s.store = StoreConfig::Embedded(EmbeddedConfig {
             path: args.store.clone(),
         });
-        let publishing = crate::cmd::aggregate::start_publishing(&s, stop.clone()).await?;
-        collect::run(
+        let publishing = crate::publishing::start_publishing(&s, stop.clone()).await?;
+        collector_loop::run(
             s.collector.clone(),
-            collect::Sink::Store(store),
+            collector_loop::Sink::Store(store),
             metrics,
             stop,
             args.drain_timeout,

@@ -5,6 +5,7 @@ use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
 use collector::docker::DockerClient;
 use collector::ebpf::{EbpfCollector, EbpfOptions};
+use collector::mining::runtime_base;
 use policy_compiler::policy::{Runtime, RuntimeName};
 use policy_compiler::{Compiled, Policy};
 use schemas::fleet::ImageObservations;
@@ -59,15 +60,15 @@ impl PolicyArgs {
                 // cached measurement is used when present.
                 let collector = EbpfCollector::load(&EbpfOptions { auto_track: true })
                     .context("measuring the runtime base needs the eBPF collector")?;
-                crate::runtime_base::load_or_measure(
+                runtime_base::load_or_measure(
                     &docker,
                     &collector,
-                    Path::new(crate::runtime_base::DEFAULT_CACHE_DIR),
+                    Path::new(runtime_base::DEFAULT_CACHE_DIR),
                     20,
-                    crate::cmd::mine_image::ALLOW_ALL_PROFILE,
+                    &mut |_| {},
                 )?
             }
-            file => crate::runtime_base::load_file(Path::new(file))?,
+            file => runtime_base::load_file(Path::new(file))?,
         };
         let mut by_abi: BTreeMap<Abi, Vec<String>> = BTreeMap::new();
         for k in &base.syscalls {

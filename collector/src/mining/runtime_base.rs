@@ -9,11 +9,16 @@
 //! static program that only calls exit_group) many times under the mining
 //! filter and takes the union of the runtime's post-filter calls. The result
 //! is cached per engine and runtime version.
+//!
+//! This measures the local engine, so it is for hosts that mine (`sandmine
+//! mine-image`). The fleet never starts probe containers: it derives the
+//! base from the runtime-phase calls its collectors already observed.
 
-use anyhow::{Context, Result};
-use collector::cgroup::Cgroup;
-use collector::docker::{ContainerSpec, DockerClient};
-use collector::ebpf::EbpfCollector;
+use super::container::{cgroup_parent_arg, ALLOW_ALL_PROFILE};
+use super::{MiningError, Result};
+use crate::cgroup::Cgroup;
+use crate::docker::{ContainerSpec, DockerClient};
+use crate::ebpf::EbpfCollector;
 use schemas::{Abi, Observation, Phase, SyscallKey};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,20 +61,20 @@ impl RuntimeBase {
         format!("{v:#}\n")
     }
 
-    fn from_json(text: &str) -> Result<RuntimeBase> {
-        let v: Value = serde_json::from_str(text)?;
-        let runtime = v["runtime"].as_str().context("no runtime")?.to_string();
-        let starts = v["starts"].as_u64().context("no starts")? as usize;
+    fn from_json(text: &str) -> Result<RuntimeBase, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let runtime = v["runtime"].as_str().ok_or("no runtime")?.to_string();
+        let starts = v["starts"].as_u64().ok_or("no starts")? as usize;
         let mut syscalls = BTreeSet::new();
-        let by_abi = v["syscalls"].as_object().context("no syscalls")?;
+        let by_abi = v["syscalls"].as_object().ok_or("no syscalls")?;
         for (abi, nrs) in by_abi {
-            let abi: Abi = abi.parse()?;
-            for nr in nrs.as_array().context("syscalls per ABI must be a list")? {
-                let nr = nr.as_u64().context("syscall numbers must be integers")?;
-                syscalls.insert(SyscallKey {
-                    abi,
-                    nr: u32::try_from(nr)?,
-                });
+            let abi: Abi = abi.parse().map_err(|e| format!("{e}"))?;
+            for nr in nrs.as_array().ok_or("syscalls per ABI must be a list")? {
+                let nr = nr
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("syscall numbers must be 32-bit integers")?;
+                syscalls.insert(SyscallKey { abi, nr });
             }
         }
         Ok(RuntimeBase {
@@ -109,10 +114,29 @@ fn cache_file(dir: &Path, runtime: &str) -> PathBuf {
 
 /// A base measured earlier (a file of the cache directory).
 pub fn load_file(path: &Path) -> Result<RuntimeBase> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read runtime base {}", path.display()))?;
-    RuntimeBase::from_json(&text)
-        .with_context(|| format!("{} is not a runtime base file", path.display()))
+    let text = std::fs::read_to_string(path).map_err(MiningError::io(format!(
+        "cannot read runtime base {}",
+        path.display()
+    )))?;
+    RuntimeBase::from_json(&text).map_err(|e| {
+        MiningError::Failed(format!(
+            "{} is not a runtime base file: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// What [`load_or_measure`] reports on the way.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// The cache file could not be read; it is measured again.
+    UnreadableCache { file: &'a Path, error: String },
+    /// Nothing (or too few starts) cached: measuring now.
+    Measuring {
+        runtime: &'a str,
+        starts: usize,
+        cache_dir: &'a Path,
+    },
 }
 
 /// The cached base for this engine, or a fresh measurement (then cached).
@@ -121,7 +145,7 @@ pub fn load_or_measure(
     collector: &EbpfCollector,
     cache_dir: &Path,
     starts: usize,
-    mining_profile: &str,
+    notify: &mut dyn FnMut(Notice<'_>),
 ) -> Result<RuntimeBase> {
     let runtime = runtime_id(docker)?;
     let file = cache_file(cache_dir, &runtime);
@@ -129,53 +153,54 @@ pub fn load_or_measure(
         match RuntimeBase::from_json(&text) {
             Ok(base) if base.runtime == runtime && base.starts >= starts => return Ok(base),
             Ok(_) => {}
-            Err(e) => eprintln!(
-                "sandmine: warning: ignoring unreadable runtime base {}: {e:#}",
-                file.display()
-            ),
+            Err(error) => notify(Notice::UnreadableCache { file: &file, error }),
         }
     }
-    eprintln!("sandmine: measuring the runtime's post-filter syscalls ({runtime}, {starts} probe starts; cached in {})", cache_dir.display());
-    let base = measure(docker, collector, &runtime, starts, mining_profile)?;
+    notify(Notice::Measuring {
+        runtime: &runtime,
+        starts,
+        cache_dir,
+    });
+    let base = measure(docker, collector, &runtime, starts)?;
     std::fs::create_dir_all(cache_dir)
-        .with_context(|| format!("creating {}", cache_dir.display()))?;
-    crate::cmd::mine::write_atomic(&file, base.to_json().as_bytes())?;
+        .map_err(MiningError::io(format!("creating {}", cache_dir.display())))?;
+    sysutil::fs::write_atomic(&file, base.to_json().as_bytes())?;
     Ok(base)
 }
 
-/// Start the probe image `starts` times under the mining filter; union the
-/// calls made in `Phase::Runtime`.
+/// Start the probe image `starts` times under the allow-all filter; union
+/// the calls made in `Phase::Runtime`.
 pub fn measure(
     docker: &DockerClient,
     collector: &EbpfCollector,
     runtime: &str,
     starts: usize,
-    mining_profile: &str,
 ) -> Result<RuntimeBase> {
     ensure_probe_image(docker)?;
     let parent = Cgroup::create("runtime-probe")?;
-    let parent_arg = crate::cmd::mine_image::cgroup_parent_arg(&parent)?;
+    let parent_arg = cgroup_parent_arg(&parent)?;
     let mut syscalls = BTreeSet::new();
     for i in 0..starts {
         let spec = ContainerSpec {
             image: PROBE_IMAGE.to_string(),
             cmd: Some(vec!["/probe".to_string()]),
-            seccomp_profile_json: Some(mining_profile.to_string()),
+            seccomp_profile_json: Some(ALLOW_ALL_PROFILE.to_string()),
             cgroup_parent: Some(parent_arg.clone()),
             ..ContainerSpec::default()
         };
         let id = docker.create(&spec)?;
-        let run = docker
-            .start(&id)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| {
-                docker
-                    .wait(&id, Duration::from_secs(30))?
-                    .context("the runtime probe did not exit within 30 s")
-            });
+        let run = docker.start(&id).map_err(MiningError::from).and_then(|()| {
+            docker.wait(&id, Duration::from_secs(30))?.ok_or_else(|| {
+                MiningError::Failed("the runtime probe did not exit within 30 s".into())
+            })
+        });
         let _ = docker.remove(&id);
-        let code = run.with_context(|| format!("runtime probe start {}", i + 1))?;
-        anyhow::ensure!(code == 0, "the runtime probe exited with status {code}");
+        let code = run.map_err(MiningError::step(format!("runtime probe start {}", i + 1)))?;
+        if code != 0 {
+            return Err(MiningError::Failed(format!(
+                "the runtime probe exited with status {code}"
+            )));
+        }
         for key in collector.keys()? {
             if collector
                 .info(&key)?
@@ -190,10 +215,12 @@ pub fn measure(
             }
         }
     }
-    anyhow::ensure!(
-        !syscalls.is_empty(),
-        "the runtime probe showed no post-filter syscall; is the runtime installing the filter?"
-    );
+    if syscalls.is_empty() {
+        return Err(MiningError::Failed(
+            "the runtime probe showed no post-filter syscall; is the runtime installing the filter?"
+                .into(),
+        ));
+    }
     Ok(RuntimeBase {
         runtime: runtime.to_string(),
         starts,
@@ -206,12 +233,15 @@ fn ensure_probe_image(docker: &DockerClient) -> Result<()> {
     if docker.inspect_image(PROBE_IMAGE).is_ok() {
         return Ok(());
     }
-    anyhow::ensure!(
-        cfg!(target_arch = "x86_64"),
-        "the runtime probe image exists for x86_64 only"
-    );
-    let tar = collector::runtime_probe::probe_image_tar();
-    let (repo, tag) = PROBE_IMAGE.split_once(':').context("probe image name")?;
+    if !cfg!(target_arch = "x86_64") {
+        return Err(MiningError::Failed(
+            "the runtime probe image exists for x86_64 only".into(),
+        ));
+    }
+    let tar = crate::runtime_probe::probe_image_tar();
+    let (repo, tag) = PROBE_IMAGE
+        .split_once(':')
+        .unwrap_or((PROBE_IMAGE, "latest"));
     docker.import_image(&tar, repo, tag, &["CMD [\"/probe\"]"])?;
     Ok(())
 }

@@ -1,10 +1,4 @@
-//! The fleet commands' shared parts: the typed configuration file, the
-//! aggregator loop, the collector loop, metrics.
-
-pub mod aggregate;
-pub mod collect;
-pub mod metrics;
-pub mod settings;
+//! Stopping the long-running commands cleanly.
 
 /// A watch channel that turns true on Ctrl-C or SIGTERM.
 pub fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
@@ -29,13 +23,3 @@ pub fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
     });
     rx
 }
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-pub mod compile;
-pub mod publishing;

@@ -1,4 +1,4 @@
-//! The aggregator's loop: fetch a batch from the broker, decode, insert
+//! The aggregation loop: fetch a batch from the broker, decode, insert
 //! into the store, and only then ack.
 //!
 //! Exactly-once in effect: a message is acked only after the store accepted
@@ -9,14 +9,31 @@
 //! the loop. A message of a newer wire version is dead-lettered the same
 //! way and replayed by `sandmine replay-dead-letters` after an upgrade.
 
-use crate::fleet::metrics::Metrics;
-use aggregator::store::Store;
-use anyhow::Result;
+use crate::store::Store;
 use schemas::wire;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use sysutil::Backoff;
 use transport::{Consumer, Delivery, Publisher};
+
+/// The loop's counters (exported as Prometheus metrics by the binary).
+#[derive(Default, Debug)]
+pub struct IngestMetrics {
+    /// Delta messages inserted into the store.
+    pub messages: AtomicU64,
+    /// Batches inserted into the store.
+    pub batches: AtomicU64,
+    /// Rows written to the store.
+    pub rows: AtomicU64,
+    /// Messages acked to the broker.
+    pub acked: AtomicU64,
+    /// Messages sent to the dead-letter subject.
+    pub dead_lettered: AtomicU64,
+    /// Failed store inserts (retried).
+    pub store_errors: AtomicU64,
+    /// Failed broker operations (retried).
+    pub broker_errors: AtomicU64,
+}
 
 /// `[aggregator]` section.
 #[derive(serde::Deserialize, Debug, Clone)]
@@ -25,10 +42,10 @@ pub struct AggregatorConfig {
     /// Most messages per store insert.
     pub batch_max_messages: usize,
     /// How long to wait for a batch to fill.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "sysutil::duration")]
     pub batch_max_wait: Duration,
     /// Longest pause between retries while the store or broker is down.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "sysutil::duration")]
     pub retry_max_backoff: Duration,
 }
 
@@ -42,16 +59,17 @@ impl Default for AggregatorConfig {
     }
 }
 
-/// Runs until `stop` resolves (Ctrl-C, SIGTERM), finishing the batch in
-/// hand first.
+/// Runs until `stop` turns true (Ctrl-C, SIGTERM), finishing the batch in
+/// hand first. Every failure is retried with backoff, so it only returns
+/// when stopped.
 pub async fn run(
     cfg: &AggregatorConfig,
     consumer: &mut Consumer,
     dead_letters: &Publisher,
     store: &Store,
-    metrics: Arc<Metrics>,
+    metrics: &IngestMetrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<()> {
+) {
     let mut backoff = Backoff::new(cfg.retry_max_backoff);
     let mut broker_backoff = Backoff::new(cfg.retry_max_backoff);
     // The batch fetched while the previous one was being inserted.
@@ -71,9 +89,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                        broker_backoff
-                            .wait("broker", &e.to_string(), &mut stop)
-                            .await;
+                        wait(&mut broker_backoff, "broker", &e.to_string(), &mut stop).await;
                         continue;
                     }
                 }
@@ -91,7 +107,7 @@ pub async fn run(
                 &deliveries,
                 dead_letters,
                 store,
-                &metrics,
+                metrics,
                 &mut backoff,
                 &mut insert_stop,
             ),
@@ -127,7 +143,6 @@ pub async fn run(
         }
     }
     log::info!("aggregator stopped");
-    Ok(())
 }
 
 /// Decodes, dead-letters, inserts. False if stopped before the insert
@@ -136,7 +151,7 @@ async fn process(
     deliveries: &[Delivery],
     dead_letters: &Publisher,
     store: &Store,
-    metrics: &Metrics,
+    metrics: &IngestMetrics,
     backoff: &mut Backoff,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
@@ -157,7 +172,7 @@ async fn process(
                         Ok(()) => break,
                         Err(pe) => {
                             metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                            if !backoff.wait("dead-letter", &pe.to_string(), stop).await {
+                            if !wait(backoff, "dead-letter", &pe.to_string(), stop).await {
                                 return false;
                             }
                         }
@@ -185,7 +200,7 @@ async fn process(
             }
             Err(e) => {
                 metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                if !backoff.wait("store", &e.to_string(), stop).await {
+                if !wait(backoff, "store", &e.to_string(), stop).await {
                     return false;
                 }
             }
@@ -193,59 +208,16 @@ async fn process(
     }
 }
 
-/// Exponential backoff with one warning per outage and one line when it
-/// ends.
-pub struct Backoff {
-    max: Duration,
-    next: Duration,
-    failing: Option<&'static str>,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Backoff {
-        Backoff {
-            max,
-            next: Duration::from_millis(100),
-            failing: None,
-        }
-    }
-
-    pub fn reset(&mut self, what: &'static str) {
-        if self.failing == Some(what) {
-            log::info!("{what} is reachable again");
-            self.failing = None;
-        }
-        self.next = Duration::from_millis(100);
-    }
-
-    /// Records a failure (warning once per outage) and returns how long to
-    /// wait before the next try.
-    pub fn fail(&mut self, what: &'static str, err: &str) -> Duration {
-        if self.failing != Some(what) {
-            log::warn!(
-                "{what} unavailable, retrying with backoff up to {:?}: {err}",
-                self.max
-            );
-            self.failing = Some(what);
-        } else {
-            log::debug!("{what} still unavailable: {err}");
-        }
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Sleeps; false if stopped meanwhile.
-    pub async fn wait(
-        &mut self,
-        what: &'static str,
-        err: &str,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> bool {
-        let d = self.fail(what, err);
-        tokio::select! {
-            _ = tokio::time::sleep(d) => !*stop.borrow(),
-            _ = stop.changed() => false,
-        }
+/// Records a failure and sleeps its backoff; false if stopped meanwhile.
+pub async fn wait(
+    backoff: &mut Backoff,
+    what: &'static str,
+    err: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let d = backoff.fail(what, err);
+    tokio::select! {
+        _ = tokio::time::sleep(d) => !*stop.borrow(),
+        _ = stop.changed() => false,
     }
 }

@@ -12,10 +12,10 @@
 
 use super::{meta_bytes, parse_meta, Publication, Target};
 use crate::candidate::PublishedMeta;
-use crate::fsutil::{sync_dir, write_atomic, write_synced};
 use crate::PublishError;
 use std::fs;
 use std::path::{Path, PathBuf};
+use sysutil::fs::{sync_dir, write_atomic, write_synced};
 
 #[derive(Debug, Clone)]
 pub struct DirTarget {
@@ -70,7 +70,7 @@ impl DirTarget {
         std::os::unix::fs::symlink(short, &link_tmp).map_err(PublishError::io(&link_tmp))?;
         let latest = slug_dir.join("latest");
         fs::rename(&link_tmp, &latest).map_err(PublishError::io(&latest))?;
-        write_atomic(&slug_dir.join("current"), &meta)
+        Ok(write_atomic(&slug_dir.join("current"), &meta)?)
     }
 }
 
@@ -101,7 +101,7 @@ fn sync_tree(dir: &Path) -> Result<(), PublishError> {
             sync_tree(&p)?;
         }
     }
-    sync_dir(dir)
+    Ok(sync_dir(dir)?)
 }
 
 impl Target for DirTarget {

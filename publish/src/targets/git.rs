@@ -16,11 +16,11 @@
 
 use super::{meta_bytes, parse_meta, Publication, Target};
 use crate::candidate::PublishedMeta;
-use crate::fsutil::write_synced;
 use crate::PublishError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use sysutil::fs::write_synced;
 
 #[derive(Debug, Clone)]
 pub struct GitTarget {

@@ -9,13 +9,13 @@
 //! is discarded on restart and its sequence reused, so it must never leave
 //! the host.
 
-use crate::fleet::aggregate::Backoff;
-use crate::fleet::metrics::Metrics;
+use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use collector::daemon::{Daemon, DaemonConfig, Spool};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use sysutil::Backoff;
 use tokio::sync::watch;
 
 /// Where spooled messages go.
@@ -205,7 +205,7 @@ fn tick_loop(
             // Fell behind (a slow tick, a suspended VM): skip, don't burst.
             next = now + interval;
         }
-        match daemon.tick(crate::fleet::now_ms()) {
+        match daemon.tick(sysutil::clock::now_ms()) {
             Ok(Some(env)) => {
                 log::debug!("seq {}: {} container(s)", env.seq, env.containers.len());
                 let _ = committed.send(env.seq);

@@ -9,14 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Counters; every field is exported as `sandmine_<name>`.
 #[derive(Default, Debug)]
 pub struct Metrics {
-    // aggregator
-    pub messages: AtomicU64,
-    pub batches: AtomicU64,
-    pub rows: AtomicU64,
-    pub acked: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub store_errors: AtomicU64,
-    pub broker_errors: AtomicU64,
+    /// The aggregation loop's counters.
+    pub ingest: aggregator::ingest::IngestMetrics,
     // collector
     pub published: AtomicU64,
     pub publish_errors: AtomicU64,
@@ -29,48 +23,49 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn render(&self) -> String {
+        let i = &self.ingest;
         let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             (
                 "messages_stored_total",
                 "counter",
                 "Delta messages inserted into the store",
-                &self.messages,
+                &i.messages,
             ),
             (
                 "store_batches_total",
                 "counter",
                 "Batches inserted into the store",
-                &self.batches,
+                &i.batches,
             ),
             (
                 "store_rows_total",
                 "counter",
                 "Rows written to the store",
-                &self.rows,
+                &i.rows,
             ),
             (
                 "messages_acked_total",
                 "counter",
                 "Messages acked to the broker",
-                &self.acked,
+                &i.acked,
             ),
             (
                 "dead_lettered_total",
                 "counter",
                 "Messages sent to the dead-letter subject",
-                &self.dead_lettered,
+                &i.dead_lettered,
             ),
             (
                 "store_errors_total",
                 "counter",
                 "Failed store inserts (retried)",
-                &self.store_errors,
+                &i.store_errors,
             ),
             (
                 "broker_errors_total",
                 "counter",
                 "Failed broker operations (retried)",
-                &self.broker_errors,
+                &i.broker_errors,
             ),
             (
                 "published_total",
@@ -126,8 +121,21 @@ impl Metrics {
     }
 }
 
+/// Serves `/metrics` on `listen` (empty: not at all), in its own task.
+pub fn spawn(listen: &str, metrics: &Arc<Metrics>) {
+    if listen.is_empty() {
+        return;
+    }
+    let (listen, m) = (listen.to_string(), metrics.clone());
+    tokio::spawn(async move {
+        if let Err(e) = serve(&listen, m).await {
+            log::error!("{e}");
+        }
+    });
+}
+
 /// Serves `/metrics` on `listen` until the task is dropped.
-pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+async fn serve(listen: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let l = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {listen}: {e}"))?;

@@ -1,7 +1,7 @@
 //! The configuration file's shape: one section per component, each owned
 //! by the crate that uses it. See docs/CONFIG.md for every key.
 
-use crate::fleet::aggregate::AggregatorConfig;
+use aggregator::ingest::AggregatorConfig;
 use serde::Deserialize;
 
 #[derive(Deserialize, Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     /// Publishing compiled profiles (`publish`, and on a schedule inside
     /// `aggregate` and `standalone`).
-    pub publish: crate::fleet::publishing::PublishSettings,
+    pub publish: publish::PublishConfig,
 }
 
 impl Default for Settings {

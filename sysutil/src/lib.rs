@@ -1,0 +1,22 @@
+//! The few helpers every sandmine crate shares, one of each:
+//!
+//! - [`duration`]: the one duration syntax of every flag and config key
+//!   (`1.5s`, `500ms`, `1h30m`, `7d`);
+//! - [`fs`]: crash-safe file writes (temp file, fsync, rename, fsync the
+//!   directory);
+//! - [`path`]: resolving a command on `PATH` as `execvp` does;
+//! - [`clock`]: wall-clock milliseconds and a stopwatch;
+//! - [`backoff`]: exponential retry delays with one warning per outage.
+//!
+//! `schemas` is pure and carries the wire types; these helpers touch the
+//! operating system (files, environment, clock), so they live here, in a
+//! crate with no sandmine dependency that any crate may use.
+
+pub mod backoff;
+pub mod clock;
+pub mod duration;
+pub mod fs;
+pub mod path;
+
+pub use backoff::Backoff;
+pub use duration::{parse_duration, DurationError};
