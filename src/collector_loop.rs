@@ -102,11 +102,7 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_secs(10));
     let mut retry_at = Instant::now();
     loop {
-        tokio::select! {
-            _ = committed_rx.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.changed() => {}
-        }
+        wait_for_work(&mut committed_rx, &mut stop).await?;
         if *stop.borrow() {
             break;
         }
@@ -152,6 +148,25 @@ pub async fn run(
     }
     log::info!("collector stopped");
     Ok(())
+}
+
+/// Waits for a commit of the tick thread, a stop, or half a second.
+///
+/// The tick thread only returns when asked to stop, so a dropped sender
+/// means it died (a panic, already printed): that is an error, and the
+/// collector exits non-zero so that its supervisor restarts it, instead of
+/// waking up at once forever without counting.
+async fn wait_for_work(
+    committed: &mut watch::Receiver<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    tokio::select! {
+        changed = committed.changed() => changed.map_err(|_| anyhow::anyhow!(
+            "the tick thread died; exiting so that the collector is restarted (what it spooled is kept)"
+        )),
+        _ = tokio::time::sleep(Duration::from_millis(500)) => Ok(()),
+        _ = stop.changed() => Ok(()),
+    }
 }
 
 /// Sends every committed spooled message, oldest first; stops at the first
@@ -225,5 +240,34 @@ fn tick_loop(
         if last {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_tick_thread_is_an_error() {
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let (committed_tx, mut committed) = watch::channel(0u64);
+        // Alive: a commit wakes the loop.
+        committed_tx.send(1).expect("receiver alive");
+        wait_for_work(&mut committed, &mut stop)
+            .await
+            .expect("a commit is work");
+        // The thread panics while holding the sender.
+        let ticker = std::thread::spawn(move || {
+            let _committed = committed_tx;
+            panic!("a bug in tick");
+        });
+        assert!(ticker.join().is_err());
+        let e = wait_for_work(&mut committed, &mut stop)
+            .await
+            .expect_err("a dead tick thread ends the loop");
+        assert_eq!(
+            e.to_string(),
+            "the tick thread died; exiting so that the collector is restarted (what it spooled is kept)"
+        );
     }
 }
