@@ -12,6 +12,7 @@
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use collector::daemon::{Daemon, DaemonConfig, Spool};
+use schemas::wire::Envelope;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,8 @@ pub enum Sink {
 }
 
 impl Sink {
-    async fn send(&mut self, msg_id: &str, bytes: &[u8]) -> Result<()> {
+    /// Sends one message: its bytes, and `env`, what they decode to.
+    async fn send(&mut self, msg_id: &str, bytes: &[u8], env: Envelope) -> Result<()> {
         match self {
             Sink::Broker { cfg, publisher } => {
                 if publisher.is_none() {
@@ -46,10 +48,6 @@ impl Sink {
                 Ok(())
             }
             Sink::Store(store) => {
-                // Our own bytes: a decode failure is a bug, not bad input;
-                // keep the message and say so.
-                let env = schemas::wire::decode(bytes)
-                    .with_context(|| format!("spooled message {msg_id} does not decode"))?;
                 store.insert(&[env]).await?;
                 Ok(())
             }
@@ -185,10 +183,22 @@ async fn drain(
             break;
         }
         let bytes = p.read()?;
-        sink.send(&p.msg_id, &bytes).await?;
+        // A message that does not decode never will: set it aside rather
+        // than block every message after it.
+        let env = match schemas::wire::decode(&bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                spool.set_aside(&p, &format!("does not decode: {e}"))?;
+                continue;
+            }
+        };
+        sink.send(&p.msg_id, &bytes, env).await?;
         spool.ack(&p.msg_id)?;
         metrics.published.fetch_add(1, Ordering::Relaxed);
     }
+    metrics
+        .spool_rejected
+        .store(spool.rejected()?, Ordering::Relaxed);
     let left = spool.pending()?;
     metrics
         .spooled_messages
@@ -246,6 +256,47 @@ fn tick_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aggregator::store::{EmbeddedConfig, Store, StoreConfig};
+
+    fn envelope(seq: u64) -> Envelope {
+        Envelope {
+            host_id: "h".into(),
+            boot_id: "b".into(),
+            seq,
+            interval_start_ms: 1_700_000_000_000,
+            interval_end_ms: 1_700_000_001_000,
+            containers: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_is_set_aside_and_the_rest_is_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(&dir.path().join("spool"), "h", "b").expect("spool");
+        spool
+            .write(1, &schemas::wire::encode(&envelope(1)).expect("encode"))
+            .expect("write");
+        spool.write(2, b"not a message").expect("write");
+        spool
+            .write(3, &schemas::wire::encode(&envelope(3)).expect("encode"))
+            .expect("write");
+        let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig {
+            path: dir.path().join("store.db"),
+        }))
+        .await
+        .expect("store");
+        let mut sink = Sink::Store(store);
+        let metrics = Metrics::default();
+        drain(&spool, "b", 3, &mut sink, &metrics)
+            .await
+            .expect("the drain goes past the poison message");
+        assert!(spool.pending().expect("pending").is_empty());
+        assert_eq!(spool.rejected().expect("rejected"), 1);
+        assert_eq!(metrics.published.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.spool_rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.spooled_messages.load(Ordering::Relaxed), 0);
+        assert!(dir.path().join("spool/rejected/h.b.2.msg").exists());
+    }
 
     #[tokio::test]
     async fn a_dead_tick_thread_is_an_error() {

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub publish_errors: AtomicU64,
     pub spooled_messages: AtomicU64,
     pub spooled_bytes: AtomicU64,
+    pub spool_rejected: AtomicU64,
     pub containers: AtomicU64,
     pub ticks: AtomicU64,
     pub lost_calls: AtomicU64,
@@ -24,7 +25,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.ingest;
-        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
             (
                 "messages_stored_total",
                 "counter",
@@ -90,6 +91,12 @@ impl Metrics {
                 "gauge",
                 "Bytes waiting in the spool",
                 &self.spooled_bytes,
+            ),
+            (
+                "spool_rejected_messages",
+                "gauge",
+                "Spooled messages set aside because they can never be sent (kept in spool/rejected/)",
+                &self.spool_rejected,
             ),
             (
                 "containers",

@@ -8,10 +8,21 @@
 //! two writes, and [`Spool::discard_after`] deletes them at start-up.
 //!
 //! The spool holds no lock: a publisher may open its own `Spool` on the
-//! same directory (another thread) to list and ack messages.
+//! same directory (another thread) to list and ack messages. An ack
+//! removes one file by name (no listing), so draining N messages costs
+//! O(N).
+//!
+//! A message that can never be sent (it does not decode, or the sink
+//! refuses it for good) would block every message after it. The publisher
+//! moves it aside with [`Spool::set_aside`], into `rejected/` with the
+//! reason beside it: logged, counted ([`Spool::rejected`]), kept for
+//! inspection, and out of the queue.
 
 use super::DaemonError;
 use std::path::{Path, PathBuf};
+
+/// The subdirectory that holds the messages set aside.
+const REJECTED: &str = "rejected";
 
 /// A spooled message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,14 +139,63 @@ impl Spool {
     }
 
     /// The broker has the message: forget it. Unknown ids are fine (acked
-    /// twice).
+    /// twice, or another host's).
     pub fn ack(&self, msg_id: &str) -> Result<(), DaemonError> {
-        for (p, _) in self.list()? {
-            if p.msg_id == msg_id {
-                remove(&p.path)?;
-            }
+        match self.path_of(msg_id) {
+            Some(path) => remove(&path),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The file of message `host.boot.seq` of this spool's host.
+    fn path_of(&self, msg_id: &str) -> Option<PathBuf> {
+        let rest = msg_id
+            .strip_prefix(self.host_id.as_str())?
+            .strip_prefix('.')?;
+        let (boot, seq) = rest.rsplit_once('.')?;
+        let seq: u64 = seq.parse().ok()?;
+        if boot.is_empty() || boot.contains('/') || boot.starts_with('.') {
+            return None;
+        }
+        Some(self.dir.join(Self::name(boot, seq)))
+    }
+
+    /// Moves a message that can never be sent out of the queue, into
+    /// `rejected/`, with `reason` in a `.reason` file beside it, and logs
+    /// it. Returns where it went.
+    pub fn set_aside(&self, p: &Pending, reason: &str) -> Result<PathBuf, DaemonError> {
+        let dir = self.dir.join(REJECTED);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e))?;
+        let name = format!("{}.msg", p.msg_id);
+        let dest = dir.join(&name);
+        let why = dir.join(format!("{name}.reason"));
+        std::fs::write(&why, format!("{reason}\n"))
+            .map_err(|e| DaemonError::io(format!("writing {}", why.display()), e))?;
+        std::fs::rename(&p.path, &dest)
+            .map_err(|e| DaemonError::io(format!("moving {}", p.path.display()), e))?;
+        fsync_dir(&dir)?;
+        fsync_dir(&self.dir)?;
+        log::error!(
+            "spool: message {} can never be sent ({reason}); moved to {} so that it no longer blocks the spool",
+            p.msg_id,
+            dest.display()
+        );
+        Ok(dest)
+    }
+
+    /// How many messages were ever set aside and are still kept.
+    pub fn rejected(&self) -> Result<u64, DaemonError> {
+        let dir = self.dir.join(REJECTED);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(DaemonError::io(format!("listing {}", dir.display()), e)),
+        };
+        Ok(rd
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".msg"))
+            .count() as u64)
     }
 
     /// [`Spool::ack`] of the current boot's message `seq`.
@@ -205,5 +265,56 @@ mod tests {
         assert_eq!(ids, ["h.bootB.1"]);
         s.ack_seq(1).unwrap();
         assert!(s.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn ack_is_by_name_for_any_host_id() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), "web.eu-1.example", "boot-1").unwrap();
+        for seq in 1..=3 {
+            s.write(seq, b"m").unwrap();
+        }
+        let other = Spool::open(d.path(), "web", "boot-1").unwrap();
+        // Another host's id, malformed ids and path tricks touch nothing.
+        for id in [
+            "web.boot-1.2",
+            "web.eu-1.example.boot-1",
+            "web.eu-1.example.boot-1.x",
+            "web.eu-1.example../../x.1",
+            "web.eu-1.example..1",
+        ] {
+            s.ack(id).unwrap();
+        }
+        other.ack("web.eu-1.example.boot-1.2").unwrap();
+        assert_eq!(s.pending().unwrap().len(), 3);
+        s.ack("web.eu-1.example.boot-1.2").unwrap();
+        let left: Vec<u64> = s.pending().unwrap().iter().map(|p| p.seq).collect();
+        assert_eq!(left, [1, 3]);
+    }
+
+    #[test]
+    fn a_message_set_aside_leaves_the_queue_and_is_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), "h", "b").unwrap();
+        assert_eq!(s.rejected().unwrap(), 0);
+        for seq in 1..=3 {
+            s.write(seq, format!("m{seq}").as_bytes()).unwrap();
+        }
+        let poison = s.pending().unwrap()[0].clone();
+        let dest = s.set_aside(&poison, "does not decode").unwrap();
+        assert_eq!(dest, d.path().join("rejected/h.b.1.msg"));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"m1");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("rejected/h.b.1.msg.reason")).unwrap(),
+            "does not decode\n"
+        );
+        let left: Vec<u64> = s.pending().unwrap().iter().map(|p| p.seq).collect();
+        assert_eq!(left, [2, 3]);
+        assert_eq!(s.size_bytes().unwrap(), 4);
+        assert_eq!(s.rejected().unwrap(), 1);
+        // Restarts do not bring it back, nor delete it.
+        assert_eq!(s.discard_after(3).unwrap(), 0);
+        assert_eq!(s.rejected().unwrap(), 1);
+        assert_eq!(s.pending().unwrap().len(), 2);
     }
 }
