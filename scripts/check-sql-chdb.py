@@ -174,6 +174,7 @@ def answers(sess):
         for image in ("nginx:1", "redis:7", "nope"):
             out[f"{q}({image})"] = run(sess, bind(read(q + ".sql"), image))
     out["q_syscall_totals"] = run(sess, read("q_syscall_totals.sql"))
+    out["q_runtime_syscalls"] = run(sess, read("q_runtime_syscalls.sql"))
     return out
 
 
@@ -237,6 +238,10 @@ WANT = {
             ["nginx:1", I386, 20, u64(2), u64(1), u64(1)],
             ["redis:7", X86_64, 0, u64(100), u64(1), u64(1)],
         ],
+    ),
+    "q_runtime_syscalls": (
+        ["String", "String", "UInt8", "UInt32"],
+        [["docker", "nginx:1", X86_64, 59]],
     ),
 }
 

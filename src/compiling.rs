@@ -1,16 +1,14 @@
 //! What `compile`, `explain` and `publish` share: the policy (file plus
-//! the measured runtime base), and compiling images read from the store.
+//! the runtime base), and compiling images read from the store.
 
+use aggregator::runtime_base::ObservedRuntimeBases;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
-use collector::docker::DockerClient;
-use collector::ebpf::{EbpfCollector, EbpfOptions};
-use collector::mining::runtime_base;
 use policy_compiler::policy::{Runtime, RuntimeName};
 use policy_compiler::{Compiled, Policy};
 use schemas::fleet::ImageObservations;
-use schemas::Abi;
-use std::collections::BTreeMap;
+use schemas::{Abi, SyscallKey};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The flags that pick the policy.
@@ -20,17 +18,30 @@ pub struct PolicyArgs {
     /// documented safe defaults apply.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// The runtime's must-allow base: `auto` (the measurement cached for
-    /// the local Docker engine's runc, measured now if missing), `none`
-    /// (only what the fleet observed the runtime do), or a FILE written by
-    /// an earlier measurement (/var/lib/sandmine/runtime-base/*.json). A
-    /// `[runtime]` section in the policy file wins over this.
+    /// The runtime's must-allow base: `auto` (derived from the store: per
+    /// runtime, every syscall its containers made after the runtime's
+    /// filter and before their entrypoint; no probe containers, no eBPF,
+    /// no Docker), `none` (only what each image's own containers did), or a
+    /// FILE written by `sandmine mine-image`'s measurement
+    /// (/var/lib/sandmine/runtime-base/*.json). A `[runtime]` section in
+    /// the policy file wins over this.
     #[arg(long, value_name = "auto|none|FILE", default_value = "auto")]
     pub runtime_base: String,
 }
 
+/// The policy, and where each image's runtime base comes from.
+pub struct Compiler {
+    policy: Policy,
+    /// `auto` (and no `[runtime]` in the policy file).
+    observe_base: bool,
+    /// The bases observed in the store, applied per image.
+    observed: Option<ObservedRuntimeBases>,
+}
+
 impl PolicyArgs {
-    pub fn load(&self) -> Result<Policy> {
+    /// Reads the policy file and a runtime base FILE; with `auto`, the
+    /// base is read from the store by [`Compiler::read_observed`].
+    pub fn load(&self) -> Result<Compiler> {
         let mut policy = match &self.policy {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -39,48 +50,92 @@ impl PolicyArgs {
             }
             None => Policy::default(),
         };
+        let mut observe_base = false;
         if policy.runtime.is_none() {
-            policy.runtime = self.runtime()?;
+            match self.runtime_base.as_str() {
+                "none" => {}
+                "auto" => observe_base = true,
+                file => {
+                    let base = collector::mining::runtime_base::load_file(Path::new(file))?;
+                    policy.runtime = Some(runtime(base.runtime.clone(), &base.syscalls));
+                }
+            }
         }
         policy
             .validate()
             .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
-        Ok(policy)
+        Ok(Compiler {
+            policy,
+            observe_base,
+            observed: None,
+        })
+    }
+}
+
+/// The policy's runtime section for a base.
+fn runtime(version: String, syscalls: &BTreeSet<SyscallKey>) -> Runtime {
+    let mut by_abi: BTreeMap<Abi, Vec<String>> = BTreeMap::new();
+    for k in syscalls {
+        if let Some(name) = schemas::syscalls::name(k.abi, k.nr) {
+            by_abi.entry(k.abi).or_default().push(name.to_string());
+        }
+    }
+    Runtime {
+        // The wire names the engine, not its OCI runtime: runc is what
+        // Docker, podman, containerd and CRI-O run by default.
+        name: RuntimeName::Runc,
+        version,
+        base: by_abi,
+    }
+}
+
+impl Compiler {
+    /// With `auto`, (re)reads the runtime-phase calls from the store: call
+    /// before compiling, and again before each publishing round.
+    pub async fn read_observed(&mut self, store: &Store) -> Result<()> {
+        if self.observe_base {
+            let rows = store
+                .runtime_syscalls()
+                .await
+                .context("cannot read the runtime-phase calls from the store")?;
+            self.observed = Some(ObservedRuntimeBases::from_rows(&rows));
+        }
+        Ok(())
     }
 
-    fn runtime(&self) -> Result<Option<Runtime>> {
-        let base = match self.runtime_base.as_str() {
-            "none" => return Ok(None),
-            "auto" => {
-                let docker = DockerClient::connect(None).context(
-                    "--runtime-base auto needs the local Docker engine to find runc's measured base; \
-                     pass --runtime-base FILE, or --runtime-base none",
-                )?;
-                // Loading the collector is only needed to measure; the
-                // cached measurement is used when present.
-                let collector = EbpfCollector::load(&EbpfOptions { auto_track: true })
-                    .context("measuring the runtime base needs the eBPF collector")?;
-                runtime_base::load_or_measure(
-                    &docker,
-                    &collector,
-                    Path::new(runtime_base::DEFAULT_CACHE_DIR),
-                    20,
-                    &mut |_| {},
-                )?
-            }
-            file => runtime_base::load_file(Path::new(file))?,
-        };
-        let mut by_abi: BTreeMap<Abi, Vec<String>> = BTreeMap::new();
-        for k in &base.syscalls {
-            if let Some(name) = schemas::syscalls::name(k.abi, k.nr) {
-                by_abi.entry(k.abi).or_default().push(name.to_string());
-            }
+    /// The policy, as for every image (without the per-image observed
+    /// runtime base).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy for one image: with `auto`, the runtime base observed
+    /// under the runtimes its containers ran under.
+    pub fn policy_for(&self, image: &str) -> Policy {
+        let mut policy = self.policy.clone();
+        if let Some((runtimes, base)) = self.observed.as_ref().and_then(|o| o.for_image(image)) {
+            let version = format!("{} (observed in the store)", runtimes.join("+"));
+            policy.runtime = Some(runtime(version, &base));
         }
-        Ok(Some(Runtime {
-            name: RuntimeName::Runc,
-            version: base.runtime.clone(),
-            base: by_abi,
-        }))
+        policy
+    }
+
+    /// Reads and compiles one image; returns what was read with the result
+    /// (the publisher needs both).
+    pub async fn compile(
+        &self,
+        store: &Store,
+        image: &str,
+        now_ms: u64,
+    ) -> Result<(ImageObservations, Compiled)> {
+        let obs = store
+            .image_observations(image)
+            .await
+            .with_context(|| format!("cannot read {image:?} from the store"))?
+            .with_context(|| format!("image {image:?} is not in the store"))?;
+        let compiled = policy_compiler::compile_image(&obs, &self.policy_for(image), now_ms)
+            .with_context(|| format!("cannot compile {image:?}"))?;
+        Ok((obs, compiled))
     }
 }
 
@@ -103,24 +158,6 @@ pub async fn select_images(store: &Store, wanted: &[String]) -> Result<Vec<Strin
         }
     }
     Ok(wanted.to_vec())
-}
-
-/// Reads and compiles one image; returns what was read with the result
-/// (the publisher needs both).
-pub async fn compile_one(
-    store: &Store,
-    image: &str,
-    policy: &Policy,
-    now_ms: u64,
-) -> Result<(ImageObservations, Compiled)> {
-    let obs = store
-        .image_observations(image)
-        .await
-        .with_context(|| format!("cannot read {image:?} from the store"))?
-        .with_context(|| format!("image {image:?} is not in the store"))?;
-    let compiled = policy_compiler::compile_image(&obs, policy, now_ms)
-        .with_context(|| format!("cannot compile {image:?}"))?;
-    Ok((obs, compiled))
 }
 
 /// Runs `f` with the configured store on a fresh async runtime: what every

@@ -4,10 +4,9 @@
 //! publish` (once, for a CronJob) and on a schedule inside `aggregate` and
 //! `standalone`.
 
-use crate::compiling::compile_one;
+use crate::compiling::Compiler;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
-use policy_compiler::Policy;
 use publish::{PublishConfig, PublishReport};
 
 /// Compiles `images` (every image of the store when empty) and publishes
@@ -16,7 +15,7 @@ pub async fn round(
     store: &Store,
     images: &[String],
     s: &PublishConfig,
-    policy: &Policy,
+    compiler: &mut Compiler,
     broker: &transport::BrokerConfig,
     now_ms: u64,
 ) -> Result<Vec<PublishReport>> {
@@ -32,10 +31,11 @@ pub async fn round(
     } else {
         images.to_vec()
     };
+    compiler.read_observed(store).await?;
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
-        let (obs, c) = compile_one(store, image, policy, now_ms).await?;
-        candidates.push(publish::candidate(&obs, &c, policy));
+        let (obs, c) = compiler.compile(store, image, now_ms).await?;
+        candidates.push(publish::candidate(&obs, &c, compiler.policy()));
     }
     let mut reports = Vec::new();
     if let Some(dir) = &s.dir {
@@ -63,7 +63,7 @@ pub async fn round(
 pub async fn scheduled(
     store: &Store,
     s: PublishConfig,
-    policy: Policy,
+    mut compiler: Compiler,
     broker: transport::BrokerConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -77,7 +77,16 @@ pub async fn scheduled(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return Ok(()),
         }
-        match round(store, &[], &s, &policy, &broker, sysutil::clock::now_ms()).await {
+        match round(
+            store,
+            &[],
+            &s,
+            &mut compiler,
+            &broker,
+            sysutil::clock::now_ms(),
+        )
+        .await
+        {
             Ok(reports) => {
                 for r in reports {
                     for line in r.to_text().lines() {
@@ -99,7 +108,7 @@ pub async fn start_publishing(
     if !s.publish.has_target() {
         return Ok(None);
     }
-    let policy = crate::compiling::PolicyArgs {
+    let compiler = crate::compiling::PolicyArgs {
         policy: s.publish.policy.clone(),
         runtime_base: s.publish.runtime_base.clone(),
     }
@@ -110,7 +119,7 @@ pub async fn start_publishing(
         .context("cannot open the store for publishing")?;
     let (ps, broker) = (s.publish.clone(), s.broker.clone());
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = scheduled(&store, ps, policy, broker, stop).await {
+        if let Err(e) = scheduled(&store, ps, compiler, broker, stop).await {
             log::error!("scheduled publishing stopped: {e:#}");
         }
     })))

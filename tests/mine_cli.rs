@@ -6,7 +6,6 @@
 mod common;
 
 use common::{one_error_line, Fixture, Out, Profile, GETPPID_LOOP, INT80, PYTHON3, RUN_TIMEOUT};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -354,46 +353,11 @@ fn bad_duration_is_one_error_line() {
     assert_eq!(o.code(), Some(2), "{}", o.describe());
 }
 
-/// `sandmine ARGS` as uid/gid 65534 with no supplementary groups and no
-/// capabilities, from a copy of the binary in the (world-writable) temp
-/// dir, so that where the build put it does not matter.
-fn sandmine_unprivileged(f: &Fixture, args: &[&str]) -> Out {
-    use std::os::unix::fs::PermissionsExt;
-    let perm = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
-    perm(f.dir.path(), 0o777).expect("chmod temp dir");
-    let bin = f.path("sandmine-copy");
-    if !bin.exists() {
-        std::fs::copy(common::SANDMINE, &bin).expect("copy the binary");
-        perm(&bin, 0o755).expect("chmod binary");
-    }
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.args(args).current_dir(f.dir.path());
-    common::no_core_dumps(&mut cmd);
-    // SAFETY: only async-signal-safe calls between fork and exec. Going
-    // from uid 0 to 65534 clears every capability set.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::geteuid() != 0 {
-                return Ok(()); // already unprivileged
-            }
-            let nobody = 65534;
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setresgid(nobody, nobody, nobody) != 0
-                || libc::setresuid(nobody, nobody, nobody) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    f.run_cmd(cmd, RUN_TIMEOUT)
-}
-
 #[test]
 fn unprivileged_auto_falls_back_to_ptrace() {
     let f = Fixture::new();
     let out = f.arg("t.json");
-    let o = sandmine_unprivileged(
+    let o = common::sandmine_unprivileged(
         &f,
         &["mine", "--backend", "auto", "-o", &out, "--", "/bin/true"],
     );
@@ -415,7 +379,7 @@ fn unprivileged_auto_falls_back_to_ptrace() {
 fn unprivileged_ebpf_is_refused() {
     let f = Fixture::new();
     let out = f.arg("t.json");
-    let o = sandmine_unprivileged(
+    let o = common::sandmine_unprivileged(
         &f,
         &["mine", "--backend", "ebpf", "-o", &out, "--", "/bin/true"],
     );

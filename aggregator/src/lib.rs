@@ -3,8 +3,11 @@
 //!
 //! - [`ingest`]: the aggregation loop: fetch a batch from the broker,
 //!   decode (or dead-letter), insert, and only then ack.
+//! - [`runtime_base`]: the runtime's must-allow base, derived from the
+//!   runtime-phase calls in the store (no probe containers, no eBPF).
 //! - [`store`]: the stores, their schema and migrations, and the answers
 //!   ([`schemas::fleet::ImageObservations`]) the compiler reads.
 
 pub mod ingest;
+pub mod runtime_base;
 pub mod store;

@@ -677,3 +677,39 @@ async fn docs_example_queries_run_on_18_16() {
         ch.query(q);
     }
 }
+
+/// The runtime-phase calls per (runtime, image), which the fleet's runtime
+/// base is derived from: exact, and the same from both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_syscalls_per_runtime_on_both_stores() {
+    use Abi::X86_64;
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let mut podman = ctr(
+        "p1",
+        "redis:7",
+        T0,
+        T0 + 10_000,
+        None,
+        vec![
+            sc(X86_64, 157, 1, &[Phase::Runtime, Phase::Image], T0 + 100),
+            sc(X86_64, 0, 1, &[Phase::Image], T0 + 200),
+        ],
+    );
+    podman.container.runtime = "podman".into();
+    let mut batch = hand_made();
+    batch.push(env("h3", "b1", 1, T0, vec![podman]));
+    for s in [&chs, &emb] {
+        s.insert(&batch).await.unwrap();
+        // Redelivered: still one row each.
+        s.insert(&batch).await.unwrap();
+    }
+    let want = vec![
+        ("docker".to_string(), "nginx:1".to_string(), X86_64, 59),
+        ("podman".to_string(), "redis:7".to_string(), X86_64, 157),
+    ];
+    assert_eq!(chs.runtime_syscalls().await.unwrap(), want);
+    assert_eq!(emb.runtime_syscalls().await.unwrap(), want);
+}

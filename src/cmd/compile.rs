@@ -1,6 +1,6 @@
 //! `sandmine compile`: per-image profiles from the store, in every format.
 
-use crate::compiling::{compile_one, select_images, with_store, PolicyArgs};
+use crate::compiling::{select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
 use anyhow::{Context, Result};
@@ -46,15 +46,16 @@ pub struct CompileArgs {
 
 pub fn main(args: CompileArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
-    let policy = args.policy.load()?;
+    let mut compiler = args.policy.load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
         let images = select_images(&store, &args.images).await?;
+        compiler.read_observed(&store).await?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         let (mut enforce, mut log, mut not_ready) = (0, 0, 0);
         for image in &images {
-            let (_, c) = compile_one(&store, image, &policy, now).await?;
+            let (_, c) = compiler.compile(&store, image, now).await?;
             let dir = args.out.join(publish::image_slug(image));
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;

@@ -1,6 +1,6 @@
 //! `sandmine explain IMAGE SYSCALL`: why a syscall is allowed or denied.
 
-use crate::compiling::{compile_one, select_images, with_store, PolicyArgs};
+use crate::compiling::{select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
 use anyhow::{bail, Result};
@@ -36,11 +36,12 @@ pub fn main(args: ExplainArgs) -> Result<ExitCode> {
         bail!("{:?} is not a {} syscall name", args.syscall, args.abi);
     }
     let s: Settings = args.config.load()?;
-    let policy = args.policy.load()?;
+    let mut compiler = args.policy.load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
         select_images(&store, std::slice::from_ref(&args.image)).await?;
-        let (_, c) = compile_one(&store, &args.image, &policy, now).await?;
+        compiler.read_observed(&store).await?;
+        let (_, c) = compiler.compile(&store, &args.image, now).await?;
         println!(
             "{}",
             policy_compiler::explain(&c.decision, args.abi, &args.syscall)

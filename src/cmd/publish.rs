@@ -63,7 +63,7 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     if let Some(rb) = &args.runtime_base {
         s.publish.runtime_base = rb.clone();
     }
-    let policy = PolicyArgs {
+    let mut compiler = PolicyArgs {
         policy: s.publish.policy.clone(),
         runtime_base: s.publish.runtime_base.clone(),
     }
@@ -72,7 +72,7 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     with_store(&s.store, |store| async move {
         let images = select_images(&store, &[]).await?;
         let reports =
-            publishing::round(&store, &images, &s.publish, &policy, &s.broker, now).await?;
+            publishing::round(&store, &images, &s.publish, &mut compiler, &s.broker, now).await?;
         let mut failed = 0;
         for r in &reports {
             failed += r.failed();

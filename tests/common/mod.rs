@@ -219,6 +219,48 @@ impl Fixture {
     }
 }
 
+/// `sandmine ARGS` as uid/gid 65534 with no supplementary groups and no
+/// capabilities, from a copy of the binary in the (world-writable) temp
+/// dir, so that where the build put it does not matter.
+pub fn sandmine_unprivileged(f: &Fixture, args: &[&str]) -> Out {
+    sandmine_unprivileged_env(f, args, &[])
+}
+
+/// [`sandmine_unprivileged`] with extra environment variables.
+pub fn sandmine_unprivileged_env(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Out {
+    use std::os::unix::fs::PermissionsExt;
+    let perm = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    perm(f.dir.path(), 0o777).expect("chmod temp dir");
+    let bin = f.path("sandmine-copy");
+    if !bin.exists() {
+        std::fs::copy(SANDMINE, &bin).expect("copy the binary");
+        perm(&bin, 0o755).expect("chmod binary");
+    }
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .current_dir(f.dir.path());
+    no_core_dumps(&mut cmd);
+    // SAFETY: only async-signal-safe calls between fork and exec. Going
+    // from uid 0 to 65534 clears every capability set.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::geteuid() != 0 {
+                return Ok(()); // already unprivileged
+            }
+            let nobody = 65534;
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(nobody, nobody, nobody) != 0
+                || libc::setresuid(nobody, nobody, nobody) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    f.run_cmd(cmd, RUN_TIMEOUT)
+}
+
 pub fn no_core_dumps(cmd: &mut Command) {
     // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
     unsafe {

@@ -397,6 +397,24 @@ impl ClickHouseStore {
             .collect()
     }
 
+    pub async fn runtime_syscalls(&self) -> Result<Vec<super::RuntimeSyscallRow>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct R {
+            runtime: String,
+            image: String,
+            abi: u8,
+            nr: u32,
+        }
+        let q = self.sql(sql::Q_RUNTIME_SYSCALLS);
+        let rows = self.timed(self.client.query(&q).fetch_all::<R>()).await?;
+        rows.into_iter()
+            .map(|r| {
+                let abi = abi_from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
+                Ok((r.runtime, r.image, abi, r.nr))
+            })
+            .collect()
+    }
+
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
     pub async fn optimize(&self) -> Result<(), StoreError> {

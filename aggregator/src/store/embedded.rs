@@ -73,6 +73,12 @@ const Q_SYSCALL_TOTALS: &str =
  ON c.image = i.image AND c.abi = i.abi AND c.nr = i.nr
  ORDER BY c.image, c.abi, c.nr";
 
+const Q_RUNTIME_SYSCALLS: &str = "SELECT DISTINCT c.runtime, i.image, i.abi, i.nr
+ FROM incidence i JOIN containers c
+   ON c.image = i.image AND c.host_id = i.host_id AND c.boot_id = i.boot_id AND c.container_id = i.container_id
+ WHERE (i.phases & 2) != 0
+ ORDER BY c.runtime, i.image, i.abi, i.nr";
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -357,6 +363,31 @@ impl EmbeddedStore {
             .map(|(image, abi, nr, calls, hosts, containers)| {
                 let abi = abi_from_code(abi).ok_or(rows::UnknownAbi(abi))?;
                 Ok((image, abi, nr, calls, hosts, containers))
+            })
+            .collect()
+    }
+
+    pub async fn runtime_syscalls(&self) -> Result<Vec<super::RuntimeSyscallRow>, StoreError> {
+        let raw = self
+            .with(|c| {
+                let mut st = c.prepare_cached(Q_RUNTIME_SYSCALLS)?;
+                let v = st
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, u8>(2)?,
+                            r.get::<_, u32>(3)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            })
+            .await?;
+        raw.into_iter()
+            .map(|(runtime, image, abi, nr)| {
+                let abi = abi_from_code(abi).ok_or(rows::UnknownAbi(abi))?;
+                Ok((runtime, image, abi, nr))
             })
             .collect()
     }

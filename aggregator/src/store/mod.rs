@@ -24,6 +24,12 @@ use std::path::PathBuf;
 /// (image, abi, nr, calls, hosts, containers): fleet-wide raw totals.
 pub type TotalsRow = (String, Abi, u32, u64, u64, u64);
 
+/// (runtime, image, abi, nr): a syscall some container of the image made
+/// in `Phase::Runtime` (after the runtime's filter, before the
+/// entrypoint), under that runtime (`ContainerRef::runtime`: docker,
+/// podman, containerd, cri-o).
+pub type RuntimeSyscallRow = (String, String, Abi, u32);
+
 /// Which store, and how to reach it. In TOML:
 /// `[store.clickhouse]` with [`ClickHouseConfig`]'s keys, or
 /// `[store.embedded]` with `path`.
@@ -149,6 +155,15 @@ impl Store {
         match self {
             Store::ClickHouse(s) => s.syscall_totals().await,
             Store::Embedded(s) => s.syscall_totals().await,
+        }
+    }
+
+    /// Every syscall made in `Phase::Runtime`, per runtime and image,
+    /// sorted: what [`crate::runtime_base`] derives the runtime base from.
+    pub async fn runtime_syscalls(&self) -> Result<Vec<RuntimeSyscallRow>, StoreError> {
+        match self {
+            Store::ClickHouse(s) => s.runtime_syscalls().await,
+            Store::Embedded(s) => s.runtime_syscalls().await,
         }
     }
 

@@ -33,6 +33,9 @@ pub const Q_IMAGE_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_image_
 pub const Q_IMAGE_CALLS: &str = include_str!("../../sql/clickhouse/q_image_calls.sql");
 pub const Q_IMAGE_INCIDENCE: &str = include_str!("../../sql/clickhouse/q_image_incidence.sql");
 pub const Q_SYSCALL_TOTALS: &str = include_str!("../../sql/clickhouse/q_syscall_totals.sql");
+/// Runtime-phase syscalls per (runtime, image); `2` is `Phase::Runtime`'s
+/// bit (checked by a test).
+pub const Q_RUNTIME_SYSCALLS: &str = include_str!("../../sql/clickhouse/q_runtime_syscalls.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
@@ -57,6 +60,7 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_image_calls.sql", Q_IMAGE_CALLS),
         ("q_image_incidence.sql", Q_IMAGE_INCIDENCE),
         ("q_syscall_totals.sql", Q_SYSCALL_TOTALS),
+        ("q_runtime_syscalls.sql", Q_RUNTIME_SYSCALLS),
         ("optimize.sql", OPTIMIZE),
     ]);
     v
