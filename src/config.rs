@@ -9,13 +9,20 @@
 //!    between levels: `SANDMINE_BROKER__URL=nats://10.0.0.5:4222`);
 //! 4. `--set section.key=value` flags, in order.
 //!
-//! Values from the environment and `--set` are parsed as TOML literals
-//! (`10`, `true`, `"a"`, `["a", "b"]`) and fall back to plain strings, so
-//! `--set broker.url=nats://h:4222` needs no quotes.
+//! A value from the environment or `--set` takes the type of the key it
+//! sets (its default's type): a number, a boolean or a list is read as a
+//! TOML literal (`10`, `true`, `["a", "b"]`); a string key (and a key with
+//! no default, such as a password) takes the text as it is, so
+//! `SANDMINE_BROKER__PASSWORD=123456` is the string "123456" and a quoted
+//! password keeps its quotes. `--set` also accepts a TOML string literal
+//! for a string key (`--set 'broker.url="nats://h:4222"'`), unquoted, so
+//! `--set 'broker.password="\"x\""'` sets `"x"` with its quotes; from the
+//! environment the text is always taken as it is.
 //!
 //! Every section is a typed struct with `deny_unknown_fields`: a misspelt
 //! key is an error that names it, never silently ignored.
 
+use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -39,17 +46,31 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Loads the typed config: defaults, file, environment, `--set`.
-    pub fn load<T: DeserializeOwned>(&self) -> Result<T> {
+    pub fn load(&self) -> Result<Settings> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        load_from(self.config.as_deref(), &env, &self.set)
+        load_from(
+            self.config.as_deref(),
+            &env,
+            &self.set,
+            &Settings::key_types(),
+        )
     }
 }
 
-/// [`ConfigArgs::load`] with the environment passed in (for tests).
+/// Where an override comes from: `--set` also takes TOML string literals.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Env,
+    Flag,
+}
+
+/// [`ConfigArgs::load`] with the environment and the key types passed in
+/// (for tests).
 pub fn load_from<T: DeserializeOwned>(
     file: Option<&Path>,
     env: &[(String, String)],
     sets: &[String],
+    key_types: &Table,
 ) -> Result<T> {
     let mut table = match file {
         Some(path) => {
@@ -70,7 +91,8 @@ pub fn load_from<T: DeserializeOwned>(
     env_overrides.sort();
     for (k, v) in env_overrides {
         let path: Vec<String> = k.split(ENV_SEP).map(|p| p.to_ascii_lowercase()).collect();
-        set_path(&mut table, &path, parse_value(v))
+        let value = typed_value(v, key_type(key_types, &path), Source::Env);
+        set_path(&mut table, &path, value)
             .with_context(|| format!("environment variable {ENV_PREFIX}{k}"))?;
     }
     for s in sets {
@@ -81,7 +103,8 @@ pub fn load_from<T: DeserializeOwned>(
         if path.iter().any(String::is_empty) {
             bail!("--set {s:?}: empty key part");
         }
-        set_path(&mut table, &path, parse_value(v.trim())).with_context(|| format!("--set {s}"))?;
+        let value = typed_value(v.trim(), key_type(key_types, &path), Source::Flag);
+        set_path(&mut table, &path, value).with_context(|| format!("--set {s}"))?;
     }
     let what = file
         .map(|p| p.display().to_string())
@@ -90,14 +113,39 @@ pub fn load_from<T: DeserializeOwned>(
         .map_err(|e| anyhow::anyhow!("{what}: {}", one_line(&e.to_string())))
 }
 
-fn parse_value(s: &str) -> Value {
-    // A TOML literal if it is one (`10`, `true`, `["a"]`, `"x"`), else the
-    // raw string.
-    format!("v = {s}")
+/// The default value at `path`, whose type an override takes.
+fn key_type<'a>(types: &'a Table, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = types;
+    for p in parents {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
+}
+
+/// An override's text as the type of the key it sets (see the module
+/// documentation).
+fn typed_value(text: &str, key_type: Option<&Value>, source: Source) -> Value {
+    match key_type {
+        None | Some(Value::String(_)) => {
+            let quoted = text.starts_with('"') || text.starts_with('\'');
+            match toml_literal(text) {
+                Some(Value::String(s)) if quoted && source == Source::Flag => Value::String(s),
+                _ => Value::String(text.to_string()),
+            }
+        }
+        // Numbers, booleans, lists, tables: a TOML literal; anything else
+        // stays text, and the typed load names the key and what it expects.
+        Some(_) => toml_literal(text).unwrap_or_else(|| Value::String(text.to_string())),
+    }
+}
+
+/// `text` as one TOML value, if it is one.
+fn toml_literal(text: &str) -> Option<Value> {
+    format!("v = {text}")
         .parse::<Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| Value::String(s.to_string()))
 }
 
 fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<()> {
@@ -125,25 +173,33 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(Deserialize, serde::Serialize, Debug, PartialEq, Default)]
     #[serde(deny_unknown_fields)]
     struct Cfg {
         #[serde(default)]
         broker: Broker,
     }
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(Deserialize, serde::Serialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct Broker {
         url: String,
         batch: u32,
+        password: Option<String>,
+        tls: bool,
     }
     impl Default for Broker {
         fn default() -> Self {
             Broker {
                 url: "nats://127.0.0.1:4222".into(),
                 batch: 10,
+                password: None,
+                tls: false,
             }
         }
+    }
+
+    fn types() -> Table {
+        Table::try_from(Cfg::default()).unwrap()
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
@@ -155,63 +211,105 @@ mod tests {
     #[test]
     fn precedence_is_default_file_env_flag() {
         let f = file("[broker]\nurl = \"nats://file:1\"\nbatch = 5\n");
-        let c: Cfg = load_from(Some(f.path()), &[], &[]).unwrap();
+        let c: Cfg = load_from(Some(f.path()), &[], &[], &types()).unwrap();
         assert_eq!(c.broker.url, "nats://file:1");
         assert_eq!(c.broker.batch, 5);
         let env = vec![(
             "SANDMINE_BROKER__URL".to_string(),
             "nats://env:2".to_string(),
         )];
-        let c: Cfg = load_from(Some(f.path()), &env, &[]).unwrap();
+        let c: Cfg = load_from(Some(f.path()), &env, &[], &types()).unwrap();
         assert_eq!(c.broker.url, "nats://env:2");
         let c: Cfg = load_from(
             Some(f.path()),
             &env,
             &["broker.url=nats://flag:3".into(), "broker.batch=7".into()],
+            &types(),
         )
         .unwrap();
         assert_eq!(
             c.broker,
             Broker {
                 url: "nats://flag:3".into(),
-                batch: 7
+                batch: 7,
+                password: None,
+                tls: false,
             }
         );
-        let c: Cfg = load_from(None, &[], &[]).unwrap();
+        let c: Cfg = load_from(None, &[], &[], &types()).unwrap();
         assert_eq!(c.broker, Broker::default());
     }
 
     #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let f = file("[broker]\nurll = \"x\"\n");
-        let e = load_from::<Cfg>(Some(f.path()), &[], &[]).unwrap_err();
+        let e = load_from::<Cfg>(Some(f.path()), &[], &[], &types()).unwrap_err();
         assert!(e.to_string().contains("unknown field `urll`"), "{e}");
-        let e = load_from::<Cfg>(None, &[], &["brokr.url=x".into()]).unwrap_err();
+        let e = load_from::<Cfg>(None, &[], &["brokr.url=x".into()], &types()).unwrap_err();
         assert!(e.to_string().contains("unknown field `brokr`"), "{e}");
         let env = vec![("SANDMINE_BROKER__BATCHH".to_string(), "1".to_string())];
-        let e = load_from::<Cfg>(None, &env, &[]).unwrap_err();
+        let e = load_from::<Cfg>(None, &env, &[], &types()).unwrap_err();
         assert!(e.to_string().contains("unknown field `batchh`"), "{e}");
         // Variables without the double underscore are not config.
         let env = vec![("SANDMINE_CGROUP".to_string(), "v1".to_string())];
-        assert!(load_from::<Cfg>(None, &env, &[]).is_ok());
+        assert!(load_from::<Cfg>(None, &env, &[], &types()).is_ok());
     }
 
     #[test]
     fn bad_values_and_files_are_clear() {
-        let e = load_from::<Cfg>(None, &[], &["broker.batch=many".into()]).unwrap_err();
+        let e = load_from::<Cfg>(None, &[], &["broker.batch=many".into()], &types()).unwrap_err();
         assert!(e.to_string().contains("invalid type"), "{e}");
         let f = file("[broker\n");
-        let e = load_from::<Cfg>(Some(f.path()), &[], &[]).unwrap_err();
+        let e = load_from::<Cfg>(Some(f.path()), &[], &[], &types()).unwrap_err();
         assert!(
             e.to_string().contains(&f.path().display().to_string()),
             "{e}"
         );
-        let e = load_from::<Cfg>(Some(Path::new("/nonexistent.toml")), &[], &[]).unwrap_err();
+        let e =
+            load_from::<Cfg>(Some(Path::new("/nonexistent.toml")), &[], &[], &types()).unwrap_err();
         assert!(
             format!("{e:#}").contains("cannot read config file /nonexistent.toml"),
             "{e:#}"
         );
-        let e = load_from::<Cfg>(None, &[], &["novalue".into()]).unwrap_err();
+        let e = load_from::<Cfg>(None, &[], &["novalue".into()], &types()).unwrap_err();
         assert!(e.to_string().contains("expected KEY=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn strings_stay_strings() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let load = |env: &[(String, String)], sets: &[&str]| -> Broker {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            load_from::<Cfg>(None, env, &sets, &types()).unwrap().broker
+        };
+        // An all-digit password is a string, from either source.
+        let b = load(&env("SANDMINE_BROKER__PASSWORD", "123456"), &[]);
+        assert_eq!(b.password.as_deref(), Some("123456"));
+        let b = load(&[], &["broker.password=007"]);
+        assert_eq!(b.password.as_deref(), Some("007"));
+        // A quoted one keeps its quotes from the environment; `--set`
+        // takes a TOML string literal, so quotes are written escaped.
+        let b = load(&env("SANDMINE_BROKER__PASSWORD", "\"p w\""), &[]);
+        assert_eq!(b.password.as_deref(), Some("\"p w\""));
+        let b = load(&[], &[r#"broker.password="\"x\"""#]);
+        assert_eq!(b.password.as_deref(), Some("\"x\""));
+        let b = load(&[], &["broker.password='single'"]);
+        assert_eq!(b.password.as_deref(), Some("single"));
+        // Other TOML-looking text is a string too.
+        for p in ["true", "1.5", "[1]", "1979-05-27", "a=b", "#x"] {
+            let b = load(&env("SANDMINE_BROKER__PASSWORD", p), &[]);
+            assert_eq!(b.password.as_deref(), Some(p));
+            let b = load(&[], &[&format!("broker.password={p}")]);
+            assert_eq!(b.password.as_deref(), Some(p), "--set {p}");
+        }
+        // Numbers and booleans still take their type, from either source.
+        let b = load(&env("SANDMINE_BROKER__BATCH", "42"), &["broker.tls=true"]);
+        assert_eq!((b.batch, b.tls), (42, true));
+        let e =
+            load_from::<Cfg>(None, &env("SANDMINE_BROKER__TLS", "yes"), &[], &types()).unwrap_err();
+        assert!(
+            e.to_string().contains("invalid type: string \"yes\""),
+            "{e}"
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! by the crate that uses it. See docs/CONFIG.md for every key.
 
 use aggregator::ingest::AggregatorConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Serialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// `sandmine collect` / `standalone`: the per-host daemon.
@@ -37,10 +37,29 @@ impl Default for Settings {
 }
 
 /// `[metrics]`: Prometheus endpoints.
-#[derive(Deserialize, Debug, Clone, Default)]
+#[derive(Deserialize, Serialize, Debug, Clone, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `host:port` where the running command (collect, aggregate,
     /// standalone) serves Prometheus `/metrics`; empty = off.
     pub listen: String,
+}
+
+impl Settings {
+    /// Every key with a default, as TOML values: what a value from the
+    /// environment or `--set` is converted to (a key with no default, such
+    /// as a password, takes a string). Both brokers' keys are listed, as
+    /// the file may pick either.
+    pub fn key_types() -> toml::Table {
+        let mut t = toml::Table::try_from(Settings::default()).unwrap_or_default();
+        let kafka = transport::BrokerConfig::Kafka(Default::default());
+        if let (Ok(toml::Value::Table(k)), Some(toml::Value::Table(b))) =
+            (toml::Value::try_from(kafka), t.get_mut("broker"))
+        {
+            for (key, v) in k {
+                b.entry(key).or_insert(v);
+            }
+        }
+        t
+    }
 }

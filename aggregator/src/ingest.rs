@@ -36,7 +36,7 @@ pub struct IngestMetrics {
 }
 
 /// `[aggregator]` section.
-#[derive(serde::Deserialize, Debug, Clone)]
+#[derive(serde::Deserialize, serde::Serialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregatorConfig {
     /// Most messages per store insert.

@@ -3,11 +3,11 @@
 
 use crate::candidate::GatePolicy;
 use crate::schedule::{Schedule, ScheduleError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
     /// A new syscall enters a published profile only once seen on this

@@ -94,11 +94,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 
-/// `#[serde(with = "sysutil::duration")]` for a `Duration` written as a
-/// duration string in a config file.
+/// `#[serde(with = "sysutil::duration")]` for a `Duration` in a config
+/// file: a duration string, or a number of seconds (`ack_wait = 45`).
 pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = <String as serde::Deserialize>::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as \"10s\" or \"1h30m\", or a number of seconds")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse_duration(s).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            parse_duration(&n.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            parse_duration(&n.to_string()).map_err(E::custom)
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            parse_duration(&n.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// Writes a duration back in the same syntax: its largest exact units,
@@ -194,6 +212,26 @@ mod tests {
             );
         }
         assert_eq!(ok("36500d"), MAX);
+    }
+
+    #[test]
+    fn config_values_are_strings_or_seconds() {
+        #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+        struct C {
+            #[serde(with = "crate::duration")]
+            d: Duration,
+        }
+        let c = |v: serde_json::Value| serde_json::from_value::<C>(serde_json::json!({ "d": v }));
+        assert_eq!(c("1h30m".into()).unwrap().d, Duration::from_secs(5400));
+        assert_eq!(c(45.into()).unwrap().d, Duration::from_secs(45));
+        assert_eq!(c(1.5.into()).unwrap().d, Duration::from_millis(1500));
+        assert!(c((-1).into()).is_err());
+        assert!(c("7 days".into()).is_err());
+        let back = serde_json::to_value(C {
+            d: Duration::from_secs(5400),
+        })
+        .unwrap();
+        assert_eq!(back, serde_json::json!({ "d": "1h30m" }));
     }
 
     #[test]

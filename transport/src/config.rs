@@ -81,11 +81,11 @@ pub struct NatsConfig {
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a re-publish.
     /// Must exceed the longest time a collector retries one message without
     /// spooling it (a spooled replay is deduped by the store instead).
-    #[serde(with = "duration_str")]
+    #[serde(with = "sysutil::duration")]
     pub duplicate_window: Duration,
     /// How long an unacked delivery waits before JetStream redelivers it.
     /// Longer than the slowest store insert, or batches get delivered twice.
-    #[serde(with = "duration_str")]
+    #[serde(with = "sysutil::duration")]
     pub ack_wait: Duration,
     /// Most deliveries outstanding without ack, per consumer. Must be at
     /// least the aggregator's batch size or fetches stall.
@@ -93,7 +93,7 @@ pub struct NatsConfig {
     /// Upper bound on every broker round trip (connect, publish ack,
     /// stream lookup). A dead broker becomes an error after this long, so
     /// the collector can spool instead of hanging.
-    #[serde(with = "duration_str")]
+    #[serde(with = "sysutil::duration")]
     pub timeout: Duration,
     /// User for user/password authentication.
     pub user: Option<String>,
@@ -211,7 +211,7 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// Upper bound on every broker round trip (delivery report, commit,
     /// metadata). A dead broker becomes an error after this long.
-    #[serde(with = "duration_str")]
+    #[serde(with = "sysutil::duration")]
     pub timeout: Duration,
     /// Passed verbatim to librdkafka (SASL, TLS, tuning), e.g.
     /// `"security.protocol" = "SASL_SSL"`. Applied last, so they override
@@ -263,58 +263,6 @@ impl KafkaConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// Durations in config files as human strings: `"500ms"`, `"30s"`, `"2m"`,
-/// `"1h"`, or a bare integer meaning seconds.
-pub mod duration_str {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"` or `"30"` (seconds).
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?} (expected e.g. \"30s\", \"2m\")"))?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            other => return Err(format!("invalid duration unit {other:?} in {s:?}")),
-        };
-        Ok(d)
-    }
-
-    /// Renders whole seconds as `"Ns"`, else `"Nms"`.
-    pub fn render(d: &Duration) -> String {
-        if d.subsec_millis() == 0 {
-            format!("{}s", d.as_secs())
-        } else {
-            format!("{}ms", d.as_millis())
-        }
-    }
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&render(d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
-        }
     }
 }
 
@@ -431,14 +379,7 @@ topic = "deltas"
     }
 
     #[test]
-    fn durations_parse_and_render() {
-        assert_eq!(duration_str::parse("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(duration_str::parse("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(duration_str::parse("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(duration_str::parse("30"), Ok(Duration::from_secs(30)));
-        assert!(duration_str::parse("m").is_err());
-        assert_eq!(duration_str::render(&Duration::from_secs(120)), "120s");
-        assert_eq!(duration_str::render(&Duration::from_millis(1500)), "1500ms");
+    fn defaults_round_trip_through_toml() {
         let back: NatsConfig =
             toml::from_str(&toml::to_string(&NatsConfig::default()).expect("ser")).expect("de");
         assert_eq!(back, NatsConfig::default());

@@ -107,13 +107,13 @@ impl DaemonError {
 }
 
 /// The daemon's configuration (`[collector]` of the config file).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
     /// Stable host identity; `/etc/machine-id` when unset.
     pub host_id: Option<String>,
     /// How often a delta is cut ("10s", "500ms", "1m").
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(with = "sysutil::duration")]
     pub interval: Duration,
     /// Persisted state and the spool.
     pub state_dir: PathBuf,
@@ -146,36 +146,6 @@ impl Default for DaemonConfig {
             cgroup_parent: None,
         }
     }
-}
-
-/// "10s", "250ms", "2m", "1h" → a duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {s:?} has no unit (ms, s, m, h)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("duration {s:?}: expected a number then a unit"))?;
-    let ms = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "duration {s:?}: unknown unit {unit:?} (ms, s, m, h)"
-            ))
-        }
-    }
-    .ok_or_else(|| format!("duration {s:?} is too long"))?;
-    Ok(Duration::from_millis(ms))
-}
-
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 /// What one tick saw, for logs and metrics.
@@ -574,17 +544,6 @@ pub fn syscall_set(env: &Envelope, container_id: &str) -> BTreeSet<(Abi, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("10d").is_err());
-    }
 
     #[test]
     fn config_from_json() {
