@@ -38,6 +38,13 @@ pub struct RunLimits {
     #[arg(long, value_name = "FILE")]
     pub curve: Option<PathBuf>,
 
+    /// Also write what was observed, as JSON: per (ABI, syscall number) the
+    /// calls counted and the phases they were seen in. The profile is a
+    /// pure function of this file, so it can be kept, audited or
+    /// recompiled later.
+    #[arg(long, value_name = "FILE")]
+    pub observation: Option<PathBuf>,
+
     /// No progress line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -74,6 +81,11 @@ pub fn write_outputs(
     }
     if let Some(curve) = &limits.curve {
         sysutil::fs::write_atomic(curve, curve_csv(conv).as_bytes())?;
+    }
+    if let Some(path) = &limits.observation {
+        let mut json = serde_json::to_string_pretty(obs).context("rendering the observation")?;
+        json.push('\n');
+        sysutil::fs::write_atomic(path, json.as_bytes())?;
     }
     for w in profile.warnings() {
         eprintln!("sandmine: warning: {w}");

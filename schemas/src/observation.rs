@@ -94,11 +94,72 @@ pub struct SyscallUse {
 /// container). Ordered maps: iteration order, and so every output, is
 /// deterministic.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Observation {
+    /// In JSON: a list of `{abi, nr, calls, phases}`, sorted by (abi, nr).
+    #[serde(with = "syscall_list")]
     pub syscalls: BTreeMap<SyscallKey, SyscallUse>,
     /// Calls whose number was outside the capture's table (counted, not
     /// named). Non-zero means the kernel knows syscalls this build does not.
     pub out_of_range: u64,
+}
+
+/// The JSON form of [`Observation::syscalls`]: a map keyed by a struct has
+/// no JSON form, so it travels as a sorted list of entries.
+mod syscall_list {
+    use super::{PhaseSet, SyscallKey, SyscallUse};
+    use crate::Abi;
+    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        abi: Abi,
+        nr: u32,
+        calls: u64,
+        phases: PhaseSet,
+    }
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<SyscallKey, SyscallUse>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let v: Vec<Entry> = m
+            .iter()
+            .map(|(k, u)| Entry {
+                abi: k.abi,
+                nr: k.nr,
+                calls: u.calls,
+                phases: u.phases,
+            })
+            .collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<SyscallKey, SyscallUse>, D::Error> {
+        let v = Vec::<Entry>::deserialize(d)?;
+        let mut m = BTreeMap::new();
+        for e in v {
+            let key = SyscallKey {
+                abi: e.abi,
+                nr: e.nr,
+            };
+            let u = SyscallUse {
+                calls: e.calls,
+                phases: e.phases,
+            };
+            if m.insert(key, u).is_some() {
+                return Err(D::Error::custom(format!(
+                    "syscall {} {} is listed twice",
+                    e.abi, e.nr
+                )));
+            }
+        }
+        Ok(m)
+    }
 }
 
 impl Observation {
@@ -133,5 +194,27 @@ impl Observation {
             .values()
             .filter(|u| u.phases.contains(phase))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_as_a_list() {
+        let mut o = Observation::default();
+        o.record(Abi::X86_64, 0, Phase::Image, 3);
+        o.record(Abi::I386, 20, Phase::Runtime, 1);
+        o.out_of_range = 2;
+        let j = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            j,
+            r#"{"syscalls":[{"abi":"x86_64","nr":0,"calls":3,"phases":8},{"abi":"i386","nr":20,"calls":1,"phases":2}],"out_of_range":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Observation>(&j).unwrap(), o);
+        let twice = r#"{"syscalls":[{"abi":"x86_64","nr":0,"calls":3,"phases":8},{"abi":"x86_64","nr":0,"calls":1,"phases":8}],"out_of_range":0}"#;
+        let e = serde_json::from_str::<Observation>(twice).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
     }
 }
