@@ -2,7 +2,8 @@
 //! format rendered in memory. Run with
 //! `cargo run --release -p policy-compiler --example bench_compile [IMAGES] [THREADS]`
 //! (`... 1000 1 stages [K]`: per-stage times, each image K times in a row;
-//! `... 200 1 digest`: a hash of every output, for `compare.sh`).
+//! `... 200 1 digest`: a hash of every output, for `compare.sh`;
+//! `... 8 1 dump DIR`: the first 8 pool images as JSON files).
 //! Each run prints wall time and the worker threads' CPU time per image.
 //!
 //! The inputs are synthetic and deterministic (a fixed-seed PRNG): a pool
@@ -154,6 +155,30 @@ fn synth(seed: u64) -> ImageObservations {
     }
 }
 
+/// `o` with its lists reversed, two unnamed x86_64 numbers and an x32 call
+/// added to its last container.
+fn with_unnamed_and_x32(o: &ImageObservations) -> ImageObservations {
+    let mut v = o.clone();
+    v.incidence.reverse();
+    v.syscalls.reverse();
+    if let Some(c) = v.incidence.first_mut() {
+        for (abi, nr) in [
+            (Abi::X86_64, 1000u32),
+            (Abi::X86_64, 2000),
+            (Abi::X32, 0x4000_0000 | 1),
+        ] {
+            c.syscalls.push(IncidenceEntry {
+                abi,
+                nr: nr & 0x3fff_ffff,
+                phases: PhaseSet(Phase::Image.bit()),
+                first_seen_ms: c.started_at_ms,
+                last_seen_ms: c.last_seen_ms,
+            });
+        }
+    }
+    v
+}
+
 /// CPU time of the calling thread in ns (`/proc/thread-self/schedstat`,
 /// first field), so that a shared, loaded machine can be compared by the
 /// CPU each compilation took rather than by wall time alone.
@@ -209,24 +234,7 @@ fn digest(pool: &[ImageObservations], now: u64) {
     for (i, o) in pool.iter().enumerate() {
         // Variants: as generated; reversed lists plus an unnamed number and
         // an x32 call, so that the unnamed and other-ABI paths run too.
-        let mut v = o.clone();
-        v.incidence.reverse();
-        v.syscalls.reverse();
-        if let Some(c) = v.incidence.first_mut() {
-            for (abi, nr) in [
-                (Abi::X86_64, 1000u32),
-                (Abi::X86_64, 2000),
-                (Abi::X32, 0x4000_0000 | 1),
-            ] {
-                c.syscalls.push(IncidenceEntry {
-                    abi,
-                    nr: nr & 0x3fff_ffff,
-                    phases: PhaseSet(Phase::Image.bit()),
-                    first_seen_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                });
-            }
-        }
+        let v = with_unnamed_and_x32(o);
         for (k, obs) in [o, &v].into_iter().enumerate() {
             for (j, p) in policies.iter().enumerate() {
                 let line = match compile(obs, p, now) {
@@ -294,6 +302,28 @@ fn main() {
     let policy = Policy::default();
     let now = 1_700_000_000_000u64 + 400 * H;
 
+    if std::env::args().nth(3).as_deref() == Some("dump") {
+        // `... N 1 dump DIR`: the first N pool images as JSON, the inputs
+        // of the golden test (policy-compiler/tests/golden.rs).
+        let dir = std::path::PathBuf::from(std::env::args().nth(4).unwrap_or_else(|| ".".into()));
+        // Also the first image's variant of `digest` (reversed lists, two
+        // unnamed numbers and an x32 call).
+        let variant = with_unnamed_and_x32(&pool[0]);
+        let named = pool
+            .iter()
+            .take(images)
+            .enumerate()
+            .map(|(i, o)| (format!("pool-{i:03}.json"), o))
+            .chain([("variant-000.json".to_string(), &variant)]);
+        for (name, o) in named {
+            let mut json = serde_json::to_string(o).unwrap_or_default();
+            json.push('\n');
+            if let Err(e) = std::fs::write(dir.join(name), json) {
+                panic!("writing {}: {e}", dir.display());
+            }
+        }
+        return;
+    }
     if std::env::args().nth(3).as_deref() == Some("digest") {
         digest(&pool, now);
         return;
