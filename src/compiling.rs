@@ -5,7 +5,7 @@ use aggregator::runtime_base::ObservedRuntimeBases;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
 use policy_compiler::policy::{Runtime, RuntimeName};
-use policy_compiler::{Compiled, Policy};
+use policy_compiler::{Compiled, Policy, ResolvedPolicy};
 use schemas::fleet::ImageObservations;
 use schemas::{Abi, SyscallKey};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +31,8 @@ pub struct PolicyArgs {
 
 /// The policy, and where each image's runtime base comes from.
 pub struct Compiler {
-    policy: Policy,
+    /// Validated and resolved once.
+    policy: ResolvedPolicy,
     /// `auto` (and no `[runtime]` in the policy file).
     observe_base: bool,
     /// The bases observed in the store, applied per image.
@@ -61,8 +62,8 @@ impl PolicyArgs {
                 }
             }
         }
-        policy
-            .validate()
+        let policy = policy
+            .resolve()
             .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
         Ok(Compiler {
             policy,
@@ -106,18 +107,24 @@ impl Compiler {
     /// The policy, as for every image (without the per-image observed
     /// runtime base).
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        self.policy.policy()
     }
 
     /// The policy for one image: with `auto`, the runtime base observed
-    /// under the runtimes its containers ran under.
-    pub fn policy_for(&self, image: &str) -> Policy {
-        let mut policy = self.policy.clone();
-        if let Some((runtimes, base)) = self.observed.as_ref().and_then(|o| o.for_image(image)) {
-            let version = format!("{} (observed in the store)", runtimes.join("+"));
-            policy.runtime = Some(runtime(version, &base));
+    /// under the runtimes its containers ran under (only that part is
+    /// resolved per image).
+    pub fn policy_for(&self, image: &str) -> Result<std::borrow::Cow<'_, ResolvedPolicy>> {
+        match self.observed.as_ref().and_then(|o| o.for_image(image)) {
+            Some((runtimes, base)) => {
+                let version = format!("{} (observed in the store)", runtimes.join("+"));
+                let p = self
+                    .policy
+                    .with_runtime(runtime(version, &base))
+                    .map_err(|e| anyhow::anyhow!("the runtime base observed for {image:?}: {e}"))?;
+                Ok(std::borrow::Cow::Owned(p))
+            }
+            None => Ok(std::borrow::Cow::Borrowed(&self.policy)),
         }
-        policy
     }
 
     /// Reads and compiles one image; returns what was read with the result
@@ -133,7 +140,8 @@ impl Compiler {
             .await
             .with_context(|| format!("cannot read {image:?} from the store"))?
             .with_context(|| format!("image {image:?} is not in the store"))?;
-        let compiled = policy_compiler::compile_image(&obs, &self.policy_for(image), now_ms)
+        let policy = self.policy_for(image)?;
+        let compiled = policy_compiler::compile_image(&obs, &policy, now_ms)
             .with_context(|| format!("cannot compile {image:?}"))?;
         Ok((obs, compiled))
     }

@@ -59,16 +59,58 @@ impl RunLimits {
     }
 }
 
-/// Compile, write the profile (and curve), print the summary.
+/// What a mined run is, for the compiler: its name in the report, the
+/// filter it ran under (`unconfined` for the allow-all mining filter, which
+/// hides nothing), and whether the baseline joins the profile (not when
+/// measuring another profile with `mine-image --mining-profile`).
+pub struct RunInfo<'a> {
+    pub name: &'a str,
+    pub filter: &'a str,
+    pub baseline: bool,
+}
+
+/// Compile the run as a fleet of one (the same engine as `sandmine
+/// compile`, under the single-host policy), write the profile (and the
+/// curve and the observation), print the summary, the state and the
+/// confidence figures.
 pub fn write_outputs(
     obs: &Observation,
     conv: &Convergence,
     wall: Duration,
     output: Option<&Path>,
     limits: &RunLimits,
-    opts: &policy_compiler::GenerateOptions,
+    run: &RunInfo,
 ) -> Result<()> {
-    let profile = policy_compiler::generate(obs, opts).context("compiling the profile")?;
+    let policy = policy_compiler::Policy {
+        baseline: run.baseline,
+        ..policy_compiler::Policy::single_host()
+    }
+    .resolve()
+    .context("the single-host policy")?;
+    let ended_ms = sysutil::clock::now_ms();
+    let started_ms = ended_ms.saturating_sub(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX));
+    let first_seen = conv
+        .first_seen
+        .iter()
+        .map(|(k, at)| {
+            let at = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+            (*k, started_ms.saturating_add(at).min(ended_ms))
+        })
+        .collect();
+    let image = schemas::fleet::ImageObservations::single_run(
+        run.name,
+        run.filter,
+        obs,
+        &first_seen,
+        started_ms,
+        ended_ms,
+    );
+    let compiled = policy_compiler::compile_image(&image, &policy, ended_ms)
+        .context("compiling the profile")?;
+    if compiled.decision.state == policy_compiler::State::NotReady {
+        anyhow::bail!("nothing to allow: no syscall was seen after the workload started (only the runtime's set-up, or nothing at all); refusing to write a profile that denies everything");
+    }
+    let profile = &compiled.profile;
     let json = profile.to_json().context("rendering the profile")?;
     match output {
         Some(path) => sysutil::fs::write_atomic(path, json.as_bytes())?,
@@ -90,18 +132,44 @@ pub fn write_outputs(
     for w in profile.warnings() {
         eprintln!("sandmine: warning: {w}");
     }
-    let per_abi = profile
-        .sandmine
-        .as_ref()
-        .map(|m| {
-            m.per_abi
-                .iter()
-                .map(|(abi, names)| (*abi, names.len()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let per_abi = compiled
+        .decision
+        .allowed_names()
+        .iter()
+        .map(|(abi, names)| (*abi, names.len()))
+        .collect();
     eprint!("{}", summary(obs, &per_abi, conv, wall, limits.new_window));
+    eprint!("{}", confidence_summary(&compiled.decision));
     Ok(())
+}
+
+/// The state and confidence figures `sandmine compile` would give this one
+/// run under the single-host policy: how thin the evidence of one run is.
+pub fn confidence_summary(d: &policy_compiler::decide::Decision) -> String {
+    let c = &d.confidence;
+    let mut s = format!(
+        "sandmine: state: {} (what `sandmine compile` would decide from this evidence under the single-host policy; the profile written enforces regardless)\n",
+        d.state.as_str()
+    );
+    for r in &d.reasons {
+        s.push_str(&format!("sandmine:   - {r}\n"));
+    }
+    for n in &d.notes {
+        s.push_str(&format!("sandmine: note: {n}\n"));
+    }
+    s.push_str(&format!(
+        "sandmine: confidence: {} container(s) on {} host(s), {:.2} container-hours; sample coverage {:.4}, Chao2 estimate {:.1} syscalls ({} observed); last new syscall {} before the end\n",
+        c.containers,
+        c.hosts,
+        c.container_hours,
+        c.coverage,
+        c.chao2,
+        c.incidence.s_obs,
+        c.quiet_ms
+            .map(|q| fmt_dur(Duration::from_millis(q)))
+            .unwrap_or_else(|| "-".into())
+    ));
+    s
 }
 
 /// Fail before any work if `path` cannot be written: its directory must

@@ -112,6 +112,7 @@ fn expected_nginx() -> ImageObservations {
                 syscalls: vec![ie(X86_64, 0, &[Image], T0 + 3500, T0 + 15_000)],
             },
         ],
+        out_of_range: 0,
     }
 }
 
@@ -286,14 +287,14 @@ async fn generated_fleet_regrouped_equals_single_insert_on_both_stores() {
         for c in &e.containers {
             for s in &c.syscalls {
                 *want
-                    .entry((c.container.image.clone(), wire::abi_code(s.abi), s.nr))
+                    .entry((c.container.image.clone(), s.abi.code(), s.nr))
                     .or_default() += s.calls;
             }
         }
     }
     let got: std::collections::BTreeMap<(String, u8, u32), u64> =
         a.2.iter()
-            .map(|(i, abi, nr, calls, _, _)| ((i.clone(), wire::abi_code(*abi), *nr), *calls))
+            .map(|(i, abi, nr, calls, _, _)| ((i.clone(), abi.code(), *nr), *calls))
             .collect();
     assert_eq!(got, want);
     // 3 hosts x 2 boots, one container per image per host-boot except nginx

@@ -1,22 +1,26 @@
-//! Benchmark of the fleet compiler: 10,000 images of realistic shape, every
-//! format rendered in memory. Run with
+//! Benchmark of the compiler: 10,000 distinct images of realistic shape,
+//! every format rendered in memory. Run with
 //! `cargo run --release -p policy-compiler --example bench_compile [IMAGES] [THREADS]`
-//! (`... 1000 1 stages [K]`: per-stage times, each image K times in a row;
-//! `... 200 1 digest`: a hash of every output, for `compare.sh`;
-//! `... 8 1 dump DIR`: the first 8 pool images as JSON files).
-//! Each run prints wall time and the worker threads' CPU time per image.
+//! (`benchmarks/compile/run.sh` records a run). The inputs are built first,
+//! in parallel and outside the timing (about 5 GB for 10,000 images); then
+//! `BENCH_ROUNDS` rounds (default 5) each compile all of them on 1 thread
+//! and on THREADS threads, in a random order. It prints every run, the
+//! median wall time, the CPU per image and the peak memory.
 //!
-//! The inputs are synthetic and deterministic (a fixed-seed PRNG): a pool
-//! of 200 distinct images, compiled in turn until IMAGES compilations are
-//! done (holding 10,000 distinct answers in memory would take gigabytes and
-//! measure the allocator, not the compiler). Each image has 40-120
+//! Other modes: `... 1000 1 stages [K]`: per-stage times over a pool of 200
+//! images, each image K times in a row; `... 200 1 digest`: a hash of every
+//! output of the pool under four policies, for `compare.sh`;
+//! `... 200 1 dump DIR`: the pool as JSON files (the golden test's inputs).
+//!
+//! The inputs are synthetic and deterministic (image i is built from seed
+//! i + 1 with a fixed PRNG; the pool is images 0 to 199). Each image has 40-120
 //! syscalls, 20-500 containers on 1-50 hosts; 70% of an image's syscalls
 //! are common (each container uses each with probability 0.85-1), the rest
 //! rare (0.005-0.3); 10% of the images also use i386 calls; one container
 //! in eight ran under `runtime/default`; a few set-up-only calls.
 
-use policy_compiler::fleet::compile;
 use policy_compiler::policy::Policy;
+use policy_compiler::{compile_image, CompileError, Compiled, ResolvedPolicy};
 use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
 use schemas::{syscalls, Abi, Phase, PhaseSet};
 use std::collections::BTreeMap;
@@ -152,7 +156,16 @@ fn synth(seed: u64) -> ImageObservations {
         last_seen_ms: t0 + n_cont as u64 * H,
         syscalls: totals.into_values().collect(),
         incidence,
+        out_of_range: 0,
     }
+}
+
+fn compile(
+    obs: &ImageObservations,
+    policy: &ResolvedPolicy,
+    now: u64,
+) -> Result<Compiled, CompileError> {
+    compile_image(obs, policy, now)
 }
 
 /// `o` with its lists reversed, two unnamed x86_64 numbers and an x32 call
@@ -229,7 +242,10 @@ fn digest(pool: &[ImageObservations], now: u64) {
     notready.log.min_containers = 300;
     notready.enforce.min_containers = 300;
     notready.baseline = false;
-    let policies = [default, single, strict, notready];
+    let policies = [default, single, strict, notready].map(|p| match p.resolve() {
+        Ok(r) => r,
+        Err(e) => panic!("policy: {e}"),
+    });
     let mut all = String::new();
     for (i, o) in pool.iter().enumerate() {
         // Variants: as generated; reversed lists plus an unnamed number and
@@ -258,12 +274,13 @@ fn digest(pool: &[ImageObservations], now: u64) {
                             h.extend_from_slice(bytes);
                         }
                         for abi in [Abi::X86_64, Abi::I386, Abi::X32] {
-                            for n in [
-                                "read", "ptrace", "mount", "getpid", "clone3", "clone", "nope",
-                            ] {
-                                h.extend_from_slice(
-                                    policy_compiler::explain(&c.decision, abi, n).as_bytes(),
-                                );
+                            for n in ["read", "ptrace", "mount", "getpid", "clone3", "clone"] {
+                                if let Some(nr) = syscalls::number(abi, n) {
+                                    let key = schemas::SyscallKey { abi, nr };
+                                    h.extend_from_slice(
+                                        policy_compiler::explain(&c.decision, key).as_bytes(),
+                                    );
+                                }
                             }
                         }
                         format!(
@@ -286,124 +303,202 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let images: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2).max(1);
+    let mode = args.next();
+    let now = 1_700_000_000_000u64 + 400 * H;
+    let policy = match Policy::default().resolve() {
+        Ok(p) => p,
+        Err(e) => panic!("policy: {e}"),
+    };
+
+    match mode.as_deref() {
+        Some("dump") => {
+            // `... N 1 dump DIR`: the first N pool images as JSON, the
+            // inputs of the golden test (policy-compiler/tests/golden.rs).
+            let pool: Vec<ImageObservations> = (0..200u64).map(|s| synth(s + 1)).collect();
+            let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| ".".into()));
+            // Also the first image's variant of `digest` (reversed lists,
+            // two unnamed numbers and an x32 call).
+            let variant = with_unnamed_and_x32(&pool[0]);
+            let named = pool
+                .iter()
+                .take(images)
+                .enumerate()
+                .map(|(i, o)| (format!("pool-{i:03}.json"), o))
+                .chain([("variant-000.json".to_string(), &variant)]);
+            for (name, o) in named {
+                let mut json = serde_json::to_string(o).unwrap_or_default();
+                json.push('\n');
+                if let Err(e) = std::fs::write(dir.join(name), json) {
+                    panic!("writing {}: {e}", dir.display());
+                }
+            }
+        }
+        Some("digest") => {
+            let pool: Vec<ImageObservations> = (0..200u64).map(|s| synth(s + 1)).collect();
+            digest(&pool, now);
+        }
+        Some("stages") => {
+            // A 4th argument K compiles each image K times in a row (its
+            // input then comes from the cache after the first time).
+            let repeat: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+            let pool: Vec<ImageObservations> = (0..200u64).map(|s| synth(s + 1)).collect();
+            stages(&pool, &policy, now, images, repeat);
+        }
+        _ => bench(images, threads, &policy, now),
+    }
+}
+
+/// The benchmark: `images` distinct images, built before any timing (in
+/// parallel), then compiled in rounds; each round runs 1 thread and
+/// `threads` threads in a random order (`BENCH_ROUNDS`, default 5). Prints
+/// every run, the medians, the CPU per image and the peak memory.
+fn bench(images: usize, threads: usize, policy: &ResolvedPolicy, now: u64) {
     let t = Instant::now();
-    let pool: Vec<ImageObservations> = (0..200u64).map(|s| synth(s + 1)).collect();
-    let entries: usize = pool
+    let inputs: Vec<ImageObservations> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                s.spawn(move || {
+                    (0..images)
+                        .filter(|i| i % threads == k)
+                        .map(|i| (i, synth(i as u64 + 1)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<(usize, ImageObservations)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, o)| o).collect()
+    });
+    let entries: usize = inputs
         .iter()
         .map(|o| o.incidence.iter().map(|c| c.syscalls.len()).sum::<usize>())
         .sum();
     println!(
-        "generated {} distinct images ({} incidence entries, {:.1} per image on average) in {:.2} s",
-        pool.len(),
+        "input: {} distinct images ({} incidence entries, {:.1} per image), built in {:.2} s (not timed); peak RSS so far {} MiB",
+        inputs.len(),
         entries,
-        entries as f64 / pool.len() as f64,
-        t.elapsed().as_secs_f64()
+        entries as f64 / inputs.len().max(1) as f64,
+        t.elapsed().as_secs_f64(),
+        peak_rss_mib()
     );
-    let policy = Policy::default();
-    let now = 1_700_000_000_000u64 + 400 * H;
-
-    if std::env::args().nth(3).as_deref() == Some("dump") {
-        // `... N 1 dump DIR`: the first N pool images as JSON, the inputs
-        // of the golden test (policy-compiler/tests/golden.rs).
-        let dir = std::path::PathBuf::from(std::env::args().nth(4).unwrap_or_else(|| ".".into()));
-        // Also the first image's variant of `digest` (reversed lists, two
-        // unnamed numbers and an x32 call).
-        let variant = with_unnamed_and_x32(&pool[0]);
-        let named = pool
-            .iter()
-            .take(images)
-            .enumerate()
-            .map(|(i, o)| (format!("pool-{i:03}.json"), o))
-            .chain([("variant-000.json".to_string(), &variant)]);
-        for (name, o) in named {
-            let mut json = serde_json::to_string(o).unwrap_or_default();
-            json.push('\n');
-            if let Err(e) = std::fs::write(dir.join(name), json) {
-                panic!("writing {}: {e}", dir.display());
-            }
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let mut rng = Rng(0x5eed);
+    let mut results: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut states = [0usize; 3];
+    let mut bytes = 0usize;
+    for round in 0..rounds {
+        let mut order = [1, threads];
+        if rng.range(0, 1) == 1 {
+            order.swap(0, 1);
         }
-        return;
-    }
-    if std::env::args().nth(3).as_deref() == Some("digest") {
-        digest(&pool, now);
-        return;
-    }
-    let run = |threads: usize| -> (f64, f64, [usize; 3], usize) {
-        let t = Instant::now();
-        let results: Vec<([usize; 3], usize, u64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|k| {
-                    let pool = &pool;
-                    let policy = &policy;
-                    s.spawn(move || {
-                        let cpu0 = thread_cpu_ns();
-                        let mut states = [0usize; 3];
-                        let mut bytes = 0usize;
-                        // Contiguous halves (not interleaved): each thread
-                        // walks its own part of the pool.
-                        let chunk = images.div_ceil(threads);
-                        for i in (k * chunk)..((k + 1) * chunk).min(images) {
-                            match compile(&pool[i % pool.len()], policy, now) {
-                                Ok(c) => {
-                                    states[c.decision.state as usize] += 1;
-                                    bytes += c.files.values().map(Vec::len).sum::<usize>()
-                                        + c.report_text.len()
-                                        + c.report_json.len();
-                                }
-                                Err(e) => panic!("image {i}: {e}"),
-                            }
-                        }
-                        (states, bytes, thread_cpu_ns().saturating_sub(cpu0))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(([0; 3], 0, 0)))
-                .collect()
-        });
-        let mut states = [0usize; 3];
-        let mut bytes = 0;
-        let mut cpu = 0u64;
-        for (s, b, c) in results {
-            cpu += c;
-            for i in 0..3 {
-                states[i] += s[i];
-            }
-            bytes += b;
+        for th in order {
+            let (wall, cpu, st, b) = run(&inputs, th, policy, now);
+            println!(
+                "round {round} threads {th}: {wall:.3} s wall, {cpu:.3} s CPU ({:.1} us CPU/image)",
+                cpu * 1e6 / images as f64
+            );
+            results.entry(th).or_default().push((wall, cpu));
+            states = st;
+            bytes = b;
         }
-        (t.elapsed().as_secs_f64(), cpu as f64 / 1e9, states, bytes)
-    };
-    if std::env::args().nth(3).as_deref() == Some("stages") {
-        // A 4th argument K compiles each image K times in a row (its input
-        // then comes from the cache after the first time).
-        let repeat: usize = std::env::args()
-            .nth(4)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(1)
-            .max(1);
-        stages(&pool, &policy, now, images, repeat);
-        return;
     }
-    for th in [1, threads] {
-        let (secs, cpu, states, bytes) = run(th);
+    for (th, runs) in &results {
+        let mut walls: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        let mut cpus: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        walls.sort_by(f64::total_cmp);
+        cpus.sort_by(f64::total_cmp);
+        let (wmin, wmax) = (walls[0], walls[walls.len() - 1]);
         println!(
-            "compiled {images} images with {th} thread(s) in {secs:.3} s wall ({:.1} us/image), {cpu:.3} s CPU ({:.1} us CPU/image); states enforce/log/not_ready = {}/{}/{}; {:.1} MB rendered",
-            secs * 1e6 / images as f64,
-            cpu * 1e6 / images as f64,
-            states[0],
-            states[1],
-            states[2],
-            bytes as f64 / 1e6
+            "threads {th}: median {:.3} s wall (min {wmin:.3}, max {wmax:.3}, {} runs), median {:.1} us CPU/image",
+            walls[walls.len() / 2],
+            walls.len(),
+            cpus[cpus.len() / 2] * 1e6 / images as f64
         );
     }
+    println!(
+        "states enforce/log/not_ready = {}/{}/{}; {:.1} MB rendered per run; peak RSS {} MiB",
+        states[0],
+        states[1],
+        states[2],
+        bytes as f64 / 1e6,
+        peak_rss_mib()
+    );
 }
 
-/// Per-stage timings (SANDMINE_BENCH_STAGES is not read: call from main
-/// when investigating).
-#[allow(dead_code)]
-fn stages(pool: &[ImageObservations], policy: &Policy, now: u64, n: usize, repeat: usize) {
-    use policy_compiler::{decide, fleet, render};
+/// Compile every input on `threads` threads (contiguous parts): wall
+/// seconds, CPU seconds of the workers, states, bytes rendered.
+fn run(
+    inputs: &[ImageObservations],
+    threads: usize,
+    policy: &ResolvedPolicy,
+    now: u64,
+) -> (f64, f64, [usize; 3], usize) {
+    let t = Instant::now();
+    let chunk = inputs.len().div_ceil(threads);
+    let results: Vec<([usize; 3], usize, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .chunks(chunk.max(1))
+            .map(|part| {
+                s.spawn(move || {
+                    let cpu0 = thread_cpu_ns();
+                    let mut states = [0usize; 3];
+                    let mut bytes = 0usize;
+                    for o in part {
+                        match compile(o, policy, now) {
+                            Ok(c) => {
+                                states[c.decision.state as usize] += 1;
+                                bytes += c.files.values().map(Vec::len).sum::<usize>()
+                                    + c.report_text.len()
+                                    + c.report_json.len();
+                            }
+                            Err(e) => panic!("{}: {e}", o.image),
+                        }
+                    }
+                    (states, bytes, thread_cpu_ns().saturating_sub(cpu0))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(([0; 3], 0, 0)))
+            .collect()
+    });
+    let mut states = [0usize; 3];
+    let mut bytes = 0;
+    let mut cpu = 0u64;
+    for (s, b, c) in results {
+        cpu += c;
+        for i in 0..3 {
+            states[i] += s[i];
+        }
+        bytes += b;
+    }
+    (t.elapsed().as_secs_f64(), cpu as f64 / 1e9, states, bytes)
+}
+
+/// The process's peak resident memory (`VmHWM`), in MiB.
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Per-stage timings of `n` compilations from the pool.
+fn stages(pool: &[ImageObservations], policy: &ResolvedPolicy, now: u64, n: usize, repeat: usize) {
+    use policy_compiler::{compile as fleet, decide, render};
     let mut t = [0f64; 7];
     for i in 0..n {
         let o = &pool[(i / repeat) % pool.len()];

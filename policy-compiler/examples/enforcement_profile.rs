@@ -12,7 +12,7 @@
 //! days), so the profile is an enforced allow-list: default EPERM, the
 //! probed syscalls ENOSYS. `acct` is not in the list, so it is denied.
 
-use policy_compiler::fleet::compile;
+use policy_compiler::compile_image;
 use policy_compiler::policy::Policy;
 use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
 use schemas::{syscalls, Abi, Phase, PhaseSet};
@@ -159,6 +159,7 @@ fn observations() -> Result<ImageObservations, String> {
             })
             .collect(),
         incidence,
+        out_of_range: 0,
     })
 }
 
@@ -170,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let obs = observations()?;
     let now = obs.last_seen_ms + 48 * H;
-    let c = compile(&obs, &Policy::default(), now)?;
+    let c = compile_image(&obs, &Policy::default().resolve()?, now)?;
     if c.decision.state != policy_compiler::State::Enforce {
         return Err(format!("expected an enforced profile:\n{}", c.report_text).into());
     }

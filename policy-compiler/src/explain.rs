@@ -2,9 +2,9 @@
 //! with the numbers.
 
 use crate::decide::{deny_errno, AllowReason, Decision, DenyReason, SyscallStats, Verdict};
-use crate::names as syscalls;
 use crate::ENOSYS;
-use schemas::Abi;
+use schemas::syscalls;
+use schemas::{Abi, SyscallKey};
 
 fn errno_name(e: u32) -> &'static str {
     if e == ENOSYS {
@@ -63,16 +63,14 @@ fn allow_sentence(
     }
 }
 
-/// Why `name` is allowed or denied in `abi` for this decision.
-pub fn explain(d: &Decision, abi: Abi, name: &str) -> String {
+/// Why a syscall is allowed or denied for this decision. The caller
+/// resolves a name to its key once (`schemas::syscalls::number`).
+pub fn explain(d: &Decision, key: SyscallKey) -> String {
+    let abi = key.abi;
+    let name: String =
+        syscalls::name(abi, key.nr).map_or_else(|| format!("#{}", key.nr), String::from);
+    let name = name.as_str();
     let head = format!("{} {abi} {name}", d.image);
-    if syscalls::number(abi, name).is_none() {
-        return if schemas::syscalls::is_known(name) {
-            format!("{head}: {abi} has no syscall named {name}; nothing to allow or deny")
-        } else {
-            format!("{head}: no ABI has a syscall named {name}")
-        };
-    }
     if !d.abis.contains(&abi) {
         return format!(
             "{head}: denied: the image was never observed using the {abi} ABI (observed: {}), so the profile does not list {}; every {abi} call is refused",
@@ -85,7 +83,7 @@ pub fn explain(d: &Decision, abi: Abi, name: &str) -> String {
         );
     }
     let state = d.state.as_str();
-    match d.get(abi, name) {
+    match d.get(key) {
         Some(sd) => match &sd.verdict {
             Verdict::Allowed { reasons } => {
                 let why: Vec<String> = reasons
@@ -141,8 +139,8 @@ pub fn explain(d: &Decision, abi: Abi, name: &str) -> String {
             let allowed_elsewhere = d
                 .allowed
                 .iter()
-                .find(|(a, names)| **a != abi && names.contains(name))
-                .map(|(a, _)| *a);
+                .find(|k| k.abi != abi && syscalls::name(k.abi, k.nr) == Some(name))
+                .map(|k| k.abi);
             match allowed_elsewhere {
                 Some(other) => format!(
                     "{head}: allowed ({state} profile): never observed in {abi}, but allowed in {other}; the Docker format lists names for all architectures at once"
@@ -151,7 +149,7 @@ pub fn explain(d: &Decision, abi: Abi, name: &str) -> String {
                     let e = errno_name(deny_errno(Some(name)));
                     format!(
                         "{head}: denied with {e}{}: never observed in any of {} container(s) on {} host(s){}",
-                        if d.state == crate::decide::State::Enforce { "" } else { " once enforced (logged in log mode)" },
+                        if d.enforcing() { "" } else { " once enforced (logged in log mode)" },
                         d.confidence.containers,
                         d.confidence.hosts,
                         if e == "ENOSYS" { "; ENOSYS because callers probe it and fall back to an older syscall" } else { "" }

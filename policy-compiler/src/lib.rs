@@ -1,46 +1,52 @@
 //! Pure functions from observations to seccomp profiles and filters.
 //!
-//! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit).
-//! - [`generate()`]: the mining core, from an [`schemas::Observation`] to a
-//!   profile.
-//! - [`baseline`]: the syscalls every profile allows (exit, signal return).
-//! - [`must_deny`]: syscalls denied even when observed (clone3), with their fallbacks.
-//! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`.
+//! One engine makes every profile: [`compile_image`] takes what is known of
+//! an image (a fleet store's [`schemas::fleet::ImageObservations`], or one
+//! `sandmine mine` run as a fleet of one,
+//! [`schemas::fleet::ImageObservations::single_run`]), a
+//! [`policy::ResolvedPolicy`] and the time, and gives the profile in every
+//! format with its report:
+//! - [`tally`] counts (per syscall and per image), [`confidence`] estimates
+//!   (coverage, Chao2, novelty), [`decide`] applies the rules,
+//!   [`reasons`] words them, [`render`] writes the formats, and
+//!   [`explain()`] says why for any syscall;
+//! - [`policy`]: thresholds, must-allow and must-deny lists, the runtime
+//!   base, the mode ([`policy::Policy::default`] for a fleet,
+//!   [`policy::Policy::single_host`] for one run);
+//! - [`baseline`]: the syscalls every profile allows (exit, signal return);
+//! - [`must_deny`]: syscalls denied even when observed (clone3), with their
+//!   fallbacks;
+//! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`;
+//! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit);
 //! - [`filter`]: a classic-BPF compiler, from a profile to the program that
 //!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs.
-//!
-//! - [`fleet`]: the fleet compiler, from an image's fleet observations, a
-//!   [`policy::Policy`] and the time to its profile in every format
-//!   ([`render`]), under confidence thresholds ([`confidence`],
-//!   [`decide`]), with [`explain()`] for any syscall.
 //!
 //! Invariant: this crate does no I/O and makes no syscalls; installing a
 //! filter is the binary's job (`src/enforce.rs`).
 
 pub mod baseline;
+pub mod compile;
 pub mod confidence;
 pub mod decide;
+pub mod decimal;
 pub mod explain;
 pub mod filter;
-pub mod fixed;
-pub mod fleet;
-pub mod generate;
 pub mod must_deny;
-pub mod names;
 pub mod oci;
 pub mod policy;
 pub mod probes;
+pub mod reasons;
 pub mod render;
+pub mod tally;
 
+pub use compile::{compile_image, diff, CompileError, Compiled, ProfileDiff};
 pub use decide::{Decision, State};
 pub use explain::explain;
 pub use filter::{
     compile, compile_for, lets_through, verdict, DefaultOverride, FilterError, SockFilter,
 };
-pub use fleet::{compile as compile_image, diff, CompileError, Compiled, ProfileDiff};
-pub use generate::{generate, GenerateError, GenerateOptions};
 pub use oci::{Action, Metadata, OciProfile, ProfileError, ScmpArch, SyscallRule};
-pub use policy::{Policy, PolicyError};
+pub use policy::{Mode, Policy, PolicyError, ResolvedPolicy};
 
 /// `EPERM`: what a denied syscall returns by default.
 pub const EPERM: u32 = 1;

@@ -268,10 +268,10 @@ pub struct Metadata {
     /// Allowed by the baseline whether seen or not (`crate::baseline`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<String>,
-    /// Names allowed on request (`GenerateOptions::extra_allow`).
+    /// Names allowed by the policy whether seen or not (`must_allow`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_allow: Vec<String>,
-    /// Names denied on request (`GenerateOptions::deny`).
+    /// Names the policy denies (`must_deny`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
     /// The exact allowed names per ABI (the `syscalls` rule is their union,

@@ -34,7 +34,7 @@
 //! base = { x86_64 = ["futex", "getpid"] }
 //! ```
 
-use schemas::{syscalls, Abi};
+use schemas::{syscalls, Abi, SyscallKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -141,8 +141,29 @@ pub struct Runtime {
     pub base: BTreeMap<Abi, Vec<String>>,
 }
 
-/// The whole policy. Build it with [`Policy::from_toml`] or from
-/// [`Policy::default`] in code, then [`Policy::validate`].
+/// How the profile's default action is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// By the image's state: `enforce` denies (EPERM), `log` logs, and
+    /// `not_ready` publishes nothing. The fleet's default.
+    #[default]
+    State,
+    /// An enforcing profile (EPERM) whenever there is anything to allow,
+    /// whatever the state; the state is still computed and reported. What
+    /// `sandmine mine` writes: the user asked for the profile of this run.
+    Enforce,
+}
+
+impl Mode {
+    fn is_state(&self) -> bool {
+        *self == Mode::State
+    }
+}
+
+/// The whole policy. Build it with [`Policy::from_toml`], or from
+/// [`Policy::default`] or [`Policy::single_host`] in code, then
+/// [`Policy::resolve`] it once for the compiler.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Policy {
     pub syscall: SyscallThresholds,
@@ -159,6 +180,17 @@ pub struct Policy {
     /// Allow [`crate::baseline`] (exit, signal return...).
     pub baseline: bool,
     pub runtime: Option<Runtime>,
+    /// How the default action is chosen (not written in reports when it is
+    /// the default).
+    #[serde(skip_serializing_if = "Mode::is_state")]
+    pub mode: Mode,
+    /// Also write the evidence into the profile's `sandmine` metadata: the
+    /// calls per syscall, what was left out as the runtime's set-up, unnamed
+    /// numbers. Off for the fleet, where a profile's version is the hash of
+    /// its bytes: the evidence grows every interval while the profile stays
+    /// the same. On for `mine`, whose profile records one run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub profile_evidence: bool,
 }
 
 impl Default for Policy {
@@ -193,6 +225,49 @@ impl Default for Policy {
                 .collect(),
             baseline: true,
             runtime: None,
+            mode: Mode::State,
+            profile_evidence: false,
+        }
+    }
+}
+
+impl Policy {
+    /// The policy of `sandmine mine` and `mine-image`: one run on one host.
+    ///
+    /// - Per syscall, one host and one container: the run is all the
+    ///   evidence there is, and every syscall it made must be allowed, or the
+    ///   profile breaks the very run it was mined from.
+    /// - Log mode from one container on one host: a log-mode profile breaks
+    ///   nothing, so one run is enough to start from.
+    /// - Enforcement keeps the fleet's bars but for hosts (one host is all a
+    ///   single machine has): twenty runs, a container-day, coverage 0.99, a
+    ///   quiet day and little recent novelty. One run never meets them, and
+    ///   the state says so: it is the honest answer to "how much should I
+    ///   trust this profile?".
+    /// - The profile is written enforcing whatever the state
+    ///   ([`Mode::Enforce`]): the user asked for this run's profile, and
+    ///   `sandmine run --action log` or Docker's log action are there to try
+    ///   it first. Its metadata carries the run's evidence.
+    pub fn single_host() -> Policy {
+        let d = Policy::default();
+        Policy {
+            syscall: SyscallThresholds {
+                min_hosts: 1,
+                min_containers: 1,
+                min_container_share: 0.0,
+            },
+            enforce: ImageBars {
+                min_hosts: 1,
+                ..d.enforce
+            },
+            log: ImageBars {
+                min_containers: 1,
+                min_hosts: 1,
+                ..d.log
+            },
+            mode: Mode::Enforce,
+            profile_evidence: true,
+            ..d
         }
     }
 }
@@ -227,6 +302,8 @@ struct RawPolicy {
     must_deny: Option<Vec<String>>,
     baseline: Option<bool>,
     runtime: Option<Runtime>,
+    mode: Option<Mode>,
+    profile_evidence: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +382,8 @@ impl Policy {
             must_deny: raw.must_deny.unwrap_or(d.must_deny),
             baseline: raw.baseline.unwrap_or(d.baseline),
             runtime: raw.runtime,
+            mode: raw.mode.unwrap_or(d.mode),
+            profile_evidence: raw.profile_evidence.unwrap_or(d.profile_evidence),
         };
         p.validate()?;
         Ok(p)
@@ -412,6 +491,11 @@ impl Policy {
                 "also in must_deny; a name can be in one of them only",
             ));
         }
+        self.validate_runtime()
+    }
+
+    /// Every runtime base name exists in its ABI.
+    fn validate_runtime(&self) -> Result<(), PolicyError> {
         if let Some(rt) = &self.runtime {
             for (abi, names) in &rt.base {
                 if let Some(bad) = names.iter().find(|n| syscalls::number(*abi, n).is_none()) {
@@ -424,6 +508,132 @@ impl Policy {
             }
         }
         Ok(())
+    }
+}
+
+/// A validated policy with every name resolved to `(ABI, number)` keys,
+/// once ([`Policy::resolve`]); what the compiler works from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedPolicy {
+    policy: Policy,
+    /// `must_deny`, in every ABI that has the name.
+    deny: BTreeSet<SyscallKey>,
+    /// Per denied key of [`crate::must_deny::DEFAULT_DENY`], its fallbacks in
+    /// the same ABI that are not denied themselves.
+    fallbacks: BTreeMap<SyscallKey, Vec<SyscallKey>>,
+    /// `must_allow`, per name (in the policy's order), in every ABI that has it.
+    must_allow: Vec<(String, Vec<SyscallKey>)>,
+    /// The runtime base, per ABI in the policy's order.
+    runtime_base: Vec<SyscallKey>,
+    /// [`crate::baseline`] in every ABI that has it, less `must_deny`; empty
+    /// when the policy turns the baseline off.
+    baseline: Vec<SyscallKey>,
+}
+
+/// The runtime base's keys, per ABI in the policy's order.
+fn runtime_keys(runtime: Option<&Runtime>) -> Vec<SyscallKey> {
+    runtime
+        .iter()
+        .flat_map(|rt| &rt.base)
+        .flat_map(|(abi, names)| {
+            names
+                .iter()
+                .filter_map(|n| syscalls::number(*abi, n))
+                .map(|nr| SyscallKey { abi: *abi, nr })
+        })
+        .collect()
+}
+
+/// `name` in every ABI that has it.
+fn keys_of(name: &str) -> impl Iterator<Item = SyscallKey> + '_ {
+    Abi::ALL
+        .into_iter()
+        .filter_map(move |abi| syscalls::number(abi, name).map(|nr| SyscallKey { abi, nr }))
+}
+
+impl Policy {
+    /// Validate the policy and resolve its names to keys.
+    pub fn resolve(&self) -> Result<ResolvedPolicy, PolicyError> {
+        self.validate()?;
+        let deny: BTreeSet<SyscallKey> = self.must_deny.iter().flat_map(|n| keys_of(n)).collect();
+        let mut fallbacks = BTreeMap::new();
+        for d in crate::must_deny::DEFAULT_DENY {
+            for key in keys_of(d.name).filter(|k| deny.contains(k)) {
+                let fb: Vec<SyscallKey> = d
+                    .fallback
+                    .iter()
+                    .filter_map(|f| syscalls::number(key.abi, f))
+                    .map(|nr| SyscallKey { abi: key.abi, nr })
+                    .filter(|k| !deny.contains(k))
+                    .collect();
+                fallbacks.insert(key, fb);
+            }
+        }
+        let must_allow = self
+            .must_allow
+            .iter()
+            .map(|n| (n.clone(), keys_of(n).collect()))
+            .collect();
+        let runtime_base = runtime_keys(self.runtime.as_ref());
+        let baseline = if self.baseline {
+            crate::baseline::names()
+                .flat_map(keys_of)
+                .filter(|k| !deny.contains(k))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(ResolvedPolicy {
+            policy: self.clone(),
+            deny,
+            fallbacks,
+            must_allow,
+            runtime_base,
+            baseline,
+        })
+    }
+}
+
+impl ResolvedPolicy {
+    /// This policy with another runtime section (a base observed per
+    /// image): only the runtime base is validated and resolved again.
+    pub fn with_runtime(&self, runtime: Runtime) -> Result<ResolvedPolicy, PolicyError> {
+        let mut policy = self.policy.clone();
+        policy.runtime = Some(runtime);
+        policy.validate_runtime()?;
+        let runtime_base = runtime_keys(policy.runtime.as_ref());
+        Ok(ResolvedPolicy {
+            policy,
+            runtime_base,
+            ..self.clone()
+        })
+    }
+
+    /// The policy as written.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// True when `must_deny` names this syscall.
+    pub fn denies(&self, key: SyscallKey) -> bool {
+        self.deny.contains(&key)
+    }
+
+    /// What callers of a denied default-deny syscall fall back to.
+    pub fn fallbacks(&self, key: SyscallKey) -> &[SyscallKey] {
+        self.fallbacks.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn must_allow(&self) -> &[(String, Vec<SyscallKey>)] {
+        &self.must_allow
+    }
+
+    pub fn runtime_base(&self) -> &[SyscallKey] {
+        &self.runtime_base
+    }
+
+    pub fn baseline(&self) -> &[SyscallKey] {
+        &self.baseline
     }
 }
 

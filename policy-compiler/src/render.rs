@@ -4,23 +4,22 @@
 //! hand-written YAML and unit files (no map iteration of unordered types),
 //! and no timestamp. The content hash is over the canonical OCI JSON only.
 
-use crate::decide::{AllowReason, Decision, DenyReason, State, Verdict};
+use crate::decide::{AllowReason, Decision, DenyReason, Verdict};
 use crate::filter::{compile_resolved, ret_value, FilterError};
-use crate::names as syscalls;
-use crate::oci::{Action, Metadata, OciProfile, ScmpArch, SyscallRule, METADATA_VERSION};
+use crate::oci::{
+    Action, Metadata, OciProfile, ScmpArch, SyscallRule, UnnamedSyscall, METADATA_VERSION,
+};
 use crate::probes::PROBED;
 use crate::{ENOSYS, EPERM};
 use schemas::abi::X32_SYSCALL_BIT;
+use schemas::slug::image_slug;
+use schemas::syscalls;
 use schemas::{Abi, Phase};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 const GENERATOR: &str = concat!("sandmine ", env!("CARGO_PKG_VERSION"));
-
-/// Longest sanitised name: a DNS-1123 label (63), so that the name is
-/// valid both as a Kubernetes object name and as one path component.
-const NAME_MAX: usize = 63;
 
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -35,43 +34,17 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
-/// The name an image's profile gets in Kubernetes and on disk: a DNS-1123
-/// label derived from the image reference.
-///
-/// Lowercase; every character outside `[a-z0-9]` becomes `-`; runs of `-`
-/// collapse; leading and trailing `-` go; the result is cut to 54
-/// characters and followed by `-` and the first 8 hex digits of the
-/// SHA-256 of the original reference. The suffix keeps distinct images
-/// apart after sanitising (`a/b:1` and `a-b-1` both give `a-b-1`, and long
-/// names that share a prefix). An image with no usable character gets
-/// `image-<hash>`.
-pub fn sanitise_name(image: &str) -> String {
-    let mut base = String::with_capacity(image.len());
-    for ch in image.chars() {
-        let c = ch.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            base.push(c);
-        } else if !base.ends_with('-') {
-            base.push('-');
-        }
-    }
-    let suffix = &hex(&Sha256::digest(image.as_bytes()))[..8];
-    let max = NAME_MAX - 1 - suffix.len();
-    let mut base: String = base.trim_matches('-').chars().take(max).collect();
-    while base.ends_with('-') {
-        base.pop();
-    }
-    if base.is_empty() {
-        base.push_str("image");
-    }
-    format!("{base}-{suffix}")
-}
-
 /// The kubelet `localhost/` profile path, relative to the kubelet's seccomp
 /// root (`/var/lib/kubelet/seccomp/`): pods refer to it as
-/// `localhostProfile: sandmine/<name>.json`.
+/// `localhostProfile: sandmine/<slug>.json` ([`schemas::slug::image_slug`]).
 pub fn kubelet_path(image: &str) -> String {
-    format!("sandmine/{}.json", sanitise_name(image))
+    format!("sandmine/{}.json", image_slug(image))
+}
+
+/// The kubelet path earlier releases wrote ([`schemas::slug::legacy`]),
+/// still written for one release.
+pub fn legacy_kubelet_path(image: &str) -> String {
+    format!("sandmine/{}.json", schemas::slug::legacy(image).kubernetes)
 }
 
 /// Names of probed syscalls that get ENOSYS, others explicitly denied with
@@ -95,7 +68,7 @@ fn denied_rules(d: &Decision, allow: &BTreeSet<&'static str>) -> (Vec<String>, V
         })
         .filter_map(|s| s.name)
         .collect();
-    let enforce = d.state == State::Enforce;
+    let enforce = d.enforcing();
     let enosys: Vec<String> = PROBED
         .iter()
         .map(|p| p.name)
@@ -116,12 +89,16 @@ fn denied_rules(d: &Decision, allow: &BTreeSet<&'static str>) -> (Vec<String>, V
     (enosys, eperm)
 }
 
-/// The Docker/OCI profile of a decision. `Enforce`: default
-/// `SCMP_ACT_ERRNO` (EPERM); otherwise default `SCMP_ACT_LOG`.
+/// The Docker/OCI profile of a decision. Enforcing ([`Decision::enforcing`]):
+/// default `SCMP_ACT_ERRNO` (EPERM); otherwise default `SCMP_ACT_LOG`.
 ///
-/// The `sandmine` metadata holds only what defines the profile (names and
-/// why), not counts: the content hash then changes when the profile does,
-/// not whenever more calls were counted. Counts are in the report.
+/// The `sandmine` metadata holds what defines the profile (names and why).
+/// The evidence (counts, what was left out as set-up, unnamed numbers) is
+/// added only when the policy asks for it ([`Policy::profile_evidence`]):
+/// a fleet profile's content hash must change when the profile does, not
+/// whenever more calls were counted, and its counts are in the report.
+///
+/// [`Policy::profile_evidence`]: crate::policy::Policy::profile_evidence
 pub fn oci_profile(d: &Decision) -> OciProfile {
     let allow = d.allowed_union();
     let (enosys, eperm) = denied_rules(d, &allow);
@@ -186,7 +163,7 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
     let mut deny: Vec<String> = d.policy.must_deny.clone();
     deny.sort();
     deny.dedup();
-    let metadata = Metadata {
+    let mut metadata = Metadata {
         version: METADATA_VERSION,
         generator: GENERATOR.into(),
         runtime: runtime.into_iter().collect(),
@@ -198,7 +175,7 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
         extra_allow: must_allow,
         deny,
         per_abi: d
-            .allowed
+            .allowed_names()
             .iter()
             .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
             .collect(),
@@ -207,7 +184,10 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
         out_of_range: 0,
         warnings: d.warnings.clone(),
     };
-    let enforce = d.state == State::Enforce;
+    if d.policy.profile_evidence {
+        add_evidence(d, &allow, &mut metadata);
+    }
+    let enforce = d.enforcing();
     OciProfile {
         default_action: if enforce { Action::Errno } else { Action::Log },
         default_errno_ret: enforce.then_some(EPERM),
@@ -218,6 +198,46 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
     }
 }
 
+/// The evidence behind a profile, into its metadata: calls per named
+/// syscall (every phase), the names seen only where the filter never
+/// judges (the runtime's set-up; unfiltered calls of a filtered workload),
+/// and the numbers with no name.
+fn add_evidence(d: &Decision, allow: &BTreeSet<&'static str>, m: &mut Metadata) {
+    let deny: BTreeSet<&str> = d.policy.must_deny.iter().map(String::as_str).collect();
+    // Name -> seen after the first exec (unfiltered) rather than only in set-up.
+    let mut excluded: BTreeMap<&str, bool> = BTreeMap::new();
+    for s in &d.syscalls {
+        let Some(st) = &s.stats else { continue };
+        let Some(name) = s.name else {
+            m.unnamed.push(UnnamedSyscall {
+                abi: s.abi,
+                nr: s.nr,
+                calls: st.calls,
+            });
+            continue;
+        };
+        *m.calls
+            .entry(s.abi)
+            .or_default()
+            .entry(name.to_string())
+            .or_default() += st.calls;
+        if st.containers == 0 {
+            *excluded.entry(name).or_default() |= st.phases.contains(Phase::Unfiltered);
+        }
+    }
+    for (name, after_exec) in excluded {
+        if allow.contains(name) || deny.contains(name) {
+            continue;
+        }
+        if after_exec {
+            m.unfiltered_excluded.push(name.to_string());
+        } else {
+            m.setup_excluded.push(name.to_string());
+        }
+    }
+    m.out_of_range = d.out_of_range;
+}
+
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
 fn yq(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
@@ -226,12 +246,27 @@ fn yq(s: &str) -> String {
 /// The security-profiles-operator `SeccompProfile` resource. The SPO spec
 /// has no `defaultErrnoRet`; the runtimes' default errno for
 /// `SCMP_ACT_ERRNO` is EPERM, which is what an enforced profile wants.
+///
+/// Two documents for one release: the object under the image's slug, then
+/// the same object under the name earlier releases gave it
+/// ([`schemas::slug::legacy`]), which running pods may still refer to.
 pub fn spo_yaml(d: &Decision, profile: &OciProfile, content_hash: &str) -> String {
+    let name = image_slug(&d.image);
+    let legacy = schemas::slug::legacy(&d.image).kubernetes;
+    let mut y = spo_object(d, profile, content_hash, &name);
+    if legacy != name {
+        y.push_str("---\n");
+        y.push_str(&spo_object(d, profile, content_hash, &legacy));
+    }
+    y
+}
+
+fn spo_object(d: &Decision, profile: &OciProfile, content_hash: &str, name: &str) -> String {
     let mut y = String::with_capacity(4096);
     y.push_str("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n");
     y.push_str("kind: SeccompProfile\n");
     y.push_str("metadata:\n");
-    let _ = writeln!(y, "  name: {}", sanitise_name(&d.image));
+    let _ = writeln!(y, "  name: {name}");
     y.push_str("  annotations:\n");
     let _ = writeln!(y, "    sandmine.io/content-hash: {}", yq(content_hash));
     let _ = writeln!(y, "    sandmine.io/image: {}", yq(&d.image));
@@ -299,7 +334,7 @@ pub fn systemd_dropin(d: &Decision, profile: &OciProfile, content_hash: &str) ->
         );
     }
     let names: Vec<&str> = allow.iter().copied().collect();
-    if d.state == State::Enforce {
+    if d.enforcing() {
         s.push_str("SystemCallErrorNumber=EPERM\n");
         if let Some(r) = profile
             .syscalls
@@ -346,7 +381,7 @@ pub fn host_families(d: &Decision) -> Vec<(&'static str, &'static [Abi])> {
 /// `struct sock_filter` array, little-endian, 8 bytes per instruction.
 ///
 /// The same program as `filter::compile_for(profile, DefaultOverride::Errno,
-/// host)` (a test checks it), with names resolved through [`crate::names`]
+/// host)` (a test checks it), with names resolved through [`schemas::syscalls`]
 /// and without re-validating a profile this module built.
 pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterError> {
     let default_ret = ret_value(profile.default_action, profile.default_errno());
@@ -384,31 +419,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_dns_labels_with_a_hash_suffix() {
-        let n = sanitise_name("docker.io/library/Nginx:1.25@sha256:abc");
-        assert!(
-            n.starts_with("docker-io-library-nginx-1-25-sha256-abc-"),
-            "{n}"
+    fn kubelet_paths_use_the_slug_and_keep_the_old_name() {
+        let image = "docker.io/library/Nginx:1.25@sha256:abc";
+        assert_eq!(
+            kubelet_path(image),
+            format!("sandmine/{}.json", image_slug(image))
         );
         assert_eq!(
-            n.len(),
-            "docker-io-library-nginx-1-25-sha256-abc-".len() + 8
+            legacy_kubelet_path(image),
+            format!("sandmine/{}.json", schemas::slug::legacy(image).kubernetes)
         );
-        assert_ne!(sanitise_name("a/b:1"), sanitise_name("a-b-1"));
-        assert!(sanitise_name("a/b:1").starts_with("a-b-1-"));
-        let long = sanitise_name(&"x".repeat(300));
-        assert_eq!(long.len(), 63);
-        assert!(sanitise_name("///").starts_with("image-"));
-        for n in [long, sanitise_name("-_A_-"), sanitise_name("é")] {
-            assert!(n.len() <= 63);
-            assert!(n
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
-            assert!(!n.starts_with('-') && !n.ends_with('-'), "{n}");
-        }
-        assert_eq!(
-            kubelet_path("a"),
-            format!("sandmine/{}.json", sanitise_name("a"))
-        );
+        assert_ne!(kubelet_path(image), legacy_kubelet_path(image));
     }
 }

@@ -281,6 +281,7 @@ fn observations() -> ImageObservations {
         last_seen_ms: 26 * H,
         syscalls,
         incidence,
+        out_of_range: 0,
     }
 }
 
@@ -300,9 +301,10 @@ fn policy() -> Policy {
 fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
     C.get_or_init(|| {
-        let c = compile_image(&observations(), &policy(), NOW).expect("compile");
+        let policy = policy().resolve().expect("policy");
+        let c = compile_image(&observations(), &policy, NOW).expect("compile");
         assert_eq!(c.decision.state, State::Enforce, "{}", c.report_text);
-        let allowed: Vec<&str> = c.decision.allowed[&X].iter().copied().collect();
+        let allowed: Vec<&str> = c.decision.allowed_names()[&X].iter().copied().collect();
         assert_eq!(allowed, EXPECTED_ALLOWED, "{}", c.report_text);
         c
     })
@@ -839,7 +841,7 @@ struct SpoMetadata {
 /// `architectures`, `syscalls`, `flags`, `baseProfileName`, `disabled`,
 /// `listenerPath`, `listenerMetadata` are optional. There is no
 /// `defaultErrnoRet`: the node's runtime answers ERRNO with EPERM.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SpoSpec {
     default_action: String,
@@ -855,7 +857,7 @@ struct SpoSpec {
     disabled: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SpoSyscall {
     action: String,
@@ -938,10 +940,21 @@ fn rules_of_json(v: &serde_json::Value) -> RuleSet {
 #[test]
 fn spo_seccompprofile_has_the_crd_shape_and_equals_the_oci_profile() {
     let text = std::str::from_utf8(file("seccompprofile.yaml")).expect("utf-8");
-    let r: SpoResource = serde_norway::from_str(text).expect("SPO YAML parses into the CRD fields");
+    // Two documents for one release: the object under the slug, then under
+    // the name of earlier releases.
+    let docs: Vec<SpoResource> = serde_norway::Deserializer::from_str(text)
+        .map(|d| SpoResource::deserialize(d).expect("SPO YAML parses into the CRD fields"))
+        .collect();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(
+        docs[1].metadata.name,
+        schemas::slug::legacy(IMAGE).kubernetes
+    );
+    assert_eq!(docs[1].spec, docs[0].spec);
+    let r = &docs[0];
     assert_eq!(r.api_version, "security-profiles-operator.x-k8s.io/v1beta1");
     assert_eq!(r.kind, "SeccompProfile");
-    assert_eq!(r.metadata.name, render::sanitise_name(IMAGE));
+    assert_eq!(r.metadata.name, schemas::slug::image_slug(IMAGE));
     assert!(is_dns1123_label(&r.metadata.name), "{}", r.metadata.name);
     assert_eq!(
         r.metadata.annotations.get("sandmine.io/content-hash"),
@@ -1028,8 +1041,12 @@ fn spo_seccompprofile_has_the_crd_shape_and_equals_the_oci_profile() {
 #[test]
 fn kubelet_localhost_profile_path_runs_under_docker() {
     let docker = docker();
-    let name = render::sanitise_name(IMAGE);
+    let name = schemas::slug::image_slug(IMAGE);
     let rel = format!("kubelet/sandmine/{name}.json");
+    assert_eq!(
+        file(&format!("kubelet/{}", render::legacy_kubelet_path(IMAGE))),
+        file("seccomp.json")
+    );
     let bytes = file(&rel);
     assert_eq!(bytes, file("seccomp.json"));
     // The kubelet resolves `localhostProfile: sandmine/<name>.json` under

@@ -6,9 +6,9 @@
 //! - `mine/*.observation.json`: what `sandmine mine --observation` and
 //!   `mine-image --observation` wrote for the workloads the CLI tests mine
 //!   (a python3 socket call, `ls`, busybox httpd under wget, the i386 probe);
-//!   each is compiled as `mine` does (`*.profile.json`) and as
-//!   `mine-image --mining-profile` does, without the baseline
-//!   (`*.bare.profile.json`);
+//!   each is compiled as `mine` does, a fleet of one under the single-host
+//!   policy (`*.profile.json`), and as `mine-image --mining-profile` does,
+//!   without the baseline (`*.bare.profile.json`);
 //! - `fleet/pool-*.json`: six images of the compile benchmark's pool
 //!   (`bench_compile 200 1 dump DIR` writes all 200; these six are small,
 //!   one has i386 calls, their hosts range from 2 to 41) and
@@ -99,14 +99,23 @@ fn mine_profiles_are_unchanged() {
         let obs: Observation =
             serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
         for (suffix, baseline) in [("profile.json", true), ("bare.profile.json", false)] {
-            let opts = policy_compiler::GenerateOptions {
+            // As `sandmine mine` does: a fleet of one under the
+            // single-host policy.
+            let policy = Policy {
                 baseline,
-                ..Default::default()
+                ..Policy::single_host()
             };
-            let got = match policy_compiler::generate(&obs, &opts) {
-                Ok(p) => p.to_json().unwrap(),
-                Err(e) => format!("error: {e}\n"),
-            };
+            let image = ImageObservations::single_run(
+                &name,
+                "unconfined",
+                &obs,
+                &BTreeMap::new(),
+                NOW_MS,
+                NOW_MS,
+            );
+            let c =
+                policy_compiler::compile_image(&image, &policy.resolve().unwrap(), NOW_MS).unwrap();
+            let got = c.profile.to_json().unwrap();
             check(
                 &dir.join(format!("{name}.{suffix}")),
                 got.as_bytes(),
@@ -137,7 +146,7 @@ fn fleet_outputs_are_unchanged() {
             serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
         for (pname, policy) in &policies {
             let out = dir.join("out").join(&name).join(pname);
-            let c = match policy_compiler::compile_image(&obs, policy, NOW_MS) {
+            let c = match policy_compiler::compile_image(&obs, &policy.resolve().unwrap(), NOW_MS) {
                 Ok(c) => c,
                 Err(e) => {
                     check(
@@ -154,7 +163,9 @@ fn fleet_outputs_are_unchanged() {
             let mut explain = String::new();
             for abi in [Abi::X86_64, Abi::I386] {
                 for n in EXPLAINED {
-                    explain.push_str(&policy_compiler::explain(&c.decision, abi, n));
+                    let nr = schemas::syscalls::number(abi, n).unwrap();
+                    let key = schemas::SyscallKey { abi, nr };
+                    explain.push_str(&policy_compiler::explain(&c.decision, key));
                     explain.push('\n');
                 }
             }

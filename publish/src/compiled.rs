@@ -18,7 +18,7 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         State::NotReady => "not-ready",
     };
     let allowed: BTreeMap<String, BTreeSet<String>> = d
-        .allowed
+        .allowed_names()
         .iter()
         .map(|(abi, names)| {
             (

@@ -23,7 +23,6 @@ mod gate;
 mod paths;
 mod publish;
 mod schedule;
-mod slug;
 pub mod targets;
 mod version;
 
@@ -35,7 +34,7 @@ pub use error::PublishError;
 pub use gate::{gate, GateDecision, GateOutcome};
 pub use publish::{build_publication, publish_all, ImageReport, Outcome, PublishReport};
 pub use schedule::{Schedule, ScheduleError};
-pub use slug::image_slug;
+pub use schemas::slug::image_slug;
 pub use targets::dir::DirTarget;
 pub use targets::git::GitTarget;
 pub use targets::nats::NatsObjectStore;

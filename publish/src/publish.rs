@@ -3,10 +3,10 @@
 use crate::candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
 use crate::gate::{gate, GateDecision, GateOutcome};
 use crate::paths::is_plain_relative;
-use crate::slug::image_slug;
 use crate::targets::{Publication, Target, RESERVED};
 use crate::version::Version;
 use crate::PublishError;
+use schemas::slug::image_slug;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -172,6 +172,7 @@ pub fn build_publication(
         meta,
         files,
         commit_message,
+        also_under: Vec::new(),
     })
 }
 
@@ -244,7 +245,19 @@ async fn publish_one<T: Target>(
     gp: &GatePolicy,
     now_ms: u64,
 ) -> Result<Outcome, PublishError> {
-    let previous = target.current(slug).await?;
+    // For one release the folder of earlier releases is written too, and
+    // read when the new one has nothing yet, so that moving to the new slug
+    // is not a first publication (see `schemas::slug::legacy`).
+    let legacy = schemas::slug::legacy(&cand.image).folder;
+    let legacy = (legacy != slug).then_some(legacy);
+    let mut previous = target.current(slug).await?;
+    let mut from_legacy = false;
+    if previous.is_none() {
+        if let Some(old) = &legacy {
+            previous = target.current(old).await?;
+            from_legacy = previous.is_some();
+        }
+    }
     if let Some(p) = &previous {
         if p.image != cand.image {
             return Err(PublishError::ImageMismatch {
@@ -256,9 +269,17 @@ async fn publish_one<T: Target>(
     }
     let g = gate(previous.as_ref(), cand, gp, now_ms);
     Ok(match g.decision {
-        GateDecision::Unchanged => Outcome::Unchanged {
-            version: g.version.full,
-        },
+        GateDecision::Unchanged => {
+            if from_legacy {
+                // Published before under the old folder only: the same
+                // version, now under the slug too.
+                let p = build_publication(cand, &g, previous.as_ref(), now_ms)?;
+                target.publish(&p).await?;
+            }
+            Outcome::Unchanged {
+                version: g.version.full,
+            }
+        }
         GateDecision::NotReady(reason) => Outcome::NotReady { reason },
         GateDecision::HoldBack(reasons) => Outcome::HeldBack {
             candidate: g.version.full,
@@ -266,7 +287,8 @@ async fn publish_one<T: Target>(
             shrink_eligible_at_ms: g.shrink_eligible_at_ms,
         },
         GateDecision::Publish => {
-            let p = build_publication(cand, &g, previous.as_ref(), now_ms)?;
+            let mut p = build_publication(cand, &g, previous.as_ref(), now_ms)?;
+            p.also_under.extend(legacy);
             target.publish(&p).await?;
             Outcome::Published {
                 version: g.version.full,

@@ -49,10 +49,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +78,7 @@ mod tests {
         raw.extend_from_slice(b"c");
         assert_eq!(
             Version::of_files(&a).full,
-            format!("sha256:{}", sha256_hex(&raw))
+            format!("sha256:{}", hex(&Sha256::digest(&raw)))
         );
     }
 }

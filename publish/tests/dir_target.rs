@@ -39,8 +39,28 @@ async fn layout_versions_and_unchanged() {
     let diff_json_len = fs::metadata(root.join(&slug).join(s1).join("diff.json"))
         .unwrap()
         .len();
+    // For one release the folder of earlier releases gets the same
+    // versions (docs/UPGRADING.md).
+    let legacy = schemas::slug::legacy(img).folder;
+    let (new_tree, old_tree): (Vec<String>, Vec<String>) = tree(&root)
+        .into_iter()
+        .partition(|e| e.starts_with(&format!("{} {slug}/", &e[..1])));
+    assert_eq!(old_tree.len(), new_tree.len(), "{old_tree:?}");
+    assert!(old_tree
+        .iter()
+        .all(|e| e.starts_with(&format!("{} {legacy}/", &e[..1]))));
+    let old_meta: PublishedMeta =
+        serde_json::from_slice(&fs::read(root.join(&legacy).join("current")).unwrap()).unwrap();
     assert_eq!(
-        tree(&root),
+        (old_meta.version.as_str(), old_meta.slug.as_str()),
+        (meta1.version.as_str(), legacy.as_str())
+    );
+    assert_eq!(
+        fs::read(root.join(&legacy).join(s1).join("profile.json")).unwrap(),
+        c1.files["profile.json"]
+    );
+    assert_eq!(
+        new_tree,
         vec![
             format!("d {slug}/"),
             format!("d {slug}/{s1}/"),
@@ -137,7 +157,7 @@ async fn layout_versions_and_unchanged() {
         .into_iter()
         .filter(|l| {
             let path = l.split(' ').nth(1).unwrap().trim_end_matches('/');
-            path.matches('/').count() <= 1
+            path.matches('/').count() <= 1 && path.starts_with(&slug)
         })
         .collect();
     let mut expected = vec![
@@ -192,4 +212,55 @@ async fn interrupted_publication_is_redone() {
         }
     );
     assert_eq!(tree(tmp.path()), after_v2);
+}
+
+/// Moving to the 64-bit slug: a deployment whose profiles sit under the
+/// folder of an earlier release (the old slug) carries on from there, and
+/// the new folder is filled even when nothing changed.
+#[tokio::test]
+async fn the_old_folder_is_the_previous_version_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = DirTarget::new(tmp.path());
+    let img = "registry.example/app:2";
+    let slug = image_slug(img);
+    let legacy = schemas::slug::legacy(img).folder;
+    assert_ne!(slug, legacy);
+    let c1 = cand(img, "enforce", &["read"], 3, T0);
+    let v1 = Version::of_files(&c1.files);
+    publish_all(std::slice::from_ref(&c1), &target, &policy(2), T0).await;
+    // What an earlier release left: the old folder only.
+    fs::remove_dir_all(tmp.path().join(&slug)).unwrap();
+    assert_eq!(target.current(&slug).await.unwrap(), None);
+
+    // Unchanged against the old folder's version, and now under both.
+    let r = publish_all(std::slice::from_ref(&c1), &target, &policy(2), T0 + 1).await;
+    assert_eq!(
+        r.images[0].outcome,
+        Outcome::Unchanged {
+            version: v1.full.clone()
+        }
+    );
+    let new = target.current(&slug).await.unwrap().unwrap();
+    assert_eq!(
+        (new.version.as_str(), new.slug.as_str()),
+        (v1.full.as_str(), slug.as_str())
+    );
+
+    // Remove the new folder again: a change diffs against the old one.
+    fs::remove_dir_all(tmp.path().join(&slug)).unwrap();
+    let c2 = cand(img, "enforce", &["read", "write"], 3, T0);
+    let r = publish_all(std::slice::from_ref(&c2), &target, &policy(2), T0 + 2).await;
+    assert_eq!(
+        r.images[0].outcome,
+        Outcome::Published {
+            version: Version::of_files(&c2.files).full,
+            previous: Some(v1.full.clone()),
+            added: 1,
+            removed: 0
+        }
+    );
+    for s in [&slug, &legacy] {
+        let m = target.current(s).await.unwrap().unwrap();
+        assert_eq!(m.version, Version::of_files(&c2.files).full, "{s}");
+    }
 }

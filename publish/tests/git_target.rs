@@ -95,7 +95,14 @@ async fn one_commit_per_change_none_when_unchanged() {
             "seccompprofile.yaml",
         ]
         .iter()
-        .map(|f| format!("{slug}/{f}\n"))
+        .flat_map(|f| {
+            // The folder of earlier releases, in the same commit, for one
+            // release (docs/UPGRADING.md); `ls-tree` sorts by path.
+            let legacy = schemas::slug::legacy(img).folder;
+            [format!("{legacy}/{f}\n"), format!("{slug}/{f}\n")]
+        })
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
         .collect::<String>()
     );
     assert_eq!(

@@ -32,6 +32,28 @@ pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 impl Abi {
     pub const ALL: [Abi; 4] = [Abi::X86_64, Abi::I386, Abi::X32, Abi::Aarch64];
 
+    /// The ABI's stable code: its position in [`Abi::ALL`]. It is the
+    /// ABI's byte on the wire and its number in the stores, so it never
+    /// changes for an existing ABI; a new ABI takes the next code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Abi::X86_64 => 0,
+            Abi::I386 => 1,
+            Abi::X32 => 2,
+            Abi::Aarch64 => 3,
+        }
+    }
+
+    /// The ABI of a [`Abi::code`], if any.
+    pub fn from_code(c: u8) -> Option<Abi> {
+        Abi::ALL.get(usize::from(c)).copied()
+    }
+
+    /// [`Abi::code`] as an index, for tables with one slot per ABI.
+    pub const fn index(self) -> usize {
+        self.code() as usize
+    }
+
     /// Name used in Docker/OCI seccomp profiles (`architectures`).
     pub fn scmp_arch(self) -> &'static str {
         match self {
@@ -95,5 +117,25 @@ impl FromStr for Abi {
             .into_iter()
             .find(|a| a.as_str() == s)
             .ok_or_else(|| UnknownAbi(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_positions_and_round_trip() {
+        for (i, a) in Abi::ALL.into_iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(Abi::from_code(a.code()), Some(a));
+        }
+        // The wire codes are released: they never change.
+        assert_eq!(
+            Abi::ALL.map(Abi::code),
+            [0, 1, 2, 3],
+            "x86_64, i386, x32, aarch64"
+        );
+        assert_eq!(Abi::from_code(4), None);
     }
 }

@@ -3,8 +3,9 @@
 //! embedded one) return exactly these types, so everything above them works
 //! unchanged on either.
 
-use crate::{Abi, PhaseSet, SyscallKey};
+use crate::{Abi, Observation, PhaseSet, SyscallKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Fleet-wide totals of one syscall (ABI, number) for one image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,4 +74,78 @@ pub struct ImageObservations {
     pub syscalls: Vec<SyscallTotals>,
     /// Sorted by (started_at_ms, host_id, boot_id, container_id).
     pub incidence: Vec<ContainerIncidence>,
+    /// Calls whose number was outside the capture's table (a kernel newer
+    /// than the build), which no profile can name.
+    #[serde(default)]
+    pub out_of_range: u64,
+}
+
+/// The host and container names of a single run seen as a fleet of one.
+pub const SINGLE_RUN_HOST: &str = "localhost";
+
+impl ImageObservations {
+    /// One run of one workload (`sandmine mine`, `mine-image`) as a fleet
+    /// of one: one host, one container, the run's observation as its
+    /// incidence. `first_seen` gives when each syscall was first seen (ms
+    /// since the epoch; `started_at_ms` for those it lacks), so that the
+    /// quiet time and convergence figures mean what they mean in a fleet.
+    /// `filter` names the seccomp filter the run was mined under, as
+    /// [`ContainerIncidence::seccomp`] does: `unconfined` for an allow-all
+    /// filter, which hides nothing.
+    pub fn single_run(
+        image: &str,
+        filter: &str,
+        obs: &Observation,
+        first_seen: &BTreeMap<SyscallKey, u64>,
+        started_at_ms: u64,
+        ended_at_ms: u64,
+    ) -> ImageObservations {
+        let ended_at_ms = ended_at_ms.max(started_at_ms);
+        let first = |k: &SyscallKey| first_seen.get(k).copied().unwrap_or(started_at_ms);
+        let syscalls: Vec<SyscallTotals> = obs
+            .syscalls
+            .iter()
+            .map(|(k, u)| SyscallTotals {
+                abi: k.abi,
+                nr: k.nr,
+                hosts: 1,
+                containers: 1,
+                calls: u.calls,
+                first_seen_ms: first(k),
+                last_seen_ms: ended_at_ms,
+                phases: u.phases,
+            })
+            .collect();
+        let container = ContainerIncidence {
+            host_id: SINGLE_RUN_HOST.into(),
+            boot_id: String::new(),
+            container_id: image.into(),
+            started_at_ms,
+            last_seen_ms: ended_at_ms,
+            seccomp: filter.into(),
+            syscalls: obs
+                .syscalls
+                .keys()
+                .map(|k| IncidenceEntry {
+                    abi: k.abi,
+                    nr: k.nr,
+                    phases: obs.syscalls[k].phases,
+                    first_seen_ms: first(k),
+                    last_seen_ms: ended_at_ms,
+                })
+                .collect(),
+        };
+        ImageObservations {
+            image: image.into(),
+            digests: Vec::new(),
+            hosts: 1,
+            containers: 1,
+            container_seconds: (ended_at_ms - started_at_ms) / 1000,
+            first_seen_ms: started_at_ms,
+            last_seen_ms: ended_at_ms,
+            syscalls,
+            incidence: vec![container],
+            out_of_range: obs.out_of_range,
+        }
+    }
 }

@@ -11,6 +11,7 @@
 pub mod abi;
 pub mod fleet;
 pub mod observation;
+pub mod slug;
 pub mod syscalls;
 pub mod wire;
 

@@ -2,18 +2,42 @@
 //! `schemas/gen/gen_syscalls.py` from one pinned source (see the header of
 //! `syscall_table.rs`); never edit them by hand.
 
+//!
+//! Lookups are binary searches: by number in the tables (sorted by number),
+//! by name in an index sorted by name, built once per process.
+
 use crate::Abi;
+use std::sync::OnceLock;
 
 mod syscall_table;
 
 /// Name of syscall `nr` under `abi`, if the table knows it.
 pub fn name(abi: Abi, nr: u32) -> Option<&'static str> {
-    table(abi).iter().find(|(n, _)| *n == nr).map(|(_, s)| *s)
+    let t = table(abi);
+    t.binary_search_by_key(&nr, |(n, _)| *n)
+        .ok()
+        .map(|i| t[i].1)
 }
 
 /// Number of syscall `name` under `abi`, if that ABI has it.
 pub fn number(abi: Abi, name: &str) -> Option<u32> {
-    table(abi).iter().find(|(_, s)| *s == name).map(|(n, _)| *n)
+    let v = &by_name()[abi.index()];
+    v.binary_search_by(|(s, _)| (*s).cmp(name))
+        .ok()
+        .map(|i| v[i].1)
+}
+
+/// Per ABI (by [`Abi::index`]), (name, number) sorted by name.
+fn by_name() -> &'static [Vec<(&'static str, u32)>; 4] {
+    static INDEX: OnceLock<[Vec<(&'static str, u32)>; 4]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        Abi::ALL.map(|abi| {
+            let mut v: Vec<(&'static str, u32)> =
+                table(abi).iter().map(|(n, s)| (*s, *n)).collect();
+            v.sort_unstable();
+            v
+        })
+    })
 }
 
 /// Every (number, name) pair of an ABI, sorted by number.
@@ -131,6 +155,22 @@ mod tests {
                     "{abi:?} {nm}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn searches_agree_with_a_scan() {
+        for abi in Abi::ALL {
+            let t = table(abi);
+            for nr in 0..1100 {
+                let scan = t.iter().find(|(n, _)| *n == nr).map(|(_, s)| *s);
+                assert_eq!(name(abi, nr), scan, "{abi} {nr}");
+            }
+            for &(nr, nm) in t {
+                assert_eq!(number(abi, nm), Some(nr), "{abi} {nm}");
+            }
+            assert_eq!(number(abi, "nope"), None);
+            assert_eq!(number(abi, ""), None);
         }
     }
 

@@ -18,7 +18,7 @@
 //! version, a new `WireVN` struct, and an upgrade from the older ones in
 //! [`decode`]. The golden fixtures in `schemas/tests/fixtures/wire/` pin
 //! the bytes of every version. Enums travel as explicit small integers
-//! (`abi` as in [`abi_code`]), never as Rust enum indexes, so reordering a
+//! (`abi` as in [`Abi::code`]), never as Rust enum indexes, so reordering a
 //! Rust enum cannot change the wire.
 //!
 //! # Versions
@@ -193,26 +193,6 @@ impl WireError {
     }
 }
 
-/// Stable wire codes of ABIs.
-pub fn abi_code(abi: Abi) -> u8 {
-    match abi {
-        Abi::X86_64 => 0,
-        Abi::I386 => 1,
-        Abi::X32 => 2,
-        Abi::Aarch64 => 3,
-    }
-}
-
-pub fn abi_from_code(c: u8) -> Option<Abi> {
-    match c {
-        0 => Some(Abi::X86_64),
-        1 => Some(Abi::I386),
-        2 => Some(Abi::X32),
-        3 => Some(Abi::Aarch64),
-        _ => None,
-    }
-}
-
 /// The wire version of a message, from its header alone.
 pub fn peek_version(bytes: &[u8]) -> Result<u16, WireError> {
     if bytes.len() < HEADER {
@@ -346,7 +326,7 @@ struct ContainerV2 {
 fn syscalls_out(v: &[SyscallDelta]) -> Vec<SyscallV1> {
     v.iter()
         .map(|s| SyscallV1 {
-            abi: abi_code(s.abi),
+            abi: s.abi.code(),
             nr: s.nr,
             calls: s.calls,
             phases: s.phases.0,
@@ -358,7 +338,7 @@ fn syscalls_out(v: &[SyscallDelta]) -> Vec<SyscallV1> {
 fn syscalls_in(v: Vec<SyscallV1>) -> Result<Vec<SyscallDelta>, String> {
     v.into_iter()
         .map(|s| {
-            let abi = abi_from_code(s.abi).ok_or_else(|| format!("unknown ABI code {}", s.abi))?;
+            let abi = Abi::from_code(s.abi).ok_or_else(|| format!("unknown ABI code {}", s.abi))?;
             if s.phases > 0x0f {
                 return Err(format!("bad phase bits {:#x}", s.phases));
             }

@@ -3,8 +3,8 @@
 use crate::compiling::{select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
-use anyhow::{Context, Result};
-use policy_compiler::fleet::{allowed_sets_of_profile, diff_sets};
+use anyhow::{bail, Context, Result};
+use policy_compiler::compile::{allowed_sets_of_profile, diff_sets};
 use policy_compiler::{OciProfile, State};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,13 +50,24 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
     with_store(&s.store, |store| async move {
         let images = select_images(&store, &args.images).await?;
+        // Two images must never share an output directory (a 64-bit hash
+        // makes it unlikely, not impossible): refuse before writing.
+        let mut slugs: std::collections::BTreeMap<String, &String> = Default::default();
+        for image in &images {
+            if let Some(other) = slugs.insert(schemas::slug::image_slug(image), image) {
+                bail!(
+                    "images {other:?} and {image:?} have the same slug {}; compile them into different --out directories",
+                    schemas::slug::image_slug(image)
+                );
+            }
+        }
         compiler.read_observed(&store).await?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         let (mut enforce, mut log, mut not_ready) = (0, 0, 0);
         for image in &images {
             let (_, c) = compiler.compile(&store, image, now).await?;
-            let dir = args.out.join(publish::image_slug(image));
+            let dir = args.out.join(schemas::slug::image_slug(image));
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let diff = diff_against_previous(&dir.join("seccomp.json"), &c)?;
@@ -110,7 +121,7 @@ fn diff_against_previous(previous: &Path, c: &policy_compiler::Compiled) -> Resu
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", previous.display())),
     };
-    let new = policy_compiler::fleet::allowed_sets(c);
+    let new = policy_compiler::compile::allowed_sets(c);
     Ok(diff_text(&diff_sets(prev.as_ref(), &new), prev.is_none()))
 }
 

@@ -32,9 +32,10 @@ pub struct ExplainArgs {
 }
 
 pub fn main(args: ExplainArgs) -> Result<ExitCode> {
-    if schemas::syscalls::number(args.abi, &args.syscall).is_none() {
+    let Some(nr) = schemas::syscalls::number(args.abi, &args.syscall) else {
         bail!("{:?} is not a {} syscall name", args.syscall, args.abi);
-    }
+    };
+    let key = schemas::SyscallKey { abi: args.abi, nr };
     let s: Settings = args.config.load()?;
     let mut compiler = args.policy.load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
@@ -42,10 +43,7 @@ pub fn main(args: ExplainArgs) -> Result<ExitCode> {
         select_images(&store, std::slice::from_ref(&args.image)).await?;
         compiler.read_observed(&store).await?;
         let (_, c) = compiler.compile(&store, &args.image, now).await?;
-        println!(
-            "{}",
-            policy_compiler::explain(&c.decision, args.abi, &args.syscall)
-        );
+        println!("{}", policy_compiler::explain(&c.decision, key));
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -88,13 +88,23 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
     };
     let mut progress = Progress::new(limits.quiet, limits.new_window);
     let run = command::mine_command(&opts, &mut progress)?;
+    let name = args
+        .cmd
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     mining::write_outputs(
         &run.observation,
         &run.convergence,
         run.wall,
         args.output.as_deref(),
         limits,
-        &policy_compiler::GenerateOptions::default(),
+        &mining::RunInfo {
+            name: &name,
+            filter: "unconfined",
+            baseline: true,
+        },
     )?;
     if let Some(why) = run.stopped_because {
         eprintln!("sandmine: stopped the workload: {why}");

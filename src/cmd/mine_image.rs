@@ -193,9 +193,9 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     }
     // Measuring another profile (--mining-profile) reports what it let
     // through: no baseline is added to that.
-    let opts = policy_compiler::GenerateOptions {
-        baseline: args.mining_profile.is_none(),
-        ..policy_compiler::GenerateOptions::default()
+    let filter = match args.mining_profile.as_deref() {
+        None => "unconfined".to_string(),
+        Some(p) => format!("mining profile {}", p.display()),
     };
     mining::write_outputs(
         &obs,
@@ -203,7 +203,11 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         run.wall,
         args.output.as_deref(),
         limits,
-        &opts,
+        &mining::RunInfo {
+            name: &args.image,
+            filter: &filter,
+            baseline: args.mining_profile.is_none(),
+        },
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use schemas::fleet::ImageObservations;
-use schemas::wire::abi_from_code;
+use schemas::Abi;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
@@ -391,7 +391,7 @@ impl ClickHouseStore {
         let rows = self.timed(self.client.query(&q).fetch_all::<R>()).await?;
         rows.into_iter()
             .map(|r| {
-                let abi = abi_from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
+                let abi = Abi::from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
                 Ok((r.image, abi, r.nr, r.calls, r.hosts, r.containers))
             })
             .collect()
@@ -409,7 +409,7 @@ impl ClickHouseStore {
         let rows = self.timed(self.client.query(&q).fetch_all::<R>()).await?;
         rows.into_iter()
             .map(|r| {
-                let abi = abi_from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
+                let abi = Abi::from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
                 Ok((r.runtime, r.image, abi, r.nr))
             })
             .collect()

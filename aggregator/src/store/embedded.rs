@@ -15,7 +15,8 @@ use super::sql;
 use super::{InsertStats, StoreError, TotalsRow};
 use rusqlite::{params, Connection, OptionalExtension};
 use schemas::fleet::ImageObservations;
-use schemas::wire::{abi_from_code, Envelope};
+use schemas::wire::Envelope;
+use schemas::Abi;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -361,7 +362,7 @@ impl EmbeddedStore {
             .await?;
         raw.into_iter()
             .map(|(image, abi, nr, calls, hosts, containers)| {
-                let abi = abi_from_code(abi).ok_or(rows::UnknownAbi(abi))?;
+                let abi = Abi::from_code(abi).ok_or(rows::UnknownAbi(abi))?;
                 Ok((image, abi, nr, calls, hosts, containers))
             })
             .collect()
@@ -386,7 +387,7 @@ impl EmbeddedStore {
             .await?;
         raw.into_iter()
             .map(|(runtime, image, abi, nr)| {
-                let abi = abi_from_code(abi).ok_or(rows::UnknownAbi(abi))?;
+                let abi = Abi::from_code(abi).ok_or(rows::UnknownAbi(abi))?;
                 Ok((runtime, image, abi, nr))
             })
             .collect()

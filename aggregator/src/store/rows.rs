@@ -7,7 +7,7 @@
 //! replacing keys collapse.
 
 use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
-use schemas::wire::{abi_code, abi_from_code, Envelope};
+use schemas::wire::Envelope;
 use schemas::{Abi, Phase, PhaseSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -104,7 +104,7 @@ pub fn explode(batch: &[Envelope]) -> Rows {
             let r = &c.container;
             let exited = c.exited_at_ms.is_some();
             for s in &c.syscalls {
-                let abi = abi_code(s.abi);
+                let abi = s.abi.code();
                 let last = c.last_seen_ms.max(s.first_seen_ms);
                 let v = calls.entry((r.image.as_str(), abi, s.nr)).or_default();
                 v.0 = v.0.saturating_add(s.calls);
@@ -204,7 +204,7 @@ pub struct IncidenceSummary {
 pub struct UnknownAbi(pub u8);
 
 fn abi(code: u8) -> Result<Abi, UnknownAbi> {
-    abi_from_code(code).ok_or(UnknownAbi(code))
+    Abi::from_code(code).ok_or(UnknownAbi(code))
 }
 
 type ContainerKey = (String, String, String);
@@ -318,5 +318,6 @@ pub fn assemble(
         last_seen_ms,
         syscalls,
         incidence: list,
+        out_of_range: 0,
     }))
 }

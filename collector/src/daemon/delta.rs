@@ -5,7 +5,7 @@
 //! documentation of [`super`]) live here only.
 
 use super::state::{ContainerRecord, KeyState, State};
-use schemas::wire::{abi_code, ContainerDelta, ContainerRef, Envelope, SyscallDelta};
+use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SyscallDelta};
 use schemas::{Observation, Phase, PhaseSet, SyscallKey};
 use std::collections::{BTreeMap, HashMap};
 
@@ -75,7 +75,7 @@ pub(super) fn cut(
         entry.1 |= o.alive;
         let mut counts = Vec::with_capacity(o.usage.syscalls.len());
         for (sk, u) in &o.usage.syscalls {
-            let code = abi_code(sk.abi);
+            let code = sk.abi.code();
             counts.push((code, sk.nr, u.calls));
             let before = prev.get(&(code, sk.nr)).copied().unwrap_or(0);
             // Fewer calls than the snapshot: the counters restarted.
@@ -119,7 +119,7 @@ pub(super) fn cut(
             .collect();
         let mut out = Vec::with_capacity(syscalls.len());
         for (sk, (calls, phases)) in &syscalls {
-            let f = *first.entry((abi_code(sk.abi), sk.nr)).or_insert(now_ms);
+            let f = *first.entry((sk.abi.code(), sk.nr)).or_insert(now_ms);
             out.push(SyscallDelta {
                 abi: sk.abi,
                 nr: sk.nr,

@@ -114,6 +114,10 @@ impl Target for DirTarget {
     }
 
     async fn publish(&self, p: &Publication) -> Result<(), PublishError> {
-        self.write(p)
+        self.write(p)?;
+        for alias in p.aliases() {
+            self.write(&alias)?;
+        }
+        Ok(())
     }
 }

@@ -157,26 +157,41 @@ impl GitTarget {
         })
     }
 
+    /// Writes the publication (and its aliases) and commits it, once.
     fn write(&self, p: &Publication) -> Result<(), PublishError> {
-        let slug = p.meta.slug.as_str();
-        let dir = self.repo.join(slug);
-        // Start from an empty directory so files the new publication no
-        // longer has are deleted in the commit.
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(PublishError::io(&dir))?;
+        let all: Vec<Publication> = std::iter::once(p.clone()).chain(p.aliases()).collect();
+        for p in &all {
+            let dir = self.repo.join(&p.meta.slug);
+            // Start from an empty directory so files the new publication no
+            // longer has are deleted in the commit.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(PublishError::io(&dir))?;
+            }
+            for (rel, bytes) in &p.files {
+                write_synced(&dir.join(rel), bytes)?;
+            }
+            write_synced(&dir.join("current"), &meta_bytes(&p.meta))?;
         }
-        for (rel, bytes) in &p.files {
-            write_synced(&dir.join(rel), bytes)?;
-        }
-        write_synced(&dir.join("current"), &meta_bytes(&p.meta))?;
-        self.git(&["add", "-A", "--", slug], None, None)?;
-        let staged = self.run(&["diff", "--cached", "--quiet", "--", slug], None, None)?;
+        let slugs: Vec<&str> = all.iter().map(|p| p.meta.slug.as_str()).collect();
+        let with = |head: &[&'static str]| -> Vec<&str> {
+            head.iter()
+                .copied()
+                .chain(["--"])
+                .chain(slugs.iter().copied())
+                .collect()
+        };
+        self.git(&with(&["add", "-A"]), None, None)?;
+        let staged = self.run(&with(&["diff", "--cached", "--quiet"]), None, None)?;
         if staged.status.success() {
-            log::debug!("git {}: {slug} unchanged, no commit", self.repo.display());
+            log::debug!(
+                "git {}: {} unchanged, no commit",
+                self.repo.display(),
+                p.meta.slug
+            );
             return Ok(());
         }
         self.git(
-            &["commit", "-q", "-F", "-", "--", slug],
+            &with(&["commit", "-q", "-F", "-"]),
             Some(p.commit_message.as_bytes()),
             Some(p.meta.published_at_ms / 1000),
         )?;

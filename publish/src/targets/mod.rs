@@ -36,6 +36,23 @@ pub struct Publication {
     pub files: BTreeMap<String, Vec<u8>>,
     /// For targets with history (git): subject, blank line, body.
     pub commit_message: String,
+    /// The folders earlier releases used for this image, written with the
+    /// same files and meta (its `slug` set to each) in the same
+    /// publication, for one release (`schemas::slug::legacy`,
+    /// docs/UPGRADING.md).
+    pub also_under: Vec<String>,
+}
+
+impl Publication {
+    /// This publication as written under each of `also_under`.
+    pub fn aliases(&self) -> impl Iterator<Item = Publication> + '_ {
+        self.also_under.iter().map(|slug| {
+            let mut p = self.clone();
+            p.meta.slug = slug.clone();
+            p.also_under = Vec::new();
+            p
+        })
+    }
 }
 
 /// A place profiles are published to. Methods are async because the
@@ -51,7 +68,8 @@ pub trait Target: Sync {
         slug: &str,
     ) -> impl Future<Output = Result<Option<PublishedMeta>, PublishError>> + Send;
 
-    /// Writes `p` under `p.meta.slug`, `current` last.
+    /// Writes `p` under `p.meta.slug` (and each of `p.also_under`),
+    /// `current` last.
     fn publish(&self, p: &Publication) -> impl Future<Output = Result<(), PublishError>> + Send;
 
     /// Called once after a round; where a git target would push to a

@@ -56,13 +56,15 @@ impl<S: ObjectStore> Target for ObjectStoreTarget<S> {
     }
 
     async fn publish(&self, p: &Publication) -> Result<(), PublishError> {
-        let slug = &p.meta.slug;
-        for (rel, bytes) in &p.files {
-            self.store.put(&format!("{slug}/{rel}"), bytes).await?;
+        for p in std::iter::once(p.clone()).chain(p.aliases()) {
+            let slug = &p.meta.slug;
+            for (rel, bytes) in &p.files {
+                self.store.put(&format!("{slug}/{rel}"), bytes).await?;
+            }
+            self.store
+                .put(&format!("{slug}/current.json"), &meta_bytes(&p.meta))
+                .await?;
         }
-        self.store
-            .put(&format!("{slug}/current.json"), &meta_bytes(&p.meta))
-            .await?;
         Ok(())
     }
 }

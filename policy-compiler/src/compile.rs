@@ -1,12 +1,13 @@
-//! The fleet compiler: from what the store knows about one image, a policy
-//! and the current time, to the image's profile in every format, its
-//! report, and its content hash. Pure and deterministic: identical input
-//! gives identical bytes, whatever the order of the input lists.
+//! Compiling one image: from what is known about it (a fleet store's answer,
+//! or one mined run as a fleet of one), a resolved policy and the current
+//! time, to the image's profile in every format, its report, and its
+//! content hash. Pure and deterministic: identical input gives identical
+//! bytes, whatever the order of the input lists.
 
 use crate::decide::{decide, AllowReason, Decision, DenyReason, State, Verdict};
 use crate::filter::FilterError;
 use crate::oci::{OciProfile, ProfileError};
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Policy, ResolvedPolicy};
 use crate::render;
 use schemas::fleet::ImageObservations;
 use schemas::Abi;
@@ -17,10 +18,8 @@ use std::fmt::Write as _;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompileError {
     #[error(transparent)]
-    Policy(#[from] PolicyError),
-    #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("compiling the BPF filter for {family} hosts: {source}")]
+    #[error("compiling the BPF filter for {family} hosts")]
     Filter {
         family: &'static str,
         source: FilterError,
@@ -55,12 +54,11 @@ pub struct Compiled {
 }
 
 /// Compile one image. See the module documentation.
-pub fn compile(
+pub fn compile_image(
     obs: &ImageObservations,
-    policy: &Policy,
+    policy: &ResolvedPolicy,
     now_ms: u64,
 ) -> Result<Compiled, CompileError> {
-    policy.validate()?;
     let decision = decide(obs, policy, now_ms);
     let profile = render::oci_profile(&decision);
     // Built from table names with disjoint rules, so valid by construction
@@ -89,6 +87,12 @@ pub fn compile(
             format!("kubelet/{}", render::kubelet_path(&decision.image)),
             json.clone().into_bytes(),
         );
+        // The name earlier releases used, for one release (see
+        // `schemas::slug::legacy`).
+        files.insert(
+            format!("kubelet/{}", render::legacy_kubelet_path(&decision.image)),
+            json.clone().into_bytes(),
+        );
         files.insert("seccomp.json".into(), json.into_bytes());
     }
     Ok(Compiled {
@@ -107,7 +111,7 @@ pub type AllowedSets = BTreeMap<Abi, BTreeSet<String>>;
 /// Allowed names per ABI of a compiled image.
 pub fn allowed_sets(c: &Compiled) -> AllowedSets {
     c.decision
-        .allowed
+        .allowed_names()
         .iter()
         .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
         .collect()
@@ -195,7 +199,7 @@ struct ReportJson<'a> {
     confidence: &'a crate::confidence::Confidence,
     filters: &'a BTreeMap<String, u64>,
     abis: Vec<&'static str>,
-    allowed: &'a BTreeMap<Abi, BTreeSet<&'static str>>,
+    allowed: BTreeMap<Abi, BTreeSet<&'static str>>,
     syscalls: &'a [crate::decide::SyscallDecision],
     policy: &'a Policy,
 }
@@ -217,7 +221,7 @@ pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileEr
         confidence: &d.confidence,
         filters: &d.filters,
         abis: d.abis.iter().map(|a| a.as_str()).collect(),
-        allowed: &d.allowed,
+        allowed: d.allowed_names(),
         syscalls: &d.syscalls,
         policy: &d.policy,
     };
@@ -300,7 +304,7 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
         match &sd.stats {
             Some(st) => {
                 let _ = write!(s, "{} {} ", st.hosts, st.containers);
-                crate::fixed::push_fixed(&mut s, st.share, 4);
+                crate::decimal::push_fixed(&mut s, st.share, 4);
                 let _ = write!(s, " {}", st.calls);
             }
             None => s.push_str("- - - -"),
