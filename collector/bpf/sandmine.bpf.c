@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * sandmine's in-kernel syscall aggregator.
+ * sandmine's in-kernel syscall counter.
  *
  * On every syscall entry it finds the calling task's workload (cgroup v2 id
- * + mount-namespace id), and if that workload is tracked, sets the
- * syscall's bit for the current phase and bumps its per-CPU count. Nothing
- * per syscall is sent to userspace: userspace reads the per-CPU maps when
+ * + mount-namespace id) and its slot; if the workload is tracked, it sets
+ * the syscall's bit for the current phase and bumps its per-CPU count.
+ * Nothing per syscall is sent to userspace: userspace reads the maps when
  * it wants a snapshot.
  *
  * Cost matters: this runs on every syscall of the host. The hot path is one
  * helper (bpf_get_current_task_btf), a handful of direct BTF loads, one
- * hash lookup and two plain (per-CPU, so non-atomic) stores.
+ * hash lookup (workload -> slot), two array lookups the verifier inlines,
+ * and one plain per-CPU store. Shared words are written only the first
+ * time (a phase bit, a dense index) or once every SM_SPILL calls.
+ *
+ * Nothing here allocates: every map is preallocated (see sandmine.h), so a
+ * burst of new workloads is counted from its first call up to the
+ * capacity, and beyond it the workloads that found no slot are named in
+ * sm_lost with the calls they lost.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -23,62 +30,86 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SECCOMP_MODE_FILTER 2
 #define TS_COMPAT 0x0002           /* arch/x86/include/asm/thread_info.h */
 #define X32_SYSCALL_BIT 0x40000000 /* arch/x86/include/uapi/asm/unistd.h */
-#define SM_MAX_CPUS 512
+
+/* The number of slots; the loader sets max_entries of every per-slot map
+ * to its capacity (this is only the object's default). */
+#define SM_DEFAULT_SLOTS 2048
+/* Workloads over capacity that are named in sm_lost. */
+#define SM_LOST_KEYS 1024
 
 /* Set by the loader before load. */
 const volatile __u64 host_mntns_id = 0; /* the init mount namespace's id */
 const volatile __u32 auto_track = 0;    /* track every non-host mntns */
-const volatile __u32 nr_cpus = 1;       /* possible CPUs */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sm_key);
-	__type(value, struct sm_stats);
-} sm_stats SEC(".maps");
-
+/* Workload -> its slot. Preallocated (no BPF_F_NO_PREALLOC). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
 	__type(key, struct sm_key);
-	__type(value, struct sm_info);
-} sm_info SEC(".maps");
+	__type(value, __u32);
+} sm_slot SEC(".maps");
 
-/* Cgroup names of auto-tracked workloads (see struct sm_cgname). */
+/* Free slots. Filled with every index by the loader before it attaches;
+ * userspace pushes a slot back after it zeroed it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sm_key);
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
+	__type(value, __u32);
+} sm_free SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sm_work);
+} sm_work SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sm_counts);
+} sm_counts SEC(".maps");
+
+/* Cgroup names of auto-tracked workloads (see struct sm_cgname), by slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
+	__type(key, __u32);
 	__type(value, struct sm_cgname);
 } sm_cgname SEC(".maps");
 
-/* Scratch space for one sm_cgname (too big for the BPF stack). */
+/* Workloads that found no free slot. Preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_LOST_KEYS);
+	__type(key, struct sm_key);
+	__type(value, struct sm_lost);
+} sm_lost SEC(".maps");
+
+/* Scratch space for one sm_lost (too big for the BPF stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sm_cgname);
-} sm_cgname_scratch SEC(".maps");
+	__type(value, struct sm_lost);
+} sm_lost_scratch SEC(".maps");
 
-/* One all-zero sm_stats, the source for in-kernel inserts (too big for the
- * 512-byte BPF stack). Never written. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sm_stats);
-} sm_zero SEC(".maps");
-
-/* Diagnostics: [0] workloads that could not be inserted (map full). */
+/* Diagnostics, indexed by SM_DIAG_*. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, SM_NR_DIAG);
 	__type(key, __u32);
 	__type(value, __u64);
 } sm_diag SEC(".maps");
+
+static __always_inline void diag(__u32 i)
+{
+	__u64 *d = bpf_map_lookup_elem(&sm_diag, &i);
+
+	if (d)
+		*d += 1;
+}
 
 static __always_inline __u64 mntns_id_of(struct task_struct *t)
 {
@@ -95,17 +126,13 @@ static __always_inline void key_of(struct task_struct *t, struct sm_key *key)
 	key->mntns_id = mntns_id_of(t);
 }
 
-/* Record the names of the workload's cgroup and of its parent. Best
- * effort: a failed read leaves an empty name. */
-static __always_inline void record_cgname(struct sm_key *key, struct task_struct *t)
+/* Record the names of the workload's cgroup and of its parent into `n`.
+ * Best effort: a failed read leaves an empty name. */
+static __always_inline void record_cgname(struct sm_cgname *n, struct task_struct *t)
 {
-	__u32 zero = 0;
-	struct sm_cgname *n = bpf_map_lookup_elem(&sm_cgname_scratch, &zero);
 	struct cgroup *cg;
 	int level;
 
-	if (!n)
-		return;
 	n->leaf[0] = 0;
 	n->parent[0] = 0;
 	n->hierarchy = 0;
@@ -134,40 +161,103 @@ static __always_inline void record_cgname(struct sm_key *key, struct task_struct
 			bpf_probe_read_kernel_str(n->parent, sizeof(n->parent),
 						  BPF_CORE_READ(cg, ancestors[level - 1], kn, name));
 	}
-	bpf_map_update_elem(&sm_cgname, key, n, BPF_NOEXIST);
 }
 
-static __noinline struct sm_stats *start_tracking(struct sm_key *key, struct task_struct *t)
+/* A call of a workload that has no slot: count it against the workload in
+ * sm_lost (named on its first lost call), and globally. */
+static __always_inline void lose_call(struct sm_key *key, struct task_struct *t)
 {
+	struct sm_lost *l = bpf_map_lookup_elem(&sm_lost, key);
 	__u32 zero = 0;
-	struct sm_stats *z = bpf_map_lookup_elem(&sm_zero, &zero);
-	struct sm_info info = {};
+
+	diag(SM_DIAG_LOST_CALLS);
+	if (!l) {
+		struct sm_lost *s = bpf_map_lookup_elem(&sm_lost_scratch, &zero);
+
+		if (!s)
+			return;
+		s->calls = 0;
+		record_cgname(&s->name, t);
+		bpf_map_update_elem(&sm_lost, key, s, BPF_NOEXIST);
+		l = bpf_map_lookup_elem(&sm_lost, key);
+		if (!l) {
+			diag(SM_DIAG_UNNAMED_LOST);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&l->calls, 1);
+}
+
+/* Give `key` a slot: pop a free one, fill in what userspace needs to
+ * attribute it, then publish it in sm_slot. Returns the slot, or -1 when
+ * the call is lost. */
+static __noinline long start_tracking(struct sm_key *key, struct task_struct *t)
+{
+	struct sm_work *w;
+	struct sm_cgname *n;
 	struct cgroup *cg;
+	__u32 idx, *won;
 	int level;
 
-	if (!z)
-		return 0;
-	if (bpf_map_update_elem(&sm_stats, key, z, BPF_NOEXIST) != 0) {
-		/* Another CPU may have won the race; otherwise the map is full. */
-		struct sm_stats *s = bpf_map_lookup_elem(&sm_stats, key);
-		if (!s) {
-			__u64 *d = bpf_map_lookup_elem(&sm_diag, &zero);
-			if (d)
-				*d += 1;
-		}
-		return s;
+	/* Once over capacity, a workload stays lost (and named) until
+	 * userspace forgets it: no retry on every call. */
+	if (bpf_map_lookup_elem(&sm_lost, key)) {
+		lose_call(key, t);
+		return -1;
 	}
+	if (bpf_map_pop_elem(&sm_free, &idx) != 0) {
+		lose_call(key, t);
+		return -1;
+	}
+	w = bpf_map_lookup_elem(&sm_work, &idx);
+	n = bpf_map_lookup_elem(&sm_cgname, &idx);
+	if (!w || !n)
+		return -1; /* not reached: the loader queues only valid slots */
+	/* Userspace zeroed the slot before it queued it. */
+	w->key = *key;
 	cg = t->cgroups->dfl_cgrp;
 	level = BPF_CORE_READ(cg, level);
 	if (level > 0 && level < 64)
-		info.parent_cgroup_id = BPF_CORE_READ(cg, ancestors[level - 1], kn, id);
-	info.created_ns = bpf_ktime_get_ns();
-	info.mntns_inum = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
-	info.creator_tgid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(info.creator_comm, sizeof(info.creator_comm));
-	bpf_map_update_elem(&sm_info, key, &info, BPF_NOEXIST);
-	record_cgname(key, t);
-	return bpf_map_lookup_elem(&sm_stats, key);
+		w->parent_cgroup_id = BPF_CORE_READ(cg, ancestors[level - 1], kn, id);
+	w->created_ns = bpf_ktime_get_ns();
+	w->mntns_inum = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	w->creator_tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(w->creator_comm, sizeof(w->creator_comm));
+	record_cgname(n, t);
+	if (bpf_map_update_elem(&sm_slot, key, &idx, BPF_NOEXIST) == 0)
+		return idx;
+	/* Another CPU gave this workload a slot first: zero ours again and
+	 * give it back. */
+	__builtin_memset(&w->key, 0, sizeof(w->key));
+	w->parent_cgroup_id = 0;
+	w->created_ns = 0;
+	w->mntns_inum = 0;
+	w->creator_tgid = 0;
+	__builtin_memset(w->creator_comm, 0, sizeof(w->creator_comm));
+	__builtin_memset(n, 0, sizeof(*n));
+	bpf_map_push_elem(&sm_free, &idx, 0);
+	diag(SM_DIAG_SLOT_RACES);
+	won = bpf_map_lookup_elem(&sm_slot, key);
+	if (!won) {
+		lose_call(key, t);
+		return -1;
+	}
+	return *won;
+}
+
+/* The dense index (1-based) of (abi, nr) in `w`, given out on first use;
+ * 0 when the workload has used up SM_NR_DENSE. */
+static __always_inline __u32 dense_index(struct sm_work *w, __u32 *d)
+{
+	__u32 next, old;
+
+	if (w->nr_dense >= SM_NR_DENSE)
+		return 0;
+	next = __sync_fetch_and_add(&w->nr_dense, 1);
+	if (next >= SM_NR_DENSE)
+		return 0;
+	old = __sync_val_compare_and_swap(d, 0, next + 1);
+	return old ? old : next + 1;
 }
 
 SEC("tp_btf/sys_enter")
@@ -175,19 +265,29 @@ int BPF_PROG(sm_sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct sm_key key;
-	struct sm_stats *s;
-	__u32 abi, phase;
-	__u64 nr, bit, *w;
+	struct sm_work *w;
+	struct sm_counts *c;
+	__u32 *slot, idx, abi, phase, d, n;
+	__u64 nr, bit, *word;
 
 	key_of(t, &key);
-	s = bpf_map_lookup_elem(&sm_stats, &key);
-	if (!s) {
+	slot = bpf_map_lookup_elem(&sm_slot, &key);
+	if (slot) {
+		idx = *slot;
+	} else {
+		long r;
+
 		if (!auto_track || key.mntns_id == host_mntns_id)
 			return 0;
-		s = start_tracking(&key, t);
-		if (!s)
+		r = start_tracking(&key, t);
+		if (r < 0)
 			return 0;
+		idx = r;
 	}
+	w = bpf_map_lookup_elem(&sm_work, &idx);
+	c = bpf_map_lookup_elem(&sm_counts, &idx);
+	if (!w || !c)
+		return 0;
 
 	nr = (__u64)id;
 	if (t->thread_info.status & TS_COMPAT) {
@@ -199,41 +299,56 @@ int BPF_PROG(sm_sys_enter, struct pt_regs *regs, long id)
 		abi = SM_ABI_X86_64;
 	}
 	if (nr >= SM_NR_SLOTS) {
-		s->out_of_range++;
+		__sync_fetch_and_add(&w->out_of_range, 1);
 		return 0;
 	}
-	phase = (s->post_exec ? 2 : 0) | (t->seccomp.mode == SECCOMP_MODE_FILTER ? 1 : 0);
+	phase = (w->post_exec ? 2 : 0) | (t->seccomp.mode == SECCOMP_MODE_FILTER ? 1 : 0);
 
-	w = &s->bits[phase & 3][abi][nr >> 6];
+	word = &w->bits[phase & 3][abi][nr >> 6];
 	bit = 1ULL << (nr & 63);
-	if (!(*w & bit))
-		*w |= bit;
-	s->counts[abi][nr]++;
+	if (!(*word & bit))
+		__sync_fetch_and_or(word, bit);
+
+	d = w->dense[abi][nr];
+	if (!d) {
+		d = dense_index(w, &w->dense[abi][nr]);
+		if (!d) {
+			__sync_fetch_and_add(&w->lost_calls, 1);
+			return 0;
+		}
+	}
+	d -= 1;
+	if (d >= SM_NR_DENSE)
+		return 0;
+	n = c->n[d] + 1;
+	if (n >= SM_SPILL) {
+		/* Add first, then reset: a reader that sees the same spill
+		 * before and after reading the counters saw neither half. */
+		__sync_fetch_and_add(&w->spill[d], n);
+		c->n[d] = 0;
+	} else {
+		c->n[d] = n;
+	}
 	return 0;
 }
 
 /* The first successful exec inside a workload ends its start-up: from then
- * on its calls are the image's. Mark every CPU's copy, since the next call
- * may run anywhere. de_thread() has already killed the other threads, so
- * no call of the old program can race with this. */
+ * on its calls are the image's. de_thread() has already killed the other
+ * threads, so no call of the old program can race with this. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sm_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct sm_key key;
-	struct sm_stats *s;
-	__u32 cpu;
+	struct sm_work *w;
+	__u32 *slot;
 
 	key_of(t, &key);
-	s = bpf_map_lookup_elem(&sm_stats, &key);
-	if (!s || s->post_exec)
+	slot = bpf_map_lookup_elem(&sm_slot, &key);
+	if (!slot)
 		return 0;
-	for (cpu = 0; cpu < SM_MAX_CPUS; cpu++) {
-		if (cpu >= nr_cpus)
-			break;
-		s = bpf_map_lookup_percpu_elem(&sm_stats, &key, cpu);
-		if (s)
-			s->post_exec = 1;
-	}
+	w = bpf_map_lookup_elem(&sm_work, slot);
+	if (w && !w->post_exec)
+		w->post_exec = 1;
 	return 0;
 }

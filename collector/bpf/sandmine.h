@@ -3,6 +3,12 @@
  * Layout shared by the BPF program (sandmine.bpf.c) and its loader
  * (collector/src/ebpf.rs, which mirrors these structs with #[repr(C)]).
  * Change both sides together; the loader checks the sizes at load time.
+ *
+ * Every map is preallocated: the program never allocates memory, so a
+ * burst of new workloads cannot fail an allocation. A workload gets a slot
+ * (an index into the arrays below) from a queue of free slots the first
+ * time it makes a syscall; userspace returns the slot when it forgets the
+ * workload. See docs/ARCHITECTURE.md ("collector") for the memory bound.
  */
 #ifndef SANDMINE_H
 #define SANDMINE_H
@@ -22,6 +28,17 @@
  * bit 0 = the calling task had a seccomp filter. See schemas::Phase. */
 #define SM_NR_PHASES 4
 
+/* Distinct (ABI, number) pairs one workload can count: each gets a dense
+ * index, in the order the workload first makes them. Calls of a pair
+ * beyond this still set their phase bit but are not counted: they go to
+ * sm_work.lost_calls and the workload is incomplete. */
+#define SM_NR_DENSE 256
+
+/* A per-CPU u16 counter that reaches this value is moved, whole, into the
+ * workload's shared u64 sm_work.spill[] (atomic add first, then the reset),
+ * so counts are exact at any rate with 2 bytes per counter and CPU. */
+#define SM_SPILL 0x8000
+
 /* A workload: the cgroup v2 id plus the 64-bit mount-namespace id. Either
  * alone is ambiguous (on a cgroup v1 host every task has the root v2
  * cgroup; mount-namespace inode numbers are reused), together they are
@@ -31,35 +48,48 @@ struct sm_key {
 	__u64 mntns_id;
 };
 
-/* Per-CPU statistics of one workload. Only the owning CPU writes its copy,
- * so the hot path needs no atomics; userspace sums and ORs the copies. */
-struct sm_stats {
-	/* Set to 1 on every CPU's copy by the exec hook. */
-	__u64 post_exec;
-	/* Calls whose number had no slot. */
-	__u64 out_of_range;
-	__u64 bits[SM_NR_PHASES][SM_NR_ABIS][SM_NR_WORDS];
-	__u64 counts[SM_NR_ABIS][SM_NR_SLOTS];
-};
-
-/* Facts about a workload, written once when its key is created in the
- * kernel (auto-track mode) so userspace can attribute it later, even if it
- * is gone by then. */
-struct sm_info {
+/* One workload's shared state, in its slot of sm_work. Written by every
+ * CPU: bits are set with an atomic OR (only when not yet set), the rest
+ * once or with atomic adds. */
+struct sm_work {
+	/* The workload holding the slot; all zero while the slot is free. */
+	struct sm_key key;
+	/* Facts recorded when the slot was taken (auto-track mode), so
+	 * userspace can attribute the workload even if it is gone by then. */
 	__u64 parent_cgroup_id;
 	__u64 created_ns;
 	__u32 mntns_inum;
 	__u32 creator_tgid;
 	char creator_comm[16];
+	/* Set to 1 by the exec hook: the workload exec'd its first program. */
+	__u32 post_exec;
+	/* Dense indices handed out (a race between CPUs may waste one). */
+	__u32 nr_dense;
+	/* Calls not counted: their (ABI, number) got no dense index. */
+	__u64 lost_calls;
+	/* Calls whose number had no slot. */
+	__u64 out_of_range;
+	__u64 bits[SM_NR_PHASES][SM_NR_ABIS][SM_NR_WORDS];
+	/* 1 + the dense index of each (ABI, number); 0: none yet. */
+	__u32 dense[SM_NR_ABIS][SM_NR_SLOTS];
+	/* Per dense index: the calls spilled from the per-CPU counters. */
+	__u64 spill[SM_NR_DENSE];
 };
 
-/* The cgroup a workload was created in, by name, written once with its
- * sm_info: the leaf (`docker-<id>.scope`, `<id>`, `cri-containerd-<id>.scope`)
- * and its parent (`kubepods-...-pod<uid>.slice`, `docker`). From the cgroup
- * v2 hierarchy when the task is below its root, else (a cgroup v1 host)
- * from the v1 `pids` hierarchy. Names are NUL-terminated, truncated to
- * SM_CGNAME_LEN - 1 bytes. Lets userspace attribute a container that was
- * gone before it looked. */
+/* One workload's per-CPU counters, in its slot of sm_counts. Only the
+ * owning CPU writes its copy, so the hot path needs no atomics. The count
+ * of dense index i is spill[i] plus the sum of n[i] over CPUs. */
+struct sm_counts {
+	__u16 n[SM_NR_DENSE];
+};
+
+/* The cgroup a workload was created in, by name, written once when its
+ * slot is taken: the leaf (`docker-<id>.scope`, `<id>`,
+ * `cri-containerd-<id>.scope`) and its parent (`kubepods-...-pod<uid>.slice`,
+ * `docker`). From the cgroup v2 hierarchy when the task is below its root,
+ * else (a cgroup v1 host) from the v1 `pids` hierarchy. Names are
+ * NUL-terminated, truncated to SM_CGNAME_LEN - 1 bytes. Lets userspace
+ * attribute a container that was gone before it looked. */
 #define SM_CGNAME_LEN 128
 struct sm_cgname {
 	char leaf[SM_CGNAME_LEN];
@@ -68,5 +98,19 @@ struct sm_cgname {
 	__u32 hierarchy;
 	__u32 level;
 };
+
+/* A workload that found no free slot (over capacity): how many of its
+ * calls were lost, and its cgroup's names, so userspace can say which
+ * container is incomplete. */
+struct sm_lost {
+	__u64 calls;
+	struct sm_cgname name;
+};
+
+/* Indices of sm_diag (per-CPU u64, summed by userspace). */
+#define SM_DIAG_LOST_CALLS 0    /* calls of workloads with no slot */
+#define SM_DIAG_UNNAMED_LOST 1  /* of which: sm_lost was full too */
+#define SM_DIAG_SLOT_RACES 2    /* slots given back after losing a race */
+#define SM_NR_DIAG 4
 
 #endif

@@ -35,7 +35,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cmd: &[String], untracked: bool) -> Result<u8, Box<dyn std::error::Error>> {
-    let mut c = EbpfCollector::load(&EbpfOptions { auto_track: false })?;
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })?;
     let cg = Cgroup::create("bench")?;
     let key = WorkloadKey {
         cgroup_id: cg.id(),

@@ -1,10 +1,25 @@
-//! Loader for the in-kernel aggregator (`bpf/sandmine.bpf.c`).
+//! The one handle on the in-kernel syscall counter (`bpf/sandmine.bpf.c`):
+//! loaded for this process ([`EbpfCollector::load`], single host), or
+//! pinned on bpffs so it counts while the daemon is down
+//! ([`crate::daemon::kernel::open_or_load`]). Both give the same maps and
+//! the same API.
 //!
-//! The structs below mirror `bpf/sandmine.h` byte for byte; `load` checks
-//! the map value sizes against them so a drift is an error, not garbage.
+//! The structs below mirror `bpf/sandmine.h` byte for byte; opening the
+//! maps checks the value sizes against them, so a drift is an error, not
+//! garbage.
+//!
+//! Every map is preallocated: a workload takes a slot from a queue of free
+//! slots on its first call and keeps it until [`EbpfCollector::untrack`].
+//! Its shared state (`sm_work`: phase bitmaps, one dense index per
+//! distinct syscall, spilled counts) is one array element; its counts are
+//! 16-bit per-CPU counters (`sm_counts`) that the kernel moves into the
+//! shared 64-bit `spill` every [`SPILL`] calls. [`EbpfCollector::observe`]
+//! folds them into exact u64 counts. See [`map_memory_bytes`] for what that
+//! costs.
 
 use crate::{CollectError, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, PerCpuValues};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues, Queue};
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 use schemas::{Abi, Observation, Phase};
@@ -20,8 +35,38 @@ pub const NR_ABIS: usize = 3;
 pub const NR_SLOTS: usize = 576;
 pub const NR_WORDS: usize = NR_SLOTS / 64;
 pub const NR_PHASES: usize = 4;
+/// Distinct (ABI, number) pairs a workload can count (`SM_NR_DENSE`).
+pub const NR_DENSE: usize = 256;
+/// A per-CPU counter is moved into the shared spill at this value.
+pub const SPILL: u32 = 0x8000;
 /// Capture index → ABI, as in `SM_ABI_*`.
 pub const CAPTURE_ABIS: [Abi; NR_ABIS] = [Abi::X86_64, Abi::I386, Abi::X32];
+/// Workloads the counter holds at once unless told otherwise: at least
+/// 1,000 alive, plus room for exited ones whose final counts are not yet
+/// published.
+pub const DEFAULT_MAX_WORKLOADS: u32 = 2048;
+/// Workloads over capacity that are named with their lost calls
+/// (`SM_LOST_KEYS`).
+pub const LOST_KEYS: u32 = 1024;
+
+/// The maps that hold state, in the object and on bpffs when pinned.
+pub(crate) const MAPS: [&str; 7] = [
+    "sm_slot",
+    "sm_free",
+    "sm_work",
+    "sm_counts",
+    "sm_cgname",
+    "sm_lost",
+    "sm_diag",
+];
+/// The maps with one element per slot: their size is the capacity.
+const SLOT_MAPS: [&str; 5] = ["sm_slot", "sm_free", "sm_work", "sm_counts", "sm_cgname"];
+/// The programs and their hooks.
+pub(crate) const PROGRAMS: [(&str, &str); 2] = [
+    ("sm_sys_enter", "sys_enter"),
+    ("sm_sched_exec", "sched_process_exec"),
+];
+const DIAG_LOST_CALLS: u32 = 0;
 
 /// A workload, as the kernel program keys it.
 #[repr(C)]
@@ -31,18 +76,42 @@ pub struct WorkloadKey {
     pub mntns_id: u64,
 }
 
+/// `struct sm_work`: one workload's shared state.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct RawStats {
-    pub post_exec: u64,
-    pub out_of_range: u64,
-    pub bits: [[[u64; NR_WORDS]; NR_ABIS]; NR_PHASES],
-    pub counts: [[u64; NR_SLOTS]; NR_ABIS],
+struct RawWork {
+    key: WorkloadKey,
+    parent_cgroup_id: u64,
+    created_ns: u64,
+    mntns_inum: u32,
+    creator_tgid: u32,
+    creator_comm: [u8; 16],
+    post_exec: u32,
+    nr_dense: u32,
+    lost_calls: u64,
+    out_of_range: u64,
+    bits: [[[u64; NR_WORDS]; NR_ABIS]; NR_PHASES],
+    dense: [[u32; NR_SLOTS]; NR_ABIS],
+    spill: [u64; NR_DENSE],
+}
+
+/// `struct sm_counts`: one workload's counters on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawCounts {
+    n: [u16; NR_DENSE],
+}
+
+/// `struct sm_lost`: a workload that found no free slot.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawLost {
+    calls: u64,
+    name: CgroupName,
 }
 
 /// Facts recorded when the kernel program starts tracking a workload on
 /// its own (auto-track mode).
-#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct WorkloadInfo {
     pub parent_cgroup_id: u64,
@@ -88,31 +157,71 @@ fn c_str(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-// SAFETY: plain old data, `#[repr(C)]`, no padding (two byte arrays of a
-// multiple of 8 bytes, then two u32), any bit pattern is valid.
+// SAFETY (all five): plain old data, `#[repr(C)]`, no padding (every field
+// is a u64, a u32 pair, a u16 array of an even size, or a byte array of a
+// multiple of 8 bytes, in an order that keeps each aligned), and any bit
+// pattern is valid.
 unsafe impl aya::Pod for CgroupName {}
-// SAFETY: plain old data, `#[repr(C)]`, no padding (all fields are u64 or
-// arrays of u64, or u32 pairs and a byte array ending on an 8-byte
-// boundary), any bit pattern is valid.
 unsafe impl aya::Pod for WorkloadKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for RawStats {}
-// SAFETY: as above.
-unsafe impl aya::Pod for WorkloadInfo {}
+unsafe impl aya::Pod for RawWork {}
+unsafe impl aya::Pod for RawCounts {}
+unsafe impl aya::Pod for RawLost {}
 
 /// What the loader is asked for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EbpfOptions {
     /// Start tracking, in the kernel, every workload outside the host's
     /// mount namespace the first time it makes a syscall (containers). With
     /// `false`, only keys added with [`EbpfCollector::track`] are counted.
     pub auto_track: bool,
+    /// Workloads held at once (slots). Map memory grows with it: see
+    /// [`map_memory_bytes`].
+    pub max_workloads: u32,
 }
 
-/// A loaded and attached aggregator. Dropping it detaches the programs.
+impl Default for EbpfOptions {
+    fn default() -> Self {
+        EbpfOptions {
+            auto_track: false,
+            max_workloads: DEFAULT_MAX_WORKLOADS,
+        }
+    }
+}
+
+/// Kernel memory of the counter's maps, in bytes, for `max_workloads`
+/// slots on `nr_cpus` possible CPUs: per slot, the shared `sm_work`
+/// (9,904 bytes), its cgroup names (264) and its `sm_slot` entry, plus 512
+/// bytes per CPU of 16-bit counters; plus the fixed over-capacity table.
+/// An estimate of the kernel's own accounting (element headers rounded as
+/// the kernel does), checked against bpftool's `bytes_memlock` by
+/// `collector/tests/burst.rs`.
+pub fn map_memory_bytes(max_workloads: u32, nr_cpus: u32) -> u64 {
+    let w = u64::from(max_workloads);
+    let cpus = u64::from(nr_cpus);
+    let work = std::mem::size_of::<RawWork>() as u64;
+    let names = std::mem::size_of::<CgroupName>() as u64;
+    let counts = std::mem::size_of::<RawCounts>() as u64;
+    // A preallocated hash element: header (hash node, hash, padding: 48
+    // bytes), key (16) and value rounded to 8.
+    let slot_elem = 48 + 16 + 8;
+    let lost_elem = 48 + 16 + std::mem::size_of::<RawLost>() as u64;
+    w * (work + names + slot_elem + 4 + counts * cpus) + u64::from(LOST_KEYS) * lost_elem
+}
+
+/// The counter's maps, opened from a fresh load or from pins.
 pub struct EbpfCollector {
-    ebpf: Ebpf,
+    /// The process-owned object (its links detach when dropped); `None`
+    /// when the program and links are pinned.
+    _object: Option<Ebpf>,
+    slot: BpfHashMap<MapData, WorkloadKey, u32>,
+    free: Queue<MapData, u32>,
+    work: Array<MapData, RawWork>,
+    counts: PerCpuArray<MapData, RawCounts>,
+    names: Array<MapData, CgroupName>,
+    lost: BpfHashMap<MapData, WorkloadKey, RawLost>,
+    diag: PerCpuArray<MapData, u64>,
     nr_cpus: usize,
+    fresh: bool,
 }
 
 /// Why eBPF capture cannot be used here, or `Ok` if it can. Checked before
@@ -174,183 +283,324 @@ pub fn cgroup_id(dir: &std::path::Path) -> Result<u64> {
         .map_err(|e| CollectError::io(format!("stat {}", dir.display()), e))
 }
 
-impl EbpfCollector {
-    /// Load the program, set its globals, and attach it to
-    /// `tp_btf/sys_enter` and `tp_btf/sched_process_exec`.
-    pub fn load(opts: &EbpfOptions) -> Result<Self> {
-        check_available()?;
-        // The host's mount namespace is pid 1's; where pid 1 cannot be
-        // inspected (a sandbox, or a collector run outside the host's pid
-        // namespace), this process's own, which must then be the host's.
-        let host_mntns = mntns_id("1").or_else(|_| mntns_id("self"))?;
-        let nr_cpus = aya::util::nr_cpus()
-            .map_err(|(what, e)| CollectError::Ebpf(format!("counting CPUs ({what}): {e}")))?;
-        let auto: u32 = opts.auto_track.into();
-        let cpus: u32 = nr_cpus
-            .try_into()
-            .map_err(|_| CollectError::Ebpf(format!("{nr_cpus} CPUs is too many")))?;
-        let btf = Btf::from_sys_fs()
-            .map_err(|e| CollectError::Ebpf(format!("reading kernel BTF: {e}")))?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .override_global("host_mntns_id", &host_mntns, true)
-            .override_global("auto_track", &auto, true)
-            .override_global("nr_cpus", &cpus, true)
-            .load(OBJECT)
-            .map_err(|e| CollectError::Ebpf(format!("loading the BPF object: {e}")))?;
-        for (prog, hook) in [
-            ("sm_sys_enter", "sys_enter"),
-            ("sm_sched_exec", "sched_process_exec"),
-        ] {
-            let p: &mut BtfTracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| {
-                    CollectError::Ebpf(format!("program {prog} missing from the object"))
-                })?
-                .try_into()
-                .map_err(|e| CollectError::Ebpf(format!("{prog}: {e}")))?;
-            p.load(hook, &btf)
-                .map_err(|e| CollectError::Ebpf(format!("verifier rejected {prog}: {e}")))?;
-            p.attach()
-                .map_err(|e| CollectError::Ebpf(format!("attaching {prog} to {hook}: {e}")))?;
+/// Possible CPUs (the number of per-CPU copies).
+pub(crate) fn nr_cpus() -> Result<usize> {
+    aya::util::nr_cpus()
+        .map_err(|(what, e)| CollectError::Ebpf(format!("counting CPUs ({what}): {e}")))
+}
+
+/// The host's mount namespace: pid 1's; where pid 1 cannot be inspected (a
+/// sandbox, or a collector run outside the host's pid namespace), this
+/// process's own, which must then be the host's.
+pub(crate) fn host_mntns_id() -> Result<u64> {
+    mntns_id("1").or_else(|_| mntns_id("self"))
+}
+
+/// Load the object with its globals and capacity, queue every slot as
+/// free, and attach the programs. With `pin_dir`, the maps are pinned
+/// there as they are created. Returns the object and its links, in the
+/// order of [`PROGRAMS`].
+pub(crate) fn load_object(
+    opts: &EbpfOptions,
+    host_mntns: u64,
+    pin_dir: Option<&std::path::Path>,
+) -> Result<(Ebpf, Vec<BtfTracePointLinkId>)> {
+    check_available()?;
+    if opts.max_workloads == 0 {
+        return Err(CollectError::Ebpf(
+            "max_workloads must be at least 1".into(),
+        ));
+    }
+    let auto: u32 = opts.auto_track.into();
+    let btf =
+        Btf::from_sys_fs().map_err(|e| CollectError::Ebpf(format!("reading kernel BTF: {e}")))?;
+    let mut loader = EbpfLoader::new();
+    loader
+        .btf(Some(&btf))
+        .override_global("host_mntns_id", &host_mntns, true)
+        .override_global("auto_track", &auto, true);
+    for m in SLOT_MAPS {
+        loader.map_max_entries(m, opts.max_workloads);
+    }
+    if let Some(dir) = pin_dir {
+        for m in MAPS {
+            loader.map_pin_path(m, dir.join(m));
         }
-        Ok(EbpfCollector { ebpf, nr_cpus })
+    }
+    let mut ebpf = loader
+        .load(OBJECT)
+        .map_err(|e| CollectError::Ebpf(format!("loading the BPF object: {e}")))?;
+    {
+        let map = ebpf
+            .map_mut("sm_free")
+            .ok_or_else(|| CollectError::Ebpf("map sm_free missing".into()))?;
+        let mut free: Queue<&mut MapData, u32> =
+            Queue::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_free: {e}")))?;
+        for i in 0..opts.max_workloads {
+            free.push(i, 0)
+                .map_err(|e| map_err("queueing the free slots", e))?;
+        }
+    }
+    let mut links = Vec::with_capacity(PROGRAMS.len());
+    for (prog, hook) in PROGRAMS {
+        let p: &mut BtfTracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| CollectError::Ebpf(format!("program {prog} missing from the object")))?
+            .try_into()
+            .map_err(|e| CollectError::Ebpf(format!("{prog}: {e}")))?;
+        p.load(hook, &btf)
+            .map_err(|e| CollectError::Ebpf(format!("verifier rejected {prog}: {e}")))?;
+        links.push(
+            p.attach()
+                .map_err(|e| CollectError::Ebpf(format!("attaching {prog} to {hook}: {e}")))?,
+        );
+    }
+    Ok((ebpf, links))
+}
+
+fn typed<M>(name: &str, map: Map) -> Result<M>
+where
+    M: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    M::try_from(map).map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))
+}
+
+impl EbpfCollector {
+    /// Load the program for this process, set its globals, and attach it
+    /// to `tp_btf/sys_enter` and `tp_btf/sched_process_exec`. Dropping the
+    /// handle detaches it.
+    pub fn load(opts: &EbpfOptions) -> Result<Self> {
+        let (mut ebpf, _links) = load_object(opts, host_mntns_id()?, None)?;
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| CollectError::Ebpf(format!("map {name} missing")))
+        };
+        let maps = MAPS.map(|m| take(m));
+        let mut handle = Self::from_maps(maps, true)?;
+        handle._object = Some(ebpf);
+        Ok(handle)
     }
 
-    fn stats_map(&self) -> Result<PerCpuHashMap<&MapData, WorkloadKey, RawStats>> {
-        let map = self
-            .ebpf
-            .map("sm_stats")
-            .ok_or_else(|| CollectError::Ebpf("map sm_stats missing".into()))?;
-        PerCpuHashMap::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_stats: {e}")))
+    /// The maps pinned in `dir` (see `daemon::kernel`).
+    pub(crate) fn from_pins(dir: &std::path::Path, fresh: bool) -> Result<Self> {
+        let open = |name: &str| -> Result<Map> {
+            let path = dir.join(name);
+            let data = MapData::from_pin(&path)
+                .map_err(|e| CollectError::Ebpf(format!("opening {}: {e}", path.display())))?;
+            Map::from_map_data(data).map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))
+        };
+        Self::from_maps(MAPS.map(open), fresh)
+    }
+
+    fn from_maps(maps: [Result<Map>; 7], fresh: bool) -> Result<Self> {
+        let [slot, free, work, counts, names, lost, diag] = maps;
+        Ok(EbpfCollector {
+            _object: None,
+            slot: typed("sm_slot", slot?)?,
+            free: typed("sm_free", free?)?,
+            work: typed("sm_work", work?)?,
+            counts: typed("sm_counts", counts?)?,
+            names: typed("sm_cgname", names?)?,
+            lost: typed("sm_lost", lost?)?,
+            diag: typed("sm_diag", diag?)?,
+            nr_cpus: nr_cpus()?,
+            fresh,
+        })
+    }
+
+    /// True when the counters started from zero with this handle (always
+    /// for [`EbpfCollector::load`]; for pinned maps, when no usable pinned
+    /// program was there).
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Slots: the workloads the counter can hold at once.
+    pub fn capacity(&self) -> u32 {
+        self.free.capacity()
+    }
+
+    fn slot_of(&self, key: &WorkloadKey) -> Result<Option<u32>> {
+        match self.slot.get(key, 0) {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(map_err("reading sm_slot", e)),
+        }
+    }
+
+    /// The shared state of `key`'s slot, if `key` holds one.
+    fn work_of(&self, key: &WorkloadKey) -> Result<Option<(u32, RawWork)>> {
+        let Some(idx) = self.slot_of(key)? else {
+            return Ok(None);
+        };
+        let w = self
+            .work
+            .get(&idx, 0)
+            .map_err(|e| map_err("reading sm_work", e))?;
+        Ok((w.key == *key).then_some((idx, w)))
     }
 
     /// Start counting the calls of `key`, from its next syscall on.
     pub fn track(&mut self, key: WorkloadKey) -> Result<()> {
-        let zero = || {
-            PerCpuValues::try_from(vec![zeroed_stats(); self.nr_cpus])
-                .map_err(|e| CollectError::Ebpf(format!("building per-CPU values: {e}")))
-        };
-        let mut values = zero()?;
-        let map = self
-            .ebpf
-            .map_mut("sm_stats")
-            .ok_or_else(|| CollectError::Ebpf("map sm_stats missing".into()))?;
-        let mut map: PerCpuHashMap<&mut MapData, WorkloadKey, RawStats> =
-            PerCpuHashMap::try_from(map)
-                .map_err(|e| CollectError::Ebpf(format!("sm_stats: {e}")))?;
-        // The kernel allocates a per-CPU value from caches that are
-        // refilled asynchronously; right after many workloads were freed
-        // (their memory goes back after an RCU grace period) an insert can
-        // fail with ENOMEM for a moment. Retry for up to a second.
-        let mut tries = 0;
-        loop {
-            match map.insert(key, std::mem::replace(&mut values, zero()?), 0) {
-                Ok(()) => return Ok(()),
-                Err(aya::maps::MapError::SyscallError(ref s))
-                    if s.io_error.raw_os_error() == Some(libc::ENOMEM) && tries < 100 =>
-                {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => return Err(map_err(format_args!("tracking {key:?}"), e)),
-            }
+        if self.slot_of(&key)?.is_some() {
+            return Ok(());
         }
+        let idx = self.free.pop(0).map_err(|e| match &e {
+            aya::maps::MapError::SyscallError(s)
+                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                CollectError::Ebpf(format!(
+                    "cannot track {key:?}: all {} workload slots are taken",
+                    self.capacity()
+                ))
+            }
+            _ => map_err("taking a free slot", e),
+        })?;
+        let mut w = zeroed_work();
+        w.key = key;
+        self.work
+            .set(idx, w, 0)
+            .map_err(|e| map_err("writing sm_work", e))?;
+        self.slot
+            .insert(key, idx, 1 /* BPF_NOEXIST */)
+            .map_err(|e| map_err(format_args!("tracking {key:?}"), e))
     }
 
-    /// Stop counting `key` and free its slot.
+    /// Stop counting `key`, zero its slot and queue it as free. Call it
+    /// only once `key` makes no more calls (its workload exited, or it was
+    /// never auto-tracked): a call already past the slot lookup would
+    /// write into the freed slot.
     pub fn untrack(&mut self, key: &WorkloadKey) -> Result<()> {
-        for name in ["sm_stats", "sm_info", "sm_cgname"] {
-            let map = self
-                .ebpf
-                .map_mut(name)
-                .ok_or_else(|| CollectError::Ebpf(format!("map {name} missing")))?;
-            let r = if name == "sm_stats" {
-                PerCpuHashMap::<&mut MapData, WorkloadKey, RawStats>::try_from(map)
-                    .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
-                    .remove(key)
-            } else if name == "sm_info" {
-                BpfHashMap::<&mut MapData, WorkloadKey, WorkloadInfo>::try_from(map)
-                    .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
-                    .remove(key)
-            } else {
-                BpfHashMap::<&mut MapData, WorkloadKey, CgroupName>::try_from(map)
-                    .map_err(|e| CollectError::Ebpf(format!("{name}: {e}")))?
-                    .remove(key)
-            };
-            match r {
+        if let Some((idx, _)) = self.work_of(key)? {
+            match self.slot.remove(key) {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(map_err(format_args!("untracking {key:?}"), e)),
             }
+            let zero = PerCpuValues::try_from(vec![RawCounts { n: [0; NR_DENSE] }; self.nr_cpus])
+                .map_err(|e| CollectError::Ebpf(format!("building per-CPU values: {e}")))?;
+            self.counts
+                .set(idx, zero, 0)
+                .map_err(|e| map_err("zeroing sm_counts", e))?;
+            self.work
+                .set(idx, zeroed_work(), 0)
+                .map_err(|e| map_err("zeroing sm_work", e))?;
+            self.names
+                .set(idx, zeroed_name(), 0)
+                .map_err(|e| map_err("zeroing sm_cgname", e))?;
+            self.free
+                .push(idx, 0)
+                .map_err(|e| map_err("freeing a slot", e))?;
         }
-        Ok(())
+        match self.lost.remove(key) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(map_err(format_args!("untracking {key:?}"), e)),
+        }
     }
 
     /// Every workload the kernel program is counting.
     pub fn keys(&self) -> Result<Vec<WorkloadKey>> {
-        let map = self.stats_map()?;
-        let mut keys: Vec<WorkloadKey> = map
+        let mut keys: Vec<WorkloadKey> = self
+            .slot
             .keys()
             .collect::<Result<_, _>>()
-            .map_err(|e| CollectError::Ebpf(format!("listing sm_stats: {e}")))?;
+            .map_err(|e| CollectError::Ebpf(format!("listing sm_slot: {e}")))?;
         keys.sort();
         Ok(keys)
     }
 
-    /// Calls the kernel program could not count because it failed to start
-    /// tracking a new workload (map full, or a failed allocation). Zero
-    /// means nothing was lost.
+    /// The workloads that found no free slot (over capacity), each with
+    /// the calls it lost so far and the cgroup it was in. They are not in
+    /// [`EbpfCollector::keys`] unless they got a slot later.
+    pub fn over_capacity(&self) -> Result<Vec<(WorkloadKey, u64, CgroupName)>> {
+        let mut out = Vec::new();
+        for kv in self.lost.iter() {
+            let (k, v) = kv.map_err(|e| CollectError::Ebpf(format!("listing sm_lost: {e}")))?;
+            out.push((k, v.calls, v.name));
+        }
+        out.sort_by_key(|(k, _, _)| *k);
+        Ok(out)
+    }
+
+    /// Calls of `key` that were not counted: made while it had no slot
+    /// (over capacity), or of a syscall beyond its first [`NR_DENSE`]
+    /// distinct ones. Non-zero means `key`'s observation is incomplete.
+    pub fn lost_calls_of(&self, key: &WorkloadKey) -> Result<u64> {
+        let in_slot = self.work_of(key)?.map_or(0, |(_, w)| w.lost_calls);
+        let no_slot = match self.lost.get(key, 0) {
+            Ok(l) => l.calls,
+            Err(e) if is_not_found(&e) => 0,
+            Err(e) => return Err(map_err("reading sm_lost", e)),
+        };
+        Ok(in_slot + no_slot)
+    }
+
+    /// Calls of workloads that had no slot, over all workloads (the sum of
+    /// [`EbpfCollector::over_capacity`]'s, including workloads the full
+    /// `sm_lost` could not name). Zero means nothing was lost that way.
     pub fn lost_calls(&self) -> Result<u64> {
-        let map = self
-            .ebpf
-            .map("sm_diag")
-            .ok_or_else(|| CollectError::Ebpf("map sm_diag missing".into()))?;
-        let map: aya::maps::PerCpuArray<&MapData, u64> = aya::maps::PerCpuArray::try_from(map)
-            .map_err(|e| CollectError::Ebpf(format!("sm_diag: {e}")))?;
-        let v = map.get(&0, 0).map_err(|e| map_err("reading sm_diag", e))?;
+        let v = self
+            .diag
+            .get(&DIAG_LOST_CALLS, 0)
+            .map_err(|e| map_err("reading sm_diag", e))?;
         Ok(v.iter().sum())
     }
 
     /// What the kernel recorded when it started tracking `key` by itself.
     pub fn info(&self, key: &WorkloadKey) -> Result<Option<WorkloadInfo>> {
-        let map = self
-            .ebpf
-            .map("sm_info")
-            .ok_or_else(|| CollectError::Ebpf("map sm_info missing".into()))?;
-        let map: BpfHashMap<&MapData, WorkloadKey, WorkloadInfo> =
-            BpfHashMap::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_info: {e}")))?;
-        match map.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(map_err("reading sm_info", e)),
-        }
+        Ok(self.work_of(key)?.and_then(|(_, w)| {
+            (w.created_ns != 0).then_some(WorkloadInfo {
+                parent_cgroup_id: w.parent_cgroup_id,
+                created_ns: w.created_ns,
+                mntns_inum: w.mntns_inum,
+                creator_tgid: w.creator_tgid,
+                creator_comm: w.creator_comm,
+            })
+        }))
     }
 
     /// The names of the cgroup the kernel saw `key` created in.
     pub fn cgroup_name(&self, key: &WorkloadKey) -> Result<Option<CgroupName>> {
-        let map = self
-            .ebpf
-            .map("sm_cgname")
-            .ok_or_else(|| CollectError::Ebpf("map sm_cgname missing".into()))?;
-        let map: BpfHashMap<&MapData, WorkloadKey, CgroupName> =
-            BpfHashMap::try_from(map).map_err(|e| CollectError::Ebpf(format!("sm_cgname: {e}")))?;
-        match map.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(map_err("reading sm_cgname", e)),
+        let Some((idx, w)) = self.work_of(key)? else {
+            return Ok(None);
+        };
+        if w.created_ns == 0 {
+            return Ok(None);
         }
+        self.names
+            .get(&idx, 0)
+            .map(Some)
+            .map_err(|e| map_err("reading sm_cgname", e))
     }
 
-    /// A snapshot of what `key` did so far, summed over CPUs.
+    /// A snapshot of what `key` did so far, exact: per (ABI, number), the
+    /// spilled count plus every CPU's counter. Empty when `key` is not
+    /// tracked.
     pub fn observe(&self, key: &WorkloadKey) -> Result<Observation> {
-        let map = self.stats_map()?;
-        let per_cpu = match map.get(key, 0) {
-            Ok(v) => v,
-            Err(e) if is_not_found(&e) => return Ok(Observation::default()),
-            Err(e) => return Err(map_err(format_args!("reading {key:?}"), e)),
-        };
-        Ok(fold(per_cpu.iter()))
+        // A spill (add to the shared total, then reset the per-CPU counter)
+        // between two reads of the shared state shows as a change of
+        // `spill`; a snapshot with none in between is consistent. Spills
+        // come at most once per SPILL calls of one syscall on one CPU, so
+        // a retry almost always succeeds.
+        for _ in 0..1000 {
+            let Some((idx, before)) = self.work_of(key)? else {
+                return Ok(Observation::default());
+            };
+            let counts = self
+                .counts
+                .get(&idx, 0)
+                .map_err(|e| map_err("reading sm_counts", e))?;
+            let Some((_, after)) = self.work_of(key)? else {
+                return Ok(Observation::default());
+            };
+            if before.spill == after.spill {
+                return Ok(fold(&after, counts.iter()));
+            }
+        }
+        Err(CollectError::Ebpf(format!(
+            "reading {key:?}: its counters kept spilling during 1000 reads"
+        )))
     }
 }
 
@@ -372,44 +622,67 @@ pub(crate) fn is_not_found(e: &aya::maps::MapError) -> bool {
     }
 }
 
-pub(crate) fn zeroed_stats() -> RawStats {
-    RawStats {
+fn zeroed_work() -> RawWork {
+    RawWork {
+        key: WorkloadKey {
+            cgroup_id: 0,
+            mntns_id: 0,
+        },
+        parent_cgroup_id: 0,
+        created_ns: 0,
+        mntns_inum: 0,
+        creator_tgid: 0,
+        creator_comm: [0; 16],
         post_exec: 0,
+        nr_dense: 0,
+        lost_calls: 0,
         out_of_range: 0,
         bits: [[[0; NR_WORDS]; NR_ABIS]; NR_PHASES],
-        counts: [[0; NR_SLOTS]; NR_ABIS],
+        dense: [[0; NR_SLOTS]; NR_ABIS],
+        spill: [0; NR_DENSE],
     }
 }
 
-/// Sum the counts and OR the phase bitmaps of every CPU's copy.
-pub fn fold<'a>(copies: impl Iterator<Item = &'a RawStats>) -> Observation {
-    let mut bits = [[[0u64; NR_WORDS]; NR_ABIS]; NR_PHASES];
-    let mut counts = [[0u64; NR_SLOTS]; NR_ABIS];
-    let mut obs = Observation::default();
+fn zeroed_name() -> CgroupName {
+    CgroupName {
+        leaf: [0; CGNAME_LEN],
+        parent: [0; CGNAME_LEN],
+        hierarchy: 0,
+        level: 0,
+    }
+}
+
+/// The exact counts and phases of one workload: per (ABI, number) with a
+/// dense index, its spill plus every CPU's counter; the phases from the
+/// shared bitmaps.
+fn fold<'a>(w: &RawWork, copies: impl Iterator<Item = &'a RawCounts>) -> Observation {
+    let mut per_dense = [0u64; NR_DENSE];
     for c in copies {
-        obs.out_of_range += c.out_of_range;
-        for (p, per_abi) in c.bits.iter().enumerate() {
-            for (a, words) in per_abi.iter().enumerate() {
-                for (w, word) in words.iter().enumerate() {
-                    bits[p][a][w] |= word;
-                }
-            }
-        }
-        for (a, per_nr) in c.counts.iter().enumerate() {
-            for (n, v) in per_nr.iter().enumerate() {
-                counts[a][n] += v;
-            }
+        for (total, n) in per_dense.iter_mut().zip(c.n.iter()) {
+            *total += u64::from(*n);
         }
     }
+    for (total, s) in per_dense.iter_mut().zip(w.spill.iter()) {
+        *total += s;
+    }
+    let mut obs = Observation {
+        out_of_range: w.out_of_range,
+        ..Observation::default()
+    };
     for (a, abi) in CAPTURE_ABIS.iter().enumerate() {
-        for (nr, calls) in counts[a].iter().enumerate() {
-            let (w, b) = (nr / 64, 1u64 << (nr % 64));
+        for nr in 0..NR_SLOTS {
+            let (word, bit) = (nr / 64, 1u64 << (nr % 64));
+            let d = w.dense[a][nr] as usize;
             let mut u = schemas::SyscallUse {
-                calls: *calls,
+                calls: if (1..=NR_DENSE).contains(&d) {
+                    per_dense[d - 1]
+                } else {
+                    0
+                },
                 ..Default::default()
             };
             for (p, phase) in Phase::ALL.iter().enumerate() {
-                if bits[p][a][w] & b != 0 {
+                if w.bits[p][a][word] & bit != 0 {
                     u.phases.insert(*phase);
                 }
             }

@@ -51,8 +51,11 @@ fn set_args(dir: &Path, args: &[&str], cgroups_path: &str) {
 #[test]
 fn a_thousand_short_lived_containers_are_never_merged() {
     let probe = probes::build_static("getppid_static", probes::GETPPID_LOOP);
-    let collector =
-        EbpfCollector::load(&EbpfOptions { auto_track: true }).expect("load (run as root)");
+    let collector = EbpfCollector::load(&EbpfOptions {
+        auto_track: true,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
     let parent = Cgroup::create("ctest").unwrap();
     let root = collector::cgroup::v2_root().unwrap();
     let rel = format!("/{}", parent.path().strip_prefix(&root).unwrap().display());

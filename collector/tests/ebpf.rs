@@ -48,8 +48,11 @@ fn get(obs: &Observation, abi: Abi, nr: u32) -> Option<schemas::SyscallUse> {
 
 #[test]
 fn exact_counts_phases_and_abis() {
-    let mut c =
-        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop", probes::GETPPID_LOOP);
     let obs = mine(&mut c, &[loop_bin.to_str().unwrap(), "12345"]);
     let getppid = get(&obs, Abi::X86_64, 110).expect("getppid recorded");
@@ -75,8 +78,11 @@ fn exact_counts_phases_and_abis() {
 
 #[test]
 fn a_thousand_successive_workloads_never_mix() {
-    let mut c =
-        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop2", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     // Successive workloads: each sees exactly its own count.
@@ -93,8 +99,11 @@ fn a_thousand_successive_workloads_never_mix() {
 
 #[test]
 fn concurrent_workloads_never_mix() {
-    let mut c =
-        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop3", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     // Two workloads at once: one makes getppid (110), the other getpgrp
@@ -138,8 +147,11 @@ fn concurrent_workloads_never_mix() {
 /// (this process's) and differ only in their mount namespace.
 #[test]
 fn v1_host_workloads_are_told_apart_by_mount_namespace() {
-    let mut c =
-        EbpfCollector::load(&EbpfOptions { auto_track: false }).expect("load (run as root)");
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
     let loop_bin = probes::build("getppid_loop_v1", probes::GETPPID_LOOP);
     let bin = loop_bin.to_str().unwrap();
     let v1 = collector::cgroup::v1_root().expect("a v1 hierarchy (this host is hybrid)");

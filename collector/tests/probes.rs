@@ -9,6 +9,7 @@ use std::process::Command;
 
 pub const GETPPID_LOOP: &str = include_str!("../../tests/probes/getppid_loop.c");
 pub const INT80: &str = include_str!("../../tests/probes/int80.c");
+pub const KNOWN_CALLS: &str = include_str!("../../tests/probes/known_calls.c");
 
 /// Compile `src` into a per-process temp dir; returns the binary's path.
 pub fn build(name: &str, src: &str) -> PathBuf {

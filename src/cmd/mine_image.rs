@@ -104,7 +104,10 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     // Recording is on before the container exists: every workload outside
     // the host's mount namespace is tracked from its first syscall, and
     // ours is found afterwards by its parent cgroup.
-    let collector = EbpfCollector::load(&EbpfOptions { auto_track: true })?;
+    let collector = EbpfCollector::load(&EbpfOptions {
+        auto_track: true,
+        ..EbpfOptions::default()
+    })?;
     let filter = match args.mining_profile.as_deref() {
         None => MiningFilter::AllowAll,
         Some(p) if p.as_os_str() == "default" => MiningFilter::EngineDefault,
@@ -174,7 +177,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     }
     if run.lost_calls > 0 {
         eprintln!(
-            "sandmine: warning: {} calls of new workloads were not counted (the kernel could not start tracking them); the profile may miss syscalls",
+            "sandmine: warning: {} calls of container {short} were not counted (the collector was over capacity, or the container used more distinct syscalls than it counts per workload); the observation is incomplete and the profile may miss syscalls",
             run.lost_calls
         );
     }

@@ -3,7 +3,7 @@
 //!
 //! # Pieces
 //!
-//! - [`kernel`]: the aggregator in auto-track mode (every mount namespace
+//! - [`kernel`]: the syscall counter in auto-track mode (every mount namespace
 //!   but the host's gets a workload key), maps and links pinned on bpffs so
 //!   it keeps counting while the daemon is down.
 //! - [`cgpath`]: container runtime and id from the cgroup names the kernel
@@ -56,11 +56,12 @@
 //! When the spool holds `spool_max_bytes` or more, `tick` publishes
 //! nothing and warns once per episode. The kernel keeps counting, so the
 //! next tick after the publisher drains the spool covers everything. The
-//! limit is the kernel map's capacity (1024 workloads): new containers
-//! beyond it are not tracked (their calls are counted in
-//! [`TickStats::lost_calls`]); exited containers are only deleted from the
-//! map after their final delta is committed, so a long outage on a host
-//! with heavy container churn fills it.
+//! limit is the counter's capacity (`max_workloads` slots): workloads
+//! beyond it are not tracked (their calls are counted per workload, see
+//! [`EbpfCollector::over_capacity`], and in [`TickStats::lost_calls`]);
+//! exited containers only free their slot after their final delta is
+//! committed, so a long outage on a host with heavy container churn fills
+//! it.
 
 pub mod attrib;
 pub mod cgpath;
@@ -69,7 +70,7 @@ pub mod kernel;
 pub mod spool;
 mod state;
 
-use crate::ebpf::WorkloadKey;
+use crate::ebpf::{EbpfCollector, WorkloadKey};
 use schemas::wire::Envelope;
 use schemas::Abi;
 use serde::Deserialize;
@@ -78,7 +79,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use kernel::Kernel;
 pub use spool::{Pending, Spool};
 
 /// Errors of the daemon core.
@@ -119,8 +119,11 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// When the spool holds this much, deltas wait in the kernel.
     pub spool_max_bytes: u64,
-    /// bpffs directory of the pinned aggregator.
+    /// bpffs directory of the pinned syscall counter.
     pub pin_dir: PathBuf,
+    /// Workloads the kernel counter holds at once (its slots); its map
+    /// memory grows with it (see `collector::ebpf::map_memory_bytes`).
+    pub max_workloads: u32,
     /// Docker Engine API socket (default /var/run/docker.sock).
     pub docker_socket: Option<PathBuf>,
     /// Podman's Docker-compatible API socket, when podman runs here.
@@ -141,6 +144,7 @@ impl Default for DaemonConfig {
             state_dir: PathBuf::from("/var/lib/sandmine/collector"),
             spool_max_bytes: 256 << 20,
             pin_dir: PathBuf::from("/sys/fs/bpf/sandmine"),
+            max_workloads: crate::ebpf::DEFAULT_MAX_WORKLOADS,
             docker_socket: None,
             podman_socket: None,
             cgroup_parent: None,
@@ -247,7 +251,7 @@ impl PendingCommit {
 /// The daemon core. See the module documentation.
 pub struct Daemon {
     config: DaemonConfig,
-    kernel: Kernel,
+    kernel: EbpfCollector,
     resolver: attrib::Resolver,
     spool: Spool,
     state: State,
@@ -279,7 +283,7 @@ impl Daemon {
                 state.seq
             );
         }
-        let kernel = Kernel::open_or_load(&config.pin_dir)?;
+        let kernel = kernel::open_or_load(&config.pin_dir, config.max_workloads)?;
         if kernel.fresh() {
             // Counters start from zero: no snapshot applies any more.
             state.keys.clear();
@@ -445,9 +449,7 @@ impl Daemon {
             if self.state.keys.get(&key_text).is_some_and(|k| k.done) {
                 continue;
             }
-            let Some(usage) = self.kernel.observe(key)? else {
-                continue;
-            };
+            let usage = self.kernel.observe(key)?;
             let new_container =
                 (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
             observed.push(delta::Observed {
@@ -460,7 +462,7 @@ impl Daemon {
             });
         }
         for k in gone_unattributed {
-            self.kernel.remove(&k)?;
+            self.kernel.untrack(&k)?;
             self.metas.remove(&k);
         }
         Ok(observed)
@@ -477,7 +479,7 @@ impl Daemon {
             .collect();
         for t in done {
             if let Some(k) = state::key_from_text(&t) {
-                self.kernel.remove(&k)?;
+                self.kernel.untrack(&k)?;
                 self.metas.remove(&k);
             }
             self.state.keys.remove(&t);

@@ -125,7 +125,10 @@ impl Recorder {
         // can tell when the last one has exited.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let mut collector = EbpfCollector::load(&EbpfOptions { auto_track: false })?;
+        let mut collector = EbpfCollector::load(&EbpfOptions {
+            auto_track: false,
+            ..EbpfOptions::default()
+        })?;
         // The command's workload key: its own cgroup v2 leaf; where only v1
         // hierarchies exist, its own mount namespace (grouped in a v1
         // cgroup so the run can still be stopped as a whole).

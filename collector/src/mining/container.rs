@@ -71,7 +71,9 @@ pub struct ContainerRun {
     pub exit_error: String,
     /// Removing the container failed (it is left behind).
     pub remove_error: Option<CollectError>,
-    /// Calls of new workloads the kernel could not count.
+    /// Calls of this container's workloads the kernel could not count (it
+    /// was over capacity, or a workload used more distinct syscalls than it
+    /// counts): non-zero means the observation is incomplete.
     pub lost_calls: u64,
 }
 
@@ -115,7 +117,7 @@ pub fn mine_container(
         crate::cgroup::remove_from_v1_hierarchies(&parent_rel);
     }
     let (observation, convergence, wall, stop_reason, exit_code, exit_error) = result?;
-    let lost_calls = collector.lost_calls()?;
+    let lost_calls = lost_calls_of_children(collector, &parent)?;
     if observation.syscalls.is_empty() {
         return Err(MiningError::Failed(format!(
             "no syscall of container {} was recorded; is its cgroup under {}?",
@@ -159,6 +161,30 @@ fn observe_children(collector: &EbpfCollector, parent: &Cgroup) -> Result<Observ
         }
     }
     Ok(obs)
+}
+
+/// Calls not counted of the workloads under `parent`: of those with a slot
+/// (by their parent cgroup's id), and of those that found none (by their
+/// parent cgroup's name, all the kernel keeps of them).
+fn lost_calls_of_children(collector: &EbpfCollector, parent: &Cgroup) -> Result<u64> {
+    let mut lost = 0;
+    for key in collector.keys()? {
+        if let Some(info) = collector.info(&key)? {
+            if info.parent_cgroup_id == parent.id() {
+                lost += collector.lost_calls_of(&key)?;
+            }
+        }
+    }
+    let parent_name = parent
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    for (_, calls, name) in collector.over_capacity()? {
+        if Some(name.parent_str()) == parent_name {
+            lost += calls;
+        }
+    }
+    Ok(lost)
 }
 
 type Finished = (
