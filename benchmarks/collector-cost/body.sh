@@ -10,6 +10,9 @@
 # Usage (root): benchmarks/collector-cost/body.sh [ROUNDS]   (default 5)
 # Needs: run.sh's build dir (loop, loader, empty.bpf.o; run.sh builds them)
 # and the release `track` example (cargo build --release -p collector --example track).
+# TRACK_BEFORE=PATH adds a column for another build's `track` (an older
+# program, measured in the same rounds: before/after side by side). The
+# order of the programs rotates from round to round.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -24,40 +27,92 @@ cleanup() { sysctl -qw kernel.bpf_stats_enabled="$old"; pkill -f "$BUILD/loader"
 trap cleanup EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 
-# stats NAME -> "run_time_ns run_cnt" of the loaded program called NAME
+# stats NAME -> "run_time_ns run_cnt" of the newest loaded program called
+# NAME (a previous run's program may still be going away)
 stats() {
     bpftool -j prog show | python3 -c '
 import json, sys
-for p in json.load(sys.stdin):
-    if p.get("name") == sys.argv[1]:
-        print(p.get("run_time_ns", 0), p.get("run_cnt", 0)); break
+ps = [p for p in json.load(sys.stdin) if p.get("name") == sys.argv[1]]
+if ps:
+    p = max(ps, key=lambda p: p["id"])
+    print(p["id"], p.get("run_time_ns", 0), p.get("run_cnt", 0))
+else:
+    print(0, 0, 0)
 ' "$1"
 }
 
-# sample NAME: ns per run over one second of the loop
+# sample NAME [AFTER_ID]: ns per run over one second of the loop, from one
+# program (newer than AFTER_ID: the one just started)
 sample() {
+    local tries=0
     sleep 0.5
-    read -r t1 c1 < <(stats "$1")
+    read -r i1 t1 c1 < <(stats "$1")
+    while [ "$i1" -le "${2:-0}" ] && [ "$tries" -lt 50 ]; do
+        sleep 0.1; tries=$((tries + 1))
+        read -r i1 t1 c1 < <(stats "$1")
+    done
     sleep 1
-    read -r t2 c2 < <(stats "$1")
-    python3 -c "print(f'{($t2-$t1)/max(1,$c2-$c1):.1f}')"
+    read -r i2 t2 c2 < <(stats "$1")
+    if [ "$i1" = 0 ] || [ "$i1" != "$i2" ] || [ "$c2" -le "$c1" ]; then
+        echo "body.sh: no steady sample of $1 (ids $i1/$i2, runs $c1/$c2)" >&2
+        echo NA
+        return
+    fi
+    python3 -c "print(f'{($t2-$t1)/($c2-$c1):.1f}')"
 }
 
-echo "round,empty_tp_btf_ns_per_run,sm_sys_enter_ns_per_run"
-for r in $(seq "$ROUNDS"); do
+TRACK_BEFORE=${TRACK_BEFORE:-}
+[ -z "$TRACK_BEFORE" ] || [ -x "$TRACK_BEFORE" ] || { echo "body.sh: missing $TRACK_BEFORE" >&2; exit 1; }
+
+empty() {
+    local lpid looppid e before
+    read -r before _ < <(stats cc_empty_btf)
     "$BUILD/loader" "$BUILD/empty.bpf.o" cc_empty_btf >/dev/null 2>&1 &
     lpid=$!
     sleep 0.5
     "$BUILD/loop" 40000000 >/dev/null &
     looppid=$!
-    e=$(sample cc_empty_btf)
+    e=$(sample cc_empty_btf "$before")
     kill "$looppid" 2>/dev/null || true; wait "$looppid" 2>/dev/null || true
     kill "$lpid"; wait "$lpid" 2>/dev/null || true
+    echo "$e"
+}
 
-    "$TRACK" -- "$BUILD/loop" 40000000 >/dev/null 2>&1 &
+tracked() {   # tracked TRACK_BINARY
+    local tpid s before
+    read -r before _ < <(stats sm_sys_enter)
+    "$1" -- "$BUILD/loop" 40000000 >/dev/null 2>&1 &
     tpid=$!
-    s=$(sample sm_sys_enter)
+    s=$(sample sm_sys_enter "$before")
     pkill -f "$BUILD/loop 40000000" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
-    echo "$r,$e,$s"
+    echo "$s"
+}
+
+if [ -n "$TRACK_BEFORE" ]; then
+    echo "# before: $TRACK_BEFORE ($(stat -c %y "$TRACK_BEFORE"))"
+    echo "# after:  $TRACK ($(stat -c %y "$TRACK"))"
+    echo "round,empty_tp_btf_ns_per_run,before_sm_sys_enter_ns_per_run,after_sm_sys_enter_ns_per_run"
+else
+    echo "round,empty_tp_btf_ns_per_run,sm_sys_enter_ns_per_run"
+fi
+for r in $(seq "$ROUNDS"); do
+    declare -A v=()
+    order=(empty after)
+    [ -z "$TRACK_BEFORE" ] || order=(empty before after)
+    n=${#order[@]}
+    for i in $(seq 0 $((n - 1))); do
+        what=${order[$(((i + r) % n))]}
+        case $what in
+            empty) v[empty]=$(empty) ;;
+            before) v[before]=$(tracked "$TRACK_BEFORE") ;;
+            after) v[after]=$(tracked "$TRACK") ;;
+        esac
+    done
+    if [ -n "$TRACK_BEFORE" ]; then
+        echo "$r,${v[empty]},${v[before]},${v[after]}"
+    else
+        echo "$r,${v[empty]},${v[after]}"
+    fi
+    unset v
 done

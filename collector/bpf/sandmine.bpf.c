@@ -9,10 +9,12 @@
  * it wants a snapshot.
  *
  * Cost matters: this runs on every syscall of the host. The hot path is one
- * helper (bpf_get_current_task_btf), a handful of direct BTF loads, one
- * hash lookup (workload -> slot), two array lookups the verifier inlines,
- * and one plain per-CPU store. Shared words are written only the first
- * time (a phase bit, a dense index) or once every SM_SPILL calls.
+ * helper (bpf_get_current_task_btf), a handful of direct BTF loads, three
+ * array lookups the verifier inlines (the CPU's last workload and slot,
+ * the slot's shared state, its per-CPU counters) and one plain per-CPU
+ * store; the hash lookup (workload -> slot) only when the CPU's last
+ * workload was another. Shared words are written only the first time (a
+ * phase bit, a dense index) or once every SM_SPILL calls.
  *
  * Nothing here allocates: every map is preallocated (see sandmine.h), so a
  * burst of new workloads is counted from its first call up to the
@@ -94,6 +96,23 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sm_lost);
 } sm_lost_scratch SEC(".maps");
+
+/* Per CPU, the last workload seen and its slot: consecutive calls on a
+ * CPU are mostly the same task's, so this saves the hash lookup. An entry
+ * is trusted only while the slot still holds that key (sm_work.key), so a
+ * slot freed or reused since is never written through it. */
+struct sm_last {
+	struct sm_key key;
+	__u32 idx;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_last);
+} sm_last SEC(".maps");
 
 /* Diagnostics, indexed by SM_DIAG_*. */
 struct {
@@ -265,28 +284,46 @@ int BPF_PROG(sm_sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct sm_key key;
+	struct sm_last *last;
 	struct sm_work *w;
 	struct sm_counts *c;
-	__u32 *slot, idx, abi, phase, d, n;
+	__u32 *slot, idx, abi, phase, d, n, zero = 0;
 	__u64 nr, bit, *word;
 
 	key_of(t, &key);
+	/* Auto-track never counts the host's own processes. */
+	if (auto_track && key.mntns_id == host_mntns_id)
+		return 0;
+	last = bpf_map_lookup_elem(&sm_last, &zero);
+	if (!last)
+		return 0;
+	if (last->key.cgroup_id == key.cgroup_id && last->key.mntns_id == key.mntns_id) {
+		idx = last->idx;
+		w = bpf_map_lookup_elem(&sm_work, &idx);
+		if (w && w->key.cgroup_id == key.cgroup_id && w->key.mntns_id == key.mntns_id)
+			goto tracked;
+	}
 	slot = bpf_map_lookup_elem(&sm_slot, &key);
 	if (slot) {
 		idx = *slot;
 	} else {
 		long r;
 
-		if (!auto_track || key.mntns_id == host_mntns_id)
+		if (!auto_track)
 			return 0;
 		r = start_tracking(&key, t);
 		if (r < 0)
 			return 0;
 		idx = r;
 	}
+	last->key = key;
+	last->idx = idx;
 	w = bpf_map_lookup_elem(&sm_work, &idx);
+	if (!w)
+		return 0;
+tracked:
 	c = bpf_map_lookup_elem(&sm_counts, &idx);
-	if (!w || !c)
+	if (!c)
 		return 0;
 
 	nr = (__u64)id;

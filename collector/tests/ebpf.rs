@@ -201,3 +201,51 @@ fn v1_host_workloads_are_told_apart_by_mount_namespace() {
         .phases
         .contains(Phase::Runtime));
 }
+
+/// One workload, two processes on both CPUs making the same syscall 3
+/// million times each (every CPU's 16-bit counter spills into the shared
+/// total about 90 times), read continuously while they run: every read is
+/// a count that never goes down, and the final one is exact.
+#[test]
+fn counts_stay_exact_across_spills_while_being_read() {
+    let mut c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        ..EbpfOptions::default()
+    })
+    .expect("load (run as root)");
+    let loop_bin = probes::build("getppid_loop_spill", probes::GETPPID_LOOP);
+    let bin = loop_bin.to_str().unwrap();
+    let cg = Cgroup::create("spill").unwrap();
+    let key = WorkloadKey {
+        cgroup_id: cg.id(),
+        mntns_id: ebpf::mntns_id("self").unwrap(),
+    };
+    c.track(key).unwrap();
+    let argv: Vec<OsString> = [bin, "3000000", "111"].iter().map(OsString::from).collect();
+    let pids: Vec<i32> =
+        (0..2)
+            .map(|_| {
+                collector::launch::spawn(&argv, &cg.procs_file(), LaunchOptions::default(), |_| {
+                    Ok(())
+                })
+                .unwrap()
+                .pid
+            })
+            .collect();
+    let calls =
+        |c: &EbpfCollector| get(&c.observe(&key).unwrap(), Abi::X86_64, 111).map_or(0, |u| u.calls);
+    let (mut last, mut reads) = (0, 0);
+    while !cg.pids().unwrap().is_empty() {
+        let now = calls(&c);
+        assert!(now >= last, "count went down: {last} -> {now}");
+        assert!(now <= 6_000_000, "count above the truth: {now}");
+        last = now;
+        reads += 1;
+    }
+    for pid in pids {
+        assert_eq!(wait(pid), 0);
+    }
+    assert_eq!(calls(&c), 6_000_000, "after {reads} reads during the run");
+    assert!(reads > 10, "only {reads} reads while it ran");
+    c.untrack(&key).unwrap();
+}
