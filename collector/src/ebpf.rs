@@ -189,23 +189,43 @@ impl Default for EbpfOptions {
 }
 
 /// Kernel memory of the counter's maps, in bytes, for `max_workloads`
-/// slots on `nr_cpus` possible CPUs: per slot, the shared `sm_work`
-/// (9,904 bytes), its cgroup names (264) and its `sm_slot` entry, plus 512
-/// bytes per CPU of 16-bit counters; plus the fixed over-capacity table.
-/// An estimate of the kernel's own accounting (element headers rounded as
-/// the kernel does), checked against bpftool's `bytes_memlock` by
-/// `collector/tests/burst.rs`.
+/// slots on `nr_cpus` possible CPUs, as the kernel accounts it (each map
+/// type's `map_mem_usage`, Linux 6.18 x86_64: `struct bpf_array` is 312
+/// bytes, `struct bpf_htab` 832, a hash element's header 48, a bucket 16).
+/// Per slot: the shared `sm_work` (9,904 bytes), its cgroup names (264),
+/// its `sm_slot` element and queue entry (about 100), and 512 bytes per
+/// CPU of 16-bit counters. `collector/tests/burst.rs` checks it against
+/// bpftool's `bytes_memlock` of a loaded program.
 pub fn map_memory_bytes(max_workloads: u32, nr_cpus: u32) -> u64 {
-    let w = u64::from(max_workloads);
+    const ARRAY: u64 = 312;
+    const HTAB: u64 = 832;
+    const HTAB_ELEM: u64 = 48;
+    const BUCKET: u64 = 16;
+    const HTAB_LOCKS: u64 = 8;
     let cpus = u64::from(nr_cpus);
-    let work = std::mem::size_of::<RawWork>() as u64;
-    let names = std::mem::size_of::<CgroupName>() as u64;
-    let counts = std::mem::size_of::<RawCounts>() as u64;
-    // A preallocated hash element: header (hash node, hash, padding: 48
-    // bytes), key (16) and value rounded to 8.
-    let slot_elem = 48 + 16 + 8;
-    let lost_elem = 48 + 16 + std::mem::size_of::<RawLost>() as u64;
-    w * (work + names + slot_elem + 4 + counts * cpus) + u64::from(LOST_KEYS) * lost_elem
+    let r8 = |n: usize| (n as u64).div_ceil(8) * 8;
+    let array = |entries: u64, value: usize| ARRAY + entries * r8(value);
+    let percpu_array =
+        |entries: u64, value: usize| ARRAY + entries * 8 + entries * r8(value) * cpus;
+    // A preallocated, non-per-CPU hash holds one spare element per CPU.
+    let hash = |entries: u64, key: usize, value: usize| {
+        HTAB + BUCKET * entries.next_power_of_two()
+            + 4 * cpus * HTAB_LOCKS
+            + (HTAB_ELEM + r8(key) + r8(value)) * (entries + cpus)
+            + 8 * cpus
+    };
+    let queue = |entries: u64, value: usize| ARRAY + (entries + 1) * value as u64;
+    let w = u64::from(max_workloads);
+    let key = std::mem::size_of::<WorkloadKey>();
+    hash(w, key, 4)
+        + queue(w, 4)
+        + array(w, std::mem::size_of::<RawWork>())
+        + percpu_array(w, std::mem::size_of::<RawCounts>())
+        + array(w, std::mem::size_of::<CgroupName>())
+        + hash(u64::from(LOST_KEYS), key, std::mem::size_of::<RawLost>())
+        + percpu_array(1, std::mem::size_of::<RawLost>()) // sm_lost_scratch
+        + percpu_array(4, 8) // sm_diag
+        + percpu_array(1, key + 8) // sm_last
 }
 
 /// The counter's maps, opened from a fresh load or from pins.

@@ -452,3 +452,62 @@ fn over_capacity_workloads_are_named_with_their_lost_calls() {
     assert!(exact <= 20 && named >= 20, "{exact} exact, {named} named");
     assert!(c.lost_calls().unwrap() > 0);
 }
+
+/// The memory figure the docs state is the kernel's own accounting: the
+/// estimate for this machine's CPU count equals the sum of bpftool's
+/// `bytes_memlock` over the maps of a loaded program.
+#[test]
+fn map_memory_estimate_matches_the_kernel() {
+    let c = EbpfCollector::load(&EbpfOptions {
+        auto_track: false,
+        max_workloads: 777,
+    })
+    .expect("load (run as root)");
+    let out = bpftool(&["-j", "map", "show"]);
+    let maps: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let progs: Vec<serde_json::Value> =
+        serde_json::from_str(&bpftool(&["-j", "prog", "show"])).unwrap();
+    let by_id = |id: &serde_json::Value| maps.iter().find(|m| m["id"] == *id).unwrap();
+    // Our program: the sm_sys_enter whose sm_work has 777 slots.
+    let prog = progs
+        .iter()
+        .filter(|p| p["name"] == "sm_sys_enter")
+        .find(|p| {
+            p["map_ids"].as_array().unwrap().iter().any(|id| {
+                let m = by_id(id);
+                m["name"] == "sm_work" && m["max_entries"] == 777
+            })
+        })
+        .expect("our program");
+    let used: u64 = prog["map_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(by_id)
+        .filter(|m| m["name"].as_str().unwrap().starts_with("sm_"))
+        .map(|m| m["bytes_memlock"].as_u64().unwrap())
+        .sum();
+    let cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+    let nr_cpus = possible_cpus(cpus.trim());
+    assert_eq!(collector::ebpf::map_memory_bytes(777, nr_cpus), used);
+    drop(c);
+}
+
+fn bpftool(args: &[&str]) -> String {
+    let out = Command::new("bpftool")
+        .args(args)
+        .output()
+        .expect("bpftool");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// "0-1,4" -> 3
+fn possible_cpus(list: &str) -> u32 {
+    list.split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<u32>().unwrap() - a.parse::<u32>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
