@@ -233,6 +233,13 @@ pub struct EbpfCollector {
     /// The process-owned object (its links detach when dropped); `None`
     /// when the program and links are pinned.
     _object: Option<Ebpf>,
+    /// Boxed: the handle lives in enums and is moved around.
+    maps: Box<Maps>,
+    nr_cpus: usize,
+    fresh: bool,
+}
+
+struct Maps {
     slot: BpfHashMap<MapData, WorkloadKey, u32>,
     free: Queue<MapData, u32>,
     work: Array<MapData, RawWork>,
@@ -240,8 +247,6 @@ pub struct EbpfCollector {
     names: Array<MapData, CgroupName>,
     lost: BpfHashMap<MapData, WorkloadKey, RawLost>,
     diag: PerCpuArray<MapData, u64>,
-    nr_cpus: usize,
-    fresh: bool,
 }
 
 /// Why eBPF capture cannot be used here, or `Ok` if it can. Checked before
@@ -391,11 +396,11 @@ impl EbpfCollector {
     /// handle detaches it.
     pub fn load(opts: &EbpfOptions) -> Result<Self> {
         let (mut ebpf, _links) = load_object(opts, host_mntns_id()?, None)?;
-        let mut take = |name: &str| {
+        let take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| CollectError::Ebpf(format!("map {name} missing")))
         };
-        let maps = MAPS.map(|m| take(m));
+        let maps = MAPS.map(take);
         let mut handle = Self::from_maps(maps, true)?;
         handle._object = Some(ebpf);
         Ok(handle)
@@ -416,13 +421,15 @@ impl EbpfCollector {
         let [slot, free, work, counts, names, lost, diag] = maps;
         Ok(EbpfCollector {
             _object: None,
-            slot: typed("sm_slot", slot?)?,
-            free: typed("sm_free", free?)?,
-            work: typed("sm_work", work?)?,
-            counts: typed("sm_counts", counts?)?,
-            names: typed("sm_cgname", names?)?,
-            lost: typed("sm_lost", lost?)?,
-            diag: typed("sm_diag", diag?)?,
+            maps: Box::new(Maps {
+                slot: typed("sm_slot", slot?)?,
+                free: typed("sm_free", free?)?,
+                work: typed("sm_work", work?)?,
+                counts: typed("sm_counts", counts?)?,
+                names: typed("sm_cgname", names?)?,
+                lost: typed("sm_lost", lost?)?,
+                diag: typed("sm_diag", diag?)?,
+            }),
             nr_cpus: nr_cpus()?,
             fresh,
         })
@@ -437,11 +444,11 @@ impl EbpfCollector {
 
     /// Slots: the workloads the counter can hold at once.
     pub fn capacity(&self) -> u32 {
-        self.free.capacity()
+        self.maps.free.capacity()
     }
 
     fn slot_of(&self, key: &WorkloadKey) -> Result<Option<u32>> {
-        match self.slot.get(key, 0) {
+        match self.maps.slot.get(key, 0) {
             Ok(i) => Ok(Some(i)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(map_err("reading sm_slot", e)),
@@ -454,6 +461,7 @@ impl EbpfCollector {
             return Ok(None);
         };
         let w = self
+            .maps
             .work
             .get(&idx, 0)
             .map_err(|e| map_err("reading sm_work", e))?;
@@ -465,7 +473,7 @@ impl EbpfCollector {
         if self.slot_of(&key)?.is_some() {
             return Ok(());
         }
-        let idx = self.free.pop(0).map_err(|e| match &e {
+        let idx = self.maps.free.pop(0).map_err(|e| match &e {
             aya::maps::MapError::SyscallError(s)
                 if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
             {
@@ -478,10 +486,12 @@ impl EbpfCollector {
         })?;
         let mut w = zeroed_work();
         w.key = key;
-        self.work
+        self.maps
+            .work
             .set(idx, w, 0)
             .map_err(|e| map_err("writing sm_work", e))?;
-        self.slot
+        self.maps
+            .slot
             .insert(key, idx, 1 /* BPF_NOEXIST */)
             .map_err(|e| map_err(format_args!("tracking {key:?}"), e))
     }
@@ -492,27 +502,31 @@ impl EbpfCollector {
     /// write into the freed slot.
     pub fn untrack(&mut self, key: &WorkloadKey) -> Result<()> {
         if let Some((idx, _)) = self.work_of(key)? {
-            match self.slot.remove(key) {
+            match self.maps.slot.remove(key) {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(map_err(format_args!("untracking {key:?}"), e)),
             }
             let zero = PerCpuValues::try_from(vec![RawCounts { n: [0; NR_DENSE] }; self.nr_cpus])
                 .map_err(|e| CollectError::Ebpf(format!("building per-CPU values: {e}")))?;
-            self.counts
+            self.maps
+                .counts
                 .set(idx, zero, 0)
                 .map_err(|e| map_err("zeroing sm_counts", e))?;
-            self.work
+            self.maps
+                .work
                 .set(idx, zeroed_work(), 0)
                 .map_err(|e| map_err("zeroing sm_work", e))?;
-            self.names
+            self.maps
+                .names
                 .set(idx, zeroed_name(), 0)
                 .map_err(|e| map_err("zeroing sm_cgname", e))?;
-            self.free
+            self.maps
+                .free
                 .push(idx, 0)
                 .map_err(|e| map_err("freeing a slot", e))?;
         }
-        match self.lost.remove(key) {
+        match self.maps.lost.remove(key) {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(map_err(format_args!("untracking {key:?}"), e)),
@@ -522,6 +536,7 @@ impl EbpfCollector {
     /// Every workload the kernel program is counting.
     pub fn keys(&self) -> Result<Vec<WorkloadKey>> {
         let mut keys: Vec<WorkloadKey> = self
+            .maps
             .slot
             .keys()
             .collect::<Result<_, _>>()
@@ -535,7 +550,7 @@ impl EbpfCollector {
     /// [`EbpfCollector::keys`] unless they got a slot later.
     pub fn over_capacity(&self) -> Result<Vec<(WorkloadKey, u64, CgroupName)>> {
         let mut out = Vec::new();
-        for kv in self.lost.iter() {
+        for kv in self.maps.lost.iter() {
             let (k, v) = kv.map_err(|e| CollectError::Ebpf(format!("listing sm_lost: {e}")))?;
             out.push((k, v.calls, v.name));
         }
@@ -548,7 +563,7 @@ impl EbpfCollector {
     /// distinct ones. Non-zero means `key`'s observation is incomplete.
     pub fn lost_calls_of(&self, key: &WorkloadKey) -> Result<u64> {
         let in_slot = self.work_of(key)?.map_or(0, |(_, w)| w.lost_calls);
-        let no_slot = match self.lost.get(key, 0) {
+        let no_slot = match self.maps.lost.get(key, 0) {
             Ok(l) => l.calls,
             Err(e) if is_not_found(&e) => 0,
             Err(e) => return Err(map_err("reading sm_lost", e)),
@@ -561,6 +576,7 @@ impl EbpfCollector {
     /// `sm_lost` could not name). Zero means nothing was lost that way.
     pub fn lost_calls(&self) -> Result<u64> {
         let v = self
+            .maps
             .diag
             .get(&DIAG_LOST_CALLS, 0)
             .map_err(|e| map_err("reading sm_diag", e))?;
@@ -588,7 +604,8 @@ impl EbpfCollector {
         if w.created_ns == 0 {
             return Ok(None);
         }
-        self.names
+        self.maps
+            .names
             .get(&idx, 0)
             .map(Some)
             .map_err(|e| map_err("reading sm_cgname", e))
@@ -608,6 +625,7 @@ impl EbpfCollector {
                 return Ok(Observation::default());
             };
             let counts = self
+                .maps
                 .counts
                 .get(&idx, 0)
                 .map_err(|e| map_err("reading sm_counts", e))?;

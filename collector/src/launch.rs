@@ -158,6 +158,10 @@ pub fn spawn(
     let mut msg = [0u8; 3];
     let n = read_full(status, &mut msg[..1]);
     if n == 1 && msg[0] == b'R' {
+        // Start tracking only once the child sits in its read of the go
+        // pipe: that read's entry is then never counted and the calls
+        // after it always are, so identical runs give identical counts.
+        wait_blocked_in_read(pid);
         if let Err(e) = before_exec(pid) {
             // SAFETY: closing the go pipe makes the child exit.
             unsafe { libc::close(go) };
@@ -248,5 +252,24 @@ impl Pipe {
         // SAFETY: closing the end we do not keep.
         unsafe { libc::close(self.rd) };
         self.wr
+    }
+}
+
+/// Wait (up to a second) until `pid` is blocked in read(2), as
+/// `/proc/PID/syscall` shows it (the syscall number first).
+fn wait_blocked_in_read(pid: i32) {
+    const READ: &str = if cfg!(target_arch = "aarch64") {
+        "63 "
+    } else {
+        "0 "
+    };
+    let path = format!("/proc/{pid}/syscall");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.starts_with(READ) => return,
+            Ok(_) => std::thread::yield_now(),
+            Err(_) => return,
+        }
     }
 }
