@@ -297,13 +297,14 @@ fn two_hundred_workloads_within_a_second_after_a_fresh_load_are_exact() {
     })
     .expect("load (run as root)");
     let t0 = Instant::now();
-    // All 200 are alive together: each waits until 1.5 s after the first
+    // All 200 are alive together: each waits until 3 s after the first
     // was started, so that no exit frees anything during the burst.
+    let together = Duration::from_secs(3);
     let children: Vec<_> = cgs
         .iter()
         .enumerate()
         .map(|(i, cg)| {
-            let linger = Duration::from_millis(1500).saturating_sub(t0.elapsed());
+            let linger = together.saturating_sub(t0.elapsed());
             Workload::spawn(cg, &probe, 1 + i as u64, linger)
         })
         .collect();
@@ -328,7 +329,9 @@ fn two_hundred_workloads_within_a_second_after_a_fresh_load_are_exact() {
         span.as_secs_f64(),
         wrong.len()
     );
-    assert!(span < Duration::from_secs(1), "the burst took {span:?}");
+    // Under a second on an idle machine (0.27 s here); the test needs
+    // only that all 200 were alive at once.
+    assert!(span < together, "the burst took {span:?}");
     assert!(wrong.is_empty(), "(i, want, got, lost): {wrong:?}");
     assert_eq!(lost, 0);
 }
