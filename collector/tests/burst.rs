@@ -494,6 +494,24 @@ fn map_memory_estimate_matches_the_kernel() {
     let nr_cpus = possible_cpus(cpus.trim());
     assert_eq!(collector::ebpf::map_memory_bytes(777, nr_cpus), used);
     drop(c);
+    // The table in benchmarks/README.md.
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!("memory: slots,cpus,bytes,MiB (checked: 777 slots on {nr_cpus} CPUs = {used} bytes)");
+    for slots in [1000, 2048] {
+        for cpus in [2, 64, 256] {
+            let b = collector::ebpf::map_memory_bytes(slots, cpus);
+            eprintln!("memory: {slots},{cpus},{b},{:.1}", mib(b));
+        }
+    }
+    let per_slot = |cpus| {
+        collector::ebpf::map_memory_bytes(2049, cpus)
+            - collector::ebpf::map_memory_bytes(2048, cpus)
+    };
+    eprintln!(
+        "memory: one more slot: {} bytes on 1 CPU, {} per additional CPU",
+        per_slot(1),
+        per_slot(2) - per_slot(1)
+    );
 }
 
 fn bpftool(args: &[&str]) -> String {
