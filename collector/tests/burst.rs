@@ -504,8 +504,8 @@ fn map_memory_estimate_matches_the_kernel() {
         }
     }
     let per_slot = |cpus| {
-        collector::ebpf::map_memory_bytes(2049, cpus)
-            - collector::ebpf::map_memory_bytes(2048, cpus)
+        collector::ebpf::map_memory_bytes(2048, cpus)
+            - collector::ebpf::map_memory_bytes(2047, cpus)
     };
     eprintln!(
         "memory: one more slot: {} bytes on 1 CPU, {} per additional CPU",
