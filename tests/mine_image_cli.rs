@@ -205,6 +205,9 @@ fn httpd_profile_serves_and_needs_accept() {
         IMAGE,
     ]);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
+    // The counter loaded fresh for this run: no call of the container may
+    // be lost (issue 14).
+    assert!(!o.stderr.contains("were not counted"), "{}", o.describe());
     assert!(
         o.stderr.contains("the workload finished (exit status: 0)"),
         "the workload did not succeed: {}",
