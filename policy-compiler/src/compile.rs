@@ -105,15 +105,22 @@ pub fn compile_image(
     })
 }
 
-/// The allowed names per ABI.
-pub type AllowedSets = BTreeMap<Abi, BTreeSet<String>>;
+/// The allowed names per ABI, keyed by the ABI's name: the form a
+/// publication records (`PublishedMeta::allowed`) and diffs
+/// (`publish::SyscallDiff`, the one allowed-set diff).
+pub type AllowedSets = BTreeMap<String, BTreeSet<String>>;
 
 /// Allowed names per ABI of a compiled image.
 pub fn allowed_sets(c: &Compiled) -> AllowedSets {
     c.decision
         .allowed_names()
         .iter()
-        .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
+        .map(|(a, n)| {
+            (
+                a.as_str().to_string(),
+                n.iter().map(|s| s.to_string()).collect(),
+            )
+        })
         .collect()
 }
 
@@ -125,65 +132,10 @@ pub fn allowed_sets_of_profile(p: &OciProfile) -> AllowedSets {
         .map(|m| {
             m.per_abi
                 .iter()
-                .map(|(a, n)| (*a, n.iter().cloned().collect()))
+                .map(|(a, n)| (a.as_str().to_string(), n.iter().cloned().collect()))
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// What changed in one ABI.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct AbiDiff {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-/// Differences of the allowed sets, per ABI (ABIs without change left
-/// out). `added` loosens the profile, `removed` may break what ran before.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProfileDiff {
-    pub per_abi: BTreeMap<Abi, AbiDiff>,
-}
-
-impl ProfileDiff {
-    pub fn is_empty(&self) -> bool {
-        self.per_abi.is_empty()
-    }
-    pub fn loosens(&self) -> bool {
-        self.per_abi.values().any(|d| !d.added.is_empty())
-    }
-    pub fn tightens(&self) -> bool {
-        self.per_abi.values().any(|d| !d.removed.is_empty())
-    }
-}
-
-/// Diff two allowed sets (`None`: no previous version, everything added).
-pub fn diff_sets(previous: Option<&AllowedSets>, new: &AllowedSets) -> ProfileDiff {
-    let empty = AllowedSets::new();
-    let prev = previous.unwrap_or(&empty);
-    let abis: BTreeSet<Abi> = prev.keys().chain(new.keys()).copied().collect();
-    let none = BTreeSet::new();
-    let mut per_abi = BTreeMap::new();
-    for abi in abis {
-        let (p, n) = (
-            prev.get(&abi).unwrap_or(&none),
-            new.get(&abi).unwrap_or(&none),
-        );
-        let d = AbiDiff {
-            added: n.difference(p).cloned().collect(),
-            removed: p.difference(n).cloned().collect(),
-        };
-        if !d.added.is_empty() || !d.removed.is_empty() {
-            per_abi.insert(abi, d);
-        }
-    }
-    ProfileDiff { per_abi }
-}
-
-/// Diff two compiled versions of an image.
-pub fn diff(previous: Option<&Compiled>, new: &Compiled) -> ProfileDiff {
-    let prev = previous.map(allowed_sets);
-    diff_sets(prev.as_ref(), &allowed_sets(new))
 }
 
 #[derive(Serialize)]

@@ -39,7 +39,7 @@ pub mod reasons;
 pub mod render;
 pub mod tally;
 
-pub use compile::{compile_image, diff, CompileError, Compiled, ProfileDiff};
+pub use compile::{compile_image, CompileError, Compiled};
 pub use decide::{Decision, State};
 pub use explain::explain;
 pub use filter::{

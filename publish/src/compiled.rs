@@ -5,7 +5,7 @@ use crate::Candidate;
 use policy_compiler::decide::{AllowReason, Verdict};
 use policy_compiler::{Compiled, Policy, State};
 use schemas::fleet::ImageObservations;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A compiled image as the publisher wants it: its files and reports, the
 /// allowed names, and per allowed syscall the hosts and last use the gate
@@ -17,16 +17,7 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         State::Log => "log",
         State::NotReady => "not-ready",
     };
-    let allowed: BTreeMap<String, BTreeSet<String>> = d
-        .allowed_names()
-        .iter()
-        .map(|(abi, names)| {
-            (
-                abi.as_str().to_string(),
-                names.iter().map(|n| n.to_string()).collect(),
-            )
-        })
-        .collect();
+    let allowed = policy_compiler::compile::allowed_sets(c);
     let mut syscall_last_seen_ms = BTreeMap::new();
     for t in &obs.syscalls {
         if let Some(name) = schemas::syscalls::name(t.abi, t.nr) {

@@ -4,7 +4,7 @@ use crate::compiling::{select_images, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
-use policy_compiler::compile::{allowed_sets_of_profile, diff_sets};
+use policy_compiler::compile::{allowed_sets, allowed_sets_of_profile};
 use policy_compiler::{OciProfile, State};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,27 +121,11 @@ fn diff_against_previous(previous: &Path, c: &policy_compiler::Compiled) -> Resu
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", previous.display())),
     };
-    let new = policy_compiler::compile::allowed_sets(c);
-    Ok(diff_text(&diff_sets(prev.as_ref(), &new), prev.is_none()))
-}
-
-/// `+ x86_64 openat` / `- x86_64 ptrace` lines, sorted, or a line saying
-/// there is no change.
-pub fn diff_text(d: &policy_compiler::ProfileDiff, first: bool) -> String {
-    let mut out = String::new();
-    if first {
-        out.push_str("# first version\n");
+    let diff = publish::SyscallDiff::between(&prev.clone().unwrap_or_default(), &allowed_sets(c));
+    let mut text = String::new();
+    if prev.is_none() {
+        text.push_str("# first version\n");
     }
-    if d.is_empty() {
-        out.push_str("# no change in the allowed syscalls\n");
-    }
-    for (abi, ad) in &d.per_abi {
-        for n in &ad.added {
-            out.push_str(&format!("+ {abi} {n}\n"));
-        }
-        for n in &ad.removed {
-            out.push_str(&format!("- {abi} {n}\n"));
-        }
-    }
-    out
+    text.push_str(&diff.to_text());
+    Ok(text)
 }
