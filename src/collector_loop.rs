@@ -237,7 +237,10 @@ fn tick_loop(
             }
             Ok(None) => {}
             Err(e) => {
-                log::error!("tick failed (counts stay in the kernel; retrying next interval): {e}")
+                log::error!(
+                    "tick failed (counts stay in the kernel; retrying next interval): {}",
+                    sysutil::error_chain(&e)
+                )
             }
         }
         let st = daemon.last_stats();

@@ -88,17 +88,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // One clear line; the causes, if any, joined on it.
-            let mut msg = format!("sandmine: error: {e}");
-            for cause in e.chain().skip(1) {
-                // Library errors often carry their cause in their own
-                // message already; print each piece once.
-                let c = cause.to_string();
-                if !msg.contains(&c) {
-                    msg.push_str(&format!(": {c}"));
-                }
-            }
-            eprintln!("{msg}");
+            // One clear line: the error, then each cause once (no error
+            // repeats its cause in its own message).
+            eprintln!("sandmine: error: {e:#}");
             ExitCode::from(2)
         }
     }

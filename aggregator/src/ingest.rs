@@ -89,7 +89,13 @@ pub async fn run(
                     }
                     Err(e) => {
                         metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                        wait(&mut broker_backoff, "broker", &e.to_string(), &mut stop).await;
+                        wait(
+                            &mut broker_backoff,
+                            "broker",
+                            &sysutil::error_chain(&e),
+                            &mut stop,
+                        )
+                        .await;
                         continue;
                     }
                 }
@@ -125,7 +131,7 @@ pub async fn run(
             }
             Err(e) => {
                 metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                let _ = broker_backoff.fail("broker", &e.to_string());
+                let _ = broker_backoff.fail("broker", &sysutil::error_chain(&e));
             }
         }
         // Acked only now. If the ack is lost the messages come again and
@@ -133,8 +139,9 @@ pub async fn run(
         if let Err(e) = consumer.ack(&deliveries).await {
             metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
             log::warn!(
-                "ack of {} messages failed (they will be redelivered and deduplicated): {e}",
-                deliveries.len()
+                "ack of {} messages failed (they will be redelivered and deduplicated): {}",
+                deliveries.len(),
+                sysutil::error_chain(&e)
             );
         } else {
             metrics
@@ -161,7 +168,7 @@ async fn process(
             Ok(env) => good.push(env),
             Err(e) => {
                 let id = d.msg_id.clone().unwrap_or_default();
-                let reason = e.to_string();
+                let reason = sysutil::error_chain(&e);
                 // The dead letter must be safely stored before the original
                 // is acked; retry like a store outage.
                 loop {
@@ -172,7 +179,8 @@ async fn process(
                         Ok(()) => break,
                         Err(pe) => {
                             metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                            if !wait(backoff, "dead-letter", &pe.to_string(), stop).await {
+                            if !wait(backoff, "dead-letter", &sysutil::error_chain(&pe), stop).await
+                            {
                                 return false;
                             }
                         }
@@ -200,7 +208,7 @@ async fn process(
             }
             Err(e) => {
                 metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                if !wait(backoff, "store", &e.to_string(), stop).await {
+                if !wait(backoff, "store", &sysutil::error_chain(&e), stop).await {
                     return false;
                 }
             }

@@ -130,7 +130,7 @@ impl Drop for Env {
 }
 
 fn now() -> u64 {
-    collector::daemon::now_ms()
+    sysutil::clock::now_ms()
 }
 
 fn calls(env: &Envelope, id: &str, nr: u32) -> u64 {

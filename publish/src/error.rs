@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// file, command or object involved so the report is actionable.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -18,7 +18,7 @@ pub enum PublishError {
     BadPath(String),
     #[error("file {0:?} collides with a name the publisher writes itself")]
     Reserved(String),
-    #[error("current meta at {what} is not valid: {source}")]
+    #[error("current meta at {what} is not valid")]
     Meta {
         what: String,
         #[source]
@@ -30,7 +30,7 @@ pub enum PublishError {
         found: String,
         expected: String,
     },
-    #[error("object store: {0}")]
+    #[error("object store")]
     Store(#[from] crate::targets::object_store::StoreError),
 }
 

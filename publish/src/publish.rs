@@ -201,7 +201,7 @@ pub async fn publish_all<T: Target>(
             publish_one(cand, &slug, target, gp, now_ms)
                 .await
                 .unwrap_or_else(|e| Outcome::Failed {
-                    error: e.to_string(),
+                    error: sysutil::error_chain(&e),
                 })
         } else {
             Outcome::Failed {
@@ -229,7 +229,7 @@ pub async fn publish_all<T: Target>(
             for i in &mut report.images {
                 if matches!(i.outcome, Outcome::Published { .. }) {
                     i.outcome = Outcome::Failed {
-                        error: format!("flush: {e}"),
+                        error: format!("flush: {}", sysutil::error_chain(&e)),
                     };
                 }
             }

@@ -107,6 +107,10 @@ mod tests {
             "cannot create directory /proc/nonexistent-dir"
         );
         assert_eq!(e.source.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            crate::error_chain(&e),
+            "cannot create directory /proc/nonexistent-dir: No such file or directory (os error 2)"
+        );
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("sub/dir/f");
         write_synced(&p, b"y").unwrap();

@@ -6,7 +6,8 @@
 //!   directory);
 //! - [`path`]: resolving a command on `PATH` as `execvp` does;
 //! - [`clock`]: wall-clock milliseconds and a stopwatch;
-//! - [`backoff`]: exponential retry delays with one warning per outage.
+//! - [`backoff`]: exponential retry delays with one warning per outage;
+//! - [`error_chain`]: an error with its causes, on one line.
 //!
 //! `schemas` is pure and carries the wire types; these helpers touch the
 //! operating system (files, environment, clock), so they live here, in a
@@ -19,4 +20,18 @@ pub mod fs;
 pub mod path;
 
 pub use backoff::Backoff;
+
+/// An error and its causes on one line, `a: b: c`: for logs and reports
+/// that show an error outside `anyhow` (whose `{:#}` does the same). Every
+/// error prints only its own message; its cause comes from `source()`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
 pub use duration::{parse_duration, DurationError};

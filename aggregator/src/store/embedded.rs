@@ -81,10 +81,7 @@ const Q_RUNTIME_SYSCALLS: &str = "SELECT DISTINCT c.runtime, i.image, i.abi, i.n
  ORDER BY c.runtime, i.image, i.abi, i.nr";
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    i(sysutil::clock::now_ms())
 }
 
 /// SQLite integers are i64: store u64 values bit-for-bit (ms timestamps

@@ -78,7 +78,7 @@ pub enum StoreError {
     Tls { url: String, reason: String },
     #[error("store configuration: {0}")]
     Config(String),
-    #[error("embedded store {path}: {source}")]
+    #[error("embedded store {path}")]
     Sqlite {
         path: PathBuf,
         #[source]

@@ -260,10 +260,7 @@ fn image_digest(engine: &Engine, image: &str, image_id: Option<&str>) -> String 
 }
 
 fn unix_now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    sysutil::clock::now_ms() / 1000
 }
 
 /// The image name of a container the engine no longer has, from the

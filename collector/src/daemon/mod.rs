@@ -88,9 +88,9 @@ pub enum DaemonError {
     Kernel(String),
     #[error("state: {0}")]
     State(String),
-    #[error("encoding the delta: {0}")]
+    #[error("encoding the delta")]
     Wire(#[from] schemas::wire::WireError),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         source: std::io::Error,
@@ -171,13 +171,7 @@ fn read_trimmed(path: &str) -> Result<String, DaemonError> {
         .map_err(|e| DaemonError::io(format!("reading {path}"), e))
 }
 
-/// Wall-clock milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use sysutil::clock::now_ms;
 
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
