@@ -33,6 +33,24 @@
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
 //! messages in its dead-letter stream for replay after an upgrade: upgrade
 //! aggregators first, then collectors).
+//!
+//! # Ranges
+//!
+//! [`decode`] rejects, with [`WireError::OutOfRange`] naming the field, a
+//! message whose values a real collector cannot produce, so that one
+//! broken or hostile host cannot poison the stores' sums (every version,
+//! the same ranges):
+//!
+//! | Field | Accepted |
+//! |---|---|
+//! | `seq` | `1..=2^63-1` (SQLite's largest integer) |
+//! | `calls` of a syscall | `1..=2^48` ([`MAX_CALLS`]: 1024 CPUs making a call every 50 ns for an hour make 7.4e13, below 2^48 = 2.8e14) |
+//! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
+//! | `interval_start_ms` | at most `interval_end_ms` |
+//!
+//! A host whose clock is outside the window (an RTC at 1970 before NTP)
+//! therefore has its messages dead-lettered, with the reason, rather than
+//! stored with a timestamp that would skew first/last-seen times.
 
 use crate::{Abi, PhaseSet};
 use serde::{Deserialize, Serialize};
@@ -47,6 +65,15 @@ pub const OLDEST_VERSION: u16 = 1;
 /// containers stays far below it.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 const HEADER: usize = 6;
+/// Largest `calls` of one syscall in one message (see the module's
+/// "Ranges").
+pub const MAX_CALLS: u64 = 1 << 48;
+/// Largest `seq`: SQLite stores it as a signed 64-bit integer.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+/// Earliest timestamp accepted: 2020-01-01T00:00:00Z, in ms.
+pub const MIN_TIME_MS: u64 = 1_577_836_800_000;
+/// First timestamp refused: 2100-01-01T00:00:00Z, in ms.
+pub const END_TIME_MS: u64 = 4_102_444_800_000;
 
 /// One publish of one host: everything its containers did in one interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +209,10 @@ pub enum WireError {
     },
     #[error("malformed version-{version} body: {reason}")]
     Malformed { version: u16, reason: String },
+    /// Well-formed, but a value is outside the ranges of the module's
+    /// "Ranges" table.
+    #[error("version-{version} message out of range: {what}")]
+    OutOfRange { version: u16, what: String },
     #[error("cannot encode: {0}")]
     Encode(String),
 }
@@ -231,8 +262,18 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
     Ok(out)
 }
 
-/// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`].
+/// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`],
+/// and checks the values against the module's "Ranges".
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+    let version = peek_version(bytes)?;
+    let env = decode_unchecked(bytes)?;
+    check_ranges(&env).map_err(|what| WireError::OutOfRange { version, what })?;
+    Ok(env)
+}
+
+/// [`decode`] without the range checks: the format alone (the golden
+/// fixtures, which pin released bytes whose sample values are extreme).
+pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
     let version = peek_version(bytes)?;
     let body = &bytes[HEADER..];
     let malformed = |reason: String| WireError::Malformed { version, reason };
@@ -362,6 +403,52 @@ fn check_ids(host: &str, boot: &str, seq: u64) -> Result<(), String> {
     }
     if seq == 0 {
         return Err("sequence 0 (sequences start at 1)".into());
+    }
+    Ok(())
+}
+
+/// The "Ranges" of the module documentation: `Err(what)` names the first
+/// value outside them (containers and syscalls by index: their ids are the
+/// sender's text).
+fn check_ranges(e: &Envelope) -> Result<(), String> {
+    let time = |what: String, v: u64| {
+        if (MIN_TIME_MS..END_TIME_MS).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} {v} not in {MIN_TIME_MS}..{END_TIME_MS} (2020-01-01 to 2100-01-01 UTC)"
+            ))
+        }
+    };
+    if !(1..=MAX_SEQ).contains(&e.seq) {
+        return Err(format!("seq {} not in 1..={MAX_SEQ}", e.seq));
+    }
+    time("interval_start_ms".into(), e.interval_start_ms)?;
+    time("interval_end_ms".into(), e.interval_end_ms)?;
+    if e.interval_start_ms > e.interval_end_ms {
+        return Err(format!(
+            "interval_start_ms {} after interval_end_ms {}",
+            e.interval_start_ms, e.interval_end_ms
+        ));
+    }
+    for (ci, c) in e.containers.iter().enumerate() {
+        time(format!("container {ci}: started_at_ms"), c.started_at_ms)?;
+        time(format!("container {ci}: last_seen_ms"), c.last_seen_ms)?;
+        if let Some(x) = c.exited_at_ms {
+            time(format!("container {ci}: exited_at_ms"), x)?;
+        }
+        for (si, s) in c.syscalls.iter().enumerate() {
+            if !(1..=MAX_CALLS).contains(&s.calls) {
+                return Err(format!(
+                    "container {ci} syscall {si}: calls {} not in 1..={MAX_CALLS}",
+                    s.calls
+                ));
+            }
+            time(
+                format!("container {ci} syscall {si}: first_seen_ms"),
+                s.first_seen_ms,
+            )?;
+        }
     }
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! `SANDMINE_BLESS=1 cargo test -p schemas --test wire`.
 
 use schemas::wire::{
-    decode, encode, encode_version, peek_version, ContainerDelta, ContainerRef, Envelope, PodRef,
-    SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION,
+    decode, decode_unchecked, encode, encode_version, peek_version, ContainerDelta, ContainerRef,
+    Envelope, PodRef, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION,
 };
 use schemas::{Abi, PhaseSet};
 use std::path::PathBuf;
@@ -92,9 +92,20 @@ fn golden(version: u16) -> Vec<u8> {
 
 #[test]
 fn every_version_decodes_from_its_golden_bytes() {
-    assert_eq!(decode(&golden(1)).unwrap(), sample_as_v1());
-    assert_eq!(decode(&golden(2)).unwrap(), sample());
+    assert_eq!(decode_unchecked(&golden(1)).unwrap(), sample_as_v1());
+    assert_eq!(decode_unchecked(&golden(2)).unwrap(), sample());
     assert_eq!(CURRENT_VERSION, 2, "a new version needs a new fixture here");
+    // The sample's extremes (calls = u64::MAX, a zero timestamp) are
+    // outside today's ranges: `decode` says so.
+    for v in [1, 2] {
+        assert_eq!(
+            decode(&golden(v)).map_err(|e| e.to_string()),
+            Err(format!(
+                "version-{v} message out of range: container 1 syscall 0: calls {} not in 1..=281474976710656",
+                u64::MAX
+            ))
+        );
+    }
 }
 
 #[test]
@@ -176,4 +187,102 @@ fn dedupe_id_names_host_boot_and_sequence() {
         sample().dedupe_id(),
         "host-a.6f1c0f1e-7d1b-4c55-9d1e-2b8e3a6c9f00.42"
     );
+}
+
+/// `sample()` with every value inside the documented ranges (the golden
+/// sample deliberately carries `calls = u64::MAX` and a zero timestamp).
+fn in_range() -> Envelope {
+    let mut e = sample();
+    e.containers[1].syscalls[0].calls = 7;
+    e.containers[1].syscalls[0].first_seen_ms = 1_764_000_002_000;
+    e
+}
+
+#[test]
+fn out_of_range_values_are_rejected_at_decode() {
+    const MAX_CALLS: u64 = 1 << 48;
+    const MIN_MS: u64 = 1_577_836_800_000; // 2020-01-01T00:00:00Z
+    const END_MS: u64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
+    let window = "not in 1577836800000..4102444800000 (2020-01-01 to 2100-01-01 UTC)";
+    for version in [1, 2] {
+        // The edges of every range are accepted.
+        let mut e = in_range();
+        e.containers[0].syscalls[0].calls = 1;
+        e.containers[0].syscalls[1].calls = MAX_CALLS;
+        e.interval_start_ms = MIN_MS;
+        e.containers[0].started_at_ms = MIN_MS;
+        e.containers[0].syscalls[0].first_seen_ms = MIN_MS;
+        e.containers[1].exited_at_ms = Some(END_MS - 1);
+        e.seq = i64::MAX as u64;
+        let bytes = encode_version(&e, version).unwrap();
+        let mut want = e.clone();
+        if version == 1 {
+            for c in &mut want.containers {
+                c.container.pod = None;
+                c.container.seccomp = SeccompFilter::Unknown;
+            }
+        }
+        assert_eq!(decode(&bytes), Ok(want), "v{version} edges");
+
+        type Edit = fn(&mut Envelope);
+        let cases: Vec<(Edit, String)> = vec![
+            (
+                |e| e.containers[0].syscalls[1].calls = 0,
+                "container 0 syscall 1: calls 0 not in 1..=281474976710656".into(),
+            ),
+            (
+                |e| e.containers[1].syscalls[0].calls = MAX_CALLS + 1,
+                "container 1 syscall 0: calls 281474976710657 not in 1..=281474976710656".into(),
+            ),
+            (
+                |e| e.containers[0].syscalls[2].calls = u64::MAX,
+                format!(
+                    "container 0 syscall 2: calls {} not in 1..=281474976710656",
+                    u64::MAX
+                ),
+            ),
+            (
+                |e| e.seq = i64::MAX as u64 + 1,
+                "seq 9223372036854775808 not in 1..=9223372036854775807".into(),
+            ),
+            (
+                |e| e.interval_start_ms = 0,
+                format!("interval_start_ms 0 {window}"),
+            ),
+            (
+                |e| e.interval_end_ms = u64::MAX,
+                format!("interval_end_ms {} {window}", u64::MAX),
+            ),
+            (
+                |e| e.interval_start_ms = e.interval_end_ms + 1,
+                "interval_start_ms 1764000010001 after interval_end_ms 1764000010000".into(),
+            ),
+            (
+                |e| e.containers[1].started_at_ms = MIN_MS - 1,
+                format!("container 1: started_at_ms 1577836799999 {window}"),
+            ),
+            (
+                |e| e.containers[0].last_seen_ms = END_MS,
+                format!("container 0: last_seen_ms 4102444800000 {window}"),
+            ),
+            (
+                |e| e.containers[0].exited_at_ms = Some(0),
+                format!("container 0: exited_at_ms 0 {window}"),
+            ),
+            (
+                |e| e.containers[0].syscalls[1].first_seen_ms = u64::MAX,
+                format!("container 0 syscall 1: first_seen_ms {} {window}", u64::MAX),
+            ),
+        ];
+        for (edit, what) in cases {
+            let mut e = in_range();
+            edit(&mut e);
+            let err = decode(&encode_version(&e, version).unwrap()).map(|_| ());
+            assert_eq!(
+                err.map_err(|e| e.to_string()),
+                Err(format!("version-{version} message out of range: {what}")),
+                "v{version}"
+            );
+        }
+    }
 }
