@@ -1,5 +1,7 @@
 //! `sandmine run` end to end: the real binary installs real filters.
 
+mod common;
+
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,17 +27,40 @@ const COMMON: &[&str] = &[
 ];
 
 fn profile_json(allow: &[&str], extra_rules: &str) -> String {
-    let names: Vec<String> = allow.iter().map(|n| format!("\"{n}\"")).collect();
+    oci_json(
+        r#""SCMP_ACT_ERRNO", "defaultErrnoRet": 1"#,
+        &["SCMP_ARCH_X86_64"],
+        allow,
+        "SCMP_ACT_ALLOW",
+        extra_rules,
+    )
+}
+
+/// A profile: `default` is the JSON after `"defaultAction": `, `names`
+/// get `action`, then `extra_rules` (each starting with a comma).
+fn oci_json(
+    default: &str,
+    arches: &[&str],
+    names: &[&str],
+    action: &str,
+    extra_rules: &str,
+) -> String {
+    let quoted = |v: &[&str]| {
+        v.iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         r#"{{
-  "defaultAction": "SCMP_ACT_ERRNO",
-  "defaultErrnoRet": 1,
-  "architectures": ["SCMP_ARCH_X86_64"],
+  "defaultAction": {default},
+  "architectures": [{}],
   "syscalls": [
-    {{"names": [{}], "action": "SCMP_ACT_ALLOW"}}{extra_rules}
+    {{"names": [{}], "action": "{action}"}}{extra_rules}
   ]
 }}"#,
-        names.join(", ")
+        quoted(arches),
+        quoted(names)
     )
 }
 
@@ -430,4 +455,206 @@ fn exec_failure_under_the_filter_is_reported() {
     ]);
     assert_eq!(o.status.code(), Some(127), "status {:?}", o.status);
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
+// --- Calls of ABIs a profile does not list. ---------------------------------
+//
+// Each call is made by tests/probes/abi_call.c under `sandmine run`, so the
+// kernel itself judges it. Three outcomes are told apart: the filter kills
+// the process (SIGSYS, nothing printed), the filter answers with an errno
+// (EPERM), or the filter lets the call through and the kernel answers
+// (a pid, 0, or ENOSYS for an x32 call: x32 is compiled out of this kernel,
+// but seccomp judges `nr | 0x40000000` before dispatch).
+
+/// How one probe call ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Killed by SIGSYS before it could print.
+    Killed,
+    /// Failed with this errno.
+    Errno(i64),
+    /// Returned 0 or more (a pid, or ptrace's 0).
+    Ran,
+}
+
+use Outcome::{Errno, Killed, Ran};
+
+const EPERM: i64 = 1;
+const ENOSYS: i64 = 38;
+// i386: getpid 20, ptrace 26; x32: getpid 39, ptrace 521 (without the
+// x32 bit, which the probe sets); x86_64: ptrace 101.
+const I386_GETPID: &str = "20";
+const I386_PTRACE: &str = "26";
+const X32_GETPID: &str = "39";
+const X32_PTRACE: &str = "521";
+const X86_64_PTRACE: &str = "101";
+/// ptrace's first argument: PTRACE_TRACEME.
+const TRACEME: &str = "0";
+
+const ALL_X86: &[&str] = &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"];
+const ONLY_X86_64: &[&str] = &["SCMP_ARCH_X86_64"];
+
+struct AbiProbe {
+    f: Fixture,
+    probe: PathBuf,
+    /// Owns the probe's directory.
+    _build: common::Fixture,
+}
+
+impl AbiProbe {
+    fn new() -> AbiProbe {
+        let build = common::Fixture::new();
+        let probe = build.probe("abi_call", common::ABI_CALL);
+        AbiProbe {
+            f: Fixture::new(),
+            probe,
+            _build: build,
+        }
+    }
+
+    /// Run `abi_call ABI NR A1` under `profile` (with `extra` options).
+    fn call(&self, profile: &Path, extra: &[&str], abi: &str, nr: &str, a1: &str) -> Outcome {
+        let mut args = vec!["run", "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", self.probe.to_str().unwrap(), abi, nr, a1]);
+        let o = self.f.sandmine(&args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        match (o.status.code(), o.status.signal()) {
+            (None, Some(libc::SIGSYS)) if out.is_empty() => Killed,
+            (Some(0), None) => {
+                let ret: i64 = out
+                    .trim()
+                    .strip_prefix("ret=")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("probe printed {out:?}"));
+                if ret < 0 {
+                    Errno(-ret)
+                } else {
+                    Ran
+                }
+            }
+            _ => panic!(
+                "{abi} {nr}: status {:?}, stdout {out:?}, stderr {}",
+                o.status,
+                stderr(&o)
+            ),
+        }
+    }
+
+    /// Each (abi, nr, a1) call under `profile`, with `extra` options.
+    fn calls(&self, profile: &Path, extra: &[&str], calls: &[(&str, &str, &str)]) -> Vec<Outcome> {
+        calls
+            .iter()
+            .map(|(abi, nr, a1)| self.call(profile, extra, abi, nr, a1))
+            .collect()
+    }
+}
+
+#[test]
+fn allowlist_kills_unlisted_abis() {
+    let t = AbiProbe::new();
+    // getpid is in COMMON; ptrace is not.
+    let allow = |arches: &[&str]| {
+        oci_json(
+            r#""SCMP_ACT_ERRNO", "defaultErrnoRet": 1"#,
+            arches,
+            COMMON,
+            "SCMP_ACT_ALLOW",
+            "",
+        )
+    };
+    let only = t.f.write("allow-x86_64.json", &allow(ONLY_X86_64));
+    let all = t.f.write("allow-all.json", &allow(ALL_X86));
+    let calls = [
+        ("int80", I386_GETPID, ""),
+        ("int80", I386_PTRACE, TRACEME),
+        ("x32", X32_GETPID, ""),
+        ("x32", X32_PTRACE, TRACEME),
+        ("x86_64", X86_64_PTRACE, TRACEME),
+    ];
+    assert_eq!(
+        t.calls(&only, &[], &calls),
+        [Killed, Killed, Killed, Killed, Errno(EPERM)],
+        "only x86_64 listed"
+    );
+    assert_eq!(
+        t.calls(&all, &[], &calls),
+        [Ran, Errno(EPERM), Errno(ENOSYS), Errno(EPERM), Errno(EPERM)],
+        "x86_64, i386 and x32 listed"
+    );
+    // Complain mode logs the listed ABIs' denials; it does not open the
+    // unlisted ones.
+    assert_eq!(
+        t.calls(&only, &["--action", "log"], &calls),
+        [Killed, Killed, Killed, Killed, Ran],
+        "only x86_64 listed, --action log"
+    );
+}
+
+#[test]
+fn blocklist_kills_unlisted_abis() {
+    let t = AbiProbe::new();
+    // The issue's case: allow by default, deny ptrace, list only x86_64.
+    let deny = |arches: &[&str]| {
+        oci_json(
+            r#""SCMP_ACT_ALLOW""#,
+            arches,
+            &["ptrace"],
+            "SCMP_ACT_ERRNO",
+            "",
+        )
+    };
+    let only = t.f.write("deny-x86_64.json", &deny(ONLY_X86_64));
+    let all = t.f.write("deny-all.json", &deny(ALL_X86));
+    let calls = [
+        ("int80", I386_PTRACE, TRACEME),
+        ("int80", I386_GETPID, ""),
+        ("x32", X32_PTRACE, TRACEME),
+        ("x32", X32_GETPID, ""),
+        ("x86_64", X86_64_PTRACE, TRACEME),
+    ];
+    assert_eq!(
+        t.calls(&only, &[], &calls),
+        [Killed, Killed, Killed, Killed, Errno(EPERM)],
+        "only x86_64 listed"
+    );
+    assert_eq!(
+        t.calls(&all, &[], &calls),
+        [Errno(EPERM), Ran, Errno(EPERM), Errno(ENOSYS), Errno(EPERM)],
+        "x86_64, i386 and x32 listed"
+    );
+}
+
+#[test]
+fn log_profile_kills_unlisted_abis() {
+    let t = AbiProbe::new();
+    // Allow and log everything, but answer ptrace with EPERM.
+    let log = |arches: &[&str]| {
+        oci_json(
+            r#""SCMP_ACT_LOG""#,
+            arches,
+            &["ptrace"],
+            "SCMP_ACT_ERRNO",
+            "",
+        )
+    };
+    let only = t.f.write("log-x86_64.json", &log(ONLY_X86_64));
+    let all = t.f.write("log-all.json", &log(ALL_X86));
+    let calls = [
+        ("int80", I386_GETPID, ""),
+        ("int80", I386_PTRACE, TRACEME),
+        ("x32", X32_GETPID, ""),
+        ("x32", X32_PTRACE, TRACEME),
+        ("x86_64", X86_64_PTRACE, TRACEME),
+    ];
+    assert_eq!(
+        t.calls(&only, &[], &calls),
+        [Killed, Killed, Killed, Killed, Errno(EPERM)],
+        "only x86_64 listed"
+    );
+    assert_eq!(
+        t.calls(&all, &[], &calls),
+        [Ran, Errno(EPERM), Errno(ENOSYS), Errno(EPERM), Errno(EPERM)],
+        "x86_64, i386 and x32 listed"
+    );
 }

@@ -11,9 +11,11 @@
 //!     ret #KILL_PROCESS            ; an arch this host should not produce
 //! x86:
 //!     ld  [0]                      ; seccomp_data.nr
-//!     jge #0x40000000, x32         ; x32 shares the audit arch, marks nr
+//!     jge #0x40000000, maybe_x32   ; x32 shares the audit arch, marks nr
+//! native:
 //!     <search tree over x86_64 numbers>
-//! x32:
+//! maybe_x32:
+//!     jeq #0xffffffff, native      ; nr -1 (a tracer's "skip") is not x32
 //!     <search tree over x32 numbers, each | 0x40000000>
 //! i386:
 //!     ld  [0]
@@ -22,11 +24,16 @@
 //!
 //! A search tree is a binary search (`jge`) over the sorted numbers that
 //! have a non-default action, down to leaves of a few `jeq`s, each leaf
-//! followed by its own `ret`s. A host ABI the profile does not list gets a
-//! single `ret #default`: its calls are never allowed by name, and never
-//! slip through unchecked. An unknown arch value is killed, since a filter
-//! that let it through would be judging numbers of an ABI it never
-//! resolved names for.
+//! followed by its own `ret`s.
+//!
+//! A host ABI the profile does not list gets a single `ret #KILL_PROCESS`
+//! in place of its tree ([`UNLISTED_ABI_RET`]), whatever the default
+//! action: a profile's `defaultAction` is its verdict on the syscalls of
+//! the ABIs it lists, not a licence for ABIs it never mentions (a
+//! blocklist profile for x86_64 must not let `int 0x80` calls through).
+//! This is libseccomp's rule for an arch a filter does not include (its
+//! default bad-arch action, which runc keeps), and the rule for an arch
+//! value this host cannot produce.
 //!
 //! Conditional jumps have 8-bit offsets; where a target is further than 255
 //! instructions, the jump goes through an unconditional `ja` (32-bit
@@ -84,6 +91,21 @@ pub const BPF_MAXINSNS: usize = 4096;
 /// costs one `ret` for the default plus one per distinct action in it.
 const LEAF: usize = 4;
 
+/// What a call of an ABI the profile does not list gets, and a call of an
+/// arch this host cannot produce: `SECCOMP_RET_KILL_PROCESS`, whatever the
+/// profile's default action or `sandmine run --action`.
+///
+/// libseccomp kills such a call too (its default bad-arch action is
+/// `SCMP_ACT_KILL`, and runc keeps it), but `SCMP_ACT_KILL` is
+/// `SECCOMP_RET_KILL_THREAD`, a name from before the kernel could kill a
+/// process (4.14). sandmine kills the process: killing one thread of a
+/// multi-threaded program leaves the others running with whatever the dead
+/// thread held (locks, half-written state), with no exit status for a
+/// supervisor to see, whereas a call from an unlisted ABI is an attempt
+/// to slip past the profile and must end the program. For a
+/// single-threaded program the two are the same: death by SIGSYS.
+pub const UNLISTED_ABI_RET: u32 = SECCOMP_RET_KILL_PROCESS;
+
 /// What `sandmine run --action` makes of the profile's default action.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DefaultOverride {
@@ -130,8 +152,8 @@ fn default_ret(profile: &OciProfile, over: DefaultOverride) -> u32 {
 /// What the filter [`compile_for`] builds returns for syscall `name` of
 /// `abi` on a kernel running `host`, computed from the profile directly
 /// (no BPF). `sandmine run` uses it to check, before installing a filter,
-/// that the command can be exec'd at all. An ABI the host cannot run gets
-/// `SECCOMP_RET_KILL_PROCESS`, like an unknown arch.
+/// that the command can be exec'd at all. An ABI the host cannot run, or
+/// that the profile does not list, gets [`UNLISTED_ABI_RET`].
 pub fn verdict(
     profile: &OciProfile,
     over: DefaultOverride,
@@ -139,14 +161,14 @@ pub fn verdict(
     abi: Abi,
     name: &str,
 ) -> u32 {
-    if !host.contains(&abi) {
-        return SECCOMP_RET_KILL_PROCESS;
-    }
-    let default_ret = default_ret(profile, over);
     let listed = host
         .first()
         .is_some_and(|native| profile.abis(*native).contains(&abi));
-    if !listed || syscalls::number(abi, name).is_none() {
+    if !host.contains(&abi) || !listed {
+        return UNLISTED_ABI_RET;
+    }
+    let default_ret = default_ret(profile, over);
+    if syscalls::number(abi, name).is_none() {
         return default_ret;
     }
     profile
@@ -212,7 +234,7 @@ pub fn compile_for(
 /// The second half of [`compile_for`], for callers that already resolved
 /// names to numbers: `tables` holds, per listed host ABI, each number's
 /// return value (x32 numbers with `X32_SYSCALL_BIT` set); an ABI absent
-/// from `tables` is not listed and gets `default_ret` for everything.
+/// from `tables` is not listed, and its calls get [`UNLISTED_ABI_RET`].
 /// Does no validation: the caller vouches for the tables (the fleet
 /// compiler builds them from names it took from the syscall tables).
 pub fn compile_resolved(
@@ -235,17 +257,21 @@ pub fn compile_resolved(
         b.cond(BPF_JEQ, *arch, *label, next);
         b.place(next);
     }
-    b.ret(SECCOMP_RET_KILL_PROCESS);
+    b.ret(UNLISTED_ABI_RET);
 
-    // The entries of one ABI: (nr, ret) for every number whose action is
-    // not the default; `None` when the ABI is not listed (all default).
-    let entries = |abi: Abi| -> Option<Vec<(u32, u32)>> {
-        tables.get(&abi).map(|t| {
-            t.iter()
+    // The judgement of one ABI's numbers: a search over (nr, ret) for
+    // every number whose action is not the default, or, when the ABI is
+    // not listed (or not a host ABI), a kill.
+    let judge_abi = |b: &mut Builder, abi: Option<Abi>| match abi.and_then(|a| tables.get(&a)) {
+        Some(t) => {
+            let entries: Vec<(u32, u32)> = t
+                .iter()
                 .filter(|(_, ret)| **ret != default_ret)
                 .map(|(nr, ret)| (*nr, *ret))
-                .collect()
-        })
+                .collect();
+            tree(b, &entries, default_ret);
+        }
+        None => b.ret(UNLISTED_ABI_RET),
     };
 
     for (arch, label) in &sections {
@@ -259,29 +285,24 @@ pub fn compile_resolved(
         if *arch == AUDIT_ARCH_X86_64 {
             // x86_64 and x32 share the audit arch; x32 numbers have
             // X32_SYSCALL_BIT set. Numbers at or above the bit are judged
-            // only against x32 numbers (also when x32 is not a host ABI:
-            // then they all get the default), so an x32 call can never be
-            // mistaken for the x86_64 call of the same low number.
+            // only as x32 numbers (also when x32 is not a host ABI: then
+            // they are all killed), so an x32 call can never be mistaken
+            // for the x86_64 call of the same low number. The one
+            // exception, as in libseccomp, is nr -1: what a tracer writes
+            // to skip a call, judged (as no syscall) by the x86_64 rules.
+            let maybe_x32 = b.label();
             let x32 = b.label();
             let native = b.label();
-            b.cond(BPF_JGE, X32_SYSCALL_BIT, x32, native);
+            b.cond(BPF_JGE, X32_SYSCALL_BIT, maybe_x32, native);
+            b.place(maybe_x32);
+            b.cond(BPF_JEQ, u32::MAX, native, x32);
             b.place(native);
-            tree(
-                &mut b,
-                entries(Abi::X86_64).as_deref().unwrap_or(&[]),
-                default_ret,
-            );
+            judge_abi(&mut b, abis.contains(&Abi::X86_64).then_some(Abi::X86_64));
             b.place(x32);
-            let x32_entries = if abis.contains(&Abi::X32) {
-                entries(Abi::X32)
-            } else {
-                None
-            };
-            tree(&mut b, x32_entries.as_deref().unwrap_or(&[]), default_ret);
+            judge_abi(&mut b, abis.contains(&Abi::X32).then_some(Abi::X32));
         } else {
             // One ABI per audit arch elsewhere (i386, aarch64).
-            let e = abis.first().and_then(|a| entries(*a));
-            tree(&mut b, e.as_deref().unwrap_or(&[]), default_ret);
+            judge_abi(&mut b, abis.first().copied());
         }
     }
     b.assemble()
@@ -625,8 +646,8 @@ mod tests {
 
     /// Reference semantics: what `p` should return for number `n` of `abi`.
     fn expected(p: &OciProfile, host: &[Abi], abi: Abi, n: u32, default_ret: u32) -> u32 {
-        if !p.abis(host[0]).contains(&abi) {
-            return default_ret;
+        if !p.abis(host[0]).contains(&abi) || !host.contains(&abi) {
+            return UNLISTED_ABI_RET;
         }
         let n = if abi == Abi::X32 {
             n & !X32_SYSCALL_BIT
@@ -658,17 +679,15 @@ mod tests {
                 } else {
                     n
                 };
-                // On x86_64, numbers at or above the x32 bit are x32 calls.
-                let judged_as = if *abi == Abi::X86_64 && n >= X32_SYSCALL_BIT {
-                    Abi::X32
-                } else {
-                    *abi
+                // x86_64 and x32 share the audit arch: numbers at or above
+                // the x32 bit are x32 calls, but for -1, which is judged
+                // (as no syscall) by the x86_64 rules, as in libseccomp.
+                let judged_as = match *abi {
+                    Abi::X86_64 | Abi::X32 if n == u32::MAX => Abi::X86_64,
+                    Abi::X86_64 if n >= X32_SYSCALL_BIT => Abi::X32,
+                    a => a,
                 };
-                let want = if judged_as == Abi::X32 && !host.contains(&Abi::X32) {
-                    default_ret
-                } else {
-                    expected(p, host, judged_as, n, default_ret)
-                };
+                let want = expected(p, host, judged_as, n, default_ret);
                 assert_eq!(run(prog, n, abi.audit_arch()), want, "{abi} nr {n:#x}");
                 if let Some(name) = syscalls::name(judged_as, n & !X32_SYSCALL_BIT) {
                     if judged_as == *abi || host.contains(&judged_as) {
@@ -707,16 +726,57 @@ mod tests {
     }
 
     #[test]
-    fn unlisted_host_abis_get_the_default() {
+    fn unlisted_host_abis_are_killed() {
         let p = profile(&[Abi::X86_64], &["read", "write"], &[]);
+        for over in [
+            DefaultOverride::Errno,
+            DefaultOverride::Log,
+            DefaultOverride::Kill,
+        ] {
+            let prog = compile_x86(&p, over);
+            // i386 and x32 are not listed: even `read` kills there.
+            assert_eq!(judge(&prog, Abi::I386, "read"), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(judge(&prog, Abi::X32, "read"), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(judge(&prog, Abi::X32, "write"), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(judge(&prog, Abi::X86_64, "read"), ALLOW);
+            // nr -1 is no x32 call: the x86_64 default, as in libseccomp.
+            assert_eq!(
+                run(&prog, u32::MAX, AUDIT_ARCH_X86_64),
+                default_ret(&p, over)
+            );
+        }
+    }
+
+    #[test]
+    fn blocklist_profiles_kill_unlisted_abis() {
+        // The profile of issue 9: allow by default, deny ptrace, list only
+        // x86_64. An `int 0x80` ptrace (i386 26) must not get ALLOW.
+        let mut p = profile(&[Abi::X86_64], &[], &[]);
+        p.default_action = Action::Allow;
+        p.default_errno_ret = None;
+        p.syscalls = vec![SyscallRule {
+            names: vec!["ptrace".into()],
+            action: Action::Errno,
+            errno_ret: None,
+            comment: None,
+        }];
         let prog = compile_x86(&p, DefaultOverride::Errno);
-        // i386 and x32 are not listed: even `read` is denied there.
-        assert_eq!(judge(&prog, Abi::I386, "read"), EPERM_RET);
-        assert_eq!(judge(&prog, Abi::X32, "read"), EPERM_RET);
-        assert_eq!(judge(&prog, Abi::X32, "write"), EPERM_RET);
-        let prog = compile_x86(&p, DefaultOverride::Kill);
-        assert_eq!(judge(&prog, Abi::I386, "read"), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(judge(&prog, Abi::X86_64, "read"), ALLOW);
+        assert_eq!(judge(&prog, Abi::X86_64, "ptrace"), EPERM_RET);
+        assert_eq!(judge(&prog, Abi::X86_64, "getpid"), ALLOW);
+        assert_eq!(run(&prog, 26, AUDIT_ARCH_I386), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(judge(&prog, Abi::I386, "getpid"), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(judge(&prog, Abi::X32, "ptrace"), SECCOMP_RET_KILL_PROCESS);
+        check_exhaustively(&p, &prog, X86_HOST, ALLOW);
+        // Listing i386 and x32 puts their calls under the rules.
+        p.architectures = [Abi::X86_64, Abi::I386, Abi::X32]
+            .into_iter()
+            .map(ScmpArch::from)
+            .collect();
+        let prog = compile_x86(&p, DefaultOverride::Errno);
+        assert_eq!(run(&prog, 26, AUDIT_ARCH_I386), EPERM_RET);
+        assert_eq!(judge(&prog, Abi::X32, "ptrace"), EPERM_RET);
+        assert_eq!(judge(&prog, Abi::I386, "getpid"), ALLOW);
+        check_exhaustively(&p, &prog, X86_HOST, ALLOW);
     }
 
     #[test]
@@ -761,12 +821,18 @@ mod tests {
         let p = profile(&[Abi::X86_64], &["read"], &[]);
         let prog = compile_x86(&p, DefaultOverride::Errno);
         assert_eq!(run(&prog, read, AUDIT_ARCH_X86_64), ALLOW);
-        assert_eq!(run(&prog, x32_read, AUDIT_ARCH_X86_64), EPERM_RET);
+        assert_eq!(
+            run(&prog, x32_read, AUDIT_ARCH_X86_64),
+            SECCOMP_RET_KILL_PROCESS
+        );
 
-        // Only x32 listed: the x86_64 `read` (no bit) is denied.
+        // Only x32 listed: the x86_64 `read` (no bit) is killed.
         let p = profile(&[Abi::X32], &["read"], &[]);
         let prog = compile_x86(&p, DefaultOverride::Errno);
-        assert_eq!(run(&prog, read, AUDIT_ARCH_X86_64), EPERM_RET);
+        assert_eq!(
+            run(&prog, read, AUDIT_ARCH_X86_64),
+            SECCOMP_RET_KILL_PROCESS
+        );
         assert_eq!(run(&prog, x32_read, AUDIT_ARCH_X86_64), ALLOW);
         check_exhaustively(&p, &prog, X86_HOST, EPERM_RET);
 
@@ -780,11 +846,14 @@ mod tests {
         assert_eq!(judge(&prog, Abi::X86_64, "rt_sigaction"), ALLOW);
         check_exhaustively(&p, &prog, X86_HOST, EPERM_RET);
 
-        // A host without x32: numbers with the bit get the default.
+        // A host without x32: numbers with the bit are killed.
         let host = &[Abi::X86_64, Abi::I386];
         let prog = compile_for(&p, DefaultOverride::Errno, host).unwrap();
         verify(&prog);
-        assert_eq!(run(&prog, x32_read, AUDIT_ARCH_X86_64), EPERM_RET);
+        assert_eq!(
+            run(&prog, x32_read, AUDIT_ARCH_X86_64),
+            SECCOMP_RET_KILL_PROCESS
+        );
         assert_eq!(run(&prog, read, AUDIT_ARCH_X86_64), ALLOW);
     }
 
@@ -939,7 +1008,7 @@ mod tests {
         let p = profile(&[], &["read"], &[]);
         let prog = compile_x86(&p, DefaultOverride::Errno);
         assert_eq!(judge(&prog, Abi::X86_64, "read"), ALLOW);
-        assert_eq!(judge(&prog, Abi::I386, "read"), EPERM_RET);
+        assert_eq!(judge(&prog, Abi::I386, "read"), SECCOMP_RET_KILL_PROCESS);
         check_exhaustively(&p, &prog, X86_HOST, EPERM_RET);
     }
 

@@ -360,20 +360,24 @@ fn observed_must_deny_is_enforced_denied_and_its_fallback_allowed() {
     .unwrap();
     assert_eq!(bpf.len(), prog.len() * 8);
     assert_eq!(&bpf[..8], &[0x20, 0, 0, 0, 4, 0, 0, 0]);
-    let i = prog.len() - 1;
-    assert_eq!(
-        &bpf[i * 8..],
-        &[
-            prog[i].code.to_le_bytes()[0],
-            prog[i].code.to_le_bytes()[1],
-            prog[i].jt,
-            prog[i].jf,
-            prog[i].k.to_le_bytes()[0],
-            prog[i].k.to_le_bytes()[1],
-            prog[i].k.to_le_bytes()[2],
-            prog[i].k.to_le_bytes()[3]
-        ]
-    );
+    // Every instruction: so the fleet's BPF kills calls of the ABIs the
+    // profile does not list (here i386 and x32) as `sandmine run` does.
+    let want: Vec<u8> = prog
+        .iter()
+        .flat_map(|i| {
+            let mut b = i.code.to_le_bytes().to_vec();
+            b.extend([i.jt, i.jf]);
+            b.extend(i.k.to_le_bytes());
+            b
+        })
+        .collect();
+    assert_eq!(bpf, &want);
+    let kills = prog
+        .iter()
+        .filter(|i| i.code == 0x06 && i.k == policy_compiler::filter::UNLISTED_ABI_RET)
+        .count();
+    // One for an unknown arch, one for i386, one for x32.
+    assert_eq!(kills, 3, "{prog:?}");
 }
 
 #[test]

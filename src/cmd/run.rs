@@ -43,8 +43,10 @@ impl From<ActionArg> for DefaultOverride {
 ///
 /// The filter covers every architecture in the profile that this host can
 /// run (on x86_64: x86_64, i386 and x32), each judged by its own syscall
-/// numbers. Calls of a host ABI the profile does not list always get the
-/// default action; calls of any other architecture kill the process.
+/// numbers. A call of an ABI the profile does not list (an `int 0x80` call
+/// under a profile without SCMP_ARCH_X86, an x32 call without
+/// SCMP_ARCH_X32) kills the process, whatever the default action or
+/// --action, as libseccomp does; so does a call of any other architecture.
 ///
 /// Everything that can fail is checked before the filter is installed: the
 /// profile, the filter, and CMD (looked up on PATH; a missing command exits
@@ -60,7 +62,8 @@ pub struct RunArgs {
     pub profile: PathBuf,
 
     /// What a syscall the profile does not allow gets. Rules of the profile
-    /// (e.g. ENOSYS for probed syscalls) keep their own action.
+    /// (e.g. ENOSYS for probed syscalls) keep their own action, and calls
+    /// of ABIs the profile does not list are killed in every mode.
     #[arg(long, value_enum, default_value_t = ActionArg::Errno)]
     pub action: ActionArg,
 

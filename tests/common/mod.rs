@@ -27,6 +27,7 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// (`tests/probes/*.c`).
 pub const GETPPID_LOOP: &str = include_str!("../probes/getppid_loop.c");
 pub const INT80: &str = include_str!("../probes/int80.c");
+pub const ABI_CALL: &str = include_str!("../probes/abi_call.c");
 
 /// What a finished run left behind.
 #[derive(Debug)]
