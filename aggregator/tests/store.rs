@@ -714,3 +714,101 @@ async fn runtime_syscalls_per_runtime_on_both_stores() {
     assert_eq!(chs.runtime_syscalls().await.unwrap(), want);
     assert_eq!(emb.runtime_syscalls().await.unwrap(), want);
 }
+
+/// Counts that overflow a signed or unsigned 64-bit sum: every store keeps
+/// working and answers saturated sums, while smaller sums stay exact.
+async fn assert_huge_sums_saturate(s: &Store) {
+    use Phase::Image;
+    const MAX_CALLS: u64 = 1 << 48; // the largest `calls` the decoder accepts
+    const SATURATED: u64 = i64::MAX as u64;
+    let huge = |seq: u64, host: &str| {
+        env(
+            host,
+            "b1",
+            seq,
+            T0 + seq * 10_000,
+            vec![ctr(
+                &format!("c{seq}"),
+                "huge:1",
+                T0,
+                T0 + seq * 10_000,
+                None,
+                vec![
+                    sc(Abi::X86_64, 0, u64::MAX - 1, &[Image], T0 + seq * 10_000),
+                    sc(Abi::X86_64, 1, MAX_CALLS, &[Image], T0 + seq * 10_000),
+                ],
+            )],
+        )
+    };
+    // Same host and boot (summed in place by SQLite), then another host.
+    s.insert(&[huge(1, "h1"), huge(2, "h1")]).await.unwrap();
+    s.insert(&[huge(3, "h1")]).await.unwrap();
+    s.insert(&[huge(1, "h2")]).await.unwrap();
+    let obs = s.image_observations("huge:1").await.unwrap().unwrap();
+    let calls: Vec<(u32, u64)> = obs.syscalls.iter().map(|t| (t.nr, t.calls)).collect();
+    assert_eq!(calls, [(0, SATURATED), (1, 4 * MAX_CALLS)]);
+    let totals: Vec<(u32, u64, u64)> = s
+        .syscall_totals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, nr, calls, hosts, _)| (nr, calls, hosts))
+        .collect();
+    assert_eq!(totals, [(0, SATURATED, 2), (1, 4 * MAX_CALLS, 2)]);
+    // Still writable, and still saturated.
+    s.insert(&[huge(4, "h1")]).await.unwrap();
+    let obs = s.image_observations("huge:1").await.unwrap().unwrap();
+    let calls: Vec<(u32, u64)> = obs.syscalls.iter().map(|t| (t.nr, t.calls)).collect();
+    assert_eq!(calls, [(0, SATURATED), (1, 5 * MAX_CALLS)]);
+
+    // Only values the decoder accepts: two hosts, each with 2^14
+    // containers making 2^48 calls: 2^62 per host, 2^63 in all, one more
+    // than a signed 64-bit sum holds.
+    let wide = |host: &str| {
+        let containers = (0..1u64 << 14)
+            .map(|i| {
+                ctr(
+                    &format!("w{i}"),
+                    "wide:1",
+                    T0,
+                    T0 + 10_000,
+                    None,
+                    vec![sc(Abi::X86_64, 0, MAX_CALLS, &[Image], T0)],
+                )
+            })
+            .collect();
+        env(host, "b2", 1, T0, containers)
+    };
+    s.insert(&[wide("h1"), wide("h2")]).await.unwrap();
+    let obs = s.image_observations("wide:1").await.unwrap().unwrap();
+    let calls: Vec<(u32, u64)> = obs.syscalls.iter().map(|t| (t.nr, t.calls)).collect();
+    assert_eq!(calls, [(0, SATURATED)]);
+    assert_eq!(obs.containers, 2 << 14);
+    let totals: Vec<(String, u32, u64, u64)> = s
+        .syscall_totals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(image, _, nr, calls, hosts, _)| (image, nr, calls, hosts))
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("huge:1".to_string(), 0, SATURATED, 2),
+            ("huge:1".to_string(), 1, 5 * MAX_CALLS, 2),
+            ("wide:1".to_string(), 0, SATURATED, 2),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_huge_sums_saturate() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_huge_sums_saturate(&open_embedded(dir.path()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_huge_sums_saturate() {
+    let ch = testsvc::ClickHouse::start();
+    assert_huge_sums_saturate(&open_ch(&ch).await).await;
+}

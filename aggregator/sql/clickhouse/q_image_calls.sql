@@ -1,4 +1,4 @@
-SELECT abi, nr, toUInt64(sum(c)) AS s_calls, toUInt8(groupBitOr(p)) AS s_phases, toUInt64(max(l)) AS s_last
+SELECT abi, nr, toUInt64(sum(intDiv(c, 4294967296))) AS s_calls_high, toUInt64(sum(c % 4294967296)) AS s_calls_low, toUInt8(groupBitOr(p)) AS s_phases, toUInt64(max(l)) AS s_last
 FROM (
     SELECT abi, nr, host_id, boot_id, seq, max(calls) AS c, max(phases) AS p, max(last_seen_ms) AS l
     FROM {db}.calls

@@ -1,6 +1,6 @@
-SELECT image, abi, nr, t_calls, t_hosts, t_containers
+SELECT image, abi, nr, t_calls_high, t_calls_low, t_hosts, t_containers
 FROM (
-    SELECT image, abi, nr, toUInt64(sum(c)) AS t_calls
+    SELECT image, abi, nr, toUInt64(sum(intDiv(c, 4294967296))) AS t_calls_high, toUInt64(sum(c % 4294967296)) AS t_calls_low
     FROM (
         SELECT image, abi, nr, host_id, boot_id, seq, max(calls) AS c
         FROM {db}.calls

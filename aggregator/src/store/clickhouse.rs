@@ -383,7 +383,8 @@ impl ClickHouseStore {
             image: String,
             abi: u8,
             nr: u32,
-            calls: u64,
+            calls_high: u64,
+            calls_low: u64,
             hosts: u64,
             containers: u64,
         }
@@ -392,7 +393,8 @@ impl ClickHouseStore {
         rows.into_iter()
             .map(|r| {
                 let abi = Abi::from_code(r.abi).ok_or(super::rows::UnknownAbi(r.abi))?;
-                Ok((r.image, abi, r.nr, r.calls, r.hosts, r.containers))
+                let calls = super::rows::calls_from_halves(r.calls_high, r.calls_low);
+                Ok((r.image, abi, r.nr, calls, r.hosts, r.containers))
             })
             .collect()
     }

@@ -42,7 +42,7 @@ const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version I
 const INSERT_MESSAGE: &str =
     "INSERT OR IGNORE INTO messages (host_id, boot_id, seq, stored_at_ms) VALUES (?1, ?2, ?3, ?4)";
 const UPSERT_CALLS: &str = "INSERT INTO calls (image, abi, nr, host_id, boot_id, calls, phases, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
- ON CONFLICT (image, abi, nr, host_id, boot_id) DO UPDATE SET calls = calls + excluded.calls, phases = phases | excluded.phases, last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+ ON CONFLICT (image, abi, nr, host_id, boot_id) DO UPDATE SET calls = CASE WHEN excluded.calls > 9223372036854775807 - calls THEN 9223372036854775807 ELSE calls + excluded.calls END, phases = phases | excluded.phases, last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
 const UPSERT_INCIDENCE: &str = "INSERT INTO incidence (image, abi, nr, host_id, boot_id, container_id, phases, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
  ON CONFLICT (image, abi, nr, host_id, boot_id, container_id, phases) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
 /// Attributes follow the row with the latest last seen (ClickHouse's
@@ -63,11 +63,13 @@ const Q_IMAGES: &str = "SELECT DISTINCT image FROM containers ORDER BY image";
 const Q_IMAGE_CONTAINERS: &str = "SELECT host_id, boot_id, container_id, started_at_ms, last_seen_ms, seccomp, image_digest FROM containers WHERE image = ?1 ORDER BY started_at_ms, host_id, boot_id, container_id";
 /// One row per phase combination (SQLite has no bit-or aggregate),
 /// merged by [`merge_call_phases`].
-const Q_IMAGE_CALLS: &str = "SELECT abi, nr, phases, sum(calls), max(last_seen_ms) FROM calls WHERE image = ?1 GROUP BY abi, nr, phases ORDER BY abi, nr";
+/// Calls are summed in halves (`rows::calls_from_halves`): SQLite's
+/// `sum` fails on overflow.
+const Q_IMAGE_CALLS: &str = "SELECT abi, nr, phases, sum(calls >> 32), sum(calls & 4294967295), max(last_seen_ms) FROM calls WHERE image = ?1 GROUP BY abi, nr, phases ORDER BY abi, nr";
 const Q_IMAGE_INCIDENCE: &str = "SELECT host_id, boot_id, container_id, abi, nr, phases, min(first_seen_ms), max(last_seen_ms) FROM incidence WHERE image = ?1 GROUP BY host_id, boot_id, container_id, abi, nr, phases ORDER BY host_id, boot_id, container_id, abi, nr";
 const Q_SYSCALL_TOTALS: &str =
-    "SELECT c.image, c.abi, c.nr, c.calls, coalesce(i.hosts, 0), coalesce(i.containers, 0)
- FROM (SELECT image, abi, nr, sum(calls) AS calls FROM calls GROUP BY image, abi, nr) c
+    "SELECT c.image, c.abi, c.nr, c.calls_high, c.calls_low, coalesce(i.hosts, 0), coalesce(i.containers, 0)
+ FROM (SELECT image, abi, nr, sum(calls >> 32) AS calls_high, sum(calls & 4294967295) AS calls_low FROM calls GROUP BY image, abi, nr) c
  LEFT JOIN (SELECT image, abi, nr, count(DISTINCT host_id) AS hosts, count(*) AS containers
             FROM (SELECT DISTINCT image, abi, nr, host_id, boot_id, container_id FROM incidence)
             GROUP BY image, abi, nr) i
@@ -84,8 +86,9 @@ fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
 
-/// SQLite integers are i64: store u64 values bit-for-bit (ms timestamps
-/// and counts stay far below 2^63 in practice; the cast round-trips anyway).
+/// SQLite integers are i64: store u64 values bit-for-bit (the wire's
+/// ranges keep timestamps and `seq` below 2^63, and call counts are
+/// capped at `rows::MAX_STORED_CALLS` before they get here).
 fn i(v: u64) -> i64 {
     v as i64
 }
@@ -303,8 +306,9 @@ impl EmbeddedStore {
                                 abi: r.get(0)?,
                                 nr: r.get(1)?,
                                 phases: r.get(2)?,
-                                calls: u(r.get(3)?),
-                                last_seen_ms: u(r.get(4)?),
+                                calls_high: u(r.get(3)?),
+                                calls_low: u(r.get(4)?),
+                                last_seen_ms: u(r.get(5)?),
                             })
                         })?
                         .collect::<Result<Vec<_>, _>>()?;
@@ -348,9 +352,9 @@ impl EmbeddedStore {
                             r.get::<_, String>(0)?,
                             r.get::<_, u8>(1)?,
                             r.get::<_, u32>(2)?,
-                            u(r.get(3)?),
-                            u(r.get(4)?),
+                            rows::calls_from_halves(u(r.get(3)?), u(r.get(4)?)),
                             u(r.get(5)?),
+                            u(r.get(6)?),
                         ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -423,7 +427,8 @@ fn merge_call_phases(v: Vec<CallSummary>) -> Vec<CallSummary> {
         match out.last_mut() {
             Some(l) if l.abi == x.abi && l.nr == x.nr => {
                 l.phases |= x.phases;
-                l.calls = l.calls.saturating_add(x.calls);
+                l.calls_high = l.calls_high.saturating_add(x.calls_high);
+                l.calls_low = l.calls_low.saturating_add(x.calls_low);
                 l.last_seen_ms = l.last_seen_ms.max(x.last_seen_ms);
             }
             _ => out.push(x),

@@ -15,6 +15,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// An hour in ms: the refresh period of per-container incidence rows.
 pub const HOUR_MS: u64 = 3_600_000;
 
+/// The largest call count a store keeps or answers: SQLite's largest
+/// integer. Every sum of calls saturates here, in both stores, so that a
+/// host sending many messages with the largest `calls` the wire accepts
+/// can neither overflow SQLite (whose `sum` then fails every query) nor
+/// wrap ClickHouse's `sum`, and both stores still answer alike.
+pub const MAX_STORED_CALLS: u64 = i64::MAX as u64;
+
+/// `a + b`, saturating at [`MAX_STORED_CALLS`].
+pub fn add_calls(a: u64, b: u64) -> u64 {
+    a.saturating_add(b).min(MAX_STORED_CALLS)
+}
+
+/// Stores sum calls in SQL as two halves, `sum(calls >> 32)` and
+/// `sum(calls & 0xffffffff)`: each term is below 2^32, so neither sum can
+/// overflow a 64-bit integer (that would take 2^32 rows), on any
+/// ClickHouse or SQLite. This puts the halves together, saturating.
+pub fn calls_from_halves(high: u64, low: u64) -> u64 {
+    add_calls(high.saturating_mul(1 << 32), low)
+}
+
 /// Calls of one syscall by the containers of one image in one envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
 pub struct CallRow {
@@ -107,7 +127,7 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                 let abi = s.abi.code();
                 let last = c.last_seen_ms.max(s.first_seen_ms);
                 let v = calls.entry((r.image.as_str(), abi, s.nr)).or_default();
-                v.0 = v.0.saturating_add(s.calls);
+                v.0 = add_calls(v.0, s.calls);
                 v.1 |= s.phases.0;
                 v.2 = v.2.max(last);
                 if incidence_due(e, exited, s.first_seen_ms, s.phases) {
@@ -174,12 +194,16 @@ pub struct ContainerSummary {
     pub image_digest: String,
 }
 
-/// One syscall of an image: exact totals from the `calls` rows.
+/// One syscall of an image: exact totals from the `calls` rows, the calls
+/// summed in halves (see [`calls_from_halves`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
 pub struct CallSummary {
     pub abi: u8,
     pub nr: u32,
-    pub calls: u64,
+    /// `sum(calls >> 32)`
+    pub calls_high: u64,
+    /// `sum(calls & 0xffffffff)`
+    pub calls_low: u64,
     pub phases: u8,
     pub last_seen_ms: u64,
 }
@@ -274,7 +298,7 @@ pub fn assemble(
             nr: c.nr,
             hosts: inc.map_or(0, |i| i.hosts.len() as u64),
             containers: inc.map_or(0, |i| i.containers),
-            calls: c.calls,
+            calls: calls_from_halves(c.calls_high, c.calls_low),
             first_seen_ms: inc.map_or(c.last_seen_ms, |i| i.first.min(c.last_seen_ms)),
             last_seen_ms: c.last_seen_ms,
             phases: PhaseSet(c.phases),
