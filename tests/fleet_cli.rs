@@ -473,16 +473,74 @@ fn fleet_totals_stay_exact_through_faults() {
     fleet.assert_converges("collector restarted");
 }
 
+/// The delta stream is bounded (work-queue retention, discard-new): with
+/// no aggregator, a small stream fills up, the collector's publishes are
+/// refused and its deltas stay in its spool; once an aggregator consumes
+/// (which deletes what it acked), the spool drains and the totals are
+/// exact: nothing was deleted to make room, nothing was lost.
+#[test]
+fn a_full_stream_makes_the_collector_spool_and_loses_nothing() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let broker = format!("{}stream_max_bytes = 4096\n", nats_broker(&nats));
+    let mut fleet = Fleet::new(&broker, &ch);
+    fleet.start_collector("hA");
+    let spool = fleet.f.path("state-hA").join("spool");
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    let collector_log = fleet.collectors["hA"].stderr.clone();
+    let refused = || {
+        std::fs::read_to_string(&collector_log)
+            .unwrap_or_default()
+            .contains("maximum bytes exceeded")
+    };
+    let mut runs = 0;
+    while !refused() {
+        assert!(runs < 40, "40 runs did not fill 4 KiB\n{}", fleet.logs());
+        fleet.run(&Batch {
+            host: "hA",
+            image: "probe",
+            containers: 1,
+            calls: &[(GETPGRP, 11)],
+        });
+        runs += 1;
+    }
+    // The refused deltas wait in the spool; the stream holds what fits.
+    assert!(spooled() > 0, "nothing spooled\n{}", fleet.logs());
+    let held = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
+    assert!(held > 0, "the stream holds nothing");
+    assert!(nats_stream_state(&nats, "SANDMINE_DELTAS", "bytes") <= 4096);
+    fleet.start_aggregator();
+    fleet.assert_converges("after the full stream drained");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spooled() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "spool never drained\n{}",
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A `[broker]` body for tansu, with topics and group of their own.
+fn kafka_broker(kafka: &Kafka) -> String {
+    format!(
+        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{t}\"\ndead_letter_topic = \"dead-{t}\"\ngroup_id = \"agg-{t}\"\n",
+        kafka.bootstrap(),
+        t = unique()
+    )
+}
+
 /// Kafka instead of NATS: the same exact totals through tansu.
 #[test]
 fn kafka_pipeline_is_exact() {
     let kafka = Kafka::start();
     let ch = ClickHouse::start();
-    let broker = format!(
-        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{t}\"\ndead_letter_topic = \"dead-{t}\"\ngroup_id = \"agg-{t}\"\n",
-        kafka.bootstrap(),
-        t = unique()
-    );
+    let broker = kafka_broker(&kafka);
     let mut fleet = Fleet::new(&broker, &ch);
     fleet.start_aggregator();
     fleet.start_collector("hA");
@@ -545,9 +603,14 @@ fn publish(nats: &Nats, msgs: &[(&str, Vec<u8>)], dead_letter: bool, window: &st
         nats_broker(nats)
     ))
     .unwrap();
+    publish_to(&cfg, msgs, dead_letter);
+}
+
+/// Publishes raw payloads through the broker of `cfg`.
+fn publish_to(cfg: &transport::BrokerConfig, msgs: &[(&str, Vec<u8>)], dead_letter: bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let p = transport::Publisher::connect(&cfg).await.unwrap();
+        let p = transport::Publisher::connect(cfg).await.unwrap();
         for (id, bytes) in msgs {
             if dead_letter {
                 p.publish_dead_letter(id, bytes, "test").await.unwrap();
@@ -620,12 +683,15 @@ fn a_replay_after_the_duplicate_window_counts_once() {
         "1s",
     );
     wait_calls(&fleet, "replay-test", 12);
-    let stream = nats_stream_messages(&nats, "SANDMINE_DELTAS");
-    assert_eq!(stream, 3, "the broker must have delivered the replay");
+    let stored = nats_stream_state(&nats, "SANDMINE_DELTAS", "last_seq");
+    assert_eq!(stored, 3, "the broker must have delivered the replay");
+    // Work-queue retention: consumed (acked) deltas are deleted.
+    assert_eq!(nats_stream_state(&nats, "SANDMINE_DELTAS", "messages"), 0);
 }
 
-/// Messages in the stream, from the monitoring endpoint.
-fn nats_stream_messages(nats: &Nats, stream: &str) -> u64 {
+/// A field of the stream's state (`messages` held now, `last_seq` ever
+/// stored), from the monitoring endpoint.
+fn nats_stream_state(nats: &Nats, stream: &str, field: &str) -> u64 {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", nats.monitor_port)).unwrap();
     write!(s, "GET /jsz?streams=true HTTP/1.0\r\n\r\n").unwrap();
@@ -638,7 +704,7 @@ fn nats_stream_messages(nats: &Nats, stream: &str) -> u64 {
         .unwrap()
         .iter()
         .find(|d| d["name"] == stream)
-        .map(|d| d["state"]["messages"].as_u64().unwrap())
+        .map(|d| d["state"][field].as_u64().unwrap())
         .unwrap_or_else(|| panic!("no stream {stream} in {v}"))
 }
 
@@ -665,7 +731,10 @@ fn bad_messages_are_dead_lettered_and_replayable() {
         "2m",
     );
     wait_calls(&fleet, "dl-test", 3);
-    assert_eq!(nats_stream_messages(&nats, "SANDMINE_DEADLETTER"), 2);
+    assert_eq!(
+        nats_stream_state(&nats, "SANDMINE_DEADLETTER", "messages"),
+        2
+    );
     let agg_log = std::fs::read_to_string(&fleet.aggregator.as_ref().unwrap().stderr).unwrap();
     assert!(
         agg_log.contains("dead-lettered message \\\"garbage-1\\\": bad magic"),

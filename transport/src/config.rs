@@ -90,6 +90,16 @@ pub struct NatsConfig {
     /// Most deliveries outstanding without ack, per consumer. Must be at
     /// least the aggregator's batch size or fetches stall.
     pub max_ack_pending: i64,
+    /// Most bytes the delta stream holds. Both streams use work-queue
+    /// retention (a message is deleted once acked) and discard-new: when
+    /// the unconsumed deltas reach this size, publishing fails and the
+    /// collectors keep them in their spools; nothing unconsumed is ever
+    /// deleted to make room.
+    pub stream_max_bytes: i64,
+    /// Most bytes the dead-letter stream holds (same policy: when full,
+    /// dead-lettering fails and the aggregator retries until an operator
+    /// replays or purges the dead letters).
+    pub dead_letter_max_bytes: i64,
     /// Upper bound on every broker round trip (connect, publish ack,
     /// stream lookup). A dead broker becomes an error after this long, so
     /// the collector can spool instead of hanging.
@@ -128,6 +138,8 @@ impl Default for NatsConfig {
             duplicate_window: Duration::from_secs(120),
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 20_000,
+            stream_max_bytes: 1 << 30,
+            dead_letter_max_bytes: 256 << 20,
             timeout: Duration::from_secs(5),
             user: None,
             password: None,
@@ -172,6 +184,11 @@ impl NatsConfig {
         if self.subject == self.dead_letter_subject || self.stream == self.dead_letter_stream {
             return Err(TransportError::Config(
                 "nats: the dead-letter stream and subject must differ from the main ones".into(),
+            ));
+        }
+        if self.stream_max_bytes < 1 || self.dead_letter_max_bytes < 1 {
+            return Err(TransportError::Config(
+                "nats: stream_max_bytes and dead_letter_max_bytes must be positive".into(),
             ));
         }
         if self.max_ack_pending < 1 {

@@ -64,6 +64,16 @@ pub enum TransportError {
         name: String,
     },
 
+    /// An existing stream has settings sandmine cannot work with, and the
+    /// server refused to change them. Retrying will not help.
+    #[error("{broker} server {url}: stream {stream}: {detail}")]
+    StreamConfig {
+        broker: &'static str,
+        url: String,
+        stream: String,
+        detail: String,
+    },
+
     /// A delivery handed to `ack` came from another broker or consumer.
     #[error("delivery was not produced by this consumer: {0}")]
     ForeignDelivery(String),

@@ -16,7 +16,7 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
     message::Acker,
     message::PublishMessage,
-    stream::{self, StorageType},
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use async_nats::{connection::State, ConnectErrorKind, HeaderMap, ServerAddr};
 use bytes::Bytes;
@@ -216,27 +216,88 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-/// Gets the stream, creating it (file storage, one subject, the dedupe
-/// window) if missing. An existing stream is used as it is: an operator
-/// may have tuned its limits.
+/// Gets the stream, creating it if missing: file storage, one subject,
+/// the dedupe window, and bounded retention: work-queue (a message is
+/// deleted once acked), at most `max_bytes`, discard-new (a full stream
+/// refuses new messages, so publishers spool; discard-old would silently
+/// delete deltas no aggregator has consumed yet).
+///
+/// An existing stream keeps its other settings (an operator may have tuned
+/// replicas or the dedupe window), but these three are sandmine's: a
+/// stream with another bound or discard policy is updated in place. One
+/// with another retention cannot be: nats-server (2.9 and 2.15 alike)
+/// refuses to change a stream's retention to or from work-queue. That is
+/// what a stream created by an older sandmine has (limits retention, no
+/// bound, discard-old: its acked deltas pile up until the disk is full),
+/// so connecting to it is a [`TransportError::StreamConfig`] that says
+/// what to do; collectors keep spooling meanwhile.
 async fn ensure_stream(
     js: &jetstream::Context,
     cfg: &NatsConfig,
     name: &str,
     subject: &str,
+    max_bytes: i64,
 ) -> Result<stream::Stream, TransportError> {
     let config = stream::Config {
         name: name.to_string(),
         subjects: vec![subject.to_string()],
         duplicate_window: cfg.duplicate_window,
         storage: StorageType::File,
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_bytes,
         ..Default::default()
     };
-    bounded(
+    let stream = bounded(
         &cfg.url,
         &format!("get or create stream {name}"),
         cfg.timeout,
         js.get_or_create_stream(config),
+    )
+    .await?;
+    let have = &stream.cached_info().config;
+    if have.retention == RetentionPolicy::WorkQueue
+        && have.discard == DiscardPolicy::New
+        && have.max_bytes == max_bytes
+    {
+        return Ok(stream);
+    }
+    let was = format!(
+        "retention {:?}, discard {:?}, max_bytes {}",
+        have.retention, have.discard, have.max_bytes
+    );
+    let mut update = have.clone();
+    update.retention = RetentionPolicy::WorkQueue;
+    update.discard = DiscardPolicy::New;
+    update.max_bytes = max_bytes;
+    let op = format!("update stream {name}");
+    match tokio::time::timeout(cfg.timeout, js.update_stream(update)).await {
+        Err(_) => return Err(TransportError::nats_timeout(&cfg.url, op, cfg.timeout)),
+        Ok(Err(e)) => {
+            return Err(TransportError::StreamConfig {
+                broker: "NATS",
+                url: cfg.url.clone(),
+                stream: name.to_string(),
+                detail: format!(
+                    "it has {was}, and sandmine needs retention WorkQueue, discard New, \
+                     max_bytes {max_bytes}; the server refused to change it: {e}. \
+                     A stream created by an older sandmine (limits retention, no bound: acked \
+                     deltas are never removed) cannot become a work queue in place: let the \
+                     aggregators consume it, delete it (`nats stream rm {name}`), and \
+                     sandmine creates it anew (docs/CONFIG.md, \"Upgrading the streams\")"
+                ),
+            })
+        }
+        Ok(Ok(_)) => {}
+    }
+    log::warn!(
+        "nats: stream {name} had {was}; updated to retention WorkQueue, discard New, max_bytes {max_bytes}"
+    );
+    bounded(
+        &cfg.url,
+        &format!("get stream {name}"),
+        cfg.timeout,
+        js.get_stream(name),
     )
     .await
 }
@@ -280,8 +341,15 @@ impl NatsPublisher {
     pub async fn connect(cfg: &NatsConfig) -> Result<Self, TransportError> {
         let client = connect(cfg).await?;
         let js = context(client.clone(), cfg);
-        ensure_stream(&js, cfg, &cfg.stream, &cfg.subject).await?;
-        ensure_stream(&js, cfg, &cfg.dead_letter_stream, &cfg.dead_letter_subject).await?;
+        ensure_stream(&js, cfg, &cfg.stream, &cfg.subject, cfg.stream_max_bytes).await?;
+        ensure_stream(
+            &js,
+            cfg,
+            &cfg.dead_letter_stream,
+            &cfg.dead_letter_subject,
+            cfg.dead_letter_max_bytes,
+        )
+        .await?;
         Ok(NatsPublisher {
             cfg: cfg.clone(),
             client,
@@ -425,16 +493,22 @@ impl NatsConsumer {
     pub async fn connect(cfg: &NatsConfig, dead_letter: bool) -> Result<Self, TransportError> {
         let client = connect(cfg).await?;
         let js = context(client.clone(), cfg);
-        let (stream_name, subject, durable) = if dead_letter {
+        let (stream_name, subject, durable, max_bytes) = if dead_letter {
             (
                 &cfg.dead_letter_stream,
                 &cfg.dead_letter_subject,
                 &cfg.dead_letter_durable,
+                cfg.dead_letter_max_bytes,
             )
         } else {
-            (&cfg.stream, &cfg.subject, &cfg.durable)
+            (
+                &cfg.stream,
+                &cfg.subject,
+                &cfg.durable,
+                cfg.stream_max_bytes,
+            )
         };
-        let stream = ensure_stream(&js, cfg, stream_name, subject).await?;
+        let stream = ensure_stream(&js, cfg, stream_name, subject, max_bytes).await?;
         let config = pull::Config {
             durable_name: Some(durable.clone()),
             deliver_policy: DeliverPolicy::All,

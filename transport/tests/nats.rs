@@ -158,6 +158,172 @@ async fn unacked_messages_are_redelivered_after_consumer_restart() {
     assert_eq!(none.len(), 0, "{none:?}");
 }
 
+/// The stream is bounded (work-queue retention, `stream_max_bytes`,
+/// discard-new): a full stream refuses a publish with an error (on which
+/// the collector keeps the message spooled) and deletes nothing that was
+/// not consumed; acked messages are deleted, which makes room again.
+#[tokio::test]
+async fn a_full_stream_refuses_publishes_and_deletes_nothing_unconsumed() {
+    let n = Nats::start();
+    let c = NatsConfig {
+        stream_max_bytes: 4096,
+        ..cfg(&n)
+    };
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let mut stored = Vec::new();
+    let err = loop {
+        let id = format!("h.b.{}", stored.len() + 1);
+        match p.publish(&id, &[7u8; 200]).await {
+            Ok(()) => stored.push(id),
+            Err(e) => break e,
+        }
+        assert!(
+            stored.len() < 100,
+            "a 4 KiB stream took {} messages of 200 bytes",
+            stored.len()
+        );
+    };
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("maximum bytes exceeded"), "{err}");
+    assert!(
+        (10..20).contains(&stored.len()),
+        "{} messages of 200 bytes in 4 KiB",
+        stored.len()
+    );
+    let again = p.publish("h.b.refused", &[7u8; 200]).await;
+    assert!(again.is_err(), "a full stream took another message");
+    // Nothing unconsumed was deleted to make room: all are delivered.
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    let got = fetch_n(&mut cons, stored.len()).await;
+    assert_eq!(ids(&got), stored);
+    // Acked messages are deleted: there is room again. The next delivery
+    // is the new message: the refused ones were never stored.
+    cons.ack(&got).await.expect("ack");
+    p.publish("h.b.after", &[7u8; 200])
+        .await
+        .expect("room after the acks");
+    let after = fetch_n(&mut cons, 1).await;
+    assert_eq!(ids(&after), ["h.b.after"]);
+}
+
+/// A delta stream as sandmine created it before streams were bounded:
+/// limits retention, no size limit, discard-old.
+async fn create_unbounded_stream(c: &NatsConfig) -> async_nats::jetstream::Context {
+    use async_nats::jetstream::stream::{Config, StorageType};
+    let client = async_nats::connect(c.url.as_str()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(Config {
+        name: c.stream.clone(),
+        subjects: vec![c.subject.clone()],
+        duplicate_window: c.duplicate_window,
+        storage: StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("create the old stream");
+    js
+}
+
+/// Connecting over an unbounded stream left by an older sandmine: the
+/// server will not turn it into a work queue, so the connection fails
+/// with one clear error, and the stream keeps every message.
+async fn connect_over_an_unbounded_stream(n: &Nats) -> String {
+    let c = cfg(n);
+    let js = create_unbounded_stream(&c).await;
+    // Three deltas stored under the old config.
+    for i in 1..=3 {
+        js.publish(c.subject.clone(), format!("d{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let err = Publisher::connect(&broker(&c))
+        .await
+        .expect_err("connecting over an unbounded stream");
+    assert!(!err.is_transient(), "{err}");
+    let mut s = js.get_stream(&c.stream).await.expect("stream");
+    let info = s.info().await.expect("info");
+    assert_eq!(info.state.messages, 3, "the refused update lost messages");
+    err.to_string()
+}
+
+fn assert_refusal(err: &str, server_says: &str) {
+    let url_and_stream = err.split(": stream SANDMINE_DELTAS: ").collect::<Vec<_>>();
+    assert_eq!(url_and_stream.len(), 2, "{err}");
+    assert_eq!(
+        url_and_stream[1],
+        format!(
+            "it has retention Limits, discard Old, max_bytes -1, and sandmine needs retention \
+             WorkQueue, discard New, max_bytes 1073741824; the server refused to change it: \
+             jetstream error: {server_says} (code 500, error code 10052). A stream created by \
+             an older sandmine (limits retention, no bound: acked deltas are never removed) \
+             cannot become a work queue in place: let the aggregators consume it, delete it \
+             (`nats stream rm SANDMINE_DELTAS`), and sandmine creates it anew (docs/CONFIG.md, \
+             \"Upgrading the streams\")"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_unbounded_stream_from_an_older_sandmine_is_refused_clearly_by_nats_2_9() {
+    let n = Nats::start();
+    let err = connect_over_an_unbounded_stream(&n).await;
+    assert_refusal(
+        &err,
+        "stream configuration update can not change retention policy",
+    );
+}
+
+#[tokio::test]
+async fn an_unbounded_stream_from_an_older_sandmine_is_refused_clearly_by_nats_2_15() {
+    let n = Nats::start_new();
+    let err = connect_over_an_unbounded_stream(&n).await;
+    assert_refusal(
+        &err,
+        "stream configuration update can not change retention policy to/from workqueue",
+    );
+}
+
+/// A new `stream_max_bytes` is applied to the existing work-queue stream,
+/// and keeps what it holds.
+#[tokio::test]
+async fn a_new_bound_is_applied_to_the_existing_stream() {
+    use async_nats::jetstream::stream::{DiscardPolicy, RetentionPolicy};
+    let n = Nats::start();
+    let small = NatsConfig {
+        stream_max_bytes: 4096,
+        ..cfg(&n)
+    };
+    let p = Publisher::connect(&broker(&small))
+        .await
+        .expect("publisher");
+    p.publish("h.b.1", b"one").await.expect("publish");
+    p.publish("h.b.2", b"two").await.expect("publish");
+    let big = NatsConfig {
+        stream_max_bytes: 8192,
+        ..small.clone()
+    };
+    Publisher::connect(&broker(&big))
+        .await
+        .expect("publisher with a new bound");
+    let client = async_nats::connect(big.url.as_str())
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(&big.stream).await.expect("stream");
+    let info = s.info().await.expect("info");
+    assert_eq!(
+        (
+            info.config.retention,
+            info.config.discard,
+            info.config.max_bytes,
+            info.state.messages
+        ),
+        (RetentionPolicy::WorkQueue, DiscardPolicy::New, 8192, 2)
+    );
+}
+
 #[tokio::test]
 async fn dead_letters_carry_payload_reason_and_original_id() {
     let n = Nats::start();
