@@ -36,7 +36,8 @@ impl From<CollectError> for DaemonError {
     }
 }
 
-fn e(what: impl std::fmt::Display) -> DaemonError {
+/// A failure to load, open or pin the counter, as the daemon reports it.
+fn kernel_error(what: impl std::fmt::Display) -> DaemonError {
     DaemonError::Kernel(what.to_string())
 }
 
@@ -79,7 +80,7 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
             )
         };
         if rc != 0 {
-            return Err(e(format_args!(
+            return Err(kernel_error(format_args!(
                 "{} is not on a bpffs and mounting bpffs on /sys/fs/bpf failed: {}",
                 pin_dir.display(),
                 std::io::Error::last_os_error()
@@ -197,16 +198,16 @@ fn pin_links(
     for ((prog, _), id) in PROGRAMS.iter().zip(links) {
         let p: &mut BtfTracePoint = bpf
             .program_mut(prog)
-            .ok_or_else(|| e(format_args!("program {prog} missing from the object")))?
+            .ok_or_else(|| kernel_error(format_args!("program {prog} missing from the object")))?
             .try_into()
-            .map_err(|err| e(format_args!("{prog}: {err}")))?;
+            .map_err(|err| kernel_error(format_args!("{prog}: {err}")))?;
         let link = p
             .take_link(id)
-            .map_err(|err| e(format_args!("taking the link of {prog}: {err}")))?;
+            .map_err(|err| kernel_error(format_args!("taking the link of {prog}: {err}")))?;
         let fd: FdLink = link.into();
         let path = pin_dir.join(format!("link-{prog}"));
         fd.pin(&path)
-            .map_err(|err| e(format_args!("pinning {}: {err}", path.display())))?;
+            .map_err(|err| kernel_error(format_args!("pinning {}: {err}", path.display())))?;
     }
     Ok(())
 }
