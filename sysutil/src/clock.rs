@@ -42,14 +42,11 @@ pub fn rfc3339_ms(ms: u64) -> String {
 
 /// `ms` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
 pub fn rfc3339_s(ms: u64) -> String {
-    let (y, m, d) = civil_from_days((ms / 86_400_000) as i64);
-    let rem = ms / 1000 % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let full = rfc3339_ms(ms);
+    match full.rsplit_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => full,
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
