@@ -149,7 +149,7 @@ fn default_ret(profile: &OciProfile, over: DefaultOverride) -> u32 {
     }
 }
 
-/// What the filter [`compile_for`] builds returns for syscall `name` of
+/// What the filter [`build_for`] builds returns for syscall `name` of
 /// `abi` on a kernel running `host`, computed from the profile directly
 /// (no BPF). `sandmine run` uses it to check, before installing a filter,
 /// that the command can be exec'd at all. An ABI the host cannot run, or
@@ -185,16 +185,13 @@ pub fn lets_through(ret: u32) -> bool {
 
 /// Compile `profile` for the ABIs this machine's kernel can run
 /// ([`Abi::host_abis`]).
-pub fn compile(
-    profile: &OciProfile,
-    over: DefaultOverride,
-) -> Result<Vec<SockFilter>, FilterError> {
-    compile_for(profile, over, Abi::host_abis())
+pub fn build(profile: &OciProfile, over: DefaultOverride) -> Result<Vec<SockFilter>, FilterError> {
+    build_for(profile, over, Abi::host_abis())
 }
 
 /// Compile `profile` for a kernel that runs the ABIs `host` (the first one
 /// is its native ABI, which an empty `architectures` list means).
-pub fn compile_for(
+pub fn build_for(
     profile: &OciProfile,
     over: DefaultOverride,
     host: &[Abi],
@@ -228,16 +225,16 @@ pub fn compile_for(
         }
     }
 
-    compile_resolved(&tables, default_ret, host)
+    build_resolved(&tables, default_ret, host)
 }
 
-/// The second half of [`compile_for`], for callers that already resolved
+/// The second half of [`build_for`], for callers that already resolved
 /// names to numbers: `tables` holds, per listed host ABI, each number's
 /// return value (x32 numbers with `X32_SYSCALL_BIT` set); an ABI absent
 /// from `tables` is not listed, and its calls get [`UNLISTED_ABI_RET`].
 /// Does no validation: the caller vouches for the tables (the fleet
 /// compiler builds them from names it took from the syscall tables).
-pub fn compile_resolved(
+pub fn build_resolved(
     tables: &BTreeMap<Abi, BTreeMap<u32, u32>>,
     default_ret: u32,
     host: &[Abi],
@@ -639,7 +636,7 @@ mod tests {
     }
 
     fn compile_x86(p: &OciProfile, over: DefaultOverride) -> Vec<SockFilter> {
-        let prog = compile_for(p, over, X86_HOST).unwrap();
+        let prog = build_for(p, over, X86_HOST).unwrap();
         verify(&prog);
         prog
     }
@@ -848,7 +845,7 @@ mod tests {
 
         // A host without x32: numbers with the bit are killed.
         let host = &[Abi::X86_64, Abi::I386];
-        let prog = compile_for(&p, DefaultOverride::Errno, host).unwrap();
+        let prog = build_for(&p, DefaultOverride::Errno, host).unwrap();
         verify(&prog);
         assert_eq!(
             run(&prog, x32_read, AUDIT_ARCH_X86_64),
@@ -994,7 +991,7 @@ mod tests {
             &["clone3"],
         );
         let host = &[Abi::Aarch64];
-        let prog = compile_for(&p, DefaultOverride::Errno, host).unwrap();
+        let prog = build_for(&p, DefaultOverride::Errno, host).unwrap();
         verify(&prog);
         assert_eq!(judge(&prog, Abi::Aarch64, "openat"), ALLOW);
         assert_eq!(judge(&prog, Abi::Aarch64, "clone3"), ENOSYS_RET);
@@ -1029,13 +1026,13 @@ mod tests {
     fn invalid_profiles_are_refused() {
         let mut p = profile(&[Abi::X86_64], &["read", "no_such_call"], &[]);
         assert!(matches!(
-            compile_for(&p, DefaultOverride::Errno, X86_HOST),
+            build_for(&p, DefaultOverride::Errno, X86_HOST),
             Err(FilterError::Profile(ProfileError::UnknownSyscall { .. }))
         ));
         p.syscalls[0].names.pop();
         p.default_errno_ret = Some(5000);
         assert!(matches!(
-            compile_for(&p, DefaultOverride::Errno, X86_HOST),
+            build_for(&p, DefaultOverride::Errno, X86_HOST),
             Err(FilterError::Profile(ProfileError::ErrnoOutOfRange { .. }))
         ));
     }

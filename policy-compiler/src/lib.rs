@@ -43,7 +43,8 @@ pub use compile::{compile_image, CompileError, Compiled};
 pub use decide::{Decision, State};
 pub use explain::explain;
 pub use filter::{
-    compile, compile_for, lets_through, verdict, DefaultOverride, FilterError, SockFilter,
+    build as build_filter, build_for as build_filter_for, lets_through, verdict, DefaultOverride,
+    FilterError, SockFilter,
 };
 pub use oci::{Action, Metadata, OciProfile, ProfileError, ScmpArch, SyscallRule};
 pub use policy::{Mode, Policy, PolicyError, ResolvedPolicy};

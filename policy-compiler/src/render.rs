@@ -5,7 +5,7 @@
 //! and no timestamp. The content hash is over the canonical OCI JSON only.
 
 use crate::decide::{AllowReason, Decision, DenyReason, Verdict};
-use crate::filter::{compile_resolved, ret_value, FilterError};
+use crate::filter::{build_resolved, ret_value, FilterError};
 use crate::oci::{
     Action, Metadata, OciProfile, ScmpArch, SyscallRule, UnnamedSyscall, METADATA_VERSION,
 };
@@ -380,7 +380,7 @@ pub fn host_families(d: &Decision) -> Vec<(&'static str, &'static [Abi])> {
 /// The classic-BPF program for a kernel running `host`: the raw
 /// `struct sock_filter` array, little-endian, 8 bytes per instruction.
 ///
-/// The same program as `filter::compile_for(profile, DefaultOverride::Errno,
+/// The same program as `filter::build_for(profile, DefaultOverride::Errno,
 /// host)` (a test checks it), with names resolved through [`schemas::syscalls`]
 /// and without re-validating a profile this module built.
 pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterError> {
@@ -403,7 +403,7 @@ pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterEr
             }
         }
     }
-    let prog = compile_resolved(&tables, default_ret, host)?;
+    let prog = build_resolved(&tables, default_ret, host)?;
     let mut out = Vec::with_capacity(prog.len() * 8);
     for i in prog {
         out.extend_from_slice(&i.code.to_le_bytes());

@@ -352,7 +352,7 @@ fn observed_must_deny_is_enforced_denied_and_its_fallback_allowed() {
     // The BPF program: 8 bytes per instruction, the same program the
     // filter compiler builds, starting with `ld [4]` (the arch).
     let bpf = &out.files["bpf/x86_64.bpf"];
-    let prog = policy_compiler::compile_for(
+    let prog = policy_compiler::build_filter_for(
         &out.profile,
         policy_compiler::DefaultOverride::Errno,
         &[Abi::X86_64, Abi::I386, Abi::X32],

@@ -92,8 +92,8 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     })?;
     let profile = oci::parse(&text).with_context(|| format!("invalid profile {shown}"))?;
     let over = DefaultOverride::from(args.action);
-    let prog = filter::compile(&profile, over)
-        .with_context(|| format!("cannot compile profile {shown}"))?;
+    let prog =
+        filter::build(&profile, over).with_context(|| format!("cannot compile profile {shown}"))?;
 
     let host = Abi::host_abis();
     let Some(native) = host.first().copied() else {
