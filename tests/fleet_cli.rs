@@ -1179,7 +1179,7 @@ fn compile_bad_input_is_a_clear_error() {
     ]);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
     assert!(
-        o.stderr.contains("only-image: not ready"),
+        o.stderr.contains("only-image: not_ready"),
         "{}",
         o.describe()
     );

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct Candidate {
     /// Image reference, e.g. `nginx:1.25`.
     pub image: String,
-    /// `"enforce"`, `"log"` or `"not-ready"`.
+    /// `"enforce"`, `"log"` or `"not_ready"`.
     pub state: String,
     /// Relative path -> bytes (`profile.json`, `seccompprofile.yaml`, ...).
     pub files: BTreeMap<String, Vec<u8>>,

@@ -3,7 +3,7 @@
 
 use crate::Candidate;
 use policy_compiler::decide::{AllowReason, Verdict};
-use policy_compiler::{Compiled, Policy, State};
+use policy_compiler::{Compiled, Policy};
 use schemas::fleet::ImageObservations;
 use std::collections::BTreeMap;
 
@@ -12,11 +12,9 @@ use std::collections::BTreeMap;
 /// judges it by.
 pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Candidate {
     let d = &c.decision;
-    let state = match d.state {
-        State::Enforce => "enforce",
-        State::Log => "log",
-        State::NotReady => "not-ready",
-    };
+    // One spelling of each state: the compiler's (`enforce`, `log`,
+    // `not_ready`), as in every report.
+    let state = d.state.as_str();
     let allowed = policy_compiler::compile::allowed_sets(c);
     let mut syscall_last_seen_ms = BTreeMap::new();
     for t in &obs.syscalls {

@@ -2,8 +2,8 @@
 //! of (previous meta, candidate, policy, now).
 //!
 //! Rules, checked in this order:
-//! 1. state `not-ready` -> [`GateDecision::NotReady`]; a state other than
-//!    `enforce`/`log`/`not-ready` -> held back.
+//! 1. state `not_ready` -> [`GateDecision::NotReady`]; a state other than
+//!    `enforce`/`log`/`not_ready` -> held back.
 //! 2. same version (same files) and same state as published ->
 //!    [`GateDecision::Unchanged`].
 //! 3. otherwise every violated rule adds a reason, and any reason holds the
@@ -79,12 +79,12 @@ pub fn gate(
 
     match cand.state.as_str() {
         "enforce" | "log" => {}
-        "not-ready" => {
+        "not_ready" => {
             let why = if cand.confidence_summary.is_empty() {
-                "the compiler marked the profile not-ready".to_string()
+                "the compiler marked the profile not_ready".to_string()
             } else {
                 format!(
-                    "the compiler marked the profile not-ready: {}",
+                    "the compiler marked the profile not_ready: {}",
                     cand.confidence_summary
                 )
             };
@@ -93,7 +93,7 @@ pub fn gate(
         }
         other => {
             out.decision = GateDecision::HoldBack(vec![format!(
-                "unknown state {other:?} (expected enforce, log or not-ready)"
+                "unknown state {other:?} (expected enforce, log or not_ready)"
             )]);
             return out;
         }

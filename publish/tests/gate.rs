@@ -240,13 +240,13 @@ fn unchanged_means_same_files_and_state() {
 #[test]
 fn not_ready_publishes_nothing() {
     let prev = published(&cand("app", "enforce", &["read"], 3, T0), T0);
-    let mut c = cand("app", "not-ready", &["read", "ptrace"], 0, T0);
+    let mut c = cand("app", "not_ready", &["read", "ptrace"], 0, T0);
     c.confidence_summary = "confidence 0.41 < 0.95 (2 hosts, 3 containers)".into();
     let g = gate(Some(&prev), &c, &policy(2), T0);
     assert_eq!(
         g.decision,
         GateDecision::NotReady(
-            "the compiler marked the profile not-ready: confidence 0.41 < 0.95 (2 hosts, 3 containers)"
+            "the compiler marked the profile not_ready: confidence 0.41 < 0.95 (2 hosts, 3 containers)"
                 .into()
         )
     );
@@ -254,7 +254,7 @@ fn not_ready_publishes_nothing() {
     c.confidence_summary.clear();
     assert_eq!(
         gate(None, &c, &policy(2), T0).decision,
-        GateDecision::NotReady("the compiler marked the profile not-ready".into())
+        GateDecision::NotReady("the compiler marked the profile not_ready".into())
     );
 }
 
@@ -264,7 +264,7 @@ fn unknown_state_is_held_back() {
     assert_eq!(
         gate(None, &c, &policy(2), T0).decision,
         GateDecision::HoldBack(vec![
-            "unknown state \"audit\" (expected enforce, log or not-ready)".into()
+            "unknown state \"audit\" (expected enforce, log or not_ready)".into()
         ])
     );
 }

@@ -189,7 +189,7 @@ async fn one_commit_per_image_in_a_round() {
     let cands = vec![
         cand("b:1", "log", &["read"], 3, T0),
         cand("a:1", "enforce", &["read"], 3, T0),
-        cand("c:1", "not-ready", &["read"], 3, T0),
+        cand("c:1", "not_ready", &["read"], 3, T0),
     ];
     let r = publish_all(&cands, &target, &policy(2), T0).await;
     assert_eq!(r.published(), 2);

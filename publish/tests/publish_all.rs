@@ -19,7 +19,7 @@ async fn report_covers_every_outcome_in_image_order() {
         .insert(("x86_64".into(), "openat".into()), 1);
     let mut waiting = cand("waiting:1", "log", &["read"], 3, T0);
     waiting.confidence_summary = "confidence 0.5 (1 host)".into();
-    waiting.state = "not-ready".into();
+    waiting.state = "not_ready".into();
     let mut evil = cand("evil:1", "enforce", &["read"], 3, T0);
     evil.files.insert("../../etc/passwd".into(), b"x".to_vec());
     let mut clash = cand("clash:1", "enforce", &["read"], 3, T0);
@@ -89,7 +89,7 @@ async fn report_covers_every_outcome_in_image_order() {
             entry(
                 "waiting:1",
                 Outcome::NotReady {
-                    reason: "the compiler marked the profile not-ready: confidence 0.5 (1 host)"
+                    reason: "the compiler marked the profile not_ready: confidence 0.5 (1 host)"
                         .into()
                 }
             ),
@@ -105,7 +105,7 @@ async fn report_covers_every_outcome_in_image_order() {
              \x20 fresh:1: failed: more than one candidate for this image in the round\n\
              \x20 lonely:1: held back {}:\n    new syscall x86_64 openat seen on 1 host(s), fewer than min_hosts 2\n\
              \x20 steady:1: unchanged {}\n\
-             \x20 waiting:1: not ready: the compiler marked the profile not-ready: confidence 0.5 (1 host)\n",
+             \x20 waiting:1: not ready: the compiler marked the profile not_ready: confidence 0.5 (1 host)\n",
             tmp.path().display(),
             v(&fresh).short,
             v(&lonely).short,
@@ -124,7 +124,7 @@ async fn report_covers_every_outcome_in_image_order() {
             "shrink_eligible_at_ms": null
         })
     );
-    // Nothing was written for the failed, held-back or not-ready images.
+    // Nothing was written for the failed, held-back or not_ready images.
     let mut dirs: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -82,20 +82,12 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
             sysutil::fs::write_atomic(&dir.join("report.txt"), c.report_text.as_bytes())?;
             sysutil::fs::write_atomic(&dir.join("report.json"), c.report_json.as_bytes())?;
             sysutil::fs::write_atomic(&dir.join("diff.txt"), diff.as_bytes())?;
-            let state = match c.decision.state {
-                State::Enforce => {
-                    enforce += 1;
-                    "enforce"
-                }
-                State::Log => {
-                    log += 1;
-                    "log"
-                }
-                State::NotReady => {
-                    not_ready += 1;
-                    "not ready"
-                }
-            };
+            match c.decision.state {
+                State::Enforce => enforce += 1,
+                State::Log => log += 1,
+                State::NotReady => not_ready += 1,
+            }
+            let state = c.decision.state.as_str();
             eprintln!(
                 "{image}: {state} ({} syscalls allowed, {}) -> {}",
                 c.decision.allowed_union().len(),
@@ -104,7 +96,7 @@ pub fn main(args: CompileArgs) -> Result<ExitCode> {
             );
         }
         eprintln!(
-            "sandmine: {} image(s): {enforce} enforce, {log} log, {not_ready} not ready",
+            "sandmine: {} image(s): {enforce} enforce, {log} log, {not_ready} not_ready",
             images.len()
         );
         Ok(ExitCode::SUCCESS)
