@@ -12,7 +12,7 @@
 //! Unlike JetStream, Kafka does not drop a re-publish of the same id: the
 //! store's idempotence on the message id is what dedupes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,6 +234,28 @@ pub struct KafkaConsumer {
     cfg: KafkaConfig,
     consumer: Arc<StreamConsumer>,
     dead_letter: bool,
+    /// Per partition, what [`KafkaConsumer::ack`] may commit: see
+    /// [`Pending`].
+    pending: BTreeMap<(String, i32), Pending>,
+}
+
+/// The deliveries of one partition that were fetched and not acked yet.
+/// A Kafka commit is one offset per partition ("everything before it is
+/// done"), so it may never pass one of them: the replay command keeps the
+/// dead letters it cannot decode, unacked, and they must come back on its
+/// next run even when later ones were acked.
+#[derive(Debug, Default)]
+struct Pending {
+    unacked: BTreeSet<i64>,
+    /// One past the highest offset fetched.
+    end: i64,
+}
+
+impl Pending {
+    /// The offset to commit: the first unacked delivery, else the end.
+    fn commit_offset(&self) -> i64 {
+        self.unacked.first().copied().unwrap_or(self.end)
+    }
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -274,6 +296,7 @@ impl KafkaConsumer {
             cfg: cfg.clone(),
             consumer: Arc::new(consumer),
             dead_letter,
+            pending: BTreeMap::new(),
         })
     }
 
@@ -305,6 +328,12 @@ impl KafkaConsumer {
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                 })
             };
+            let p = self
+                .pending
+                .entry((msg.topic().to_string(), msg.partition()))
+                .or_default();
+            p.unacked.insert(msg.offset());
+            p.end = p.end.max(msg.offset() + 1);
             let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
             let (msg_id, reason) = if self.dead_letter {
                 (header(HEADER_MSG_ID).or(key), header(HEADER_REASON))
@@ -327,9 +356,11 @@ impl KafkaConsumer {
         Ok(out)
     }
 
-    /// Commits, synchronously, max offset + 1 of each partition seen.
+    /// Commits, synchronously, for each partition of `deliveries`, the
+    /// first offset fetched and not acked yet (past the highest fetched
+    /// once all are acked): never past a delivery that was not acked.
     pub async fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), TransportError> {
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for d in deliveries {
             match &d.handle {
                 Handle::Kafka {
@@ -337,8 +368,11 @@ impl KafkaConsumer {
                     partition,
                     offset,
                 } => {
-                    let e = next.entry((topic.clone(), *partition)).or_insert(0);
-                    *e = (*e).max(offset + 1);
+                    let key = (topic.clone(), *partition);
+                    let p = self.pending.entry(key.clone()).or_default();
+                    p.unacked.remove(offset);
+                    p.end = p.end.max(offset + 1);
+                    commits.insert(key, p.commit_offset());
                 }
                 Handle::Nats(_) => {
                     return Err(TransportError::ForeignDelivery(
@@ -347,11 +381,11 @@ impl KafkaConsumer {
                 }
             }
         }
-        if next.is_empty() {
+        if commits.is_empty() {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &next {
+        for ((topic, partition), offset) in &commits {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
                 .map_err(|e| TransportError::kafka(&self.cfg.brokers, "commit", e))?;
         }

@@ -141,7 +141,7 @@ impl Publisher {
 #[derive(Debug)]
 pub enum Consumer {
     Nats(Box<nats::NatsConsumer>),
-    Kafka(kafka::KafkaConsumer),
+    Kafka(Box<kafka::KafkaConsumer>),
 }
 
 impl Consumer {
@@ -152,7 +152,7 @@ impl Consumer {
                 Consumer::Nats(Box::new(nats::NatsConsumer::connect(c, false).await?))
             }
             BrokerConfig::Kafka(c) => {
-                Consumer::Kafka(kafka::KafkaConsumer::connect(c, false).await?)
+                Consumer::Kafka(Box::new(kafka::KafkaConsumer::connect(c, false).await?))
             }
         })
     }
@@ -165,7 +165,7 @@ impl Consumer {
                 Consumer::Nats(Box::new(nats::NatsConsumer::connect(c, true).await?))
             }
             BrokerConfig::Kafka(c) => {
-                Consumer::Kafka(kafka::KafkaConsumer::connect(c, true).await?)
+                Consumer::Kafka(Box::new(kafka::KafkaConsumer::connect(c, true).await?))
             }
         })
     }

@@ -160,6 +160,63 @@ async fn kafka_dead_letters_carry_payload_reason_and_original_id() {
     assert_eq!(none.len(), 0, "{none:?}");
 }
 
+/// What `sandmine replay-dead-letters` does: ack only the dead letters it
+/// replayed and keep the others. A kept message must be delivered again,
+/// even when a later one was acked: a Kafka commit is one offset per
+/// partition, so it may never move past a delivery that was not acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ack_never_commits_past_a_kept_delivery() {
+    let k = Kafka::start();
+    let c = cfg(&k);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let all = ["replayed-0", "kept-1", "replayed-2", "kept-3", "replayed-4"];
+    for id in all {
+        p.publish_dead_letter(id, id.as_bytes(), "test")
+            .await
+            .expect("dead letter");
+    }
+    {
+        let mut dl = Consumer::connect_dead_letter(&broker(&c))
+            .await
+            .expect("dl consumer");
+        let got = fetch_n(&mut dl, 5).await;
+        assert_eq!(ids(&got), all);
+        let replayed: Vec<Delivery> = got
+            .into_iter()
+            .filter(|d| {
+                d.msg_id
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with("replayed"))
+            })
+            .collect();
+        dl.ack(&replayed).await.expect("commit the replayed ones");
+    }
+    // The next run starts at the first kept message: both kept ones come
+    // back (and the replayed ones after the first, which the store
+    // dedupes).
+    let mut dl = Consumer::connect_dead_letter(&broker(&c))
+        .await
+        .expect("dl consumer again");
+    let again = fetch_n(&mut dl, 4).await;
+    let more = dl.fetch(10, Duration::from_secs(3)).await.expect("fetch");
+    assert_eq!(
+        ids(&again),
+        ["kept-1", "replayed-2", "kept-3", "replayed-4"]
+    );
+    assert_eq!(ids(&more), Vec::<String>::new());
+    // Acking everything, in any order, then commits past the end.
+    dl.ack(&again[2..])
+        .await
+        .expect("commit kept-3 and replayed-4");
+    dl.ack(&again[..2]).await.expect("commit the rest");
+    drop(dl);
+    let mut dl = Consumer::connect_dead_letter(&broker(&c))
+        .await
+        .expect("dl consumer third");
+    let none = dl.fetch(10, Duration::from_secs(4)).await.expect("fetch");
+    assert_eq!(ids(&none), Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_dead_broker_publish_fails_within_seconds_then_recovers() {
     let mut k = Kafka::start();
