@@ -73,7 +73,7 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
     let head = format!("{} {abi} {name}", d.image);
     if !d.abis.contains(&abi) {
         return format!(
-            "{head}: denied: the image was never observed using the {abi} ABI (observed: {}), so the profile does not list {}; every {abi} call is refused",
+            "{head}: denied: the image was never observed using the {abi} ABI (observed: {}), so the profile does not list {}; every {abi} call kills the process (SIGSYS), whatever the default action",
             if d.abis.is_empty() {
                 "none".to_string()
             } else {

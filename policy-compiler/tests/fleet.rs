@@ -298,7 +298,7 @@ fn observed_must_deny_is_enforced_denied_and_its_fallback_allowed() {
     );
     assert_eq!(
         explain(d, Abi::I386, "read"),
-        "app i386 read: denied: the image was never observed using the i386 ABI (observed: x86_64), so the profile does not list SCMP_ARCH_X86; every i386 call is refused"
+        "app i386 read: denied: the image was never observed using the i386 ABI (observed: x86_64), so the profile does not list SCMP_ARCH_X86; every i386 call kills the process (SIGSYS), whatever the default action"
     );
 
     // The files, exactly.
