@@ -199,18 +199,20 @@ WANT = {
         [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", ""]],
     ),
     "q_image_containers(nope)": ([], []),
+    # Calls are summed in two 32-bit halves (high, low), so that no SQL sum
+    # can overflow (docs/STORE.md, "Ranges and saturation").
     "q_image_calls(nginx:1)": (
-        ["UInt8", "UInt32", "UInt64", "UInt8", "UInt64"],
+        ["UInt8", "UInt32", "UInt64", "UInt64", "UInt8", "UInt64"],
         [
-            [X86_64, 0, u64(27), IMAGE, u64(T0 + 20_000)],
-            [X86_64, 1, u64(3), IMAGE, u64(T0 + 20_000)],
-            [X86_64, 59, u64(1), RUNTIME, u64(T0 + 10_000)],
-            [I386, 20, u64(2), IMAGE, u64(T0 + 10_000)],
+            [X86_64, 0, u64(0), u64(27), IMAGE, u64(T0 + 20_000)],
+            [X86_64, 1, u64(0), u64(3), IMAGE, u64(T0 + 20_000)],
+            [X86_64, 59, u64(0), u64(1), RUNTIME, u64(T0 + 10_000)],
+            [I386, 20, u64(0), u64(2), IMAGE, u64(T0 + 10_000)],
         ],
     ),
     "q_image_calls(redis:7)": (
-        ["UInt8", "UInt32", "UInt64", "UInt8", "UInt64"],
-        [[X86_64, 0, u64(100), IMAGE, u64(T0 + 10_000)]],
+        ["UInt8", "UInt32", "UInt64", "UInt64", "UInt8", "UInt64"],
+        [[X86_64, 0, u64(0), u64(100), IMAGE, u64(T0 + 10_000)]],
     ),
     "q_image_calls(nope)": ([], []),
     "q_image_incidence(nginx:1)": (
@@ -230,13 +232,13 @@ WANT = {
     ),
     "q_image_incidence(nope)": ([], []),
     "q_syscall_totals": (
-        ["String", "UInt8", "UInt32", "UInt64", "UInt64", "UInt64"],
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64", "UInt64", "UInt64"],
         [
-            ["nginx:1", X86_64, 0, u64(27), u64(2), u64(3)],
-            ["nginx:1", X86_64, 1, u64(3), u64(1), u64(1)],
-            ["nginx:1", X86_64, 59, u64(1), u64(1), u64(1)],
-            ["nginx:1", I386, 20, u64(2), u64(1), u64(1)],
-            ["redis:7", X86_64, 0, u64(100), u64(1), u64(1)],
+            ["nginx:1", X86_64, 0, u64(0), u64(27), u64(2), u64(3)],
+            ["nginx:1", X86_64, 1, u64(0), u64(3), u64(1), u64(1)],
+            ["nginx:1", X86_64, 59, u64(0), u64(1), u64(1), u64(1)],
+            ["nginx:1", I386, 20, u64(0), u64(2), u64(1), u64(1)],
+            ["redis:7", X86_64, 0, u64(0), u64(100), u64(1), u64(1)],
         ],
     ),
     "q_runtime_syscalls": (
