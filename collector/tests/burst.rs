@@ -20,6 +20,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "sandmine-test/busybox:1";
+
+/// Every test here auto-tracks every workload outside the host's mount
+/// namespace, so one test's containers would take another's slots: they
+/// run one at a time, whatever `--test-threads` says.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 const GETPGRP: SyscallKey = SyscallKey {
     abi: Abi::X86_64,
     nr: 111,
@@ -150,6 +161,7 @@ fn keys_by_container(c: &EbpfCollector, ids: &[String]) -> BTreeMap<String, Vec<
 /// probe calls are counted exactly, and nothing is lost.
 #[test]
 fn a_burst_of_200_starts_after_a_fresh_load_loses_nothing() {
+    let _serial = one_at_a_time();
     let probe = probes::build_static("known_calls", probes::KNOWN_CALLS);
     let burst = Burst::create("200", &probe, 200);
     let c = EbpfCollector::load(&EbpfOptions {
@@ -287,6 +299,7 @@ fn leaf(cg: &collector::cgroup::Cgroup) -> String {
 /// starts at a rate the container runtime cannot reach on this machine.
 #[test]
 fn two_hundred_workloads_within_a_second_after_a_fresh_load_are_exact() {
+    let _serial = one_at_a_time();
     let probe = probes::build_static("known_calls_b", probes::KNOWN_CALLS);
     let cgs: Vec<_> = (0..200)
         .map(|_| collector::cgroup::Cgroup::create("burst").unwrap())
@@ -341,6 +354,7 @@ fn two_hundred_workloads_within_a_second_after_a_fresh_load_are_exact() {
 /// slots so that every slot is reused about four times. Exact, nothing lost.
 #[test]
 fn churn_of_1000_workloads_with_50_alive_is_exact() {
+    let _serial = one_at_a_time();
     const N: usize = 1000;
     const SLOTS: usize = 256;
     let probe = probes::build_static("known_calls_c", probes::KNOWN_CALLS);
@@ -416,6 +430,7 @@ fn churn_of_1000_workloads_with_50_alive_is_exact() {
 /// capacity with its lost calls; none is both, none is missing.
 #[test]
 fn over_capacity_workloads_are_named_with_their_lost_calls() {
+    let _serial = one_at_a_time();
     let probe = probes::build_static("known_calls_o", probes::KNOWN_CALLS);
     let cgs: Vec<_> = (0..40)
         .map(|_| collector::cgroup::Cgroup::create("over").unwrap())
