@@ -86,7 +86,10 @@ def check(name, got, want):
 
 # The worked example (aggregator/tests/common/mod.rs `hand_made`), as
 # envelopes: (host, boot, seq, start, [containers]); container:
-# (id, image, digest, seccomp, pod, started, last, exited, [(abi, nr, calls, phases, first)]).
+# (id, image, digest, seccomp, pod, started, last, exited, [(abi, nr, calls, phases, first)][, incomplete]).
+# Plus (not in the worked example) host h3's app:1 container n1: complete in
+# its first message, incomplete (wire v3) in its second, never a syscall
+# (a workload that never got a slot): it has a row in incomplete_containers.
 ENVELOPES = [
     ("h1", "b1", 1, T0, [
         ("c1", "nginx:1", "", "unknown", None, T0 + 1000, T0 + 10_000, None,
@@ -107,16 +110,23 @@ ENVELOPES = [
         ("c3", "nginx:1", "sha256:aa", "runtime/default", ("web", "nginx-0", "nginx"), T0 + 500, T0 + 10_000, None,
          [(X86_64, 0, 4, IMAGE, T0 + 700), (I386, 20, 2, IMAGE, T0 + 600)]),
     ]),
+    ("h3", "b3", 1, T0, [
+        ("n1", "app:1", "", "unknown", None, T0 + 100, T0 + 5000, None, [], 0),
+    ]),
+    ("h3", "b3", 2, T0 + 10_000, [
+        ("n1", "app:1", "", "unknown", None, T0 + 100, T0 + 20_000, T0 + 20_000, [], 1),
+    ]),
 ]
 
 
 def explode(envs):
     """Python twin of aggregator/src/store/rows.rs `explode`."""
-    calls, inc, cont = [], [], []
+    calls, inc, cont, incomplete = [], [], [], []
     for host, boot, seq, start, containers in envs:
         end = start + 10_000
         agg = {}
-        for cid, image, digest, seccomp, pod, started, last, exited, syscalls in containers:
+        for cid, image, digest, seccomp, pod, started, last, exited, syscalls, *flag in containers:
+            is_incomplete = flag[0] if flag else 0
             for abi, nr, n, phases, first in syscalls:
                 l = max(last, first)
                 a = agg.setdefault((image, abi, nr), [0, 0, 0])
@@ -128,9 +138,11 @@ def explode(envs):
                     inc.append((image, abi, nr, host, boot, cid, phases, first, l))
             ns, pn, pc = pod or ("", "", "")
             cont.append((image, host, boot, cid, "docker", digest, ns, pn, pc, seccomp, started, last, exited or 0))
+            if is_incomplete:
+                incomplete.append((image, host, boot, cid))
         for (image, abi, nr), (n, phases, l) in sorted(agg.items()):
             calls.append((image, abi, nr, host, boot, seq, n, phases, l, end))
-    return calls, inc, cont
+    return calls, inc, cont, incomplete
 
 
 COLUMNS = {
@@ -138,16 +150,18 @@ COLUMNS = {
     "incidence": "image, abi, nr, host_id, boot_id, container_id, phases, first_seen_ms, last_seen_ms",
     "containers": "image, host_id, boot_id, container_id, runtime, image_digest, pod_namespace, pod_name, "
                   "pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms",
+    "incomplete_containers": "image, host_id, boot_id, container_id",
 }
 
 
 def insert(sess, envs):
-    calls, inc, cont = explode(envs)
-    for table, rows in (("containers", cont), ("incidence", inc), ("calls", calls)):
+    calls, inc, cont, incomplete = explode(envs)
+    for table, rows in (("containers", cont), ("incomplete_containers", incomplete), ("incidence", inc),
+                        ("calls", calls)):
         if rows:
             values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
             run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
-    return len(calls), len(inc), len(cont)
+    return len(calls), len(inc), len(cont), len(incomplete)
 
 
 def migrate(sess):
@@ -171,8 +185,9 @@ def answers(sess):
     out["q_migrations"] = run(sess, read("q_migrations.sql"))
     out["q_images"] = run(sess, read("q_images.sql"))
     for q in ("q_image_containers", "q_image_calls", "q_image_incidence"):
-        for image in ("nginx:1", "redis:7", "nope"):
-            out[f"{q}({image})"] = run(sess, bind(read(q + ".sql"), image))
+        for image in ("nginx:1", "redis:7", "app:1", "nope"):
+            sql = read(q + ".sql")
+            out[f"{q}({image})"] = run(sess, bind(sql, *[image] * sql.count("?")))
     out["q_syscall_totals"] = run(sess, read("q_syscall_totals.sql"))
     out["q_runtime_syscalls"] = run(sess, read("q_runtime_syscalls.sql"))
     return out
@@ -184,20 +199,26 @@ def u64(v):
 
 
 WANT = {
-    "q_migrations": (["UInt32"], [[1]]),
-    "q_images": (["String"], [["nginx:1"], ["redis:7"]]),
+    "q_migrations": (["UInt32"], [[1], [2]]),
+    "q_images": (["String"], [["app:1"], ["nginx:1"], ["redis:7"]]),
     "q_image_containers(nginx:1)": (
-        ["String", "String", "String", "UInt64", "UInt64", "String", "String"],
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
         [
-            ["h2", "b9", "c3", u64(T0 + 500), u64(T0 + 10_000), "runtime/default", "sha256:aa"],
-            ["h1", "b1", "c1", u64(T0 + 1000), u64(T0 + 20_000), "unknown", ""],
-            ["h1", "b1", "c2", u64(T0 + 3000), u64(T0 + 15_000), "unknown", ""],
+            ["h2", "b9", "c3", u64(T0 + 500), u64(T0 + 10_000), "runtime/default", "sha256:aa", 0],
+            ["h1", "b1", "c1", u64(T0 + 1000), u64(T0 + 20_000), "unknown", "", 0],
+            ["h1", "b1", "c2", u64(T0 + 3000), u64(T0 + 15_000), "unknown", "", 0],
         ],
     ),
     "q_image_containers(redis:7)": (
-        ["String", "String", "String", "UInt64", "UInt64", "String", "String"],
-        [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", ""]],
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
+        [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", "", 0]],
     ),
+    "q_image_containers(app:1)": (
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
+        [["h3", "b3", "n1", u64(T0 + 100), u64(T0 + 20_000), "unknown", "", 1]],
+    ),
+    "q_image_calls(app:1)": ([], []),
+    "q_image_incidence(app:1)": ([], []),
     "q_image_containers(nope)": ([], []),
     # Calls are summed in two 32-bit halves (high, low), so that no SQL sum
     # can overflow (docs/STORE.md, "Ranges and saturation").
@@ -264,9 +285,9 @@ def main():
         print(f"current ClickHouse (chdb): {v[0][0]}")
         migrate(sess)
         migrate(sess)  # idempotent: nothing to apply, nothing breaks
-        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")):
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")):
             run(sess, s)  # every DDL statement again: IF NOT EXISTS
-        check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 7))
+        check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1))
         check_answers(sess, "once")
         # Redelivery: everything twice more, and envelopes one by one.
         insert(sess, ENVELOPES)
@@ -279,6 +300,8 @@ def main():
         check_answers(sess, "after OPTIMIZE FINAL")
         _, n = run(sess, f"SELECT toUInt64(count()) FROM {DB}.calls")
         check("calls rows after OPTIMIZE FINAL", n, [[7]])
+        _, n = run(sess, f"SELECT container_id FROM {DB}.incomplete_containers")
+        check("incomplete_containers after OPTIMIZE FINAL", n, [["n1"]])
         # The example queries of docs/STORE.md run too.
         docs = open(os.path.join(ROOT, "docs", "STORE.md")).read()
         examples = re.findall(r"```sql\n(.*?)```", docs, re.S)

@@ -250,6 +250,12 @@ fn tick_loop(
             Ordering::Relaxed,
         );
         metrics.lost_calls.store(st.lost_calls, Ordering::Relaxed);
+        metrics
+            .incomplete_containers
+            .store(st.incomplete_containers, Ordering::Relaxed);
+        metrics
+            .withheld_containers
+            .store(st.withheld_containers, Ordering::Relaxed);
         if last {
             break;
         }

@@ -20,12 +20,14 @@ pub struct Metrics {
     pub containers: AtomicU64,
     pub ticks: AtomicU64,
     pub lost_calls: AtomicU64,
+    pub incomplete_containers: AtomicU64,
+    pub withheld_containers: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.ingest;
-        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             (
                 "messages_stored_total",
                 "counter",
@@ -115,6 +117,18 @@ impl Metrics {
                 "counter",
                 "Syscalls the kernel could not record (map full)",
                 &self.lost_calls,
+            ),
+            (
+                "incomplete_containers_total",
+                "counter",
+                "Containers marked incomplete (some calls lost) since the collector started",
+                &self.incomplete_containers,
+            ),
+            (
+                "withheld_containers_total",
+                "counter",
+                "Incomplete containers left out of the messages since the collector started (max_wire_version below 3 cannot carry the flag)",
+                &self.withheld_containers,
             ),
         ];
         let mut out = String::new();

@@ -585,6 +585,7 @@ fn envelope(host: &str, seq: u64, image: &str, calls: u64) -> schemas::wire::Env
             started_at_ms: t - 500,
             last_seen_ms: t,
             exited_at_ms: Some(t),
+            incomplete: false,
             syscalls: vec![SyscallDelta {
                 abi: schemas::Abi::X86_64,
                 nr: GETPGRP,

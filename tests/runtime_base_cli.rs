@@ -56,6 +56,7 @@ fn envelope(seq: u64, runtime: &str, image: &str, runtime_calls: &[u32]) -> Enve
             started_at_ms: t - 500,
             last_seen_ms: t,
             exited_at_ms: Some(t),
+            incomplete: false,
             syscalls,
         }],
     }

@@ -82,6 +82,7 @@ fn expected_nginx() -> ImageObservations {
                 started_at_ms: T0 + 500,
                 last_seen_ms: T0 + 10_000,
                 seccomp: "runtime/default".into(),
+                incomplete: false,
                 syscalls: vec![
                     ie(X86_64, 0, &[Image], T0 + 700, T0 + 10_000),
                     ie(I386, 20, &[Image], T0 + 600, T0 + 10_000),
@@ -94,6 +95,7 @@ fn expected_nginx() -> ImageObservations {
                 started_at_ms: T0 + 1000,
                 last_seen_ms: T0 + 20_000,
                 seccomp: "unknown".into(),
+                incomplete: false,
                 syscalls: vec![
                     // Not new in seq 2: last seen stays at its first interval.
                     ie(X86_64, 0, &[Image], T0 + 2000, T0 + 10_000),
@@ -109,6 +111,7 @@ fn expected_nginx() -> ImageObservations {
                 last_seen_ms: T0 + 15_000,
                 seccomp: "unknown".into(),
                 // Exit refreshes last seen.
+                incomplete: false,
                 syscalls: vec![ie(X86_64, 0, &[Image], T0 + 3500, T0 + 15_000)],
             },
         ],
@@ -324,11 +327,11 @@ async fn migrations_apply_once_and_reopen_is_harmless() {
     let (a, b) = tokio::join!(Store::open(&cfg), Store::open(&cfg));
     a.unwrap();
     b.unwrap();
-    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1]);
-    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1, 2]);
     assert_eq!(
         ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
-        "calls\ncontainers\nincidence\nschema_migrations\n"
+        "calls\ncontainers\nincidence\nincomplete_containers\nschema_migrations\n"
     );
     s1.insert(&hand_made()).await.unwrap();
     let s3 = open_ch(&ch).await;
@@ -339,7 +342,7 @@ async fn migrations_apply_once_and_reopen_is_harmless() {
     e1.insert(&hand_made()).await.unwrap();
     drop(e1);
     let e2 = open_embedded(dir.path()).await;
-    assert_eq!(e2.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(e2.applied_migrations().await.unwrap(), vec![1, 2]);
     assert_hand_made(&e2).await;
 }
 
@@ -811,4 +814,207 @@ async fn embedded_huge_sums_saturate() {
 async fn clickhouse_huge_sums_saturate() {
     let ch = testsvc::ClickHouse::start();
     assert_huge_sums_saturate(&open_ch(&ch).await).await;
+}
+
+/// Incomplete containers (wire v3): `lossy` is complete in its first
+/// message and incomplete from its second on (the collector keeps the flag
+/// set); `noslot` never had a slot, so it arrives with no syscalls at all,
+/// only the flag. Per container, once incomplete always incomplete: the
+/// same answer from both stores, whatever the redelivery, grouping and
+/// order, before and after ClickHouse's merges.
+fn incomplete_envelopes() -> Vec<wire::Envelope> {
+    use Abi::*;
+    use Phase::*;
+    let mut lossy2 = ctr(
+        "lossy",
+        "app:1",
+        T0 + 100,
+        T0 + 20_000,
+        None,
+        vec![sc(X86_64, 1, 2, &[Image], T0 + 12_000)],
+    );
+    lossy2.incomplete = true;
+    let mut lossy3 = ctr(
+        "lossy",
+        "app:1",
+        T0 + 100,
+        T0 + 30_000,
+        Some(T0 + 30_000),
+        vec![],
+    );
+    lossy3.incomplete = true;
+    let mut noslot = ctr("noslot", "app:1", T0 + 15_000, T0 + 20_000, None, vec![]);
+    noslot.incomplete = true;
+    vec![
+        env(
+            "h1",
+            "b1",
+            1,
+            T0,
+            vec![
+                ctr(
+                    "ok",
+                    "app:1",
+                    T0 + 50,
+                    T0 + 10_000,
+                    None,
+                    vec![sc(X86_64, 0, 5, &[Image], T0 + 60)],
+                ),
+                ctr(
+                    "lossy",
+                    "app:1",
+                    T0 + 100,
+                    T0 + 10_000,
+                    None,
+                    vec![sc(X86_64, 0, 3, &[Image], T0 + 200)],
+                ),
+            ],
+        ),
+        env("h1", "b1", 2, T0 + 10_000, vec![lossy2, noslot]),
+        env("h1", "b1", 3, T0 + 20_000, vec![lossy3]),
+    ]
+}
+
+fn expected_incomplete() -> ImageObservations {
+    use Abi::*;
+    use Phase::*;
+    let c = |id: &str, started: u64, last: u64, incomplete: bool, syscalls| ContainerIncidence {
+        host_id: "h1".into(),
+        boot_id: "b1".into(),
+        container_id: id.into(),
+        started_at_ms: started,
+        last_seen_ms: last,
+        seccomp: "unknown".into(),
+        incomplete,
+        syscalls,
+    };
+    ImageObservations {
+        image: "app:1".into(),
+        digests: vec![],
+        hosts: 1,
+        containers: 3,
+        // ok 9.95 s + lossy 29.9 s + noslot 5 s, summed in ms
+        container_seconds: 44,
+        first_seen_ms: T0 + 50,
+        last_seen_ms: T0 + 30_000,
+        syscalls: vec![
+            st(X86_64, 0, 1, 2, 8, T0 + 60, T0 + 10_000, &[Image]),
+            st(X86_64, 1, 1, 1, 2, T0 + 12_000, T0 + 20_000, &[Image]),
+        ],
+        incidence: vec![
+            c(
+                "ok",
+                T0 + 50,
+                T0 + 10_000,
+                false,
+                vec![ie(X86_64, 0, &[Image], T0 + 60, T0 + 10_000)],
+            ),
+            c(
+                "lossy",
+                T0 + 100,
+                T0 + 30_000,
+                true,
+                vec![
+                    ie(X86_64, 0, &[Image], T0 + 200, T0 + 10_000),
+                    ie(X86_64, 1, &[Image], T0 + 12_000, T0 + 20_000),
+                ],
+            ),
+            c("noslot", T0 + 15_000, T0 + 20_000, true, vec![]),
+        ],
+        out_of_range: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_containers_round_trip_and_merge_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Through the wire, as the aggregator gets them.
+    let batch: Vec<wire::Envelope> = incomplete_envelopes()
+        .iter()
+        .map(|e| wire::decode(&wire::encode(e).unwrap()).unwrap())
+        .collect();
+    assert_eq!(batch, incomplete_envelopes());
+    let want = expected_incomplete();
+    for s in [open_ch(&ch).await, open_embedded(dir.path()).await] {
+        // One by one, newest first: the first row a store sees of `lossy`
+        // is incomplete, then a complete one arrives (its first message).
+        for e in batch.iter().rev() {
+            s.insert(std::slice::from_ref(e)).await.unwrap();
+        }
+        assert_eq!(
+            s.image_observations("app:1").await.unwrap(),
+            Some(want.clone())
+        );
+        // Redelivered, regrouped.
+        s.insert(&batch).await.unwrap();
+        s.insert(&[batch[1].clone(), batch[0].clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.image_observations("app:1").await.unwrap(),
+            Some(want.clone())
+        );
+        if let Store::ClickHouse(c) = &s {
+            c.optimize().await.unwrap();
+            assert_eq!(
+                s.image_observations("app:1").await.unwrap(),
+                Some(want.clone())
+            );
+        }
+    }
+    // After the merges, one row per incomplete container.
+    assert_eq!(
+        ch.query("SELECT container_id FROM sandmine.incomplete_containers ORDER BY container_id"),
+        "lossy\nnoslot\n"
+    );
+}
+
+/// A store created before migration 2 (no `incomplete_containers`) with
+/// rows in it: opening it adds the table, and the old rows read as
+/// complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_2_adds_incomplete_to_an_existing_clickhouse_store() {
+    use aggregator::store::sql;
+    let ch = testsvc::ClickHouse::start();
+    for s in sql::split(sql::BOOTSTRAP)
+        .into_iter()
+        .chain(sql::split(sql::MIGRATIONS[0].sql))
+    {
+        ch.query(&sql::with_db(s, "sandmine"));
+    }
+    ch.query("INSERT INTO sandmine.schema_migrations (version, applied_at) VALUES (1, now())");
+    ch.query(&format!(
+        "INSERT INTO sandmine.containers (image, host_id, boot_id, container_id, runtime, image_digest, pod_namespace, pod_name, pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms) VALUES ('app:1', 'h1', 'b1', 'old', 'docker', '', '', '', '', 'unknown', {}, {}, 0)",
+        T0,
+        T0 + 1000
+    ));
+    let s = open_ch(&ch).await;
+    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2]);
+    let obs = s.image_observations("app:1").await.unwrap().unwrap();
+    assert_eq!(
+        obs.incidence
+            .iter()
+            .map(|c| (c.container_id.as_str(), c.incomplete))
+            .collect::<Vec<_>>(),
+        [("old", false)]
+    );
+    // Applying migration 2 again (a second aggregator racing the first) is
+    // harmless.
+    for s in sql::split(sql::MIGRATIONS[1].sql) {
+        ch.query(&sql::with_db(s, "sandmine"));
+    }
+    let mut noslot = ctr("noslot", "app:1", T0 + 500, T0 + 2000, None, vec![]);
+    noslot.incomplete = true;
+    s.insert(&[env("h1", "b1", 1, T0 + 1000, vec![noslot])])
+        .await
+        .unwrap();
+    let obs = s.image_observations("app:1").await.unwrap().unwrap();
+    assert_eq!(
+        obs.incidence
+            .iter()
+            .map(|c| (c.container_id.as_str(), c.incomplete))
+            .collect::<Vec<_>>(),
+        [("old", false), ("noslot", true)]
+    );
 }

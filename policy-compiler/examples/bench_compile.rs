@@ -135,6 +135,7 @@ fn synth(seed: u64) -> ImageObservations {
             } else {
                 "unconfined".into()
             },
+            incomplete: false,
             syscalls: entries,
         });
     }

@@ -124,6 +124,7 @@ fn observations() -> Result<ImageObservations, String> {
                 started_at_ms: start,
                 last_seen_ms: start + 2 * H,
                 seccomp: "unconfined".into(),
+                incomplete: false,
                 syscalls: nrs
                     .iter()
                     .map(|nr| IncidenceEntry {

@@ -375,6 +375,7 @@ mod tests {
                     started_at_ms: i as u64,
                     last_seen_ms: i as u64 + 1,
                     seccomp: "unconfined".into(),
+                    incomplete: false,
                     syscalls,
                 }
             })

@@ -259,6 +259,7 @@ fn observations() -> ImageObservations {
             started_at_ms: start,
             last_seen_ms: start + 2 * H,
             seccomp: "unconfined".into(),
+            incomplete: false,
             syscalls: entries.into_values().collect(),
         });
     }

@@ -99,6 +99,7 @@ fn image(name: &str, cs: &[C]) -> ImageObservations {
             started_at_ms: start,
             last_seen_ms: start + 2 * H,
             seccomp: k.seccomp.into(),
+            incomplete: false,
             syscalls: entries.into_values().collect(),
         });
     }

@@ -44,6 +44,12 @@ pub struct ContainerIncidence {
     pub last_seen_ms: u64,
     /// `wire::SeccompFilter::as_text` of the filter it ran under.
     pub seccomp: String,
+    /// Some of its calls were lost (`wire::ContainerDelta::incomplete`, in
+    /// any of its messages): `syscalls` is a subset of what it did. The
+    /// compiler lets such a container widen a profile but never narrow
+    /// one, and never counts it toward enforcement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     /// Sorted by (abi, nr).
     pub syscalls: Vec<IncidenceEntry>,
 }
@@ -123,6 +129,7 @@ impl ImageObservations {
             started_at_ms,
             last_seen_ms: ended_at_ms,
             seccomp: filter.into(),
+            incomplete: false,
             syscalls: obs
                 .syscalls
                 .keys()

@@ -25,9 +25,16 @@
 //!
 //! - **1**: host, boot, sequence, interval, and per container: runtime,
 //!   id, image, digest, lifetime and syscall deltas.
-//! - **2** (current): adds per container the Kubernetes pod (namespace,
-//!   pod, container) when known, and the seccomp filter the container ran
+//! - **2**: adds per container the Kubernetes pod (namespace, pod,
+//!   container) when known, and the seccomp filter the container ran
 //!   under (the compiler must know what a filter may have hidden).
+//! - **3** (current): adds per container `incomplete`: some of its calls
+//!   were lost (the collector was over capacity, or the workload used more
+//!   distinct syscalls than its slot holds), so its syscalls are a subset
+//!   of what it did. v1 and v2 messages decode with `incomplete = false`
+//!   (their senders could not say); a collector that must send v2 (see
+//!   `[collector] max_wire_version`) withholds an incomplete container
+//!   instead, so it never reaches a v2 aggregator as if it were complete.
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -47,6 +54,7 @@
 //! | `calls` of a syscall | `1..=2^48` ([`MAX_CALLS`]: 1024 CPUs making a call every 50 ns for an hour make 7.4e13, below 2^48 = 2.8e14) |
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
+//! | `incomplete` (v3) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
 //!
 //! A host whose clock is outside the window (an RTC at 1970 before NTP)
 //! therefore has its messages dead-lettered, with the reason, rather than
@@ -58,7 +66,7 @@ use serde::{Deserialize, Serialize};
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
 /// The version [`encode`] writes.
-pub const CURRENT_VERSION: u16 = 2;
+pub const CURRENT_VERSION: u16 = 3;
 /// The oldest version [`decode`] still reads.
 pub const OLDEST_VERSION: u16 = 1;
 /// Largest body accepted (and produced): a host with thousands of busy
@@ -115,6 +123,20 @@ pub struct ContainerDelta {
     pub exited_at_ms: Option<u64>,
     /// Sorted by (abi, nr); only syscalls with calls in this interval.
     pub syscalls: Vec<SyscallDelta>,
+    /// Some calls of this container were lost (v3): its syscalls are a
+    /// subset of what it did. Once set for a container, the collector
+    /// sets it in every later delta of it, and the stores keep it (their
+    /// merge is a max), so it can only widen a profile, never narrow one
+    /// or count toward enforcement.
+    ///
+    /// A flag rather than a count of lost calls: the kernel cannot say
+    /// which syscalls the lost calls were (a workload with no slot is not
+    /// counted at all), so no rule could use a count, and a flag is the
+    /// same whatever the grouping or redelivery of messages (a count would
+    /// need per-interval deltas and saturating sums in both stores). The
+    /// counts stay on the host: `EbpfCollector::lost_calls_of` and the
+    /// collector's `lost_calls` metric.
+    pub incomplete: bool,
 }
 
 /// Who a container is.
@@ -245,15 +267,27 @@ pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
     encode_version(e, CURRENT_VERSION)
 }
 
-/// Encodes at an older version (tests and fixtures; fields the version
-/// lacks are dropped).
+/// Encodes at an older version (a collector held back by
+/// `max_wire_version`, tests and fixtures). Fields the version lacks are
+/// dropped, except `incomplete`: below version 3 an incomplete container
+/// is a [`WireError::Encode`], so it can never travel as complete (the
+/// collector leaves such containers out of the message first).
 pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
+    if version < 3 {
+        if let Some(c) = e.containers.iter().find(|c| c.incomplete) {
+            return Err(WireError::Encode(format!(
+                "container {} is incomplete and wire version {version} cannot say so; leave it out of the message",
+                c.container.id
+            )));
+        }
+    }
     let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     let res = match version {
         1 => bincode::serde::encode_into_std_write(WireV1::from(e), &mut out, config()),
         2 => bincode::serde::encode_into_std_write(WireV2::from(e), &mut out, config()),
+        3 => bincode::serde::encode_into_std_write(WireV3::from(e), &mut out, config()),
         v => {
             return Err(WireError::Encode(format!("no wire version {v}")));
         }
@@ -284,6 +318,10 @@ pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
         }
         2 => {
             let w: WireV2 = decode_body(body).map_err(malformed)?;
+            w.into_envelope().map_err(malformed)
+        }
+        3 => {
+            let w: WireV3 = decode_body(body).map_err(malformed)?;
             w.into_envelope().map_err(malformed)
         }
         v => Err(WireError::UnknownVersion {
@@ -328,7 +366,7 @@ struct ContainerV1 {
     syscalls: Vec<SyscallV1>,
 }
 
-/// (abi code, nr, calls, phase bits, first seen): shared by v1 and v2.
+/// (abi code, nr, calls, phase bits, first seen): shared by v1, v2 and v3.
 #[derive(Serialize, Deserialize)]
 struct SyscallV1 {
     abi: u8,
@@ -361,6 +399,34 @@ struct ContainerV2 {
     started_at_ms: u64,
     last_seen_ms: u64,
     exited_at_ms: Option<u64>,
+    syscalls: Vec<SyscallV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireV3 {
+    host_id: String,
+    boot_id: String,
+    seq: u64,
+    interval_start_ms: u64,
+    interval_end_ms: u64,
+    containers: Vec<ContainerV3>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV3 {
+    runtime: String,
+    id: String,
+    image: String,
+    image_digest: String,
+    /// (namespace, pod, container)
+    pod: Option<(String, String, String)>,
+    /// `SeccompFilter::as_text`
+    seccomp: String,
+    started_at_ms: u64,
+    last_seen_ms: u64,
+    exited_at_ms: Option<u64>,
+    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
+    incomplete: bool,
     syscalls: Vec<SyscallV1>,
 }
 
@@ -499,6 +565,7 @@ impl WireV1 {
                     last_seen_ms: c.last_seen_ms,
                     exited_at_ms: c.exited_at_ms,
                     syscalls: syscalls_in(c.syscalls)?,
+                    incomplete: false,
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -569,6 +636,79 @@ impl WireV2 {
                     last_seen_ms: c.last_seen_ms,
                     exited_at_ms: c.exited_at_ms,
                     syscalls: syscalls_in(c.syscalls)?,
+                    incomplete: false,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Envelope {
+            host_id: self.host_id,
+            boot_id: self.boot_id,
+            seq: self.seq,
+            interval_start_ms: self.interval_start_ms,
+            interval_end_ms: self.interval_end_ms,
+            containers,
+        })
+    }
+}
+
+impl From<&Envelope> for WireV3 {
+    fn from(e: &Envelope) -> Self {
+        WireV3 {
+            host_id: e.host_id.clone(),
+            boot_id: e.boot_id.clone(),
+            seq: e.seq,
+            interval_start_ms: e.interval_start_ms,
+            interval_end_ms: e.interval_end_ms,
+            containers: e
+                .containers
+                .iter()
+                .map(|c| ContainerV3 {
+                    runtime: c.container.runtime.clone(),
+                    id: c.container.id.clone(),
+                    image: c.container.image.clone(),
+                    image_digest: c.container.image_digest.clone(),
+                    pod: c
+                        .container
+                        .pod
+                        .as_ref()
+                        .map(|p| (p.namespace.clone(), p.pod.clone(), p.container.clone())),
+                    seccomp: c.container.seccomp.as_text(),
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    incomplete: c.incomplete,
+                    syscalls: syscalls_out(&c.syscalls),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WireV3 {
+    fn into_envelope(self) -> Result<Envelope, String> {
+        check_ids(&self.host_id, &self.boot_id, self.seq)?;
+        let containers = self
+            .containers
+            .into_iter()
+            .map(|c| {
+                Ok(ContainerDelta {
+                    container: ContainerRef {
+                        runtime: c.runtime,
+                        id: c.id,
+                        image: c.image,
+                        image_digest: c.image_digest,
+                        pod: c.pod.map(|(namespace, pod, container)| PodRef {
+                            namespace,
+                            pod,
+                            container,
+                        }),
+                        seccomp: SeccompFilter::from_text(&c.seccomp),
+                    },
+                    started_at_ms: c.started_at_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    exited_at_ms: c.exited_at_ms,
+                    syscalls: syscalls_in(c.syscalls)?,
+                    incomplete: c.incomplete,
                 })
             })
             .collect::<Result<_, String>>()?;

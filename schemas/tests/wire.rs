@@ -43,6 +43,7 @@ fn sample() -> Envelope {
                 started_at_ms: 1_764_000_001_000,
                 last_seen_ms: 1_764_000_009_999,
                 exited_at_ms: None,
+                incomplete: false,
                 syscalls: vec![
                     sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
                     sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
@@ -61,18 +62,36 @@ fn sample() -> Envelope {
                 started_at_ms: 1_764_000_002_000,
                 last_seen_ms: 1_764_000_002_500,
                 exited_at_ms: Some(1_764_000_002_600),
+                incomplete: true,
                 syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
             },
         ],
     }
 }
 
-/// What a v1 reader could carry of `sample()`.
-fn sample_as_v1() -> Envelope {
-    let mut e = sample();
+/// What a message of `version` can carry of `e`: v1 has no pod and no
+/// filter, and v1 and v2 have no `incomplete` (they decode as complete).
+fn as_version(mut e: Envelope, version: u16) -> Envelope {
     for c in &mut e.containers {
-        c.container.pod = None;
-        c.container.seccomp = SeccompFilter::Unknown;
+        if version < 2 {
+            c.container.pod = None;
+            c.container.seccomp = SeccompFilter::Unknown;
+        }
+        if version < 3 {
+            c.incomplete = false;
+        }
+    }
+    e
+}
+
+/// The sample a fixture of `version` was written from (an older encoder
+/// refuses an incomplete container: the flag cannot travel).
+fn sample_for(version: u16) -> Envelope {
+    let mut e = sample();
+    if version < 3 {
+        for c in &mut e.containers {
+            c.incomplete = false;
+        }
     }
     e
 }
@@ -84,7 +103,7 @@ fn fixture(version: u16) -> PathBuf {
 fn golden(version: u16) -> Vec<u8> {
     let path = fixture(version);
     if std::env::var_os("SANDMINE_BLESS").is_some() {
-        let bytes = encode_version(&sample(), version).unwrap();
+        let bytes = encode_version(&sample_for(version), version).unwrap();
         std::fs::write(&path, bytes).unwrap();
     }
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -92,12 +111,31 @@ fn golden(version: u16) -> Vec<u8> {
 
 #[test]
 fn every_version_decodes_from_its_golden_bytes() {
-    assert_eq!(decode_unchecked(&golden(1)).unwrap(), sample_as_v1());
-    assert_eq!(decode_unchecked(&golden(2)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 2, "a new version needs a new fixture here");
+    assert_eq!(
+        decode_unchecked(&golden(1)).unwrap(),
+        as_version(sample(), 1)
+    );
+    assert_eq!(
+        decode_unchecked(&golden(2)).unwrap(),
+        as_version(sample(), 2)
+    );
+    assert_eq!(decode_unchecked(&golden(3)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 3, "a new version needs a new fixture here");
+    // v1 and v2 decode as complete; v3 carries the flag.
+    let flags = |v: u16| -> Vec<bool> {
+        decode_unchecked(&golden(v))
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.incomplete)
+            .collect()
+    };
+    assert_eq!(flags(1), [false, false]);
+    assert_eq!(flags(2), [false, false]);
+    assert_eq!(flags(3), [false, true]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2] {
+    for v in [1, 2, 3] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -111,7 +149,8 @@ fn every_version_decodes_from_its_golden_bytes() {
 #[test]
 fn the_encoder_still_writes_the_golden_bytes() {
     assert_eq!(encode(&sample()).unwrap(), golden(CURRENT_VERSION));
-    assert_eq!(encode_version(&sample(), 1).unwrap(), golden(1));
+    assert_eq!(encode_version(&sample_for(2), 2).unwrap(), golden(2));
+    assert_eq!(encode_version(&sample_for(1), 1).unwrap(), golden(1));
 }
 
 #[test]
@@ -119,21 +158,65 @@ fn header_is_magic_and_little_endian_version() {
     let b = golden(2);
     assert_eq!(&b[..6], b"SMDW\x02\x00");
     assert_eq!(peek_version(&b), Ok(2));
-    // Pinned size: a change here is a wire change.
+    // Pinned sizes: a change here is a wire change.
     assert_eq!(b.len(), 409, "v2 fixture size changed");
+    let b = golden(3);
+    assert_eq!(&b[..6], b"SMDW\x03\x00");
+    assert_eq!(peek_version(&b), Ok(3));
+    // v2 plus one byte per container (the flag).
+    assert_eq!(b.len(), 411, "v3 fixture size changed");
+}
+
+#[test]
+fn an_incomplete_container_cannot_travel_below_version_3() {
+    for v in [1, 2] {
+        assert_eq!(
+            encode_version(&sample(), v).map_err(|e| e.to_string()),
+            Err(format!(
+                "cannot encode: container 1234 is incomplete and wire version {v} cannot say so; leave it out of the message"
+            ))
+        );
+    }
+    // Without it, the older versions encode.
+    let mut e = sample();
+    e.containers.truncate(1);
+    assert_eq!(decode(&encode_version(&e, 2).unwrap()), Ok(e));
+}
+
+#[test]
+fn the_v3_flag_is_a_strict_bool() {
+    // One container, no syscalls: the body ends with the flag and the
+    // empty syscall list's length.
+    let mut e = in_range();
+    e.containers.truncate(1);
+    e.containers[0].syscalls.clear();
+    e.containers[0].incomplete = true;
+    let mut b = encode(&e).unwrap();
+    let n = b.len();
+    assert_eq!(&b[n - 2..], [1, 0]);
+    assert_eq!(decode(&b), Ok(e.clone()));
+    b[n - 2] = 0;
+    e.containers[0].incomplete = false;
+    assert_eq!(decode(&b), Ok(e));
+    b[n - 2] = 2;
+    let err = decode(&b).unwrap_err();
+    assert!(
+        matches!(err, WireError::Malformed { version: 3, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(2);
-    b[4] = 3;
+    let mut b = golden(3);
+    b[4] = 4;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 3,
+            version: 4,
             oldest: 1,
-            newest: 2
+            newest: 3
         }
     );
     assert!(err.is_unknown_version());
@@ -147,12 +230,12 @@ fn garbage_is_rejected_never_panics() {
         decode(b"{\"json\": 1}"),
         Err(WireError::BadMagic(*b"{\"js"))
     );
-    let good = golden(2);
+    let good = golden(3);
     // Every truncation is an error, never a panic or a partial envelope.
     for n in 6..good.len() {
         let err = decode(&good[..n]).unwrap_err();
         assert!(
-            matches!(err, WireError::Malformed { version: 2, .. }),
+            matches!(err, WireError::Malformed { version: 3, .. }),
             "{n}: {err}"
         );
     }
@@ -204,9 +287,9 @@ fn out_of_range_values_are_rejected_at_decode() {
     const MIN_MS: u64 = 1_577_836_800_000; // 2020-01-01T00:00:00Z
     const END_MS: u64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
     let window = "not in 1577836800000..4102444800000 (2020-01-01 to 2100-01-01 UTC)";
-    for version in [1, 2] {
+    for version in [1, 2, 3] {
         // The edges of every range are accepted.
-        let mut e = in_range();
+        let mut e = as_version(in_range(), version);
         e.containers[0].syscalls[0].calls = 1;
         e.containers[0].syscalls[1].calls = MAX_CALLS;
         e.interval_start_ms = MIN_MS;
@@ -215,14 +298,11 @@ fn out_of_range_values_are_rejected_at_decode() {
         e.containers[1].exited_at_ms = Some(END_MS - 1);
         e.seq = i64::MAX as u64;
         let bytes = encode_version(&e, version).unwrap();
-        let mut want = e.clone();
-        if version == 1 {
-            for c in &mut want.containers {
-                c.container.pod = None;
-                c.container.seccomp = SeccompFilter::Unknown;
-            }
-        }
-        assert_eq!(decode(&bytes), Ok(want), "v{version} edges");
+        assert_eq!(
+            decode(&bytes),
+            Ok(as_version(e, version)),
+            "v{version} edges"
+        );
 
         type Edit = fn(&mut Envelope);
         let cases: Vec<(Edit, String)> = vec![
@@ -275,7 +355,7 @@ fn out_of_range_values_are_rejected_at_decode() {
             ),
         ];
         for (edit, what) in cases {
-            let mut e = in_range();
+            let mut e = as_version(in_range(), version);
             edit(&mut e);
             let err = decode(&encode_version(&e, version).unwrap()).map(|_| ());
             assert_eq!(

@@ -325,6 +325,8 @@ impl ClickHouseStore {
         // a container without its calls, never calls of an unknown
         // container.
         self.insert_rows("containers", &rows.containers).await?;
+        self.insert_rows("incomplete_containers", &rows.incomplete)
+            .await?;
         let (incidence, calls) = tokio::join!(
             self.insert_rows("incidence", &rows.incidence),
             self.insert_rows("calls", &rows.calls)
@@ -354,6 +356,7 @@ impl ClickHouseStore {
             .timed(
                 self.client
                     .query(&q)
+                    .bind(image)
                     .bind(image)
                     .fetch_all::<ContainerSummary>(),
             )

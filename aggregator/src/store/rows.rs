@@ -86,12 +86,26 @@ pub struct ContainerRow {
     pub exited_at_ms: u64,
 }
 
+/// A container some of whose calls were lost
+/// (`ContainerDelta::incomplete`), written by every envelope that says
+/// so. Presence is the flag: rows are only ever added, so once a
+/// container is incomplete it stays so, whatever the order, grouping or
+/// merges of its messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct IncompleteRow {
+    pub image: String,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+}
+
 /// The rows of a batch of envelopes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
     pub calls: Vec<CallRow>,
     pub incidence: Vec<IncidenceRow>,
     pub containers: Vec<ContainerRow>,
+    pub incomplete: Vec<IncompleteRow>,
 }
 
 /// Whether a container's use of a syscall in this envelope is worth an
@@ -163,6 +177,14 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                 last_seen_ms: c.last_seen_ms,
                 exited_at_ms: c.exited_at_ms.unwrap_or(0),
             });
+            if c.incomplete {
+                out.incomplete.push(IncompleteRow {
+                    image: r.image.clone(),
+                    host_id: e.host_id.clone(),
+                    boot_id: e.boot_id.clone(),
+                    container_id: r.id.clone(),
+                });
+            }
         }
         for ((image, abi, nr), (n, phases, last)) in calls {
             out.calls.push(CallRow {
@@ -192,6 +214,8 @@ pub struct ContainerSummary {
     pub last_seen_ms: u64,
     pub seccomp: String,
     pub image_digest: String,
+    /// 1 when `incomplete_containers` has a row of it.
+    pub incomplete: u8,
 }
 
 /// One syscall of an image: exact totals from the `calls` rows, the calls
@@ -319,6 +343,7 @@ pub fn assemble(
                 started_at_ms: c.started_at_ms,
                 last_seen_ms: c.last_seen_ms,
                 seccomp: c.seccomp.clone(),
+                incomplete: c.incomplete != 0,
                 syscalls: sys,
             }
         })

@@ -20,11 +20,21 @@ pub struct Migration {
 pub const BOOTSTRAP: &str = include_str!("../../sql/clickhouse/0000_bootstrap.sql");
 
 /// ClickHouse migrations, oldest first. Never edit a released one: add one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    file: "0001_init.sql",
-    sql: include_str!("../../sql/clickhouse/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        file: "0001_init.sql",
+        sql: include_str!("../../sql/clickhouse/0001_init.sql"),
+    },
+    // `incomplete_containers` (wire v3): one row per container some of
+    // whose calls were lost. A table of its own, not a column: 18.16 has
+    // no `ADD COLUMN IF NOT EXISTS`, and presence survives any merge.
+    Migration {
+        version: 2,
+        file: "0002_incomplete.sql",
+        sql: include_str!("../../sql/clickhouse/0002_incomplete.sql"),
+    },
+];
 
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
 pub const Q_RECORD_MIGRATION: &str = include_str!("../../sql/clickhouse/q_record_migration.sql");
@@ -40,12 +50,19 @@ pub const Q_RUNTIME_SYSCALLS: &str = include_str!("../../sql/clickhouse/q_runtim
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
 
-/// SQLite schema (embedded store), applied as migration 1.
-pub const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    file: "0001_init.sql",
-    sql: include_str!("../../sql/sqlite/0001_init.sql"),
-}];
+/// SQLite schema (embedded store): the same numbers as ClickHouse's.
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        file: "0001_init.sql",
+        sql: include_str!("../../sql/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        file: "0002_incomplete.sql",
+        sql: include_str!("../../sql/sqlite/0002_incomplete.sql"),
+    },
+];
 
 /// Every ClickHouse file the store uses, by name, with its text: what the
 /// chdb check must cover (a test asserts the directory holds no other).
@@ -117,6 +134,11 @@ mod tests {
         assert_eq!(split("A;\nB\n;\n\n"), vec!["A", "B"]);
         assert_eq!(split(BOOTSTRAP).len(), 2);
         assert_eq!(split(MIGRATIONS[0].sql).len(), 3);
+        assert_eq!(split(MIGRATIONS[1].sql).len(), 1);
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(versions, [1, 2]);
+        assert_eq!(sqlite, versions);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

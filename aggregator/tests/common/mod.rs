@@ -48,6 +48,7 @@ pub fn ctr(
         started_at_ms: started,
         last_seen_ms: last,
         exited_at_ms: exited,
+        incomplete: false,
         syscalls,
     }
 }

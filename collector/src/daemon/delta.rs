@@ -21,6 +21,10 @@ pub(super) struct Observed {
     pub created_ms: u64,
     /// The kernel's cumulative counts for the key.
     pub usage: Observation,
+    /// Calls of the key the kernel could not count (cumulative): it had no
+    /// slot (over capacity), or used more distinct syscalls than a slot
+    /// holds. Non-zero makes its container incomplete for good.
+    pub lost_calls: u64,
     /// What the engine says of the container, read only when the
     /// committed state does not know it yet.
     pub new_container: Option<ContainerRef>,
@@ -34,20 +38,47 @@ pub(super) struct Cut {
     /// Some keys got their final delta: delete them from the kernel once
     /// the state is committed.
     pub finished_keys: bool,
+    /// Containers that became incomplete with this cut (each is said
+    /// once: the flag is in the committed state from then on).
+    pub newly_incomplete: Vec<String>,
+    /// Incomplete containers left out of the envelope because its wire
+    /// version cannot carry the flag (every cut that had something of
+    /// theirs to say).
+    pub withheld: Vec<String>,
 }
 
-/// Per syscall: (calls since the snapshot, phases), and whether any key of
-/// the container is alive.
-type ContainerTick = (BTreeMap<SyscallKey, (u64, PhaseSet)>, bool);
+/// What one tick saw of one container.
+#[derive(Default)]
+struct ContainerTick {
+    /// Per syscall: (calls since the snapshot, phases).
+    syscalls: BTreeMap<SyscallKey, (u64, PhaseSet)>,
+    /// Some key of it is alive.
+    alive: bool,
+    /// Some key of it lost calls.
+    lost: bool,
+}
 
 /// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
-/// no container made a call and none exited (no heartbeat; no seq used).
-/// `started_ms` begins the first interval of a stream.
+/// no container made a call, none exited and none became incomplete (no
+/// heartbeat; no seq used). `started_ms` begins the first interval of a
+/// stream.
+///
+/// A container whose keys lost calls is incomplete from then on
+/// ([`ContainerRecord::incomplete`]): its deltas carry the flag, and the
+/// cut that marks it sends one even with no new calls, so the store
+/// learns it (a workload that never got a slot has no calls at all).
+/// When `carries_incomplete` is false (the collector writes a wire version
+/// below 3), an incomplete container is left out of the envelope instead
+/// ([`Cut::withheld`]): its calls must not reach an aggregator as if they
+/// were complete. Its state still advances (snapshot, exit), so the
+/// envelope may then hold no container at all; it is still sent, so the
+/// seqs stay gap-free.
 pub(super) fn cut(
     committed: &State,
     observed: &[Observed],
     now_ms: u64,
     started_ms: u64,
+    carries_incomplete: bool,
 ) -> Option<Cut> {
     let mut state = committed.clone();
     let mut per_container: BTreeMap<String, ContainerTick> = BTreeMap::new();
@@ -72,7 +103,8 @@ pub(super) fn cut(
             .map(|k| k.counts.iter().map(|(a, n, c)| ((*a, *n), *c)).collect())
             .unwrap_or_default();
         let entry = per_container.entry(o.container_id.clone()).or_default();
-        entry.1 |= o.alive;
+        entry.alive |= o.alive;
+        entry.lost |= o.lost_calls > 0;
         let mut counts = Vec::with_capacity(o.usage.syscalls.len());
         for (sk, u) in &o.usage.syscalls {
             let code = sk.abi.code();
@@ -88,7 +120,10 @@ pub(super) fn cut(
             if delta == 0 || phases.is_empty() {
                 continue;
             }
-            let e = entry.0.entry(*sk).or_insert((0, PhaseSet::default()));
+            let e = entry
+                .syscalls
+                .entry(*sk)
+                .or_insert((0, PhaseSet::default()));
             e.0 = e.0.saturating_add(delta);
             e.1 = e.1.union(phases);
         }
@@ -104,12 +139,24 @@ pub(super) fn cut(
 
     let mut deltas = Vec::new();
     let mut finished_keys = false;
-    for (id, (syscalls, any_alive)) in per_container {
+    let mut newly_incomplete = Vec::new();
+    let mut withheld = Vec::new();
+    for (id, tick) in per_container {
+        let ContainerTick {
+            syscalls,
+            alive: any_alive,
+            lost,
+        } = tick;
         let Some(record) = state.containers.get_mut(&id) else {
             continue;
         };
         let exiting = !any_alive && !record.exited;
-        if syscalls.is_empty() && !exiting {
+        let newly = lost && !record.incomplete;
+        if newly {
+            record.incomplete = true;
+            newly_incomplete.push(id.clone());
+        }
+        if syscalls.is_empty() && !exiting && !newly {
             continue;
         }
         let mut first: HashMap<(u8, u32), u64> = record
@@ -141,15 +188,22 @@ pub(super) fn cut(
                 }
             }
         }
+        if record.incomplete && !carries_incomplete {
+            withheld.push(id);
+            continue;
+        }
         deltas.push(ContainerDelta {
             container: record.to_ref(&id),
             started_at_ms: record.started_at_ms,
             last_seen_ms: now_ms,
             exited_at_ms: exiting.then_some(now_ms),
             syscalls: out,
+            incomplete: record.incomplete,
         });
     }
-    if deltas.is_empty() {
+    // Withheld calls alone need no message (they are never sent); an exit
+    // or a new mark must be committed, even in an empty envelope.
+    if deltas.is_empty() && !finished_keys && newly_incomplete.is_empty() {
         return None;
     }
 
@@ -172,6 +226,8 @@ pub(super) fn cut(
         state,
         envelope,
         finished_keys,
+        newly_incomplete,
+        withheld,
     })
 }
 
@@ -202,6 +258,7 @@ mod tests {
             alive,
             created_ms: 1_000,
             usage: u,
+            lost_calls: 0,
             new_container: Some(ContainerRef {
                 runtime: "docker".into(),
                 id: id.into(),
@@ -227,7 +284,7 @@ mod tests {
     fn deltas_are_against_the_committed_snapshot() {
         let s0 = State::new("h", "b");
         let o = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
-        let c1 = cut(&s0, &[o], 5_000, 2_000).expect("a delta");
+        let c1 = cut(&s0, &[o], 5_000, 2_000, true).expect("a delta");
         assert_eq!(c1.envelope.seq, 1);
         assert_eq!(
             (c1.envelope.interval_start_ms, c1.envelope.interval_end_ms),
@@ -242,11 +299,11 @@ mod tests {
 
         // The same cumulative count again: nothing to say, no seq used.
         let same = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
-        assert!(cut(&c1.state, &[same], 6_000, 2_000).is_none());
+        assert!(cut(&c1.state, &[same], 6_000, 2_000, true).is_none());
 
         // 25 more; the interval starts where the last one ended.
         let more = observed("1:2", "c1", true, usage(&[(GETPID, 35, &[Phase::Image])]));
-        let c2 = cut(&c1.state, &[more], 7_000, 2_000).expect("a delta");
+        let c2 = cut(&c1.state, &[more], 7_000, 2_000, true).expect("a delta");
         assert_eq!(c2.envelope.seq, 2);
         assert_eq!(c2.envelope.interval_start_ms, 5_000);
         assert_eq!(calls(&c2.envelope, "c1", GETPID), 25);
@@ -255,7 +312,7 @@ mod tests {
 
         // The counters restarted (fewer than the snapshot): all are new.
         let restarted = observed("1:2", "c1", true, usage(&[(GETPID, 4, &[Phase::Image])]));
-        let c3 = cut(&c2.state, &[restarted], 8_000, 2_000).expect("a delta");
+        let c3 = cut(&c2.state, &[restarted], 8_000, 2_000, true).expect("a delta");
         assert_eq!(calls(&c3.envelope, "c1", GETPID), 4);
     }
 
@@ -271,7 +328,7 @@ mod tests {
                 (GETPID, 3, &[Phase::Setup, Phase::Runtime]),
             ]),
         );
-        let c = cut(&s0, &[o], 5_000, 0).expect("a delta");
+        let c = cut(&s0, &[o], 5_000, 0, true).expect("a delta");
         assert_eq!(calls(&c.envelope, "c1", PIVOT_ROOT), 0);
         let getpid = &c.envelope.containers[0].syscalls[0];
         assert_eq!((getpid.nr, getpid.calls), (GETPID, 3));
@@ -283,7 +340,7 @@ mod tests {
         let s0 = State::new("h", "b");
         let a = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
-        let c1 = cut(&s0, &[a, b], 5_000, 0).expect("a delta");
+        let c1 = cut(&s0, &[a, b], 5_000, 0, true).expect("a delta");
         assert_eq!(c1.envelope.containers.len(), 1);
         assert_eq!(calls(&c1.envelope, "c1", GETPID), 15);
         assert_eq!(c1.envelope.containers[0].exited_at_ms, None);
@@ -291,13 +348,155 @@ mod tests {
         // Every key dead, no new calls: the final delta, empty.
         let a = observed("1:2", "c1", false, usage(&[(GETPID, 10, &[Phase::Image])]));
         let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
-        let c2 = cut(&c1.state, &[a.clone(), b.clone()], 6_000, 0).expect("final delta");
+        let c2 = cut(&c1.state, &[a.clone(), b.clone()], 6_000, 0, true).expect("final delta");
         let d = &c2.envelope.containers[0];
         assert_eq!((d.exited_at_ms, d.syscalls.len()), (Some(6_000), 0));
         assert!(c2.finished_keys);
         assert!(c2.state.keys.values().all(|k| k.done));
         assert!(c2.state.containers["c1"].exited);
         // Done keys are never published again.
-        assert!(cut(&c2.state, &[a, b], 7_000, 0).is_none());
+        assert!(cut(&c2.state, &[a, b], 7_000, 0, true).is_none());
+    }
+
+    fn lossy(key: &str, id: &str, alive: bool, u: Observation, lost: u64) -> Observed {
+        Observed {
+            lost_calls: lost,
+            ..observed(key, id, alive, u)
+        }
+    }
+
+    #[test]
+    fn a_container_that_lost_calls_is_incomplete_for_good() {
+        let s0 = State::new("h", "b");
+        let ok = observed("1:2", "ok", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let bad = lossy(
+            "1:3",
+            "bad",
+            true,
+            usage(&[(GETPID, 4, &[Phase::Image])]),
+            7,
+        );
+        let c1 = cut(&s0, &[ok, bad], 5_000, 0, true).expect("a delta");
+        let flags: Vec<(&str, bool, u64)> = c1
+            .envelope
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.container.id.as_str(),
+                    c.incomplete,
+                    c.syscalls.len() as u64,
+                )
+            })
+            .collect();
+        assert_eq!(flags, [("bad", true, 1), ("ok", false, 1)]);
+        assert_eq!(c1.newly_incomplete, ["bad"]);
+        assert!(c1.withheld.is_empty());
+        assert!(c1.state.containers["bad"].incomplete);
+        assert!(!c1.state.containers["ok"].incomplete);
+
+        // More calls, lost count unchanged: still incomplete, not "new".
+        let bad = lossy(
+            "1:3",
+            "bad",
+            true,
+            usage(&[(GETPID, 6, &[Phase::Image])]),
+            7,
+        );
+        let c2 = cut(&c1.state, &[bad], 6_000, 0, true).expect("a delta");
+        let d = &c2.envelope.containers[0];
+        assert_eq!((d.incomplete, d.syscalls[0].calls), (true, 2));
+        assert!(c2.newly_incomplete.is_empty());
+
+        // The kernel forgot the loss (a reloaded counter): the committed
+        // state keeps the mark.
+        let bad = observed("1:3", "bad", false, usage(&[(GETPID, 6, &[Phase::Image])]));
+        let c3 = cut(&c2.state, &[bad], 7_000, 0, true).expect("the final delta");
+        let d = &c3.envelope.containers[0];
+        assert_eq!((d.incomplete, d.exited_at_ms), (true, Some(7_000)));
+    }
+
+    /// A workload that never got a slot: no calls, only its loss. The cut
+    /// that marks it says so (an empty, incomplete delta); later ticks
+    /// without news say nothing until it exits.
+    #[test]
+    fn a_workload_without_a_slot_is_sent_once_marked_then_at_exit() {
+        let s0 = State::new("h", "b");
+        let noslot = lossy("1:4", "n", true, Observation::default(), 12);
+        let c1 = cut(&s0, std::slice::from_ref(&noslot), 5_000, 0, true).expect("the mark");
+        let d = &c1.envelope.containers[0];
+        assert_eq!(
+            (
+                d.container.id.as_str(),
+                d.incomplete,
+                d.syscalls.len(),
+                d.exited_at_ms
+            ),
+            ("n", true, 0, None)
+        );
+        assert!(cut(&c1.state, &[noslot], 6_000, 0, true).is_none());
+        let gone = lossy("1:4", "n", false, Observation::default(), 12);
+        let c2 = cut(&c1.state, &[gone], 7_000, 0, true).expect("the exit");
+        let d = &c2.envelope.containers[0];
+        assert_eq!((d.incomplete, d.exited_at_ms), (true, Some(7_000)));
+        assert!(c2.finished_keys);
+    }
+
+    /// Below wire version 3 the flag cannot travel: an incomplete
+    /// container is left out of every envelope, its state still advances,
+    /// and a cut with only its news is an empty envelope (seqs stay
+    /// gap-free, exits are committed and the keys reaped).
+    #[test]
+    fn below_version_3_incomplete_containers_are_withheld() {
+        let s0 = State::new("h", "b");
+        let ok = observed("1:2", "ok", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let bad = lossy(
+            "1:3",
+            "bad",
+            true,
+            usage(&[(GETPID, 4, &[Phase::Image])]),
+            7,
+        );
+        let c1 = cut(&s0, &[ok.clone(), bad], 5_000, 0, false).expect("a delta");
+        let ids: Vec<&str> = c1
+            .envelope
+            .containers
+            .iter()
+            .map(|c| c.container.id.as_str())
+            .collect();
+        assert_eq!(ids, ["ok"]);
+        assert!(!c1.envelope.containers[0].incomplete);
+        assert_eq!(
+            (c1.newly_incomplete.clone(), c1.withheld.clone()),
+            (vec!["bad".to_string()], vec!["bad".to_string()])
+        );
+        assert!(c1.state.containers["bad"].incomplete);
+        schemas::wire::encode_version(&c1.envelope, 2).expect("v2 can carry it");
+
+        // Only withheld calls: nothing to send, no seq used.
+        let bad = lossy(
+            "1:3",
+            "bad",
+            true,
+            usage(&[(GETPID, 9, &[Phase::Image])]),
+            7,
+        );
+        assert!(cut(&c1.state, &[ok.clone(), bad], 6_000, 0, false).is_none());
+
+        // Its exit is committed in an envelope with no container.
+        let bad = lossy(
+            "1:3",
+            "bad",
+            false,
+            usage(&[(GETPID, 9, &[Phase::Image])]),
+            7,
+        );
+        let c2 = cut(&c1.state, &[ok, bad], 7_000, 0, false).expect("the exit");
+        assert_eq!(c2.envelope.seq, 2);
+        assert!(c2.envelope.containers.is_empty());
+        assert_eq!(c2.withheld, ["bad"]);
+        assert!(c2.finished_keys);
+        assert!(c2.state.containers["bad"].exited);
+        schemas::wire::encode_version(&c2.envelope, 2).expect("an empty v2 message");
     }
 }

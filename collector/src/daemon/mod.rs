@@ -50,6 +50,17 @@
 //! - A container has exited when no process is left in any of its mount
 //!   namespaces. Its final delta carries `exited_at_ms` (the tick's time);
 //!   once that is committed its kernel keys are deleted.
+//! - Lost calls: a container with a key whose calls the kernel could not
+//!   count ([`EbpfCollector::lost_calls_of`]: no free slot, or more
+//!   distinct syscalls than a slot holds) is incomplete for the rest of its
+//!   life (the flag is in the state file). Workloads that never got a slot
+//!   are read from [`EbpfCollector::over_capacity`] and attributed by the
+//!   cgroup names the kernel recorded, so their container is sent (with no
+//!   calls) marked incomplete. At wire version 3 every delta of it carries
+//!   `incomplete`; below 3 (`max_wire_version`) the flag cannot travel, so
+//!   the container is left out of every message (a warning once per
+//!   container, [`TickStats::withheld_containers`]) rather than reach an
+//!   old aggregator as if it were complete.
 //!
 //! # Spool full
 //!
@@ -70,12 +81,12 @@ pub mod kernel;
 pub mod spool;
 mod state;
 
-use crate::ebpf::{EbpfCollector, WorkloadKey};
+use crate::ebpf::{CgroupName, EbpfCollector, WorkloadKey};
 use schemas::wire::Envelope;
 use schemas::Abi;
 use serde::Deserialize;
 use state::{State, StateFile};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -124,6 +135,14 @@ pub struct DaemonConfig {
     /// Workloads the kernel counter holds at once (its slots); its map
     /// memory grows with it (see `collector::ebpf::map_memory_bytes`).
     pub max_workloads: u32,
+    /// The newest wire version this collector writes (default: the newest
+    /// it knows, `schemas::wire::CURRENT_VERSION`). In a fleet whose
+    /// aggregators are not all upgraded yet, set it to the version they
+    /// read (docs/UPGRADING.md). Below 3, incomplete containers are left
+    /// out of the messages (module documentation). Outside
+    /// `OLDEST_VERSION..=CURRENT_VERSION` it is a config error.
+    #[serde(deserialize_with = "wire_version")]
+    pub max_wire_version: u16,
     /// Docker Engine API socket (default /var/run/docker.sock).
     pub docker_socket: Option<PathBuf>,
     /// Podman's Docker-compatible API socket, when podman runs here.
@@ -145,10 +164,23 @@ impl Default for DaemonConfig {
             spool_max_bytes: 256 << 20,
             pin_dir: PathBuf::from("/sys/fs/bpf/sandmine"),
             max_workloads: crate::ebpf::DEFAULT_MAX_WORKLOADS,
+            max_wire_version: schemas::wire::CURRENT_VERSION,
             docker_socket: None,
             podman_socket: None,
             cgroup_parent: None,
         }
+    }
+}
+
+/// `max_wire_version`: a version this build writes.
+fn wire_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    use schemas::wire::{CURRENT_VERSION, OLDEST_VERSION};
+    let v = u64::deserialize(d)?;
+    match u16::try_from(v) {
+        Ok(v) if (OLDEST_VERSION..=CURRENT_VERSION).contains(&v) => Ok(v),
+        _ => Err(serde::de::Error::custom(format!(
+            "max_wire_version {v} is not a wire version this collector writes ({OLDEST_VERSION} to {CURRENT_VERSION})"
+        ))),
     }
 }
 
@@ -163,6 +195,12 @@ pub struct TickStats {
     pub lost_calls: u64,
     /// The tick held its delta because the spool is full.
     pub spool_full: bool,
+    /// Containers marked incomplete (some of their calls lost) since the
+    /// daemon started.
+    pub incomplete_containers: u64,
+    /// Incomplete containers left out of the messages because
+    /// `max_wire_version` is below 3, since the daemon started.
+    pub withheld_containers: u64,
 }
 
 fn read_trimmed(path: &str) -> Result<String, DaemonError> {
@@ -251,6 +289,9 @@ pub struct Daemon {
     state: State,
     state_file: StateFile,
     metas: HashMap<WorkloadKey, KeyMeta>,
+    /// Containers already warned about as withheld (until reaped).
+    withheld_warned: HashSet<String>,
+    incomplete_total: u64,
     spool_full_warned: bool,
     last_stats: TickStats,
     started_ms: u64,
@@ -294,6 +335,8 @@ impl Daemon {
             state,
             state_file,
             metas: HashMap::new(),
+            withheld_warned: HashSet::new(),
+            incomplete_total: 0,
             spool_full_warned: false,
             last_stats: TickStats::default(),
             started_ms: now_ms(),
@@ -346,6 +389,8 @@ impl Daemon {
     pub fn prepare(&mut self, now_ms: u64) -> Result<Option<PendingCommit>, DaemonError> {
         let mut stats = TickStats {
             lost_calls: self.kernel.lost_calls()?,
+            incomplete_containers: self.incomplete_total,
+            withheld_containers: self.withheld_warned.len() as u64,
             ..TickStats::default()
         };
         if self.spool_is_full()? {
@@ -354,11 +399,22 @@ impl Daemon {
             return Ok(None);
         }
         let observed = self.observe(now_ms, &mut stats)?;
+        let version = self.config.max_wire_version;
+        let cut = delta::cut(
+            &self.state,
+            &observed,
+            now_ms,
+            self.started_ms,
+            version >= 3,
+        );
+        if let Some(cut) = &cut {
+            self.say_incomplete(cut, version, &mut stats);
+        }
         self.last_stats = stats;
-        let Some(cut) = delta::cut(&self.state, &observed, now_ms, self.started_ms) else {
+        let Some(cut) = cut else {
             return Ok(None);
         };
-        let bytes = schemas::wire::encode(&cut.envelope)?;
+        let bytes = schemas::wire::encode_version(&cut.envelope, version)?;
         self.spool.write(cut.envelope.seq, &bytes)?;
         Ok(Some(PendingCommit {
             base_seq: self.state.seq,
@@ -385,6 +441,35 @@ impl Daemon {
             self.reap_done()?;
         }
         Ok(pending.messages)
+    }
+
+    /// Logs the containers `cut` marked incomplete, and (once per
+    /// container) those it withheld; counts them in `stats`.
+    fn say_incomplete(&mut self, cut: &delta::Cut, version: u16, stats: &mut TickStats) {
+        let image = |id: &str| {
+            cut.state
+                .containers
+                .get(id)
+                .map_or_else(String::new, |c| c.image.clone())
+        };
+        for id in &cut.newly_incomplete {
+            self.incomplete_total += 1;
+            log::warn!(
+                "container {id} (image {:?}) lost calls (over capacity: max_workloads = {}, or more distinct syscalls than a slot holds): it is marked incomplete, and the compiler will not count it toward enforcement",
+                image(id),
+                self.config.max_workloads
+            );
+        }
+        for id in &cut.withheld {
+            if self.withheld_warned.insert(id.clone()) {
+                log::warn!(
+                    "container {id} (image {:?}) is incomplete and wire version {version} (max_wire_version) cannot say so: its calls are withheld from every message",
+                    image(id)
+                );
+            }
+        }
+        stats.incomplete_containers = self.incomplete_total;
+        stats.withheld_containers = self.withheld_warned.len() as u64;
     }
 
     /// Whether the spool holds `spool_max_bytes` or more; warns once per
@@ -444,6 +529,7 @@ impl Daemon {
                 continue;
             }
             let usage = self.kernel.observe(key)?;
+            let lost_calls = self.kernel.lost_calls_of(key)?;
             let new_container =
                 (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
             observed.push(delta::Observed {
@@ -452,8 +538,56 @@ impl Daemon {
                 alive,
                 created_ms: meta.created_ms,
                 usage,
+                lost_calls,
                 new_container,
             });
+        }
+        // Workloads that found no slot: nothing counted, only their loss
+        // and the cgroup they were created in.
+        let over = self.kernel.over_capacity()?;
+        if !over.is_empty() {
+            let live_ids: HashSet<u64> = live
+                .values()
+                .filter_map(|pid| crate::ebpf::mntns_id(&pid.to_string()).ok())
+                .collect();
+            for (key, lost_calls, name) in over {
+                let alive = live_ids.contains(&key.mntns_id);
+                let container = match self.metas.get(&key) {
+                    Some(m) => m.container.clone(),
+                    None => {
+                        let m = KeyMeta {
+                            container: self.container_of(Some(name)),
+                            mntns_inum: 0,
+                            created_ms: now_ms,
+                        };
+                        self.metas.insert(key, m.clone());
+                        m.container
+                    }
+                };
+                let Some(c) = container else {
+                    stats.unattributed_keys += 1;
+                    if !alive {
+                        gone_unattributed.push(key);
+                    }
+                    continue;
+                };
+                let key_text = state::key_text(&key);
+                if self.state.keys.get(&key_text).is_some_and(|k| k.done) {
+                    continue;
+                }
+                let created_ms = self.metas.get(&key).map_or(now_ms, |m| m.created_ms);
+                let new_container =
+                    (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
+                observed.push(delta::Observed {
+                    key: key_text,
+                    container_id: c.id,
+                    alive,
+                    created_ms,
+                    usage: schemas::Observation::default(),
+                    lost_calls,
+                    new_container,
+                });
+            }
         }
         for k in gone_unattributed {
             self.kernel.untrack(&k)?;
@@ -489,6 +623,8 @@ impl Daemon {
             self.state.containers.remove(&id);
             self.resolver.forget(&id);
         }
+        // (`withheld_warned` keeps its ids: it is the count of withheld
+        // containers since start, a few bytes each.)
         Ok(())
     }
 
@@ -503,14 +639,7 @@ impl Daemon {
         }
         let info = self.kernel.info(key)?;
         let name = self.kernel.cgroup_name(key)?;
-        let only_parent = self.config.cgroup_parent.as_deref();
-        let container = name.and_then(|n| {
-            if only_parent.is_some_and(|p| p != n.parent_str()) {
-                return None;
-            }
-            let path = format!("{}/{}", n.parent_str(), n.leaf_str());
-            (n.hierarchy != 0).then(|| cgpath::parse(&path)).flatten()
-        });
+        let container = self.container_of(name);
         let (inum, created_ms) = match info {
             Some(i) => (
                 i.mntns_inum,
@@ -525,6 +654,21 @@ impl Daemon {
         };
         self.metas.insert(*key, m.clone());
         Ok(m)
+    }
+}
+
+impl Daemon {
+    /// The container a workload's cgroup names, if it is one this daemon
+    /// publishes (`cgroup_parent`).
+    fn container_of(&self, name: Option<CgroupName>) -> Option<cgpath::CgroupContainer> {
+        let only_parent = self.config.cgroup_parent.as_deref();
+        name.and_then(|n| {
+            if only_parent.is_some_and(|p| p != n.parent_str()) {
+                return None;
+            }
+            let path = format!("{}/{}", n.parent_str(), n.leaf_str());
+            (n.hierarchy != 0).then(|| cgpath::parse(&path)).flatten()
+        })
     }
 }
 
@@ -551,5 +695,34 @@ mod tests {
         assert_eq!(c.pin_dir, PathBuf::from("/sys/fs/bpf/sandmine"));
         let e = serde_json::from_str::<DaemonConfig>(r#"{"intervall":"1s"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn max_wire_version_defaults_to_the_newest_and_is_checked() {
+        use schemas::wire::CURRENT_VERSION;
+        assert_eq!(DaemonConfig::default().max_wire_version, CURRENT_VERSION);
+        assert_eq!(CURRENT_VERSION, 3);
+        for v in [1u16, 2, 3] {
+            let c: DaemonConfig =
+                serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
+            assert_eq!(c.max_wire_version, v);
+        }
+        for v in [0u64, 4, 65539] {
+            let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 3)"
+                )),
+                "{v}: {e}"
+            );
+        }
+        assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":4}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "max_wire_version 4 is not a wire version this collector writes (1 to 3) at line 1 column 22"
+        );
     }
 }

@@ -70,6 +70,13 @@ pub(super) struct ContainerRecord {
     /// (wire abi code, nr, first seen ms).
     pub first_seen: Vec<(u8, u32, u64)>,
     pub exited: bool,
+    /// Some of its calls were lost: sent with `incomplete` from then on
+    /// (or withheld below wire version 3), for the rest of its life and
+    /// across restarts. Absent in state files written before it (read as
+    /// `false`; the kernel's lost counts, which outlive a restart, mark it
+    /// again at the next tick).
+    #[serde(default)]
+    pub incomplete: bool,
 }
 
 impl ContainerRecord {
@@ -84,6 +91,7 @@ impl ContainerRecord {
             started_at_ms,
             first_seen: Vec::new(),
             exited: false,
+            incomplete: false,
         }
     }
 
@@ -191,6 +199,26 @@ mod tests {
         assert_eq!(key_from_text(&key_text(&k)), Some(k));
         assert_eq!(key_from_text("12"), None);
         assert_eq!(key_from_text("a:1"), None);
+    }
+
+    /// A state file written before `incomplete` existed still loads (the
+    /// flag reads as false), and one with it round-trips.
+    #[test]
+    fn a_state_file_without_incomplete_still_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = StateFile::in_dir(dir.path());
+        let old = br#"{"version":1,"host_id":"h","boot_id":"b","seq":3,"last_end_ms":99,"keys":{"1:2":{"container_id":"c","counts":[[0,39,5]],"done":false}},"containers":{"c":{"runtime":"docker","image":"img:1","image_digest":"","pod":null,"seccomp":"unknown","started_at_ms":7,"first_seen":[[0,39,8]],"exited":false}}}"#;
+        std::fs::write(dir.path().join("state.json"), old).expect("write");
+        let mut s = f.load("h", "b").expect("old format");
+        assert_eq!(s.seq, 3);
+        let c = &s.containers["c"];
+        assert_eq!((c.image.as_str(), c.incomplete), ("img:1", false));
+        s.containers.get_mut("c").expect("c").incomplete = true;
+        f.store(&s).expect("store");
+        assert!(std::fs::read_to_string(dir.path().join("state.json"))
+            .expect("read")
+            .contains(r#""exited":false,"incomplete":true}"#));
+        assert_eq!(f.load("h", "b").expect("load"), s);
     }
 
     #[test]

@@ -193,6 +193,7 @@ impl Host {
             started_at_ms: s.started_ms,
             last_seen_ms: last_seen,
             exited_at_ms: exited,
+            incomplete: false,
             syscalls: syscalls
                 .iter()
                 .map(|&nr| SyscallDelta {
