@@ -211,6 +211,13 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
         "  containers: {} (store: {}), hosts: {} (store: {}), container-hours: {:.2}",
         c.containers, c.store_containers, c.hosts, c.store_hosts, c.container_hours
     );
+    if c.incomplete_containers > 0 {
+        let _ = writeln!(
+            s,
+            "  incomplete (calls lost, not counted): {} container(s)",
+            c.incomplete_containers
+        );
+    }
     let _ = writeln!(
         s,
         "  quiet: {}",
@@ -280,6 +287,9 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
                         }
                         AllowReason::OtherAbi { abi } => {
                             let _ = write!(s, "allowed in {abi}");
+                        }
+                        AllowReason::IncompleteEvidence => {
+                            s.push_str("incomplete containers (not counted)")
                         }
                     }
                 }

@@ -136,6 +136,16 @@ pub struct Confidence {
     pub recent_window: u64,
     pub recent_new: u64,
     pub recent_new_share: f64,
+    /// Containers left out of every figure above (and of the exposure:
+    /// `container_hours` excludes them) because some of their calls were
+    /// lost (`ContainerIncidence::incomplete`): their syscalls may widen
+    /// the profile, nothing else. Not in the report when 0.
+    #[serde(skip_serializing_if = "crate::confidence::is_zero")]
+    pub incomplete_containers: u64,
+}
+
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Confidence {

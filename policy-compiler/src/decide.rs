@@ -61,6 +61,10 @@ pub struct SyscallStats {
     pub calls: u64,
     pub store_hosts: u64,
     pub store_containers: u64,
+    /// Incomplete containers (calls lost) that made it in a relevant
+    /// phase: not in any figure above; they can only widen the profile.
+    #[serde(skip_serializing_if = "crate::confidence::is_zero")]
+    pub incomplete_containers: u64,
 }
 
 /// Why a syscall is allowed (several may hold at once).
@@ -80,6 +84,10 @@ pub enum AllowReason {
     /// Below a threshold in this ABI, but allowed by name in another: the
     /// Docker format lists names for all architectures at once.
     OtherAbi { abi: Abi },
+    /// Used in a relevant phase by incomplete containers (some of their
+    /// calls were lost): allowing more is the safe direction, so their
+    /// evidence widens the profile, though it counts toward nothing.
+    IncompleteEvidence,
 }
 
 /// Why a syscall is denied.
@@ -219,6 +227,16 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
 
     for (key, s) in &t.syscalls {
         if s.containers == 0 {
+            // Seen (relevantly) only by incomplete containers: widen.
+            if s.incomplete_containers > 0
+                && syscalls::name(key.abi, key.nr).is_some()
+                && !rp.denies(*key)
+            {
+                allow
+                    .entry(*key)
+                    .or_default()
+                    .push(AllowReason::IncompleteEvidence);
+            }
             continue;
         }
         let name = syscalls::name(key.abi, key.nr);
@@ -241,6 +259,14 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
         }
         if failed.is_empty() {
             allow.entry(*key).or_default().push(AllowReason::Observed);
+        } else if s.incomplete_containers > 0 {
+            // Below the thresholds in the counted containers, but an
+            // incomplete one used it too: allowed (never narrowed by the
+            // lost calls), so it does not hold the image back either.
+            allow
+                .entry(*key)
+                .or_default()
+                .push(AllowReason::IncompleteEvidence);
         } else {
             below.insert(*key, failed);
         }
@@ -350,7 +376,8 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
     }
 
     let (state, state_reasons) = reasons::state_of(obs, policy, &t.confidence, blockers);
-    let notes = reasons::filter_notes(&t.filters);
+    let mut notes = reasons::filter_notes(&t.filters);
+    notes.extend(reasons::incomplete_note(obs, &t.confidence));
     // Allowed by a rule of this ABI (not `OtherAbi`, which the union of
     // names allows in passing), and named: only a name can be allowed.
     let allowed: BTreeSet<SyscallKey> = allow

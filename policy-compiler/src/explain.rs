@@ -16,9 +16,31 @@ fn errno_name(e: u32) -> &'static str {
 
 fn stats_sentence(s: &SyscallStats, d: &Decision) -> String {
     format!(
-        "seen in a profile-relevant phase on {} of {} host(s), in {} of {} container(s) (share {:.4}); {} call(s) counted in all phases",
-        s.hosts, d.confidence.hosts, s.containers, d.confidence.containers, s.share, s.calls
+        "seen in a profile-relevant phase on {} of {} host(s), in {} of {} container(s) (share {:.4}); {} call(s) counted in all phases{}",
+        s.hosts,
+        d.confidence.hosts,
+        s.containers,
+        d.confidence.containers,
+        s.share,
+        s.calls,
+        not_counted(d, s.incomplete_containers)
     )
+}
+
+/// What the figures leave out: the image's incomplete containers (and how
+/// many of them used this syscall, `used`). Empty when it has none.
+fn not_counted(d: &Decision, used: u64) -> String {
+    match d.confidence.incomplete_containers {
+        0 => String::new(),
+        n => format!(
+            "; the image's {n} incomplete container(s) (calls lost) are not counted in these figures{}",
+            if used > 0 {
+                format!(", {used} of them used it")
+            } else {
+                String::new()
+            }
+        ),
+    }
 }
 
 fn allow_sentence(
@@ -56,6 +78,22 @@ fn allow_sentence(
         AllowReason::Fallback { of } => format!(
             "the fallback of {of}, which the image used and the policy denies (must_deny); callers fall back to it on ENOSYS"
         ),
+        AllowReason::IncompleteEvidence => {
+            let n = stats.map_or(0, |s| s.incomplete_containers);
+            format!(
+                "used in a profile-relevant phase by {n} incomplete container(s) (the collector lost some of their calls, so they count toward nothing): allowed, since allowing more is the safe direction{}",
+                match stats.filter(|s| s.containers > 0) {
+                    Some(s) => format!(
+                        "; in the counted containers it is below the thresholds: {}",
+                        stats_sentence(s, d)
+                    ),
+                    None => format!(
+                        "; no counted container used it (the image's {} counted container(s) on {} host(s))",
+                        d.confidence.containers, d.confidence.hosts
+                    ),
+                }
+            )
+        }
         AllowReason::OtherAbi { abi: other } => format!(
             "below the thresholds in {abi} ({}), but allowed in {other}; the Docker format lists names for all architectures at once, so it is allowed in {abi} too",
             stats.map_or_else(String::new, |s| stats_sentence(s, d))
@@ -148,10 +186,15 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                 None => {
                     let e = errno_name(deny_errno(Some(name)));
                     format!(
-                        "{head}: denied with {e}{}: never observed in any of {} container(s) on {} host(s){}",
+                        "{head}: denied with {e}{}: never observed in any of {} container(s) on {} host(s){}{}",
                         if d.enforcing() { "" } else { " once enforced (logged in log mode)" },
                         d.confidence.containers,
                         d.confidence.hosts,
+                        if d.confidence.incomplete_containers > 0 {
+                            format!(", nor in the image's {} incomplete container(s)", d.confidence.incomplete_containers)
+                        } else {
+                            String::new()
+                        },
                         if e == "ENOSYS" { "; ENOSYS because callers probe it and fall back to an older syscall" } else { "" }
                     )
                 }

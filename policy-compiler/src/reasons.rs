@@ -113,6 +113,27 @@ pub(crate) fn filter_notes(filters: &BTreeMap<&str, u64>) -> Vec<String> {
     notes
 }
 
+/// The image's incomplete containers, when it has some: how many, and
+/// that they were not counted.
+pub(crate) fn incomplete_note(obs: &ImageObservations, conf: &Confidence) -> Option<String> {
+    let n = conf.incomplete_containers;
+    (n > 0).then(|| {
+        format!(
+            "{n} of {} container(s) of {} are incomplete: the collector lost some of their calls (over capacity), so what they show is a subset of what they did. Their syscalls may widen the profile (allowing more is the safe direction), but they are not counted: not as containers or hosts, not in container-hours, coverage or novelty, and never toward enforcement",
+            obs.incidence.len(),
+            obs.image
+        )
+    })
+}
+
+/// ` (N incomplete container(s) ... not counted)` when there are some.
+fn not_counted(conf: &Confidence) -> String {
+    match conf.incomplete_containers {
+        0 => String::new(),
+        n => format!(" ({n} more lost calls and are not counted)"),
+    }
+}
+
 pub(crate) fn fmt_share(x: f64) -> String {
     crate::decimal::fixed(x, 4)
 }
@@ -128,8 +149,10 @@ fn missed(conf: &Confidence, b: &ImageBars, level: &str) -> Vec<String> {
     let mut v = Vec::new();
     if conf.containers < b.min_containers {
         v.push(format!(
-            "{} container(s) made a profile-relevant syscall; {level} needs at least {}",
-            conf.containers, b.min_containers
+            "{} container(s) made a profile-relevant syscall{}; {level} needs at least {}",
+            conf.containers,
+            not_counted(conf),
+            b.min_containers
         ));
     }
     if conf.hosts < b.min_hosts {
@@ -190,8 +213,13 @@ pub(crate) fn state_of(
         return (
             State::NotReady,
             vec![format!(
-                "no container of {} made a syscall after the runtime's set-up ({} container(s) known to the store); nothing to build a profile from",
-                obs.image, obs.containers
+                "no container of {} made a syscall after the runtime's set-up ({} container(s) known to the store{}); nothing to build a profile from",
+                obs.image,
+                obs.containers,
+                match conf.incomplete_containers {
+                    0 => String::new(),
+                    n => format!(", of which {n} lost calls and are not counted"),
+                }
             )],
         );
     }

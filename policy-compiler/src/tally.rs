@@ -40,6 +40,8 @@ struct Usage {
     calls: u64,
     store_hosts: u64,
     store_containers: u64,
+    /// Incomplete containers that used it in a relevant phase.
+    incomplete: u64,
     /// Bit h: a unit on host index h (< 64) used it.
     host_mask: u64,
 }
@@ -177,9 +179,32 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
     let mut unit_off: Vec<usize> = Vec::with_capacity(obs.incidence.len() + 1);
     unit_off.push(0);
     let mut unit_host: Vec<u32> = Vec::with_capacity(obs.incidence.len());
+    // Incomplete containers (calls lost): how many, and their lifetime.
+    let (mut incomplete, mut incomplete_ms) = (0u64, 0u64);
 
     for (pos, &ci) in order.iter().enumerate() {
         let c = &obs.incidence[ci];
+        if c.incomplete {
+            // Not a sampling unit, no host, no filter count, no exposure:
+            // only which syscalls it used relevantly (they may widen).
+            incomplete += 1;
+            incomplete_ms =
+                incomplete_ms.saturating_add(c.last_seen_ms.saturating_sub(c.started_at_ms));
+            let mask = if c.syscalls.iter().any(|e| e.phases.0 & FILTERED != 0) {
+                FILTERED
+            } else {
+                FILTERED | UNFILTERED
+            };
+            let stamp = pos as u32 + 1;
+            for e in c.syscalls.iter().filter(|e| e.phases.0 & mask != 0) {
+                let id = ids.id(e.abi, e.nr) as usize;
+                if ids.mark[id] != stamp {
+                    ids.mark[id] = stamp;
+                    ids.acc[id].incomplete += 1;
+                }
+            }
+            continue;
+        }
         let f = c.seccomp.as_str();
         if last_filter >= filter_counts.len() || filter_counts[last_filter].0 != f {
             last_filter = filter_counts
@@ -277,12 +302,20 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
         .filter(|a| a.units > 0)
         .map(|a| a.first_rel)
         .max();
+    // The store's exposure less the incomplete containers' (rounded up,
+    // so never more than the complete containers' own).
+    let counted_seconds = if incomplete == 0 {
+        obs.container_seconds
+    } else {
+        obs.container_seconds
+            .saturating_sub(incomplete_ms.div_ceil(1000))
+    };
     let conf = Confidence {
         containers: t,
         hosts,
         store_containers: obs.containers,
         store_hosts: obs.hosts,
-        container_hours: obs.container_seconds as f64 / 3600.0,
+        container_hours: counted_seconds as f64 / 3600.0,
         last_new_ms,
         quiet_ms: last_new_ms.map(|l| now_ms.saturating_sub(l)),
         incidence,
@@ -295,6 +328,7 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
         } else {
             recent_new as f64 / window as f64
         },
+        incomplete_containers: incomplete,
     };
 
     // Per-syscall stats, sorted by key.
@@ -320,15 +354,18 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
                     calls: a.calls,
                     store_hosts: a.store_hosts,
                     store_containers: a.store_containers,
+                    incomplete_containers: a.incomplete,
                 },
             )
         })
         .collect();
     keyed.sort_unstable_by_key(|(k, _)| *k);
 
+    // An ABI only incomplete containers used is listed too: its calls must
+    // not be killed (the safe direction).
     let abis: Vec<Abi> = keyed
         .iter()
-        .filter(|(_, s)| s.containers > 0)
+        .filter(|(_, s)| s.containers > 0 || s.incomplete_containers > 0)
         .map(|(k, _)| k.abi)
         .collect::<BTreeSet<_>>()
         .into_iter()

@@ -687,3 +687,114 @@ fn i386_calls_are_named_per_abi_and_listed() {
     assert!(out.files.contains_key("bpf/x86_64.bpf"));
     assert!(!out.files.contains_key("bpf/aarch64.bpf"));
 }
+
+/// `fleet` with containers `from..` marked incomplete (the collector lost
+/// some of their calls) and `extra` used by the last (incomplete) one.
+fn with_incomplete(from: usize, extra: &[&'static str]) -> ImageObservations {
+    let mut cs = fleet(|_| vec![]);
+    cs[24]
+        .uses
+        .extend(extra.iter().map(|n| (X, *n, Phase::Unfiltered)));
+    let mut obs = image("registry.example/app:1", &cs);
+    for c in &mut obs.incidence[from..] {
+        c.incomplete = true;
+    }
+    obs
+}
+
+/// The enforce bars are met only if the incomplete containers count: they
+/// do not, so the image stays in log mode, the report and explain say why,
+/// and their syscalls still widen the profile (never narrow it).
+#[test]
+fn incomplete_containers_never_count_toward_enforce_but_widen() {
+    // All 25 complete: enforce (the baseline of this fleet).
+    let complete = compile(&with_incomplete(25, &[]), &Policy::default(), NOW).unwrap();
+    assert_eq!(complete.decision.state, State::Enforce);
+    assert_eq!(complete.decision.confidence.incomplete_containers, 0);
+
+    // 15 of 25 incomplete (10 counted); the last also used ptrace.
+    let obs = with_incomplete(10, &["ptrace"]);
+    let out = compile(&obs, &Policy::default(), NOW).unwrap();
+    let d = &out.decision;
+    assert_eq!(d.state, State::Log);
+    let c = &d.confidence;
+    assert_eq!(
+        (
+            c.containers,
+            c.hosts,
+            c.store_containers,
+            c.incomplete_containers
+        ),
+        (10, 3, 25, 15)
+    );
+    // 25 x 2 h in the store, less the 15 incomplete containers' 2 h each.
+    assert_eq!(c.container_hours, 20.0);
+    assert_eq!(c.incidence.t, 10);
+    assert_eq!(
+        d.reasons,
+        vec![
+            "10 container(s) made a profile-relevant syscall (15 more lost calls and are not counted); enforcement needs at least 20".to_string(),
+            "20.00 container-hours observed; enforcement needs at least 24.00".to_string(),
+        ]
+    );
+    assert_eq!(
+        d.notes,
+        vec!["15 of 25 container(s) of registry.example/app:1 are incomplete: the collector lost some of their calls (over capacity), so what they show is a subset of what they did. Their syscalls may widen the profile (allowing more is the safe direction), but they are not counted: not as containers or hosts, not in container-hours, coverage or novelty, and never toward enforcement".to_string()]
+    );
+    // ptrace, seen only in an incomplete container: allowed, counted nowhere.
+    let ptrace = get(d, X, "ptrace").unwrap();
+    assert_eq!(
+        ptrace.verdict,
+        Verdict::Allowed {
+            reasons: vec![AllowReason::IncompleteEvidence]
+        }
+    );
+    let st = ptrace.stats.as_ref().unwrap();
+    assert_eq!(
+        (st.hosts, st.containers, st.incomplete_containers),
+        (0, 0, 1)
+    );
+    assert!(allow_names(&out.profile).contains(&"ptrace".to_string()));
+    assert_eq!(
+        explain(d, X, "ptrace"),
+        "registry.example/app:1 x86_64 ptrace: allowed (log profile): used in a profile-relevant phase by 1 incomplete container(s) (the collector lost some of their calls, so they count toward nothing): allowed, since allowing more is the safe direction; no counted container used it (the image's 10 counted container(s) on 3 host(s))"
+    );
+    // A syscall every container used: the counted figures say what they
+    // leave out.
+    assert_eq!(
+        explain(d, X, "read"),
+        "registry.example/app:1 x86_64 read: allowed (log profile): observed and over every threshold: seen in a profile-relevant phase on 3 of 3 host(s), in 10 of 10 container(s) (share 1.0000); 25 call(s) counted in all phases; the image's 15 incomplete container(s) (calls lost) are not counted in these figures, 15 of them used it (needs hosts >= 2, containers >= 2, share >= 0.0000)"
+    );
+    assert_eq!(
+        explain(d, X, "mount"),
+        "registry.example/app:1 x86_64 mount: denied with EPERM once enforced (logged in log mode): never observed in any of 10 container(s) on 3 host(s), nor in the image's 15 incomplete container(s)"
+    );
+    assert!(
+        out.report_text
+            .contains("  incomplete (calls lost, not counted): 15 container(s)\n"),
+        "{}",
+        out.report_text
+    );
+    assert!(
+        out.report_text
+            .contains("x86_64 ptrace: 0 0 0.0000 1 -> allow (incomplete containers (not counted))"),
+        "{}",
+        out.report_text
+    );
+    assert!(
+        out.report_json.contains(r#""incomplete_containers":15"#),
+        "{}",
+        out.report_json
+    );
+    // Never narrowing: everything the complete fleet allows is allowed.
+    let narrow: Vec<_> = complete.decision.allowed.difference(&d.allowed).collect();
+    assert!(narrow.is_empty(), "{narrow:?}");
+
+    // Every container incomplete: nothing counted, not ready.
+    let out = compile(&with_incomplete(0, &[]), &Policy::default(), NOW).unwrap();
+    assert_eq!(out.decision.state, State::NotReady);
+    assert_eq!(
+        out.decision.reasons,
+        vec!["no container of registry.example/app:1 made a syscall after the runtime's set-up (25 container(s) known to the store, of which 25 lost calls and are not counted); nothing to build a profile from".to_string()]
+    );
+}

@@ -27,15 +27,22 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
     // that used it in a profile-relevant phase when it is allowed because
     // it was observed; the whole image's hosts when the policy justifies
     // it (baseline, runtime base, must-allow, a fallback), since those do
-    // not rest on any one host's word.
+    // not rest on any one host's word. Evidence of incomplete containers
+    // counts no host at all (they are counted nowhere), so a syscall only
+    // they used is new on 0 hosts for the gate.
     let mut syscall_hosts = BTreeMap::new();
     for sd in &d.syscalls {
         let (Some(name), Verdict::Allowed { reasons }) = (sd.name, &sd.verdict) else {
             continue;
         };
-        let observed_only = reasons
-            .iter()
-            .all(|r| matches!(r, AllowReason::Observed | AllowReason::OtherAbi { .. }));
+        let observed_only = reasons.iter().all(|r| {
+            matches!(
+                r,
+                AllowReason::Observed
+                    | AllowReason::OtherAbi { .. }
+                    | AllowReason::IncompleteEvidence
+            )
+        });
         let hosts = if observed_only {
             sd.stats.as_ref().map(|s| s.hosts).unwrap_or(0)
         } else {
