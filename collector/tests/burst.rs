@@ -1,6 +1,7 @@
 //! Capture under bursts of container starts, with real Docker containers:
 //! no call of a new container is lost up to the documented capacity, and
-//! beyond it the workloads whose calls were lost are named.
+//! beyond it the workloads whose calls were lost are named, and arrive in
+//! the store marked incomplete.
 //!
 //! Each container runs the known-count probe (`tests/probes/known_calls.c`)
 //! with its own count of getpgrp (111), which neither runc nor libc's
@@ -212,8 +213,13 @@ struct Workload(libc::pid_t);
 
 impl Workload {
     fn spawn(cg: &collector::cgroup::Cgroup, probe: &Path, count: u64, linger: Duration) -> Self {
+        Workload::spawn_in(&cg.procs_file(), probe, count, linger)
+    }
+
+    /// [`Workload::spawn`] into the cgroup whose `cgroup.procs` is `procs`.
+    fn spawn_in(procs: &Path, probe: &Path, count: u64, linger: Duration) -> Self {
         use std::ffi::CString;
-        let procs = CString::new(cg.procs_file().into_os_string().into_encoded_bytes()).unwrap();
+        let procs = CString::new(procs.as_os_str().as_encoded_bytes()).unwrap();
         let prog = CString::new(probe.as_os_str().as_encoded_bytes()).unwrap();
         let arg = CString::new(format!("111:{count}")).unwrap();
         let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
@@ -484,6 +490,245 @@ fn over_capacity_workloads_are_named_with_their_lost_calls() {
     // Other workloads on the machine may hold some of the 20 slots.
     assert!(exact <= 20 && named >= 20, "{exact} exact, {named} named");
     assert!(c.lost_calls().unwrap() > 0);
+}
+
+/// Cgroups named like containers (a 64-hex leaf under one parent), made
+/// and removed by the test: the daemon attributes a workload in one to a
+/// container of that id (runtime "unknown", no engine to ask).
+struct ContainerCgroups {
+    parent: std::path::PathBuf,
+    ids: Vec<String>,
+}
+
+impl ContainerCgroups {
+    fn create(parent_name: &str, n: usize) -> ContainerCgroups {
+        let root = collector::cgroup::v2_root().expect("a cgroup v2 hierarchy");
+        let parent = root.join(parent_name);
+        std::fs::create_dir(&parent).unwrap();
+        let ids: Vec<String> = (0..n)
+            .map(|i| format!("{:032x}{:032x}", std::process::id(), i))
+            .collect();
+        for id in &ids {
+            std::fs::create_dir(parent.join(id)).unwrap();
+        }
+        ContainerCgroups { parent, ids }
+    }
+
+    fn procs(&self, i: usize) -> std::path::PathBuf {
+        self.parent.join(&self.ids[i]).join("cgroup.procs")
+    }
+}
+
+impl Drop for ContainerCgroups {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = std::fs::remove_dir(self.parent.join(id));
+        }
+        let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+/// Over capacity, end to end: the daemon (pinned counter, 20 slots) sees
+/// 40 container workloads alive at once; its spooled wire messages go into
+/// a real (embedded) store. Every container arrives: those that got a slot
+/// complete and exactly counted, the others marked incomplete (with no
+/// calls: nothing of theirs was counted), in every message of theirs. Once
+/// all have exited, their kernel state is gone (slots and `sm_lost`).
+#[test]
+fn over_capacity_workloads_arrive_in_the_store_marked_incomplete() {
+    over_capacity_through_the_daemon(3);
+}
+
+/// The same at `max_wire_version = 2` (a fleet with old aggregators): the
+/// flag cannot travel, so the incomplete containers never reach the store,
+/// and the complete ones arrive exactly as at version 3.
+#[test]
+fn at_wire_version_2_incomplete_workloads_are_withheld() {
+    over_capacity_through_the_daemon(2);
+}
+
+fn over_capacity_through_the_daemon(version: u16) {
+    use collector::daemon::{kernel, Daemon, DaemonConfig};
+    let _serial = one_at_a_time();
+    let probe = probes::build_static("known_calls_inc", probes::KNOWN_CALLS);
+    let tag = format!(
+        "{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let parent = format!("sm-inc-{tag}");
+    let cgs = ContainerCgroups::create(&parent, 40);
+    let pin_dir = std::path::PathBuf::from(format!("/sys/fs/bpf/sm-inc-{tag}"));
+    let state = tempfile::tempdir().unwrap();
+    let config = DaemonConfig {
+        host_id: Some("inc-host".into()),
+        state_dir: state.path().to_path_buf(),
+        pin_dir: pin_dir.clone(),
+        max_workloads: 20,
+        cgroup_parent: Some(parent.clone()),
+        // No engine to ask about these "containers".
+        docker_socket: Some(state.path().join("no-docker.sock")),
+        max_wire_version: version,
+        ..DaemonConfig::default()
+    };
+    let mut d = Daemon::open(config).expect("daemon opens (run as root)");
+
+    let t0 = Instant::now();
+    let children: Vec<_> = (0..40)
+        .map(|i| {
+            let linger = Duration::from_millis(1000).saturating_sub(t0.elapsed());
+            Workload::spawn_in(&cgs.procs(i), &probe, 1 + i as u64, linger)
+        })
+        .collect();
+    for ch in children {
+        assert_eq!(ch.wait(), 0);
+    }
+    // Tick until every container's final delta is committed (every key of
+    // ours is done and reaped: a withheld container's exit is committed
+    // without its delta).
+    let ours: std::collections::BTreeSet<&str> = cgs.ids.iter().map(String::as_str).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ticks = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "not all exited after {ticks} ticks"
+        );
+        let sent = d.tick(sysutil::clock::now_ms()).expect("tick").is_some();
+        ticks += 1;
+        if !sent && ticks > 1 {
+            break;
+        }
+    }
+    let stats = d.last_stats().clone();
+
+    // The spooled bytes are what a broker would carry.
+    let envelopes: Vec<schemas::wire::Envelope> = d
+        .spool()
+        .pending()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let bytes = p.read().unwrap();
+            assert_eq!(schemas::wire::peek_version(&bytes), Ok(version));
+            schemas::wire::decode(&bytes).unwrap()
+        })
+        .collect();
+    // Per container, the flag of each of its messages: all equal.
+    let mut flags: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for e in &envelopes {
+        for c in &e.containers {
+            flags
+                .entry(c.container.id.as_str())
+                .or_default()
+                .push(c.incomplete);
+        }
+    }
+    for (id, f) in &flags {
+        assert!(ours.contains(id), "{id}");
+        assert!(f.iter().all(|x| *x == f[0]), "{id}: {f:?}");
+    }
+    // Each container sent ended with its exit.
+    let exited: std::collections::BTreeSet<&str> = envelopes
+        .iter()
+        .flat_map(|e| &e.containers)
+        .filter(|c| c.exited_at_ms.is_some())
+        .map(|c| c.container.id.as_str())
+        .collect();
+    assert_eq!(exited, flags.keys().copied().collect());
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let obs = rt.block_on(async {
+        use aggregator::store::{EmbeddedConfig, Store, StoreConfig};
+        let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig {
+            path: dir.path().join("store.db"),
+        }))
+        .await
+        .unwrap();
+        store.insert(&envelopes).await.unwrap();
+        store.image_observations("").await.unwrap()
+    });
+    // No container at all in the store is possible only at v2 with every
+    // slot taken by others: an empty answer then.
+    let obs = obs.unwrap_or_else(|| schemas::fleet::ImageObservations {
+        image: String::new(),
+        digests: vec![],
+        hosts: 0,
+        containers: 0,
+        container_seconds: 0,
+        first_seen_ms: 0,
+        last_seen_ms: 0,
+        syscalls: vec![],
+        incidence: vec![],
+        out_of_range: 0,
+    });
+    let (mut complete, mut incomplete, mut want_calls) = (0u64, 0u64, 0u64);
+    for c in &obs.incidence {
+        let i = cgs.ids.iter().position(|id| *id == c.container_id).unwrap();
+        assert_eq!(flags[c.container_id.as_str()][0], c.incomplete, "{i}");
+        if c.incomplete {
+            // No slot: nothing of it was counted.
+            assert_eq!(c.syscalls, [], "workload {i}");
+            incomplete += 1;
+        } else {
+            assert!(
+                c.syscalls
+                    .iter()
+                    .any(|s| (s.abi, s.nr) == (GETPGRP.abi, GETPGRP.nr)),
+                "workload {i}"
+            );
+            want_calls += 1 + i as u64;
+            complete += 1;
+        }
+    }
+    let getpgrp = obs
+        .syscalls
+        .iter()
+        .find(|s| s.key() == GETPGRP)
+        .map_or(0, |s| s.calls);
+    eprintln!(
+        "over capacity through the daemon at wire v{version}: 20 slots, 40 workloads: {complete} complete, {incomplete} incomplete in the store; {} marked, {} withheld by the daemon",
+        stats.incomplete_containers, stats.withheld_containers
+    );
+    // Exact: the complete ones' probe calls, nothing of the others.
+    assert_eq!(getpgrp, want_calls);
+    assert_eq!(obs.containers, complete + incomplete);
+    // Other workloads on the machine may hold some of the 20 slots.
+    assert!(complete <= 20, "{complete} complete");
+    let marked = 40 - complete;
+    assert!(marked >= 20, "{marked} marked");
+    assert_eq!(stats.incomplete_containers, marked);
+    if version >= 3 {
+        // Every container arrives, the overflowing ones marked.
+        assert_eq!((incomplete, stats.withheld_containers), (marked, 0));
+    } else {
+        // None of the overflowing ones arrives: withheld, each counted once.
+        assert_eq!((incomplete, stats.withheld_containers), (0, marked));
+    }
+
+    // Their kernel state is gone: no slot, no `sm_lost` entry of ours.
+    drop(d);
+    let k = kernel::open_or_load(&pin_dir, 20).unwrap();
+    let leftover: Vec<String> = k
+        .over_capacity()
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, n)| n.leaf_str())
+        .chain(
+            k.keys()
+                .unwrap()
+                .iter()
+                .filter_map(|key| k.cgroup_name(key).unwrap().map(|n| n.leaf_str())),
+        )
+        .filter(|l| ours.contains(l.as_str()))
+        .collect();
+    assert_eq!(leftover, Vec::<String>::new());
+    drop(k);
+    kernel::remove_pins(&pin_dir).unwrap();
 }
 
 /// The memory figure the docs state is the kernel's own accounting: the
