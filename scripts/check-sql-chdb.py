@@ -315,6 +315,10 @@ def main():
                     ["nginx:1", I386, 20, 1, 1, 2, T0 + 600, T0 + 10_000],
                     ["redis:7", X86_64, 0, 1, 1, 100, T0 + 100, T0 + 10_000],
                 ])
+            elif i == 3:
+                check("docs example 4 (incomplete containers per image)", rows, [
+                    ["app:1", 1, 1], ["nginx:1", 3, 0], ["redis:7", 1, 0],
+                ])
             else:
                 print(f"ok   docs example {i + 1} runs ({len(rows)} rows)")
         sess.close()

@@ -667,7 +667,7 @@ async fn docs_example_queries_run_on_18_16() {
         .skip(1)
         .map(|b| b.split("```").next().unwrap().trim().trim_end_matches(';'))
         .collect();
-    assert_eq!(examples.len(), 4);
+    assert_eq!(examples.len(), 5);
     let first = ch.query(examples[0]);
     let t = |d: u64| T0 + d;
     assert_eq!(
@@ -680,6 +680,13 @@ async fn docs_example_queries_run_on_18_16() {
     for q in &examples[1..] {
         ch.query(q);
     }
+    // The incomplete containers per image.
+    let mut noslot = ctr("noslot", "nginx:1", T0 + 100, T0 + 200, None, vec![]);
+    noslot.incomplete = true;
+    s.insert(&[env("h3", "b3", 1, T0, vec![noslot])])
+        .await
+        .unwrap();
+    assert_eq!(ch.query(examples[3]), "nginx:1\t4\t1\nredis:7\t1\t0\n");
 }
 
 /// The runtime-phase calls per (runtime, image), which the fleet's runtime

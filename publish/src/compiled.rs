@@ -58,7 +58,7 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         }
     }
     let cf = &d.confidence;
-    let confidence_summary = format!(
+    let mut confidence_summary = format!(
         "{} containers on {} hosts, {:.1} container-hours; coverage {:.4}, Chao2 {:.1} for {} observed; {} of the last {} containers showed a new syscall",
         cf.containers,
         cf.hosts,
@@ -69,6 +69,12 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         cf.recent_new,
         cf.recent_window
     );
+    if cf.incomplete_containers > 0 {
+        confidence_summary.push_str(&format!(
+            "; {} incomplete containers (calls lost) not counted",
+            cf.incomplete_containers
+        ));
+    }
     Candidate {
         image: obs.image.clone(),
         state: state.to_string(),
@@ -80,5 +86,67 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         syscall_last_seen_ms,
         must_deny: policy.must_deny.iter().cloned().collect(),
         confidence_summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::fleet::{ContainerIncidence, IncidenceEntry};
+    use schemas::{Abi, Phase, PhaseSet};
+
+    /// A syscall only incomplete containers used is allowed, but for the
+    /// gate it was seen on no host (they are counted nowhere), so a new one
+    /// holds the profile back like any syscall of too few hosts.
+    #[test]
+    fn incomplete_evidence_counts_no_host_for_the_gate() {
+        let entry = |nr: u32| IncidenceEntry {
+            abi: Abi::X86_64,
+            nr,
+            phases: PhaseSet(Phase::Unfiltered.bit()),
+            first_seen_ms: 0,
+            last_seen_ms: 1000,
+        };
+        let c = |i: u64, host: &str, incomplete: bool, nrs: &[u32]| ContainerIncidence {
+            host_id: host.into(),
+            boot_id: "b".into(),
+            container_id: format!("c{i}"),
+            started_at_ms: i,
+            last_seen_ms: 1000,
+            seccomp: "unconfined".into(),
+            incomplete,
+            syscalls: nrs.iter().map(|n| entry(*n)).collect(),
+        };
+        // read (0) everywhere; ptrace (101) only in the incomplete one.
+        let obs = ImageObservations {
+            image: "app:1".into(),
+            digests: vec![],
+            hosts: 3,
+            containers: 4,
+            container_seconds: 4,
+            first_seen_ms: 0,
+            last_seen_ms: 1000,
+            syscalls: vec![],
+            incidence: vec![
+                c(0, "h1", false, &[0]),
+                c(1, "h2", false, &[0]),
+                c(2, "h3", false, &[0]),
+                c(3, "h3", true, &[0, 101]),
+            ],
+            out_of_range: 0,
+        };
+        let policy = Policy::default();
+        let compiled =
+            policy_compiler::compile_image(&obs, &policy.resolve().unwrap(), 1000).unwrap();
+        let cand = candidate(&obs, &compiled, &policy);
+        let hosts = |n: &str| cand.syscall_hosts[&("x86_64".to_string(), n.to_string())];
+        assert_eq!((hosts("read"), hosts("ptrace")), (3, 0));
+        assert!(cand.allowed["x86_64"].contains("ptrace"));
+        assert!(
+            cand.confidence_summary
+                .ends_with("; 1 incomplete containers (calls lost) not counted"),
+            "{}",
+            cand.confidence_summary
+        );
     }
 }
