@@ -8,8 +8,8 @@
 mod common;
 
 use common::Fixture;
-use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SeccompFilter, SyscallDelta};
-use schemas::{Abi, Phase, PhaseSet};
+use schemas::wire::Envelope;
+use schemas::Phase;
 
 const GETPGRP: u32 = 111;
 const SETGROUPS: u32 = 116;
@@ -19,47 +19,13 @@ const PRCTL: u32 = 157;
 /// One container of `image` under `runtime` that made `runtime_calls` in
 /// the runtime phase and getpgrp in its own.
 fn envelope(seq: u64, runtime: &str, image: &str, runtime_calls: &[u32]) -> Envelope {
-    let t = 1_764_000_000_000 + seq * 1000;
-    let mut syscalls: Vec<SyscallDelta> = runtime_calls
+    let t = common::wire::at(seq);
+    let mut syscalls: Vec<_> = runtime_calls
         .iter()
-        .map(|nr| SyscallDelta {
-            abi: Abi::X86_64,
-            nr: *nr,
-            calls: 1,
-            phases: PhaseSet(Phase::Runtime.bit()),
-            first_seen_ms: t - 500,
-        })
+        .map(|nr| common::wire::call(*nr, 1, Phase::Runtime, t))
         .collect();
-    syscalls.push(SyscallDelta {
-        abi: Abi::X86_64,
-        nr: GETPGRP,
-        calls: 3,
-        phases: PhaseSet(Phase::Image.bit()),
-        first_seen_ms: t - 500,
-    });
-    syscalls.sort_by_key(|s| s.nr);
-    Envelope {
-        host_id: "h1".into(),
-        boot_id: "boot-1".into(),
-        seq,
-        interval_start_ms: t - 1000,
-        interval_end_ms: t,
-        containers: vec![ContainerDelta {
-            container: ContainerRef {
-                runtime: runtime.into(),
-                id: format!("c{seq}"),
-                image: image.into(),
-                image_digest: String::new(),
-                pod: None,
-                seccomp: SeccompFilter::Unconfined,
-            },
-            started_at_ms: t - 500,
-            last_seen_ms: t,
-            exited_at_ms: Some(t),
-            incomplete: false,
-            syscalls,
-        }],
-    }
+    syscalls.push(common::wire::call(GETPGRP, 3, Phase::Image, t));
+    common::wire::one_container("h1", seq, runtime, image, syscalls)
 }
 
 /// An embedded store, readable and writable by the unprivileged user.

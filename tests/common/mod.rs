@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
+pub mod wire;
+
 use serde_json::Value;
 use std::fs::File;
 use std::os::unix::process::CommandExt;

@@ -1,0 +1,527 @@
+//! The fleet harness of `tests/fleet_cli.rs`: simulated hosts (one
+//! `sandmine collect` per host, each under its own cgroup parent), an
+//! aggregator, the known-call probe run in containers, and the exact
+//! store totals they must add up to.
+
+use super::{Fixture, Running};
+use schemas::wire::Envelope;
+use schemas::Phase;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testsvc::{ClickHouse, Kafka, Nats};
+
+pub const BUSYBOX: &str = "sandmine-test/busybox:1";
+pub const PROBE_SRC: &str = include_str!("../probes/known_calls.c");
+/// x86_64 numbers the probe makes and neither libc start-up nor runc does.
+pub const GETPGRP: u32 = 111;
+pub const TIMES: u32 = 100;
+pub const SYSINFO: u32 = 99;
+/// How long the store may take to show what the containers did.
+pub const CONVERGE: Duration = Duration::from_secs(120);
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker ({e}); run scripts/install-deps.sh"));
+    assert!(
+        o.status.success(),
+        "docker {args:?} failed (is dockerd running? scripts/start-dockerd.sh): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+pub fn unique() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}x{:x}", std::process::id(), t)
+}
+
+/// Expected store totals: image → syscall nr → (calls, hosts, containers).
+pub type Expected = BTreeMap<String, BTreeMap<u32, (u64, u64, u64)>>;
+
+/// One run of containers on one simulated host: the probe's arguments
+/// (nr:count pairs), and how many containers.
+pub struct Batch<'a> {
+    pub host: &'a str,
+    pub image: &'a str,
+    pub containers: u64,
+    pub calls: &'a [(u32, u64)],
+}
+
+pub struct Fleet {
+    pub f: Fixture,
+    pub tag: String,
+    pub cfg: PathBuf,
+    pub probe: PathBuf,
+    pub probe_image: String,
+    pub aggregator: Option<Running>,
+    pub collectors: BTreeMap<String, Running>,
+    /// Per image, per host: containers run; per image, per syscall: calls.
+    pub hosts_seen: BTreeMap<String, BTreeMap<String, u64>>,
+    pub calls: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// Per image, per syscall: per host, containers that made it.
+    pub users: BTreeMap<String, BTreeMap<u32, BTreeMap<String, u64>>>,
+}
+
+impl Fleet {
+    /// `broker` is the `[broker]` section's body.
+    pub fn new(broker: &str, ch: &ClickHouse) -> Fleet {
+        let f = Fixture::new();
+        let tag = unique();
+        docker(&["image", "inspect", BUSYBOX]);
+        let probe = f.probe_static("known_calls", PROBE_SRC);
+        // The second image: only the probe, imported from a tarball.
+        let root = f.path("probe-root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::copy(&probe, root.join("probe")).unwrap();
+        let tar = f.path("probe.tar");
+        let st = Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                "probe",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let probe_image = format!("sandmine-test/fleet-probe:{tag}");
+        docker(&["import", tar.to_str().unwrap(), &probe_image]);
+        let cfg = f.write(
+            "sandmine.toml",
+            &format!(
+                r#"[collector]
+interval = "1s"
+
+[broker]
+{broker}
+
+[store.clickhouse]
+url = "{ch_url}"
+database = "fleet"
+timeout_secs = 5
+connect_timeout_secs = 2
+
+[aggregator]
+batch_max_wait = "200ms"
+retry_max_backoff = "2s"
+"#,
+                ch_url = ch.url()
+            ),
+        );
+        Fleet {
+            f,
+            tag,
+            cfg,
+            probe,
+            probe_image,
+            aggregator: None,
+            collectors: BTreeMap::new(),
+            hosts_seen: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.f.command(args);
+        c.arg("--config").arg(&self.cfg);
+        c.env("SANDMINE_LOG", "debug");
+        c
+    }
+
+    pub fn start_aggregator(&mut self) {
+        let cmd = self.cmd(&["aggregate"]);
+        let r = self.f.spawn(cmd);
+        wait_for_line(&r, "msg=\"consuming\"");
+        self.aggregator = Some(r);
+    }
+
+    pub fn kill_aggregator(&mut self) {
+        if let Some(mut a) = self.aggregator.take() {
+            a.kill9();
+        }
+    }
+
+    pub fn pin_dir(&self, host: &str) -> String {
+        format!("/sys/fs/bpf/sandmine-test-{}-{host}", self.tag)
+    }
+
+    pub fn start_collector(&mut self, host: &str) {
+        let state = self.f.arg(&format!("state-{host}"));
+        let mut cmd = self.cmd(&["collect"]);
+        cmd.args(["--set", &format!("collector.host_id=\"{host}\"")])
+            .args(["--set", &format!("collector.state_dir=\"{state}\"")])
+            .args([
+                "--set",
+                &format!("collector.pin_dir=\"{}\"", self.pin_dir(host)),
+            ])
+            .args([
+                "--set",
+                &format!("collector.cgroup_parent=\"sm-{}-{host}\"", self.tag),
+            ]);
+        let r = self.f.spawn(cmd);
+        // The kernel program is attached once the daemon says so.
+        wait_for_line(&r, "collecting as host");
+        self.collectors.insert(host.to_string(), r);
+    }
+
+    pub fn kill_collector(&mut self, host: &str) {
+        if let Some(mut c) = self.collectors.remove(host) {
+            c.kill9();
+        }
+    }
+
+    /// Runs the batch's containers one after another (each exits at once)
+    /// and records what the store must end up with.
+    pub fn run(&mut self, b: &Batch) {
+        let image = if b.image == "probe" {
+            self.probe_image.clone()
+        } else {
+            BUSYBOX.to_string()
+        };
+        let args: Vec<String> = b.calls.iter().map(|(nr, n)| format!("{nr}:{n}")).collect();
+        let parent = format!("/sm-{}-{}", self.tag, b.host);
+        let mount = format!("{}:/probe:ro", self.probe.display());
+        for _ in 0..b.containers {
+            let mut a = vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--cgroup-parent",
+                &parent,
+            ];
+            if image == BUSYBOX {
+                a.extend(["-v", &mount]);
+            }
+            a.push(&image);
+            a.push("/probe");
+            a.extend(args.iter().map(String::as_str));
+            docker(&a);
+        }
+        *self
+            .hosts_seen
+            .entry(image.clone())
+            .or_default()
+            .entry(b.host.to_string())
+            .or_default() += b.containers;
+        for (nr, n) in b.calls {
+            *self
+                .calls
+                .entry(image.clone())
+                .or_default()
+                .entry(*nr)
+                .or_default() += n * b.containers;
+            *self
+                .users
+                .entry(image.clone())
+                .or_default()
+                .entry(*nr)
+                .or_default()
+                .entry(b.host.to_string())
+                .or_default() += b.containers;
+        }
+    }
+
+    pub fn expected(&self) -> Expected {
+        let mut e = Expected::new();
+        for (image, per_nr) in &self.calls {
+            for (nr, calls) in per_nr {
+                let users = &self.users[image][nr];
+                let hosts = users.len() as u64;
+                let containers: u64 = users.values().sum();
+                e.entry(image.clone())
+                    .or_default()
+                    .insert(*nr, (*calls, hosts, containers));
+            }
+        }
+        e
+    }
+
+    /// What the store says now, for the probe's syscalls, plus per image
+    /// (hosts, containers).
+    pub fn observed(&self) -> (Expected, BTreeMap<String, (u64, u64)>) {
+        let mut e = Expected::new();
+        let mut exposure = BTreeMap::new();
+        for image in self.hosts_seen.keys() {
+            let o = self
+                .f
+                .run_cmd(self.cmd(&["query", "image", image]), super::RUN_TIMEOUT);
+            if o.code() != Some(0) {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&o.stdout).expect("query JSON");
+            exposure.insert(
+                image.clone(),
+                (
+                    v["hosts"].as_u64().unwrap(),
+                    v["containers"].as_u64().unwrap(),
+                ),
+            );
+            for s in v["syscalls"].as_array().unwrap() {
+                let nr = s["nr"].as_u64().unwrap() as u32;
+                if s["abi"] == "x86_64" && [GETPGRP, TIMES, SYSINFO].contains(&nr) {
+                    e.entry(image.clone()).or_default().insert(
+                        nr,
+                        (
+                            s["calls"].as_u64().unwrap(),
+                            s["hosts"].as_u64().unwrap(),
+                            s["containers"].as_u64().unwrap(),
+                        ),
+                    );
+                }
+            }
+        }
+        (e, exposure)
+    }
+
+    pub fn expected_exposure(&self) -> BTreeMap<String, (u64, u64)> {
+        self.hosts_seen
+            .iter()
+            .map(|(i, h)| (i.clone(), (h.len() as u64, h.values().sum())))
+            .collect()
+    }
+
+    /// Waits until the store shows exactly the expected totals, then
+    /// checks they stay exact (a late redelivery must not add anything).
+    pub fn assert_converges(&self, what: &str) {
+        let want = (self.expected(), self.expected_exposure());
+        let deadline = Instant::now() + CONVERGE;
+        let mut got = self.observed();
+        while got != want {
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: the store did not converge to the exact totals\n want {want:?}\n got  {got:?}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            got = self.observed();
+        }
+        // Longer than the broker's ack wait: any redelivery has happened.
+        std::thread::sleep(Duration::from_secs(4));
+        let again = self.observed();
+        assert_eq!(
+            again,
+            want,
+            "{what}: totals changed after converging\n{}",
+            self.logs()
+        );
+    }
+
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for (name, r) in self
+            .aggregator
+            .iter()
+            .map(|a| ("aggregator".to_string(), a))
+            .chain(
+                self.collectors
+                    .iter()
+                    .map(|(h, c)| (format!("collector {h}"), c)),
+            )
+        {
+            let err = std::fs::read_to_string(&r.stderr).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(25).collect();
+            s.push_str(&format!("--- {name} (last lines)\n"));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.kill_aggregator();
+        let hosts: Vec<String> = self.collectors.keys().cloned().collect();
+        for h in hosts {
+            self.kill_collector(&h);
+        }
+        for h in ["hA", "hB", "hC"] {
+            let _ = std::fs::remove_dir_all(self.pin_dir(h));
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.probe_image])
+            .output();
+    }
+}
+
+/// Waits until the process logged a line containing `needle`.
+pub fn wait_for_line(r: &Running, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let err = std::fs::read_to_string(&r.stderr).unwrap_or_default();
+        if err.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} within 60 s; stderr:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn nats_broker(n: &Nats) -> String {
+    format!(
+        "kind = \"nats\"\nurl = \"{}\"\nack_wait = \"3s\"\ntimeout = \"2s\"\n",
+        n.url()
+    )
+}
+
+/// A `[broker]` body for tansu, with topics and group of their own.
+pub fn kafka_broker(kafka: &Kafka) -> String {
+    format!(
+        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{t}\"\ndead_letter_topic = \"dead-{t}\"\ngroup_id = \"agg-{t}\"\n",
+        kafka.bootstrap(),
+        t = unique()
+    )
+}
+
+/// A hand-made delta: `calls` getpgrp calls of one docker container of
+/// `image`.
+pub fn envelope(host: &str, seq: u64, image: &str, calls: u64) -> Envelope {
+    let t = super::wire::at(seq);
+    let getpgrp = super::wire::call(GETPGRP, calls, Phase::Image, t);
+    super::wire::one_container(host, seq, "docker", image, vec![getpgrp])
+}
+
+/// Publishes raw payloads to the main subject (or the dead-letter one).
+pub fn publish(nats: &Nats, msgs: &[(&str, Vec<u8>)], dead_letter: bool, window: &str) {
+    let cfg: transport::BrokerConfig = toml::from_str(&format!(
+        "{}duplicate_window = \"{window}\"\n",
+        nats_broker(nats)
+    ))
+    .unwrap();
+    publish_to(&cfg, msgs, dead_letter);
+}
+
+/// Publishes raw payloads through the broker of `cfg`.
+pub fn publish_to(cfg: &transport::BrokerConfig, msgs: &[(&str, Vec<u8>)], dead_letter: bool) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = transport::Publisher::connect(cfg).await.unwrap();
+        for (id, bytes) in msgs {
+            if dead_letter {
+                p.publish_dead_letter(id, bytes, "test").await.unwrap();
+            } else {
+                p.publish(id, bytes).await.unwrap();
+            }
+        }
+    });
+}
+
+/// getpgrp calls the store holds for `image` (0 if it has none).
+pub fn stored_calls(fleet: &Fleet, image: &str) -> u64 {
+    let o = fleet
+        .f
+        .run_cmd(fleet.cmd(&["query", "image", image]), super::RUN_TIMEOUT);
+    if o.code() != Some(0) {
+        return 0;
+    }
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    v["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["nr"] == GETPGRP)
+        .map(|s| s["calls"].as_u64().unwrap())
+        .sum()
+}
+
+pub fn wait_calls(fleet: &Fleet, image: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_calls(fleet, image) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{image}: store has {} calls, want {want}\n{}",
+            stored_calls(fleet, image),
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // And it stays there.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stored_calls(fleet, image), want, "{}", fleet.logs());
+}
+
+/// A field of the stream's state (`messages` held now, `last_seq` ever
+/// stored), from the monitoring endpoint.
+pub fn nats_stream_state(nats: &Nats, stream: &str, field: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", nats.monitor_port)).unwrap();
+    write!(s, "GET /jsz?streams=true HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(json).unwrap();
+    v["account_details"][0]["stream_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == stream)
+        .map(|d| d["state"][field].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("no stream {stream} in {v}"))
+}
+
+/// Serves HTTP from the busybox image on a simulated host: starts httpd,
+/// fetches the page `gets` times, removes the container.
+pub fn serve(fleet: &mut Fleet, host: &str, gets: usize, seccomp: Option<&str>) {
+    let port = testsvc::free_port();
+    let parent = format!("/sm-{}-{host}", fleet.tag);
+    let listen = format!("127.0.0.1:{port}");
+    let mut a = vec!["run", "-d", "--network", "host", "--cgroup-parent", &parent];
+    let opt;
+    if let Some(f) = seccomp {
+        opt = format!("seccomp={f}");
+        a.extend(["--security-opt", &opt]);
+    }
+    a.extend([
+        BUSYBOX, "busybox", "httpd", "-f", "-p", &listen, "-h", "/www",
+    ]);
+    let id = String::from_utf8(docker(&a).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    for _ in 0..gets {
+        let body = http_get(port);
+        assert!(body.contains("sandmine-ok"), "httpd answered {body:?}");
+    }
+    docker(&["rm", "-f", &id]);
+    *fleet
+        .hosts_seen
+        .entry(BUSYBOX.to_string())
+        .or_default()
+        .entry(host.to_string())
+        .or_default() += 1;
+}
+
+pub fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok() {
+                let mut body = String::new();
+                if s.read_to_string(&mut body).is_ok() && !body.is_empty() {
+                    return body;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing answered on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
