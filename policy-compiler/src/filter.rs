@@ -197,22 +197,25 @@ pub fn build_for(
     host: &[Abi],
 ) -> Result<Vec<SockFilter>, FilterError> {
     profile.validate()?;
-    let default_ret = default_ret(profile, over);
-    let listed = match host.first() {
-        Some(native) => profile.abis(*native),
-        None => Vec::new(),
-    };
+    build_resolved(&tables(profile, host), default_ret(profile, over), host)
+}
 
-    // Per listed host ABI: number -> return value. The first rule naming a
-    // syscall decides (validation already refused conflicting rules).
+/// Per host ABI that `profile` lists (the first of `host` is the native
+/// ABI, which an empty `architectures` list means): each syscall number's
+/// return value, x32 numbers with `X32_SYSCALL_BIT` set. The first rule
+/// naming a syscall decides (validation refuses conflicting rules); names
+/// absent from an ABI (e.g. `socketcall` on x86_64) are skipped for it.
+/// The input of [`build_resolved`].
+pub(crate) fn tables(profile: &OciProfile, host: &[Abi]) -> BTreeMap<Abi, BTreeMap<u32, u32>> {
+    let listed = host
+        .first()
+        .map_or_else(Vec::new, |native| profile.abis(*native));
     let mut tables: BTreeMap<Abi, BTreeMap<u32, u32>> = BTreeMap::new();
     for abi in host.iter().filter(|a| listed.contains(a)) {
         let table = tables.entry(*abi).or_default();
         for rule in &profile.syscalls {
             let ret = ret_value(rule.action, rule.errno());
             for name in &rule.names {
-                // Names absent from this ABI (e.g. `socketcall` on x86_64)
-                // are skipped for it.
                 if let Some(nr) = syscalls::number(*abi, name) {
                     let nr = if *abi == Abi::X32 {
                         nr | X32_SYSCALL_BIT
@@ -224,8 +227,7 @@ pub fn build_for(
             }
         }
     }
-
-    build_resolved(&tables, default_ret, host)
+    tables
 }
 
 /// The second half of [`build_for`], for callers that already resolved

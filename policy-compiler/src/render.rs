@@ -5,13 +5,12 @@
 //! and no timestamp. The content hash is over the canonical OCI JSON only.
 
 use crate::decide::{AllowReason, Decision, DenyReason, Verdict};
-use crate::filter::{build_resolved, ret_value, FilterError};
+use crate::filter::{build_resolved, ret_value, tables, FilterError};
 use crate::oci::{
     Action, Metadata, OciProfile, ScmpArch, SyscallRule, UnnamedSyscall, METADATA_VERSION,
 };
 use crate::probes::PROBED;
 use crate::{ENOSYS, EPERM};
-use schemas::abi::X32_SYSCALL_BIT;
 use schemas::slug::image_slug;
 use schemas::syscalls;
 use schemas::{Abi, Phase};
@@ -385,25 +384,7 @@ pub fn host_families(d: &Decision) -> Vec<(&'static str, &'static [Abi])> {
 /// and without re-validating a profile this module built.
 pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterError> {
     let default_ret = ret_value(profile.default_action, profile.default_errno());
-    let listed = host.first().map_or_else(Vec::new, |n| profile.abis(*n));
-    let mut tables: BTreeMap<Abi, BTreeMap<u32, u32>> = BTreeMap::new();
-    for abi in host.iter().filter(|a| listed.contains(a)) {
-        let table = tables.entry(*abi).or_default();
-        for rule in &profile.syscalls {
-            let ret = ret_value(rule.action, rule.errno());
-            for name in &rule.names {
-                if let Some(nr) = syscalls::number(*abi, name) {
-                    let nr = if *abi == Abi::X32 {
-                        nr | X32_SYSCALL_BIT
-                    } else {
-                        nr
-                    };
-                    table.entry(nr).or_insert(ret);
-                }
-            }
-        }
-    }
-    let prog = build_resolved(&tables, default_ret, host)?;
+    let prog = build_resolved(&tables(profile, host), default_ret, host)?;
     let mut out = Vec::with_capacity(prog.len() * 8);
     for i in prog {
         out.extend_from_slice(&i.code.to_le_bytes());
