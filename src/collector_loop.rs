@@ -78,15 +78,15 @@ pub async fn run(
         .context("collector start-up panicked")?
         .context("cannot start the collector")?;
     log::info!(
-        "collecting as host {} (boot {}), every {:?}, from seq {}",
+        "collecting as host {} (stream {}), every {:?}, from seq {}",
         daemon.host_id(),
-        daemon.boot_id(),
+        daemon.stream_id(),
         interval,
         daemon.seq() + 1
     );
-    let spool = Spool::open(daemon.spool().dir(), daemon.host_id(), daemon.boot_id())
+    let spool = Spool::open(daemon.spool().dir(), daemon.host_id(), &daemon.stream_id())
         .context("cannot open the spool")?;
-    let boot = daemon.boot_id().to_string();
+    let boot = daemon.stream_id();
     let (committed_tx, mut committed_rx) = watch::channel(daemon.seq());
     let stopping = Arc::new(AtomicBool::new(false));
     let ticker = {

@@ -398,3 +398,54 @@ fn deltas_sum_exactly_through_a_kill_at_commit_restart_and_full_spool() {
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     let _ = Command::new("docker").args(["rmi", &img]).output();
 }
+
+/// Issue 9, item 4: the state file is lost while the kernel's pinned
+/// counters survive. The reopened daemon starts a new stream (another
+/// epoch in the envelope's `boot_id`), so its seq 1 cannot shadow the
+/// stored seq 1 of the old stream, and it discards the counters whose
+/// counts it cannot attribute instead of publishing them again.
+#[test]
+fn a_lost_state_file_starts_a_new_stream_and_resends_nothing() {
+    let a = probe_image("lost-state");
+    let env = Env::new();
+    let run = |n: u32| {
+        let id = env.run(&[&a, "/probe", &n.to_string(), &GETPGRP.to_string()]);
+        sh(Command::new("docker").args(["wait", &id]));
+        id
+    };
+    let mut d = env.open(256 << 20);
+    let first = run(1234);
+    let e1 = tick(&mut d).expect("a delta");
+    assert_eq!((e1.seq, calls(&e1, &first, GETPGRP)), (1, 1234));
+    // Counted in the kernel, never committed: the state that would say
+    // so is about to be lost.
+    let uncommitted = run(777);
+    drop(d);
+    std::fs::remove_file(env.state.path().join("state.json")).expect("state.json exists");
+    assert!(
+        env.pin_dir
+            .read_dir()
+            .expect("pins survive")
+            .next()
+            .is_some(),
+        "the pinned counters survive the daemon"
+    );
+
+    let mut d = env.open(256 << 20);
+    assert_eq!(d.seq(), 0);
+    assert_ne!(d.stream_id(), e1.boot_id);
+    let third = run(55);
+    let e2 = tick(&mut d).expect("a delta");
+    assert_eq!(e2.seq, 1);
+    assert_eq!(e2.boot_id, d.stream_id());
+    assert_ne!(e2.dedupe_id(), e1.dedupe_id());
+    assert_eq!(calls(&e2, &third, GETPGRP), 55);
+    // Nothing of the old counters comes back: not the published 1234 (a
+    // double count), and the uncommitted 777 are lost, loudly (a warning).
+    assert_eq!(calls(&e2, &first, GETPGRP), 0, "{e2:?}");
+    assert_eq!(calls(&e2, &uncommitted, GETPGRP), 0, "{e2:?}");
+    for id in [&first, &uncommitted, &third] {
+        let _ = Command::new("docker").args(["rm", "-f", id]).output();
+    }
+    let _ = Command::new("docker").args(["rmi", &a]).output();
+}

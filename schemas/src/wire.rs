@@ -88,10 +88,13 @@ pub const END_TIME_MS: u64 = 4_102_444_800_000;
 pub struct Envelope {
     /// Stable host identity (configured, else `/etc/machine-id`).
     pub host_id: String,
-    /// `/proc/sys/kernel/random/boot_id`: kernel-side state (and the
-    /// collector's sequence) restart with a boot.
+    /// The host's message stream: `/proc/sys/kernel/random/boot_id`
+    /// (kernel-side state restarts with a boot), then `-` and the random
+    /// epoch of the collector's counting instance (a lost state file
+    /// starts a new one). Collectors from before epochs send the boot id
+    /// alone. Opaque to readers.
     pub boot_id: String,
-    /// Per (host, boot), 1, 2, 3... with no gap and no reuse, persisted
+    /// Per (host, stream), 1, 2, 3... with no gap and no reuse, persisted
     /// across collector restarts.
     pub seq: u64,
     /// Wall-clock milliseconds since the Unix epoch: the interval this

@@ -216,7 +216,7 @@ pub(super) fn cut(
     state.last_end_ms = now_ms;
     let envelope = Envelope {
         host_id: state.host_id.clone(),
-        boot_id: state.boot_id.clone(),
+        boot_id: state.stream_id(),
         seq: state.seq,
         interval_start_ms: start,
         interval_end_ms: now_ms,
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn deltas_are_against_the_committed_snapshot() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let o = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let c1 = cut(&s0, &[o], 5_000, 2_000, true).expect("a delta");
         assert_eq!(c1.envelope.seq, 1);
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn setup_only_calls_are_not_published() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let o = observed(
             "1:2",
             "c1",
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn keys_of_one_container_are_summed_and_exit_is_said_once() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let a = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
         let c1 = cut(&s0, &[a, b], 5_000, 0, true).expect("a delta");
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_container_that_lost_calls_is_incomplete_for_good() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let ok = observed("1:2", "ok", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let bad = lossy(
             "1:3",
@@ -421,7 +421,7 @@ mod tests {
     /// without news say nothing until it exits.
     #[test]
     fn a_workload_without_a_slot_is_sent_once_marked_then_at_exit() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let noslot = lossy("1:4", "n", true, Observation::default(), 12);
         let c1 = cut(&s0, std::slice::from_ref(&noslot), 5_000, 0, true).expect("the mark");
         let d = &c1.envelope.containers[0];
@@ -448,7 +448,7 @@ mod tests {
     /// gap-free, exits are committed and the keys reaped).
     #[test]
     fn below_version_3_incomplete_containers_are_withheld() {
-        let s0 = State::new("h", "b");
+        let s0 = State::new("h", "b").expect("new state");
         let ok = observed("1:2", "ok", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let bad = lossy(
             "1:3",

@@ -309,14 +309,29 @@ impl Daemon {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| DaemonError::io(format!("creating {}", config.state_dir.display()), e))?;
         let state_file = StateFile::in_dir(&config.state_dir);
-        let mut state = state_file.load(&host_id, &boot_id)?;
-        let spool = Spool::open(&config.state_dir.join("spool"), &host_id, &boot_id)?;
+        let (mut state, new_stream) = state_file.load(&host_id, &boot_id)?;
+        let stream_id = state.stream_id();
+        let spool = Spool::open(&config.state_dir.join("spool"), &host_id, &stream_id)?;
         let discarded = spool.discard_after(state.seq)?;
         if discarded > 0 {
             log::warn!(
                 "discarded {discarded} spooled messages after seq {} (written but never committed before a crash); their calls are in the next delta",
                 state.seq
             );
+        }
+        if new_stream {
+            // No state of this stream says which of the pinned counters'
+            // counts were already published (the file was lost, or this is
+            // a new boot or host id): counting starts afresh, in a new
+            // stream, whose epoch is on disk before anything is counted.
+            let dropped = kernel::unpin_all(&config.pin_dir)?;
+            if dropped > 0 {
+                log::warn!(
+                    "no committed state in {}: discarded the pinned counters ({dropped} pinned objects), whose counts since the last commit cannot be attributed; counting afresh as stream {stream_id}",
+                    config.state_dir.display()
+                );
+            }
+            state_file.store(&state)?;
         }
         let kernel = kernel::open_or_load(&config.pin_dir, config.max_workloads)?;
         if kernel.fresh() {
@@ -363,8 +378,10 @@ impl Daemon {
         &self.state.host_id
     }
 
-    pub fn boot_id(&self) -> &str {
-        &self.state.boot_id
+    /// The message stream's id (the kernel boot id and the epoch), sent
+    /// as the envelopes' `boot_id`.
+    pub fn stream_id(&self) -> String {
+        self.state.stream_id()
     }
 
     /// What the last tick saw.

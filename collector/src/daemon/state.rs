@@ -22,8 +22,14 @@ const STATE_VERSION: u32 = 1;
 pub(super) struct State {
     pub version: u32,
     pub host_id: String,
+    /// The kernel's boot id when the stream started.
     pub boot_id: String,
-    /// Last committed seq of this boot (0: none yet).
+    /// The counting instance within the boot: random hex, drawn when the
+    /// stream starts afresh (see [`State::stream_id`]). Empty in state
+    /// files written before it existed, whose stream keeps its id.
+    #[serde(default)]
+    pub epoch: String,
+    /// Last committed seq of this stream (0: none yet).
     pub seq: u64,
     /// End of the last committed interval (0: none yet).
     pub last_end_ms: u64,
@@ -35,15 +41,40 @@ pub(super) struct State {
 }
 
 impl State {
-    /// The empty state of a new message stream (a new boot or host).
-    pub fn new(host_id: &str, boot_id: &str) -> State {
-        State {
+    /// The empty state of a new message stream (a new boot, a new host
+    /// id, or a lost state file), with a fresh random epoch.
+    pub fn new(host_id: &str, boot_id: &str) -> Result<State, DaemonError> {
+        Ok(State {
             version: STATE_VERSION,
             host_id: host_id.to_string(),
             boot_id: boot_id.to_string(),
+            epoch: random_epoch()?,
             ..State::default()
+        })
+    }
+
+    /// The message stream's id, sent as the envelope's `boot_id`: the
+    /// kernel boot id, then `-` and the epoch. Seqs restart at 1 in each
+    /// stream, so a stream that starts afresh within one boot (its state
+    /// file was lost while the kernel counters survived) can never reuse
+    /// a stored `(host, boot, seq)`.
+    pub fn stream_id(&self) -> String {
+        if self.epoch.is_empty() {
+            self.boot_id.clone()
+        } else {
+            format!("{}-{}", self.boot_id, self.epoch)
         }
     }
+}
+
+/// 64 random bits from the kernel, as 16 hex digits.
+fn random_epoch() -> Result<String, DaemonError> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| DaemonError::io("reading /dev/urandom".to_string(), e))?;
+    Ok(format!("{:016x}", u64::from_le_bytes(b)))
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,16 +168,18 @@ impl StateFile {
         }
     }
 
-    /// The committed state of the stream `(host_id, boot_id)`. A missing
-    /// file, or one of another boot or host id, starts the stream afresh
-    /// (seq 0); a file that does not parse is an error, never silently
-    /// replaced.
-    pub fn load(&self, host_id: &str, boot_id: &str) -> Result<State, DaemonError> {
+    /// The committed state of this host's stream in boot `boot_id`. A
+    /// missing file, or one of another boot or host id, starts a new
+    /// stream (seq 0, a new epoch; the second value is then true); a file
+    /// that does not parse is an error, never silently replaced.
+    pub fn load(&self, host_id: &str, boot_id: &str) -> Result<(State, bool), DaemonError> {
         let state = match std::fs::read(&self.path) {
             Ok(b) => serde_json::from_slice::<State>(&b).map_err(|e| {
                 DaemonError::State(format!("{} is corrupt: {e}", self.path.display()))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((State::new(host_id, boot_id)?, true))
+            }
             Err(e) => {
                 return Err(DaemonError::io(
                     format!("reading {}", self.path.display()),
@@ -157,9 +190,9 @@ impl StateFile {
         if state.boot_id != boot_id || state.host_id != host_id {
             // New boot: new kernel counters, seq restarts at 1. (A changed
             // host id starts a new message stream too.)
-            return Ok(State::new(host_id, boot_id));
+            return Ok((State::new(host_id, boot_id)?, true));
         }
-        Ok(state)
+        Ok((state, false))
     }
 
     /// Replaces the file atomically: after a crash it holds either the
@@ -209,8 +242,8 @@ mod tests {
         let f = StateFile::in_dir(dir.path());
         let old = br#"{"version":1,"host_id":"h","boot_id":"b","seq":3,"last_end_ms":99,"keys":{"1:2":{"container_id":"c","counts":[[0,39,5]],"done":false}},"containers":{"c":{"runtime":"docker","image":"img:1","image_digest":"","pod":null,"seccomp":"unknown","started_at_ms":7,"first_seen":[[0,39,8]],"exited":false}}}"#;
         std::fs::write(dir.path().join("state.json"), old).expect("write");
-        let mut s = f.load("h", "b").expect("old format");
-        assert_eq!(s.seq, 3);
+        let (mut s, new) = f.load("h", "b").expect("old format");
+        assert_eq!((s.seq, new), (3, false));
         let c = &s.containers["c"];
         assert_eq!((c.image.as_str(), c.incomplete), ("img:1", false));
         s.containers.get_mut("c").expect("c").incomplete = true;
@@ -218,15 +251,25 @@ mod tests {
         assert!(std::fs::read_to_string(dir.path().join("state.json"))
             .expect("read")
             .contains(r#""exited":false,"incomplete":true}"#));
-        assert_eq!(f.load("h", "b").expect("load"), s);
+        assert_eq!(f.load("h", "b").expect("load"), (s, false));
     }
 
     #[test]
     fn load_store_and_stream_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = StateFile::in_dir(dir.path());
-        assert_eq!(f.load("h", "b1").expect("missing"), State::new("h", "b1"));
-        let mut s = State::new("h", "b1");
+        let assert_new = |(s, new): (State, bool), host: &str, boot: &str| {
+            assert!(new && s.seq == 0 && s.keys.is_empty(), "{s:?}");
+            assert_eq!((s.host_id.as_str(), s.boot_id.as_str()), (host, boot));
+            assert_eq!(s.epoch.len(), 16, "{s:?}");
+            assert_eq!(s.stream_id(), format!("{boot}-{}", s.epoch));
+            s.epoch
+        };
+        let first = assert_new(f.load("h", "b1").expect("missing"), "h", "b1");
+        // A lost state file starts another stream: never the same epoch.
+        let again = assert_new(f.load("h", "b1").expect("missing"), "h", "b1");
+        assert_ne!(first, again);
+        let mut s = State::new("h", "b1").expect("new");
         s.seq = 7;
         s.last_end_ms = 1234;
         s.keys.insert(
@@ -238,10 +281,10 @@ mod tests {
             },
         );
         f.store(&s).expect("store");
-        assert_eq!(f.load("h", "b1").expect("load"), s);
+        assert_eq!(f.load("h", "b1").expect("load"), (s, false));
         // A new boot or another host id: a new stream from seq 0.
-        assert_eq!(f.load("h", "b2").expect("load"), State::new("h", "b2"));
-        assert_eq!(f.load("g", "b1").expect("load"), State::new("g", "b1"));
+        assert_new(f.load("h", "b2").expect("load"), "h", "b2");
+        assert_new(f.load("g", "b1").expect("load"), "g", "b1");
         // No temporary file is left behind.
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("list")
@@ -251,5 +294,24 @@ mod tests {
         std::fs::write(dir.path().join("state.json"), b"{\"version\":1,").expect("write");
         let e = f.load("h", "b1").expect_err("corrupt");
         assert!(e.to_string().contains("is corrupt"), "{e}");
+    }
+
+    /// A state file written before epochs existed keeps its stream: the
+    /// same id, the same seqs.
+    #[test]
+    fn a_state_without_an_epoch_keeps_its_stream_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = StateFile::in_dir(dir.path());
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"host_id":"h","boot_id":"b1","seq":7,"last_end_ms":1234,"keys":{},"containers":{}}"#,
+        )
+        .expect("write");
+        let (s, new) = f.load("h", "b1").expect("load");
+        assert!(!new);
+        assert_eq!(
+            (s.seq, s.epoch.as_str(), s.stream_id()),
+            (7, "", "b1".to_string())
+        );
     }
 }
