@@ -158,13 +158,25 @@ fn keys_by_container(c: &EbpfCollector, ids: &[String]) -> BTreeMap<String, Vec<
     out
 }
 
+/// Cold caches, as after a reboot: the page cache, dentries and inodes
+/// are dropped (after a `sync`), so the burst's first execs and the
+/// kernel's first map accesses run cold.
+fn drop_caches() {
+    let ok = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "sync failed");
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").expect("drop caches (run as root)");
+}
+
 /// 200 containers started at once, right after a fresh load: every one's
-/// probe calls are counted exactly, and nothing is lost.
+/// probe calls are counted exactly, and nothing is lost, with cold caches.
 #[test]
 fn a_burst_of_200_starts_after_a_fresh_load_loses_nothing() {
     let _serial = one_at_a_time();
     let probe = probes::build_static("known_calls", probes::KNOWN_CALLS);
     let burst = Burst::create("200", &probe, 200);
+    drop_caches();
     let c = EbpfCollector::load(&EbpfOptions {
         auto_track: true,
         ..EbpfOptions::default()
@@ -310,6 +322,7 @@ fn two_hundred_workloads_within_a_second_after_a_fresh_load_are_exact() {
     let cgs: Vec<_> = (0..200)
         .map(|_| collector::cgroup::Cgroup::create("burst").unwrap())
         .collect();
+    drop_caches();
     let c = EbpfCollector::load(&EbpfOptions {
         auto_track: true,
         ..EbpfOptions::default()
