@@ -268,7 +268,9 @@ pub fn check_available() -> Result<()> {
     Ok(())
 }
 
-fn effective_caps() -> Result<u64> {
+/// This process's effective capabilities (`CapEff` of `/proc/self/status`),
+/// one bit per capability number.
+pub fn effective_caps() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| CollectError::io("reading /proc/self/status", e))?;
     let hex = status
@@ -283,8 +285,15 @@ fn effective_caps() -> Result<u64> {
 /// process), as the kernel program computes it. Read from the
 /// `NS_GET_MNTNS_ID` ioctl (Linux 6.10 and later).
 pub fn mntns_id(pid: &str) -> Result<u64> {
+    mntns_id_in(std::path::Path::new("/proc"), pid)
+}
+
+/// [`mntns_id`] under a proc file system mounted at `proc_root` (the
+/// host's `/proc` mounted elsewhere, in a container without the host's
+/// pid namespace).
+pub fn mntns_id_in(proc_root: &std::path::Path, pid: &str) -> Result<u64> {
     use std::os::fd::AsRawFd;
-    let path = format!("/proc/{pid}/ns/mnt");
+    let path = format!("{}/{pid}/ns/mnt", proc_root.display());
     let f =
         std::fs::File::open(&path).map_err(|e| CollectError::io(format!("opening {path}"), e))?;
     // NS_GET_MNTNS_ID = _IOR(0xb7, 0x5, __u64)
@@ -318,7 +327,16 @@ pub(crate) fn nr_cpus() -> Result<usize> {
 /// sandbox, or a collector run outside the host's pid namespace), this
 /// process's own, which must then be the host's.
 pub(crate) fn host_mntns_id() -> Result<u64> {
-    mntns_id("1").or_else(|_| mntns_id("self"))
+    host_mntns_id_in(std::path::Path::new("/proc"))
+}
+
+/// [`host_mntns_id`] with pid 1 read under `proc_root` (this process's
+/// own namespace always from `/proc/self`).
+pub(crate) fn host_mntns_id_in(proc_root: &std::path::Path) -> Result<u64> {
+    mntns_id_in(proc_root, "1").or_else(|e| {
+        log::debug!("{e}; taking this process's mount namespace as the host's");
+        mntns_id("self")
+    })
 }
 
 /// Load the object with its globals and capacity, queue every slot as

@@ -22,7 +22,14 @@ from cgroup names), writes it to a crash-safe spool under collector.state_dir, a
 publishes it to NATS JetStream (or Kafka). When the broker is down, deltas wait in the \
 spool (bounded by collector.spool_max_bytes, then in the kernel) and are sent in order \
 when it returns. Sequence numbers survive restarts: nothing is lost or sent twice.\n\n\
-Needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for bpffs and namespaces)."
+Privileges: exactly CAP_BPF (load the program, read its maps), CAP_PERFMON (attach it \
+to the syscall tracepoints) and CAP_SYS_PTRACE (read other processes' /proc/PID/ns/mnt, \
+to tell live containers from exited ones), as root or as any uid with these as ambient \
+capabilities; a missing one is an error that names it. No CAP_SYS_ADMIN as long as bpffs \
+is mounted on /sys/fs/bpf, no CAP_SYS_RESOURCE (Linux 6.10 or later is needed anyway), \
+and no Docker socket to count (it only adds image names and digests). The state \
+directory and collector.pin_dir must be writable by the collector's uid; the host's /proc \
+may be mounted elsewhere (collector.proc_root). Units: deploy/systemd/."
 )]
 pub struct CollectArgs {
     #[command(flatten)]

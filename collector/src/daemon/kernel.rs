@@ -95,9 +95,19 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
 /// Re-open the pinned counter under `pin_dir`, or load and pin it, in
 /// auto-track mode with `max_workloads` slots.
 pub fn open_or_load(pin_dir: &Path, max_workloads: u32) -> Result<EbpfCollector, DaemonError> {
+    open_or_load_in(pin_dir, max_workloads, Path::new("/proc"))
+}
+
+/// [`open_or_load`], with the host's mount namespace read from pid 1 under
+/// `proc_root` (`collector.proc_root`).
+pub fn open_or_load_in(
+    pin_dir: &Path,
+    max_workloads: u32,
+    proc_root: &Path,
+) -> Result<EbpfCollector, DaemonError> {
     ebpf::check_available()?;
     ensure_bpffs(pin_dir)?;
-    let host_mntns = ebpf::host_mntns_id()?;
+    let host_mntns = ebpf::host_mntns_id_in(proc_root)?;
     let cpus = ebpf::nr_cpus()? as u64;
     let hash = format!(
         "{:016x}",

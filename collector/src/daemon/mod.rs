@@ -78,6 +78,7 @@ pub mod attrib;
 pub mod cgpath;
 mod delta;
 pub mod kernel;
+pub mod privileges;
 pub mod spool;
 mod state;
 
@@ -87,7 +88,7 @@ use schemas::Abi;
 use serde::Deserialize;
 use state::{State, StateFile};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use spool::{Pending, Spool};
@@ -97,6 +98,10 @@ pub use spool::{Pending, Spool};
 pub enum DaemonError {
     #[error("kernel: {0}")]
     Kernel(String),
+    /// A capability is missing, or `proc_root` is no proc file system: the
+    /// message says which and what it is for.
+    #[error("{0}")]
+    Privileges(String),
     #[error("state: {0}")]
     State(String),
     #[error("encoding the delta")]
@@ -153,6 +158,13 @@ pub struct DaemonConfig {
     /// fleet simulation, or one slice of a host. Others are ignored like
     /// non-container namespaces.
     pub cgroup_parent: Option<String>,
+    /// Where the host's proc file system is mounted (default `/proc`): the
+    /// collector lists the host's processes and reads their
+    /// `PID/ns/mnt` there. In a container, mount the host's `/proc`
+    /// read-only elsewhere (say `/host/proc`) instead of sharing the
+    /// host's pid namespace. This process's own entries are always read
+    /// from `/proc/self`.
+    pub proc_root: PathBuf,
 }
 
 impl Default for DaemonConfig {
@@ -168,6 +180,7 @@ impl Default for DaemonConfig {
             docker_socket: None,
             podman_socket: None,
             cgroup_parent: None,
+            proc_root: PathBuf::from("/proc"),
         }
     }
 }
@@ -221,10 +234,11 @@ fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Live mount namespaces: inode number → one pid in it.
-fn live_mntns() -> HashMap<u32, i32> {
+/// Live mount namespaces: inode number → one pid in it, from the proc
+/// file system at `proc_root`.
+fn live_mntns(proc_root: &Path) -> HashMap<u32, i32> {
     let mut out = HashMap::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
         return out;
     };
     for e in rd.flatten() {
@@ -232,7 +246,7 @@ fn live_mntns() -> HashMap<u32, i32> {
         let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) {
+        if let Ok(link) = std::fs::read_link(proc_root.join(format!("{pid}/ns/mnt"))) {
             let l = link.to_string_lossy();
             if let Some(inum) = l
                 .strip_prefix("mnt:[")
@@ -301,6 +315,9 @@ impl Daemon {
     /// Open (or load) the kernel side, read the persisted state, and
     /// discard spool leftovers of a crash.
     pub fn open(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        // Before anything is touched: what is missing is named, at once.
+        privileges::check()?;
+        privileges::check_proc_root(&config.proc_root)?;
         let host_id = match &config.host_id {
             Some(h) => h.clone(),
             None => read_trimmed("/etc/machine-id")?,
@@ -333,7 +350,8 @@ impl Daemon {
             }
             state_file.store(&state)?;
         }
-        let kernel = kernel::open_or_load(&config.pin_dir, config.max_workloads)?;
+        let kernel =
+            kernel::open_or_load_in(&config.pin_dir, config.max_workloads, &config.proc_root)?;
         if kernel.fresh() {
             // Counters start from zero: no snapshot applies any more.
             state.keys.clear();
@@ -526,13 +544,15 @@ impl Daemon {
         let mono = monotonic_ns();
         let keys = self.kernel.keys()?;
         stats.keys = keys.len();
-        let live = live_mntns();
+        let proc_root = self.config.proc_root.clone();
+        let live = live_mntns(&proc_root);
         let mut observed = Vec::new();
         let mut gone_unattributed = Vec::new();
         for key in &keys {
             let meta = self.meta(key, now_ms, mono)?;
             let alive = live.get(&meta.mntns_inum).is_some_and(|pid| {
-                crate::ebpf::mntns_id(&pid.to_string()).is_ok_and(|id| id == key.mntns_id)
+                crate::ebpf::mntns_id_in(&proc_root, &pid.to_string())
+                    .is_ok_and(|id| id == key.mntns_id)
             });
             let Some(c) = meta.container else {
                 stats.unattributed_keys += 1;
@@ -565,7 +585,7 @@ impl Daemon {
         if !over.is_empty() {
             let live_ids: HashSet<u64> = live
                 .values()
-                .filter_map(|pid| crate::ebpf::mntns_id(&pid.to_string()).ok())
+                .filter_map(|pid| crate::ebpf::mntns_id_in(&proc_root, &pid.to_string()).ok())
                 .collect();
             for (key, lost_calls, name) in over {
                 let alive = live_ids.contains(&key.mntns_id);
@@ -712,6 +732,33 @@ mod tests {
         assert_eq!(c.pin_dir, PathBuf::from("/sys/fs/bpf/sandmine"));
         let e = serde_json::from_str::<DaemonConfig>(r#"{"intervall":"1s"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn proc_root_defaults_to_proc_and_is_configurable() {
+        assert_eq!(DaemonConfig::default().proc_root, PathBuf::from("/proc"));
+        let c: DaemonConfig = serde_json::from_str(r#"{"proc_root":"/host/proc"}"#).unwrap();
+        assert_eq!(c.proc_root, PathBuf::from("/host/proc"));
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"procroot":"/host/proc"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `procroot`"), "{e}");
+    }
+
+    /// The live namespaces come from the proc root given, not from /proc:
+    /// a tree of `PID/ns/mnt` links shaped like procfs's.
+    #[test]
+    fn live_namespaces_are_read_under_proc_root() {
+        let root = tempfile::tempdir().unwrap();
+        for (pid, link) in [("7", "mnt:[4026530001]"), ("9", "mnt:[4026530002]")] {
+            let ns = root.path().join(pid).join("ns");
+            std::fs::create_dir_all(&ns).unwrap();
+            std::os::unix::fs::symlink(link, ns.join("mnt")).unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("sys")).unwrap();
+        let live = live_mntns(root.path());
+        assert_eq!(
+            live,
+            HashMap::from([(4_026_530_001, 7), (4_026_530_002, 9)])
+        );
     }
 
     #[test]
