@@ -16,7 +16,11 @@
 #   clickhouse-server/-client      the fleet store (18.16, what CI tests against)
 #   python3-venv                   the venv below
 #   runc libseccomp-dev systemd    consumer checks of compiled profiles (runc,
-#                                  the libseccomp runc links, systemd-analyze)
+#                                  the libseccomp runc links, systemd-analyze);
+#                                  systemd-analyze also checks deploy/systemd
+#                                  (scripts/check-deploy.sh)
+#   util-linux                     setpriv: the collector under exactly its
+#                                  capabilities (tests/privileges_cli.rs)
 #   openssl                        throwaway CAs for the TLS tests
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
@@ -40,6 +44,7 @@ pkgs=(
     httperf wrk
     nats-server clickhouse-server clickhouse-client python3-venv
     runc libseccomp-dev systemd openssl
+    util-linux
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
