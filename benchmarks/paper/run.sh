@@ -2,10 +2,12 @@
 # Reproduce "Mining Sandboxes for Linux Containers" (Wan et al., ICST 2017)
 # on real servers. As root, unattended:
 #
-#   benchmarks/paper/run.sh [--apps a,b] [--reps N] [--quick] [--no-build]
+#   benchmarks/paper/run.sh [--apps a,b] [--reps N] [--quick] [--no-build] [--mine-only]
 #
 # Per app (nginx apache2 node django redis postgresql mariadb, one at a time):
-#   1. mine the image under the paper's workload (sandmine mine-image)
+#   1. mine the image under the paper's workload (sandmine mine-image); the
+#      observation the profile is compiled from is kept beside it
+#      (observation.json), so the profile can be recompiled and audited
 #   2. count what the profile allows, per ABI, runtime vs image, and as set
 #      differences against Docker's default profile (measured, lib/docker-default.sh)
 #   3. run the app's use cases in a fresh container under the mined profile;
@@ -18,19 +20,23 @@
 # --reps N     overhead repetitions per config (default 5; the paper did 10)
 # --quick      short workloads and benchmarks (CI smoke; not for figures)
 # --no-build   do not run images/build.sh first
+# --mine-only  step 1 only (profile, observation, curve per app): no Docker
+#              default, counts, use cases, overhead, plots or report; needs
+#              RESULTS_DIR
 # Environment: SANDMINE (binary; default: build with cargo into
 # CARGO_TARGET_DIR, default /work/target-paper), RESULTS_DIR (default
 # benchmarks/paper/results), PG_MINE_T / SB_MINE_T (mining run lengths).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-apps_arg="" reps=5 quick=0 build=1
+apps_arg="" reps=5 quick=0 build=1 mine_only=0
 while (($#)); do
     case $1 in
     --apps) apps_arg=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --no-build) build=0; shift ;;
+    --mine-only) mine_only=1; shift ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1" ;;
     esac
@@ -40,6 +46,8 @@ if [[ -n $apps_arg ]]; then IFS=, read -ra apps <<<"$apps_arg"; else apps=("${AL
 for a in "${apps[@]}"; do [[ -n ${PORT[$a]:-} ]] || die "unknown app $a"; done
 export QUICK=$quick
 ((quick)) && export BENCH_T=${BENCH_T:-3}
+# a partial run must not replace the full run's results/<app>
+((mine_only)) && [[ -z ${RESULTS_DIR:-} ]] && die "--mine-only needs RESULTS_DIR (it would replace results/<app> of the full run)"
 RESULTS=${RESULTS_DIR:-$PAPER_DIR/results}
 mkdir -p "$RESULTS"
 t_start=$SECONDS
@@ -61,7 +69,7 @@ if [[ -z ${SANDMINE:-} ]]; then
     SANDMINE=$CARGO_TARGET_DIR/release/sandmine
 fi
 export SANDMINE
-python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib
+((mine_only)) || python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib
 need_build=()
 for a in "${apps[@]}"; do [[ $a == busybox ]] || need_build+=("$a"); done
 if ((build)) && ((${#need_build[@]})); then
@@ -77,8 +85,10 @@ for t in "${tools[@]}"; do command -v "$t" >/dev/null || die "$t missing (images
 
 # ------------------------------------------------- Docker's default, measured
 dd=$RESULTS/docker-default-x86_64.txt
-log "measuring Docker's default profile (lib/docker-default.sh)"
-"$LIB/docker-default.sh" "$dd" "$RESULTS/.docker-default-work"
+if ((!mine_only)); then
+    log "measuring Docker's default profile (lib/docker-default.sh)"
+    "$LIB/docker-default.sh" "$dd" "$RESULTS/.docker-default-work"
+fi
 
 # ------------------------------------------------------------------- per app
 meta=$RESULTS/run.json
@@ -97,16 +107,22 @@ for app in "${apps[@]}"; do
     t0=$(date +%s.%N)
     rc=0
     "$SANDMINE" mine-image -q --network host -o "$r/profile.json" --curve "$r/curve.csv" \
+        --observation "$r/observation.json" \
         --workload "$LIB/workload.sh mine $app" --workload-delay 0s --duration 20m \
         "${IMAGE[$app]}" 2>"$r/mine.stderr" || rc=$?
     t1=$(date +%s.%N)
     cat "$r/mine.stderr" >&2
-    [[ $rc -eq 0 && -s $r/profile.json ]] || die "$app: mine-image failed (exit $rc), see $r/mine.stderr"
+    [[ $rc -eq 0 && -s $r/profile.json && -s $r/observation.json ]] || die "$app: mine-image failed (exit $rc), see $r/mine.stderr"
     grep -q 'the workload finished (exit status: 0)' "$r/mine.stderr" || die "$app: the mining workload failed, see $r/mine.stderr"
     converge=$(tail -n 1 "$r/curve.csv" | cut -d, -f1)
     jq -n --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')" \
         --argjson converge "${converge:-0}" --arg workload "$("$LIB/describe.sh" "$app")" \
         '{wall_s:$wall, converge_s:$converge, workload:$workload}' >"$r/mining.json"
+
+    if ((mine_only)); then
+        log "$app: mined in $((SECONDS - t_app)) s (--mine-only)"
+        continue
+    fi
 
     # 2. count
     python3 "$LIB/count.py" "$r/profile.json" "$dd" "$LIB/dangerous.txt" >"$r/counts.json"
@@ -121,6 +137,11 @@ for app in "${apps[@]}"; do
 done
 
 # ---------------------------------------------------------- plots and report
+if ((mine_only)); then
+    jq --argjson s "$((SECONDS - t_start))" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '.total_s = $s | .loadavg_end = $load | .mine_only = true' "$meta" >"$meta.tmp" && mv "$meta.tmp" "$meta"
+    log "done in $((SECONDS - t_start)) s (--mine-only); results: $RESULTS"
+    exit 0
+fi
 python3 "$LIB/plot.py" "$RESULTS"
 python3 "$LIB/report.py" "$RESULTS" >"$RESULTS/RESULTS.md.tmp"
 mv "$RESULTS/RESULTS.md.tmp" "$RESULTS/RESULTS.md"

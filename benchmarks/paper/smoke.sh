@@ -14,7 +14,7 @@ t0=$SECONDS
 RESULTS_DIR=$out "$here/run.sh" --apps busybox --reps 1 --quick --no-build
 # every artefact of every step must be there
 for f in docker-default-x86_64.txt run.json RESULTS.md convergence.png \
-    busybox/profile.json busybox/curve.csv busybox/curve.png busybox/mining.json \
+    busybox/profile.json busybox/observation.json busybox/curve.csv busybox/curve.png busybox/mining.json \
     busybox/counts.json busybox/usecases.json busybox/overhead.json; do
     [[ -s $out/$f ]] || { echo "smoke.sh: missing $out/$f" >&2; exit 1; }
 done
