@@ -315,20 +315,54 @@ fn collect_as_root_with_only_bpf_perfmon_sys_ptrace_counts_exactly() {
     assert_eq!(o.code(), Some(0), "{}", o.describe());
 }
 
-/// A non-root uid with the three as ambient capabilities, its pin
-/// directory made its own beforehand (as the systemd unit does), and the
-/// host's /proc read from a second procfs mount (`collector.proc_root`).
-/// It cannot reach the Docker socket: the counts arrive all the same,
-/// attributed by cgroup name (no image name), and a warning says so.
+/// A non-root uid with the three as ambient capabilities, set up as
+/// `deploy/systemd/sandmine-collect.service` sets it up: its pin directory
+/// on bpffs made its own by root beforehand, and bound into a path it can
+/// reach (`BindPaths=`), because systemd mounts `/sys/fs/bpf` mode 0700
+/// root: in the collector's private mount namespace `/sys/fs/bpf` is
+/// covered by a 0700 root tmpfs, so the bound path is its only way in, and
+/// the pin directory comes from the environment
+/// (`SANDMINE_COLLECTOR__PIN_DIR`, as in the unit). The host's /proc is
+/// read from a second procfs mount (`collector.proc_root`). It cannot
+/// reach the Docker socket: the counts arrive all the same, attributed by
+/// cgroup name (no image name), and a warning says so.
+///
+/// (In its own mount namespace the collector takes pid 1's as the host's;
+/// this sandbox denies reading pid 1's namespaces to every process, so
+/// here it falls back to its own, which only adds untracked host
+/// workloads, never a container's calls.)
 #[test]
 fn collect_as_non_root_uid_with_ambient_capabilities_counts_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let hostproc = ProcMount::new(tmp.path().join("hostproc"));
     let mut h = Host::new(&format!("proc_root = \"{}\"", hostproc.0.display()));
-    std::fs::create_dir_all(&h.pins.0).unwrap();
-    std::os::unix::fs::chown(&h.pins.0, Some(NOBODY), Some(NOBODY)).unwrap();
+    // ExecStartPre=+/usr/bin/install -d -o sandmine -g sandmine -m 0700 ...
+    let st = Command::new("install")
+        .args(["-d", "-o", "65534", "-g", "65534", "-m", "0700"])
+        .arg(&h.pins.0)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bound = h.f.path("bpf");
+    std::fs::create_dir(&bound).unwrap();
     h.start_aggregator();
-    let r = h.f.spawn(h.collect(&CAPS, Some(NOBODY)));
+    let inner = h.collect(&CAPS, Some(NOBODY));
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            "mount --bind \"$SM_PINS\" \"$SM_BOUND\" \
+             && mount -t tmpfs -o mode=0700 tmpfs /sys/fs/bpf && exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(h.f.dir.path())
+        .env("SM_PINS", &h.pins.0)
+        .env("SM_BOUND", &bound)
+        .env("SANDMINE_COLLECTOR__PIN_DIR", &bound)
+        .env("SANDMINE_LOG", "info");
+    common::no_core_dumps(&mut c);
+    let r = h.f.spawn(c);
     wait_for_line(&r, "collecting as host");
     assert_eq!(uid_of(r.pid()), NOBODY);
     assert_eq!(
@@ -340,6 +374,15 @@ fn collect_as_non_root_uid_with_ambient_capabilities_counts_exactly() {
         err.contains("docker engine at /var/run/docker.sock unreachable")
             && err.contains("attributed by cgroup name only"),
         "{err}"
+    );
+    // The counter is pinned where root put the directory, through the bind.
+    let builds: Vec<_> = std::fs::read_dir(&h.pins.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        builds.len() == 1 && builds[0].starts_with("build-"),
+        "{builds:?}"
     );
     h.run_probe_container();
     h.assert_store(&[(String::new(), RUNS * PER_RUN, 1, 1)], &r);
