@@ -24,18 +24,7 @@ impl Log for Logfmt {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let msg = r
-            .args()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
-        let line = format!(
-            "ts={} level={} target={} msg=\"{}\"\n",
-            rfc3339_now(),
-            r.level().as_str().to_ascii_lowercase(),
-            r.target(),
-            msg
-        );
+        let line = line(&rfc3339_now(), r.level(), r.target(), &r.args().to_string());
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
@@ -57,4 +46,54 @@ pub fn init() {
 /// UTC time as RFC 3339 with milliseconds.
 pub fn rfc3339_now() -> String {
     sysutil::clock::rfc3339_ms(sysutil::clock::now_ms())
+}
+
+/// One logfmt line, ending in its only newline: in the message, `\` and
+/// `"` are escaped, and so is every control character (`\n`, `\r`, `\t`,
+/// others as `\u{1b}`) and the Unicode line and paragraph separators, so
+/// that no value in a message (an image name, a label) can start a line
+/// of its own.
+fn line(ts: &str, level: Level, target: &str, msg: &str) -> String {
+    let mut esc = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        match c {
+            '\\' => esc.push_str("\\\\"),
+            '"' => esc.push_str("\\\""),
+            '\n' => esc.push_str("\\n"),
+            '\r' => esc.push_str("\\r"),
+            '\t' => esc.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                esc.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => esc.push(c),
+        }
+    }
+    let msg = esc;
+    format!(
+        "ts={ts} level={} target={target} msg=\"{msg}\"\n",
+        level.as_str().to_ascii_lowercase()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value that reaches a message (an image name, a container label)
+    /// cannot forge a second line or hide the rest of its own.
+    #[test]
+    fn a_message_cannot_forge_a_log_line() {
+        let image = "evil\nts=2026-01-01T00:00:00.000Z level=info target=sandmine msg=\"all clear\"\r\u{1b}[2K\t\u{0}\u{7f}\u{2028}\\";
+        let got = line(
+            "2026-12-02T10:00:00.000Z",
+            Level::Warn,
+            "collector",
+            &format!("image {image} withheld"),
+        );
+        assert_eq!(
+            got,
+            "ts=2026-12-02T10:00:00.000Z level=warn target=collector msg=\"image evil\\nts=2026-01-01T00:00:00.000Z level=info target=sandmine msg=\\\"all clear\\\"\\r\\u{1b}[2K\\t\\u{0}\\u{7f}\\u{2028}\\\\ withheld\"\n"
+        );
+        assert_eq!(got.lines().count(), 1);
+    }
 }

@@ -1025,3 +1025,60 @@ async fn migration_2_adds_incomplete_to_an_existing_clickhouse_store() {
         [("old", false), ("noslot", true)]
     );
 }
+
+/// Modes of `paths` relative to `base`, `name=mode` in octal.
+fn modes(base: &std::path::Path, paths: &[&str]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    paths
+        .iter()
+        .map(|p| match std::fs::metadata(base.join(p)) {
+            Ok(m) => format!("{p}={:o}", m.permissions().mode() & 0o777),
+            Err(e) => format!("{p}={e}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The embedded store holds every image's syscalls: its files are the
+/// owner's only (0600), in directories it creates 0700, however loose the
+/// umask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::Embedded(EmbeddedConfig {
+        path: dir.path().join("var/sandmine/store.db"),
+    });
+    let s = Store::open(&cfg).await.unwrap();
+    s.insert(&hand_made()).await.unwrap();
+    assert_eq!(
+        modes(
+            dir.path(),
+            &[
+                "var",
+                "var/sandmine",
+                "var/sandmine/store.db",
+                "var/sandmine/store.db-wal",
+                "var/sandmine/store.db-shm"
+            ]
+        ),
+        "var=700 var/sandmine=700 var/sandmine/store.db=600 var/sandmine/store.db-wal=600 var/sandmine/store.db-shm=600"
+    );
+}
+
+/// `Debug` of the store config (logged, printed in panics) never shows
+/// the password.
+#[test]
+fn store_config_debug_hides_the_password() {
+    let c = ClickHouseConfig {
+        user: "u".into(),
+        password: "hunter2-ch".into(),
+        ..ClickHouseConfig::default()
+    };
+    let shown = format!("{c:?} {:?}", StoreConfig::ClickHouse(c.clone()));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert_eq!(
+        shown.matches("password: \"<redacted>\"").count(),
+        2,
+        "{shown}"
+    );
+}

@@ -3,7 +3,10 @@
 //! - [`duration`]: the one duration syntax of every flag and config key
 //!   (`1.5s`, `500ms`, `1h30m`, `7d`);
 //! - [`fs`]: crash-safe file writes (temp file, fsync, rename, fsync the
-//!   directory);
+//!   directory), and owner-only files and directories;
+//! - [`net`]: one warning per endpoint reached without TLS on another
+//!   host;
+//! - [`secret`]: config secrets that `Debug` never prints;
 //! - [`path`]: resolving a command on `PATH` as `execvp` does;
 //! - [`clock`]: wall-clock milliseconds and a stopwatch;
 //! - [`backoff`]: exponential retry delays with one warning per outage;
@@ -17,9 +20,12 @@ pub mod backoff;
 pub mod clock;
 pub mod duration;
 pub mod fs;
+pub mod net;
 pub mod path;
+pub mod secret;
 
 pub use backoff::Backoff;
+pub use secret::Secret;
 
 /// An error and its causes on one line, `a: b: c`: for logs and reports
 /// that show an error outside `anyhow` (whose `{:#}` does the same). Every

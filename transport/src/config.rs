@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sysutil::Secret;
 
 use crate::TransportError;
 
@@ -107,12 +108,12 @@ pub struct NatsConfig {
     pub timeout: Duration,
     /// User for user/password authentication.
     pub user: Option<String>,
-    /// Password for `user`.
-    pub password: Option<String>,
+    /// Password for `user`. (`Debug` of a [`Secret`] never shows it.)
+    pub password: Option<Secret>,
     /// Token authentication.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// NKey seed (`SU...`) authentication.
-    pub nkey_seed: Option<String>,
+    pub nkey_seed: Option<Secret>,
     /// Path to a `.creds` file (JWT + NKey seed), the decentralized-auth way.
     pub creds_file: Option<PathBuf>,
     /// CA bundle (PEM) to verify the server with, instead of the system roots.
@@ -205,8 +206,8 @@ impl NatsConfig {
     }
 }
 
-/// Kafka settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Kafka settings. `Debug` redacts the values of [`secret_property`]s.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -254,7 +255,62 @@ impl Default for KafkaConfig {
     }
 }
 
+/// True for librdkafka properties that hold a secret (`sasl.password`,
+/// `ssl.key.password`, `ssl.key.pem`, `sasl.jaas.config`,
+/// `sasl.oauthbearer.client.secret`, ...).
+pub fn secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "jaas",
+        "oauthbearer.config",
+        ".pem",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Props<'a>(&'a BTreeMap<String, String>);
+        impl std::fmt::Debug for Props<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut m = f.debug_map();
+                for (k, v) in self.0 {
+                    if secret_property(k) {
+                        m.entry(k, &Secret::from(v.as_str()));
+                    } else {
+                        m.entry(k, v);
+                    }
+                }
+                m.finish()
+            }
+        }
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("group_id", &self.group_id)
+            .field("dead_letter_group_id", &self.dead_letter_group_id)
+            .field("create_topics", &self.create_topics)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .field("timeout", &self.timeout)
+            .field("properties", &Props(&self.properties))
+            .finish()
+    }
+}
+
 impl KafkaConfig {
+    /// True when `security.protocol` is `SSL` or `SASL_SSL`.
+    pub fn uses_tls(&self) -> bool {
+        self.properties
+            .get("security.protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"))
+    }
+
     /// Rejects properties that would break delivery guarantees.
     pub fn validate(&self) -> Result<(), TransportError> {
         for key in [
@@ -400,5 +456,46 @@ topic = "deltas"
         let back: NatsConfig =
             toml::from_str(&toml::to_string(&NatsConfig::default()).expect("ser")).expect("de");
         assert_eq!(back, NatsConfig::default());
+    }
+
+    /// `Debug` (logs, panics, `{:?}` of the whole config) shows that a
+    /// secret is set, never the secret.
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let secrets = [
+            "pw-hunter2",
+            "tok-hunter2",
+            "SUAhunter2seed",
+            "sasl-hunter2",
+            "key-hunter2",
+        ];
+        let n = |p: Option<&str>, t: Option<&str>, s: Option<&str>| NatsConfig {
+            user: p.map(|_| "u".into()),
+            password: p.map(Into::into),
+            token: t.map(Into::into),
+            nkey_seed: s.map(Into::into),
+            ..Default::default()
+        };
+        let mut k = KafkaConfig::default();
+        for (key, v) in [
+            ("sasl.password", secrets[3]),
+            ("ssl.key.password", secrets[4]),
+            ("sasl.username", "collector"),
+        ] {
+            k.properties.insert(key.into(), v.into());
+        }
+        let shown = format!(
+            "{:?} {:?} {:?} {:?}",
+            BrokerConfig::Nats(n(Some(secrets[0]), None, None)),
+            n(None, Some(secrets[1]), None),
+            n(None, None, Some(secrets[2])),
+            BrokerConfig::Kafka(k)
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(shown.matches("\"<redacted>\"").count(), 5, "{shown}");
+        assert!(
+            shown.contains("\"sasl.username\": \"collector\""),
+            "{shown}"
+        );
     }
 }

@@ -39,6 +39,15 @@ fn ms(d: Duration) -> String {
 }
 
 fn base_config(cfg: &KafkaConfig) -> ClientConfig {
+    if !cfg.uses_tls() {
+        let addrs: Vec<&str> = cfg.brokers.split(',').collect();
+        sysutil::net::warn_plaintext(
+            "Kafka",
+            &cfg.brokers,
+            &addrs,
+            "set the property security.protocol to SSL or SASL_SSL",
+        );
+    }
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
         .set("client.id", "sandmine")

@@ -59,6 +59,18 @@ pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, Tran
     if addrs.is_empty() {
         return Err(TransportError::Config("nats: url is empty".into()));
     }
+    let urls: Vec<&str> = cfg.url.split(',').collect();
+    let tls_asked = urls
+        .iter()
+        .all(|u| u.trim().to_ascii_lowercase().starts_with("tls://"));
+    if !cfg.require_tls && !tls_asked {
+        sysutil::net::warn_plaintext(
+            "NATS",
+            &cfg.url,
+            &urls,
+            "use tls:// urls or require_tls = true",
+        );
+    }
     let mut opts = async_nats::ConnectOptions::new()
         .name("sandmine")
         .connection_timeout(cfg.timeout)
@@ -73,13 +85,13 @@ pub(crate) async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, Tran
             log::info!("nats: {event}");
         });
     if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
-        opts = opts.user_and_password(u.clone(), p.clone());
+        opts = opts.user_and_password(u.clone(), p.expose().to_string());
     }
     if let Some(t) = &cfg.token {
-        opts = opts.token(t.clone());
+        opts = opts.token(t.expose().to_string());
     }
     if let Some(seed) = &cfg.nkey_seed {
-        opts = opts.nkey(seed.clone());
+        opts = opts.nkey(seed.expose().to_string());
     }
     if let Some(path) = &cfg.creds_file {
         opts = opts.credentials_file(path).await.map_err(|e| {

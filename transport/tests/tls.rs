@@ -226,14 +226,14 @@ async fn nkey_auth_works_and_another_seed_is_rejected() {
         user.public_key()
     ));
     let good = NatsConfig {
-        nkey_seed: Some(seed),
+        nkey_seed: Some(seed.into()),
         ..cfg(n.url())
     };
     round_trip(&good, "nkey").await;
 
     let stranger = nkeys::KeyPair::new_user();
     let bad = NatsConfig {
-        nkey_seed: Some(stranger.seed().expect("seed")),
+        nkey_seed: Some(stranger.seed().expect("seed").into()),
         ..cfg(n.url())
     };
     let t = Instant::now();
@@ -275,7 +275,7 @@ async fn nkey_over_mutual_tls_together() {
         ca_file: Some(pki.ca_cert.clone()),
         cert_file: Some(pki.client_cert.clone()),
         key_file: Some(pki.client_key.clone()),
-        nkey_seed: Some(user.seed().expect("seed")),
+        nkey_seed: Some(user.seed().expect("seed").into()),
         require_tls: true,
         ..cfg(n.tls_url())
     };

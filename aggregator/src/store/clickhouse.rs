@@ -32,7 +32,8 @@ pub struct ClickHouseConfig {
     /// Created if missing. An identifier (`[A-Za-z_][A-Za-z0-9_]*`).
     pub database: String,
     pub user: String,
-    pub password: String,
+    /// `Debug` shows only whether it is set.
+    pub password: sysutil::Secret,
     /// Extra PEM CA certificates to trust for `https://` (besides the
     /// system's), e.g. a private CA.
     pub ca_file: Option<PathBuf>,
@@ -49,7 +50,7 @@ impl Default for ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
             database: "sandmine".into(),
             user: "default".into(),
-            password: String::new(),
+            password: sysutil::Secret::default(),
             ca_file: None,
             timeout_secs: 30,
             connect_timeout_secs: 5,
@@ -158,6 +159,14 @@ fn tls_failure(cfg: &ClickHouseConfig, e: &clickhouse::error::Error) -> Option<S
 }
 
 fn client(cfg: &ClickHouseConfig) -> Result<Client, StoreError> {
+    if !cfg
+        .url
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("https://")
+    {
+        sysutil::net::warn_plaintext("ClickHouse", &cfg.url, &[&cfg.url], "use an https:// url");
+    }
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs.max(1))));
     http.set_keepalive(Some(Duration::from_secs(60)));
@@ -175,7 +184,7 @@ fn client(cfg: &ClickHouseConfig) -> Result<Client, StoreError> {
     Ok(Client::with_http_client(hyper)
         .with_url(cfg.url.clone())
         .with_user(cfg.user.clone())
-        .with_password(cfg.password.clone())
+        .with_password(cfg.password.expose())
         // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
         .with_validation(false)
         // Rows go to a local or LAN server; lz4 costs more CPU than it

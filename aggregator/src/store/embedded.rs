@@ -88,6 +88,27 @@ fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
 
+/// The store file (created if missing) and its WAL and shared-memory
+/// files, if any, get mode 0600: they hold every image's syscalls. SQLite
+/// gives the `-wal` and `-shm` files it creates the database file's mode.
+fn make_private(db: &std::path::Path) -> Result<(), StoreError> {
+    let fail = |e: std::io::Error, p: &std::path::Path| {
+        StoreError::Embedded(format!("cannot make {} private: {e}", p.display()))
+    };
+    if !db.exists() {
+        sysutil::fs::create_private_file(db).map_err(|e| fail(e, db))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if suffix.is_empty() || p.exists() {
+            sysutil::fs::set_mode(&p, sysutil::fs::PRIVATE_FILE).map_err(|e| fail(e.source, &p))?;
+        }
+    }
+    Ok(())
+}
+
 /// SQLite integers are i64: store u64 values bit-for-bit (the wire's
 /// ranges keep timestamps and `seq` below 2^63, and call counts are
 /// capped at `rows::MAX_STORED_CALLS` before they get here).
@@ -112,10 +133,10 @@ impl EmbeddedStore {
             source: e,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Embedded(format!("create directory {}: {e}", dir.display()))
-            })?;
+            sysutil::fs::create_private_dir(dir)
+                .map_err(|e| StoreError::Embedded(sysutil::error_chain(&e)))?;
         }
+        make_private(&path)?;
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -323,8 +323,10 @@ impl Daemon {
             None => read_trimmed("/etc/machine-id")?,
         };
         let boot_id = read_trimmed("/proc/sys/kernel/random/boot_id")?;
-        std::fs::create_dir_all(&config.state_dir)
-            .map_err(|e| DaemonError::io(format!("creating {}", config.state_dir.display()), e))?;
+        // Created 0700 (an existing directory keeps its mode).
+        sysutil::fs::create_private_dir(&config.state_dir).map_err(|e| {
+            DaemonError::io(format!("creating {}", config.state_dir.display()), e.source)
+        })?;
         let state_file = StateFile::in_dir(&config.state_dir);
         let (mut state, new_stream) = state_file.load(&host_id, &boot_id)?;
         let stream_id = state.stream_id();

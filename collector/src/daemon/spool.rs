@@ -57,9 +57,11 @@ fn fsync_dir(dir: &Path) -> Result<(), DaemonError> {
 }
 
 impl Spool {
+    /// Opens (creating it, and missing parents, 0700) the spool
+    /// directory, which is sandmine's own: an existing one is set to 0700
+    /// too. Messages are written 0600.
     pub fn open(dir: &Path, host_id: &str, boot_id: &str) -> Result<Spool, DaemonError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e))?;
+        private_dir(dir)?;
         Ok(Spool {
             dir: dir.to_path_buf(),
             host_id: host_id.to_string(),
@@ -83,7 +85,7 @@ impl Spool {
             .dir
             .join(format!(".{}.tmp", Self::name(&self.boot_id, seq)));
         let io = |e| DaemonError::io(format!("writing {}", tmp.display()), e);
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        let mut f = sysutil::fs::create_private_file(&tmp).map_err(io)?;
         f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path)
@@ -164,13 +166,14 @@ impl Spool {
     /// `rejected/`, with `reason` in a `.reason` file beside it, and logs
     /// it. Returns where it went.
     pub fn set_aside(&self, p: &Pending, reason: &str) -> Result<PathBuf, DaemonError> {
+        use std::io::Write;
         let dir = self.dir.join(REJECTED);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e))?;
+        private_dir(&dir)?;
         let name = format!("{}.msg", p.msg_id);
         let dest = dir.join(&name);
         let why = dir.join(format!("{name}.reason"));
-        std::fs::write(&why, format!("{reason}\n"))
+        sysutil::fs::create_private_file(&why)
+            .and_then(|mut f| f.write_all(format!("{reason}\n").as_bytes()))
             .map_err(|e| DaemonError::io(format!("writing {}", why.display()), e))?;
         std::fs::rename(&p.path, &dest)
             .map_err(|e| DaemonError::io(format!("moving {}", p.path.display()), e))?;
@@ -230,6 +233,14 @@ impl Spool {
         }
         Ok(n)
     }
+}
+
+/// Creates `dir` (0700, with missing parents) or sets an existing one to
+/// 0700.
+fn private_dir(dir: &Path) -> Result<(), DaemonError> {
+    sysutil::fs::create_private_dir(dir)
+        .and_then(|()| sysutil::fs::set_mode(dir, sysutil::fs::PRIVATE_DIR))
+        .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e.source))
 }
 
 fn remove(path: &Path) -> Result<(), DaemonError> {
@@ -316,5 +327,43 @@ mod tests {
         assert_eq!(s.discard_after(3).unwrap(), 0);
         assert_eq!(s.rejected().unwrap(), 1);
         assert_eq!(s.pending().unwrap().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod private {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> String {
+        format!(
+            "{:o}",
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        )
+    }
+
+    /// Spooled messages hold every container's syscalls: the owner's only,
+    /// in directories only the owner can list.
+    #[test]
+    fn spool_files_and_directories_are_private() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state/spool");
+        let s = Spool::open(&dir, "h", "b").unwrap();
+        let kept = s.write(1, b"m1").unwrap();
+        s.write(2, b"m2").unwrap();
+        let rej = s.set_aside(&s.pending().unwrap()[1], "refused").unwrap();
+        let why = dir.join("rejected/h.b.2.msg.reason");
+        let got: Vec<String> = [
+            &d.path().join("state"),
+            &dir,
+            &kept,
+            &dir.join("rejected"),
+            &rej,
+            &why,
+        ]
+        .iter()
+        .map(|p| mode(p))
+        .collect();
+        assert_eq!(got, ["700", "700", "600", "700", "600", "600"]);
     }
 }

@@ -209,7 +209,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     let io = |e| DaemonError::io(format!("writing {}", tmp.display()), e);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    let mut f = sysutil::fs::create_private_file(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path)
@@ -222,6 +222,25 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state file names every container and its counts: the owner's
+    /// only, even over a leftover temp file of a looser mode.
+    #[test]
+    fn the_state_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = StateFile::in_dir(dir.path());
+        let tmp = dir.path().join("state.tmp");
+        std::fs::write(&tmp, b"leftover").expect("write");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        f.store(&State::new("h", "b").expect("state"))
+            .expect("store");
+        let mode = std::fs::metadata(dir.path().join("state.json"))
+            .expect("state.json")
+            .permissions()
+            .mode();
+        assert_eq!(format!("{:o}", mode & 0o777), "600");
+    }
 
     #[test]
     fn key_text_round_trip() {
