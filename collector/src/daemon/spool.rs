@@ -235,12 +235,21 @@ impl Spool {
     }
 }
 
-/// Creates `dir` (0700, with missing parents) or sets an existing one to
-/// 0700.
+/// Creates `dir` (0700, with missing parents) or sets an existing one of
+/// another mode to 0700.
 fn private_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
     sysutil::fs::create_private_dir(dir)
-        .and_then(|()| sysutil::fs::set_mode(dir, sysutil::fs::PRIVATE_DIR))
-        .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e.source))
+        .map_err(|e| DaemonError::io(format!("creating {}", dir.display()), e.source))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| DaemonError::io(format!("reading {}", dir.display()), e))?
+        .permissions()
+        .mode();
+    if mode & 0o777 != sysutil::fs::PRIVATE_DIR {
+        sysutil::fs::set_mode(dir, sysutil::fs::PRIVATE_DIR)
+            .map_err(|e| DaemonError::io(format!("chmod {}", dir.display()), e.source))?;
+    }
+    Ok(())
 }
 
 fn remove(path: &Path) -> Result<(), DaemonError> {
