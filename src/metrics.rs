@@ -1,10 +1,23 @@
 //! Prometheus metrics of the long-running commands, served as text on
 //! `GET /metrics` (a tiny HTTP/1.0 responder: no framework for a dozen
 //! counters).
+//!
+//! The listener never stops: a failed accept (EMFILE, ENFILE, ENOBUFS) is
+//! counted, logged once per outage and retried with backoff; and a client
+//! gets [`IO_TIMEOUT`] to send its request and to take the answer, so a
+//! client that connects and sends nothing cannot hold a descriptor.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a metrics client has to send its request, and to read the
+/// answer.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait between accepts after a failed one.
+const ACCEPT_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Counters; every field is exported as `sandmine_<name>`.
 #[derive(Default, Debug)]
@@ -22,12 +35,14 @@ pub struct Metrics {
     pub lost_calls: AtomicU64,
     pub incomplete_containers: AtomicU64,
     pub withheld_containers: AtomicU64,
+    /// The metrics listener's own failed accepts.
+    pub metrics_accept_errors: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.ingest;
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "messages_stored_total",
                 "counter",
@@ -130,6 +145,12 @@ impl Metrics {
                 "Incomplete containers left out of the messages since the collector started (max_wire_version below 3 cannot carry the flag)",
                 &self.withheld_containers,
             ),
+            (
+                "metrics_accept_errors_total",
+                "counter",
+                "Failed accepts of the metrics listener (e.g. out of file descriptors; retried with backoff)",
+                &self.metrics_accept_errors,
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, v) in rows {
@@ -161,23 +182,43 @@ async fn serve(listen: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {listen}: {e}"))?;
     log::info!("metrics on http://{listen}/metrics");
+    let mut backoff = sysutil::Backoff::new(ACCEPT_MAX_BACKOFF);
     loop {
-        let (mut s, _) = l.accept().await?;
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if req.starts_with("GET /metrics") {
-                ("200 OK", m.render())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let resp = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        });
+        match l.accept().await {
+            Ok((s, _)) => {
+                backoff.reset("metrics listener");
+                tokio::spawn(answer(s, metrics.clone()));
+            }
+            Err(e) => {
+                // The pending connection stays in the backlog; accept it
+                // once descriptors are free again.
+                metrics
+                    .metrics_accept_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                let wait = backoff.fail("metrics listener", &e.to_string());
+                tokio::time::sleep(wait).await;
+            }
+        }
     }
+}
+
+/// Answers one client, giving it [`IO_TIMEOUT`] for the request and again
+/// for the answer.
+async fn answer(mut s: tokio::net::TcpStream, m: Arc<Metrics>) {
+    let mut buf = [0u8; 1024];
+    let n = match tokio::time::timeout(IO_TIMEOUT, s.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let req = String::from_utf8_lossy(&buf[..n]);
+    let (status, body) = if req.starts_with("GET /metrics") {
+        ("200 OK", m.render())
+    } else {
+        ("404 Not Found", "not found\n".to_string())
+    };
+    let resp = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(IO_TIMEOUT, s.write_all(resp.as_bytes())).await;
 }

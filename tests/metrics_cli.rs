@@ -1,0 +1,126 @@
+//! The metrics listener of the real `sandmine aggregate` (embedded store,
+//! real nats-server): a client that connects and sends nothing is cut off
+//! and never blocks a scrape, and running out of file descriptors does not
+//! stop the listener.
+
+mod common;
+
+use common::fleet::{nats_broker, wait_for_line};
+use common::{Fixture, Running};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use testsvc::Nats;
+
+/// `sandmine aggregate` with its metrics on a free port.
+fn start(f: &Fixture, nats: &Nats) -> (Running, u16) {
+    let port = testsvc::free_port();
+    let cfg = f.write(
+        "sandmine.toml",
+        &format!(
+            "[broker]\n{}\n[store.embedded]\npath = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+            nats_broker(nats),
+            f.arg("store.db")
+        ),
+    );
+    let mut cmd = f.command(&["aggregate", "--config", cfg.to_str().unwrap()]);
+    cmd.env("SANDMINE_LOG", "debug");
+    let r = f.spawn(cmd);
+    wait_for_line(&r, "metrics on http://");
+    wait_for_line(&r, "consuming");
+    (r, port)
+}
+
+/// One scrape; `Err` says what went wrong (nothing answered within 10 s).
+fn scrape(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)
+        .map_err(|e| format!("no answer within 10 s: {e}"))?;
+    Ok(body)
+}
+
+fn assert_scrape_answers(port: u16, r: &Running) {
+    let body = scrape(port).unwrap_or_else(|e| {
+        panic!(
+            "scrape failed: {e}; stderr:\n{}",
+            std::fs::read_to_string(&r.stderr).unwrap_or_default()
+        )
+    });
+    assert!(body.starts_with("HTTP/1.0 200 OK\r\n"), "{body}");
+    assert!(
+        body.contains("\nsandmine_messages_stored_total 0\n"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_silent_client_is_cut_off_and_scrapes_still_answer() {
+    let nats = Nats::start();
+    let f = Fixture::new();
+    let (r, port) = start(&f, &nats);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    assert_scrape_answers(port, &r);
+    // The listener closes a connection that sends no request within its
+    // read timeout (5 s): the client sees end-of-file, not its own 15 s
+    // timeout.
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let got = silent.read(&mut buf).map_err(|e| e.kind());
+    assert_eq!(got, Ok(0), "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_scrape_answers(port, &r);
+    r.terminate(Duration::from_secs(30));
+}
+
+/// The process's open file descriptors.
+fn open_fds(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
+}
+
+#[test]
+fn the_listener_survives_running_out_of_file_descriptors() {
+    let nats = Nats::start();
+    let f = Fixture::new();
+    let (r, port) = start(&f, &nats);
+    // Room for exactly 4 more descriptors, then 12 clients that send
+    // nothing: the listener's accept fails with EMFILE.
+    let limit = open_fds(r.pid()) + 4;
+    let lim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: prlimit(2) on our own child, with a valid struct.
+    let rc = unsafe { libc::prlimit(r.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    // (A listener that stopped refuses the later ones.)
+    let clients: Vec<TcpStream> = (0..12)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    wait_for_line(&r, "Too many open files");
+    // Descriptors come back: the silent clients leave.
+    drop(clients);
+    assert_scrape_answers(port, &r);
+    let err = std::fs::read_to_string(&r.stderr).unwrap();
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("level=warn") && l.contains("metrics listener"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_scrape_answers(port, &r);
+    r.terminate(Duration::from_secs(30));
+}
