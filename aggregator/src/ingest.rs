@@ -8,8 +8,16 @@
 //! dead-letter subject with the reason, counted, and acked: it never stops
 //! the loop. A message of a newer wire version is dead-lettered the same
 //! way and replayed by `sandmine replay-dead-letters` after an upgrade.
+//!
+//! A store error is either transient (an outage, an overload, a timeout:
+//! the same batch is retried with backoff, forever) or the store refusing
+//! the rows themselves ([`StoreError::refuses_rows`]). Then the batch is
+//! split in halves, recursively, until the message at fault is alone; it
+//! is dead-lettered with the store's reason and the rest are stored (each
+//! exactly once: the halves that were taken are not sent again, and the
+//! store is idempotent anyway).
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use schemas::wire;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -163,57 +171,115 @@ async fn process(
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
     let mut good = Vec::with_capacity(deliveries.len());
+    let mut of = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         match wire::decode(&d.payload) {
-            Ok(env) => good.push(env),
+            Ok(env) => {
+                good.push(env);
+                of.push(d);
+            }
             Err(e) => {
-                let id = d.msg_id.clone().unwrap_or_default();
-                let reason = sysutil::error_chain(&e);
-                // The dead letter must be safely stored before the original
-                // is acked; retry like a store outage.
-                loop {
-                    match dead_letters
-                        .publish_dead_letter(&id, &d.payload, &reason)
-                        .await
-                    {
-                        Ok(()) => break,
-                        Err(pe) => {
-                            metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
-                            if !wait(backoff, "dead-letter", &sysutil::error_chain(&pe), stop).await
-                            {
-                                return false;
-                            }
-                        }
-                    }
+                if !dead_letter(
+                    d,
+                    &sysutil::error_chain(&e),
+                    dead_letters,
+                    metrics,
+                    backoff,
+                    stop,
+                )
+                .await
+                {
+                    return false;
                 }
-                backoff.reset("dead-letter");
-                metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                log::warn!("dead-lettered message {id:?}: {reason}");
             }
         }
     }
-    if good.is_empty() {
-        return true;
-    }
-    loop {
-        match store.insert(&good).await {
+    // Ranges of `good` still to store, the next one last.
+    let mut todo: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
+    todo.push(0..good.len());
+    while let Some(r) = todo.pop() {
+        if r.is_empty() {
+            continue;
+        }
+        match store.insert(&good[r.clone()]).await {
             Ok(stats) => {
                 backoff.reset("store");
                 metrics
                     .messages
-                    .fetch_add(good.len() as u64, Ordering::Relaxed);
+                    .fetch_add(r.len() as u64, Ordering::Relaxed);
                 metrics.batches.fetch_add(1, Ordering::Relaxed);
                 metrics.rows.fetch_add(stats.rows(), Ordering::Relaxed);
-                return true;
+            }
+            Err(e) if e.refuses_rows() => {
+                metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                if r.len() == 1 {
+                    let reason = refused(&e);
+                    if !dead_letter(of[r.start], &reason, dead_letters, metrics, backoff, stop)
+                        .await
+                    {
+                        return false;
+                    }
+                } else {
+                    let mid = r.start + r.len() / 2;
+                    log::debug!(
+                        "the store refused a batch of {} messages ({}); splitting it to find the one at fault",
+                        r.len(),
+                        sysutil::error_chain(&e)
+                    );
+                    todo.push(mid..r.end);
+                    todo.push(r.start..mid);
+                }
             }
             Err(e) => {
                 metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 if !wait(backoff, "store", &sysutil::error_chain(&e), stop).await {
                     return false;
                 }
+                todo.push(r);
             }
         }
     }
+    true
+}
+
+/// The dead-letter reason of a message the store refused.
+fn refused(e: &StoreError) -> String {
+    format!(
+        "the store refuses this message: {}",
+        sysutil::error_chain(e)
+    )
+}
+
+/// Publishes `d` to the dead-letter subject with `reason`, retrying like a
+/// store outage: the dead letter must be safely stored before the
+/// original is acked. False if stopped first.
+async fn dead_letter(
+    d: &Delivery,
+    reason: &str,
+    dead_letters: &Publisher,
+    metrics: &IngestMetrics,
+    backoff: &mut Backoff,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let id = d.msg_id.clone().unwrap_or_default();
+    loop {
+        match dead_letters
+            .publish_dead_letter(&id, &d.payload, reason)
+            .await
+        {
+            Ok(()) => break,
+            Err(pe) => {
+                metrics.broker_errors.fetch_add(1, Ordering::Relaxed);
+                if !wait(backoff, "dead-letter", &sysutil::error_chain(&pe), stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+    backoff.reset("dead-letter");
+    metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    log::warn!("dead-lettered message {id:?}: {reason}");
+    true
 }
 
 /// Records a failure and sleeps its backoff; false if stopped meanwhile.

@@ -92,15 +92,106 @@ pub enum StoreError {
 
 impl StoreError {
     /// Worth retrying later (the server may come back); anything else
-    /// needs an operator.
+    /// needs an operator, or (see [`StoreError::refuses_rows`]) is the
+    /// data's own fault.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable { .. }
-                | StoreError::Timeout { .. }
-                | StoreError::ClickHouse { .. }
-                | StoreError::Sqlite { .. }
-        )
+        match self {
+            StoreError::Unavailable { .. } | StoreError::Timeout { .. } => true,
+            StoreError::ClickHouse { .. } | StoreError::Sqlite { .. } => !self.refuses_rows(),
+            _ => false,
+        }
+    }
+
+    /// The store refused the rows themselves (a constraint, a type, a
+    /// value out of range): the same rows fail the same way on every
+    /// retry, while other rows would be taken. The aggregator then splits
+    /// the batch to find the message at fault and dead-letters it. An
+    /// outage, an overload, a timeout, a full disk or a configuration
+    /// problem is not such an error: it is retried.
+    pub fn refuses_rows(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => sqlite_refuses_rows(source),
+            StoreError::ClickHouse { message, .. } => clickhouse_refuses_rows(message),
+            StoreError::UnknownAbi(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// SQLite result codes about the data: a constraint (`CHECK`, `NOT NULL`,
+/// a trigger's `RAISE(ABORT)`), a type or size, a value rusqlite cannot
+/// convert. Busy, locked, I/O, full, read-only and corrupt are not.
+fn sqlite_refuses_rows(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            C::ConstraintViolation | C::TypeMismatch | C::TooBig | C::ParameterOutOfRange
+        ),
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => true,
+        _ => false,
+    }
+}
+
+/// ClickHouse exception codes about the data (parse, type, range,
+/// constraint): `Code: N` in the message. Every other code (overload 202,
+/// memory 241, too many parts 252, timeouts, network) is retried.
+pub const CLICKHOUSE_DATA_ERRORS: [u32; 13] = [
+    6,   // CANNOT_PARSE_TEXT
+    26,  // CANNOT_PARSE_QUOTED_STRING
+    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  // CANNOT_PARSE_DATE
+    41,  // CANNOT_PARSE_DATETIME
+    53,  // TYPE_MISMATCH
+    69,  // ARGUMENT_OUT_OF_BOUND
+    70,  // CANNOT_CONVERT_TYPE
+    72,  // CANNOT_PARSE_NUMBER
+    117, // INCORRECT_DATA
+    131, // TOO_LARGE_STRING_SIZE
+    321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    469, // VIOLATED_CONSTRAINT
+];
+
+fn clickhouse_refuses_rows(message: &str) -> bool {
+    let Some(at) = message.find("Code: ") else {
+        return false;
+    };
+    let digits: String = message[at + 6..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse::<u32>()
+        .is_ok_and(|c| CLICKHOUSE_DATA_ERRORS.contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clickhouse_codes_tell_data_from_outages() {
+        let e = |m: &str| StoreError::ClickHouse {
+            url: "u".into(),
+            message: m.into(),
+        };
+        for (m, refuses) in [
+            ("bad response: Code: 53, e.displayText() = DB::Exception: Type mismatch", true),
+            ("bad response: Code: 27. DB::Exception: Cannot parse input", true),
+            ("bad response: Code: 202, e.displayText() = DB::Exception: Too many simultaneous queries", false),
+            ("bad response: Code: 241. DB::Exception: Memory limit exceeded", false),
+            ("bad response: Code: 252. Too many parts", false),
+            ("bad response: Code: 5300", false),
+            ("503 Service Unavailable", false),
+        ] {
+            assert_eq!((e(m).refuses_rows(), e(m).is_transient()), (refuses, !refuses), "{m}");
+        }
+        let down = StoreError::Unavailable {
+            url: "u".into(),
+            message: "refused".into(),
+        };
+        assert_eq!((down.refuses_rows(), down.is_transient()), (false, true));
     }
 }
 

@@ -1,0 +1,208 @@
+//! The aggregation loop against a real nats-server and a real store: a
+//! message the store refuses for good is dead-lettered with the store's
+//! reason while its batch-mates are stored exactly once; an outage is
+//! retried, never dead-lettered.
+
+mod common;
+
+use aggregator::ingest::{self, AggregatorConfig, IngestMetrics};
+use aggregator::store::{EmbeddedConfig, Store, StoreConfig};
+use common::*;
+use schemas::wire::{self, Envelope};
+use schemas::{Abi, Phase};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use transport::{BrokerConfig, Consumer, NatsConfig, Publisher};
+
+const IMAGES: [&str; 6] = ["a:1", "b:1", "poison:1", "c:1", "d:1", "e:1"];
+
+/// One message per image, host h1, seq 1..=6; image i makes 10 + i calls.
+fn envelopes() -> Vec<Envelope> {
+    IMAGES
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let n = i as u64;
+            env(
+                "h1",
+                "b1",
+                n + 1,
+                T0,
+                vec![ctr(
+                    &format!("c{i}"),
+                    img,
+                    T0,
+                    T0 + 5_000,
+                    None,
+                    vec![sc(Abi::X86_64, 39, 10 + n, &[Phase::Image], T0)],
+                )],
+            )
+        })
+        .collect()
+}
+
+fn counters(m: &IngestMetrics) -> [u64; 3] {
+    [
+        m.acked.load(Ordering::Relaxed),
+        m.dead_lettered.load(Ordering::Relaxed),
+        m.messages.load(Ordering::Relaxed),
+    ]
+}
+
+/// Publishes `envs`, runs the loop until `done` holds of the metrics (or
+/// 30 s passed), then stops it.
+async fn ingest_until(
+    broker: &BrokerConfig,
+    store: &Store,
+    envs: &[Envelope],
+    metrics: &IngestMetrics,
+    done: impl Fn(&IngestMetrics) -> bool,
+) {
+    let publisher = Publisher::connect(broker).await.unwrap();
+    for e in envs {
+        publisher
+            .publish(&e.dedupe_id(), &wire::encode(e).unwrap())
+            .await
+            .unwrap();
+    }
+    let cfg = AggregatorConfig {
+        batch_max_messages: 100,
+        batch_max_wait: Duration::from_millis(300),
+        retry_max_backoff: Duration::from_millis(200),
+    };
+    let mut consumer = Consumer::connect(broker).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(metrics) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+    };
+    tokio::join!(
+        ingest::run(&cfg, &mut consumer, &publisher, store, metrics, stopped),
+        watch
+    );
+}
+
+/// Calls per image in the store.
+async fn stored(store: &Store) -> Vec<(String, u64)> {
+    store
+        .syscall_totals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.0, r.3))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_store_refuses_is_dead_lettered_and_its_batch_mates_stored_once() {
+    let nats = testsvc::Nats::start();
+    let broker = BrokerConfig::Nats(NatsConfig {
+        url: nats.url(),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig { path: db.clone() }))
+        .await
+        .unwrap();
+    // The real SQLite refuses one image's rows for good, as a CHECK
+    // constraint would.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON containers WHEN NEW.image = 'poison:1' \
+             BEGIN SELECT RAISE(ABORT, 'image poison:1 is refused'); END;",
+        )
+        .unwrap();
+    let metrics = IngestMetrics::default();
+    ingest_until(&broker, &store, &envelopes(), &metrics, |m| {
+        m.acked.load(Ordering::Relaxed) >= 6
+    })
+    .await;
+    assert_eq!(
+        counters(&metrics),
+        [6, 1, 5],
+        "acked, dead-lettered, stored (store errors: {})",
+        metrics.store_errors.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        stored(&store).await,
+        [
+            ("a:1".to_string(), 10),
+            ("b:1".to_string(), 11),
+            ("c:1".to_string(), 13),
+            ("d:1".to_string(), 14),
+            ("e:1".to_string(), 15)
+        ]
+    );
+    let mut dead = Consumer::connect_dead_letter(&broker).await.unwrap();
+    let got = dead.fetch(10, Duration::from_secs(1)).await.unwrap();
+    let got: Vec<_> = got
+        .iter()
+        .map(|d| (d.msg_id.clone(), d.reason.clone(), d.payload.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            Some("h1.b1.3".to_string()),
+            Some(format!(
+                "the store refuses this message: embedded store {}: image poison:1 is refused: \
+                 Error code 1811: A RAISE function within a trigger fired",
+                db.display()
+            )),
+            wire::encode(&envelopes()[2]).unwrap()
+        )]
+    );
+}
+
+/// A store outage is retried until the store is back, and dead-letters
+/// nothing: no message is blamed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_retried_and_dead_letters_nothing() {
+    let nats = testsvc::Nats::start();
+    let broker = BrokerConfig::Nats(NatsConfig {
+        url: nats.url(),
+        ..Default::default()
+    });
+    let mut ch = testsvc::ClickHouse::start();
+    let store = Store::open(&StoreConfig::ClickHouse(ch_config(&ch)))
+        .await
+        .unwrap();
+    ch.stop();
+    let ch = std::sync::Mutex::new(ch);
+    let restarted = std::sync::atomic::AtomicBool::new(false);
+    let metrics = IngestMetrics::default();
+    ingest_until(&broker, &store, &envelopes(), &metrics, |m| {
+        // Back once the loop has failed on the outage three times.
+        if m.store_errors.load(Ordering::Relaxed) >= 3 && !restarted.swap(true, Ordering::Relaxed) {
+            tokio::task::block_in_place(|| ch.lock().unwrap().restart());
+        }
+        m.acked.load(Ordering::Relaxed) >= 6
+    })
+    .await;
+    assert!(restarted.load(Ordering::Relaxed));
+    assert_eq!(
+        counters(&metrics),
+        [6, 0, 6],
+        "acked, dead-lettered, stored"
+    );
+    let want: Vec<(String, u64)> = IMAGES
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.to_string(), 10 + i as u64))
+        .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(stored(&store).await, want);
+    let mut dead = Consumer::connect_dead_letter(&broker).await.unwrap();
+    assert_eq!(
+        dead.fetch(10, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
