@@ -4,6 +4,11 @@
 //! standalone` the embedded store), removing each message only after the
 //! sink confirmed it.
 //!
+//! A message the sink refuses for good (over the broker's size limit, or
+//! rows the store refuses) is moved to `spool/rejected/` with the reason,
+//! logged and counted (`spool_rejected_messages`), like one that does not
+//! decode; the drain goes on with the next.
+//!
 //! The drain only sends messages the daemon has committed (sequence at most
 //! the committed one): a spooled message whose state commit did not happen
 //! is discarded on restart and its sequence reused, so it must never leave
@@ -38,10 +43,12 @@ impl Sink {
                 }
                 if let Some(p) = publisher.as_ref() {
                     if let Err(e) = p.publish(msg_id, bytes).await {
-                        // Connect anew next time: a Kafka idempotent
-                        // producer is fenced once its broker lost its
-                        // state; NATS clients reconnect cheaply.
-                        *publisher = None;
+                        if !e.refuses_message() {
+                            // Connect anew next time: a Kafka idempotent
+                            // producer is fenced once its broker lost its
+                            // state; NATS clients reconnect cheaply.
+                            *publisher = None;
+                        }
                         return Err(e.into());
                     }
                 }
@@ -192,7 +199,17 @@ async fn drain(
                 continue;
             }
         };
-        sink.send(&p.msg_id, &bytes, env).await?;
+        // Nor does one the sink refuses for good (over the broker's size
+        // limit, rows the store refuses): set aside too.
+        if let Err(e) = sink.send(&p.msg_id, &bytes, env).await {
+            match refused_for_good(&e) {
+                Some(reason) => {
+                    spool.set_aside(&p, &format!("refused for good: {reason}"))?;
+                    continue;
+                }
+                None => return Err(e),
+            }
+        }
         spool.ack(&p.msg_id)?;
         metrics.published.fetch_add(1, Ordering::Relaxed);
     }
@@ -207,6 +224,18 @@ async fn drain(
         .spooled_bytes
         .store(spool.size_bytes()?, Ordering::Relaxed);
     Ok(())
+}
+
+/// Why the sink will never take this message, if that is what `e` says:
+/// the broker refuses it (too large), or the store refuses its rows.
+fn refused_for_good(e: &anyhow::Error) -> Option<String> {
+    if let Some(t) = e.downcast_ref::<transport::TransportError>() {
+        return t.refuses_message().then(|| sysutil::error_chain(t));
+    }
+    if let Some(s) = e.downcast_ref::<aggregator::store::StoreError>() {
+        return s.refuses_rows().then(|| sysutil::error_chain(s));
+    }
+    None
 }
 
 fn tick_loop(
@@ -305,6 +334,106 @@ mod tests {
         assert_eq!(metrics.spool_rejected.load(Ordering::Relaxed), 1);
         assert_eq!(metrics.spooled_messages.load(Ordering::Relaxed), 0);
         assert!(dir.path().join("spool/rejected/h.b.2.msg").exists());
+    }
+
+    /// Message `seq` with `n` containers (about 150 bytes each).
+    fn envelope_with(seq: u64, n: usize) -> Envelope {
+        use schemas::wire::{ContainerDelta, ContainerRef, SeccompFilter, SyscallDelta};
+        let mut e = envelope(seq);
+        let mut phases = schemas::PhaseSet::default();
+        phases.insert(schemas::Phase::Image);
+        for i in 0..n {
+            e.containers.push(ContainerDelta {
+                container: ContainerRef {
+                    runtime: "docker".into(),
+                    id: format!("{i:064x}"),
+                    image: format!("registry.example/team/app-{i}:1.0"),
+                    image_digest: String::new(),
+                    pod: None,
+                    seccomp: SeccompFilter::Unknown,
+                },
+                started_at_ms: 1_700_000_000_000,
+                last_seen_ms: 1_700_000_001_000,
+                exited_at_ms: None,
+                incomplete: false,
+                syscalls: vec![SyscallDelta {
+                    abi: schemas::Abi::X86_64,
+                    nr: 39,
+                    calls: 1,
+                    phases,
+                    first_seen_ms: 1_700_000_000_000,
+                }],
+            });
+        }
+        e
+    }
+
+    /// A spooled message the broker refuses for good (over the real
+    /// nats-server's `max_payload`) is set aside with the reason, counted,
+    /// and the messages after it are sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_the_broker_refuses_for_good_is_set_aside() {
+        let nats = testsvc::Nats::start_with_conf("max_payload: 8192");
+        let cfg = transport::BrokerConfig::Nats(transport::NatsConfig {
+            url: nats.url(),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(&dir.path().join("spool"), "h", "b").expect("spool");
+        let big = schemas::wire::encode(&envelope_with(2, 100)).expect("encode");
+        assert!(big.len() > 8192, "{}", big.len());
+        for (seq, bytes) in [
+            (
+                1,
+                schemas::wire::encode(&envelope_with(1, 2)).expect("encode"),
+            ),
+            (2, big.clone()),
+            (
+                3,
+                schemas::wire::encode(&envelope_with(3, 2)).expect("encode"),
+            ),
+        ] {
+            spool.write(seq, &bytes).expect("write");
+        }
+        let mut sink = Sink::Broker {
+            cfg: Box::new(cfg.clone()),
+            publisher: None,
+        };
+        let metrics = Metrics::default();
+        let drained = drain(&spool, "b", 3, &mut sink, &metrics).await;
+        assert!(drained.is_ok(), "{:#}", drained.unwrap_err());
+        assert!(spool.pending().expect("pending").is_empty());
+        assert_eq!(
+            [
+                metrics.published.load(Ordering::Relaxed),
+                metrics.spool_rejected.load(Ordering::Relaxed),
+                metrics.spooled_messages.load(Ordering::Relaxed),
+            ],
+            [2, 1, 0]
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("spool/rejected/h.b.2.msg")).expect("set aside"),
+            big
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("spool/rejected/h.b.2.msg.reason"))
+                .expect("reason"),
+            format!(
+                "refused for good: NATS server {} refuses a message of {} bytes: more than its limit of 8192 bytes\n",
+                nats.url(),
+                big.len()
+            )
+        );
+        let mut consumer = transport::Consumer::connect(&cfg).await.expect("consumer");
+        let got = consumer
+            .fetch(10, Duration::from_secs(1))
+            .await
+            .expect("fetch");
+        let ids: Vec<_> = got
+            .iter()
+            .map(|d| d.msg_id.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["h.b.1", "h.b.3"]);
     }
 
     #[tokio::test]

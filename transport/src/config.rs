@@ -304,6 +304,15 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// The producer's `message.max.bytes`: the property when set, else
+    /// librdkafka's default, 1,000,000.
+    pub fn message_max_bytes(&self) -> usize {
+        self.properties
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1_000_000)
+    }
+
     /// True when `security.protocol` is `SSL` or `SASL_SSL`.
     pub fn uses_tls(&self) -> bool {
         self.properties

@@ -74,6 +74,18 @@ pub enum TransportError {
         detail: String,
     },
 
+    /// The broker refuses this message for good: it is larger than the
+    /// broker takes (NATS's announced `max_payload`, Kafka's
+    /// `message.max.bytes`). Retrying will not help; other messages still
+    /// go through ([`TransportError::refuses_message`]).
+    #[error("{broker} server {url} refuses a message of {size} bytes: more than its limit of {limit} bytes")]
+    TooLarge {
+        broker: &'static str,
+        url: String,
+        size: usize,
+        limit: usize,
+    },
+
     /// A delivery handed to `ack` came from another broker or consumer.
     #[error("delivery was not produced by this consumer: {0}")]
     ForeignDelivery(String),
@@ -89,6 +101,12 @@ impl TransportError {
                 | TransportError::Connect { .. }
                 | TransportError::Broker { .. }
         )
+    }
+
+    /// True when the broker refuses this one message for good (it is too
+    /// large): the caller should set it aside and go on with the others.
+    pub fn refuses_message(&self) -> bool {
+        matches!(self, TransportError::TooLarge { .. })
     }
 
     pub(crate) fn nats(url: &str, op: impl Into<String>, e: impl std::fmt::Display) -> Self {

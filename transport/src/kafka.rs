@@ -34,6 +34,10 @@ use crate::{Delivery, Handle, TransportError};
 /// How many delivery reports [`KafkaPublisher::publish_many`] awaits at once.
 const PUBLISH_WINDOW: usize = 512;
 
+/// Room kept below `message.max.bytes` for the key, headers and the
+/// record batch's own overhead.
+const KAFKA_RECORD_ROOM: usize = 1024;
+
 fn ms(d: Duration) -> String {
     d.as_millis().max(1).to_string()
 }
@@ -193,9 +197,30 @@ impl KafkaPublisher {
         let fut = self.producer.send(record, Timeout::After(self.cfg.timeout));
         match tokio::time::timeout(limit, fut).await {
             Err(_) => Err(TransportError::kafka_timeout(&self.cfg.brokers, op, limit)),
+            // Over the producer's message.max.bytes, or the broker's or
+            // topic's limit: refused on every try.
+            Ok(Err((e, _msg)))
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) =>
+            {
+                Err(TransportError::TooLarge {
+                    broker: "Kafka",
+                    url: self.cfg.brokers.clone(),
+                    size: payload.len(),
+                    limit: self.cfg.message_max_bytes(),
+                })
+            }
             Ok(Err((e, _msg))) => Err(connect_error(&self.cfg, &op, e)),
             Ok(Ok(_delivery)) => Ok(()),
         }
+    }
+
+    /// The largest payload to send: `message.max.bytes` (the property, or
+    /// librdkafka's default 1,000,000) less room for the key, headers and
+    /// record overhead.
+    pub fn max_message_bytes(&self) -> usize {
+        self.cfg
+            .message_max_bytes()
+            .saturating_sub(KAFKA_RECORD_ROOM)
     }
 
     /// Publishes one delta (key = `msg_id`); returns after the delivery

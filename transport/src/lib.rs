@@ -103,6 +103,17 @@ impl Publisher {
         })
     }
 
+    /// The largest payload the broker takes from this publisher, headers
+    /// and key left room for: NATS's announced `max_payload`, Kafka's
+    /// `message.max.bytes`. A larger one fails with
+    /// [`TransportError::TooLarge`].
+    pub fn max_message_bytes(&self) -> usize {
+        match self {
+            Publisher::Nats(p) => p.max_message_bytes(),
+            Publisher::Kafka(p) => p.max_message_bytes(),
+        }
+    }
+
     /// Publishes one message; returns once the broker confirmed it is
     /// stored (JetStream PubAck, including "duplicate"; Kafka delivery
     /// report).

@@ -34,6 +34,16 @@ pub const HEADER_REASON: &str = "Sandmine-Reason";
 /// JetStream's dedupe header.
 const HEADER_NATS_MSG_ID: &str = "Nats-Msg-Id";
 
+/// Bytes a message's headers take besides the payload, for messages with
+/// only `Nats-Msg-Id`: `NATS/1.0\r\n`, `Nats-Msg-Id: ID\r\n`, `\r\n`.
+fn msg_id_header_bytes(msg_id: &str) -> usize {
+    27 + msg_id.len()
+}
+
+/// Room kept for the headers when telling callers how large a payload may
+/// be ([`NatsPublisher::max_message_bytes`]): ids up to 229 bytes.
+const HEADER_ROOM: usize = 256;
+
 /// How many publish acks [`NatsPublisher::publish_many`] keeps in flight.
 /// Far below the ~5000 where async-nats' ack bookkeeping stalls
 /// (PLATFORM-NOTES), and enough to saturate a local server.
@@ -422,9 +432,35 @@ impl NatsPublisher {
         h
     }
 
+    /// The largest payload this server takes with sandmine's headers: its
+    /// announced `max_payload` less [`HEADER_ROOM`].
+    pub fn max_message_bytes(&self) -> usize {
+        self.client
+            .server_info()
+            .max_payload
+            .saturating_sub(HEADER_ROOM)
+    }
+
+    /// [`TransportError::TooLarge`] for a message over the server's
+    /// announced `max_payload` (headers included): it would be refused on
+    /// every try.
+    fn check_size(&self, msg_id: &str, payload: &[u8]) -> Result<(), TransportError> {
+        let limit = self.client.server_info().max_payload;
+        if payload.len() + msg_id_header_bytes(msg_id) > limit {
+            return Err(TransportError::TooLarge {
+                broker: "NATS",
+                url: self.cfg.url.clone(),
+                size: payload.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Publishes one delta; returns after JetStream stored it (or said it
     /// already had this `msg_id`).
     pub async fn publish(&self, msg_id: &str, payload: &[u8]) -> Result<(), TransportError> {
+        self.check_size(msg_id, payload)?;
         let ack = self
             .send(
                 &self.cfg.subject,
@@ -446,6 +482,7 @@ impl NatsPublisher {
                     r?;
                 }
             }
+            self.check_size(id, payload)?;
             let ack = self
                 .send(
                     &self.cfg.subject,

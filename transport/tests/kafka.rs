@@ -257,3 +257,31 @@ async fn kafka_dead_broker_publish_fails_within_seconds_then_recovers() {
     let none = cons.fetch(10, Duration::from_secs(1)).await.expect("fetch");
     assert_eq!(none.len(), 0, "{none:?}");
 }
+
+/// A message over `message.max.bytes` is refused for good
+/// (`TooLarge`, not a transient error the collector would retry forever),
+/// and the next one still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_message_over_message_max_bytes_is_refused_for_good() {
+    let k = Kafka::start();
+    let mut c = cfg(&k);
+    c.properties
+        .insert("message.max.bytes".into(), "10000".into());
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    assert_eq!(p.max_message_bytes(), 10_000 - 1024);
+    let err = p
+        .publish("h.b.1", &vec![7u8; 20_000])
+        .await
+        .expect_err("too large");
+    assert!(err.refuses_message() && !err.is_transient(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Kafka server {} refuses a message of 20000 bytes: more than its limit of 10000 bytes",
+            k.bootstrap()
+        )
+    );
+    p.publish("h.b.2", &[1, 2, 3]).await.expect("a small one");
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
+}

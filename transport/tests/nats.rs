@@ -575,3 +575,32 @@ async fn object_store_on_nats_2_9_fails_clearly() {
     assert!(msg.contains("2.10"), "{msg}");
     assert!(msg.contains(&n.url()), "{msg}");
 }
+
+/// The server's announced `max_payload` is the limit: a larger message is
+/// refused for good before it is sent (not a transient error), one at the
+/// limit goes through, and `max_message_bytes` leaves room for headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_max_payload_is_refused_for_good() {
+    let n = Nats::start_with_conf("max_payload: 8192");
+    let c = cfg(&n);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    assert_eq!(p.max_message_bytes(), 8192 - 256);
+    let err = p
+        .publish("h.b.1", &vec![7u8; 8192])
+        .await
+        .expect_err("too large");
+    assert!(err.refuses_message() && !err.is_transient(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "NATS server {} refuses a message of 8192 bytes: more than its limit of 8192 bytes",
+            n.url()
+        )
+    );
+    // 8192 - 27 - len("h.b.2"): exactly the room there is.
+    p.publish("h.b.2", &vec![1u8; 8192 - 27 - 5])
+        .await
+        .expect("at the limit");
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
+}
