@@ -44,6 +44,7 @@ enum Command {
     Compile(cmd::compile::CompileArgs),
     Explain(cmd::explain::ExplainArgs),
     Publish(cmd::publish::PublishArgs),
+    Analyze(cmd::analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd::compile::main(a),
         Command::Explain(a) => cmd::explain::main(a),
         Command::Publish(a) => cmd::publish::main(a),
+        Command::Analyze(a) => cmd::analyze::main(a),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 pub mod aggregate;
+pub mod analyze;
 pub mod collect;
 pub mod compile;
 pub mod explain;
