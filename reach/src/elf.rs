@@ -166,6 +166,11 @@ pub struct Object {
     pub roots: Vec<(RootKind, usize)>,
     /// IRELATIVE slots whose resolver showed no candidate.
     pub unresolved_ifuncs: u32,
+    /// Functions (and imports) whose address is stored in data: relocated
+    /// pointers (`RELATIVE`, `R_X86_64_64`) and, in a non-PIE executable,
+    /// aligned words equal to a function's start. Any of them may be the
+    /// target of an indirect call.
+    pub data_refs: Vec<Target>,
     /// Instructions that did not decode, in executable sections.
     pub undecodable: u32,
 }
@@ -474,6 +479,29 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
 
     // Relocations: GOT slots, PIE init arrays, IRELATIVE.
     let mut slots: HashMap<u64, Slot> = HashMap::new();
+    let mut data_ref_imports: Vec<usize> = Vec::new();
+    let mut data_ref_addrs: Vec<u64> = Vec::new();
+    if hdr.e_type(e) == elf::ET_EXEC {
+        // Non-PIE: pointers in data are plain words.
+        for sec in sections.iter() {
+            let f = sec.sh_flags(e);
+            if sec.sh_type(e) != elf::SHT_PROGBITS
+                || f & u64::from(elf::SHF_ALLOC) == 0
+                || f & u64::from(elf::SHF_EXECINSTR) != 0
+            {
+                continue;
+            }
+            let Ok(d) = sec.data(e, data) else { continue };
+            for w in d.chunks_exact(8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                let v = u64::from_le_bytes(b);
+                if in_exec(v) {
+                    data_ref_addrs.push(v);
+                }
+            }
+        }
+    }
     let mut irelative: Vec<(u64, u64)> = Vec::new();
     let dynsym_index = dynsym.section();
     for s in sections.iter() {
@@ -494,11 +522,15 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
                 elf::R_X86_64_JUMP_SLOT | elf::R_X86_64_GLOB_DAT | elf::R_X86_64_64 if sym != 0 => {
                     if let Some(i) = import_for(&mut o, sym) {
                         slots.insert(off, Slot::Import(i));
+                        if ty == elf::R_X86_64_64 {
+                            data_ref_imports.push(i);
+                        }
                     }
                 }
                 elf::R_X86_64_RELATIVE if in_exec(add) => {
                     slots.insert(off, Slot::Local(vec![add]));
                     starts.insert(add);
+                    data_ref_addrs.push(add);
                 }
                 elf::R_X86_64_IRELATIVE => {
                     irelative.push((off, add));
@@ -557,6 +589,7 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
     // pointers, which may return) are, and every direct or slot jump.
     let mut returns: Vec<u64> = Vec::new();
     let mut jumps: Vec<(u64, u64, bool)> = Vec::new(); // (from, to, to is a slot)
+    starts.extend(data_ref_addrs.iter().copied());
     for s in &execs {
         if s.plt {
             let mut a = s.addr;
@@ -694,6 +727,20 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
             kind,
         });
     }
+    for a in data_ref_addrs {
+        if let Some(i) = func_at(a) {
+            if funcs[i].start == a {
+                o.data_refs.push(Target::Func(i));
+            }
+        }
+    }
+    o.data_refs
+        .extend(data_ref_imports.into_iter().map(Target::Import));
+    o.data_refs.sort_by_key(|t| match t {
+        Target::Func(i) => (0, *i),
+        Target::Import(i) => (1, *i),
+    });
+    o.data_refs.dedup();
     for (k, a) in root_addrs {
         if let Some(i) = func_at(a) {
             o.roots.push((k, i));
@@ -1066,6 +1113,16 @@ fn summarise(
         };
         loop {
             if k >= n {
+                // Ran off the end into the next function (a start that is
+                // only a label, or code laid out to fall through).
+                if let Some(g) = (ctx.func_at)(f.end) {
+                    let key = (f.end, Target::Func(g), kind_code(EdgeKind::Jump));
+                    let args = st.args();
+                    let e = edges.entry(key).or_insert(args);
+                    for i in 0..6 {
+                        e[i] = e[i].merge(args[i]);
+                    }
+                }
                 break;
             }
             if k != start && leader[k] {

@@ -408,6 +408,8 @@ type Binding = Option<(usize, ExportKind)>;
 #[derive(Clone, Copy)]
 enum Parent {
     Root(RootKind),
+    /// Stored in data; reached once any indirect call or jump is.
+    Data,
     Call(Node),
     Import(Node, usize),
 }
@@ -428,6 +430,7 @@ struct Walk<'a> {
     nonconst_seen: HashSet<(usize, u64)>,
     nonconst_list: Vec<String>,
     ref_wrappers: HashSet<Node>,
+    data_released: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -445,6 +448,7 @@ impl<'a> Walk<'a> {
             nonconst_seen: HashSet::new(),
             nonconst_list: Vec::new(),
             ref_wrappers: HashSet::new(),
+            data_released: false,
         }
     }
 
@@ -581,6 +585,9 @@ impl<'a> Walk<'a> {
             }
             self.limits[o].indirect_calls += func.indirect_calls;
             self.limits[o].indirect_jumps += func.indirect_jumps;
+            if !self.data_released && func.indirect_calls + func.indirect_jumps > 0 {
+                self.release_data();
+            }
             for e in &func.edges {
                 let targets: Vec<(Node, Parent)> = match &e.to {
                     Target::Func(g) => vec![((o, *g), Parent::Call(n))],
@@ -626,6 +633,29 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// An indirect call or jump is reached: it may go to any function
+    /// whose address is stored in data, in any object.
+    fn release_data(&mut self) {
+        self.data_released = true;
+        for k in 0..self.objs.len() {
+            let obj = self.objs[k].obj.clone();
+            for t in &obj.data_refs {
+                let nodes: Vec<Node> = match t {
+                    Target::Func(g) => vec![(k, *g)],
+                    Target::Import(imp) => match self.bind(k, *imp) {
+                        Some((j, ExportKind::Func(g))) => vec![(j, g)],
+                        Some((j, ExportKind::Ifunc(c))) => c.into_iter().map(|g| (j, g)).collect(),
+                        _ => vec![],
+                    },
+                };
+                for n in nodes {
+                    self.wrapper_unknown(n);
+                    self.reach(n, Parent::Data);
+                }
+            }
+        }
+    }
+
     fn chain(&self, node: Node, site: u64, via: Option<Node>) -> Vec<Hop> {
         let mut rev: Vec<Hop> = Vec::new();
         let mut cur = node;
@@ -635,9 +665,10 @@ impl<'a> Walk<'a> {
             let obj = self.objs[cur.0].path.clone();
             let function = self.fname(cur);
             match self.parent.get(&cur) {
-                Some(Parent::Root(_)) | None if guard < 100_000 => {
+                Some(Parent::Root(_) | Parent::Data) | None if guard < 100_000 => {
                     let kind = match self.parent.get(&cur) {
                         Some(Parent::Root(k)) => k.label(),
+                        Some(Parent::Data) => "pointer in data",
                         _ => "entry",
                     };
                     rev.push(Hop::Root {

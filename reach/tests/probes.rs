@@ -351,3 +351,60 @@ fn the_hosts_ld_so_cache_parses() {
     let libc = m.get("libc.so.6").expect("libc.so.6 in the cache");
     assert!(libc.ends_with("/libc.so.6"), "{libc}");
 }
+
+/// Soundness on real runs: every syscall strace sees a host binary make
+/// (its own, its libraries' and the loader's; no dlopen in these runs) is
+/// in its static reachable set.
+#[test]
+fn what_real_runs_make_is_reachable() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut an = Analyzer::new(Path::new("/"));
+    for (bin, args) in [
+        ("/bin/ls", &["-la", "/"][..]),
+        ("/usr/bin/bash", &["-c", "echo hi; cd /tmp; pwd"][..]),
+        ("/usr/bin/true", &[][..]),
+    ] {
+        let log = d.path().join("strace.txt");
+        let st = Command::new("strace")
+            .arg("-qq")
+            .arg("-o")
+            .arg(&log)
+            .arg(bin)
+            .args(args)
+            .output()
+            .expect("strace must be installed (scripts/install-deps.sh)");
+        assert!(
+            st.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let text = std::fs::read_to_string(&log).expect("strace log");
+        let mut seen: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.split('(').next())
+            .map(str::trim)
+            .filter(|n| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .map(str::to_string)
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert!(seen.len() > 10, "{bin}: strace saw {seen:?}");
+        let a = an.analyse(bin).expect("analysis");
+        let missing: Vec<&String> = seen
+            .iter()
+            .filter(|n| {
+                let nr = schemas::syscalls::number(Abi::X86_64, n)
+                    .unwrap_or_else(|| panic!("{n} is not an x86_64 syscall"));
+                !a.syscalls.contains_key(&(Abi::X86_64, nr))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{bin}: run but not reachable: {missing:?}"
+        );
+    }
+}

@@ -122,7 +122,9 @@ fn to_json(a: &Analysis) -> serde_json::Value {
     })
 }
 
-fn print_text(a: &Analysis) {
+fn text(a: &Analysis) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let mut per_abi: std::collections::BTreeMap<Abi, usize> = Default::default();
     for &(abi, _) in a.syscalls.keys() {
         *per_abi.entry(abi).or_default() += 1;
@@ -131,7 +133,8 @@ fn print_text(a: &Analysis) {
         .iter()
         .map(|(abi, n)| format!("{n} {abi}"))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "{} (root {}): {} reachable syscalls ({})",
         a.file,
         a.root.display(),
@@ -139,44 +142,60 @@ fn print_text(a: &Analysis) {
         counts.join(", ")
     );
     if a.reach_known() {
-        println!("reach: known (every syscall site reached has a constant number)");
+        let _ = writeln!(
+            out,
+            "reach: known (every syscall site reached has a constant number)"
+        );
     } else {
-        println!(
+        let _ = writeln!(out,
             "reach: UNKNOWN ({} syscall sites with a non-constant number; the set below is a lower bound)",
             a.limits.nonconst_syscall_sites
         );
     }
-    println!();
+    let _ = writeln!(out);
     for (&(abi, nr), r) in &a.syscalls {
-        println!("{:<24} {:>4} {abi:<7} {}", name(abi, nr), nr, r.render());
+        let _ = writeln!(
+            out,
+            "{:<24} {:>4} {abi:<7} {}",
+            name(abi, nr),
+            nr,
+            r.render()
+        );
     }
-    println!();
+    let _ = writeln!(out);
     let l = &a.limits;
-    println!("limits:");
-    println!("  non-constant syscall sites  {}", l.nonconst_syscall_sites);
-    println!("  indirect calls not followed {}", l.indirect_calls);
-    println!("  indirect jumps not followed {}", l.indirect_jumps);
-    println!(
+    let _ = writeln!(out, "limits:");
+    let _ = writeln!(
+        out,
+        "  non-constant syscall sites  {}",
+        l.nonconst_syscall_sites
+    );
+    let _ = writeln!(out, "  indirect calls not followed {}", l.indirect_calls);
+    let _ = writeln!(out, "  indirect jumps not followed {}", l.indirect_jumps);
+    let _ = writeln!(
+        out,
         "  unresolved imports          {} (weak: {})",
         l.unresolved_imports, l.unresolved_weak_imports
     );
-    println!("  unresolved IFUNCs           {}", l.unresolved_ifuncs);
-    println!("  missing libraries           {}", l.missing_libraries);
-    println!(
+    let _ = writeln!(out, "  unresolved IFUNCs           {}", l.unresolved_ifuncs);
+    let _ = writeln!(out, "  missing libraries           {}", l.missing_libraries);
+    let _ = writeln!(
+        out,
         "  undecodable instructions    {}",
         l.undecodable_instructions
     );
     for s in &a.nonconst_sites {
-        println!("  non-constant site: {s}");
+        let _ = writeln!(out, "  non-constant site: {s}");
     }
     for s in &a.missing_libraries {
-        println!("  missing library: {s}");
+        let _ = writeln!(out, "  missing library: {s}");
     }
     for s in &a.unresolved_imports {
-        println!("  unresolved import: {s}");
+        let _ = writeln!(out, "  unresolved import: {s}");
     }
-    println!();
-    println!(
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "objects ({}; library search: RPATH/RUNPATH, {}, then the standard directories):",
         a.objects.len(),
         if a.ld_so_cache {
@@ -186,7 +205,8 @@ fn print_text(a: &Analysis) {
         }
     );
     for o in &a.objects {
-        println!(
+        let _ = writeln!(
+            out,
             "  {} [{}] {}/{} functions reached, sha256 {}",
             o.path,
             o.role,
@@ -195,6 +215,7 @@ fn print_text(a: &Analysis) {
             &o.sha256[..16]
         );
     }
+    out
 }
 
 pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
@@ -213,9 +234,18 @@ pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
     let a = an
         .analyse(&file)
         .with_context(|| format!("analysing {}", args.file))?;
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&to_json(&a))?),
-        Format::Text => print_text(&a),
+    let mut out = match args.format {
+        Format::Json => serde_json::to_string_pretty(&to_json(&a))?,
+        Format::Text => text(&a),
+    };
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("writing to stdout")?,
     }
     Ok(ExitCode::SUCCESS)
 }
