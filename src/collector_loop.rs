@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use collector::daemon::{Daemon, DaemonConfig, Spool};
 use schemas::wire::Envelope;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sysutil::Backoff;
@@ -36,11 +36,9 @@ pub enum Sink {
 impl Sink {
     /// Sends one message: its bytes, and `env`, what they decode to.
     async fn send(&mut self, msg_id: &str, bytes: &[u8], env: Envelope) -> Result<()> {
+        self.connect().await?;
         match self {
-            Sink::Broker { cfg, publisher } => {
-                if publisher.is_none() {
-                    *publisher = Some(Box::new(transport::Publisher::connect(cfg).await?));
-                }
+            Sink::Broker { publisher, .. } => {
                 if let Some(p) = publisher.as_ref() {
                     if let Err(e) = p.publish(msg_id, bytes).await {
                         if !e.refuses_message() {
@@ -58,6 +56,26 @@ impl Sink {
                 store.insert(&[env]).await?;
                 Ok(())
             }
+        }
+    }
+
+    /// Connects to the broker if not connected (the store is always
+    /// open): its message limit is then known before anything is sent.
+    async fn connect(&mut self) -> Result<()> {
+        if let Sink::Broker { cfg, publisher } = self {
+            if publisher.is_none() {
+                *publisher = Some(Box::new(transport::Publisher::connect(cfg).await?));
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest message the sink takes, once known: the connected
+    /// broker's limit; no limit for the store.
+    fn message_limit(&self) -> Option<usize> {
+        match self {
+            Sink::Broker { publisher, .. } => publisher.as_ref().map(|p| p.max_message_bytes()),
+            Sink::Store(_) => Some(usize::MAX),
         }
     }
 
@@ -96,11 +114,16 @@ pub async fn run(
     let boot = daemon.stream_id();
     let (committed_tx, mut committed_rx) = watch::channel(daemon.seq());
     let stopping = Arc::new(AtomicBool::new(false));
+    // The sink's message limit, once connected: the tick thread splits
+    // larger deltas.
+    let limit = Arc::new(AtomicUsize::new(
+        collector::daemon::DEFAULT_MAX_MESSAGE_BYTES,
+    ));
     let ticker = {
-        let (stopping, metrics) = (stopping.clone(), metrics.clone());
+        let (stopping, metrics, limit) = (stopping.clone(), metrics.clone(), limit.clone());
         std::thread::Builder::new()
             .name("sandmine-tick".into())
-            .spawn(move || tick_loop(daemon, interval, committed_tx, &stopping, &metrics))
+            .spawn(move || tick_loop(daemon, interval, committed_tx, &stopping, &metrics, &limit))
             .context("cannot start the tick thread")?
     };
 
@@ -113,7 +136,11 @@ pub async fn run(
         }
         if Instant::now() >= retry_at {
             let committed = *committed_rx.borrow();
-            match drain(&spool, &boot, committed, &mut sink, &metrics).await {
+            let drained = drain(&spool, &boot, committed, &mut sink, &metrics).await;
+            if let Some(l) = sink.message_limit() {
+                limit.store(l, Ordering::Relaxed);
+            }
+            match drained {
                 Ok(()) => backoff.reset(sink.name()),
                 Err(e) => {
                     metrics.publish_errors.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +210,9 @@ async fn drain(
     sink: &mut Sink,
     metrics: &Metrics,
 ) -> Result<()> {
+    // Connected even with nothing to send, so that the broker's message
+    // limit is known before the next delta is cut.
+    sink.connect().await?;
     let pending = spool.pending()?;
     for p in pending {
         if p.boot_id == boot && p.seq > committed {
@@ -244,6 +274,7 @@ fn tick_loop(
     committed: watch::Sender<u64>,
     stopping: &AtomicBool,
     metrics: &Metrics,
+    limit: &AtomicUsize,
 ) {
     let mut next = Instant::now() + interval;
     loop {
@@ -259,6 +290,7 @@ fn tick_loop(
             // Fell behind (a slow tick, a suspended VM): skip, don't burst.
             next = now + interval;
         }
+        daemon.set_max_message_bytes(limit.load(Ordering::Relaxed));
         match daemon.tick(sysutil::clock::now_ms()) {
             Ok(Some(env)) => {
                 log::debug!("seq {}: {} container(s)", env.seq, env.containers.len());

@@ -156,8 +156,16 @@ retry_max_backoff = "2s"
     }
 
     pub fn start_collector(&mut self, host: &str) {
+        self.start_collector_with(host, &[]);
+    }
+
+    /// [`Fleet::start_collector`] with more `--set KEY=VALUE`s.
+    pub fn start_collector_with(&mut self, host: &str, sets: &[&str]) {
         let state = self.f.arg(&format!("state-{host}"));
         let mut cmd = self.cmd(&["collect"]);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
         cmd.args(["--set", &format!("collector.host_id=\"{host}\"")])
             .args(["--set", &format!("collector.state_dir=\"{state}\"")])
             .args([

@@ -231,6 +231,50 @@ pub(super) fn cut(
     })
 }
 
+/// Splits `envelope` (message `seq`) into messages of whole containers
+/// whose encodings (`version`) are at most `limit` bytes each, numbered
+/// `seq`, `seq + 1`, ...: same host, stream and interval. One message when
+/// it fits. A container too large for `limit` on its own goes alone (the
+/// broker will refuse it, and the spool sets it aside). Containers keep
+/// their order. Containers are measured once each, so the cost is linear.
+pub(super) fn split(
+    envelope: Envelope,
+    version: u16,
+    limit: usize,
+) -> Result<Vec<Envelope>, schemas::wire::WireError> {
+    use schemas::wire::encode_version;
+    let seq = envelope.seq;
+    let whole = encode_version(&envelope, version)?.len();
+    if whole <= limit || envelope.containers.len() < 2 {
+        return Ok(vec![envelope]);
+    }
+    let mut empty = envelope.clone();
+    empty.containers.clear();
+    // The container count's varint may grow by a few bytes.
+    let base = encode_version(&empty, version)?.len() + 9;
+    let mut pieces: Vec<Envelope> = Vec::new();
+    let mut size = base;
+    let mut current = empty.clone();
+    for c in envelope.containers {
+        let one = {
+            let mut e = empty.clone();
+            e.containers.push(c.clone());
+            encode_version(&e, version)?.len() - (base - 9)
+        };
+        if !current.containers.is_empty() && size + one > limit {
+            pieces.push(std::mem::replace(&mut current, empty.clone()));
+            size = base;
+        }
+        size += one;
+        current.containers.push(c);
+    }
+    pieces.push(current);
+    for (i, p) in pieces.iter_mut().enumerate() {
+        p.seq = seq + i as u64;
+    }
+    Ok(pieces)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +283,91 @@ mod tests {
 
     const GETPID: u32 = 39;
     const PIVOT_ROOT: u32 = 155;
+
+    /// Message 7 with `n` containers of `syscalls` syscalls each.
+    fn big(n: usize, syscalls: u32) -> Envelope {
+        let mut phases = PhaseSet::default();
+        phases.insert(Phase::Image);
+        Envelope {
+            host_id: "h".into(),
+            boot_id: "b".into(),
+            seq: 7,
+            interval_start_ms: 1_700_000_000_000,
+            interval_end_ms: 1_700_000_010_000,
+            containers: (0..n)
+                .map(|i| ContainerDelta {
+                    container: ContainerRef {
+                        runtime: "docker".into(),
+                        id: format!("{i:064x}"),
+                        image: format!("app-{i}:1"),
+                        ..ContainerRef::default()
+                    },
+                    started_at_ms: 1_700_000_000_000,
+                    last_seen_ms: 1_700_000_010_000,
+                    exited_at_ms: None,
+                    incomplete: false,
+                    syscalls: (0..syscalls)
+                        .map(|nr| SyscallDelta {
+                            abi: Abi::X86_64,
+                            nr,
+                            calls: 1 + u64::from(nr) * 1_000,
+                            phases,
+                            first_seen_ms: 1_700_000_000_000,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_envelope_over_the_limit_splits_into_whole_containers_under_it() {
+        use schemas::wire::{encode_version, CURRENT_VERSION as V};
+        let e = big(300, 20);
+        let whole = encode_version(&e, V).unwrap().len();
+        assert!(whole > 40_000, "{whole}");
+        let pieces = split(e.clone(), V, 8192).unwrap();
+        let sizes: Vec<usize> = pieces
+            .iter()
+            .map(|p| encode_version(p, V).unwrap().len())
+            .collect();
+        assert!(sizes.iter().all(|s| *s <= 8192), "{sizes:?}");
+        // Greedy: every piece but the last could not take one more.
+        let one = encode_version(&big(1, 20), V).unwrap().len()
+            - encode_version(&big(0, 20), V).unwrap().len();
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|s| s + one > 8192),
+            "{one} {sizes:?}"
+        );
+        assert_eq!(sizes.len(), 16);
+        let seqs: Vec<u64> = pieces.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, (7..7 + pieces.len() as u64).collect::<Vec<_>>());
+        for p in &pieces {
+            assert_eq!(
+                (
+                    &p.host_id,
+                    &p.boot_id,
+                    p.interval_start_ms,
+                    p.interval_end_ms
+                ),
+                (
+                    &e.host_id,
+                    &e.boot_id,
+                    e.interval_start_ms,
+                    e.interval_end_ms
+                )
+            );
+        }
+        let all: Vec<ContainerDelta> = pieces.into_iter().flat_map(|p| p.containers).collect();
+        assert_eq!(all, e.containers);
+        // One that fits stays whole; a container too large for the limit
+        // on its own goes alone.
+        assert_eq!(split(e.clone(), V, whole).unwrap(), [e]);
+        let giant = big(3, 400);
+        let alone = split(giant.clone(), V, 1024).unwrap();
+        assert_eq!(alone.len(), 3);
+        assert_eq!(alone[2].containers, giant.containers[2..]);
+    }
 
     fn usage(calls: &[(u32, u64, &[Phase])]) -> Observation {
         let mut o = Observation::default();

@@ -24,7 +24,11 @@
 //! the encoded message to the spool (fsync), and returns a
 //! [`PendingCommit`]; [`Daemon::commit`] (3) atomically replaces the state
 //! file (temp + fsync + rename + fsync dir) with the new seq and snapshot.
-//! Only then is the message publishable. A crash before (3) leaves a spool
+//! Only then is the message publishable. A delta whose encoding is over
+//! the broker's message limit ([`Daemon::set_max_message_bytes`]: NATS's
+//! announced `max_payload`, Kafka's `message.max.bytes`) is cut into
+//! several messages of whole containers, `seq + 1 ..= seq + k`, all
+//! spooled before the one commit that moves the state to `seq + k`. A crash before (3) leaves a spool
 //! file with `seq > state.seq`: [`Daemon::open`] deletes it, and the next
 //! tick recomputes the same calls against the old snapshot (the kernel
 //! kept counting), so nothing is lost or counted twice. A new boot id
@@ -309,7 +313,15 @@ pub struct Daemon {
     spool_full_warned: bool,
     last_stats: TickStats,
     started_ms: u64,
+    /// Largest encoded message; a larger delta is split
+    /// ([`Daemon::set_max_message_bytes`]).
+    max_message_bytes: usize,
 }
+
+/// The message limit until the publisher tells the broker's: under both
+/// NATS's default `max_payload` (1 MiB) and Kafka's default
+/// `message.max.bytes` (1,000,000), with room for headers and key.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000 - 1024;
 
 impl Daemon {
     /// Open (or load) the kernel side, read the persisted state, and
@@ -375,9 +387,18 @@ impl Daemon {
             spool_full_warned: false,
             last_stats: TickStats::default(),
             started_ms: now_ms(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         };
         d.reap_done()?;
         Ok(d)
+    }
+
+    /// The largest message the sink takes (the broker's announced limit,
+    /// `transport::Publisher::max_message_bytes`): a delta whose encoding
+    /// is larger is cut into several messages of whole containers, each
+    /// with its own seq, committed together.
+    pub fn set_max_message_bytes(&mut self, limit: usize) {
+        self.max_message_bytes = limit;
     }
 
     pub fn config(&self) -> &DaemonConfig {
@@ -451,12 +472,30 @@ impl Daemon {
         let Some(cut) = cut else {
             return Ok(None);
         };
-        let bytes = schemas::wire::encode_version(&cut.envelope, version)?;
-        self.spool.write(cut.envelope.seq, &bytes)?;
+        let mut state = cut.state;
+        let messages = delta::split(cut.envelope, version, self.max_message_bytes)?;
+        if messages.len() > 1 {
+            log::info!(
+                "seq {}: the delta is over the broker's message limit ({} bytes): split into {} messages, seq {} to {}",
+                state.seq,
+                self.max_message_bytes,
+                messages.len(),
+                state.seq,
+                state.seq + messages.len() as u64 - 1
+            );
+        }
+        // Each message is spooled (fsynced) before the state that counts
+        // them all commits; a crash in between leaves files above the
+        // committed seq, which `open` deletes.
+        for m in &messages {
+            let bytes = schemas::wire::encode_version(m, version)?;
+            self.spool.write(m.seq, &bytes)?;
+        }
+        state.seq += messages.len() as u64 - 1;
         Ok(Some(PendingCommit {
             base_seq: self.state.seq,
-            state: cut.state,
-            messages: vec![cut.envelope],
+            state,
+            messages,
             finished_keys: cut.finished_keys,
         }))
     }
