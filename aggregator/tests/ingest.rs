@@ -206,3 +206,68 @@ async fn a_store_outage_is_retried_and_dead_letters_nothing() {
         0
     );
 }
+
+/// The same on ClickHouse 18.16: a column whose default throws for the
+/// poison image (`throwIf`, as a constraint would) refuses that message's
+/// rows; the others are stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_a_message_it_refuses_is_dead_lettered_and_its_batch_mates_stored_once() {
+    let nats = testsvc::Nats::start();
+    let broker = BrokerConfig::Nats(NatsConfig {
+        url: nats.url(),
+        ..Default::default()
+    });
+    let ch = testsvc::ClickHouse::start();
+    let cfg = ch_config(&ch);
+    let store = Store::open(&StoreConfig::ClickHouse(cfg.clone()))
+        .await
+        .unwrap();
+    let out = ch.query(&format!(
+        "ALTER TABLE {}.containers ADD COLUMN refuse UInt8 DEFAULT throwIf(image = 'poison:1')",
+        cfg.database
+    ));
+    assert_eq!(out, "", "ALTER");
+    let metrics = IngestMetrics::default();
+    ingest_until(&broker, &store, &envelopes(), &metrics, |m| {
+        m.acked.load(Ordering::Relaxed) >= 6
+    })
+    .await;
+    assert_eq!(
+        counters(&metrics),
+        [6, 1, 5],
+        "acked, dead-lettered, stored (store errors: {})",
+        metrics.store_errors.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        stored(&store).await,
+        [
+            ("a:1".to_string(), 10),
+            ("b:1".to_string(), 11),
+            ("c:1".to_string(), 13),
+            ("d:1".to_string(), 14),
+            ("e:1".to_string(), 15)
+        ]
+    );
+    let mut dead = Consumer::connect_dead_letter(&broker).await.unwrap();
+    let got = dead.fetch(10, Duration::from_secs(1)).await.unwrap();
+    let reason = got[0].reason.clone().unwrap_or_default();
+    let prefix = format!(
+        "the store refuses this message: ClickHouse at {}: ",
+        cfg.url
+    );
+    assert!(
+        reason.starts_with(&prefix) && reason.contains("Code: 395"),
+        "{reason}"
+    );
+    let got: Vec<_> = got
+        .iter()
+        .map(|d| (d.msg_id.clone(), d.payload.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            Some("h1.b1.3".to_string()),
+            wire::encode(&envelopes()[2]).unwrap()
+        )]
+    );
+}

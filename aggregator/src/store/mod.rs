@@ -135,9 +135,10 @@ fn sqlite_refuses_rows(e: &rusqlite::Error) -> bool {
 }
 
 /// ClickHouse exception codes about the data (parse, type, range,
-/// constraint): `Code: N` in the message. Every other code (overload 202,
+/// constraint, a `throwIf` check, which is how an operator constrains a
+/// column on 18.16): `Code: N` in the message. Every other code (overload 202,
 /// memory 241, too many parts 252, timeouts, network) is retried.
-pub const CLICKHOUSE_DATA_ERRORS: [u32; 13] = [
+pub const CLICKHOUSE_DATA_ERRORS: [u32; 14] = [
     6,   // CANNOT_PARSE_TEXT
     26,  // CANNOT_PARSE_QUOTED_STRING
     27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
@@ -150,6 +151,7 @@ pub const CLICKHOUSE_DATA_ERRORS: [u32; 13] = [
     117, // INCORRECT_DATA
     131, // TOO_LARGE_STRING_SIZE
     321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (a check on a column: throwIf)
     469, // VIOLATED_CONSTRAINT
 ];
 
