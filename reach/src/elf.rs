@@ -135,6 +135,9 @@ pub enum RootKind {
     PreinitArray,
     Fini,
     FiniArray,
+    /// A function the dynamic loader looks up by name and calls
+    /// (glibc's `__libc_early_init`).
+    LoaderCall,
 }
 
 impl RootKind {
@@ -146,6 +149,7 @@ impl RootKind {
             RootKind::PreinitArray => "preinit_array",
             RootKind::Fini => "DT_FINI",
             RootKind::FiniArray => "fini_array",
+            RootKind::LoaderCall => "called by ld.so",
         }
     }
 }
@@ -741,6 +745,13 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
         Target::Import(i) => (1, *i),
     });
     o.data_refs.dedup();
+    if let Some(Export {
+        kind: ExportKind::Func(i),
+        ..
+    }) = o.exports.get("__libc_early_init").and_then(|v| v.first())
+    {
+        o.roots.push((RootKind::LoaderCall, *i));
+    }
     for (k, a) in root_addrs {
         if let Some(i) = func_at(a) {
             o.roots.push((k, i));
