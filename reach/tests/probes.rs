@@ -408,3 +408,72 @@ fn what_real_runs_make_is_reachable() {
         );
     }
 }
+
+/// A library of the program's own, found through `RUNPATH=$ORIGIN/lib`
+/// (inside the root, wherever that is on the host), whose function calls
+/// libc's `fsync`: the chain crosses both imports.
+#[test]
+fn runpath_origin_and_a_chain_through_two_libraries() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = d.path().join("root");
+    std::fs::create_dir_all(root.join("app/lib")).expect("mkdir");
+    let lib_c = d.path().join("foo.c");
+    std::fs::write(
+        &lib_c,
+        "#include <unistd.h>\nint foo_sync(int fd) { return fsync(fd); }\n",
+    )
+    .expect("write");
+    let st = Command::new("cc")
+        .args(["-O1", "-shared", "-fPIC", "-o"])
+        .arg(root.join("app/lib/libfoo.so"))
+        .arg(&lib_c)
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    let main_c = d.path().join("main.c");
+    std::fs::write(
+        &main_c,
+        "int foo_sync(int);\nint main(int argc, char **argv) { (void)argv; return argc > 5 ? foo_sync(1) : 0; }\n",
+    )
+    .expect("write");
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(root.join("app/prog"))
+        .arg(&main_c)
+        .arg(format!("-L{}", root.join("app/lib").display()))
+        .args(["-lfoo", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"])
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    // The root's own libc and loader (copies of the host's; symlinks to
+    // the host's files would point outside the root).
+    std::fs::create_dir_all(root.join("lib/x86_64-linux-gnu")).expect("mkdir");
+    std::fs::create_dir_all(root.join("lib64")).expect("mkdir");
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join("lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .expect("copy libc");
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .expect("copy ld.so");
+    let a = Analyzer::new(&root).analyse("/app/prog").expect("analysis");
+    let paths: Vec<&str> = a.objects.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/app/prog",
+            "/app/lib/libfoo.so",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib64/ld-linux-x86-64.so.2"
+        ]
+    );
+    assert!(!a.ld_so_cache);
+    assert_eq!(a.limits.missing_libraries, 0);
+    assert_eq!(
+        a.syscalls[&(Abi::X86_64, FSYNC)].render(),
+        "/app/prog -> foo_sync -> libfoo.so:foo_sync -> fsync@GLIBC_2.2.5 -> libc.so.6:fsync"
+    );
+}
