@@ -214,6 +214,24 @@ fn text(a: &Analysis) -> String {
             o.functions,
             &o.sha256[..16]
         );
+        let l = &o.limits;
+        let parts: Vec<String> = [
+            ("non-constant sites", l.nonconst_syscall_sites),
+            ("indirect calls", l.indirect_calls),
+            ("indirect jumps", l.indirect_jumps),
+            ("unresolved imports", l.unresolved_imports),
+            ("weak unresolved", l.unresolved_weak_imports),
+            ("unresolved IFUNCs", l.unresolved_ifuncs),
+            ("missing libraries", l.missing_libraries),
+            ("undecodable", l.undecodable_instructions),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(out, "      limits: {}", parts.join(", "));
+        }
     }
     out
 }
