@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Time and peak memory of `sandmine analyze` on this host's binaries:
+# 3 runs each under /usr/bin/time -v, cold cache (every run is a fresh
+# process: the per-run sha256 cache starts empty; the page cache is warm
+# after the first run unless DROP_CACHES=1). Raw output in results/
+# (or $OUT).
+#
+#   benchmarks/reach/run.sh [SANDMINE] [BINARY...]
+#
+# SANDMINE defaults to the release build (target/release/sandmine).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:-${CARGO_TARGET_DIR:-target}/release/sandmine}
+shift || true
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+    targets=(/usr/bin/python3 /usr/bin/bash /usr/bin/ls)
+    for p in /usr/lib/postgresql/*/bin/postgres /usr/sbin/nginx; do
+        [[ -x $p ]] && targets+=("$p")
+    done
+fi
+out=${OUT:-$here/results}
+mkdir -p "$out"
+{
+    echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; $("$bin" --version)"
+    echo "# command: $bin analyze FILE --format json (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
+} > "$out/summary.txt"
+for t in "${targets[@]}"; do
+    name=$(basename "$t")
+    secs=() kbs=()
+    for i in 1 2 3; do
+        if [[ ${DROP_CACHES:-0} == 1 ]]; then
+            sync
+            echo 3 > /proc/sys/vm/drop_caches
+        fi
+        /usr/bin/time -v -o "$out/$name.time.$i" "$bin" analyze "$t" --format json > "$out/$name.json"
+        secs+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + a[k]; print s}' "$out/$name.time.$i")")
+        kbs+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/$name.time.$i")")
+    done
+    med_s=$(printf '%s\n' "${secs[@]}" | sort -n | sed -n 2p)
+    med_kb=$(printf '%s\n' "${kbs[@]}" | sort -n | sed -n 2p)
+    summary=$(python3 - "$out/$name.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["limits"]
+print("%d syscalls, %d objects, reach_known=%s, nonconst=%d indirect_calls=%d "
+      "unresolved_imports=%d missing_libraries=%d"
+      % (len(d["syscalls"]), len(d["objects"]), d["reach_known"], l["nonconst_syscall_sites"],
+         l["indirect_calls"], l["unresolved_imports"], l["missing_libraries"]))
+PY
+)
+    printf '%-10s median %6.2f s  %7.1f MiB peak  (runs: %s s; %s KB)  %s\n' \
+        "$name" "$med_s" "$(echo "$med_kb / 1024" | bc -l)" "${secs[*]}" "${kbs[*]}" "$summary" |
+        tee -a "$out/summary.txt"
+done
