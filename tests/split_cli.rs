@@ -6,16 +6,31 @@ mod common;
 
 use common::fleet::*;
 use std::time::Duration;
-use testsvc::{ClickHouse, Nats};
+use testsvc::{ClickHouse, Kafka, Nats};
 
 #[test]
 fn a_delta_over_the_brokers_max_payload_is_split_and_nothing_is_lost() {
     let nats = Nats::start_with_conf("max_payload: 4096");
+    split_and_converge(&nats_broker(&nats));
+}
+
+/// Kafka (tansu): the limit is the producer's `message.max.bytes`.
+#[test]
+fn a_delta_over_kafkas_message_max_bytes_is_split_and_nothing_is_lost() {
+    let kafka = Kafka::start();
+    let broker = format!(
+        "{}[broker.properties]\n\"message.max.bytes\" = \"5120\"\n",
+        kafka_broker(&kafka)
+    );
+    split_and_converge(&broker);
+}
+
+fn split_and_converge(broker: &str) {
     let ch = ClickHouse::start();
-    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+    let mut fleet = Fleet::new(broker, &ch);
     fleet.start_aggregator();
     // No tick until the stop: all 16 containers are in the one delta cut
-    // then, far more than 4 KiB.
+    // then, far more than the 4 KiB the broker takes.
     fleet.start_collector_with("hS", &["collector.interval=\"1h\""]);
     fleet.run(&Batch {
         host: "hS",
