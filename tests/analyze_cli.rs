@@ -104,3 +104,31 @@ fn errors_and_help() {
         o.stdout
     );
 }
+
+#[test]
+fn several_files_in_one_run() {
+    let f = Fixture::new();
+    let a = f.probe("killfsync", KILL_FSYNC);
+    let b = f.probe("varsys", VARSYS);
+    let o = f.sandmine(&[
+        "analyze",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", o.describe());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    let files: Vec<&str> = v
+        .as_array()
+        .expect("an array for several files")
+        .iter()
+        .map(|x| x["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(v[0]["reach_known"], true);
+    assert_eq!(v[1]["reach_known"], false);
+    assert_eq!(v[1]["limits"]["nonconst_syscall_sites"], 1);
+    // Both load the same libc: the same file, the same digest.
+    assert_eq!(v[0]["objects"][1]["sha256"], v[1]["objects"][1]["sha256"]);
+}

@@ -7,13 +7,15 @@
 #
 #   benchmarks/reach/run.sh [SANDMINE] [BINARY...]
 #
-# SANDMINE defaults to the release build (target/release/sandmine).
+# SANDMINE defaults to the release build (target/release/sandmine). With
+# no BINARY, also postgres's executed binaries in one run (postgres-image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-${CARGO_TARGET_DIR:-target}/release/sandmine}
 shift || true
 targets=("$@")
-if ((${#targets[@]} == 0)); then
+defaults=$((${#targets[@]} == 0))
+if ((defaults)); then
     targets=(/usr/bin/python3 /usr/bin/bash /usr/bin/ls)
     for p in /usr/lib/postgresql/*/bin/postgres /usr/sbin/nginx; do
         [[ -x $p ]] && targets+=("$p")
@@ -25,15 +27,28 @@ mkdir -p "$out"
     echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; $("$bin" --version)"
     echo "# command: $bin analyze FILE --format json (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
 } > "$out/summary.txt"
-for t in "${targets[@]}"; do
-    name=$(basename "$t")
+# An image's executed binaries in one run (one analysis per library):
+# postgres's, as its Debian image's entrypoint runs them.
+groups=()
+pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1 || true)
+if ((defaults)) && [[ -n $pg ]]; then
+    groups+=("postgres-image:$pg/postgres $pg/pg_ctl $pg/initdb /usr/bin/bash /usr/bin/sh")
+fi
+for t in "${targets[@]}" "${groups[@]}"; do
+    if [[ $t == *:* ]]; then
+        name=${t%%:*}
+        read -r -a files <<< "${t#*:}"
+    else
+        name=$(basename "$t")
+        files=("$t")
+    fi
     secs=() kbs=()
     for i in 1 2 3; do
         if [[ ${DROP_CACHES:-0} == 1 ]]; then
             sync
             echo 3 > /proc/sys/vm/drop_caches
         fi
-        /usr/bin/time -v -o "$out/$name.time.$i" "$bin" analyze "$t" --format json > "$out/$name.json"
+        /usr/bin/time -v -o "$out/$name.time.$i" "$bin" analyze "${files[@]}" --format json > "$out/$name.json"
         secs+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + a[k]; print s}' "$out/$name.time.$i")")
         kbs+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/$name.time.$i")")
     done
@@ -42,11 +57,15 @@ for t in "${targets[@]}"; do
     summary=$(python3 - "$out/$name.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-l = d["limits"]
-print("%d syscalls, %d objects, reach_known=%s, nonconst=%d indirect_calls=%d "
-      "unresolved_imports=%d missing_libraries=%d"
-      % (len(d["syscalls"]), len(d["objects"]), d["reach_known"], l["nonconst_syscall_sites"],
-         l["indirect_calls"], l["unresolved_imports"], l["missing_libraries"]))
+ds = d if isinstance(d, list) else [d]
+sys_ = {(s["abi"], s["nr"]) for x in ds for s in x["syscalls"]}
+objs = {o["sha256"] for x in ds for o in x["objects"]}
+lim = lambda k: sum(x["limits"][k] for x in ds)
+print("%d files, %d syscalls (union), %d distinct objects, reach_known=%s, nonconst=%d "
+      "indirect_calls=%d unresolved_imports=%d missing_libraries=%d"
+      % (len(ds), len(sys_), len(objs), all(x["reach_known"] for x in ds),
+         lim("nonconst_syscall_sites"), lim("indirect_calls"), lim("unresolved_imports"),
+         lim("missing_libraries")))
 PY
 )
     printf '%-10s median %6.2f s  %7.1f MiB peak  (runs: %s s; %s KB)  %s\n' \

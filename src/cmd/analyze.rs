@@ -24,12 +24,16 @@ with a constant number and the calls of syscall() with a constant first argument
 Nothing is guessed silently: non-constant syscall sites (which make the reachable set \
 unknown), indirect calls not followed, imports left unresolved and missing libraries are \
 counted and listed.\n\n\
+Several files share one analysis of each library they load (an image's binaries): the \
+text has one section per file, the JSON an array (one object for one file).\n\n\
 Examples:\n  sandmine analyze /usr/bin/ls\n  \
-sandmine analyze --root /var/lib/images/nginx/rootfs /usr/sbin/nginx --format json"
+sandmine analyze --root /var/lib/images/nginx/rootfs /usr/sbin/nginx --format json\n  \
+sandmine analyze /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/pg_ctl /bin/sh"
 )]
 pub struct AnalyzeArgs {
-    /// The file, as a path inside ROOT.
-    pub file: String,
+    /// The files, as paths inside ROOT.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
     /// The root file system the file runs in.
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
@@ -238,23 +242,30 @@ fn text(a: &Analysis) -> String {
 
 pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut an = reach::Analyzer::new(&args.root);
-    // On the host's root, a relative path is relative to the current
-    // directory; inside another root, to its `/`.
-    let file = if args.root == std::path::Path::new("/") && !args.file.starts_with('/') {
-        std::env::current_dir()
-            .context("reading the current directory")?
-            .join(&args.file)
-            .to_string_lossy()
-            .into_owned()
-    } else {
-        args.file.clone()
-    };
-    let a = an
-        .analyse(&file)
-        .with_context(|| format!("analysing {}", args.file))?;
-    let mut out = match args.format {
-        Format::Json => serde_json::to_string_pretty(&to_json(&a))?,
-        Format::Text => text(&a),
+    let mut all = Vec::new();
+    for f in &args.files {
+        // On the host's root, a relative path is relative to the current
+        // directory; inside another root, to its `/`.
+        let file = if args.root == std::path::Path::new("/") && !f.starts_with('/') {
+            std::env::current_dir()
+                .context("reading the current directory")?
+                .join(f)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            f.clone()
+        };
+        all.push(
+            an.analyse(&file)
+                .with_context(|| format!("analysing {f}"))?,
+        );
+    }
+    let mut out = match (args.format, all.as_slice()) {
+        (Format::Json, [one]) => serde_json::to_string_pretty(&to_json(one))?,
+        (Format::Json, many) => {
+            serde_json::to_string_pretty(&many.iter().map(to_json).collect::<Vec<_>>())?
+        }
+        (Format::Text, many) => many.iter().map(text).collect::<Vec<_>>().join("\n"),
     };
     if !out.ends_with('\n') {
         out.push('\n');
