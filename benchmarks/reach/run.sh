@@ -25,7 +25,7 @@ out=${OUT:-$here/results}
 mkdir -p "$out"
 {
     echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; $("$bin" --version)"
-    echo "# command: $bin analyze FILE --format json (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
+    echo "# command: $bin analyze FILE... --format json (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
 } > "$out/summary.txt"
 # An image's executed binaries in one run (one analysis per library):
 # postgres's, as its Debian image's entrypoint runs them.
