@@ -468,6 +468,62 @@ mod tests {
         assert_eq!(ids, ["h.b.1", "h.b.3"]);
     }
 
+    /// `standalone`: rows the embedded store refuses for good (here a
+    /// trigger, as a CHECK would) set their message aside; the others are
+    /// stored.
+    #[tokio::test]
+    async fn a_message_the_store_refuses_for_good_is_set_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(&dir.path().join("spool"), "h", "b").expect("spool");
+        for seq in 1..=3 {
+            let mut e = envelope_with(seq, 1);
+            e.containers[0].container.image = format!("img-{seq}:1");
+            spool
+                .write(seq, &schemas::wire::encode(&e).expect("encode"))
+                .expect("write");
+        }
+        let db = dir.path().join("store.db");
+        let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig { path: db.clone() }))
+            .await
+            .expect("store");
+        rusqlite_refuse(&db, "img-2:1");
+        let mut sink = Sink::Store(store.clone());
+        let metrics = Metrics::default();
+        let drained = drain(&spool, "b", 3, &mut sink, &metrics).await;
+        assert!(drained.is_ok(), "{:#}", drained.unwrap_err());
+        assert_eq!(
+            [
+                metrics.published.load(Ordering::Relaxed),
+                metrics.spool_rejected.load(Ordering::Relaxed),
+            ],
+            [2, 1]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("spool/rejected/h.b.2.msg.reason"))
+                .expect("reason"),
+            format!(
+                "refused for good: embedded store {}: img-2:1 is refused: Error code 1811: A RAISE function within a trigger fired\n",
+                db.display()
+            )
+        );
+        assert_eq!(
+            store.images().await.expect("images"),
+            ["img-1:1", "img-3:1"]
+        );
+    }
+
+    /// A trigger that makes SQLite refuse every row of `image`.
+    fn rusqlite_refuse(db: &std::path::Path, image: &str) {
+        let sql = format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON containers WHEN NEW.image = '{image}' \
+             BEGIN SELECT RAISE(ABORT, '{image} is refused'); END;"
+        );
+        rusqlite::Connection::open(db)
+            .expect("open")
+            .execute_batch(&sql)
+            .expect("trigger");
+    }
+
     #[tokio::test]
     async fn a_dead_tick_thread_is_an_error() {
         let (_stop_tx, mut stop) = watch::channel(false);
