@@ -348,6 +348,8 @@ pub struct NatsPublisher {
     cfg: NatsConfig,
     client: async_nats::Client,
     js: jetstream::Context,
+    /// The delta stream's `max_msg_size`, when an operator set one.
+    stream_max_msg_size: Option<usize>,
 }
 
 impl std::fmt::Debug for NatsPublisher {
@@ -363,7 +365,12 @@ impl NatsPublisher {
     pub async fn connect(cfg: &NatsConfig) -> Result<Self, TransportError> {
         let client = connect(cfg).await?;
         let js = context(client.clone(), cfg);
-        ensure_stream(&js, cfg, &cfg.stream, &cfg.subject, cfg.stream_max_bytes).await?;
+        let deltas =
+            ensure_stream(&js, cfg, &cfg.stream, &cfg.subject, cfg.stream_max_bytes).await?;
+        // -1: no limit of the stream's own.
+        let stream_max_msg_size = usize::try_from(deltas.cached_info().config.max_message_size)
+            .ok()
+            .filter(|n| *n > 0);
         ensure_stream(
             &js,
             cfg,
@@ -376,6 +383,7 @@ impl NatsPublisher {
             cfg: cfg.clone(),
             client,
             js,
+            stream_max_msg_size,
         })
     }
 
@@ -432,20 +440,25 @@ impl NatsPublisher {
         h
     }
 
-    /// The largest payload this server takes with sandmine's headers: its
-    /// announced `max_payload` less [`HEADER_ROOM`].
-    pub fn max_message_bytes(&self) -> usize {
-        self.client
-            .server_info()
-            .max_payload
-            .saturating_sub(HEADER_ROOM)
+    /// The most bytes (headers and payload) a delta may have: the
+    /// server's announced `max_payload`, or the delta stream's
+    /// `max_msg_size` if an operator set a smaller one.
+    fn limit(&self) -> usize {
+        let max_payload = self.client.server_info().max_payload;
+        self.stream_max_msg_size
+            .map_or(max_payload, |m| m.min(max_payload))
     }
 
-    /// [`TransportError::TooLarge`] for a message over the server's
-    /// announced `max_payload` (headers included): it would be refused on
-    /// every try.
+    /// The largest payload this server takes with sandmine's headers: its
+    /// limit less [`HEADER_ROOM`].
+    pub fn max_message_bytes(&self) -> usize {
+        self.limit().saturating_sub(HEADER_ROOM)
+    }
+
+    /// [`TransportError::TooLarge`] for a message over the limit
+    /// (headers included): it would be refused on every try.
     fn check_size(&self, msg_id: &str, payload: &[u8]) -> Result<(), TransportError> {
-        let limit = self.client.server_info().max_payload;
+        let limit = self.limit();
         if payload.len() + msg_id_header_bytes(msg_id) > limit {
             return Err(TransportError::TooLarge {
                 broker: "NATS",

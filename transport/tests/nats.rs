@@ -604,3 +604,47 @@ async fn a_message_over_max_payload_is_refused_for_good() {
     let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
     assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
 }
+
+/// An operator's `max_msg_size` on the delta stream is a limit too: a
+/// larger message is refused for good (JetStream would refuse it on every
+/// try), and `max_message_bytes` is under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streams_max_msg_size_is_a_limit_too() {
+    use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+    let n = Nats::start();
+    let c = cfg(&n);
+    let client = async_nats::connect(n.url()).await.expect("connect");
+    async_nats::jetstream::new(client)
+        .create_stream(Config {
+            name: c.stream.clone(),
+            subjects: vec![c.subject.clone()],
+            duplicate_window: c.duplicate_window,
+            storage: StorageType::File,
+            retention: RetentionPolicy::WorkQueue,
+            discard: DiscardPolicy::New,
+            max_bytes: c.stream_max_bytes,
+            max_message_size: 2000,
+            ..Default::default()
+        })
+        .await
+        .expect("the operator's stream");
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    assert_eq!(p.max_message_bytes(), 2000 - 256);
+    let err = p
+        .publish("h.b.1", &vec![7u8; 3000])
+        .await
+        .expect_err("too large");
+    assert!(err.refuses_message() && !err.is_transient(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "NATS server {} refuses a message of 3000 bytes: more than its limit of 2000 bytes",
+            n.url()
+        )
+    );
+    p.publish("h.b.2", &vec![1u8; 2000 - 27 - 5])
+        .await
+        .expect("at the limit");
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
+}
