@@ -3,7 +3,8 @@
 //! counters).
 //!
 //! The listener never stops: a failed accept (EMFILE, ENFILE, ENOBUFS) is
-//! counted, logged once per outage and retried with backoff; and a client
+//! counted, warned about at most once a minute and retried with backoff;
+//! and a client
 //! gets [`IO_TIMEOUT`] to send its request and to take the answer, so a
 //! client that connects and sends nothing cannot hold a descriptor.
 
@@ -16,8 +17,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// First wait after a failed accept; it doubles up to
+/// [`ACCEPT_MAX_BACKOFF`] while accepts keep failing.
+const ACCEPT_FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between accepts after a failed one.
 const ACCEPT_MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// At most one warning about failed accepts this often.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters; every field is exported as `sandmine_<name>`.
 #[derive(Default, Debug)]
@@ -182,21 +188,32 @@ async fn serve(listen: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {listen}: {e}"))?;
     log::info!("metrics on http://{listen}/metrics");
-    let mut backoff = sysutil::Backoff::new(ACCEPT_MAX_BACKOFF);
+    let mut delay = ACCEPT_FIRST_BACKOFF;
+    let mut last_warning: Option<std::time::Instant> = None;
+    let mut failed_since_warning = 0u64;
     loop {
         match l.accept().await {
             Ok((s, _)) => {
-                backoff.reset("metrics listener");
+                delay = ACCEPT_FIRST_BACKOFF;
                 tokio::spawn(answer(s, metrics.clone()));
             }
             Err(e) => {
                 // The pending connection stays in the backlog; accept it
-                // once descriptors are free again.
+                // once descriptors are free again. Out of descriptors,
+                // accepts fail and succeed in turn: one warning a minute.
                 metrics
                     .metrics_accept_errors
                     .fetch_add(1, Ordering::Relaxed);
-                let wait = backoff.fail("metrics listener", &e.to_string());
-                tokio::time::sleep(wait).await;
+                failed_since_warning += 1;
+                if last_warning.is_none_or(|t| t.elapsed() >= ACCEPT_WARN_EVERY) {
+                    log::warn!(
+                        "metrics listener: accept failed ({failed_since_warning} time(s) since the last warning), retrying with backoff up to {ACCEPT_MAX_BACKOFF:?}: {e}"
+                    );
+                    last_warning = Some(std::time::Instant::now());
+                    failed_since_warning = 0;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(ACCEPT_MAX_BACKOFF);
             }
         }
     }
