@@ -91,6 +91,9 @@ fn now_ms() -> i64 {
 /// The store file (created if missing) and its WAL and shared-memory
 /// files, if any, get mode 0600: they hold every image's syscalls. SQLite
 /// gives the `-wal` and `-shm` files it creates the database file's mode.
+/// A file of another user (an analyst's `query` or `explain` on the
+/// aggregator's store) keeps the mode its owner gave it: only the owner
+/// may change it, and reading it is that owner's call.
 fn make_private(db: &std::path::Path) -> Result<(), StoreError> {
     let fail = |e: std::io::Error, p: &std::path::Path| {
         StoreError::Embedded(format!("cannot make {} private: {e}", p.display()))
@@ -103,7 +106,13 @@ fn make_private(db: &std::path::Path) -> Result<(), StoreError> {
         p.push(suffix);
         let p = PathBuf::from(p);
         if suffix.is_empty() || p.exists() {
-            sysutil::fs::set_mode(&p, sysutil::fs::PRIVATE_FILE).map_err(|e| fail(e.source, &p))?;
+            match sysutil::fs::set_mode(&p, sysutil::fs::PRIVATE_FILE) {
+                Ok(()) => {}
+                Err(e) if e.source.kind() == std::io::ErrorKind::PermissionDenied => {
+                    log::debug!("{} is another user's: its mode is left as it is", p.display());
+                }
+                Err(e) => return Err(fail(e.source, &p)),
+            }
         }
     }
     Ok(())
