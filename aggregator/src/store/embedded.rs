@@ -109,7 +109,10 @@ fn make_private(db: &std::path::Path) -> Result<(), StoreError> {
             match sysutil::fs::set_mode(&p, sysutil::fs::PRIVATE_FILE) {
                 Ok(()) => {}
                 Err(e) if e.source.kind() == std::io::ErrorKind::PermissionDenied => {
-                    log::debug!("{} is another user's: its mode is left as it is", p.display());
+                    log::debug!(
+                        "{} is another user's: its mode is left as it is",
+                        p.display()
+                    );
                 }
                 Err(e) => return Err(fail(e.source, &p)),
             }
