@@ -44,6 +44,11 @@ fn msg_id_header_bytes(msg_id: &str) -> usize {
 /// be ([`NatsPublisher::max_message_bytes`]): ids up to 229 bytes.
 const HEADER_ROOM: usize = 256;
 
+/// What nats-server's stores add to each message beyond its subject,
+/// headers and payload (the file store's record header and hash: 30
+/// bytes), rounded up.
+const STORED_MSG_OVERHEAD: usize = 64;
+
 /// How many publish acks [`NatsPublisher::publish_many`] keeps in flight.
 /// Far below the ~5000 where async-nats' ack bookkeeping stalls
 /// (PLATFORM-NOTES), and enough to saturate a local server.
@@ -350,6 +355,9 @@ pub struct NatsPublisher {
     js: jetstream::Context,
     /// The delta stream's `max_msg_size`, when an operator set one.
     stream_max_msg_size: Option<usize>,
+    /// The delta stream's `max_bytes`: a message larger than the whole
+    /// stream is refused ("maximum bytes exceeded") on every try.
+    stream_max_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for NatsPublisher {
@@ -371,6 +379,9 @@ impl NatsPublisher {
         let stream_max_msg_size = usize::try_from(deltas.cached_info().config.max_message_size)
             .ok()
             .filter(|n| *n > 0);
+        let stream_max_bytes = usize::try_from(deltas.cached_info().config.max_bytes)
+            .ok()
+            .filter(|n| *n > 0);
         ensure_stream(
             &js,
             cfg,
@@ -384,6 +395,7 @@ impl NatsPublisher {
             client,
             js,
             stream_max_msg_size,
+            stream_max_bytes,
         })
     }
 
@@ -441,12 +453,20 @@ impl NatsPublisher {
     }
 
     /// The most bytes (headers and payload) a delta may have: the
-    /// server's announced `max_payload`, or the delta stream's
-    /// `max_msg_size` if an operator set a smaller one.
+    /// server's announced `max_payload`, the delta stream's `max_msg_size`
+    /// if an operator set a smaller one, and what fits into the whole
+    /// stream (`max_bytes`, less the subject and the store's per-message
+    /// overhead): a message the empty stream cannot hold is refused on
+    /// every try, and would block the spool behind it.
     fn limit(&self) -> usize {
         let max_payload = self.client.server_info().max_payload;
-        self.stream_max_msg_size
-            .map_or(max_payload, |m| m.min(max_payload))
+        let mut limit = self
+            .stream_max_msg_size
+            .map_or(max_payload, |m| m.min(max_payload));
+        if let Some(b) = self.stream_max_bytes {
+            limit = limit.min(b.saturating_sub(STORED_MSG_OVERHEAD + self.cfg.subject.len()));
+        }
+        limit
     }
 
     /// The largest payload this server takes with sandmine's headers: its
