@@ -288,9 +288,9 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     let res = match version {
-        1 => bincode::serde::encode_into_std_write(WireV1::from(e), &mut out, config()),
-        2 => bincode::serde::encode_into_std_write(WireV2::from(e), &mut out, config()),
-        3 => bincode::serde::encode_into_std_write(WireV3::from(e), &mut out, config()),
+        1 => encode_body::<ContainerV1>(e, &mut out),
+        2 => encode_body::<ContainerV2>(e, &mut out),
+        3 => encode_body::<ContainerV3>(e, &mut out),
         v => {
             return Err(WireError::Encode(format!("no wire version {v}")));
         }
@@ -315,18 +315,9 @@ pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
     let body = &bytes[HEADER..];
     let malformed = |reason: String| WireError::Malformed { version, reason };
     match version {
-        1 => {
-            let w: WireV1 = decode_body(body).map_err(malformed)?;
-            w.into_envelope().map_err(malformed)
-        }
-        2 => {
-            let w: WireV2 = decode_body(body).map_err(malformed)?;
-            w.into_envelope().map_err(malformed)
-        }
-        3 => {
-            let w: WireV3 = decode_body(body).map_err(malformed)?;
-            w.into_envelope().map_err(malformed)
-        }
+        1 => decode_body::<ContainerV1>(body).map_err(malformed),
+        2 => decode_body::<ContainerV2>(body).map_err(malformed),
+        3 => decode_body::<ContainerV3>(body).map_err(malformed),
         v => Err(WireError::UnknownVersion {
             version: v,
             oldest: OLDEST_VERSION,
@@ -335,26 +326,42 @@ pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
     }
 }
 
-fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let (v, used) =
-        bincode::serde::decode_from_slice::<T, _>(body, config()).map_err(|e| e.to_string())?;
+fn encode_body<C: WireContainer>(
+    e: &Envelope,
+    out: &mut Vec<u8>,
+) -> Result<usize, bincode::error::EncodeError> {
+    bincode::serde::encode_into_std_write(Body::<C>::from(e), out, config())
+}
+
+fn decode_body<C: WireContainer>(body: &[u8]) -> Result<Envelope, String> {
+    let (v, used) = bincode::serde::decode_from_slice::<Body<C>, _>(body, config())
+        .map_err(|e| e.to_string())?;
     if used != body.len() {
         return Err(format!("{} trailing bytes", body.len() - used));
     }
-    Ok(v)
+    v.into_envelope()
 }
 
 // ---------------------------------------------------------------------------
 // Frozen body layouts. Never change a released struct: add a version.
 
+/// The envelope's body, the same in every version so far: only the
+/// container layout (`C`) differs. bincode writes a struct as its fields in
+/// order, so the generic changes no byte (the golden fixtures prove it).
 #[derive(Serialize, Deserialize)]
-struct WireV1 {
+struct Body<C> {
     host_id: String,
     boot_id: String,
     seq: u64,
     interval_start_ms: u64,
     interval_end_ms: u64,
-    containers: Vec<ContainerV1>,
+    containers: Vec<C>,
+}
+
+/// One version's container layout, to and from [`ContainerDelta`].
+trait WireContainer: Serialize + serde::de::DeserializeOwned {
+    fn from_delta(c: &ContainerDelta) -> Self;
+    fn into_delta(self) -> Result<ContainerDelta, String>;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -380,16 +387,6 @@ struct SyscallV1 {
 }
 
 #[derive(Serialize, Deserialize)]
-struct WireV2 {
-    host_id: String,
-    boot_id: String,
-    seq: u64,
-    interval_start_ms: u64,
-    interval_end_ms: u64,
-    containers: Vec<ContainerV2>,
-}
-
-#[derive(Serialize, Deserialize)]
 struct ContainerV2 {
     runtime: String,
     id: String,
@@ -403,16 +400,6 @@ struct ContainerV2 {
     last_seen_ms: u64,
     exited_at_ms: Option<u64>,
     syscalls: Vec<SyscallV1>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireV3 {
-    host_id: String,
-    boot_id: String,
-    seq: u64,
-    interval_start_ms: u64,
-    interval_end_ms: u64,
-    containers: Vec<ContainerV3>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -522,55 +509,26 @@ fn check_ranges(e: &Envelope) -> Result<(), String> {
     Ok(())
 }
 
-impl From<&Envelope> for WireV1 {
+impl<C: WireContainer> From<&Envelope> for Body<C> {
     fn from(e: &Envelope) -> Self {
-        WireV1 {
+        Body {
             host_id: e.host_id.clone(),
             boot_id: e.boot_id.clone(),
             seq: e.seq,
             interval_start_ms: e.interval_start_ms,
             interval_end_ms: e.interval_end_ms,
-            containers: e
-                .containers
-                .iter()
-                .map(|c| ContainerV1 {
-                    runtime: c.container.runtime.clone(),
-                    id: c.container.id.clone(),
-                    image: c.container.image.clone(),
-                    image_digest: c.container.image_digest.clone(),
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    syscalls: syscalls_out(&c.syscalls),
-                })
-                .collect(),
+            containers: e.containers.iter().map(C::from_delta).collect(),
         }
     }
 }
 
-impl WireV1 {
+impl<C: WireContainer> Body<C> {
     fn into_envelope(self) -> Result<Envelope, String> {
         check_ids(&self.host_id, &self.boot_id, self.seq)?;
         let containers = self
             .containers
             .into_iter()
-            .map(|c| {
-                Ok(ContainerDelta {
-                    container: ContainerRef {
-                        runtime: c.runtime,
-                        id: c.id,
-                        image: c.image,
-                        image_digest: c.image_digest,
-                        pod: None,
-                        seccomp: SeccompFilter::Unknown,
-                    },
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    syscalls: syscalls_in(c.syscalls)?,
-                    incomplete: false,
-                })
-            })
+            .map(C::into_delta)
             .collect::<Result<_, String>>()?;
         Ok(Envelope {
             host_id: self.host_id,
@@ -583,145 +541,124 @@ impl WireV1 {
     }
 }
 
-impl From<&Envelope> for WireV2 {
-    fn from(e: &Envelope) -> Self {
-        WireV2 {
-            host_id: e.host_id.clone(),
-            boot_id: e.boot_id.clone(),
-            seq: e.seq,
-            interval_start_ms: e.interval_start_ms,
-            interval_end_ms: e.interval_end_ms,
-            containers: e
-                .containers
-                .iter()
-                .map(|c| ContainerV2 {
-                    runtime: c.container.runtime.clone(),
-                    id: c.container.id.clone(),
-                    image: c.container.image.clone(),
-                    image_digest: c.container.image_digest.clone(),
-                    pod: c
-                        .container
-                        .pod
-                        .as_ref()
-                        .map(|p| (p.namespace.clone(), p.pod.clone(), p.container.clone())),
-                    seccomp: c.container.seccomp.as_text(),
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    syscalls: syscalls_out(&c.syscalls),
-                })
-                .collect(),
-        }
-    }
+fn pod_out(c: &ContainerRef) -> Option<(String, String, String)> {
+    c.pod
+        .as_ref()
+        .map(|p| (p.namespace.clone(), p.pod.clone(), p.container.clone()))
 }
 
-impl WireV2 {
-    fn into_envelope(self) -> Result<Envelope, String> {
-        check_ids(&self.host_id, &self.boot_id, self.seq)?;
-        let containers = self
-            .containers
-            .into_iter()
-            .map(|c| {
-                Ok(ContainerDelta {
-                    container: ContainerRef {
-                        runtime: c.runtime,
-                        id: c.id,
-                        image: c.image,
-                        image_digest: c.image_digest,
-                        pod: c.pod.map(|(namespace, pod, container)| PodRef {
-                            namespace,
-                            pod,
-                            container,
-                        }),
-                        seccomp: SeccompFilter::from_text(&c.seccomp),
-                    },
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    syscalls: syscalls_in(c.syscalls)?,
-                    incomplete: false,
-                })
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Envelope {
-            host_id: self.host_id,
-            boot_id: self.boot_id,
-            seq: self.seq,
-            interval_start_ms: self.interval_start_ms,
-            interval_end_ms: self.interval_end_ms,
-            containers,
+fn pod_in(pod: Option<(String, String, String)>) -> Option<PodRef> {
+    pod.map(|(namespace, pod, container)| PodRef {
+        namespace,
+        pod,
+        container,
+    })
+}
+
+impl WireContainer for ContainerV1 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV1 {
+            runtime: c.container.runtime.clone(),
+            id: c.container.id.clone(),
+            image: c.container.image.clone(),
+            image_digest: c.container.image_digest.clone(),
+            started_at_ms: c.started_at_ms,
+            last_seen_ms: c.last_seen_ms,
+            exited_at_ms: c.exited_at_ms,
+            syscalls: syscalls_out(&c.syscalls),
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        Ok(ContainerDelta {
+            container: ContainerRef {
+                runtime: self.runtime,
+                id: self.id,
+                image: self.image,
+                image_digest: self.image_digest,
+                pod: None,
+                seccomp: SeccompFilter::Unknown,
+            },
+            started_at_ms: self.started_at_ms,
+            last_seen_ms: self.last_seen_ms,
+            exited_at_ms: self.exited_at_ms,
+            syscalls: syscalls_in(self.syscalls)?,
+            incomplete: false,
         })
     }
 }
 
-impl From<&Envelope> for WireV3 {
-    fn from(e: &Envelope) -> Self {
-        WireV3 {
-            host_id: e.host_id.clone(),
-            boot_id: e.boot_id.clone(),
-            seq: e.seq,
-            interval_start_ms: e.interval_start_ms,
-            interval_end_ms: e.interval_end_ms,
-            containers: e
-                .containers
-                .iter()
-                .map(|c| ContainerV3 {
-                    runtime: c.container.runtime.clone(),
-                    id: c.container.id.clone(),
-                    image: c.container.image.clone(),
-                    image_digest: c.container.image_digest.clone(),
-                    pod: c
-                        .container
-                        .pod
-                        .as_ref()
-                        .map(|p| (p.namespace.clone(), p.pod.clone(), p.container.clone())),
-                    seccomp: c.container.seccomp.as_text(),
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    incomplete: c.incomplete,
-                    syscalls: syscalls_out(&c.syscalls),
-                })
-                .collect(),
+impl WireContainer for ContainerV2 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV2 {
+            runtime: c.container.runtime.clone(),
+            id: c.container.id.clone(),
+            image: c.container.image.clone(),
+            image_digest: c.container.image_digest.clone(),
+            pod: pod_out(&c.container),
+            seccomp: c.container.seccomp.as_text(),
+            started_at_ms: c.started_at_ms,
+            last_seen_ms: c.last_seen_ms,
+            exited_at_ms: c.exited_at_ms,
+            syscalls: syscalls_out(&c.syscalls),
         }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        Ok(ContainerDelta {
+            container: ContainerRef {
+                runtime: self.runtime,
+                id: self.id,
+                image: self.image,
+                image_digest: self.image_digest,
+                pod: pod_in(self.pod),
+                seccomp: SeccompFilter::from_text(&self.seccomp),
+            },
+            started_at_ms: self.started_at_ms,
+            last_seen_ms: self.last_seen_ms,
+            exited_at_ms: self.exited_at_ms,
+            syscalls: syscalls_in(self.syscalls)?,
+            incomplete: false,
+        })
     }
 }
 
-impl WireV3 {
-    fn into_envelope(self) -> Result<Envelope, String> {
-        check_ids(&self.host_id, &self.boot_id, self.seq)?;
-        let containers = self
-            .containers
-            .into_iter()
-            .map(|c| {
-                Ok(ContainerDelta {
-                    container: ContainerRef {
-                        runtime: c.runtime,
-                        id: c.id,
-                        image: c.image,
-                        image_digest: c.image_digest,
-                        pod: c.pod.map(|(namespace, pod, container)| PodRef {
-                            namespace,
-                            pod,
-                            container,
-                        }),
-                        seccomp: SeccompFilter::from_text(&c.seccomp),
-                    },
-                    started_at_ms: c.started_at_ms,
-                    last_seen_ms: c.last_seen_ms,
-                    exited_at_ms: c.exited_at_ms,
-                    syscalls: syscalls_in(c.syscalls)?,
-                    incomplete: c.incomplete,
-                })
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Envelope {
-            host_id: self.host_id,
-            boot_id: self.boot_id,
-            seq: self.seq,
-            interval_start_ms: self.interval_start_ms,
-            interval_end_ms: self.interval_end_ms,
-            containers,
+/// v3 is v2 with `incomplete`: it converts through v2's layout.
+impl WireContainer for ContainerV3 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        let v2 = ContainerV2::from_delta(c);
+        ContainerV3 {
+            runtime: v2.runtime,
+            id: v2.id,
+            image: v2.image,
+            image_digest: v2.image_digest,
+            pod: v2.pod,
+            seccomp: v2.seccomp,
+            started_at_ms: v2.started_at_ms,
+            last_seen_ms: v2.last_seen_ms,
+            exited_at_ms: v2.exited_at_ms,
+            incomplete: c.incomplete,
+            syscalls: v2.syscalls,
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        let incomplete = self.incomplete;
+        let v2 = ContainerV2 {
+            runtime: self.runtime,
+            id: self.id,
+            image: self.image,
+            image_digest: self.image_digest,
+            pod: self.pod,
+            seccomp: self.seccomp,
+            started_at_ms: self.started_at_ms,
+            last_seen_ms: self.last_seen_ms,
+            exited_at_ms: self.exited_at_ms,
+            syscalls: self.syscalls,
+        };
+        Ok(ContainerDelta {
+            incomplete,
+            ..v2.into_delta()?
         })
     }
 }
