@@ -31,6 +31,7 @@ SQL_DIR = os.path.join(ROOT, "aggregator", "sql", "clickhouse")
 DB = "sandmine_check"
 H = 3_600_000
 T0 = 1_700_000_000_000
+HOUR0 = T0 // H * H  # the hour every worked-example interval ends in
 X86_64, I386 = 0, 1  # wire ABI codes
 SETUP, RUNTIME, UNFILTERED, IMAGE = 1, 2, 4, 8  # phase bits
 
@@ -190,6 +191,12 @@ def answers(sess):
             out[f"{q}({image})"] = run(sess, bind(sql, *[image] * sql.count("?")))
     out["q_syscall_totals"] = run(sess, read("q_syscall_totals.sql"))
     out["q_runtime_syscalls"] = run(sess, read("q_runtime_syscalls.sql"))
+    # query uses: (abi, nr, from hour, to hour); containers: (abi, nr, to, from).
+    end = 2**63 - 1
+    out["q_uses_calls(read)"] = run(sess, bind(read("q_uses_calls.sql"), X86_64, 0, 0, end))
+    out["q_uses_calls(read, later hour)"] = run(sess, bind(read("q_uses_calls.sql"), X86_64, 0, HOUR0 + H, end))
+    out["q_uses_containers(read)"] = run(sess, bind(read("q_uses_containers.sql"), X86_64, 0, end, 0))
+    out["q_uses_containers(read, later hour)"] = run(sess, bind(read("q_uses_containers.sql"), X86_64, 0, end, HOUR0 + H))
     return out
 
 
@@ -262,6 +269,16 @@ WANT = {
             ["redis:7", X86_64, 0, u64(0), u64(100), u64(1), u64(1)],
         ],
     ),
+    "q_uses_calls(read)": (
+        ["String", "UInt64", "UInt64", "UInt64"],
+        [["nginx:1", u64(0), u64(27), u64(T0 + 20_000)], ["redis:7", u64(0), u64(100), u64(T0 + 10_000)]],
+    ),
+    "q_uses_calls(read, later hour)": ([], []),
+    "q_uses_containers(read)": (
+        ["String", "UInt64", "UInt64"],
+        [["nginx:1", u64(2), u64(3)], ["redis:7", u64(1), u64(1)]],
+    ),
+    "q_uses_containers(read, later hour)": ([], []),
     "q_runtime_syscalls": (
         ["String", "String", "UInt8", "UInt32"],
         [["docker", "nginx:1", X86_64, 59]],

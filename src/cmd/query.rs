@@ -1,42 +1,139 @@
-//! `sandmine query`: what the store knows, for people and scripts.
+//! `sandmine query`: what the store knows, for people and scripts. The
+//! questions and their definitions are in `docs/ANALYTICS.md`.
+
+mod format;
 
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
-use anyhow::{bail, Result};
-use schemas::syscalls;
+use aggregator::store::analytics::Window;
+use aggregator::store::Store;
+use anyhow::{bail, Context, Result};
+use format::{Answer, Cell, Format};
+use publish::Target;
+use schemas::{syscalls, Abi};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Show what the store (ClickHouse or embedded) knows about images and syscalls",
     long_about = "Reads the store named by the configuration ([store.clickhouse] or \
-[store.embedded]; e.g. --set store.embedded.path=/var/lib/sandmine/standalone.db).\n\n\
-  sandmine query images          one image per line\n\
-  sandmine query image IMAGE     JSON: exposure (hosts, containers, container-seconds), \
-per syscall hosts, containers, calls, first and last seen, and per-container incidence\n\
-  sandmine query totals          TSV: image, abi, syscall, calls, hosts, containers"
+[store.embedded]; e.g. --set store.embedded.path=/var/lib/sandmine/standalone.db). \
+Configuration flags come before the question. docs/ANALYTICS.md defines every answer \
+and gives the SQL behind it.",
+    after_help = "Examples:\n  \
+sandmine query images\n  \
+sandmine query --config /etc/sandmine/aggregator.toml uses io_uring_setup --since 30d --published /srv/profiles\n  \
+sandmine query --set store.embedded.path=/var/lib/sandmine/standalone.db totals"
 )]
 pub struct QueryArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// images | image IMAGE | totals
-    #[arg(value_name = "WHAT", required = true, num_args = 1..=2)]
-    pub what: Vec<String>,
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Image names in the store, one per line.
+    #[command(after_help = "Example:\n  sandmine query images")]
+    Images,
+    /// JSON: one image's exposure (hosts, containers, container-seconds),
+    /// per syscall hosts, containers, calls, first and last seen, and
+    /// per-container incidence.
+    #[command(after_help = "Example:\n  sandmine query image nginx:1.27")]
+    Image { image: String },
+    /// TSV: image, abi, syscall, calls, hosts, containers.
+    #[command(after_help = "Example:\n  sandmine query totals")]
+    Totals,
+    /// Who uses a syscall: per image, hosts, containers, calls, last seen,
+    /// and whether its published profile allows it.
+    #[command(
+        long_about = "Who uses a syscall: per image that used it in the window, the hosts and \
+containers whose use of it overlaps the window, its calls in the window, when it was last \
+seen, and whether the image's published profile allows it. The window is widened to whole \
+hours (the embedded store keeps calls per hour).\n\n\
+published: read from a publish folder (--published DIR: the root of a `dir` publish \
+target, <DIR>/<slug>/current): yes (in the allowed list), no (denied: enforce mode), \
+logged (not in the list, but the profile is in log mode: the call runs and is logged), \
+unknown (no --published, no publication for the image, or the number has no name).",
+        after_help = "Examples:\n  \
+sandmine query uses io_uring_setup\n  \
+sandmine query uses keyctl --since 2026-11-01 --until 2026-12-01 --format csv\n  \
+sandmine query uses ptrace --since 7d --published /srv/sandmine/profiles --format json\n  \
+sandmine query uses 0 --abi i386"
+    )]
+    Uses {
+        /// A syscall name, or its number for --abi.
+        syscall: String,
+        #[command(flatten)]
+        common: UsesArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UsesArgs {
+    /// The ABI the name or number is of.
+    #[arg(long, default_value = "x86_64", value_parser = parse_abi)]
+    abi: Abi,
+    /// From: a UTC date (2026-11-01), an instant (2026-11-01T12:00:00Z) or
+    /// a duration back from now (7d, 12h).
+    #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when)]
+    since: Option<u64>,
+    /// Until (exclusive); the same forms as --since.
+    #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when)]
+    until: Option<u64>,
+    /// The root of a `dir` publish target, to tell whether each image's
+    /// published profile allows the syscall.
+    #[arg(long, value_name = "DIR")]
+    published: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn parse_abi(s: &str) -> Result<Abi, String> {
+    s.parse::<Abi>().map_err(|e| e.to_string())
+}
+
+/// A UTC date or instant, or a duration back from now, as ms.
+fn parse_when(s: &str) -> Result<u64, String> {
+    if let Some(ms) = sysutil::clock::parse_utc_ms(s) {
+        return Ok(ms);
+    }
+    match sysutil::parse_duration(s) {
+        Ok(d) => Ok(sysutil::clock::now_ms()
+            .saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+        Err(_) => Err(format!(
+            "{s:?} is neither a UTC date (2026-11-01), an instant (2026-11-01T12:00:00Z) \
+             nor a duration (7d, 12h)"
+        )),
+    }
+}
+
+/// A syscall given by name or number, as (number, name if known).
+fn resolve_syscall(abi: Abi, s: &str) -> Result<(u32, Option<&'static str>)> {
+    if let Ok(nr) = s.parse::<u32>() {
+        return Ok((nr, syscalls::name(abi, nr)));
+    }
+    match syscalls::number(abi, s) {
+        Some(nr) => Ok((nr, syscalls::name(abi, nr))),
+        None => bail!("{s:?} is not a {abi} syscall name (Linux v6.18's table)"),
+    }
 }
 
 pub fn main(args: QueryArgs) -> Result<ExitCode> {
     let s: Settings = args.config.load()?;
     crate::compiling::with_store(&s.store, |store| async move {
         let mut out = std::io::stdout().lock();
-        match args.what.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-            ["images"] => {
+        match args.what {
+            What::Images => {
                 for i in store.images().await? {
                     writeln!(out, "{i}")?;
                 }
             }
-            ["image", image] => {
-                let Some(obs) = store.image_observations(image).await? else {
+            What::Image { image } => {
+                let Some(obs) = store.image_observations(&image).await? else {
                     bail!("image {image:?} is not in the store (see `sandmine query images`)");
                 };
                 let mut v = serde_json::to_value(&obs)?;
@@ -50,7 +147,7 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 }
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             }
-            ["totals"] => {
+            What::Totals => {
                 writeln!(out, "image\tabi\tsyscall\tcalls\thosts\tcontainers")?;
                 for (image, abi, nr, calls, hosts, containers) in store.syscall_totals().await? {
                     let name = syscalls::name(abi, nr)
@@ -62,11 +159,81 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                     )?;
                 }
             }
-            _ => bail!(
-                "unknown query {:?} (images, image IMAGE, totals)",
-                args.what.join(" ")
-            ),
+            What::Uses { syscall, common } => {
+                let a = uses(&store, &syscall, &common).await?;
+                a.write(common.format, &mut out)?;
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Whether the published profile of `image` allows a syscall: yes, no,
+/// logged, unknown (see `What::Uses`).
+async fn published_allows(
+    target: Option<&publish::DirTarget>,
+    image: &str,
+    abi: Abi,
+    name: Option<&str>,
+) -> Result<&'static str> {
+    let (Some(t), Some(name)) = (target, name) else {
+        return Ok("unknown");
+    };
+    let slug = publish::image_slug(image);
+    let Some(meta) = t
+        .current(&slug)
+        .await
+        .with_context(|| format!("cannot read the publication of {image:?}"))?
+    else {
+        return Ok("unknown");
+    };
+    let listed = meta
+        .allowed
+        .get(abi.as_str())
+        .is_some_and(|s| s.contains(name));
+    Ok(if listed {
+        "yes"
+    } else if meta.state == "log" {
+        "logged"
+    } else {
+        "no"
+    })
+}
+
+async fn uses(store: &Store, syscall: &str, a: &UsesArgs) -> Result<Answer> {
+    let (nr, name) = resolve_syscall(a.abi, syscall)?;
+    if let (Some(s), Some(u)) = (a.since, a.until) {
+        if s >= u {
+            bail!("--since must be before --until");
+        }
+    }
+    let window = Window {
+        since_ms: a.since,
+        until_ms: a.until,
+    };
+    let rows = store
+        .syscall_uses(a.abi, nr, window)
+        .await
+        .context("cannot read the store")?;
+    let target = a.published.as_ref().map(publish::DirTarget::new);
+    let mut ans = Answer::new(&[
+        "image",
+        "hosts",
+        "containers",
+        "calls",
+        "last_seen",
+        "published",
+    ]);
+    for r in rows {
+        let published = published_allows(target.as_ref(), &r.image, a.abi, name).await?;
+        ans.push(vec![
+            Cell::text(r.image),
+            Cell::Int(r.hosts),
+            Cell::Int(r.containers),
+            Cell::Int(r.calls),
+            Cell::Time(r.last_seen_ms),
+            Cell::text(published),
+        ]);
+    }
+    Ok(ans)
 }

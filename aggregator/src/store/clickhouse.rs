@@ -429,6 +429,61 @@ impl ClickHouseStore {
             .collect()
     }
 
+    pub async fn syscall_uses(
+        &self,
+        abi: Abi,
+        nr: u32,
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::SyscallUse>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct C {
+            image: String,
+            calls_high: u64,
+            calls_low: u64,
+            last: u64,
+        }
+        #[derive(Deserialize, Row)]
+        struct I {
+            image: String,
+            hosts: u64,
+            containers: u64,
+        }
+        let (from, to) = (w.from_hour_ms(), w.to_hour_ms());
+        let q = self.sql(sql::Q_USES_CALLS);
+        let calls = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(abi.code())
+                    .bind(nr)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all::<C>(),
+            )
+            .await?;
+        let q = self.sql(sql::Q_USES_CONTAINERS);
+        let inc = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(abi.code())
+                    .bind(nr)
+                    .bind(to)
+                    .bind(from)
+                    .fetch_all::<I>(),
+            )
+            .await?;
+        Ok(super::analytics::assemble_uses(
+            calls
+                .into_iter()
+                .map(|r| (r.image, r.calls_high, r.calls_low, r.last))
+                .collect(),
+            inc.into_iter()
+                .map(|r| (r.image, r.hosts, r.containers))
+                .collect(),
+        ))
+    }
+
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
     pub async fn optimize(&self) -> Result<(), StoreError> {

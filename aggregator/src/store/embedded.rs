@@ -84,6 +84,26 @@ const Q_RUNTIME_SYSCALLS: &str = "SELECT DISTINCT c.runtime, i.image, i.abi, i.n
  WHERE (i.phases & 2) != 0
  ORDER BY c.runtime, i.image, i.abi, i.nr";
 
+/// Calls per hour of their interval's end (migration 3), summed in place
+/// like `calls`.
+const UPSERT_CALLS_HOURLY: &str = "INSERT INTO calls_hourly (image, abi, nr, hour_ms, host_id, boot_id, calls, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ ON CONFLICT (image, abi, nr, hour_ms, host_id, boot_id) DO UPDATE SET calls = CASE WHEN excluded.calls > 9223372036854775807 - calls THEN 9223372036854775807 ELSE calls + excluded.calls END, last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+
+/// `query uses` (see `q_uses_calls.sql`): calls of one syscall per image
+/// in the window's hours.
+const Q_USES_CALLS: &str =
+    "SELECT image, sum(calls >> 32), sum(calls & 4294967295), max(last_seen_ms)
+ FROM calls_hourly WHERE abi = ?1 AND nr = ?2 AND hour_ms >= ?3 AND hour_ms < ?4
+ GROUP BY image ORDER BY image";
+/// `query uses` (see `q_uses_containers.sql`): hosts and containers whose
+/// use of one syscall overlaps the window.
+const Q_USES_CONTAINERS: &str = "SELECT image, count(DISTINCT host_id), count(*)
+ FROM (SELECT image, host_id, boot_id, container_id, min(first_seen_ms) AS f, max(last_seen_ms) AS l
+       FROM incidence WHERE abi = ?1 AND nr = ?2
+       GROUP BY image, host_id, boot_id, container_id)
+ WHERE f < ?3 AND l >= ?4
+ GROUP BY image ORDER BY image";
+
 fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
@@ -238,6 +258,7 @@ impl EmbeddedStore {
                 let mut inc = tx.prepare_cached(UPSERT_INCIDENCE)?;
                 let mut cont = tx.prepare_cached(UPSERT_CONTAINERS)?;
                 let mut incomplete = tx.prepare_cached(INSERT_INCOMPLETE)?;
+                let mut hourly = tx.prepare_cached(UPSERT_CALLS_HOURLY)?;
                 let now = now_ms();
                 for e in &batch {
                     if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
@@ -292,6 +313,16 @@ impl EmbeddedStore {
                             x.boot_id,
                             i(x.calls),
                             x.phases,
+                            i(x.last_seen_ms)
+                        ])?;
+                        hourly.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            i(x.interval_end_ms / rows::HOUR_MS * rows::HOUR_MS),
+                            x.host_id,
+                            x.boot_id,
+                            i(x.calls),
                             i(x.last_seen_ms)
                         ])?;
                     }
@@ -437,6 +468,47 @@ impl EmbeddedStore {
                 Ok((runtime, image, abi, nr))
             })
             .collect()
+    }
+}
+
+impl EmbeddedStore {
+    pub async fn syscall_uses(
+        &self,
+        abi: Abi,
+        nr: u32,
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::SyscallUse>, StoreError> {
+        let (from, to) = (i(w.from_hour_ms()), i(w.to_hour_ms()));
+        let (calls, inc) = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let calls = {
+                    let mut st = tx.prepare_cached(Q_USES_CALLS)?;
+                    let v = st
+                        .query_map(params![abi.code(), nr, from, to], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                u(r.get(1)?),
+                                u(r.get(2)?),
+                                u(r.get(3)?),
+                            ))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let inc = {
+                    let mut st = tx.prepare_cached(Q_USES_CONTAINERS)?;
+                    let v = st
+                        .query_map(params![abi.code(), nr, to, from], |r| {
+                            Ok((r.get::<_, String>(0)?, u(r.get(1)?), u(r.get(2)?)))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                Ok((calls, inc))
+            })
+            .await?;
+        Ok(super::analytics::assemble_uses(calls, inc))
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`ImageObservations`] with [`rows::assemble`]; the idempotency key is
 //! (host_id, boot_id, seq) in both. See `docs/STORE.md`.
 
+pub mod analytics;
 pub mod clickhouse;
 pub mod embedded;
 pub mod rows;
@@ -257,6 +258,20 @@ impl Store {
         match self {
             Store::ClickHouse(s) => s.runtime_syscalls().await,
             Store::Embedded(s) => s.runtime_syscalls().await,
+        }
+    }
+
+    /// `query uses`: per image, its use of one syscall in a window (see
+    /// [`analytics::SyscallUse`]), sorted by image.
+    pub async fn syscall_uses(
+        &self,
+        abi: Abi,
+        nr: u32,
+        window: analytics::Window,
+    ) -> Result<Vec<analytics::SyscallUse>, StoreError> {
+        match self {
+            Store::ClickHouse(s) => s.syscall_uses(abi, nr, window).await,
+            Store::Embedded(s) => s.syscall_uses(abi, nr, window).await,
         }
     }
 

@@ -46,11 +46,18 @@ pub const Q_SYSCALL_TOTALS: &str = include_str!("../../sql/clickhouse/q_syscall_
 /// Runtime-phase syscalls per (runtime, image); `2` is `Phase::Runtime`'s
 /// bit (checked by a test).
 pub const Q_RUNTIME_SYSCALLS: &str = include_str!("../../sql/clickhouse/q_runtime_syscalls.sql");
+/// `query uses`: calls of one syscall per image in a window of hours.
+pub const Q_USES_CALLS: &str = include_str!("../../sql/clickhouse/q_uses_calls.sql");
+/// `query uses`: hosts and containers whose use of one syscall overlaps a
+/// window.
+pub const Q_USES_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_uses_containers.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
 
-/// SQLite schema (embedded store): the same numbers as ClickHouse's.
+/// SQLite schema (embedded store). Numbers are one sequence shared with
+/// ClickHouse's: a number is one change, made to one or both stores (3 is
+/// SQLite's only: ClickHouse's `calls` already keeps each interval).
 pub const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -61,6 +68,14 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 2,
         file: "0002_incomplete.sql",
         sql: include_str!("../../sql/sqlite/0002_incomplete.sql"),
+    },
+    // `calls_hourly`: calls per hour (the embedded store sums `calls` in
+    // place, so it kept no time series); earlier calls are backfilled
+    // into the hour of their (host, boot)'s last use.
+    Migration {
+        version: 3,
+        file: "0003_calls_hourly.sql",
+        sql: include_str!("../../sql/sqlite/0003_calls_hourly.sql"),
     },
 ];
 
@@ -78,6 +93,8 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_image_incidence.sql", Q_IMAGE_INCIDENCE),
         ("q_syscall_totals.sql", Q_SYSCALL_TOTALS),
         ("q_runtime_syscalls.sql", Q_RUNTIME_SYSCALLS),
+        ("q_uses_calls.sql", Q_USES_CALLS),
+        ("q_uses_containers.sql", Q_USES_CONTAINERS),
         ("optimize.sql", OPTIMIZE),
     ]);
     v
@@ -138,7 +155,7 @@ mod tests {
         let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
         let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(versions, [1, 2]);
-        assert_eq!(sqlite, versions);
+        assert_eq!(sqlite, [1, 2, 3]);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

@@ -1,6 +1,8 @@
 //! Envelope builders and store helpers shared by the store tests.
 #![allow(dead_code)]
 
+pub mod analytics_fleet;
+
 use aggregator::store::{ClickHouseConfig, EmbeddedConfig, Store, StoreConfig};
 use schemas::wire::{ContainerDelta, ContainerRef, Envelope, PodRef, SeccompFilter, SyscallDelta};
 use schemas::{Abi, Phase, PhaseSet};

@@ -1,0 +1,10 @@
+SELECT image, toUInt64(uniqExact(host_id)) AS u_hosts, toUInt64(count()) AS u_containers
+FROM (
+    SELECT image, host_id, boot_id, container_id, min(first_seen_ms) AS f, max(last_seen_ms) AS l
+    FROM {db}.incidence
+    WHERE abi = ? AND nr = ?
+    GROUP BY image, host_id, boot_id, container_id
+)
+WHERE f < ? AND l >= ?
+GROUP BY image
+ORDER BY image

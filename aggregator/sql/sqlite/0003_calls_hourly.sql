@@ -1,0 +1,2 @@
+CREATE TABLE IF NOT EXISTS calls_hourly (image TEXT NOT NULL, abi INTEGER NOT NULL, nr INTEGER NOT NULL, hour_ms INTEGER NOT NULL, host_id TEXT NOT NULL, boot_id TEXT NOT NULL, calls INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, PRIMARY KEY (image, abi, nr, hour_ms, host_id, boot_id)) WITHOUT ROWID;
+INSERT OR IGNORE INTO calls_hourly (image, abi, nr, hour_ms, host_id, boot_id, calls, last_seen_ms) SELECT image, abi, nr, (last_seen_ms / 3600000) * 3600000, host_id, boot_id, calls, last_seen_ms FROM calls

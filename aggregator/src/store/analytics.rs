@@ -1,0 +1,113 @@
+//! The analytics questions (`sandmine query uses|drift|surface|usage`):
+//! their answer types, and the code that turns both stores' raw rows into
+//! answers, so that ClickHouse and the embedded store answer alike. The SQL
+//! is in `aggregator/sql/clickhouse/q_*.sql` and `embedded.rs`; the
+//! definitions are in `docs/ANALYTICS.md`.
+
+use super::rows::{calls_from_halves, HOUR_MS};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The latest time a window may end: SQLite's largest integer (times are
+/// bound as i64 there).
+pub const END_OF_TIME_MS: u64 = i64::MAX as u64;
+
+/// A time window, widened to whole hours (the embedded store's rollup
+/// granularity): `[floor_hour(since), ceil_hour(until))`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+}
+
+impl Window {
+    /// Start of the first hour in the window (ms).
+    pub fn from_hour_ms(&self) -> u64 {
+        self.since_ms.map_or(0, |s| s / HOUR_MS * HOUR_MS)
+    }
+
+    /// End of the last hour in the window (ms, exclusive).
+    pub fn to_hour_ms(&self) -> u64 {
+        self.until_ms.map_or(END_OF_TIME_MS, |u| {
+            u.div_ceil(HOUR_MS)
+                .saturating_mul(HOUR_MS)
+                .min(END_OF_TIME_MS)
+        })
+    }
+}
+
+/// One image's use of one syscall in a window (`query uses`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyscallUse {
+    pub image: String,
+    /// Distinct hosts and containers whose recorded use of the syscall
+    /// (first seen to last seen, from `incidence`) overlaps the window.
+    pub hosts: u64,
+    pub containers: u64,
+    /// Calls in intervals that ended in the window's hours (exact).
+    pub calls: u64,
+    /// Latest last seen of those calls; 0 when none was in the window.
+    pub last_seen_ms: u64,
+}
+
+/// Raw calls of one syscall per image in a window: (image, calls high
+/// half, low half, last seen).
+pub type UsesCallsRow = (String, u64, u64, u64);
+/// Raw incidence of one syscall per image in a window: (image, hosts,
+/// containers).
+pub type UsesContainersRow = (String, u64, u64);
+
+/// Joins the two raw row sets (each sorted or not) into one row per image
+/// that had calls or containers in the window, sorted by image.
+pub fn assemble_uses(
+    calls: Vec<UsesCallsRow>,
+    containers: Vec<UsesContainersRow>,
+) -> Vec<SyscallUse> {
+    let mut m: BTreeMap<String, SyscallUse> = BTreeMap::new();
+    for (image, high, low, last) in calls {
+        let e = m.entry(image.clone()).or_insert_with(|| SyscallUse {
+            image,
+            ..SyscallUse::default()
+        });
+        e.calls = calls_from_halves(high, low);
+        e.last_seen_ms = last;
+    }
+    for (image, hosts, n) in containers {
+        let e = m.entry(image.clone()).or_insert_with(|| SyscallUse {
+            image,
+            ..SyscallUse::default()
+        });
+        e.hosts = hosts;
+        e.containers = n;
+    }
+    m.into_values()
+        .filter(|u| u.calls > 0 || u.containers > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_widen_to_whole_hours() {
+        let w = Window {
+            since_ms: Some(HOUR_MS * 5 + 1),
+            until_ms: Some(HOUR_MS * 7 + 1),
+        };
+        assert_eq!(
+            (w.from_hour_ms(), w.to_hour_ms()),
+            (HOUR_MS * 5, HOUR_MS * 8)
+        );
+        let exact = Window {
+            since_ms: Some(HOUR_MS * 5),
+            until_ms: Some(HOUR_MS * 7),
+        };
+        assert_eq!(
+            (exact.from_hour_ms(), exact.to_hour_ms()),
+            (HOUR_MS * 5, HOUR_MS * 7)
+        );
+        let all = Window::default();
+        assert_eq!((all.from_hour_ms(), all.to_hour_ms()), (0, END_OF_TIME_MS));
+    }
+}

@@ -1,0 +1,197 @@
+//! The analytics questions (`sandmine query uses|drift|surface|usage`)
+//! against a real ClickHouse 18.16 and SQLite: exact rows for a fleet
+//! built for the purpose, the same rows from both stores, and the same
+//! answers on the pseudo-random fleet of the store tests. Envelopes go in
+//! through `Store::insert`, what the aggregator's ingest loop calls.
+
+mod common;
+
+use aggregator::store::analytics::{SyscallUse, Window};
+use aggregator::store::Store;
+use common::analytics_fleet::*;
+use common::*;
+use schemas::Abi;
+
+/// Both stores with the analytics fleet, inserted twice (redelivery: the
+/// answers must not change) in different groupings.
+async fn stores(ch: &testsvc::ClickHouse, dir: &std::path::Path) -> [Store; 2] {
+    let chs = open_ch(ch).await;
+    let emb = open_embedded(dir).await;
+    let fleet = analytics_fleet();
+    for s in [&chs, &emb] {
+        s.insert(&fleet).await.unwrap();
+        for e in fleet.iter().rev() {
+            s.insert(std::slice::from_ref(e)).await.unwrap();
+        }
+    }
+    [chs, emb]
+}
+
+fn u(image: &str, hosts: u64, containers: u64, calls: u64, last: u64) -> SyscallUse {
+    SyscallUse {
+        image: image.into(),
+        hosts,
+        containers,
+        calls,
+        last_seen_ms: last,
+    }
+}
+
+fn window(since: Option<u64>, until: Option<u64>) -> Window {
+    Window {
+        since_ms: since,
+        until_ms: until,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_exact_rows_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let all = Window::default();
+    let cases: Vec<(u32, Window, Vec<SyscallUse>)> = vec![
+        (
+            IO_URING_SETUP,
+            all,
+            vec![
+                u("app:1", 2, 3, 9, T + H + 10_000),
+                u("web:2", 1, 1, 1, T + 2 * H + 10_000),
+            ],
+        ),
+        // The second hour only: a3's calls; a1 and a2 were last seen in
+        // the first hour, w1 first in the third.
+        (
+            IO_URING_SETUP,
+            window(Some(T + H), Some(T + 2 * H)),
+            vec![u("app:1", 1, 1, 4, T + H + 10_000)],
+        ),
+        // Widened to whole hours: the same.
+        (
+            IO_URING_SETUP,
+            window(Some(T + H + 300_000), Some(T + H + 600_000)),
+            vec![u("app:1", 1, 1, 4, T + H + 10_000)],
+        ),
+        (
+            IO_URING_SETUP,
+            window(Some(T + 2 * H), None),
+            vec![u("web:2", 1, 1, 1, T + 2 * H + 10_000)],
+        ),
+        (IO_URING_SETUP, window(None, Some(T)), vec![]),
+        (
+            READ,
+            all,
+            vec![
+                u("app:1", 2, 3, 17, T + H + 10_000),
+                u("redis:7", 1, 1, 12, T + H + 10_000),
+            ],
+        ),
+        // r1's read in the second hour: calls counted, and its incidence
+        // (last seen in the first hour: not refreshed, no new hour was
+        // crossed) does not overlap: hour precision, as documented.
+        (
+            READ,
+            window(Some(T + H), Some(T + 2 * H)),
+            vec![
+                u("app:1", 1, 1, 6, T + H + 10_000),
+                u("redis:7", 0, 0, 7, T + H + 10_000),
+            ],
+        ),
+        (PTRACE, all, vec![u("app:1", 1, 1, 1, T + H + 10_000)]),
+        (KEYCTL, all, vec![u("web:2", 1, 1, 7, T + 2 * H + 10_000)]),
+        (KEYCTL, window(Some(T), Some(T + 2 * H)), vec![]),
+    ];
+    let stores = stores(&ch, dir.path()).await;
+    for (nr, w, want) in cases {
+        for (name, s) in ["clickhouse", "embedded"].iter().zip(&stores) {
+            let got = s.syscall_uses(Abi::X86_64, nr, w).await.unwrap();
+            assert_eq!(got, want, "{name}: uses {nr} in {w:?}");
+        }
+    }
+}
+
+/// On the pseudo-random fleet of the store tests, `uses` without a window
+/// is the store's totals, and both stores agree in every window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_agree_with_totals_and_across_stores_on_a_random_fleet() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let fleet = generated(3, 20);
+    for s in [&chs, &emb] {
+        for chunk in fleet.chunks(9) {
+            s.insert(chunk).await.unwrap();
+        }
+    }
+    let totals = chs.syscall_totals().await.unwrap();
+    let t0 = fleet[0].interval_start_ms;
+    for (abi, nr) in (0..11).map(|n| (Abi::X86_64, n)).chain([(Abi::I386, 11)]) {
+        let got = chs.syscall_uses(abi, nr, Window::default()).await.unwrap();
+        let want: Vec<SyscallUse> = totals
+            .iter()
+            .filter(|t| (t.1, t.2) == (abi, nr))
+            .map(|t| SyscallUse {
+                image: t.0.clone(),
+                hosts: t.4,
+                containers: t.5,
+                calls: t.3,
+                last_seen_ms: got
+                    .iter()
+                    .find(|g| g.image == t.0)
+                    .map_or(0, |g| g.last_seen_ms),
+            })
+            .collect();
+        assert_eq!(got, want, "{abi} {nr}");
+        for w in [
+            Window::default(),
+            window(Some(t0), Some(t0 + 60_000)),
+            window(Some(t0 + H), None),
+            window(None, Some(t0 + 150_000)),
+        ] {
+            assert_eq!(
+                chs.syscall_uses(abi, nr, w).await.unwrap(),
+                emb.syscall_uses(abi, nr, w).await.unwrap(),
+                "{abi} {nr} {w:?}"
+            );
+        }
+    }
+}
+
+/// Migration 3 on an embedded store written before it: `calls_hourly` is
+/// backfilled from `calls`, each (host, boot)'s calls in the hour of its
+/// last use, so that totals stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_3_backfills_an_older_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_embedded(dir.path()).await;
+    s.insert(&analytics_fleet()).await.unwrap();
+    let before = s
+        .syscall_uses(Abi::X86_64, READ, Window::default())
+        .await
+        .unwrap();
+    drop(s);
+    // Back to the schema of version 2.
+    let db = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    db.execute_batch("DROP TABLE calls_hourly; DELETE FROM schema_migrations WHERE version = 3")
+        .unwrap();
+    drop(db);
+    let s = open_embedded(dir.path()).await;
+    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(
+        s.syscall_uses(Abi::X86_64, READ, Window::default())
+            .await
+            .unwrap(),
+        before
+    );
+    // h1's read by app:1 (10 + 6 calls, last used in the second hour) now
+    // all counts in the second hour; h2's (1 call) in the first.
+    assert_eq!(
+        s.syscall_uses(Abi::X86_64, READ, window(Some(T + H), Some(T + 2 * H)))
+            .await
+            .unwrap(),
+        vec![
+            u("app:1", 1, 1, 16, T + H + 10_000),
+            u("redis:7", 0, 0, 12, T + H + 10_000)
+        ]
+    );
+}

@@ -1,0 +1,219 @@
+//! `sandmine query uses|drift|surface|usage` through the real binary, on
+//! the embedded store and on ClickHouse: exact table, CSV and JSON output,
+//! the same from both stores; clear errors; `--help` with examples.
+
+mod common;
+
+#[path = "../aggregator/tests/common/mod.rs"]
+mod store_common;
+
+use aggregator::store::Store;
+use common::*;
+use publish::PublishedMeta;
+use std::collections::{BTreeMap, BTreeSet};
+use store_common::analytics_fleet::analytics_fleet;
+
+/// Both stores loaded with the analytics fleet, and the `--set` flags that
+/// select each.
+struct Stores {
+    _ch: testsvc::ClickHouse,
+    embedded: Vec<String>,
+    clickhouse: Vec<String>,
+}
+
+fn stores(f: &Fixture) -> Stores {
+    let ch = testsvc::ClickHouse::start();
+    let db = f.path("store.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let emb = store_common::open_embedded(f.path("").as_path()).await;
+        let chs = store_common::open_ch(&ch).await;
+        for s in [&emb, &chs] {
+            s.insert(&analytics_fleet()).await.unwrap();
+        }
+        drop::<[Store; 2]>([emb, chs]);
+    });
+    Stores {
+        embedded: vec![
+            "--set".into(),
+            format!("store.embedded.path=\"{}\"", db.display()),
+        ],
+        clickhouse: vec![
+            "--set".into(),
+            format!("store.clickhouse.url=\"{}\"", ch.url()),
+        ],
+        _ch: ch,
+    }
+}
+
+/// `sandmine query <store flags> ARGS` on both stores: the same stdout,
+/// exit code 0; returns it.
+fn query_both(f: &Fixture, s: &Stores, args: &[&str]) -> String {
+    let mut outs = Vec::new();
+    for flags in [&s.embedded, &s.clickhouse] {
+        let mut a: Vec<&str> = vec!["query"];
+        a.extend(flags.iter().map(String::as_str));
+        a.extend(args);
+        let o = f.sandmine(&a);
+        assert_eq!(o.code(), Some(0), "{args:?}: {}", o.describe());
+        outs.push(o.stdout);
+    }
+    assert_eq!(outs[0], outs[1], "{args:?}: embedded and ClickHouse differ");
+    outs.remove(0)
+}
+
+/// A publish folder (a `dir` target's root) with a publication for app:1
+/// (enforce: read and io_uring_setup allowed) and web:2 (log: keyctl).
+fn published(f: &Fixture) -> String {
+    let root = f.path("published");
+    for (image, state, names) in [
+        ("app:1", "enforce", &["read", "io_uring_setup"][..]),
+        ("web:2", "log", &["keyctl"][..]),
+    ] {
+        let slug = publish::image_slug(image);
+        let meta = PublishedMeta {
+            format: publish::META_FORMAT,
+            image: image.into(),
+            slug: slug.clone(),
+            version: format!("sha256:{}", "0".repeat(64)),
+            version_short: "000000000000".into(),
+            published_at_ms: 1_700_000_000_000,
+            state: state.into(),
+            allowed: BTreeMap::from([(
+                "x86_64".to_string(),
+                names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>(),
+            )]),
+            files: vec![],
+            previous_version: None,
+            confidence_summary: String::new(),
+        };
+        let dir = root.join(&slug);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("current"),
+            serde_json::to_vec_pretty(&meta).unwrap(),
+        )
+        .unwrap();
+    }
+    root.display().to_string()
+}
+
+#[test]
+fn uses_in_three_formats_on_both_stores() {
+    let f = Fixture::new();
+    let s = stores(&f);
+    let dir = published(&f);
+    assert_eq!(
+        query_both(&f, &s, &["uses", "io_uring_setup", "--published", &dir]),
+        "\
+IMAGE  HOSTS  CONTAINERS  CALLS  LAST_SEEN             PUBLISHED
+app:1      2           3      9  2023-11-15T01:00:10Z  yes
+web:2      1           1      1  2023-11-15T02:00:10Z  logged
+"
+    );
+    // keyctl: web:2's log profile lists it; app:1 never used it.
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &["uses", "keyctl", "--published", &dir, "--format", "csv"]
+        ),
+        "image,hosts,containers,calls,last_seen,published\nweb:2,1,1,7,2023-11-15T02:00:10Z,yes\n"
+    );
+    // ptrace: app:1's enforce profile does not list it; without
+    // --published nothing is known.
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &["uses", "ptrace", "--published", &dir, "--format", "csv"]
+        ),
+        "image,hosts,containers,calls,last_seen,published\napp:1,1,1,1,2023-11-15T01:00:10Z,no\n"
+    );
+    assert_eq!(
+        query_both(&f, &s, &["uses", "101", "--format", "csv"]),
+        "image,hosts,containers,calls,last_seen,published\napp:1,1,1,1,2023-11-15T01:00:10Z,unknown\n"
+    );
+    // A window: the second hour only (widened to whole hours).
+    let j: serde_json::Value = serde_json::from_str(&query_both(
+        &f,
+        &s,
+        &[
+            "uses",
+            "io_uring_setup",
+            "--since",
+            "2023-11-15T01:10:00Z",
+            "--until",
+            "2023-11-15T01:20:00Z",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!([{
+            "image": "app:1", "hosts": 1, "containers": 1, "calls": 4,
+            "last_seen": "2023-11-15T01:00:10Z", "published": "unknown"
+        }])
+    );
+    // Nobody: an empty answer, not an error.
+    assert_eq!(
+        query_both(&f, &s, &["uses", "bpf", "--format", "csv"]),
+        "image,hosts,containers,calls,last_seen,published\n"
+    );
+    assert_eq!(
+        query_both(&f, &s, &["uses", "bpf", "--format", "json"]),
+        "[]\n"
+    );
+}
+
+#[test]
+fn uses_errors_and_help() {
+    let f = Fixture::new();
+    let db = f.path("store.db");
+    let set = format!("store.embedded.path=\"{}\"", db.display());
+    let o = f.sandmine(&["query", "--set", &set, "uses", "no_such_call"]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: \"no_such_call\" is not a x86_64 syscall name (Linux v6.18's table)"
+    );
+    let o = f.sandmine(&[
+        "query",
+        "--set",
+        &set,
+        "uses",
+        "read",
+        "--since",
+        "2023-11-15",
+        "--until",
+        "2023-11-14",
+    ]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: --since must be before --until"
+    );
+    let o = f.sandmine(&[
+        "query",
+        "--set",
+        &set,
+        "uses",
+        "read",
+        "--since",
+        "last tuesday",
+    ]);
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    assert!(
+        o.stderr.contains("is neither a UTC date"),
+        "{}",
+        o.describe()
+    );
+    let o = f.sandmine(&["query", "uses", "--help"]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(
+        o.stdout
+            .contains("Examples:\n  sandmine query uses io_uring_setup"),
+        "{}",
+        o.stdout
+    );
+}
