@@ -197,6 +197,8 @@ def answers(sess):
     out["q_uses_calls(read, later hour)"] = run(sess, bind(read("q_uses_calls.sql"), X86_64, 0, HOUR0 + H, end))
     out["q_uses_containers(read)"] = run(sess, bind(read("q_uses_containers.sql"), X86_64, 0, end, 0))
     out["q_uses_containers(read, later hour)"] = run(sess, bind(read("q_uses_containers.sql"), X86_64, 0, end, HOUR0 + H))
+    out["q_drift_digests(nginx:1)"] = run(sess, bind(read("q_drift_digests.sql"), "nginx:1", "nginx:1", "", "sha256:aa"))
+    out["q_drift_digests(nginx:1, other)"] = run(sess, bind(read("q_drift_digests.sql"), "nginx:1", "nginx:1", "sha256:zz", "sha256:yy"))
     return out
 
 
@@ -279,6 +281,17 @@ WANT = {
         [["nginx:1", u64(2), u64(3)], ["redis:7", u64(1), u64(1)]],
     ),
     "q_uses_containers(read, later hour)": ([], []),
+    "q_drift_digests(nginx:1)": (
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64", "UInt64", "UInt64"],
+        [
+            ["", X86_64, 0, u64(1), u64(2), u64(T0 + 2000), u64(T0 + 15_000)],
+            ["", X86_64, 1, u64(1), u64(1), u64(T0 + 12_000), u64(T0 + 20_000)],
+            ["", X86_64, 59, u64(1), u64(1), u64(T0 + 1500), u64(T0 + 10_000)],
+            ["sha256:aa", X86_64, 0, u64(1), u64(1), u64(T0 + 700), u64(T0 + 10_000)],
+            ["sha256:aa", I386, 20, u64(1), u64(1), u64(T0 + 600), u64(T0 + 10_000)],
+        ],
+    ),
+    "q_drift_digests(nginx:1, other)": ([], []),
     "q_runtime_syscalls": (
         ["String", "String", "UInt8", "UInt32"],
         [["docker", "nginx:1", X86_64, 59]],
@@ -338,6 +351,12 @@ def main():
                 ])
             else:
                 print(f"ok   docs example {i + 1} runs ({len(rows)} rows)")
+        # And those of docs/ANALYTICS.md (several statements per block).
+        docs = open(os.path.join(ROOT, "docs", "ANALYTICS.md")).read()
+        for i, block in enumerate(re.findall(r"```sql\n(.*?)```", docs, re.S)):
+            for q in split(block.replace("sandmine.", DB + ".")):
+                _, rows = run(sess, q)
+                print(f"ok   ANALYTICS.md example {i + 1} runs ({len(rows)} rows)")
         sess.close()
     if failures:
         print("\nFAILED:\n" + "\n".join(failures))

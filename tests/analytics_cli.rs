@@ -217,3 +217,138 @@ fn uses_errors_and_help() {
         o.stdout
     );
 }
+
+#[test]
+fn drift_in_three_formats_on_both_stores() {
+    let f = Fixture::new();
+    let s = stores(&f);
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &["drift", "app:1", "--since", "2023-11-15T01:00:00Z"]
+        ),
+        "\
+CHANGE  ABI     SYSCALL   NR  HOSTS  CONTAINERS  FIRST_SEEN            LAST_SEEN
+new     x86_64  ptrace   101      1           1  2023-11-15T01:00:00Z  2023-11-15T01:00:10Z
+"
+    );
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &[
+                "drift",
+                "app:1",
+                "--since",
+                "2023-11-15T02:00:00Z",
+                "--format",
+                "csv"
+            ]
+        ),
+        "\
+change,abi,syscall,nr,hosts,containers,first_seen,last_seen
+gone,x86_64,read,0,2,3,2023-11-15T00:00:00Z,2023-11-15T01:00:10Z
+gone,x86_64,ptrace,101,1,1,2023-11-15T01:00:00Z,2023-11-15T01:00:10Z
+gone,x86_64,io_uring_setup,425,2,3,2023-11-15T00:00:01Z,2023-11-15T01:00:10Z
+"
+    );
+    let between = query_both(
+        &f,
+        &s,
+        &[
+            "drift",
+            "--from",
+            "app:1@sha256:a1",
+            "--to",
+            "app:1@sha256:a2",
+            "--format",
+            "json",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_str(&between).unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!([{
+            "change": "new", "abi": "x86_64", "syscall": "ptrace", "nr": 101, "hosts": 1,
+            "containers": 1, "first_seen": "2023-11-15T01:00:00Z", "last_seen": "2023-11-15T01:00:10Z"
+        }])
+    );
+    // The same with the image given once.
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &[
+                "drift",
+                "app:1",
+                "--from",
+                "sha256:a1",
+                "--to",
+                "sha256:a2",
+                "--format",
+                "json"
+            ]
+        ),
+        between
+    );
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &[
+                "drift",
+                "app:1",
+                "--from",
+                "sha256:a2",
+                "--to",
+                "sha256:a1",
+                "--format",
+                "csv"
+            ]
+        ),
+        "change,abi,syscall,nr,hosts,containers,first_seen,last_seen\n\
+         gone,x86_64,ptrace,101,1,1,2023-11-15T01:00:00Z,2023-11-15T01:00:10Z\n"
+    );
+}
+
+#[test]
+fn drift_errors() {
+    let f = Fixture::new();
+    let s = stores(&f);
+    let err = |args: &[&str]| {
+        let mut a = vec!["query"];
+        a.extend(s.embedded.iter().map(String::as_str));
+        a.extend(args);
+        one_error_line(&f.sandmine(&a))
+    };
+    assert_eq!(
+        err(&["drift", "app:1", "--from", "sha256:a1", "--to", "sha256:zz"]),
+        "sandmine: error: image \"app:1\" has no container of digest \"sha256:zz\" (its digests: sha256:a1, sha256:a2)"
+    );
+    assert_eq!(
+        err(&[
+            "drift",
+            "--from",
+            "app:1@sha256:a1",
+            "--to",
+            "web:2@sha256:w1"
+        ]),
+        "sandmine: error: drift compares two digests of one image name; got app:1, web:2"
+    );
+    assert_eq!(
+        err(&["drift", "app:1"]),
+        "sandmine: error: drift needs --since, or --from and --to"
+    );
+    assert_eq!(
+        err(&["drift", "nope:1", "--since", "1d"]),
+        "sandmine: error: image \"nope:1\" is not in the store (see `sandmine query images`)"
+    );
+    let o = f.sandmine(&["query", "drift", "--help"]);
+    assert!(
+        o.stdout
+            .contains("Examples:\n  sandmine query drift nginx:1.27 --since 2026-11-01"),
+        "{}",
+        o.stdout
+    );
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use aggregator::store::analytics::{SyscallUse, Window};
+use aggregator::store::analytics::{Drift, DriftBase, DriftRow, SyscallUse, Window};
 use aggregator::store::Store;
 use common::analytics_fleet::*;
 use common::*;
@@ -194,4 +194,101 @@ async fn migration_3_backfills_an_older_embedded_store() {
             u("redis:7", 0, 0, 12, T + H + 10_000)
         ]
     );
+}
+
+fn dr(nr: u32, hosts: u64, containers: u64, first: u64, last: u64) -> DriftRow {
+    DriftRow {
+        abi: Abi::X86_64,
+        nr,
+        hosts,
+        containers,
+        first_seen_ms: first,
+        last_seen_ms: last,
+    }
+}
+
+fn digests(from: &str, to: &str) -> DriftBase {
+    DriftBase::Digests {
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_exact_rows_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ptrace = dr(PTRACE, 1, 1, T + H + 600, T + H + 10_000);
+    let cases: Vec<(&str, DriftBase, Option<Drift>)> = vec![
+        // ptrace is new in the second hour; nothing went.
+        (
+            "app:1",
+            DriftBase::Since(T + H),
+            Some(Drift {
+                new: vec![ptrace.clone()],
+                gone: vec![],
+            }),
+        ),
+        // Since the third hour: nothing new, everything gone (image-wide
+        // first seen and last seen, exact).
+        (
+            "app:1",
+            DriftBase::Since(T + 2 * H),
+            Some(Drift {
+                new: vec![],
+                gone: vec![
+                    dr(READ, 2, 3, T + 200, T + H + 10_000),
+                    ptrace.clone(),
+                    dr(IO_URING_SETUP, 2, 3, T + 1000, T + H + 10_000),
+                ],
+            }),
+        ),
+        (
+            "web:2",
+            DriftBase::Since(T),
+            Some(Drift {
+                new: vec![
+                    dr(KEYCTL, 1, 1, T + 2 * H + 100, T + 2 * H + 10_000),
+                    dr(IO_URING_SETUP, 1, 1, T + 2 * H + 200, T + 2 * H + 10_000),
+                ],
+                gone: vec![],
+            }),
+        ),
+        // The new release (sha256:a2) brings ptrace; the other way round
+        // it is gone.
+        (
+            "app:1",
+            digests("sha256:a1", "sha256:a2"),
+            Some(Drift {
+                new: vec![ptrace.clone()],
+                gone: vec![],
+            }),
+        ),
+        (
+            "app:1",
+            digests("sha256:a2", "sha256:a1"),
+            Some(Drift {
+                new: vec![],
+                gone: vec![ptrace.clone()],
+            }),
+        ),
+        // A digest nobody ran: everything of the other side is new.
+        (
+            "redis:7",
+            digests("sha256:none", "sha256:r1"),
+            Some(Drift {
+                new: vec![dr(READ, 1, 1, T + 300, T + 10_000)],
+                gone: vec![],
+            }),
+        ),
+        ("nope:1", DriftBase::Since(0), None),
+        ("nope:1", digests("a", "b"), None),
+    ];
+    let stores = stores(&ch, dir.path()).await;
+    for (image, base, want) in cases {
+        for (name, s) in ["clickhouse", "embedded"].iter().zip(&stores) {
+            let got = s.drift(image, &base).await.unwrap();
+            assert_eq!(got, want, "{name}: drift {image} {base:?}");
+        }
+    }
 }

@@ -5,12 +5,13 @@ mod format;
 
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
-use aggregator::store::analytics::Window;
+use aggregator::store::analytics::{DriftBase, Window};
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
 use format::{Answer, Cell, Format};
 use publish::Target;
 use schemas::{syscalls, Abi};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,35 @@ sandmine query uses 0 --abi i386"
         syscall: String,
         #[command(flatten)]
         common: UsesArgs,
+    },
+    /// Drift: the syscalls an image gained and lost since a date, or
+    /// between two of its digests.
+    #[command(
+        long_about = "Drift of one image. With --since: new = first seen at or after that time, \
+gone = not seen since (last seen before it). With --from and --to (two digests of the same \
+image name, as IMAGE@DIGEST or just DIGEST): new = used by containers of the --to digest and \
+by none of the --from digest, gone = the other way round. Each row gives what the side that \
+has the syscall saw: hosts, containers, first and last seen.",
+        after_help = "Examples:\n  \
+sandmine query drift nginx:1.27 --since 2026-11-01\n  \
+sandmine query drift nginx:1.27 --since 7d --format json\n  \
+sandmine query drift --from nginx:1.27@sha256:1111... --to nginx:1.27@sha256:2222...\n  \
+sandmine query drift nginx:1.27 --from sha256:1111... --to sha256:2222... --format csv"
+    )]
+    Drift {
+        /// The image name (optional when --from and --to are IMAGE@DIGEST).
+        image: Option<String>,
+        /// New since: a UTC date, an instant or a duration back from now.
+        #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when, conflicts_with_all = ["from", "to"])]
+        since: Option<u64>,
+        /// The old digest: IMAGE@DIGEST or DIGEST.
+        #[arg(long, value_name = "IMAGE@DIGEST", requires = "to")]
+        from: Option<String>,
+        /// The new digest: IMAGE@DIGEST or DIGEST.
+        #[arg(long, value_name = "IMAGE@DIGEST", requires = "from")]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 
@@ -163,6 +193,16 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 let a = uses(&store, &syscall, &common).await?;
                 a.write(common.format, &mut out)?;
             }
+            What::Drift {
+                image,
+                since,
+                from,
+                to,
+                format,
+            } => {
+                let a = drift(&store, image, since, from, to).await?;
+                a.write(format, &mut out)?;
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -198,6 +238,103 @@ async fn published_allows(
     } else {
         "no"
     })
+}
+
+/// `IMAGE@DIGEST` or `DIGEST` as (image if given, digest).
+fn split_ref(r: &str) -> (Option<&str>, &str) {
+    match r.rsplit_once('@') {
+        Some((i, d)) if !i.is_empty() => (Some(i), d),
+        _ => (None, r),
+    }
+}
+
+async fn drift(
+    store: &Store,
+    image: Option<String>,
+    since: Option<u64>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<Answer> {
+    let (image, base) = match (since, from, to) {
+        (Some(ms), None, None) => {
+            let Some(image) = image else {
+                bail!("drift --since needs an IMAGE");
+            };
+            (image, DriftBase::Since(ms))
+        }
+        (None, Some(from), Some(to)) => {
+            let (fi, fd) = split_ref(&from);
+            let (ti, td) = split_ref(&to);
+            let names: BTreeSet<&str> = [image.as_deref(), fi, ti].into_iter().flatten().collect();
+            let image = match names.len() {
+                0 => bail!("drift --from/--to needs an IMAGE (or IMAGE@DIGEST references)"),
+                1 => names.into_iter().collect::<String>(),
+                _ => bail!(
+                    "drift compares two digests of one image name; got {}",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let base = DriftBase::Digests {
+                from: fd.to_string(),
+                to: td.to_string(),
+            };
+            (image, base)
+        }
+        _ => bail!("drift needs --since, or --from and --to"),
+    };
+    if let DriftBase::Digests { from, to } = &base {
+        let obs = store
+            .image_observations(&image)
+            .await
+            .context("cannot read the store")?
+            .with_context(|| {
+                format!("image {image:?} is not in the store (see `sandmine query images`)")
+            })?;
+        for d in [from, to] {
+            if !obs.digests.contains(d) {
+                bail!(
+                    "image {image:?} has no container of digest {d:?} (its digests: {})",
+                    if obs.digests.is_empty() {
+                        "none recorded".to_string()
+                    } else {
+                        obs.digests.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    let Some(d) = store
+        .drift(&image, &base)
+        .await
+        .context("cannot read the store")?
+    else {
+        bail!("image {image:?} is not in the store (see `sandmine query images`)");
+    };
+    let mut ans = Answer::new(&[
+        "change",
+        "abi",
+        "syscall",
+        "nr",
+        "hosts",
+        "containers",
+        "first_seen",
+        "last_seen",
+    ]);
+    for (change, rows) in [("new", d.new), ("gone", d.gone)] {
+        for r in rows {
+            ans.push(vec![
+                Cell::text(change),
+                Cell::text(r.abi.as_str()),
+                Cell::text(syscalls::name(r.abi, r.nr).unwrap_or("?")),
+                Cell::Int(u64::from(r.nr)),
+                Cell::Int(r.hosts),
+                Cell::Int(r.containers),
+                Cell::Time(r.first_seen_ms),
+                Cell::Time(r.last_seen_ms),
+            ]);
+        }
+    }
+    Ok(ans)
 }
 
 async fn uses(store: &Store, syscall: &str, a: &UsesArgs) -> Result<Answer> {

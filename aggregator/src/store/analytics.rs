@@ -4,7 +4,9 @@
 //! is in `aggregator/sql/clickhouse/q_*.sql` and `embedded.rs`; the
 //! definitions are in `docs/ANALYTICS.md`.
 
-use super::rows::{calls_from_halves, HOUR_MS};
+use super::rows::{calls_from_halves, UnknownAbi, HOUR_MS};
+use schemas::fleet::ImageObservations;
+use schemas::Abi;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -83,6 +85,104 @@ pub fn assemble_uses(
     m.into_values()
         .filter(|u| u.calls > 0 || u.containers > 0)
         .collect()
+}
+
+/// What drift is measured against (`query drift`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriftBase {
+    /// New: first seen at or after this time; gone: last seen before it.
+    Since(u64),
+    /// New: used by containers of digest `to` and by none of `from`; gone:
+    /// the other way round. A container's digest is that of its latest
+    /// row (see docs/STORE.md).
+    Digests { from: String, to: String },
+}
+
+/// One syscall that came or went, with what the side that has it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DriftRow {
+    pub abi: Abi,
+    pub nr: u32,
+    pub hosts: u64,
+    pub containers: u64,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+/// New and gone syscalls of an image, each sorted by (abi, nr).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub new: Vec<DriftRow>,
+    pub gone: Vec<DriftRow>,
+}
+
+/// Raw use of one syscall by the containers of one digest: (digest, abi
+/// code, nr, hosts, containers, first seen, last seen).
+pub type DigestSyscallRow = (String, u8, u32, u64, u64, u64, u64);
+
+/// Drift since a time, from an image's observations.
+pub fn drift_since(obs: &ImageObservations, since_ms: u64) -> Drift {
+    let row = |s: &schemas::fleet::SyscallTotals| DriftRow {
+        abi: s.abi,
+        nr: s.nr,
+        hosts: s.hosts,
+        containers: s.containers,
+        first_seen_ms: s.first_seen_ms,
+        last_seen_ms: s.last_seen_ms,
+    };
+    Drift {
+        new: obs
+            .syscalls
+            .iter()
+            .filter(|s| s.first_seen_ms >= since_ms)
+            .map(row)
+            .collect(),
+        gone: obs
+            .syscalls
+            .iter()
+            .filter(|s| s.last_seen_ms < since_ms)
+            .map(row)
+            .collect(),
+    }
+}
+
+/// Drift between two digests, from the raw per-digest rows of both.
+pub fn drift_between(
+    rows: Vec<DigestSyscallRow>,
+    from: &str,
+    to: &str,
+) -> Result<Drift, UnknownAbi> {
+    let mut a: BTreeMap<(Abi, u32), DriftRow> = BTreeMap::new();
+    let mut b: BTreeMap<(Abi, u32), DriftRow> = BTreeMap::new();
+    for (digest, abi, nr, hosts, containers, first, last) in rows {
+        let abi = Abi::from_code(abi).ok_or(UnknownAbi(abi))?;
+        let r = DriftRow {
+            abi,
+            nr,
+            hosts,
+            containers,
+            first_seen_ms: first,
+            last_seen_ms: last,
+        };
+        if digest == from {
+            a.insert((abi, nr), r.clone());
+        }
+        if digest == to {
+            b.insert((abi, nr), r);
+        }
+    }
+    Ok(Drift {
+        new: b
+            .iter()
+            .filter(|(k, _)| !a.contains_key(k))
+            .map(|(_, r)| r.clone())
+            .collect(),
+        gone: a
+            .iter()
+            .filter(|(k, _)| !b.contains_key(k))
+            .map(|(_, r)| r.clone())
+            .collect(),
+    })
 }
 
 #[cfg(test)]

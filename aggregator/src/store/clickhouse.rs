@@ -484,6 +484,52 @@ impl ClickHouseStore {
         ))
     }
 
+    /// Per digest (`from` or `to`) and syscall of `image`: hosts,
+    /// containers, first and last seen (`query drift --from --to`).
+    pub async fn digest_syscalls(
+        &self,
+        image: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<super::analytics::DigestSyscallRow>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct R {
+            digest: String,
+            abi: u8,
+            nr: u32,
+            hosts: u64,
+            containers: u64,
+            first: u64,
+            last: u64,
+        }
+        let q = self.sql(sql::Q_DRIFT_DIGESTS);
+        let rows = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(image)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all::<R>(),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.digest,
+                    r.abi,
+                    r.nr,
+                    r.hosts,
+                    r.containers,
+                    r.first,
+                    r.last,
+                )
+            })
+            .collect())
+    }
+
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
     pub async fn optimize(&self) -> Result<(), StoreError> {

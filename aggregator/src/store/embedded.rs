@@ -104,6 +104,16 @@ const Q_USES_CONTAINERS: &str = "SELECT image, count(DISTINCT host_id), count(*)
  WHERE f < ?3 AND l >= ?4
  GROUP BY image ORDER BY image";
 
+/// `query drift --from --to` (see `q_drift_digests.sql`).
+const Q_DRIFT_DIGESTS: &str = "SELECT c.image_digest, i.abi, i.nr, count(DISTINCT i.host_id), count(*), min(i.f), max(i.l)
+ FROM (SELECT host_id, boot_id, container_id, abi, nr, min(first_seen_ms) AS f, max(last_seen_ms) AS l
+       FROM incidence WHERE image = ?1
+       GROUP BY host_id, boot_id, container_id, abi, nr) i
+ JOIN containers c ON c.image = ?1 AND c.host_id = i.host_id AND c.boot_id = i.boot_id AND c.container_id = i.container_id
+ WHERE c.image_digest IN (?2, ?3)
+ GROUP BY c.image_digest, i.abi, i.nr
+ ORDER BY c.image_digest, i.abi, i.nr";
+
 fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
@@ -509,6 +519,33 @@ impl EmbeddedStore {
             })
             .await?;
         Ok(super::analytics::assemble_uses(calls, inc))
+    }
+
+    pub async fn digest_syscalls(
+        &self,
+        image: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<super::analytics::DigestSyscallRow>, StoreError> {
+        let p = (image.to_string(), from.to_string(), to.to_string());
+        self.with(move |c| {
+            let mut st = c.prepare_cached(Q_DRIFT_DIGESTS)?;
+            let v = st
+                .query_map(params![p.0, p.1, p.2], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u8>(1)?,
+                        r.get::<_, u32>(2)?,
+                        u(r.get(3)?),
+                        u(r.get(4)?),
+                        u(r.get(5)?),
+                        u(r.get(6)?),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
     }
 }
 

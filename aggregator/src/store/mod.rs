@@ -275,6 +275,32 @@ impl Store {
         }
     }
 
+    /// `query drift`: the syscalls an image gained and lost, since a time
+    /// or between two of its digests; `None` if the image has no
+    /// container.
+    pub async fn drift(
+        &self,
+        image: &str,
+        base: &analytics::DriftBase,
+    ) -> Result<Option<analytics::Drift>, StoreError> {
+        match base {
+            analytics::DriftBase::Since(ms) => Ok(self
+                .image_observations(image)
+                .await?
+                .map(|o| analytics::drift_since(&o, *ms))),
+            analytics::DriftBase::Digests { from, to } => {
+                if self.image_observations(image).await?.is_none() {
+                    return Ok(None);
+                }
+                let rows = match self {
+                    Store::ClickHouse(s) => s.digest_syscalls(image, from, to).await?,
+                    Store::Embedded(s) => s.digest_syscalls(image, from, to).await?,
+                };
+                Ok(Some(analytics::drift_between(rows, from, to)?))
+            }
+        }
+    }
+
     /// Applied schema versions.
     pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
         match self {

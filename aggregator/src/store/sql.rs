@@ -51,6 +51,9 @@ pub const Q_USES_CALLS: &str = include_str!("../../sql/clickhouse/q_uses_calls.s
 /// `query uses`: hosts and containers whose use of one syscall overlaps a
 /// window.
 pub const Q_USES_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_uses_containers.sql");
+/// `query drift --from --to`: per digest (of two) and syscall, the hosts,
+/// containers, first and last seen.
+pub const Q_DRIFT_DIGESTS: &str = include_str!("../../sql/clickhouse/q_drift_digests.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
@@ -95,6 +98,7 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_runtime_syscalls.sql", Q_RUNTIME_SYSCALLS),
         ("q_uses_calls.sql", Q_USES_CALLS),
         ("q_uses_containers.sql", Q_USES_CONTAINERS),
+        ("q_drift_digests.sql", Q_DRIFT_DIGESTS),
         ("optimize.sql", OPTIMIZE),
     ]);
     v
