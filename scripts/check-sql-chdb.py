@@ -199,6 +199,11 @@ def answers(sess):
     out["q_uses_containers(read, later hour)"] = run(sess, bind(read("q_uses_containers.sql"), X86_64, 0, end, HOUR0 + H))
     out["q_drift_digests(nginx:1)"] = run(sess, bind(read("q_drift_digests.sql"), "nginx:1", "nginx:1", "", "sha256:aa"))
     out["q_drift_digests(nginx:1, other)"] = run(sess, bind(read("q_drift_digests.sql"), "nginx:1", "nginx:1", "sha256:zz", "sha256:yy"))
+    # query usage: (image, one syscall?, abi, nr).
+    out["q_usage_calls(nginx:1)"] = run(sess, bind(read("q_usage_calls.sql"), "nginx:1", 0, 0, 0))
+    out["q_usage_calls(nginx:1, execve)"] = run(sess, bind(read("q_usage_calls.sql"), "nginx:1", 1, X86_64, 59))
+    out["q_usage_first(nginx:1)"] = run(sess, bind(read("q_usage_first.sql"), "nginx:1", 0, 0, 0))
+    out["q_usage_first(nginx:1, execve)"] = run(sess, bind(read("q_usage_first.sql"), "nginx:1", 1, X86_64, 59))
     return out
 
 
@@ -292,6 +297,10 @@ WANT = {
         ],
     ),
     "q_drift_digests(nginx:1, other)": ([], []),
+    "q_usage_calls(nginx:1)": (["UInt64"] * 4, [[u64(HOUR0), u64(0), u64(33), u64(2)]]),
+    "q_usage_calls(nginx:1, execve)": (["UInt64"] * 4, [[u64(HOUR0), u64(0), u64(1), u64(1)]]),
+    "q_usage_first(nginx:1)": (["UInt64"] * 2, [[u64(HOUR0), u64(3)]]),
+    "q_usage_first(nginx:1, execve)": (["UInt64"] * 2, [[u64(HOUR0), u64(1)]]),
     "q_runtime_syscalls": (
         ["String", "String", "UInt8", "UInt32"],
         [["docker", "nginx:1", X86_64, 59]],

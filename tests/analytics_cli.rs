@@ -352,3 +352,54 @@ fn drift_errors() {
         o.stdout
     );
 }
+
+#[test]
+fn usage_in_three_formats_on_both_stores() {
+    let f = Fixture::new();
+    let s = stores(&f);
+    assert_eq!(
+        query_both(&f, &s, &["usage", "app:1"]),
+        "\
+HOUR                  CALLS  HOSTS  NEW_CONTAINERS
+2023-11-15T00:00:00Z     16      2               2
+2023-11-15T01:00:00Z     11      1               1
+"
+    );
+    assert_eq!(
+        query_both(
+            &f,
+            &s,
+            &["usage", "app:1", "io_uring_setup", "--format", "csv"]
+        ),
+        "hour,calls,hosts,new_containers\n\
+         2023-11-15T00:00:00Z,5,2,2\n\
+         2023-11-15T01:00:00Z,4,1,1\n"
+    );
+    let j: serde_json::Value = serde_json::from_str(&query_both(
+        &f,
+        &s,
+        &["usage", "redis:7", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!([
+            {"hour": "2023-11-15T00:00:00Z", "calls": 5, "hosts": 1, "new_containers": 1},
+            {"hour": "2023-11-15T01:00:00Z", "calls": 7, "hosts": 1, "new_containers": 0}
+        ])
+    );
+    let mut a = vec!["query"];
+    a.extend(s.embedded.iter().map(String::as_str));
+    a.extend(["usage", "nope:1"]);
+    assert_eq!(
+        one_error_line(&f.sandmine(&a)),
+        "sandmine: error: image \"nope:1\" is not in the store (see `sandmine query images`)"
+    );
+    let o = f.sandmine(&["query", "usage", "--help"]);
+    assert!(
+        o.stdout
+            .contains("Examples:\n  sandmine query usage nginx:1.27"),
+        "{}",
+        o.stdout
+    );
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use aggregator::store::analytics::{Drift, DriftBase, DriftRow, SyscallUse, Window};
+use aggregator::store::analytics::{Drift, DriftBase, DriftRow, SyscallUse, UsageRow, Window};
 use aggregator::store::Store;
 use common::analytics_fleet::*;
 use common::*;
@@ -289,6 +289,89 @@ async fn drift_exact_rows_on_both_stores() {
         for (name, s) in ["clickhouse", "embedded"].iter().zip(&stores) {
             let got = s.drift(image, &base).await.unwrap();
             assert_eq!(got, want, "{name}: drift {image} {base:?}");
+        }
+    }
+}
+
+fn ur(hour: u64, calls: u64, hosts: u64, new_containers: u64) -> UsageRow {
+    UsageRow {
+        hour_ms: hour,
+        calls,
+        hosts,
+        new_containers,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_exact_rows_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let x = |nr| Some((Abi::X86_64, nr));
+    type Key = Option<(Abi, u32)>;
+    let cases: Vec<(&str, Key, Vec<UsageRow>)> = vec![
+        // Every syscall: a1 and a2 start using syscalls in the first hour,
+        // a3 in the second.
+        ("app:1", None, vec![ur(T, 16, 2, 2), ur(T + H, 11, 1, 1)]),
+        (
+            "app:1",
+            x(IO_URING_SETUP),
+            vec![ur(T, 5, 2, 2), ur(T + H, 4, 1, 1)],
+        ),
+        ("app:1", x(PTRACE), vec![ur(T + H, 1, 1, 1)]),
+        ("app:1", x(KEYCTL), vec![]),
+        // r1 keeps reading in the second hour: calls, no new container.
+        ("redis:7", None, vec![ur(T, 5, 1, 1), ur(T + H, 7, 1, 0)]),
+        ("web:2", None, vec![ur(T + 2 * H, 8, 1, 1)]),
+        ("nope:1", None, vec![]),
+    ];
+    let stores = stores(&ch, dir.path()).await;
+    for (image, key, want) in cases {
+        for (name, s) in ["clickhouse", "embedded"].iter().zip(&stores) {
+            let got = s.usage(image, key).await.unwrap();
+            assert_eq!(got, want, "{name}: usage {image} {key:?}");
+        }
+    }
+}
+
+/// On the pseudo-random fleet: both stores agree hour by hour, and the
+/// hours add up to the totals (calls) and to the containers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_adds_up_and_agrees_across_stores_on_a_random_fleet() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let fleet = generated(3, 40);
+    for s in [&chs, &emb] {
+        for chunk in fleet.chunks(11) {
+            s.insert(chunk).await.unwrap();
+        }
+    }
+    let totals = chs.syscall_totals().await.unwrap();
+    for image in chs.images().await.unwrap() {
+        let obs = chs.image_observations(&image).await.unwrap().unwrap();
+        let all = chs.usage(&image, None).await.unwrap();
+        assert_eq!(all, emb.usage(&image, None).await.unwrap(), "{image}");
+        assert!(all.len() >= 2, "{image}: the fleet crosses an hour");
+        assert_eq!(
+            all.iter().map(|r| r.new_containers).sum::<u64>(),
+            obs.containers,
+            "{image}"
+        );
+        assert_eq!(
+            all.iter().map(|r| r.calls).sum::<u64>(),
+            totals
+                .iter()
+                .filter(|t| t.0 == image)
+                .map(|t| t.3)
+                .sum::<u64>(),
+            "{image}"
+        );
+        for t in totals.iter().filter(|t| t.0 == image) {
+            let one = chs.usage(&image, Some((t.1, t.2))).await.unwrap();
+            assert_eq!(one, emb.usage(&image, Some((t.1, t.2))).await.unwrap());
+            assert_eq!(one.iter().map(|r| r.calls).sum::<u64>(), t.3);
+            assert_eq!(one.iter().map(|r| r.new_containers).sum::<u64>(), t.5);
         }
     }
 }

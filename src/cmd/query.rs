@@ -100,6 +100,30 @@ sandmine query drift nginx:1.27 --from sha256:1111... --to sha256:2222... --form
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Usage over time: per hour, an image's calls, hosts and new
+    /// containers, of one syscall or of all.
+    #[command(
+        long_about = "Usage over time of one image, per hour (the embedded store's rollup; \
+ClickHouse keeps every 10 s interval and is read at the same granularity, so that both stores \
+answer alike): calls (in intervals that ended in the hour), hosts (that made them) and \
+new_containers (containers whose first use, of SYSCALL or of any syscall, was in the hour: \
+the convergence curve). Hours with nothing are left out. On an embedded store upgraded to \
+migration 3, the calls from before the upgrade are counted in the hour of their last use.",
+        after_help = "Examples:\n  \
+sandmine query usage nginx:1.27\n  \
+sandmine query usage nginx:1.27 openat --format csv\n  \
+sandmine query usage nginx:1.27 socketcall --abi i386 --format json"
+    )]
+    Usage {
+        image: String,
+        /// A syscall name or number (all syscalls when left out).
+        syscall: Option<String>,
+        /// The ABI of SYSCALL.
+        #[arg(long, default_value = "x86_64", value_parser = parse_abi)]
+        abi: Abi,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -193,6 +217,15 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 let a = uses(&store, &syscall, &common).await?;
                 a.write(common.format, &mut out)?;
             }
+            What::Usage {
+                image,
+                syscall,
+                abi,
+                format,
+            } => {
+                let a = usage(&store, &image, syscall.as_deref(), abi).await?;
+                a.write(format, &mut out)?;
+            }
             What::Drift {
                 image,
                 since,
@@ -238,6 +271,36 @@ async fn published_allows(
     } else {
         "no"
     })
+}
+
+async fn usage(store: &Store, image: &str, syscall: Option<&str>, abi: Abi) -> Result<Answer> {
+    let key = match syscall {
+        Some(s) => Some((abi, resolve_syscall(abi, s)?.0)),
+        None => None,
+    };
+    if !store
+        .images()
+        .await
+        .context("cannot read the store")?
+        .iter()
+        .any(|i| i == image)
+    {
+        bail!("image {image:?} is not in the store (see `sandmine query images`)");
+    }
+    let rows = store
+        .usage(image, key)
+        .await
+        .context("cannot read the store")?;
+    let mut ans = Answer::new(&["hour", "calls", "hosts", "new_containers"]);
+    for r in rows {
+        ans.push(vec![
+            Cell::Time(r.hour_ms),
+            Cell::Int(r.calls),
+            Cell::Int(r.hosts),
+            Cell::Int(r.new_containers),
+        ]);
+    }
+    Ok(ans)
 }
 
 /// `IMAGE@DIGEST` or `DIGEST` as (image if given, digest).

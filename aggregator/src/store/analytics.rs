@@ -185,6 +185,48 @@ pub fn drift_between(
     })
 }
 
+/// One hour of an image's use of one syscall, or of all its syscalls
+/// (`query usage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    /// Start of the hour (ms since the epoch, UTC).
+    pub hour_ms: u64,
+    /// Calls in intervals that ended in the hour (exact).
+    pub calls: u64,
+    /// Hosts that made any of those calls (exact).
+    pub hosts: u64,
+    /// Containers whose first use (of the syscall; of any syscall when
+    /// none is given) was in the hour: the convergence curve.
+    pub new_containers: u64,
+}
+
+/// Raw calls per hour: (hour, calls high half, low half, hosts).
+pub type UsageCallsRow = (u64, u64, u64, u64);
+/// Raw first uses per hour: (hour, containers).
+pub type UsageFirstRow = (u64, u64);
+
+/// One row per hour that had calls or first uses, sorted by hour.
+pub fn assemble_usage(calls: Vec<UsageCallsRow>, first: Vec<UsageFirstRow>) -> Vec<UsageRow> {
+    let mut m: BTreeMap<u64, UsageRow> = BTreeMap::new();
+    for (hour, high, low, hosts) in calls {
+        let e = m.entry(hour).or_insert_with(|| UsageRow {
+            hour_ms: hour,
+            ..UsageRow::default()
+        });
+        e.calls = calls_from_halves(high, low);
+        e.hosts = hosts;
+    }
+    for (hour, n) in first {
+        m.entry(hour)
+            .or_insert_with(|| UsageRow {
+                hour_ms: hour,
+                ..UsageRow::default()
+            })
+            .new_containers = n;
+    }
+    m.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -530,6 +530,57 @@ impl ClickHouseStore {
             .collect())
     }
 
+    pub async fn usage(
+        &self,
+        image: &str,
+        syscall: Option<(Abi, u32)>,
+    ) -> Result<Vec<super::analytics::UsageRow>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct C {
+            hour: u64,
+            calls_high: u64,
+            calls_low: u64,
+            hosts: u64,
+        }
+        #[derive(Deserialize, Row)]
+        struct F {
+            hour: u64,
+            n: u64,
+        }
+        let (one, abi, nr) = syscall.map_or((0u8, 0u8, 0u32), |(a, n)| (1, a.code(), n));
+        let q = self.sql(sql::Q_USAGE_CALLS);
+        let calls = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(one)
+                    .bind(abi)
+                    .bind(nr)
+                    .fetch_all::<C>(),
+            )
+            .await?;
+        let q = self.sql(sql::Q_USAGE_FIRST);
+        let first = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(one)
+                    .bind(abi)
+                    .bind(nr)
+                    .fetch_all::<F>(),
+            )
+            .await?;
+        Ok(super::analytics::assemble_usage(
+            calls
+                .into_iter()
+                .map(|r| (r.hour, r.calls_high, r.calls_low, r.hosts))
+                .collect(),
+            first.into_iter().map(|r| (r.hour, r.n)).collect(),
+        ))
+    }
+
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
     pub async fn optimize(&self) -> Result<(), StoreError> {

@@ -114,6 +114,18 @@ const Q_DRIFT_DIGESTS: &str = "SELECT c.image_digest, i.abi, i.nr, count(DISTINC
  GROUP BY c.image_digest, i.abi, i.nr
  ORDER BY c.image_digest, i.abi, i.nr";
 
+/// `query usage` (see `q_usage_calls.sql`): `?2` is 1 for one syscall.
+const Q_USAGE_CALLS: &str =
+    "SELECT hour_ms, sum(calls >> 32), sum(calls & 4294967295), count(DISTINCT host_id)
+ FROM calls_hourly WHERE image = ?1 AND (?2 = 0 OR (abi = ?3 AND nr = ?4))
+ GROUP BY hour_ms ORDER BY hour_ms";
+/// `query usage` (see `q_usage_first.sql`).
+const Q_USAGE_FIRST: &str = "SELECT (f / 3600000) * 3600000 AS hour, count(*)
+ FROM (SELECT host_id, boot_id, container_id, min(first_seen_ms) AS f
+       FROM incidence WHERE image = ?1 AND (?2 = 0 OR (abi = ?3 AND nr = ?4))
+       GROUP BY host_id, boot_id, container_id)
+ GROUP BY hour ORDER BY hour";
+
 fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
@@ -519,6 +531,40 @@ impl EmbeddedStore {
             })
             .await?;
         Ok(super::analytics::assemble_uses(calls, inc))
+    }
+
+    pub async fn usage(
+        &self,
+        image: &str,
+        syscall: Option<(Abi, u32)>,
+    ) -> Result<Vec<super::analytics::UsageRow>, StoreError> {
+        let (one, abi, nr) = syscall.map_or((0u8, 0u8, 0u32), |(a, n)| (1, a.code(), n));
+        let img = image.to_string();
+        let (calls, first) = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let calls = {
+                    let mut st = tx.prepare_cached(Q_USAGE_CALLS)?;
+                    let v = st
+                        .query_map(params![img, one, abi, nr], |r| {
+                            Ok((u(r.get(0)?), u(r.get(1)?), u(r.get(2)?), u(r.get(3)?)))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let first = {
+                    let mut st = tx.prepare_cached(Q_USAGE_FIRST)?;
+                    let v = st
+                        .query_map(params![img, one, abi, nr], |r| {
+                            Ok((u(r.get(0)?), u(r.get(1)?)))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                Ok((calls, first))
+            })
+            .await?;
+        Ok(super::analytics::assemble_usage(calls, first))
     }
 
     pub async fn digest_syscalls(

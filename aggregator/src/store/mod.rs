@@ -301,6 +301,19 @@ impl Store {
         }
     }
 
+    /// `query usage`: per hour, an image's calls, hosts and new containers,
+    /// of one syscall or of all (see [`analytics::UsageRow`]), sorted.
+    pub async fn usage(
+        &self,
+        image: &str,
+        syscall: Option<(Abi, u32)>,
+    ) -> Result<Vec<analytics::UsageRow>, StoreError> {
+        match self {
+            Store::ClickHouse(s) => s.usage(image, syscall).await,
+            Store::Embedded(s) => s.usage(image, syscall).await,
+        }
+    }
+
     /// Applied schema versions.
     pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
         match self {

@@ -54,6 +54,10 @@ pub const Q_USES_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_uses_co
 /// `query drift --from --to`: per digest (of two) and syscall, the hosts,
 /// containers, first and last seen.
 pub const Q_DRIFT_DIGESTS: &str = include_str!("../../sql/clickhouse/q_drift_digests.sql");
+/// `query usage`: calls and hosts per hour of one image (and syscall).
+pub const Q_USAGE_CALLS: &str = include_str!("../../sql/clickhouse/q_usage_calls.sql");
+/// `query usage`: containers per hour of their first use.
+pub const Q_USAGE_FIRST: &str = include_str!("../../sql/clickhouse/q_usage_first.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
@@ -99,6 +103,8 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_uses_calls.sql", Q_USES_CALLS),
         ("q_uses_containers.sql", Q_USES_CONTAINERS),
         ("q_drift_digests.sql", Q_DRIFT_DIGESTS),
+        ("q_usage_calls.sql", Q_USAGE_CALLS),
+        ("q_usage_first.sql", Q_USAGE_FIRST),
         ("optimize.sql", OPTIMIZE),
     ]);
     v
