@@ -41,7 +41,8 @@
 //! relaxation: lay out, find the too-long jumps, lengthen them, repeat until
 //! nothing changes (lengthening only ever grows distances, so this ends).
 
-use crate::oci::{Action, OciProfile, ProfileError};
+use crate::effective::{Conditions, EffectiveProfile, Judgement};
+use crate::oci::{Action, ArgCmp, CmpOp, OciProfile, ProfileError};
 use schemas::abi::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use schemas::{syscalls, Abi};
 use std::collections::BTreeMap;
@@ -59,6 +60,8 @@ pub struct SockFilter {
 
 // Classic BPF opcodes (<linux/bpf_common.h>).
 pub const BPF_LD: u16 = 0x00;
+pub const BPF_ALU: u16 = 0x04;
+pub const BPF_AND: u16 = 0x50;
 pub const BPF_JMP: u16 = 0x05;
 pub const BPF_RET: u16 = 0x06;
 pub const BPF_W: u16 = 0x00;
@@ -82,6 +85,7 @@ pub const SECCOMP_RET_DATA: u32 = 0x0000_ffff;
 /// Offsets in `struct seccomp_data`.
 pub const SECCOMP_DATA_NR: u32 = 0;
 pub const SECCOMP_DATA_ARCH: u32 = 4;
+pub const SECCOMP_DATA_ARGS: u32 = 16;
 
 /// The kernel's limit on a classic-BPF program (`BPF_MAXINSNS`).
 pub const BPF_MAXINSNS: usize = 4096;
@@ -124,6 +128,10 @@ pub enum FilterError {
     Profile(#[from] ProfileError),
     #[error("the filter would have {len} instructions, more than the kernel's limit of {max}", max = BPF_MAXINSNS)]
     TooLong { len: usize },
+    #[error("the profile has conditional rules (includes/excludes): resolve it for a host first")]
+    Conditional,
+    #[error("no host ABI to compile for")]
+    NoHostAbi,
     #[error("internal error in the filter compiler: {0}")]
     Internal(String),
 }
@@ -190,14 +198,67 @@ pub fn build(profile: &OciProfile, over: DefaultOverride) -> Result<Vec<SockFilt
 }
 
 /// Compile `profile` for a kernel that runs the ABIs `host` (the first one
-/// is its native ABI, which an empty `architectures` list means).
+/// is its native ABI, which an empty `architectures` list means), with the
+/// profile's own meaning: no runc ENOSYS stub. Argument rules are
+/// compiled; a profile with `includes`/`excludes` must be resolved for a
+/// host first ([`OciProfile::resolve`], then [`build_effective`]).
 pub fn build_for(
     profile: &OciProfile,
     over: DefaultOverride,
     host: &[Abi],
 ) -> Result<Vec<SockFilter>, FilterError> {
     profile.validate()?;
-    build_resolved(&tables(profile, host), default_ret(profile, over), host)
+    let Some(native) = host.first().copied() else {
+        return Err(FilterError::NoHostAbi);
+    };
+    if profile.is_conditional() {
+        return Err(FilterError::Conditional);
+    }
+    let conditions = Conditions {
+        caps: Default::default(),
+        native,
+        kernel: crate::oci::KernelVersion {
+            kernel: 0,
+            major: 0,
+        },
+    };
+    let mut eff = profile.resolve_with(&conditions, over)?;
+    eff.enosys_above.clear();
+    build_effective(&eff, host)
+}
+
+/// Compile a resolved profile ([`OciProfile::resolve`]) for a kernel that
+/// runs the ABIs `host`: the program answers every call as
+/// [`EffectiveProfile::verdict`] does, runc's ENOSYS stub included.
+pub fn build_effective(
+    eff: &EffectiveProfile,
+    host: &[Abi],
+) -> Result<Vec<SockFilter>, FilterError> {
+    let default_ret = ret_value(eff.default.0, eff.default.1);
+    let leaf = |o: &crate::effective::Outcome| ret_value(o.0, o.1);
+    let tables: BTreeMap<Abi, BTreeMap<u32, Leaf>> = eff
+        .syscalls
+        .iter()
+        .map(|(abi, t)| {
+            let t = t
+                .iter()
+                .map(|(nr, j)| {
+                    let l = match j {
+                        Judgement::Always(o) => Leaf::Ret(leaf(o)),
+                        Judgement::Args(rules) => Leaf::Args(
+                            rules
+                                .iter()
+                                .map(|r| (r.cmps.clone(), leaf(&r.outcome)))
+                                .collect(),
+                        ),
+                    };
+                    (*nr, l)
+                })
+                .collect();
+            (*abi, t)
+        })
+        .collect();
+    assemble_program(&tables, &eff.enosys_above, default_ret, host)
 }
 
 /// Per host ABI that `profile` lists (the first of `host` is the native
@@ -205,7 +266,7 @@ pub fn build_for(
 /// return value, x32 numbers with `X32_SYSCALL_BIT` set. The first rule
 /// naming a syscall decides (validation refuses conflicting rules); names
 /// absent from an ABI (e.g. `socketcall` on x86_64) are skipped for it.
-/// The input of [`build_resolved`].
+/// The input of [`build_resolved`]; for profiles without argument rules.
 pub(crate) fn tables(profile: &OciProfile, host: &[Abi]) -> BTreeMap<Abi, BTreeMap<u32, u32>> {
     let listed = host
         .first()
@@ -241,6 +302,40 @@ pub fn build_resolved(
     default_ret: u32,
     host: &[Abi],
 ) -> Result<Vec<SockFilter>, FilterError> {
+    let tables: BTreeMap<Abi, BTreeMap<u32, Leaf>> = tables
+        .iter()
+        .map(|(abi, t)| (*abi, t.iter().map(|(nr, r)| (*nr, Leaf::Ret(*r))).collect()))
+        .collect();
+    assemble_program(&tables, &BTreeMap::new(), default_ret, host)
+}
+
+/// How the program judges one syscall number: a return value, or argument
+/// rules (each: comparisons that must all hold, and its return value),
+/// tried in order, else the default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Leaf {
+    Ret(u32),
+    Args(Vec<ArgRet>),
+}
+
+/// One argument rule of a [`Leaf`]: comparisons that must all hold, and
+/// the return value then.
+type ArgRet = (Vec<ArgCmp>, u32);
+
+/// Offset of the low 32 bits of `seccomp_data.args[index]` (little-endian:
+/// x86 and aarch64); the high half is 4 bytes on.
+pub const fn seccomp_data_arg_lo(index: u8) -> u32 {
+    SECCOMP_DATA_ARGS + 8 * index as u32
+}
+
+/// The one program builder: the arch dispatch, runc's ENOSYS stub per
+/// arch (thresholds in `enosys_above`), then the search trees.
+fn assemble_program(
+    tables: &BTreeMap<Abi, BTreeMap<u32, Leaf>>,
+    enosys_above: &BTreeMap<Abi, u32>,
+    default_ret: u32,
+    host: &[Abi],
+) -> Result<Vec<SockFilter>, FilterError> {
     let mut b = Builder::default();
     b.stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH);
     // Group host ABIs by the audit arch the kernel reports for them.
@@ -258,19 +353,28 @@ pub fn build_resolved(
     }
     b.ret(UNLISTED_ABI_RET);
 
-    // The judgement of one ABI's numbers: a search over (nr, ret) for
-    // every number whose action is not the default, or, when the ABI is
-    // not listed (or not a host ABI), a kill.
-    let judge_abi = |b: &mut Builder, abi: Option<Abi>| match abi.and_then(|a| tables.get(&a)) {
-        Some(t) => {
-            let entries: Vec<(u32, u32)> = t
+    // The judgement of one ABI's numbers: a search over every number whose
+    // judgement is not the plain default, or, when the ABI is not listed
+    // (or not a host ABI), a kill.
+    let judge_abi = |b: &mut Builder, abi: Option<Abi>| match abi
+        .and_then(|a| tables.get(&a).map(|t| (a, t)))
+    {
+        Some((abi, t)) => {
+            let entries: Vec<(u32, &Leaf)> = t
                 .iter()
-                .filter(|(_, ret)| **ret != default_ret)
-                .map(|(nr, ret)| (*nr, *ret))
+                .filter(|(_, leaf)| **leaf != Leaf::Ret(default_ret))
+                .map(|(nr, leaf)| (*nr, leaf))
                 .collect();
-            tree(b, &entries, default_ret);
+            tree(b, &entries, default_ret, abi != Abi::I386);
         }
         None => b.ret(UNLISTED_ABI_RET),
+    };
+    let enosys_ret = SECCOMP_RET_ERRNO | crate::ENOSYS;
+    // The stub's threshold for an ABI of this host, if runc would add one.
+    let threshold = |abi: Abi| {
+        host.contains(&abi)
+            .then(|| enosys_above.get(&abi).copied())
+            .flatten()
     };
 
     for (arch, label) in &sections {
@@ -281,7 +385,27 @@ pub fn build_resolved(
             .copied()
             .filter(|a| a.audit_arch() == *arch)
             .collect();
+        let enosys = b.label();
+        let mut stub = false;
         if *arch == AUDIT_ARCH_X86_64 {
+            // runc's stub, as runc writes it: the x32 bit alone picks the
+            // x32 or the x86_64 threshold (so nr -1 counts as x32 here).
+            let (t64, t32) = (threshold(Abi::X86_64), threshold(Abi::X32));
+            if t64.is_some() || t32.is_some() {
+                stub = true;
+                let (s64, s32, dispatch) = (b.label(), b.label(), b.label());
+                b.cond(BPF_JSET, X32_SYSCALL_BIT, s32, s64);
+                b.place(s64);
+                match t64 {
+                    Some(t) => b.cond(BPF_JGT, t, enosys, dispatch),
+                    None => b.cond(BPF_JEQ, 0, dispatch, dispatch),
+                }
+                b.place(s32);
+                if let Some(t) = t32 {
+                    b.cond(BPF_JGT, t, enosys, dispatch);
+                }
+                b.place(dispatch);
+            }
             // x86_64 and x32 share the audit arch; x32 numbers have
             // X32_SYSCALL_BIT set. Numbers at or above the bit are judged
             // only as x32 numbers (also when x32 is not a host ABI: then
@@ -301,24 +425,45 @@ pub fn build_resolved(
             judge_abi(&mut b, abis.contains(&Abi::X32).then_some(Abi::X32));
         } else {
             // One ABI per audit arch elsewhere (i386, aarch64).
-            judge_abi(&mut b, abis.first().copied());
+            let abi = abis.first().copied();
+            if let Some(t) = abi.and_then(threshold) {
+                stub = true;
+                let go = b.label();
+                b.cond(BPF_JGT, t, enosys, go);
+                b.place(go);
+            }
+            judge_abi(&mut b, abi);
+        }
+        if stub {
+            b.place(enosys);
+            b.ret(enosys_ret);
         }
     }
     b.assemble()
 }
 
 /// Emit a search over `entries` (sorted by number): each number gets its
-/// return value, anything else `default_ret`.
-fn tree(b: &mut Builder, entries: &[(u32, u32)], default_ret: u32) {
+/// leaf, anything else `default_ret`. `wide`: the ABI's arguments are 64
+/// bits (for argument rules).
+fn tree(b: &mut Builder, entries: &[(u32, &Leaf)], default_ret: u32, wide: bool) {
     if entries.len() <= LEAF {
         // jeq nr, ret_label ... ; ret default ; ret_label: ret value ...
+        // ; args_label: <argument rules> ...
         let mut rets: Vec<(u32, Label)> = Vec::new();
-        for (nr, ret) in entries {
-            let target = match rets.iter().find(|(r, _)| r == ret) {
-                Some((_, l)) => *l,
-                None => {
+        let mut blocks: Vec<(&[ArgRet], Label)> = Vec::new();
+        for (nr, leaf) in entries {
+            let target = match leaf {
+                Leaf::Ret(ret) => match rets.iter().find(|(r, _)| r == ret) {
+                    Some((_, l)) => *l,
+                    None => {
+                        let l = b.label();
+                        rets.push((*ret, l));
+                        l
+                    }
+                },
+                Leaf::Args(rules) => {
                     let l = b.label();
-                    rets.push((*ret, l));
+                    blocks.push((rules, l));
                     l
                 }
             };
@@ -331,6 +476,10 @@ fn tree(b: &mut Builder, entries: &[(u32, u32)], default_ret: u32) {
             b.place(label);
             b.ret(ret);
         }
+        for (rules, label) in blocks {
+            b.place(label);
+            arg_rules(b, rules, default_ret, wide);
+        }
         return;
     }
     let mid = entries.len() / 2;
@@ -338,9 +487,89 @@ fn tree(b: &mut Builder, entries: &[(u32, u32)], default_ret: u32) {
     let (lo, hi) = (b.label(), b.label());
     b.cond(BPF_JGE, right[0].0, hi, lo);
     b.place(lo);
-    tree(b, left, default_ret);
+    tree(b, left, default_ret, wide);
     b.place(hi);
-    tree(b, right, default_ret);
+    tree(b, right, default_ret, wide);
+}
+
+/// Argument rules of one syscall, ORed: the first rule whose comparisons
+/// all hold returns its value; if none does, `default_ret`.
+fn arg_rules(b: &mut Builder, rules: &[ArgRet], default_ret: u32, wide: bool) {
+    for (cmps, ret) in rules {
+        let fail = b.label();
+        for c in cmps {
+            arg_cmp(b, c, wide, fail);
+        }
+        b.ret(*ret);
+        b.place(fail);
+    }
+    b.ret(default_ret);
+}
+
+/// One comparison, as libseccomp makes it: falls through when it holds,
+/// jumps to `fail` when not. On a 64-bit ABI, the high words decide
+/// unless they are equal, then the low words (unsigned); on i386 only the
+/// low words are compared (libseccomp's 32-bit rules; the kernel
+/// zero-extends i386 arguments, so the high word is 0 anyway).
+fn arg_cmp(b: &mut Builder, c: &ArgCmp, wide: bool, fail: Label) {
+    let lo_off = seccomp_data_arg_lo(c.index);
+    let hi_off = lo_off + 4;
+    let (v_hi, v_lo) = ((c.value >> 32) as u32, c.value as u32);
+    let pass = b.label();
+    let ld = |b: &mut Builder, off: u32| b.stmt(BPF_LD | BPF_W | BPF_ABS, off);
+    if c.op == CmpOp::MaskedEq {
+        let d = c.value_two & c.value;
+        let (d_hi, d_lo) = ((d >> 32) as u32, d as u32);
+        if wide && v_hi != 0 {
+            let next = b.label();
+            ld(b, hi_off);
+            b.stmt(BPF_ALU | BPF_AND | BPF_K, v_hi);
+            b.cond(BPF_JEQ, d_hi, next, fail);
+            b.place(next);
+        }
+        if v_lo != 0 {
+            ld(b, lo_off);
+            b.stmt(BPF_ALU | BPF_AND | BPF_K, v_lo);
+            b.cond(BPF_JEQ, d_lo, pass, fail);
+        }
+        b.place(pass);
+        return;
+    }
+    // The low-word test: (jump op, k, target when true, when false).
+    let lo_test = match c.op {
+        // (MASKED_EQ returned above.)
+        CmpOp::Eq | CmpOp::MaskedEq => (BPF_JEQ, pass, fail),
+        CmpOp::Ne => (BPF_JEQ, fail, pass),
+        CmpOp::Gt => (BPF_JGT, pass, fail),
+        CmpOp::Ge => (BPF_JGE, pass, fail),
+        CmpOp::Lt => (BPF_JGE, fail, pass),
+        CmpOp::Le => (BPF_JGT, fail, pass),
+    };
+    if wide {
+        let next = b.label();
+        ld(b, hi_off);
+        match c.op {
+            // High words differ: EQ fails, NE holds.
+            CmpOp::Eq | CmpOp::MaskedEq => b.cond(BPF_JEQ, v_hi, next, fail),
+            CmpOp::Ne => b.cond(BPF_JEQ, v_hi, next, pass),
+            // High word above: GT/GE hold, LT/LE fail; below: the reverse.
+            CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le => {
+                let (above, below) = if matches!(c.op, CmpOp::Gt | CmpOp::Ge) {
+                    (pass, fail)
+                } else {
+                    (fail, pass)
+                };
+                let not_above = b.label();
+                b.cond(BPF_JGT, v_hi, above, not_above);
+                b.place(not_above);
+                b.cond(BPF_JEQ, v_hi, next, below);
+            }
+        }
+        b.place(next);
+    }
+    ld(b, lo_off);
+    b.cond(lo_test.0, v_lo, lo_test.1, lo_test.2);
+    b.place(pass);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -512,7 +741,7 @@ fn short(d: usize) -> Result<u8, FilterError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::oci::{self, ScmpArch, SyscallRule};
     use crate::{ENOSYS, EPERM};
@@ -524,7 +753,7 @@ mod tests {
     /// What the kernel checks before accepting a seccomp program: length,
     /// opcodes seccomp allows (the subset we emit), aligned in-bounds
     /// loads, forward in-bounds jumps, and a `ret` at the end.
-    fn verify(prog: &[SockFilter]) {
+    pub(crate) fn verify(prog: &[SockFilter]) {
         assert!(
             !prog.is_empty() && prog.len() <= BPF_MAXINSNS,
             "length {}",
@@ -535,6 +764,7 @@ mod tests {
                 c if c == BPF_LD | BPF_W | BPF_ABS => {
                     assert!(i.k % 4 == 0 && i.k < 64, "bad load at {pc}")
                 }
+                c if c == BPF_ALU | BPF_AND | BPF_K => {}
                 c if c == BPF_RET | BPF_K => {}
                 c if c == BPF_JMP | BPF_JA | BPF_K => {
                     assert!(
@@ -566,9 +796,19 @@ mod tests {
     /// Run `prog` on a `seccomp_data` with these `nr` and `arch` (the other
     /// fields zero), as the kernel would.
     fn run(prog: &[SockFilter], nr: u32, arch: u32) -> u32 {
+        run_args(prog, nr, arch, [0; 6])
+    }
+
+    /// Run `prog` on a `seccomp_data` with these `nr`, `arch` and `args`
+    /// (little-endian: low word first), as the kernel would.
+    pub(crate) fn run_args(prog: &[SockFilter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
         let mut data = [0u32; 16];
         data[0] = nr;
         data[1] = arch;
+        for (i, a) in args.iter().enumerate() {
+            data[4 + 2 * i] = *a as u32;
+            data[5 + 2 * i] = (*a >> 32) as u32;
+        }
         let mut acc = 0u32;
         let mut pc = 0usize;
         for _ in 0..=prog.len() {
@@ -576,6 +816,7 @@ mod tests {
             pc += 1;
             match i.code {
                 c if c == BPF_LD | BPF_W | BPF_ABS => acc = data[(i.k / 4) as usize],
+                c if c == BPF_ALU | BPF_AND | BPF_K => acc &= i.k,
                 c if c == BPF_RET | BPF_K => return i.k,
                 c if c == BPF_JMP | BPF_JA | BPF_K => pc += i.k as usize,
                 c => {
@@ -618,6 +859,7 @@ mod tests {
             action: Action::Allow,
             errno_ret: None,
             comment: None,
+            ..Default::default()
         }];
         if !probed.is_empty() {
             syscalls.push(SyscallRule {
@@ -625,6 +867,7 @@ mod tests {
                 action: Action::Errno,
                 errno_ret: Some(ENOSYS),
                 comment: None,
+                ..Default::default()
             });
         }
         OciProfile {
@@ -758,6 +1001,7 @@ mod tests {
             action: Action::Errno,
             errno_ret: None,
             comment: None,
+            ..Default::default()
         }];
         let prog = compile_x86(&p, DefaultOverride::Errno);
         assert_eq!(judge(&prog, Abi::X86_64, "ptrace"), EPERM_RET);
@@ -914,6 +1158,7 @@ mod tests {
                 action,
                 errno_ret: errno,
                 comment: None,
+                ..Default::default()
             });
         }
         let prog = compile_x86(&p, DefaultOverride::Kill);
@@ -1042,10 +1287,11 @@ mod tests {
     #[test]
     fn too_long_programs_are_refused() {
         // More distinct entries than any real table has.
-        let entries: Vec<(u32, u32)> = (0..5000u32).map(|n| (n * 2, ALLOW)).collect();
+        let leaf = Leaf::Ret(ALLOW);
+        let entries: Vec<(u32, &Leaf)> = (0..5000u32).map(|n| (n * 2, &leaf)).collect();
         let mut b = Builder::default();
         b.stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR);
-        tree(&mut b, &entries, EPERM_RET);
+        tree(&mut b, &entries, EPERM_RET, true);
         match b.assemble() {
             Err(FilterError::TooLong { len }) => assert!(len > BPF_MAXINSNS),
             other => panic!("unexpected {other:?}"),
@@ -1058,9 +1304,11 @@ mod tests {
         let entries: Vec<(u32, u32)> = (0..1500u32)
             .map(|n| (n * 3 + n % 2, if n % 7 == 0 { ENOSYS_RET } else { ALLOW }))
             .collect();
+        let leaves: Vec<Leaf> = entries.iter().map(|(_, r)| Leaf::Ret(*r)).collect();
+        let refs: Vec<(u32, &Leaf)> = entries.iter().map(|(n, _)| *n).zip(&leaves).collect();
         let mut b = Builder::default();
         b.stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR);
-        tree(&mut b, &entries, EPERM_RET);
+        tree(&mut b, &refs, EPERM_RET, true);
         let prog = b.assemble().unwrap();
         verify(&prog);
         assert!(prog.iter().any(|i| i.code == BPF_JMP | BPF_JA | BPF_K));

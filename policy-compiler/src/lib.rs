@@ -29,6 +29,7 @@ pub mod compile;
 pub mod confidence;
 pub mod decide;
 pub mod decimal;
+pub mod effective;
 pub mod explain;
 pub mod filter;
 pub mod must_deny;

@@ -15,10 +15,17 @@
 //!
 //! `sandmine` is our metadata object; Docker ignores unknown fields.
 //!
-//! Parsing accepts Docker's own fields (`archMap`, `args`, `includes`,
-//! `excludes`, `comment`, the legacy single `name`), but rejects what the
-//! filter compiler cannot honour: argument rules and conditional rules would
-//! otherwise be silently widened to unconditional ones.
+//! Parsing accepts every field Docker reads (`archMap`, `args` with every
+//! `SCMP_CMP_*` operator, `includes`/`excludes` with `caps`, `arches` and
+//! `minKernel`, `errnoRet`, `defaultErrnoRet`, `comment`, the legacy single
+//! `name`) and checks each value strictly: an unknown operator, an argument
+//! index above 5, a malformed `minKernel` or an unknown capability is an
+//! error that names the rule. Syscall names no ABI has are kept (runc
+//! ignores names libseccomp cannot resolve, and Docker's own default profile
+//! names `recv` and `send`); [`OciProfile::unknown_names`] lists them and
+//! [`OciProfile::validate`] (the check for profiles sandmine writes) refuses
+//! them. What a profile means on a given host is
+//! [`crate::effective::EffectiveProfile`], after [`OciProfile::resolve`].
 //!
 //! Emitting is byte-identical for identical input: struct field order is
 //! the JSON order, names within a rule are sorted and deduplicated, maps are
@@ -51,12 +58,39 @@ pub enum ProfileError {
     UnknownArch(String),
     #[error("unknown syscall name {name:?} in {context} (no ABI has a syscall of that name)")]
     UnknownSyscall { name: String, context: String },
-    #[error("{context}: argument rules (\"args\") are not supported yet; sandmine can only allow or deny a syscall as a whole")]
-    ArgsUnsupported { context: String },
-    #[error("{context}: conditional rules (\"{field}\" with caps, arches or minKernel) are not supported yet")]
-    ConditionUnsupported {
+    #[error("{context}: unknown comparison operator {op:?} (expected one of SCMP_CMP_NE, SCMP_CMP_LT, SCMP_CMP_LE, SCMP_CMP_EQ, SCMP_CMP_GE, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ)")]
+    UnknownOperator { context: String, op: String },
+    #[error("{context}: argument index {index} is out of range (a syscall has arguments 0 to 5)")]
+    ArgIndexOutOfRange { context: String, index: u64 },
+    #[error("{context}: \"{field}\": unknown capability {cap:?} (expected a CAP_* name such as CAP_SYS_ADMIN)")]
+    UnknownCapability {
         context: String,
         field: &'static str,
+        cap: String,
+    },
+    #[error("{context}: \"{field}\": unknown architecture {arch:?} (Docker's names: {known})", known = DOCKER_ARCHES.join(", "))]
+    UnknownConditionArch {
+        context: String,
+        field: &'static str,
+        arch: String,
+    },
+    #[error("{context}: \"{field}\": invalid minKernel {version:?} (expected \"<kernel>.<major>\", each 0 to 255, not 0.0, e.g. \"4.8\")")]
+    InvalidMinKernel {
+        context: String,
+        field: &'static str,
+        version: String,
+    },
+    #[error(
+        "cannot parse the kernel release {0:?} as <kernel>.<major> (as dockerd does for minKernel)"
+    )]
+    InvalidKernelRelease(String),
+    #[error("{context}: both \"name\" and \"names\" are given; use one of them (Docker refuses this too)")]
+    NameAndNames { context: String },
+    #[error("syscall {name:?}: {first} and {second} have different actions and both have argument conditions; which one libseccomp applies depends on how it merges its rule trees, so sandmine refuses the profile (give the rules the same action, or make one unconditional)")]
+    AmbiguousConditionalRules {
+        name: String,
+        first: String,
+        second: String,
     },
     #[error("{context}: errno {errno} is out of range (at most {max})", max = MAX_ERRNO)]
     ErrnoOutOfRange { context: String, errno: u32 },
@@ -77,8 +111,9 @@ pub enum ProfileError {
 /// `SCMP_ACT_TRACE` and `SCMP_ACT_NOTIFY` are known but refused: without a
 /// tracer or a notification listener they do not mean what the profile's
 /// author intended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
+    #[default]
     Allow,
     Errno,
     KillProcess,
@@ -217,8 +252,10 @@ pub struct ArchMapEntry {
     pub sub_architectures: Vec<ScmpArch>,
 }
 
-/// One rule of `syscalls`: these names get this action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One rule of `syscalls`: these names get this action, when every
+/// argument comparison in `args` holds (none: always), on hosts that meet
+/// `includes` and not `excludes` (see [`OciProfile::resolve`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyscallRule {
     pub names: Vec<String>,
@@ -227,6 +264,259 @@ pub struct SyscallRule {
     pub errno_ret: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ArgCmp>,
+    #[serde(skip_serializing_if = "RuleCondition::is_empty")]
+    pub includes: RuleCondition,
+    #[serde(skip_serializing_if = "RuleCondition::is_empty")]
+    pub excludes: RuleCondition,
+}
+
+/// A comparison operator of an argument rule (`SCMP_CMP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CmpOp {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    /// `(arg & value) == valueTwo`, with libseccomp's reading:
+    /// `(arg & value) == (valueTwo & value)` (it masks the datum too).
+    MaskedEq,
+}
+
+impl CmpOp {
+    pub const ALL: [CmpOp; 7] = [
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Eq,
+        CmpOp::Ge,
+        CmpOp::Gt,
+        CmpOp::MaskedEq,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Ne => "SCMP_CMP_NE",
+            CmpOp::Lt => "SCMP_CMP_LT",
+            CmpOp::Le => "SCMP_CMP_LE",
+            CmpOp::Eq => "SCMP_CMP_EQ",
+            CmpOp::Ge => "SCMP_CMP_GE",
+            CmpOp::Gt => "SCMP_CMP_GT",
+            CmpOp::MaskedEq => "SCMP_CMP_MASKED_EQ",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CmpOp> {
+        CmpOp::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl Serialize for CmpOp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The highest argument index a comparison may name (a syscall has six).
+pub const MAX_ARG_INDEX: u8 = 5;
+
+/// One argument comparison of a rule: `args[index] OP value` (for
+/// `MASKED_EQ`: `args[index] & value == valueTwo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgCmp {
+    pub index: u8,
+    pub value: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub value_two: u64,
+    pub op: CmpOp,
+}
+
+impl ArgCmp {
+    /// True when the comparison holds for argument value `arg`, as
+    /// libseccomp's filter decides it. `wide`: the ABI's arguments are 64
+    /// bits (x86_64, x32, aarch64), compared as unsigned 64-bit numbers.
+    /// Otherwise (i386) libseccomp compares only the low 32 bits of the
+    /// argument and of `value`/`valueTwo`; the kernel zero-extends an
+    /// i386 call's 32-bit arguments into `seccomp_data.args`, so the high
+    /// word is 0 there anyway.
+    pub fn matches(&self, arg: u64, wide: bool) -> bool {
+        let width = if wide { u64::MAX } else { u64::from(u32::MAX) };
+        let (a, v) = (arg & width, self.value & width);
+        match self.op {
+            CmpOp::Ne => a != v,
+            CmpOp::Lt => a < v,
+            CmpOp::Le => a <= v,
+            CmpOp::Eq => a == v,
+            CmpOp::Ge => a >= v,
+            CmpOp::Gt => a > v,
+            CmpOp::MaskedEq => a & v == self.value_two & v,
+        }
+    }
+
+    /// True when the comparison holds for every argument value on an ABI of
+    /// this width: libseccomp drops it (a `MASKED_EQ` with a zero mask).
+    pub fn is_tautology(&self, wide: bool) -> bool {
+        let width = if wide { u64::MAX } else { u64::from(u32::MAX) };
+        self.op == CmpOp::MaskedEq && self.value & width == 0
+    }
+}
+
+/// A condition of `includes` or `excludes`, as dockerd reads it. For
+/// `includes`, each non-empty field must hold (every cap in the bounding
+/// set, the native arch among `arches`, the kernel at least `minKernel`);
+/// for `excludes`, any holding field drops the rule (any cap in the bounding
+/// set, the native arch among `arches`, the kernel at least `minKernel`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleCondition {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arches: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_kernel: Option<KernelVersion>,
+}
+
+impl RuleCondition {
+    pub fn is_empty(&self) -> bool {
+        self.caps.is_empty() && self.arches.is_empty() && self.min_kernel.is_none()
+    }
+}
+
+/// A kernel version as dockerd compares them: `<kernel>.<major>` only
+/// ("6.18.44-fc" is 6.18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelVersion {
+    pub kernel: u64,
+    pub major: u64,
+}
+
+impl KernelVersion {
+    /// A `minKernel` value: "K.M", each 0 to 255, not "0.0" (dockerd's
+    /// rules). `None` when malformed.
+    pub fn parse_min(s: &str) -> Option<KernelVersion> {
+        let (k, m) = s.split_once('.')?;
+        let num = |t: &str| -> Option<u64> {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u8>().ok())
+                .flatten()
+                .map(u64::from)
+        };
+        let v = KernelVersion {
+            kernel: num(k)?,
+            major: num(m)?,
+        };
+        (v.kernel != 0 || v.major != 0).then_some(v)
+    }
+
+    /// The host's version from its `uname -r` release, read as dockerd does
+    /// (`%d.%d`: leading digits, a dot, digits; the rest ignored).
+    pub fn from_release(release: &str) -> Result<KernelVersion, ProfileError> {
+        let bad = || ProfileError::InvalidKernelRelease(release.to_string());
+        let (k, rest) = release.split_once('.').ok_or_else(bad)?;
+        let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
+        Ok(KernelVersion {
+            kernel: k.parse().map_err(|_| bad())?,
+            major: digits.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kernel, self.major)
+    }
+}
+
+impl Serialize for KernelVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Linux capability names by number (`<linux/capability.h>`, up to
+/// CAP_CHECKPOINT_RESTORE, 40), as Docker writes them in `caps`.
+pub const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The architecture names dockerd compares `arches` with: the values of
+/// its GOARCH map (`x86` for 386, `amd64`, `arm64`, ...), plus `x32`,
+/// `riscv64` and `loong64`, which Docker's own profiles name.
+pub const DOCKER_ARCHES: &[&str] = &[
+    "x86",
+    "amd64",
+    "x32",
+    "arm",
+    "arm64",
+    "mips64",
+    "mips64n32",
+    "mipsel64",
+    "mips3l64n32",
+    "mipsle",
+    "mipsel",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "s390",
+    "s390x",
+    "riscv64",
+    "loong64",
+];
+
+/// The name dockerd gives the architecture it runs on (its GOARCH mapped),
+/// for an ABI sandmine models as native.
+pub fn docker_arch(native: Abi) -> &'static str {
+    match native {
+        Abi::X86_64 => "amd64",
+        Abi::I386 => "x86",
+        Abi::X32 => "x32",
+        Abi::Aarch64 => "arm64",
+    }
 }
 
 /// A syscall number that has no name in sandmine's table for its ABI.
@@ -374,36 +664,68 @@ impl OciProfile {
         (self.default_action == Action::Errno).then(|| self.default_errno_ret.unwrap_or(EPERM))
     }
 
-    /// Check what [`parse`] checks, on a profile built in code: known names,
-    /// errno ranges, no name in two rules with different actions.
-    pub fn validate(&self) -> Result<(), ProfileError> {
+    /// Syscall names of the rules that no ABI sandmine knows has, sorted
+    /// and without duplicates. runc ignores names libseccomp cannot
+    /// resolve, so [`OciProfile::resolve`] ignores these.
+    pub fn unknown_names(&self) -> Vec<&str> {
+        let set: BTreeSet<&str> = self
+            .syscalls
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .filter(|n| !schemas::syscalls::is_known(n))
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// True when some rule has `includes` or `excludes`: what it means
+    /// depends on the host ([`OciProfile::resolve`]).
+    pub fn is_conditional(&self) -> bool {
+        self.syscalls
+            .iter()
+            .any(|r| !r.includes.is_empty() || !r.excludes.is_empty())
+    }
+
+    /// Check what [`parse`] checks, on a profile built in code: errno
+    /// ranges, argument indexes, condition values, and no name in two
+    /// unconditional rules (no `args`, `includes` or `excludes`) with
+    /// different outcomes.
+    pub fn check(&self) -> Result<(), ProfileError> {
         if !self.architectures.is_empty() && !self.arch_map.is_empty() {
             return Err(ProfileError::ArchAndArchMap);
         }
         if let Some(e) = self.default_errno() {
             check_errno(e, "defaultErrnoRet")?;
         }
-        // name -> (rule context, action, errno) of the first rule naming it.
+        // name -> (rule context, action, errno) of the first unconditional
+        // rule naming it.
         let mut seen: BTreeMap<&str, (String, Action, Option<u32>)> = BTreeMap::new();
         for (i, rule) in self.syscalls.iter().enumerate() {
             let ctx = rule_context(i, &rule.names);
             if let Some(e) = rule.errno() {
                 check_errno(e, &ctx)?;
             }
-            for name in &rule.names {
-                if !schemas::syscalls::is_known(name) {
-                    return Err(ProfileError::UnknownSyscall {
-                        name: name.clone(),
+            for a in &rule.args {
+                if a.index > MAX_ARG_INDEX {
+                    return Err(ProfileError::ArgIndexOutOfRange {
                         context: ctx,
+                        index: u64::from(a.index),
                     });
                 }
+            }
+            for (field, cond) in [("includes", &rule.includes), ("excludes", &rule.excludes)] {
+                check_condition(cond, field, &ctx)?;
+            }
+            if !rule.args.is_empty() || !rule.includes.is_empty() || !rule.excludes.is_empty() {
+                continue;
+            }
+            for name in &rule.names {
                 match seen.get(name.as_str()) {
                     None => {
                         seen.insert(name, (ctx.clone(), rule.action, rule.errno()));
                     }
                     // The same name twice with the same outcome is harmless;
-                    // with different outcomes the result would depend on
-                    // rule order, which libseccomp does not define either.
+                    // with different outcomes libseccomp keeps the first
+                    // silently: an order-dependent profile, refused.
                     Some((first, action, errno)) => {
                         if (*action, *errno) != (rule.action, rule.errno()) {
                             return Err(ProfileError::ConflictingRules {
@@ -418,6 +740,51 @@ impl OciProfile {
         }
         Ok(())
     }
+
+    /// [`OciProfile::check`], and every name known to some ABI: the check
+    /// for profiles sandmine writes, where an unknown name is a bug.
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        self.check()?;
+        for (i, rule) in self.syscalls.iter().enumerate() {
+            if let Some(name) = rule.names.iter().find(|n| !schemas::syscalls::is_known(n)) {
+                return Err(ProfileError::UnknownSyscall {
+                    name: name.clone(),
+                    context: rule_context(i, &rule.names),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_condition(
+    cond: &RuleCondition,
+    field: &'static str,
+    context: &str,
+) -> Result<(), ProfileError> {
+    if let Some(cap) = cond
+        .caps
+        .iter()
+        .find(|c| !CAPABILITIES.contains(&c.as_str()))
+    {
+        return Err(ProfileError::UnknownCapability {
+            context: context.into(),
+            field,
+            cap: cap.clone(),
+        });
+    }
+    if let Some(arch) = cond
+        .arches
+        .iter()
+        .find(|a| !DOCKER_ARCHES.contains(&a.as_str()))
+    {
+        return Err(ProfileError::UnknownConditionArch {
+            context: context.into(),
+            field,
+            arch: arch.clone(),
+        });
+    }
+    Ok(())
 }
 
 impl SyscallRule {
@@ -439,7 +806,7 @@ fn check_errno(errno: u32, context: &str) -> Result<(), ProfileError> {
 }
 
 /// How a rule is named in errors: its 1-based index and its first names.
-fn rule_context(index: usize, names: &[String]) -> String {
+pub(crate) fn rule_context(index: usize, names: &[String]) -> String {
     const SHOWN: usize = 3;
     let mut s = format!("syscalls rule {}", index + 1);
     if !names.is_empty() {
@@ -494,27 +861,65 @@ struct RawRule {
     #[serde(default)]
     errno_ret: Option<u32>,
     #[serde(default)]
-    args: Option<Vec<serde_json::Value>>,
+    args: Option<Vec<RawArg>>,
     #[serde(default)]
     comment: Option<String>,
     #[serde(default)]
-    includes: Option<serde_json::Map<String, serde_json::Value>>,
+    includes: Option<RawCondition>,
     #[serde(default)]
-    excludes: Option<serde_json::Map<String, serde_json::Value>>,
+    excludes: Option<RawCondition>,
 }
 
-/// True when a Docker `includes`/`excludes` object sets a condition.
-/// Docker's own profiles write empty ones (`{}`), which mean "always".
-fn has_condition(m: &Option<serde_json::Map<String, serde_json::Value>>) -> bool {
-    use serde_json::Value;
-    m.as_ref().is_some_and(|m| {
-        m.values().any(|v| match v {
-            Value::Null => false,
-            Value::String(s) => !s.is_empty(),
-            Value::Array(a) => !a.is_empty(),
-            Value::Object(o) => !o.is_empty(),
-            Value::Bool(_) | Value::Number(_) => true,
-        })
+/// One `args` entry, as runc's spec reads it (`valueTwo` only for
+/// `SCMP_CMP_MASKED_EQ`, 0 when absent).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawArg {
+    index: u64,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
+}
+
+/// An `includes`/`excludes` object. Docker's own profiles write empty
+/// ones (`{}`), which mean "always".
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCondition {
+    #[serde(default)]
+    caps: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+fn condition(
+    raw: Option<RawCondition>,
+    field: &'static str,
+    context: &str,
+) -> Result<RuleCondition, ProfileError> {
+    let Some(raw) = raw else {
+        return Ok(RuleCondition::default());
+    };
+    let min_kernel = match raw.min_kernel.as_deref() {
+        // dockerd reads "" as no minimum.
+        None | Some("") => None,
+        Some(v) => {
+            Some(
+                KernelVersion::parse_min(v).ok_or_else(|| ProfileError::InvalidMinKernel {
+                    context: context.into(),
+                    field,
+                    version: v.into(),
+                })?,
+            )
+        }
+    };
+    Ok(RuleCondition {
+        caps: raw.caps.unwrap_or_default(),
+        arches: raw.arches.unwrap_or_default(),
+        min_kernel,
     })
 }
 
@@ -552,21 +957,36 @@ pub fn parse(text: &str) -> Result<OciProfile, ProfileError> {
 
     let mut syscalls = Vec::new();
     for (i, r) in raw.syscalls.unwrap_or_default().into_iter().enumerate() {
+        let both = r.name.is_some() && r.names.as_ref().is_some_and(|n| !n.is_empty());
         let mut names = r.names.unwrap_or_default();
         names.extend(r.name);
         let ctx = rule_context(i, &names);
+        if both {
+            return Err(ProfileError::NameAndNames { context: ctx });
+        }
         let action = Action::parse(&r.action)?;
-        if r.args.as_ref().is_some_and(|a| !a.is_empty()) {
-            return Err(ProfileError::ArgsUnsupported { context: ctx });
+        let mut args = Vec::new();
+        for a in r.args.unwrap_or_default() {
+            let op = CmpOp::parse(&a.op).ok_or_else(|| ProfileError::UnknownOperator {
+                context: ctx.clone(),
+                op: a.op.clone(),
+            })?;
+            let index = u8::try_from(a.index)
+                .ok()
+                .filter(|i| *i <= MAX_ARG_INDEX)
+                .ok_or_else(|| ProfileError::ArgIndexOutOfRange {
+                    context: ctx.clone(),
+                    index: a.index,
+                })?;
+            args.push(ArgCmp {
+                index,
+                value: a.value,
+                value_two: a.value_two,
+                op,
+            });
         }
-        for (field, cond) in [("includes", &r.includes), ("excludes", &r.excludes)] {
-            if has_condition(cond) {
-                return Err(ProfileError::ConditionUnsupported {
-                    context: ctx,
-                    field,
-                });
-            }
-        }
+        let includes = condition(r.includes, "includes", &ctx)?;
+        let excludes = condition(r.excludes, "excludes", &ctx)?;
         syscalls.push(SyscallRule {
             names,
             action,
@@ -574,6 +994,9 @@ pub fn parse(text: &str) -> Result<OciProfile, ProfileError> {
             // Docker's profiles carry `"comment": ""`; an empty comment says
             // nothing, and dropping it keeps the emitted form canonical.
             comment: r.comment.filter(|c| !c.is_empty()),
+            args,
+            includes,
+            excludes,
         });
     }
 
@@ -585,7 +1008,7 @@ pub fn parse(text: &str) -> Result<OciProfile, ProfileError> {
         syscalls,
         sandmine: raw.sandmine,
     };
-    profile.validate()?;
+    profile.check()?;
     Ok(profile)
 }
 
@@ -699,40 +1122,148 @@ mod tests {
     }
 
     #[test]
-    fn rejects_args() {
+    fn parses_args_of_every_operator() {
         let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#;
-        let e = p(text).unwrap_err();
-        assert!(matches!(e, ProfileError::ArgsUnsupported { .. }));
-        let msg = e.to_string();
-        assert!(msg.contains("rule 1 (personality)"), "{msg}");
-        assert!(msg.contains("not supported yet"), "{msg}");
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 0, "op": "SCMP_CMP_NE"},
+                {"index": 1, "value": 1, "op": "SCMP_CMP_LT"},
+                {"index": 2, "value": 2, "valueTwo": 0, "op": "SCMP_CMP_LE"},
+                {"index": 3, "value": 18446744073709551615, "op": "SCMP_CMP_EQ"},
+                {"index": 4, "value": 4, "op": "SCMP_CMP_GE"},
+                {"index": 5, "value": 5, "op": "SCMP_CMP_GT"},
+                {"index": 0, "value": 2114060288, "valueTwo": 7, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#;
+        let prof = p(text).unwrap();
+        let ops: Vec<CmpOp> = prof.syscalls[0].args.iter().map(|a| a.op).collect();
+        assert_eq!(ops, CmpOp::ALL.to_vec());
+        assert_eq!(prof.syscalls[0].args[3].value, u64::MAX);
+        assert_eq!(prof.syscalls[0].args[6].value_two, 7);
+        // Emitted as Docker writes it, and parsed back the same.
+        let out = prof.to_json().unwrap();
+        assert!(out.contains("\"op\": \"SCMP_CMP_MASKED_EQ\""), "{out}");
+        assert!(out.contains("\"valueTwo\": 7"), "{out}");
+        assert_eq!(p(&out).unwrap(), prof);
     }
 
     #[test]
-    fn rejects_conditions() {
-        for field in ["includes", "excludes"] {
-            let text = format!(
+    fn rejects_bad_args_by_name() {
+        let rule = |arg: &str| {
+            format!(
                 r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
                 {{"names": ["read"], "action": "SCMP_ACT_ALLOW"}},
-                {{"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "{field}": {{"caps": ["CAP_BPF"]}}}}]}}"#
-            );
-            let e = p(&text).unwrap_err();
+                {{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{arg}]}}]}}"#
+            )
+        };
+        let e = p(&rule(r#"{"index": 0, "value": 0, "op": "SCMP_CMP_EQUAL"}"#)).unwrap_err();
+        assert_eq!(
+            e,
+            ProfileError::UnknownOperator {
+                context: "syscalls rule 2 (personality)".into(),
+                op: "SCMP_CMP_EQUAL".into()
+            }
+        );
+        assert!(e.to_string().contains("SCMP_CMP_MASKED_EQ"), "{e}");
+        let e = p(&rule(r#"{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}"#)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "syscalls rule 2 (personality): argument index 6 is out of range (a syscall has arguments 0 to 5)"
+        );
+        let e = p(&rule(r#"{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}"#)).unwrap_err();
+        assert!(matches!(e, ProfileError::Json { .. }), "{e:?}");
+        let e = p(&rule(
+            r#"{"index": 0, "value": 0, "op": "SCMP_CMP_EQ", "valu2": 1}"#,
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `valu2`"), "{e}");
+        let e = p(&rule(r#"{"index": 0, "op": "SCMP_CMP_EQ"}"#)).unwrap_err();
+        assert!(e.to_string().contains("missing field `value`"), "{e}");
+    }
+
+    #[test]
+    fn parses_conditions() {
+        let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW",
+             "includes": {"caps": ["CAP_SYS_ADMIN", "CAP_BPF"], "arches": ["amd64"], "minKernel": "4.8"},
+             "excludes": {"caps": ["CAP_SYS_BOOT"], "arches": ["s390x"], "minKernel": "255.0"}},
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": ""}}]}"#;
+        let prof = p(text).unwrap();
+        let r = &prof.syscalls[0];
+        assert_eq!(r.includes.caps, vec!["CAP_SYS_ADMIN", "CAP_BPF"]);
+        assert_eq!(r.includes.arches, vec!["amd64"]);
+        assert_eq!(
+            r.includes.min_kernel,
+            Some(KernelVersion {
+                kernel: 4,
+                major: 8
+            })
+        );
+        assert_eq!(r.excludes.min_kernel.unwrap().to_string(), "255.0");
+        assert!(prof.syscalls[1].includes.is_empty());
+        assert!(prof.is_conditional());
+        let out = prof.to_json().unwrap();
+        assert!(out.contains("\"minKernel\": \"4.8\""), "{out}");
+        assert_eq!(p(&out).unwrap(), prof);
+    }
+
+    #[test]
+    fn rejects_bad_conditions_by_name() {
+        let rule = |field: &str, cond: &str| {
+            format!(
+                r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {{"names": ["read"], "action": "SCMP_ACT_ALLOW"}},
+                {{"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "{field}": {cond}}}]}}"#
+            )
+        };
+        let ctx = || "syscalls rule 2 (bpf)".to_string();
+        assert_eq!(
+            p(&rule("includes", r#"{"caps": ["CAP_SYS_ADMN"]}"#)).unwrap_err(),
+            ProfileError::UnknownCapability {
+                context: ctx(),
+                field: "includes",
+                cap: "CAP_SYS_ADMN".into()
+            }
+        );
+        assert_eq!(
+            p(&rule("excludes", r#"{"arches": ["x86_64"]}"#)).unwrap_err(),
+            ProfileError::UnknownConditionArch {
+                context: ctx(),
+                field: "excludes",
+                arch: "x86_64".into()
+            }
+        );
+        for bad in ["4", "4.8.1", "0.0", "256.1", "4.x", "-4.8", " 4.8"] {
+            let e = p(&rule("includes", &format!(r#"{{"minKernel": "{bad}"}}"#))).unwrap_err();
             assert_eq!(
                 e,
-                ProfileError::ConditionUnsupported {
-                    context: "syscalls rule 2 (bpf)".into(),
-                    field
-                }
+                ProfileError::InvalidMinKernel {
+                    context: ctx(),
+                    field: "includes",
+                    version: bad.into()
+                },
+                "{bad}"
             );
         }
-        let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}}]}"#;
-        assert!(matches!(
-            p(text),
-            Err(ProfileError::ConditionUnsupported { .. })
-        ));
+        let e = p(&rule("includes", r#"{"capz": []}"#)).unwrap_err();
+        assert!(e.to_string().contains("unknown field `capz`"), "{e}");
+        let e = p(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"name": "read", "names": ["write"], "action": "SCMP_ACT_ALLOW"}]}"#)
+        .unwrap_err();
+        assert!(matches!(e, ProfileError::NameAndNames { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn kernel_releases_read_like_dockerd() {
+        let v = |s: &str| KernelVersion::from_release(s).map(|v| v.to_string());
+        assert_eq!(v("6.18.44-fc-v1045").unwrap(), "6.18");
+        assert_eq!(v("3.12-1-amd64").unwrap(), "3.12");
+        assert_eq!(v("4.8").unwrap(), "4.8");
+        assert_eq!(v("5.10rc1").unwrap(), "5.10");
+        for bad in ["6", "x.1", "6.", "6.x"] {
+            assert_eq!(
+                KernelVersion::from_release(bad),
+                Err(ProfileError::InvalidKernelRelease(bad.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -748,9 +1279,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, ProfileError::UnknownArch("SCMP_ARCH_X86_65".into()));
 
-        let e = p(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-            {"names": ["read", "not_a_syscall"], "action": "SCMP_ACT_ALLOW"}]}"#)
-        .unwrap_err();
+        // Unknown names parse (runc ignores them) but do not validate.
+        let prof = p(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read", "not_a_syscall", "recv"], "action": "SCMP_ACT_ALLOW"}]}"#)
+        .unwrap();
+        assert_eq!(prof.unknown_names(), vec!["not_a_syscall", "recv"]);
+        let e = prof.validate().unwrap_err();
         assert!(matches!(&e, ProfileError::UnknownSyscall { name, .. } if name == "not_a_syscall"));
         assert!(e.to_string().contains("\"not_a_syscall\""), "{e}");
 

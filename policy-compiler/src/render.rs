@@ -108,6 +108,7 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
             action: Action::Allow,
             errno_ret: None,
             comment: Some("allowed by sandmine from fleet observations under the policy's thresholds (see the report)".into()),
+            ..Default::default()
         });
     }
     if !enosys.is_empty() {
@@ -116,6 +117,7 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
             action: Action::Errno,
             errno_ret: Some(ENOSYS),
             comment: Some("denied but probed: ENOSYS makes callers fall back to an older syscall, EPERM would break them".into()),
+            ..Default::default()
         });
     }
     if !eperm.is_empty() {
@@ -124,6 +126,7 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
             action: Action::Errno,
             errno_ret: Some(EPERM),
             comment: Some("denied by the policy (must_deny), also in log mode".into()),
+            ..Default::default()
         });
     }
     let mut runtime = BTreeSet::new();

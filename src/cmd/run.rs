@@ -4,6 +4,8 @@
 use crate::enforce::{self, Exec, FailurePath, InstallOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
+use policy_compiler::effective::Conditions;
+use policy_compiler::oci::KernelVersion;
 use policy_compiler::{filter, oci, DefaultOverride};
 use schemas::Abi;
 use std::ffi::OsString;
@@ -56,8 +58,11 @@ impl From<ActionArg> for DefaultOverride {
 sandmine run --profile app.json -- ./app --port 8080\n  \
 sandmine run --profile app.json --action log --log-denials -- ./app   # complain mode")]
 pub struct RunArgs {
-    /// The seccomp profile (Docker/OCI JSON). Argument rules ("args") and
-    /// conditional rules ("includes"/"excludes") are refused.
+    /// The seccomp profile (Docker/OCI JSON), as Docker applies it:
+    /// argument rules ("args", every SCMP_CMP_* operator), conditional rules
+    /// ("includes"/"excludes": judged against this process's bounding
+    /// capabilities, the native architecture and the kernel, as dockerd
+    /// does), and runc's ENOSYS for syscalls newer than the profile.
     #[arg(long, value_name = "FILE")]
     pub profile: PathBuf,
 
@@ -92,15 +97,25 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     })?;
     let profile = oci::parse(&text).with_context(|| format!("invalid profile {shown}"))?;
     let over = DefaultOverride::from(args.action);
-    let prog =
-        filter::build(&profile, over).with_context(|| format!("cannot compile profile {shown}"))?;
 
     let host = Abi::host_abis();
     let Some(native) = host.first().copied() else {
         bail!("seccomp filters are not supported on this architecture by sandmine");
     };
-    let lets_through =
-        |name: &str| filter::lets_through(filter::verdict(&profile, over, host, native, name));
+    let conditions = conditions(native)?;
+    let eff = profile
+        .resolve_with(&conditions, over)
+        .with_context(|| format!("invalid profile {shown}"))?;
+    if !eff.ignored.is_empty() {
+        eprintln!(
+            "sandmine: warning: profile {shown} names syscalls no architecture has, ignored as runc ignores them: {}",
+            eff.ignored.join(", ")
+        );
+    }
+    let prog = filter::build_effective(&eff, host)
+        .with_context(|| format!("cannot compile profile {shown}"))?;
+
+    let lets_through = |name: &str| eff.may_let_through(native, name);
     // Without execve the command could never start: say so now rather than
     // after the filter, where the only report left is an exit status.
     if !lets_through("execve") {
@@ -133,4 +148,30 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
         },
     )?;
     exec.exec()
+}
+
+/// What dockerd would judge the profile's `includes`/`excludes` against,
+/// here: this process's bounding capability set (`CapBnd` in
+/// /proc/self/status), the native ABI and the kernel release (uname's).
+fn conditions(native: Abi) -> Result<Conditions> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+        anyhow!(
+            "cannot read /proc/self/status: {}",
+            enforce::os_error_text(&e)
+        )
+    })?;
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| anyhow!("no CapBnd line in /proc/self/status"))?;
+    // uname's release, as the kernel also publishes it.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| {
+        anyhow!(
+            "cannot read the kernel release from /proc/sys/kernel/osrelease: {}",
+            enforce::os_error_text(&e)
+        )
+    })?;
+    let kernel = KernelVersion::from_release(release.trim())?;
+    Ok(Conditions::from_bounding_mask(bounding, native, kernel))
 }
