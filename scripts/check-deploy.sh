@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Offline checks of deploy/ (a step of scripts/test.sh; needs no running
-# systemd, only systemd-analyze from Debian's `systemd`, scripts/install-deps.sh):
+# Offline checks of deploy/ (a step of scripts/test.sh). Needs no cluster,
+# no running systemd and no network: systemd-analyze, promtool and yamllint
+# from Debian, and the Kubernetes validators cached under
+# /var/cache/sandmine/deploy by scripts/install-deps.sh.
 #
+# systemd (deploy/systemd/):
 #   1. `systemd-analyze verify` on every unit in deploy/systemd/. Verify
 #      insists that ExecStart='s binary exists, so the units are checked
 #      from a copy whose /usr/local/bin/sandmine points at a stub; and it
@@ -12,9 +15,30 @@
 #   3. deploy/systemd/security.txt (the raw output of 2, committed) is
 #      current: a change to a unit that changes its review must update it
 #      (`scripts/check-deploy.sh --update` rewrites it).
-#   4. Each check is known to check: a unit with a typo'd directive must
-#      make step 1 fail, and a unit with its hardening stripped must make
-#      step 2 fail. If either passes, this script fails.
+# Kubernetes (deploy/kubernetes/):
+#   4. `kubectl kustomize` of each overlay renders, with the expected number
+#      of objects (kubernetes-validate passes empty input, so emptiness is
+#      checked here);
+#   5. `kubernetes-validate --strict` of each rendered overlay against
+#      Kubernetes $K8S_VERSION (unknown fields are errors);
+#   6. scripts/check-k8s-manifests.py: sandmine's own invariants (the
+#      collector's exact capabilities, volumes and proc_root, restricted pods
+#      in `sandmine`, requests and limits, replicas, PDB, no RBAC, ...).
+#      The ConfigMaps' TOML is checked by the real binary in
+#      tests/deploy_config_cli.rs.
+# Alerts (deploy/prometheus/):
+#   7. `promtool check rules`, and `promtool test rules` (one unit test per
+#      alert, firing and not firing).
+# Everything:
+#   8. `yamllint` with deploy/.yamllint.yml on deploy/'s own YAML.
+#   9. `check-jsonschema` of the SeccompProfile CRs sandmine emits (the
+#      policy compiler's golden outputs, kept byte-equal to its renderer by
+#      policy-compiler/tests/golden.rs) and of SPO's own examples
+#      (deploy/schemas/spo-examples/) against
+#      deploy/schemas/spo-seccompprofile.schema.json, derived from the
+#      pinned SPO release's CRD (scripts/spo-schema.py).
+#  10. Each check is known to check: a deliberately broken sample must make
+#      each of 1-2 and 4-9 fail. If one passes, this script fails.
 #
 # Usage: scripts/check-deploy.sh [--update]
 set -euo pipefail
@@ -40,10 +64,20 @@ case ${1:-} in
     ;;
 esac
 
-command -v systemd-analyze >/dev/null || {
-    echo "check-deploy: systemd-analyze missing; run scripts/install-deps.sh" >&2
-    exit 1
-}
+# The Kubernetes validators, cached outside the checkout by install-deps.sh.
+deploy_cache=/var/cache/sandmine/deploy
+KUBECTL=$deploy_cache/bin/kubectl
+KVALIDATE=$deploy_cache/py/bin/kubernetes-validate
+CHECK_JSONSCHEMA=$deploy_cache/py/bin/check-jsonschema
+DEPLOY_PY=$deploy_cache/py/bin/python
+K8S_VERSION=1.33.0 # kubectl's own minor (the npm package's kubectl v1.33)
+K8S_OBJECTS=17     # objects each overlay renders (deploy/README.md lists them)
+for tool in systemd-analyze promtool yamllint "$KUBECTL" "$KVALIDATE" "$CHECK_JSONSCHEMA" "$DEPLOY_PY"; do
+    command -v "$tool" >/dev/null || {
+        echo "check-deploy: $tool missing; run scripts/install-deps.sh" >&2
+        exit 1
+    }
+done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -131,7 +165,7 @@ elif ! diff -u "$report" "$fresh"; then
     fail=1
 fi
 
-echo "== the checks check (deliberately broken samples)"
+echo "== systemd: the checks check (deliberately broken samples)"
 collect=$work/units/sandmine-collect.service
 # A typo'd directive: verify must complain.
 sed 's/^NoNewPrivileges=/NoNewPrivilege=/' "$collect" >"$work/broken/sandmine-collect.service"
@@ -150,6 +184,189 @@ if security "$work/broken/sandmine-collect.service" >/dev/null; then
 else
     echo "ok: the security review rejects a unit with its hardening stripped"
 fi
+
+# ------------------------------------------------------------- Kubernetes
+k8s=$root/deploy/kubernetes
+prom=$root/deploy/prometheus
+schema=$root/deploy/schemas/spo-seccompprofile.schema.json
+mkdir "$work/k8s"
+
+# expect_fail WHAT PATTERN CMD...: CMD must fail on a broken sample, saying
+# PATTERN (an extended regex), so that it failed for the reason meant.
+expect_fail() {
+    local what=$1 pattern=$2
+    shift 2
+    if "$@" >"$work/expect_fail.out" 2>&1; then
+        echo "check-deploy: $what: the check passed a deliberately broken sample" >&2
+        fail=1
+    elif ! grep -qE -- "$pattern" "$work/expect_fail.out"; then
+        echo "check-deploy: $what: it failed, but without saying /$pattern/:" >&2
+        head -n 20 "$work/expect_fail.out" >&2
+        fail=1
+    else
+        echo "ok: $what"
+    fi
+}
+
+# render DIR OUT: kustomize DIR into OUT, which must hold $K8S_OBJECTS objects.
+render() {
+    "$KUBECTL" kustomize "$1" >"$2" || return 1
+    local n
+    n=$(grep -c '^kind: ' "$2" || true)
+    if ((n != K8S_OBJECTS)); then
+        echo "check-deploy: $1 rendered $n objects, not $K8S_OBJECTS" >&2
+        return 1
+    fi
+}
+
+# k8s_validate FILE: strict schema validation; empty input is a failure
+# (kubernetes-validate passes it).
+k8s_validate() {
+    [[ -s $1 ]] && grep -q '^kind: ' "$1" || {
+        echo "check-deploy: $1 is empty" >&2
+        return 1
+    }
+    "$KVALIDATE" --strict --quiet -k "$K8S_VERSION" "$1"
+}
+
+invariants() { "$DEPLOY_PY" "$root/scripts/check-k8s-manifests.py" <"$1"; }
+
+lint() { yamllint -c "$root/deploy/.yamllint.yml" -s "$@"; }
+
+# spo_check FILE...: every YAML document of the files, split into one JSON
+# file each, against the schema; fails on a file without a document.
+spo_check() {
+    local dir n
+    dir=$(mktemp -d -p "$work")
+    n=$("$DEPLOY_PY" - "$dir" "$@" <<'PY'
+import json, os, sys, yaml
+out = sys.argv[1]
+n = 0
+for path in sys.argv[2:]:
+    with open(path) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d is not None]
+    if not docs:
+        sys.exit(f"{path}: no YAML document")
+    for i, d in enumerate(docs):
+        with open(os.path.join(out, f"{n:05d}.json"), "w") as g:
+            json.dump(d, g)
+        n += 1
+print(n)
+PY
+    ) || return 1
+    "$CHECK_JSONSCHEMA" --schemafile "$schema" "$dir"/*.json >/dev/null || {
+        "$CHECK_JSONSCHEMA" --schemafile "$schema" "$dir"/*.json | head -n 20 >&2
+        return 1
+    }
+    echo "$n"
+}
+
+overlays=("$k8s"/overlays/*/)
+echo "== kubectl kustomize (${#overlays[@]} overlays), kubernetes-validate --strict, invariants"
+for o in "${overlays[@]}"; do
+    o=${o%/}
+    name=$(basename "$o")
+    out=$work/k8s/$name.yaml
+    if ! render "$o" "$out"; then
+        echo "check-deploy: kubectl kustomize $o failed" >&2
+        fail=1
+        continue
+    fi
+    if ! k8s_validate "$out"; then
+        echo "check-deploy: kubernetes-validate --strict rejected overlay $name" >&2
+        fail=1
+    fi
+    if ! invariants "$out"; then
+        echo "check-deploy: overlay $name breaks sandmine's invariants" >&2
+        fail=1
+    fi
+    echo "ok: $name ($K8S_OBJECTS objects)"
+done
+
+echo "== promtool check rules, promtool test rules"
+if promtool check rules "$prom/sandmine.rules.yml" && (cd "$prom" && promtool test rules sandmine.rules.test.yml); then
+    echo "ok"
+else
+    echo "check-deploy: promtool failed on deploy/prometheus" >&2
+    fail=1
+fi
+
+echo "== yamllint"
+own_yaml=("$root/deploy/.yamllint.yml" "$k8s" "$prom")
+if lint "${own_yaml[@]}"; then
+    echo "ok"
+else
+    echo "check-deploy: yamllint failed" >&2
+    fail=1
+fi
+
+echo "== check-jsonschema: SeccompProfile CRs against the pinned SPO CRD's schema"
+mapfile -t emitted < <(find "$root/policy-compiler/tests/fixtures" -name seccompprofile.yaml | sort)
+examples=("$root"/deploy/schemas/spo-examples/*.yaml)
+if ((${#emitted[@]} == 0)); then
+    echo "check-deploy: no SeccompProfile CRs of sandmine's found" >&2
+    fail=1
+elif n=$(spo_check "${emitted[@]}"); then
+    echo "ok: $n CRs sandmine emits (${#emitted[@]} files)"
+else
+    echo "check-deploy: sandmine's SeccompProfile CRs do not match SPO's schema" >&2
+    fail=1
+fi
+if n=$(spo_check "${examples[@]}"); then
+    echo "ok: $n of SPO's example CRs (${#examples[@]} files)"
+else
+    echo "check-deploy: SPO's own examples do not match the schema derived from its CRD" >&2
+    fail=1
+fi
+
+echo "== Kubernetes, alerts, YAML: the checks check (deliberately broken samples)"
+nats=$work/k8s/nats.yaml
+b=$work/broken
+# kustomize: a kustomization naming a missing resource.
+mkdir "$b/kustomize"
+cp -r "$k8s/base" "$b/kustomize/base"
+sed -i 's/^  - publish.yaml$/  - publsh.yaml/' "$b/kustomize/base/kustomization.yaml"
+expect_fail "kustomize rejects a missing resource" "publsh.yaml" render "$b/kustomize/base" "$b/rendered.yaml"
+# kustomize: the output with objects missing.
+mkdir "$b/count"
+cp -r "$k8s/base" "$b/count/base"
+sed -i '/^  - publish.yaml$/d' "$b/count/base/kustomization.yaml"
+expect_fail "the object count rejects a base without its CronJob and volume" \
+    "rendered 15 objects, not $K8S_OBJECTS" render "$b/count/base" "$b/rendered.yaml"
+# kubernetes-validate: empty input, a misspelt field, a wrong type.
+: >"$b/empty.yaml"
+expect_fail "kubernetes-validate (with the emptiness check) rejects empty input" "is empty" k8s_validate "$b/empty.yaml"
+sed 's/^\( *\)readOnlyRootFilesystem: true$/\1readOnlyRootFilesystem: true\n\1readOnlyRootFilesytem: true/' "$nats" >"$b/typo.yaml"
+expect_fail "kubernetes-validate --strict rejects a misspelt field" "readOnlyRootFilesytem" k8s_validate "$b/typo.yaml"
+sed 's/^  replicas: 2$/  replicas: two/' "$nats" >"$b/type.yaml"
+expect_fail "kubernetes-validate rejects a string for replicas" "'two' is not of type 'integer'" k8s_validate "$b/type.yaml"
+# invariants: one more capability, one replica, a hostPID.
+sed 's/^\( *\)- SYS_PTRACE$/&\n\1- SYS_ADMIN/' "$nats" >"$b/caps.yaml"
+expect_fail "the invariants reject CAP_SYS_ADMIN on the collector" "adds capabilities .*SYS_ADMIN" invariants "$b/caps.yaml"
+sed 's/^  replicas: 2$/  replicas: 1/' "$nats" >"$b/replicas.yaml"
+expect_fail "the invariants reject one aggregator replica" "1 replica" invariants "$b/replicas.yaml"
+sed 's|^\( *\)proc_root = "/host/proc"$|\1proc_root = "/proc"|' "$nats" >"$b/proc.yaml"
+expect_fail "the invariants reject the container's own /proc as proc_root" "proc_root is /proc" invariants "$b/proc.yaml"
+# promtool: a syntax error; a rule whose `for:` changed fails its unit test.
+mkdir "$b/prom"
+sed 's/expr: up{job="sandmine-collector"} == 0/expr: up{job="sandmine-collector" == 0/' \
+    "$prom/sandmine.rules.yml" >"$b/prom/sandmine.rules.yml"
+expect_fail "promtool check rules rejects a PromQL syntax error" "parse error" promtool check rules "$b/prom/sandmine.rules.yml"
+sed '0,/for: 5m/s//for: 1m/' "$prom/sandmine.rules.yml" >"$b/prom/sandmine.rules.yml"
+cp "$prom/sandmine.rules.test.yml" "$b/prom/"
+expect_fail "promtool test rules rejects SandmineCollectorDown firing after 1m, not 5m" \
+    "alertname: SandmineCollectorDown, time: 7m" bash -c "cd '$b/prom' && promtool test rules sandmine.rules.test.yml"
+# yamllint: a duplicated key.
+sed 's/^  replicas: 2$/  replicas: 2\n  replicas: 3/' "$k8s/base/aggregator.yaml" >"$b/dup.yaml"
+expect_fail "yamllint rejects a duplicated key" "duplication of key" lint "$b/dup.yaml"
+# check-jsonschema: a misspelt action, an unknown field, an upper-case name.
+one=${emitted[0]}
+sed '0,/SCMP_ACT_ALLOW/s//SCMP_ACT_ALOW/' "$one" >"$b/action.yaml"
+expect_fail "check-jsonschema rejects an unknown seccomp action" "SCMP_ACT_ALOW" spo_check "$b/action.yaml"
+sed '0,/^  syscalls:$/s//  syscall:/' "$one" >"$b/field.yaml"
+expect_fail "check-jsonschema rejects an unknown spec field" "'syscall' was unexpected" spo_check "$b/field.yaml"
+sed '0,/^  name: \(.*\)$/s//  name: UPPER-\1/' "$one" >"$b/name.yaml"
+expect_fail "check-jsonschema rejects a name that is no DNS subdomain" "UPPER-.* does not match" spo_check "$b/name.yaml"
 
 if ((fail)); then
     echo "check-deploy: FAILED" >&2

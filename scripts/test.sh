@@ -8,9 +8,12 @@
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. bash schemas/gen/check.sh   the generated syscall tables are current
 #   6b. scripts/check-sql-chdb.py  every store statement on a current ClickHouse (chdb)
-#   6c. scripts/check-deploy.sh    deploy/'s systemd units, offline: systemd-analyze
-#                                  verify and security (scores recorded), and
-#                                  that each check fails on a broken sample
+#   6c. scripts/check-deploy.sh    deploy/, offline: systemd-analyze verify and
+#                                  security (scores recorded); kustomize,
+#                                  kubernetes-validate --strict and sandmine's
+#                                  invariants per overlay; promtool check/test
+#                                  rules; yamllint; check-jsonschema of the SPO
+#                                  CRs; and that each check fails on a broken sample
 #   7. cargo build --release       (only when CI is set, or SANDMINE_RELEASE_BUILD=1;
 #                                   SANDMINE_RELEASE_BUILD=0 skips it in CI too)
 #   8. cargo test --workspace -- --test-threads=2 [ARGS...]
@@ -113,7 +116,7 @@ step "cargo fmt" cargo fmt --all -- --check --color=never
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "syscall tables" bash schemas/gen/check.sh
 step "store SQL on current ClickHouse (chdb)" /var/cache/sandmine/py/bin/python scripts/check-sql-chdb.py
-step "deploy units (systemd-analyze, offline)" scripts/check-deploy.sh
+step "deploy/ offline (systemd, kubernetes, alerts, SPO schema)" scripts/check-deploy.sh
 if [[ $release == 1 ]]; then
     step "cargo build --release" cargo build --workspace --release
 else
