@@ -403,3 +403,96 @@ HOUR                  CALLS  HOSTS  NEW_CONTAINERS
         o.stdout
     );
 }
+
+/// A fixed "now" (an hour after the fleet's last interval) and no runtime
+/// base: the surface depends only on the store and the policy.
+const SURFACE_NOW: &str = "1700017200000";
+
+#[test]
+fn surface_in_three_formats_on_both_stores() {
+    let f = Fixture::new();
+    let s = stores(&f);
+    let fixed = ["--runtime-base", "none", "--now-ms", SURFACE_NOW];
+    let mut args = vec!["surface"];
+    args.extend(fixed);
+    // The default policy: app:1 (3 containers on 2 hosts) is in log
+    // state and allows what 2 hosts used (read, io_uring_setup: high-risk)
+    // besides the baseline (exit, exit_group, rt_sigreturn,
+    // restart_syscall); redis:7 and web:2 (one container) are not ready.
+    assert_eq!(
+        query_both(&f, &s, &args),
+        "\
+IMAGE    STATE              ALLOWED  DOCKER_DEFAULT  BEYOND_DEFAULT  HIGH_RISK
+app:1    log                      6             292               0  io_uring_setup
+redis:7  not_ready                4             292               0
+web:2    not_ready                4             292               0
+(fleet)  log=1 not_ready=2        6             292               0  io_uring_setup
+"
+    );
+    // A single-host policy: every image in log state, each syscall it
+    // used allowed; keyctl is beyond Docker's default.
+    let policy = f.write(
+        "policy.toml",
+        "[syscall]\nmin_hosts = 1\nmin_containers = 1\n[log]\nmin_containers = 1\n",
+    );
+    let policy = policy.display().to_string();
+    let mut with_policy = args.clone();
+    with_policy.extend(["--policy", &policy, "--format", "csv"]);
+    assert_eq!(
+        query_both(&f, &s, &with_policy),
+        "image,state,allowed,docker_default,beyond_default,high_risk\n\
+         app:1,log,7,292,0,ptrace io_uring_setup\n\
+         redis:7,log,5,292,0,\n\
+         web:2,log,6,292,1,keyctl io_uring_setup\n\
+         (fleet),log=3,8,292,1,ptrace keyctl io_uring_setup\n"
+    );
+    // One image, JSON: the fleet row totals what is shown.
+    let mut one = vec!["surface", "web:2"];
+    one.extend(fixed);
+    one.extend(["--policy", &policy, "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&query_both(&f, &s, &one)).unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!([
+            {"image": "web:2", "state": "log", "allowed": 6, "docker_default": 292,
+             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"]},
+            {"image": "(fleet)", "state": "log=1", "allowed": 6, "docker_default": 292,
+             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"]}
+        ])
+    );
+    // The same state and allowed set as `sandmine compile` (the same
+    // compiler, inputs and policy).
+    let out = f.path("profiles");
+    let mut a = vec!["compile"];
+    a.extend(s.embedded.iter().map(String::as_str));
+    let out_s = out.display().to_string();
+    a.extend(["--policy", &policy, "-o", &out_s]);
+    a.extend(fixed);
+    let o = f.sandmine(&a);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    for (image, state, allowed) in [
+        ("app:1", "log", 7),
+        ("redis:7", "log", 5),
+        ("web:2", "log", 6),
+    ] {
+        let report = out.join(publish::image_slug(image)).join("report.json");
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert_eq!(r["state"], state, "{image}");
+        assert_eq!(
+            r["allowed"]["x86_64"].as_array().map(Vec::len),
+            Some(allowed),
+            "{image}"
+        );
+    }
+    // The catalogue, with its sources.
+    let risks = query_both(&f, &s, &["surface", "--risks", "--format", "csv"]);
+    assert!(risks.starts_with("syscall,why,sources\nptrace,"), "{risks}");
+    assert!(risks.contains("CVE-2022-0185"), "{risks}");
+    let o = f.sandmine(&["query", "surface", "--help"]);
+    assert!(
+        o.stdout.contains("Examples:\n  sandmine query surface\n"),
+        "{}",
+        o.stdout
+    );
+}

@@ -38,6 +38,7 @@ pub mod policy;
 pub mod probes;
 pub mod reasons;
 pub mod render;
+pub mod risk;
 pub mod tally;
 
 pub use compile::{compile_image, CompileError, Compiled};

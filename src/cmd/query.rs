@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use format::{Answer, Cell, Format};
 use publish::Target;
 use schemas::{syscalls, Abi};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +124,37 @@ sandmine query usage nginx:1.27 socketcall --abi i386 --format json"
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Surface: per image, the compiled state, allowed count against
+    /// Docker's default, and the high-risk syscalls it allows; a fleet
+    /// total.
+    #[command(
+        long_about = "Attack surface per image, compiled now from the store's observations under \
+the policy (--policy, --runtime-base: the same compiler and inputs as `sandmine compile`): \
+state (enforce, log, not_ready), allowed (x86_64 names the profile allows), docker_default \
+(292: the x86_64 names Docker's default profile allows), beyond_default (allowed names \
+Docker's default does not allow), and high_risk (allowed names from the catalogue of \
+policy-compiler/src/risk.rs, each with its CVE or advisory; `sandmine query surface --risks` \
+lists it). The last row, `(fleet)`, totals every image shown: states counted, and the union \
+of allowed, beyond_default and high_risk names.",
+        after_help = "Examples:\n  \
+sandmine query surface\n  \
+sandmine query surface nginx:1.27 --format json\n  \
+sandmine query surface --policy /etc/sandmine/policy.toml --format csv\n  \
+sandmine query surface --risks"
+    )]
+    Surface {
+        /// Images (default: every image in the store).
+        images: Vec<String>,
+        #[command(flatten)]
+        policy: crate::compiling::PolicyArgs,
+        /// List the high-risk catalogue (name, why, sources) instead.
+        #[arg(long)]
+        risks: bool,
+        #[arg(long, value_name = "MS", hide = true)]
+        now_ms: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -226,6 +257,21 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 let a = usage(&store, &image, syscall.as_deref(), abi).await?;
                 a.write(format, &mut out)?;
             }
+            What::Surface {
+                images,
+                policy,
+                risks,
+                now_ms,
+                format,
+            } => {
+                let a = if risks {
+                    risk_catalogue()
+                } else {
+                    let now = now_ms.unwrap_or_else(sysutil::clock::now_ms);
+                    surface(&store, &images, &policy, now).await?
+                };
+                a.write(format, &mut out)?;
+            }
             What::Drift {
                 image,
                 since,
@@ -300,6 +346,91 @@ async fn usage(store: &Store, image: &str, syscall: Option<&str>, abi: Abi) -> R
             Cell::Int(r.new_containers),
         ]);
     }
+    Ok(ans)
+}
+
+fn risk_catalogue() -> Answer {
+    let mut ans = Answer::new(&["syscall", "why", "sources"]);
+    for r in policy_compiler::risk::CATALOGUE {
+        ans.push(vec![
+            Cell::text(r.name),
+            Cell::text(r.why),
+            Cell::List(r.sources.iter().map(|s| s.to_string()).collect()),
+        ]);
+    }
+    ans
+}
+
+async fn surface(
+    store: &Store,
+    wanted: &[String],
+    policy: &crate::compiling::PolicyArgs,
+    now: u64,
+) -> Result<Answer> {
+    let images = crate::compiling::select_images(store, wanted).await?;
+    let mut compiler = policy.load()?;
+    compiler.read_observed(store).await?;
+    let docker = policy_compiler::risk::docker_default_x86_64();
+    let mut ans = Answer::new(&[
+        "image",
+        "state",
+        "allowed",
+        "docker_default",
+        "beyond_default",
+        "high_risk",
+    ]);
+    let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut all, mut beyond_all, mut risky_all) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for image in &images {
+        let (_, c) = compiler.compile(store, image, now).await?;
+        *states.entry(c.decision.state.as_str()).or_default() += 1;
+        let allowed: BTreeSet<&'static str> = c
+            .decision
+            .allowed_names()
+            .remove(&Abi::X86_64)
+            .unwrap_or_default();
+        let beyond: Vec<&str> = allowed
+            .iter()
+            .copied()
+            .filter(|n| !docker.contains(n))
+            .collect();
+        let risky: Vec<String> = policy_compiler::risk::CATALOGUE
+            .iter()
+            .filter(|r| allowed.contains(r.name))
+            .map(|r| r.name.to_string())
+            .collect();
+        ans.push(vec![
+            Cell::text(image.as_str()),
+            Cell::text(c.decision.state.as_str()),
+            Cell::Int(allowed.len() as u64),
+            Cell::Int(docker.len() as u64),
+            Cell::Int(beyond.len() as u64),
+            Cell::List(risky.clone()),
+        ]);
+        beyond_all.extend(beyond);
+        risky_all.extend(risky);
+        all.extend(allowed);
+    }
+    let risky_all: Vec<String> = policy_compiler::risk::CATALOGUE
+        .iter()
+        .filter(|r| risky_all.contains(r.name))
+        .map(|r| r.name.to_string())
+        .collect();
+    ans.push(vec![
+        Cell::text("(fleet)"),
+        Cell::text(
+            states
+                .iter()
+                .map(|(s, n)| format!("{s}={n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Cell::Int(all.len() as u64),
+        Cell::Int(docker.len() as u64),
+        Cell::Int(beyond_all.len() as u64),
+        Cell::List(risky_all),
+    ]);
     Ok(ans)
 }
 

@@ -19,6 +19,8 @@ pub enum Cell {
     Int(u64),
     /// A time in ms since the epoch; 0 is "never" (empty / null).
     Time(u64),
+    /// A list (JSON array; joined with spaces in a table or CSV).
+    List(Vec<String>),
 }
 
 impl Cell {
@@ -32,6 +34,7 @@ impl Cell {
             Cell::Int(n) => n.to_string(),
             Cell::Time(0) => String::new(),
             Cell::Time(ms) => sysutil::clock::rfc3339_s(*ms),
+            Cell::List(v) => v.join(" "),
         }
     }
 
@@ -41,6 +44,7 @@ impl Cell {
             Cell::Int(n) => (*n).into(),
             Cell::Time(0) => serde_json::Value::Null,
             Cell::Time(_) => self.plain().into(),
+            Cell::List(v) => v.clone().into(),
         }
     }
 
