@@ -213,23 +213,24 @@ impl OciProfile {
                     if same(outcome, default) {
                         continue;
                     }
-                    let cmps: Vec<ArgCmp> = rule
-                        .args
-                        .iter()
-                        .filter(|c| !c.is_tautology(wide))
-                        .copied()
-                        .collect();
-                    let entries = per_nr.entry(nr).or_default();
+                    // runc's split first, then libseccomp drops the
+                    // comparisons that always hold: a rule left without
+                    // any is unconditional.
                     let mut seen = BTreeSet::new();
                     let repeats = rule.args.iter().any(|c| !seen.insert(c.index));
-                    if cmps.is_empty() {
-                        entries.push((ctx.as_str(), None, outcome));
-                    } else if repeats {
-                        for c in cmps {
-                            entries.push((ctx.as_str(), Some(vec![c]), outcome));
-                        }
+                    let pieces: Vec<Vec<ArgCmp>> = if repeats {
+                        rule.args.iter().map(|c| vec![*c]).collect()
                     } else {
-                        entries.push((ctx.as_str(), Some(cmps), outcome));
+                        vec![rule.args.clone()]
+                    };
+                    let entries = per_nr.entry(nr).or_default();
+                    for piece in pieces {
+                        let cmps: Vec<ArgCmp> = piece
+                            .into_iter()
+                            .filter(|c| !c.is_tautology(wide))
+                            .collect();
+                        let cmps = (!cmps.is_empty()).then_some(cmps);
+                        entries.push((ctx.as_str(), cmps, outcome));
                     }
                 }
             }
@@ -542,7 +543,7 @@ mod tests {
         assert_eq!(syscalls::name(x, top), Some("futex_waitv"));
         assert_eq!(eff.verdict(x, top + 1, [0; 6]), ENOSYS_O);
         assert_eq!(eff.verdict(x, 1000, [0; 6]), ENOSYS_O);
-        assert_eq!(eff.verdict(x, 335, [0; 6]), EPERM_O, "a hole below");
+        assert_eq!(eff.verdict(x, 400, [0; 6]), EPERM_O, "a hole below");
         // Dropped by dockerd: other arches' rules, the caps Docker does not
         // grant, and clone's s390 rule.
         let dropped: Vec<&str> = eff
@@ -743,6 +744,33 @@ mod tests {
             eff.syscalls[&x][&nr(x, "getpid")],
             Judgement::Always((Action::Errno, Some(13)))
         );
+        // A split piece that always holds makes the rule unconditional:
+        // here on i386 only, where the mask's low word is 0.
+        let p = profile(vec![rule(
+            &["sched_yield"],
+            Action::Errno,
+            Some(13),
+            &[
+                eq(0, 1),
+                ArgCmp {
+                    index: 0,
+                    value: 0x1_0000_0000,
+                    value_two: 0,
+                    op: CmpOp::MaskedEq,
+                },
+            ],
+        )]);
+        let eff = p.resolve(&c).unwrap();
+        assert_eq!(
+            v(&eff, Abi::I386, "sched_yield", &[5]),
+            (Action::Errno, Some(13))
+        );
+        assert_eq!(v(&eff, x, "sched_yield", &[0x1_0000_0005]), EPERM_O);
+        assert_eq!(
+            v(&eff, Abi::I386, "sched_yield", &[0x1_0000_0005]),
+            (Action::Errno, Some(13))
+        );
+        assert_eq!(v(&eff, x, "sched_yield", &[1]), (Action::Errno, Some(13)));
         // Unknown names are ignored.
         let p = profile(vec![rule(&["getpid", "recv"], Action::Allow, None, &[])]);
         let eff = p.resolve(&c).unwrap();
