@@ -366,6 +366,16 @@ def main():
             for q in split(block.replace("sandmine.", DB + ".")):
                 _, rows = run(sess, q)
                 print(f"ok   ANALYTICS.md example {i + 1} runs ({len(rows)} rows)")
+        # A container with several runtime-phase syscalls keeps them all
+        # (current ClickHouse's ANY INNER JOIN would keep one per container).
+        insert(sess, [("h9", "b9", 1, T0, [
+            ("r1", "join:1", "", "unknown", None, T0, T0 + 10_000, None,
+             [(X86_64, 1, 1, RUNTIME, T0 + 1), (X86_64, 2, 1, RUNTIME, T0 + 2), (X86_64, 3, 1, IMAGE, T0 + 3)]),
+        ])])
+        _, rows = run(sess, read("q_runtime_syscalls.sql"))
+        check("q_runtime_syscalls keeps every syscall of a container", rows, [
+            ["docker", "join:1", X86_64, 1], ["docker", "join:1", X86_64, 2], ["docker", "nginx:1", X86_64, 59],
+        ])
         sess.close()
     if failures:
         print("\nFAILED:\n" + "\n".join(failures))
