@@ -24,7 +24,16 @@
 //!
 //! A search tree is a binary search (`jge`) over the sorted numbers that
 //! have a non-default action, down to leaves of a few `jeq`s, each leaf
-//! followed by its own `ret`s.
+//! followed by its own `ret`s, and by one block per syscall with argument
+//! rules: each rule's comparisons in turn (`ld` the high word of
+//! `seccomp_data.args[i]` at 20 + 8 i and compare, then the low word at
+//! 16 + 8 i; `and` first for `MASKED_EQ`; the low word only on i386), its
+//! `ret` when all hold, else the next rule, else the default.
+//!
+//! A resolved profile ([`build_effective`]) may add runc's ENOSYS stub
+//! right after each arch's `ld [0]`: `jgt #last, enosys` per ABI (on
+//! x86_64, `jset #X32_SYSCALL_BIT` first picks the x32 or the x86_64
+//! threshold, as runc's stub does).
 //!
 //! A host ABI the profile does not list gets a single `ret #KILL_PROCESS`
 //! in place of its tree ([`UNLISTED_ABI_RET`]), whatever the default
