@@ -496,3 +496,84 @@ web:2    not_ready                4             292               0
         o.stdout
     );
 }
+
+/// The same fleet through the real ingest path: wire-encoded, published
+/// to NATS, decoded and stored by `sandmine aggregate` into ClickHouse;
+/// the answers are those of the direct inserts above.
+#[test]
+fn the_fleet_through_nats_and_the_aggregator_gives_the_same_answers() {
+    let f = Fixture::new();
+    let nats = testsvc::Nats::start();
+    let ch = testsvc::ClickHouse::start();
+    let broker = format!(
+        "kind = \"nats\"\nurl = \"{}\"\nack_wait = \"3s\"\ntimeout = \"2s\"\n",
+        nats.url()
+    );
+    let cfg = f.write(
+        "aggregator.toml",
+        &format!(
+            "[broker]\n{broker}\n[store.clickhouse]\nurl = \"{}\"\ntimeout_secs = 5\nconnect_timeout_secs = 2\n\n[aggregator]\nbatch_max_wait = \"200ms\"\n",
+            ch.url()
+        ),
+    );
+    let cfg = cfg.display().to_string();
+    let aggregator = f.spawn(f.command(&["aggregate", "--config", &cfg]));
+    let broker_cfg: transport::BrokerConfig = toml::from_str(&broker).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = transport::Publisher::connect(&broker_cfg).await.unwrap();
+        for e in analytics_fleet() {
+            p.publish(&e.dedupe_id(), &schemas::wire::encode(&e).unwrap())
+                .await
+                .unwrap();
+        }
+    });
+    let query = |args: &[&str]| {
+        let mut a = vec!["query", "--config", &cfg];
+        a.extend(args);
+        f.sandmine(&a)
+    };
+    let want = "image,hosts,containers,calls,last_seen,published\n\
+                app:1,2,3,9,2023-11-15T01:00:10Z,unknown\n\
+                web:2,1,1,1,2023-11-15T02:00:10Z,unknown\n";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = query(&["uses", "io_uring_setup", "--format", "csv"]);
+        if o.stdout == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not converged: {}",
+            o.describe()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let o = query(&[
+        "drift",
+        "--from",
+        "app:1@sha256:a1",
+        "--to",
+        "app:1@sha256:a2",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        o.stdout,
+        "change,abi,syscall,nr,hosts,containers,first_seen,last_seen\n\
+         new,x86_64,ptrace,101,1,1,2023-11-15T01:00:00Z,2023-11-15T01:00:10Z\n",
+        "{}",
+        o.describe()
+    );
+    let o = query(&["usage", "app:1", "--format", "csv"]);
+    assert_eq!(
+        o.stdout,
+        "hour,calls,hosts,new_containers\n\
+         2023-11-15T00:00:00Z,16,2,2\n\
+         2023-11-15T01:00:00Z,11,1,1\n",
+        "{}",
+        o.describe()
+    );
+    let out = aggregator.terminate(std::time::Duration::from_secs(30));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+}
