@@ -24,6 +24,7 @@ use common::Fixture;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use testsvc::gate::Gate;
 use testsvc::{ClickHouse, Kafka, Nats};
 
 /// Two simulated hosts, two images, and every fault the issue names, each
@@ -68,26 +69,115 @@ fn fleet_totals_stay_exact_through_faults() {
     round(&mut fleet);
     fleet.assert_converges("steady state");
 
-    // kill -9 the aggregator while deltas are in flight.
-    round(&mut fleet);
-    std::thread::sleep(Duration::from_millis(1300));
-    fleet.kill_aggregator();
-    std::thread::sleep(Duration::from_secs(2));
-    fleet.start_aggregator();
-    fleet.assert_converges("aggregator killed mid-batch");
+    // The faults land at points the test observes, not after sleeps: a
+    // gate (testsvc::gate) between the aggregator and nats-server holds
+    // its n-th ack, one between the aggregator and ClickHouse holds its
+    // n-th insert. Each cell runs twice, n drawn from a seeded generator.
+    let seed = fault_seed();
+    eprintln!("fault points from seed {seed} (SANDMINE_FAULT_SEED={seed} repeats them)");
+    let mut rng = seed;
+    let nats_gate = Gate::start(nats.port);
+    let ch_gate = Gate::start(ch.http_port);
+    let via_nats_gate = format!("broker.url=\"nats://127.0.0.1:{}\"", nats_gate.port());
+    let via_ch_gate = format!(
+        "store.clickhouse.url=\"http://127.0.0.1:{}\"",
+        ch_gate.port()
+    );
+    for rep in 1..=2 {
+        // kill -9 of the aggregator between its insert and its ack. It
+        // acks only after the insert, so once the gate holds its n-th ack
+        // the rows are in ClickHouse and the broker never got the ack.
+        fleet.kill_aggregator();
+        let before = fleet.observed();
+        round(&mut fleet);
+        let waiting = wait_stream_messages(&nats, 1);
+        let nth = pick(&mut rng, waiting);
+        nats_gate.trip_on_request(b"$JS.ACK", nth);
+        fleet.start_aggregator_with(&[&via_nats_gate]);
+        assert!(
+            nats_gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator never sent ack {nth}\n{}",
+            fleet.logs()
+        );
+        fleet.kill_aggregator();
+        nats_gate.cut();
+        // The window was hit: the store has rows of this round, and the
+        // message of the held ack is still in the work-queue stream.
+        assert_ne!(
+            fleet.observed(),
+            before,
+            "rep {rep}: nothing inserted before ack {nth}"
+        );
+        let unacked = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
+        assert!(
+            unacked >= 1,
+            "rep {rep}: no unacked message after holding ack {nth}"
+        );
+        fleet.start_aggregator();
+        fleet.assert_converges(&format!(
+            "rep {rep}: aggregator killed between insert and ack {nth} ({unacked} unacked)"
+        ));
 
-    // nats-server restarted while collectors publish.
-    round(&mut fleet);
-    nats.restart();
-    round(&mut fleet);
-    fleet.assert_converges("nats-server restarted");
+        // nats-server restarted with deliveries in flight: the aggregator
+        // holds delivered, unacked messages (the gate holds its n-th ack)
+        // when the server goes down; the collectors publish across it.
+        fleet.kill_aggregator();
+        round(&mut fleet);
+        let waiting = wait_stream_messages(&nats, 1);
+        let nth = pick(&mut rng, waiting);
+        nats_gate.trip_on_request(b"$JS.ACK", nth);
+        fleet.start_aggregator_with(&[&via_nats_gate]);
+        assert!(
+            nats_gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator never sent ack {nth}\n{}",
+            fleet.logs()
+        );
+        let in_flight = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
+        assert!(
+            in_flight >= 1,
+            "rep {rep}: nothing in flight at the restart"
+        );
+        nats.restart();
+        nats_gate.cut();
+        round(&mut fleet);
+        fleet.assert_converges(&format!(
+            "rep {rep}: nats-server restarted with {in_flight} messages in flight (ack {nth} held)"
+        ));
 
-    // ClickHouse unavailable for 30 s.
-    ch.stop();
-    round(&mut fleet);
-    std::thread::sleep(Duration::from_secs(30));
-    ch.restart();
-    fleet.assert_converges("ClickHouse down for 30 s");
+        // ClickHouse stopped during an insert: the gate holds the
+        // aggregator's n-th INSERT request, then the server goes down; the
+        // collectors go on; the server comes back.
+        fleet.kill_aggregator();
+        round(&mut fleet);
+        wait_stream_messages(&nats, 1);
+        // containers, incidence and calls: three inserts per batch.
+        let nth = pick(&mut rng, 3);
+        ch_gate.trip_on_request(b"INSERT", nth);
+        fleet.start_aggregator_with(&[&via_ch_gate]);
+        assert!(
+            ch_gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator never sent insert {nth}\n{}",
+            fleet.logs()
+        );
+        ch.stop();
+        ch_gate.cut();
+        wait_for_line(
+            fleet.aggregator.as_ref().expect("aggregator"),
+            "store unavailable",
+        );
+        round(&mut fleet);
+        ch.restart();
+        fleet.assert_converges(&format!(
+            "rep {rep}: ClickHouse stopped during insert {nth}"
+        ));
+        assert_eq!(
+            nats_stream_state(&nats, "SANDMINE_DEADLETTER", "messages"),
+            0,
+            "rep {rep}: an outage dead-lettered a message"
+        );
+        fleet.kill_aggregator();
+        fleet.start_aggregator();
+    }
 
     // A collector killed and restarted; containers ran while it was down.
     fleet.run(&Batch {
@@ -105,6 +195,44 @@ fn fleet_totals_stay_exact_through_faults() {
     });
     fleet.start_collector("hA");
     fleet.assert_converges("collector restarted");
+}
+
+/// The seed of the fault points: `SANDMINE_FAULT_SEED`, else the clock.
+fn fault_seed() -> u64 {
+    std::env::var("SANDMINE_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// A number in 1..=n from a 64-bit LCG (Knuth's MMIX constants).
+fn pick(state: &mut u64, n: u64) -> usize {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (1 + (*state >> 33) % n.max(1)) as usize
+}
+
+/// Waits until the delta stream holds at least `at_least` messages (the
+/// collectors published what the round ran); returns how many.
+fn wait_stream_messages(nats: &Nats, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = nats_stream_state(nats, "SANDMINE_DELTAS", "messages");
+        if n >= at_least {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream holds {n} messages after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The delta stream is bounded (work-queue retention, discard-new): with

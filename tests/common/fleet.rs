@@ -139,7 +139,15 @@ retry_max_backoff = "2s"
     }
 
     pub fn start_aggregator(&mut self) {
-        let cmd = self.cmd(&["aggregate"]);
+        self.start_aggregator_with(&[]);
+    }
+
+    /// [`Fleet::start_aggregator`] with `--set KEY=VALUE`s.
+    pub fn start_aggregator_with(&mut self, sets: &[&str]) {
+        let mut cmd = self.cmd(&["aggregate"]);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
         let r = self.f.spawn(cmd);
         wait_for_line(&r, "msg=\"consuming\"");
         self.aggregator = Some(r);

@@ -19,12 +19,16 @@
 //!
 //! Crashes at a known point: [`rename_trap::RenameTrap`] runs a child
 //! process, holds it inside the `rename` onto a chosen path, and kills it
-//! there.
+//! there. Faults at a known point of a protocol: [`gate::Gate`] stands
+//! between a client and a service and holds the n-th request that
+//! carries a given string (an ack, an insert), so a test injects its fault
+//! exactly inside that window and can prove it did.
 //!
 //! TLS: [`TestPki`] makes a throwaway CA with server and client
 //! certificates (the `openssl` CLI, `SANDMINE_OPENSSL` to override), for
 //! [`Nats::start_tls`] and [`ClickHouse::start_https`].
 
+pub mod gate;
 pub mod rename_trap;
 
 use std::net::{TcpListener, TcpStream};

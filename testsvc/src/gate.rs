@@ -1,0 +1,284 @@
+//! A TCP gate in front of a service, for fault tests that must land at a
+//! known point of a protocol rather than after a sleep.
+//!
+//! The gate forwards bytes both ways until a request (client to server)
+//! contains a chosen byte string for the n-th time: those bytes are then
+//! held, never forwarded, and so is everything the client sends after
+//! them. The test waits until the gate has tripped ([`Gate::wait_tripped`]),
+//! injects its fault (kills the client, stops the server), and then
+//! [`Gate::cut`]s every connection: what was held is dropped, as a crash
+//! or an outage would drop it. The gate's own record (it tripped, on which
+//! request) is the proof that the fault hit the window.
+//!
+//! Two uses in the fleet tests:
+//! - NATS, in front of the aggregator: hold its n-th `$JS.ACK`. The
+//!   aggregator acks only after its insert, so a tripped gate means: the
+//!   rows are in the store, the broker never got the ack.
+//! - ClickHouse, in front of the aggregator: hold its n-th `INSERT INTO`,
+//!   then stop ClickHouse: the outage hits an insert in flight.
+//!
+//! A needle split across two reads is still found (each direction keeps
+//! the last `needle.len() - 1` bytes it saw).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// See the module documentation.
+pub struct Gate {
+    port: u16,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    upstream: u16,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The request bytes to hold, and at which occurrence (1-based).
+    needle: Option<(Vec<u8>, usize)>,
+    /// Occurrences of the needle seen so far.
+    seen: usize,
+    /// The gate tripped: requests are held from then on.
+    tripped: bool,
+    /// Every connection's two sockets, to cut them all.
+    sockets: Vec<TcpStream>,
+    /// Connections accepted (for the test's own checks).
+    accepted: usize,
+}
+
+impl Gate {
+    /// A gate on a free local port, forwarding to `127.0.0.1:upstream`.
+    pub fn start(upstream: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
+        let port = listener.local_addr().expect("gate address").port();
+        let shared = Arc::new(Shared {
+            upstream,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || connect(s, client));
+            }
+        });
+        Gate { port, shared }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Trip at the `nth` (1-based) request that contains `needle`: those
+    /// bytes and every later request are held.
+    pub fn trip_on_request(&self, needle: &[u8], nth: usize) {
+        assert!(!needle.is_empty() && nth >= 1, "a needle and nth >= 1");
+        let mut st = self.lock();
+        st.needle = Some((needle.to_vec(), nth));
+        st.seen = 0;
+        st.tripped = false;
+    }
+
+    /// Waits until the gate has tripped; false after `timeout`.
+    pub fn wait_tripped(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        while !st.tripped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, left)
+                .expect("gate lock")
+                .0;
+        }
+        true
+    }
+
+    /// Whether the gate has tripped.
+    pub fn tripped(&self) -> bool {
+        self.lock().tripped
+    }
+
+    /// How many times the needle has been seen (held or not).
+    pub fn seen(&self) -> usize {
+        self.lock().seen
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.lock().accepted
+    }
+
+    /// Closes every connection; whatever was held is dropped. The gate
+    /// then forwards new connections again, untripped and with no needle.
+    pub fn cut(&self) {
+        let mut st = self.lock();
+        for s in st.sockets.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        st.needle = None;
+        st.tripped = false;
+        self.shared.changed.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().expect("gate lock")
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// One client connection: connect upstream (a refused upstream closes
+/// the client, as the service's own outage would), then pump both ways.
+fn connect(s: Arc<Shared>, client: TcpStream) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", s.upstream)) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    ) else {
+        return;
+    };
+    {
+        let mut st = s.state.lock().expect("gate lock");
+        st.accepted += 1;
+        st.sockets.push(c3);
+        st.sockets.push(s3);
+    }
+    // Replies: forwarded as they come.
+    std::thread::spawn(move || {
+        let (mut from, mut to) = (s2, c2);
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+    requests(&s, client, server);
+}
+
+/// Client to server, watching for the needle.
+fn requests(s: &Shared, mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let hold = {
+            let mut st = s.state.lock().expect("gate lock");
+            if !st.tripped {
+                if let Some((needle, nth)) = st.needle.clone() {
+                    let mut window = std::mem::take(&mut tail);
+                    window.extend_from_slice(chunk);
+                    st.seen += count(&window, &needle);
+                    let keep = needle.len().saturating_sub(1).min(window.len());
+                    tail = window[window.len() - keep..].to_vec();
+                    if st.seen >= nth {
+                        st.tripped = true;
+                        s.changed.notify_all();
+                    }
+                }
+            }
+            st.tripped
+        };
+        if hold {
+            // Held for good: wait for the cut, which closes both sockets.
+            let mut st = s.state.lock().expect("gate lock");
+            while st.tripped {
+                st = s.changed.wait(st).expect("gate lock");
+            }
+            break;
+        }
+        if to.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    if hay.len() < needle.len() {
+        return 0;
+    }
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+
+    /// An echo server, a client through the gate: the second "ACK" is
+    /// held, and nothing after it reaches the server.
+    #[test]
+    fn holds_the_nth_request_and_everything_after_it() {
+        let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = echo.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::<String>::new()));
+        let g2 = got.clone();
+        std::thread::spawn(move || {
+            for c in echo.incoming() {
+                let c = c.unwrap();
+                let g = g2.clone();
+                std::thread::spawn(move || {
+                    let mut w = c.try_clone().unwrap();
+                    for line in std::io::BufReader::new(c).lines() {
+                        let Ok(line) = line else { break };
+                        g.lock().unwrap().push(line.clone());
+                        let _ = writeln!(w, "ok {line}");
+                    }
+                });
+            }
+        });
+        let gate = Gate::start(port);
+        gate.trip_on_request(b"ACK", 2);
+        let mut c = TcpStream::connect(("127.0.0.1", gate.port())).unwrap();
+        let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+        let mut line = String::new();
+        for msg in ["hello", "ACK 1"] {
+            writeln!(c, "{msg}").unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), format!("ok {msg}"));
+        }
+        // The needle split over two writes is still found.
+        c.write_all(b"AC").unwrap();
+        c.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(b"K 2\nafter\n").unwrap();
+        assert!(gate.wait_tripped(Duration::from_secs(5)));
+        assert_eq!(gate.seen(), 2);
+        gate.cut();
+        line.clear();
+        assert_eq!(r.read_line(&mut line).unwrap(), 0, "cut closes the client");
+        assert_eq!(*got.lock().unwrap(), ["hello", "ACK 1"]);
+        // Afterwards the gate forwards again.
+        let mut c = TcpStream::connect(("127.0.0.1", gate.port())).unwrap();
+        writeln!(c, "ACK again").unwrap();
+        let mut r = std::io::BufReader::new(c);
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ok ACK again");
+        assert_eq!(gate.accepted(), 2);
+    }
+}
