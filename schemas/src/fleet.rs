@@ -50,6 +50,12 @@ pub struct ContainerIncidence {
     /// one, and never counts it toward enforcement.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// Its cgroup was not provably its runtime's
+    /// (`wire::ContainerDelta::unverified`, in any of its messages): its
+    /// calls may be forged. The compiler never counts it, and never lets
+    /// it widen or narrow a profile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
     /// Sorted by (abi, nr).
     pub syscalls: Vec<IncidenceEntry>,
 }
@@ -130,6 +136,7 @@ impl ImageObservations {
             last_seen_ms: ended_at_ms,
             seccomp: filter.into(),
             incomplete: false,
+            unverified: false,
             syscalls: obs
                 .syscalls
                 .keys()

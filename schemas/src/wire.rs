@@ -28,13 +28,27 @@
 //! - **2**: adds per container the Kubernetes pod (namespace, pod,
 //!   container) when known, and the seccomp filter the container ran
 //!   under (the compiler must know what a filter may have hidden).
-//! - **3** (current): adds per container `incomplete`: some of its calls
+//! - **3**: adds per container `incomplete`: some of its calls
 //!   were lost (the collector was over capacity, or the workload used more
 //!   distinct syscalls than its slot holds), so its syscalls are a subset
 //!   of what it did. v1 and v2 messages decode with `incomplete = false`
 //!   (their senders could not say); a collector that must send v2 (see
 //!   `[collector] max_wire_version`) withholds an incomplete container
 //!   instead, so it never reaches a v2 aggregator as if it were complete.
+//! - **4** (current): adds per container `unverified`: its cgroup is not
+//!   provably its runtime's (a 64-hex name under a delegated parent, an id
+//!   the engine does not know; issue 9 item 3), so its calls may be forged
+//!   and it must never count toward a threshold. v1 to v3 messages decode
+//!   with `unverified = false` (their collectors accepted any 64-hex
+//!   cgroup: aggregators cannot tell, see docs/UPGRADING.md); a collector
+//!   that must send v3 or older withholds an unverified container.
+//!
+//! | Version | Adds per container | Older messages decode as | A collector limited below it |
+//! |---|---|---|---|
+//! | 1 | runtime, id, image, digest, lifetime, syscalls | - | - |
+//! | 2 | `pod`, `seccomp` | no pod, `Unknown` filter | drops them |
+//! | 3 | `incomplete` | complete | withholds incomplete containers |
+//! | 4 | `unverified` | verified | withholds unverified containers |
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -54,7 +68,7 @@
 //! | `calls` of a syscall | `1..=2^48` ([`MAX_CALLS`]: 1024 CPUs making a call every 50 ns for an hour make 7.4e13, below 2^48 = 2.8e14) |
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
-//! | `incomplete` (v3) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
+//! | `incomplete` (v3), `unverified` (v4) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
 //!
 //! A host whose clock is outside the window (an RTC at 1970 before NTP)
 //! therefore has its messages dead-lettered, with the reason, rather than
@@ -66,7 +80,7 @@ use serde::{Deserialize, Serialize};
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
 /// The version [`encode`] writes.
-pub const CURRENT_VERSION: u16 = 3;
+pub const CURRENT_VERSION: u16 = 4;
 /// The oldest version [`decode`] still reads.
 pub const OLDEST_VERSION: u16 = 1;
 /// Largest body accepted (and produced): a host with thousands of busy
@@ -140,6 +154,12 @@ pub struct ContainerDelta {
     /// counts stay on the host: `EbpfCollector::lost_calls_of` and the
     /// collector's `lost_calls` metric.
     pub incomplete: bool,
+    /// The container's cgroup is not provably its runtime's (v4): a
+    /// 64-hex cgroup name under a parent that is delegated, or an id the
+    /// engine does not know, so anyone could have made its calls in its
+    /// name. Stored, but never counted toward a threshold and never used
+    /// to widen or narrow a profile. Sticky like `incomplete`.
+    pub unverified: bool,
 }
 
 /// Who a container is.
@@ -272,16 +292,25 @@ pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
 
 /// Encodes at an older version (a collector held back by
 /// `max_wire_version`, tests and fixtures). Fields the version lacks are
-/// dropped, except `incomplete`: below version 3 an incomplete container
-/// is a [`WireError::Encode`], so it can never travel as complete (the
-/// collector leaves such containers out of the message first).
+/// dropped, except `incomplete` and `unverified`: below version 3 an
+/// incomplete container, below 4 an unverified one, is a
+/// [`WireError::Encode`], so it can never travel as complete or verified
+/// (the collector leaves such containers out of the message first).
 pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
+    let refused = |what: &str, c: &ContainerDelta| {
+        WireError::Encode(format!(
+            "container {} is {what} and wire version {version} cannot say so; leave it out of the message",
+            c.container.id
+        ))
+    };
     if version < 3 {
         if let Some(c) = e.containers.iter().find(|c| c.incomplete) {
-            return Err(WireError::Encode(format!(
-                "container {} is incomplete and wire version {version} cannot say so; leave it out of the message",
-                c.container.id
-            )));
+            return Err(refused("incomplete", c));
+        }
+    }
+    if version < 4 {
+        if let Some(c) = e.containers.iter().find(|c| c.unverified) {
+            return Err(refused("unverified", c));
         }
     }
     let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
@@ -291,6 +320,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
         1 => encode_body::<ContainerV1>(e, &mut out),
         2 => encode_body::<ContainerV2>(e, &mut out),
         3 => encode_body::<ContainerV3>(e, &mut out),
+        4 => encode_body::<ContainerV4>(e, &mut out),
         v => {
             return Err(WireError::Encode(format!("no wire version {v}")));
         }
@@ -318,6 +348,7 @@ pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
         1 => decode_body::<ContainerV1>(body).map_err(malformed),
         2 => decode_body::<ContainerV2>(body).map_err(malformed),
         3 => decode_body::<ContainerV3>(body).map_err(malformed),
+        4 => decode_body::<ContainerV4>(body).map_err(malformed),
         v => Err(WireError::UnknownVersion {
             version: v,
             oldest: OLDEST_VERSION,
@@ -376,7 +407,7 @@ struct ContainerV1 {
     syscalls: Vec<SyscallV1>,
 }
 
-/// (abi code, nr, calls, phase bits, first seen): shared by v1, v2 and v3.
+/// (abi code, nr, calls, phase bits, first seen): shared by every version.
 #[derive(Serialize, Deserialize)]
 struct SyscallV1 {
     abi: u8,
@@ -417,6 +448,27 @@ struct ContainerV3 {
     exited_at_ms: Option<u64>,
     /// Some calls were lost (see [`ContainerDelta::incomplete`]).
     incomplete: bool,
+    syscalls: Vec<SyscallV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV4 {
+    runtime: String,
+    id: String,
+    image: String,
+    image_digest: String,
+    /// (namespace, pod, container)
+    pod: Option<(String, String, String)>,
+    /// `SeccompFilter::as_text`
+    seccomp: String,
+    started_at_ms: u64,
+    last_seen_ms: u64,
+    exited_at_ms: Option<u64>,
+    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
+    incomplete: bool,
+    /// Its cgroup is not provably its runtime's (see
+    /// [`ContainerDelta::unverified`]).
+    unverified: bool,
     syscalls: Vec<SyscallV1>,
 }
 
@@ -584,6 +636,7 @@ impl WireContainer for ContainerV1 {
             exited_at_ms: self.exited_at_ms,
             syscalls: syscalls_in(self.syscalls)?,
             incomplete: false,
+            unverified: false,
         })
     }
 }
@@ -619,6 +672,7 @@ impl WireContainer for ContainerV2 {
             exited_at_ms: self.exited_at_ms,
             syscalls: syscalls_in(self.syscalls)?,
             incomplete: false,
+            unverified: false,
         })
     }
 }
@@ -659,6 +713,48 @@ impl WireContainer for ContainerV3 {
         Ok(ContainerDelta {
             incomplete,
             ..v2.into_delta()?
+        })
+    }
+}
+
+/// v4 is v3 with `unverified`: it converts through v3's layout.
+impl WireContainer for ContainerV4 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        let v3 = ContainerV3::from_delta(c);
+        ContainerV4 {
+            runtime: v3.runtime,
+            id: v3.id,
+            image: v3.image,
+            image_digest: v3.image_digest,
+            pod: v3.pod,
+            seccomp: v3.seccomp,
+            started_at_ms: v3.started_at_ms,
+            last_seen_ms: v3.last_seen_ms,
+            exited_at_ms: v3.exited_at_ms,
+            incomplete: v3.incomplete,
+            unverified: c.unverified,
+            syscalls: v3.syscalls,
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        let unverified = self.unverified;
+        let v3 = ContainerV3 {
+            runtime: self.runtime,
+            id: self.id,
+            image: self.image,
+            image_digest: self.image_digest,
+            pod: self.pod,
+            seccomp: self.seccomp,
+            started_at_ms: self.started_at_ms,
+            last_seen_ms: self.last_seen_ms,
+            exited_at_ms: self.exited_at_ms,
+            incomplete: self.incomplete,
+            syscalls: self.syscalls,
+        };
+        Ok(ContainerDelta {
+            unverified,
+            ..v3.into_delta()?
         })
     }
 }

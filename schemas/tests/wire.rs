@@ -44,6 +44,7 @@ fn sample() -> Envelope {
                 last_seen_ms: 1_764_000_009_999,
                 exited_at_ms: None,
                 incomplete: false,
+                unverified: true,
                 syscalls: vec![
                     sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
                     sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
@@ -63,6 +64,7 @@ fn sample() -> Envelope {
                 last_seen_ms: 1_764_000_002_500,
                 exited_at_ms: Some(1_764_000_002_600),
                 incomplete: true,
+                unverified: false,
                 syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
             },
         ],
@@ -70,7 +72,8 @@ fn sample() -> Envelope {
 }
 
 /// What a message of `version` can carry of `e`: v1 has no pod and no
-/// filter, and v1 and v2 have no `incomplete` (they decode as complete).
+/// filter, v1 and v2 have no `incomplete` (they decode as complete), and
+/// v1 to v3 have no `unverified` (they decode as verified).
 fn as_version(mut e: Envelope, version: u16) -> Envelope {
     for c in &mut e.containers {
         if version < 2 {
@@ -80,20 +83,17 @@ fn as_version(mut e: Envelope, version: u16) -> Envelope {
         if version < 3 {
             c.incomplete = false;
         }
+        if version < 4 {
+            c.unverified = false;
+        }
     }
     e
 }
 
 /// The sample a fixture of `version` was written from (an older encoder
-/// refuses an incomplete container: the flag cannot travel).
+/// refuses an incomplete or unverified container: the flag cannot travel).
 fn sample_for(version: u16) -> Envelope {
-    let mut e = sample();
-    if version < 3 {
-        for c in &mut e.containers {
-            c.incomplete = false;
-        }
-    }
-    e
+    as_version(sample(), version.max(2))
 }
 
 fn fixture(version: u16) -> PathBuf {
@@ -122,8 +122,12 @@ fn every_version_decodes_from_its_golden_bytes() {
         decode_unchecked(&golden(2)).unwrap(),
         as_version(sample(), 2)
     );
-    assert_eq!(decode_unchecked(&golden(3)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 3, "a new version needs a new fixture here");
+    assert_eq!(
+        decode_unchecked(&golden(3)).unwrap(),
+        as_version(sample(), 3)
+    );
+    assert_eq!(decode_unchecked(&golden(4)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 4, "a new version needs a new fixture here");
     // v1 and v2 decode as complete; v3 carries the flag.
     let flags = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -136,9 +140,23 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(flags(1), [false, false]);
     assert_eq!(flags(2), [false, false]);
     assert_eq!(flags(3), [false, true]);
+    assert_eq!(flags(4), [false, true]);
+    // v1 to v3 decode as verified; v4 carries the flag.
+    let unverified = |v: u16| -> Vec<bool> {
+        decode_unchecked(&golden(v))
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.unverified)
+            .collect()
+    };
+    for v in [1, 2, 3] {
+        assert_eq!(unverified(v), [false, false], "v{v}");
+    }
+    assert_eq!(unverified(4), [true, false]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2, 3] {
+    for v in [1, 2, 3, 4] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -152,6 +170,7 @@ fn every_version_decodes_from_its_golden_bytes() {
 #[test]
 fn the_encoder_still_writes_the_golden_bytes() {
     assert_eq!(encode(&sample()).unwrap(), golden(CURRENT_VERSION));
+    assert_eq!(encode_version(&sample_for(3), 3).unwrap(), golden(3));
     assert_eq!(encode_version(&sample_for(2), 2).unwrap(), golden(2));
     assert_eq!(encode_version(&sample_for(1), 1).unwrap(), golden(1));
 }
@@ -168,6 +187,52 @@ fn header_is_magic_and_little_endian_version() {
     assert_eq!(peek_version(&b), Ok(3));
     // v2 plus one byte per container (the flag).
     assert_eq!(b.len(), 411, "v3 fixture size changed");
+    let b = golden(4);
+    assert_eq!(&b[..6], b"SMDW\x04\x00");
+    assert_eq!(peek_version(&b), Ok(4));
+    // v3 plus one byte per container (the second flag).
+    assert_eq!(b.len(), 413, "v4 fixture size changed");
+}
+
+#[test]
+fn an_unverified_container_cannot_travel_below_version_4() {
+    let mut e = sample();
+    e.containers[1].incomplete = false;
+    for v in [1, 2, 3] {
+        assert_eq!(
+            encode_version(&e, v).map_err(|err| err.to_string()),
+            Err(format!(
+                "cannot encode: container {} is unverified and wire version {v} cannot say so; leave it out of the message",
+                e.containers[0].container.id
+            ))
+        );
+    }
+    // Without it, the older versions encode.
+    e.containers.remove(0);
+    assert_eq!(decode_unchecked(&encode_version(&e, 3).unwrap()), Ok(e));
+}
+
+#[test]
+fn the_v4_flag_is_a_strict_bool() {
+    // One container, no syscalls: the body ends with the two flags and
+    // the empty syscall list's length.
+    let mut e = in_range();
+    e.containers.truncate(1);
+    e.containers[0].syscalls.clear();
+    e.containers[0].unverified = true;
+    let mut b = encode(&e).unwrap();
+    let n = b.len();
+    assert_eq!(&b[n - 3..], [0, 1, 0]);
+    assert_eq!(decode(&b), Ok(e.clone()));
+    b[n - 2] = 0;
+    e.containers[0].unverified = false;
+    assert_eq!(decode(&b), Ok(e));
+    b[n - 2] = 2;
+    let err = decode(&b).unwrap_err();
+    assert!(
+        matches!(err, WireError::Malformed { version: 4, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -181,7 +246,7 @@ fn an_incomplete_container_cannot_travel_below_version_3() {
         );
     }
     // Without it, the older versions encode.
-    let mut e = sample();
+    let mut e = as_version(sample(), 3);
     e.containers.truncate(1);
     assert_eq!(decode(&encode_version(&e, 2).unwrap()), Ok(e));
 }
@@ -190,11 +255,11 @@ fn an_incomplete_container_cannot_travel_below_version_3() {
 fn the_v3_flag_is_a_strict_bool() {
     // One container, no syscalls: the body ends with the flag and the
     // empty syscall list's length.
-    let mut e = in_range();
+    let mut e = as_version(in_range(), 3);
     e.containers.truncate(1);
     e.containers[0].syscalls.clear();
     e.containers[0].incomplete = true;
-    let mut b = encode(&e).unwrap();
+    let mut b = encode_version(&e, 3).unwrap();
     let n = b.len();
     assert_eq!(&b[n - 2..], [1, 0]);
     assert_eq!(decode(&b), Ok(e.clone()));
@@ -211,15 +276,15 @@ fn the_v3_flag_is_a_strict_bool() {
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(3);
-    b[4] = 4;
+    let mut b = golden(4);
+    b[4] = 5;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 4,
+            version: 5,
             oldest: 1,
-            newest: 3
+            newest: 4
         }
     );
     assert!(err.is_unknown_version());
