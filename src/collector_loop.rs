@@ -315,6 +315,9 @@ fn tick_loop(
             .incomplete_containers
             .store(st.incomplete_containers, Ordering::Relaxed);
         metrics
+            .unverified_containers
+            .store(st.unverified_containers, Ordering::Relaxed);
+        metrics
             .withheld_containers
             .store(st.withheld_containers, Ordering::Relaxed);
         if last {
@@ -388,6 +391,7 @@ mod tests {
                 last_seen_ms: 1_700_000_001_000,
                 exited_at_ms: None,
                 incomplete: false,
+                unverified: false,
                 syscalls: vec![SyscallDelta {
                     abi: schemas::Abi::X86_64,
                     nr: 39,

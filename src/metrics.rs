@@ -40,6 +40,7 @@ pub struct Metrics {
     pub ticks: AtomicU64,
     pub lost_calls: AtomicU64,
     pub incomplete_containers: AtomicU64,
+    pub unverified_containers: AtomicU64,
     pub withheld_containers: AtomicU64,
     /// The metrics listener's own failed accepts.
     pub metrics_accept_errors: AtomicU64,
@@ -48,7 +49,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.ingest;
-        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "messages_stored_total",
                 "counter",
@@ -146,9 +147,15 @@ impl Metrics {
                 &self.incomplete_containers,
             ),
             (
+                "unverified_containers_total",
+                "counter",
+                "Containers marked unverified (cgroup not provably its runtime's) since the collector started",
+                &self.unverified_containers,
+            ),
+            (
                 "withheld_containers_total",
                 "counter",
-                "Incomplete containers left out of the messages since the collector started (max_wire_version below 3 cannot carry the flag)",
+                "Incomplete (unverified) containers left out of the messages since the collector started (max_wire_version below 3 (4) cannot carry the flag)",
                 &self.withheld_containers,
             ),
             (

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cgpath::CgroupContainer;
+use super::verify::{EngineCheck, EngineFacts};
 
 /// One engine: its client, and the runtime name its containers get.
 #[derive(Clone)]
@@ -29,7 +30,15 @@ struct Engine {
     runtime: &'static str,
 }
 
-type Cache = Arc<Mutex<HashMap<String, ContainerRef>>>;
+/// A container the engine knew: what it said, and where it said the
+/// container runs (`None` when only its past events named it).
+#[derive(Clone, Debug)]
+struct Entry {
+    r: ContainerRef,
+    facts: Option<EngineFacts>,
+}
+
+type Cache = Arc<Mutex<HashMap<String, Entry>>>;
 
 /// Resolves container ids to [`ContainerRef`]s.
 pub struct Resolver {
@@ -82,37 +91,70 @@ impl Resolver {
     /// Never fails: what cannot be learnt stays empty ("" image, unknown
     /// filter).
     pub fn resolve(&self, c: &CgroupContainer) -> ContainerRef {
-        if let Some(r) = self.cached(&c.id) {
-            return r;
+        match self.lookup(c) {
+            Some(e) => e.r,
+            None => ContainerRef {
+                runtime: c.runtime.clone(),
+                id: c.id.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// What the engines say of the container, for
+    /// [`super::verify::verify`]: no engine for its runtime (or a pod's
+    /// container, which no engine API here answers for) is
+    /// [`EngineCheck::NoSource`]; engines that answer and do not know it,
+    /// [`EngineCheck::Unknown`].
+    pub fn check(&self, c: &CgroupContainer) -> EngineCheck {
+        if c.in_pod() || self.engines_for(&c.runtime).next().is_none() {
+            return EngineCheck::NoSource;
+        }
+        match self.lookup(c) {
+            Some(e) => EngineCheck::Known(e.facts),
+            None => EngineCheck::Unknown(format!(
+                "no container engine ({}) knows container {}",
+                self.engines_for(&c.runtime)
+                    .map(|e| e.runtime)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.id
+            )),
+        }
+    }
+
+    /// The cache, else the engines' inspect, else their past events.
+    fn lookup(&self, c: &CgroupContainer) -> Option<Entry> {
+        if let Some(e) = self.cached(&c.id) {
+            return Some(e);
         }
         for engine in self.engines_for(&c.runtime) {
             match inspect(engine, &c.id) {
-                Ok(Some(r)) => {
-                    self.insert(r.clone());
-                    return r;
+                Ok(Some(e)) => {
+                    self.insert(e.clone());
+                    return Some(e);
                 }
                 Ok(None) => {
                     if let Some(image) = image_from_past_events(engine, &c.id) {
-                        let r = ContainerRef {
-                            runtime: engine.runtime.to_string(),
-                            id: c.id.clone(),
-                            image_digest: image_digest(engine, &image, None),
-                            image,
-                            pod: None,
-                            seccomp: SeccompFilter::Unknown,
+                        let e = Entry {
+                            r: ContainerRef {
+                                runtime: engine.runtime.to_string(),
+                                id: c.id.clone(),
+                                image_digest: image_digest(engine, &image, None),
+                                image,
+                                pod: None,
+                                seccomp: SeccompFilter::Unknown,
+                            },
+                            facts: None,
                         };
-                        self.insert(r.clone());
-                        return r;
+                        self.insert(e.clone());
+                        return Some(e);
                     }
                 }
                 Err(err) => log::warn!("inspecting container {}: {err}", short(&c.id)),
             }
         }
-        ContainerRef {
-            runtime: c.runtime.clone(),
-            id: c.id.clone(),
-            ..Default::default()
-        }
+        None
     }
 
     /// Drop a container from the cache (it exited and was published).
@@ -122,12 +164,12 @@ impl Resolver {
         }
     }
 
-    fn cached(&self, id: &str) -> Option<ContainerRef> {
+    fn cached(&self, id: &str) -> Option<Entry> {
         self.cache.lock().ok()?.get(id).cloned()
     }
 
-    fn insert(&self, r: ContainerRef) {
-        insert(&self.cache, r);
+    fn insert(&self, e: Entry) {
+        insert(&self.cache, e);
     }
 
     fn engines_for<'a>(&'a self, runtime: &'a str) -> impl Iterator<Item = &'a Engine> + 'a {
@@ -146,9 +188,9 @@ impl Drop for Resolver {
     }
 }
 
-fn insert(cache: &Cache, r: ContainerRef) {
+fn insert(cache: &Cache, e: Entry) {
     if let Ok(mut m) = cache.lock() {
-        m.insert(r.id.clone(), r);
+        m.insert(e.r.id.clone(), e);
     }
 }
 
@@ -158,11 +200,19 @@ fn short(id: &str) -> &str {
 
 /// `GET /containers/{id}/json` → the container's identity; `Ok(None)`
 /// when the engine does not know the id (any more).
-fn inspect(engine: &Engine, id: &str) -> crate::Result<Option<ContainerRef>> {
-    Ok(engine
-        .client
-        .find_container(id)?
-        .map(|v| from_inspect(engine, &v)))
+fn inspect(engine: &Engine, id: &str) -> crate::Result<Option<Entry>> {
+    Ok(engine.client.find_container(id)?.map(|v| Entry {
+        r: from_inspect(engine, &v),
+        facts: Some(EngineFacts {
+            cgroup_parent: v
+                .pointer("/HostConfig/CgroupParent")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            pid: v.pointer("/State/Pid").and_then(Value::as_i64).unwrap_or(0),
+            engine: engine.runtime.to_string(),
+        }),
+    }))
 }
 
 fn from_inspect(engine: &Engine, v: &Value) -> ContainerRef {
@@ -329,25 +379,28 @@ fn handle_event(engine: &Engine, cache: &Cache, v: &Value) {
     if cache.lock().map(|m| m.contains_key(id)).unwrap_or(true) {
         return;
     }
-    let r = match inspect(engine, id) {
-        Ok(Some(r)) => r,
+    let e = match inspect(engine, id) {
+        Ok(Some(e)) => e,
         _ => {
             let image = v
                 .pointer("/Actor/Attributes/image")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            ContainerRef {
-                runtime: engine.runtime.to_string(),
-                id: id.to_string(),
-                image_digest: image_digest(engine, &image, None),
-                image,
-                pod: None,
-                seccomp: SeccompFilter::Unknown,
+            Entry {
+                r: ContainerRef {
+                    runtime: engine.runtime.to_string(),
+                    id: id.to_string(),
+                    image_digest: image_digest(engine, &image, None),
+                    image,
+                    pod: None,
+                    seccomp: SeccompFilter::Unknown,
+                },
+                facts: None,
             }
         }
     };
-    insert(cache, r);
+    insert(cache, e);
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub(super) struct Observed {
     /// What the engine says of the container, read only when the
     /// committed state does not know it yet.
     pub new_container: Option<ContainerRef>,
+    /// The key's cgroup failed verification ([`super::verify`]): why.
+    /// Makes its container unverified for good.
+    pub unverified: Option<String>,
 }
 
 /// The next message and the state that commits it.
@@ -41,9 +44,12 @@ pub(super) struct Cut {
     /// Containers that became incomplete with this cut (each is said
     /// once: the flag is in the committed state from then on).
     pub newly_incomplete: Vec<String>,
-    /// Incomplete containers left out of the envelope because its wire
-    /// version cannot carry the flag (every cut that had something of
-    /// theirs to say).
+    /// Containers that became unverified with this cut, and why (each is
+    /// said once).
+    pub newly_unverified: Vec<(String, String)>,
+    /// Incomplete or unverified containers left out of the envelope
+    /// because its wire version cannot carry the flag (every cut that had
+    /// something of theirs to say).
     pub withheld: Vec<String>,
 }
 
@@ -56,6 +62,8 @@ struct ContainerTick {
     alive: bool,
     /// Some key of it lost calls.
     lost: bool,
+    /// Some key of it failed verification: why.
+    unverified: Option<String>,
 }
 
 /// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
@@ -67,18 +75,22 @@ struct ContainerTick {
 /// ([`ContainerRecord::incomplete`]): its deltas carry the flag, and the
 /// cut that marks it sends one even with no new calls, so the store
 /// learns it (a workload that never got a slot has no calls at all).
-/// When `carries_incomplete` is false (the collector writes a wire version
-/// below 3), an incomplete container is left out of the envelope instead
-/// ([`Cut::withheld`]): its calls must not reach an aggregator as if they
-/// were complete. Its state still advances (snapshot, exit), so the
-/// envelope may then hold no container at all; it is still sent, so the
-/// seqs stay gap-free.
+/// A container with a key that failed verification is unverified from
+/// then on ([`ContainerRecord::unverified`]), the same way: marked in
+/// every delta, and a delta sent with the mark even with no new calls.
+///
+/// When the wire `version` cannot carry a container's flag (below 3 for
+/// `incomplete`, below 4 for `unverified`), the container is left out of
+/// the envelope instead ([`Cut::withheld`]): its calls must not reach an
+/// aggregator as if they were complete or verified. Its state still
+/// advances (snapshot, exit), so the envelope may then hold no container
+/// at all; it is still sent, so the seqs stay gap-free.
 pub(super) fn cut(
     committed: &State,
     observed: &[Observed],
     now_ms: u64,
     started_ms: u64,
-    carries_incomplete: bool,
+    version: u16,
 ) -> Option<Cut> {
     let mut state = committed.clone();
     let mut per_container: BTreeMap<String, ContainerTick> = BTreeMap::new();
@@ -105,6 +117,9 @@ pub(super) fn cut(
         let entry = per_container.entry(o.container_id.clone()).or_default();
         entry.alive |= o.alive;
         entry.lost |= o.lost_calls > 0;
+        if entry.unverified.is_none() {
+            entry.unverified.clone_from(&o.unverified);
+        }
         let mut counts = Vec::with_capacity(o.usage.syscalls.len());
         for (sk, u) in &o.usage.syscalls {
             let code = sk.abi.code();
@@ -140,12 +155,14 @@ pub(super) fn cut(
     let mut deltas = Vec::new();
     let mut finished_keys = false;
     let mut newly_incomplete = Vec::new();
+    let mut newly_unverified = Vec::new();
     let mut withheld = Vec::new();
     for (id, tick) in per_container {
         let ContainerTick {
             syscalls,
             alive: any_alive,
             lost,
+            unverified,
         } = tick;
         let Some(record) = state.containers.get_mut(&id) else {
             continue;
@@ -156,7 +173,15 @@ pub(super) fn cut(
             record.incomplete = true;
             newly_incomplete.push(id.clone());
         }
-        if syscalls.is_empty() && !exiting && !newly {
+        let newly_unv = match unverified {
+            Some(why) if !record.unverified => {
+                record.unverified = true;
+                newly_unverified.push((id.clone(), why));
+                true
+            }
+            _ => false,
+        };
+        if syscalls.is_empty() && !exiting && !newly && !newly_unv {
             continue;
         }
         let mut first: HashMap<(u8, u32), u64> = record
@@ -188,7 +213,7 @@ pub(super) fn cut(
                 }
             }
         }
-        if record.incomplete && !carries_incomplete {
+        if (record.incomplete && version < 3) || (record.unverified && version < 4) {
             withheld.push(id);
             continue;
         }
@@ -199,11 +224,16 @@ pub(super) fn cut(
             exited_at_ms: exiting.then_some(now_ms),
             syscalls: out,
             incomplete: record.incomplete,
+            unverified: record.unverified,
         });
     }
     // Withheld calls alone need no message (they are never sent); an exit
     // or a new mark must be committed, even in an empty envelope.
-    if deltas.is_empty() && !finished_keys && newly_incomplete.is_empty() {
+    if deltas.is_empty()
+        && !finished_keys
+        && newly_incomplete.is_empty()
+        && newly_unverified.is_empty()
+    {
         return None;
     }
 
@@ -227,6 +257,7 @@ pub(super) fn cut(
         envelope,
         finished_keys,
         newly_incomplete,
+        newly_unverified,
         withheld,
     })
 }
@@ -306,6 +337,7 @@ mod tests {
                     last_seen_ms: 1_700_000_010_000,
                     exited_at_ms: None,
                     incomplete: false,
+                    unverified: false,
                     syscalls: (0..syscalls)
                         .map(|nr| SyscallDelta {
                             abi: Abi::X86_64,
@@ -388,6 +420,7 @@ mod tests {
             created_ms: 1_000,
             usage: u,
             lost_calls: 0,
+            unverified: None,
             new_container: Some(ContainerRef {
                 runtime: "docker".into(),
                 id: id.into(),
@@ -413,7 +446,7 @@ mod tests {
     fn deltas_are_against_the_committed_snapshot() {
         let s0 = State::new("h", "b").expect("new state");
         let o = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
-        let c1 = cut(&s0, &[o], 5_000, 2_000, true).expect("a delta");
+        let c1 = cut(&s0, &[o], 5_000, 2_000, 4).expect("a delta");
         assert_eq!(c1.envelope.seq, 1);
         assert_eq!(
             (c1.envelope.interval_start_ms, c1.envelope.interval_end_ms),
@@ -428,11 +461,11 @@ mod tests {
 
         // The same cumulative count again: nothing to say, no seq used.
         let same = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
-        assert!(cut(&c1.state, &[same], 6_000, 2_000, true).is_none());
+        assert!(cut(&c1.state, &[same], 6_000, 2_000, 4).is_none());
 
         // 25 more; the interval starts where the last one ended.
         let more = observed("1:2", "c1", true, usage(&[(GETPID, 35, &[Phase::Image])]));
-        let c2 = cut(&c1.state, &[more], 7_000, 2_000, true).expect("a delta");
+        let c2 = cut(&c1.state, &[more], 7_000, 2_000, 4).expect("a delta");
         assert_eq!(c2.envelope.seq, 2);
         assert_eq!(c2.envelope.interval_start_ms, 5_000);
         assert_eq!(calls(&c2.envelope, "c1", GETPID), 25);
@@ -441,7 +474,7 @@ mod tests {
 
         // The counters restarted (fewer than the snapshot): all are new.
         let restarted = observed("1:2", "c1", true, usage(&[(GETPID, 4, &[Phase::Image])]));
-        let c3 = cut(&c2.state, &[restarted], 8_000, 2_000, true).expect("a delta");
+        let c3 = cut(&c2.state, &[restarted], 8_000, 2_000, 4).expect("a delta");
         assert_eq!(calls(&c3.envelope, "c1", GETPID), 4);
     }
 
@@ -457,7 +490,7 @@ mod tests {
                 (GETPID, 3, &[Phase::Setup, Phase::Runtime]),
             ]),
         );
-        let c = cut(&s0, &[o], 5_000, 0, true).expect("a delta");
+        let c = cut(&s0, &[o], 5_000, 0, 4).expect("a delta");
         assert_eq!(calls(&c.envelope, "c1", PIVOT_ROOT), 0);
         let getpid = &c.envelope.containers[0].syscalls[0];
         assert_eq!((getpid.nr, getpid.calls), (GETPID, 3));
@@ -469,7 +502,7 @@ mod tests {
         let s0 = State::new("h", "b").expect("new state");
         let a = observed("1:2", "c1", true, usage(&[(GETPID, 10, &[Phase::Image])]));
         let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
-        let c1 = cut(&s0, &[a, b], 5_000, 0, true).expect("a delta");
+        let c1 = cut(&s0, &[a, b], 5_000, 0, 4).expect("a delta");
         assert_eq!(c1.envelope.containers.len(), 1);
         assert_eq!(calls(&c1.envelope, "c1", GETPID), 15);
         assert_eq!(c1.envelope.containers[0].exited_at_ms, None);
@@ -477,14 +510,14 @@ mod tests {
         // Every key dead, no new calls: the final delta, empty.
         let a = observed("1:2", "c1", false, usage(&[(GETPID, 10, &[Phase::Image])]));
         let b = observed("1:3", "c1", false, usage(&[(GETPID, 5, &[Phase::Image])]));
-        let c2 = cut(&c1.state, &[a.clone(), b.clone()], 6_000, 0, true).expect("final delta");
+        let c2 = cut(&c1.state, &[a.clone(), b.clone()], 6_000, 0, 4).expect("final delta");
         let d = &c2.envelope.containers[0];
         assert_eq!((d.exited_at_ms, d.syscalls.len()), (Some(6_000), 0));
         assert!(c2.finished_keys);
         assert!(c2.state.keys.values().all(|k| k.done));
         assert!(c2.state.containers["c1"].exited);
         // Done keys are never published again.
-        assert!(cut(&c2.state, &[a, b], 7_000, 0, true).is_none());
+        assert!(cut(&c2.state, &[a, b], 7_000, 0, 4).is_none());
     }
 
     fn lossy(key: &str, id: &str, alive: bool, u: Observation, lost: u64) -> Observed {
@@ -505,7 +538,7 @@ mod tests {
             usage(&[(GETPID, 4, &[Phase::Image])]),
             7,
         );
-        let c1 = cut(&s0, &[ok, bad], 5_000, 0, true).expect("a delta");
+        let c1 = cut(&s0, &[ok, bad], 5_000, 0, 4).expect("a delta");
         let flags: Vec<(&str, bool, u64)> = c1
             .envelope
             .containers
@@ -532,7 +565,7 @@ mod tests {
             usage(&[(GETPID, 6, &[Phase::Image])]),
             7,
         );
-        let c2 = cut(&c1.state, &[bad], 6_000, 0, true).expect("a delta");
+        let c2 = cut(&c1.state, &[bad], 6_000, 0, 4).expect("a delta");
         let d = &c2.envelope.containers[0];
         assert_eq!((d.incomplete, d.syscalls[0].calls), (true, 2));
         assert!(c2.newly_incomplete.is_empty());
@@ -540,7 +573,7 @@ mod tests {
         // The kernel forgot the loss (a reloaded counter): the committed
         // state keeps the mark.
         let bad = observed("1:3", "bad", false, usage(&[(GETPID, 6, &[Phase::Image])]));
-        let c3 = cut(&c2.state, &[bad], 7_000, 0, true).expect("the final delta");
+        let c3 = cut(&c2.state, &[bad], 7_000, 0, 4).expect("the final delta");
         let d = &c3.envelope.containers[0];
         assert_eq!((d.incomplete, d.exited_at_ms), (true, Some(7_000)));
     }
@@ -552,7 +585,7 @@ mod tests {
     fn a_workload_without_a_slot_is_sent_once_marked_then_at_exit() {
         let s0 = State::new("h", "b").expect("new state");
         let noslot = lossy("1:4", "n", true, Observation::default(), 12);
-        let c1 = cut(&s0, std::slice::from_ref(&noslot), 5_000, 0, true).expect("the mark");
+        let c1 = cut(&s0, std::slice::from_ref(&noslot), 5_000, 0, 4).expect("the mark");
         let d = &c1.envelope.containers[0];
         assert_eq!(
             (
@@ -563,9 +596,9 @@ mod tests {
             ),
             ("n", true, 0, None)
         );
-        assert!(cut(&c1.state, &[noslot], 6_000, 0, true).is_none());
+        assert!(cut(&c1.state, &[noslot], 6_000, 0, 4).is_none());
         let gone = lossy("1:4", "n", false, Observation::default(), 12);
-        let c2 = cut(&c1.state, &[gone], 7_000, 0, true).expect("the exit");
+        let c2 = cut(&c1.state, &[gone], 7_000, 0, 4).expect("the exit");
         let d = &c2.envelope.containers[0];
         assert_eq!((d.incomplete, d.exited_at_ms), (true, Some(7_000)));
         assert!(c2.finished_keys);
@@ -586,7 +619,7 @@ mod tests {
             usage(&[(GETPID, 4, &[Phase::Image])]),
             7,
         );
-        let c1 = cut(&s0, &[ok.clone(), bad], 5_000, 0, false).expect("a delta");
+        let c1 = cut(&s0, &[ok.clone(), bad], 5_000, 0, 2).expect("a delta");
         let ids: Vec<&str> = c1
             .envelope
             .containers
@@ -610,7 +643,7 @@ mod tests {
             usage(&[(GETPID, 9, &[Phase::Image])]),
             7,
         );
-        assert!(cut(&c1.state, &[ok.clone(), bad], 6_000, 0, false).is_none());
+        assert!(cut(&c1.state, &[ok.clone(), bad], 6_000, 0, 2).is_none());
 
         // Its exit is committed in an envelope with no container.
         let bad = lossy(
@@ -620,12 +653,63 @@ mod tests {
             usage(&[(GETPID, 9, &[Phase::Image])]),
             7,
         );
-        let c2 = cut(&c1.state, &[ok, bad], 7_000, 0, false).expect("the exit");
+        let c2 = cut(&c1.state, &[ok, bad], 7_000, 0, 2).expect("the exit");
         assert_eq!(c2.envelope.seq, 2);
         assert!(c2.envelope.containers.is_empty());
         assert_eq!(c2.withheld, ["bad"]);
         assert!(c2.finished_keys);
         assert!(c2.state.containers["bad"].exited);
         schemas::wire::encode_version(&c2.envelope, 2).expect("an empty v2 message");
+    }
+
+    fn forged(key: &str, id: &str, alive: bool, u: Observation) -> Observed {
+        Observed {
+            unverified: Some("its parent cgroup is delegated".into()),
+            ..observed(key, id, alive, u)
+        }
+    }
+
+    /// A key that failed verification marks its container unverified for
+    /// good (a later verified key of the same id does not clear it), the
+    /// mark is sent at once, and below wire version 4 the container is
+    /// withheld.
+    #[test]
+    fn unverified_containers_are_marked_for_good_and_withheld_below_version_4() {
+        let s0 = State::new("h", "b").expect("new state");
+        let ok = observed("1:2", "ok", true, usage(&[(GETPID, 10, &[Phase::Image])]));
+        let bad = forged("1:3", "bad", true, Observation::default());
+        let c1 = cut(&s0, &[ok.clone(), bad.clone()], 5_000, 0, 4).expect("the mark");
+        let flags: Vec<(&str, bool, usize)> = c1
+            .envelope
+            .containers
+            .iter()
+            .map(|c| (c.container.id.as_str(), c.unverified, c.syscalls.len()))
+            .collect();
+        assert_eq!(flags, [("bad", true, 0), ("ok", false, 1)]);
+        assert_eq!(
+            c1.newly_unverified,
+            [(
+                "bad".to_string(),
+                "its parent cgroup is delegated".to_string()
+            )]
+        );
+        assert!(c1.state.containers["bad"].unverified);
+        // Sticky: a verified key of the same id later changes nothing.
+        let later = observed("1:4", "bad", true, usage(&[(GETPID, 2, &[Phase::Image])]));
+        let c2 = cut(&c1.state, &[later], 6_000, 0, 4).expect("a delta");
+        assert!(c2.envelope.containers[0].unverified);
+        assert!(c2.newly_unverified.is_empty());
+
+        // Version 3 cannot say it: withheld, the rest sent.
+        let c3 = cut(&s0, &[ok, bad], 5_000, 0, 3).expect("a delta");
+        let ids: Vec<&str> = c3
+            .envelope
+            .containers
+            .iter()
+            .map(|c| c.container.id.as_str())
+            .collect();
+        assert_eq!(ids, ["ok"]);
+        assert_eq!(c3.withheld, ["bad"]);
+        schemas::wire::encode_version(&c3.envelope, 3).expect("v3 can carry it");
     }
 }

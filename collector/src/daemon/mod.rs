@@ -85,6 +85,7 @@ pub mod kernel;
 pub mod privileges;
 pub mod spool;
 mod state;
+pub mod verify;
 
 use crate::ebpf::{CgroupName, EbpfCollector, WorkloadKey};
 use schemas::wire::Envelope;
@@ -215,8 +216,12 @@ pub struct TickStats {
     /// Containers marked incomplete (some of their calls lost) since the
     /// daemon started.
     pub incomplete_containers: u64,
+    /// Containers marked unverified (their cgroup is not provably their
+    /// runtime's, [`verify`]) since the daemon started.
+    pub unverified_containers: u64,
     /// Incomplete containers left out of the messages because
-    /// `max_wire_version` is below 3, since the daemon started.
+    /// `max_wire_version` is below 3, and unverified ones because it is
+    /// below 4, since the daemon started.
     pub withheld_containers: u64,
 }
 
@@ -268,6 +273,8 @@ fn live_mntns(proc_root: &Path) -> HashMap<u32, i32> {
 #[derive(Clone, Debug)]
 struct KeyMeta {
     container: Option<cgpath::CgroupContainer>,
+    /// Why the container's cgroup failed [`verify`], if it did.
+    unverified: Option<String>,
     mntns_inum: u32,
     created_ms: u64,
 }
@@ -307,6 +314,10 @@ pub struct Daemon {
     state: State,
     state_file: StateFile,
     metas: HashMap<WorkloadKey, KeyMeta>,
+    /// Where the cgroup hierarchies are mounted, for [`verify`].
+    roots: verify::Roots,
+    /// Containers marked unverified since the daemon started.
+    unverified_total: u64,
     /// Containers already warned about as withheld (until reaped).
     withheld_warned: HashSet<String>,
     incomplete_total: u64,
@@ -382,6 +393,8 @@ impl Daemon {
             state,
             state_file,
             metas: HashMap::new(),
+            roots: verify::Roots::detect(),
+            unverified_total: 0,
             withheld_warned: HashSet::new(),
             incomplete_total: 0,
             spool_full_warned: false,
@@ -448,6 +461,7 @@ impl Daemon {
         let mut stats = TickStats {
             lost_calls: self.kernel.lost_calls()?,
             incomplete_containers: self.incomplete_total,
+            unverified_containers: self.unverified_total,
             withheld_containers: self.withheld_warned.len() as u64,
             ..TickStats::default()
         };
@@ -458,13 +472,7 @@ impl Daemon {
         }
         let observed = self.observe(now_ms, &mut stats)?;
         let version = self.config.max_wire_version;
-        let cut = delta::cut(
-            &self.state,
-            &observed,
-            now_ms,
-            self.started_ms,
-            version >= 3,
-        );
+        let cut = delta::cut(&self.state, &observed, now_ms, self.started_ms, version);
         if let Some(cut) = &cut {
             self.say_incomplete(cut, version, &mut stats);
         }
@@ -536,15 +544,27 @@ impl Daemon {
                 self.config.max_workloads
             );
         }
+        for (id, why) in &cut.newly_unverified {
+            self.unverified_total += 1;
+            log::warn!(
+                "container {id} (image {:?}) is unverified: {why}; its calls are stored marked unverified and never count toward a profile",
+                image(id)
+            );
+        }
         for id in &cut.withheld {
             if self.withheld_warned.insert(id.clone()) {
+                let what = match cut.state.containers.get(id) {
+                    Some(c) if c.incomplete && version < 3 => "incomplete",
+                    _ => "unverified",
+                };
                 log::warn!(
-                    "container {id} (image {:?}) is incomplete and wire version {version} (max_wire_version) cannot say so: its calls are withheld from every message",
+                    "container {id} (image {:?}) is {what} and wire version {version} (max_wire_version) cannot say so: its calls are withheld from every message",
                     image(id)
                 );
             }
         }
         stats.incomplete_containers = self.incomplete_total;
+        stats.unverified_containers = self.unverified_total;
         stats.withheld_containers = self.withheld_warned.len() as u64;
     }
 
@@ -618,6 +638,7 @@ impl Daemon {
                 usage,
                 lost_calls,
                 new_container,
+                unverified: meta.unverified,
             });
         }
         // Workloads that found no slot: nothing counted, only their loss
@@ -630,16 +651,23 @@ impl Daemon {
                 .collect();
             for (key, lost_calls, name) in over {
                 let alive = live_ids.contains(&key.mntns_id);
-                let container = match self.metas.get(&key) {
-                    Some(m) => m.container.clone(),
+                let (container, unverified) = match self.metas.get(&key) {
+                    Some(m) => (m.container.clone(), m.unverified.clone()),
                     None => {
+                        // No slot: no recorded parent id (rule 1 then
+                        // checks the workload's own cgroup).
+                        let container = self.container_of(Some(name));
+                        let unverified = container
+                            .as_ref()
+                            .and_then(|c| self.verify(c, &key, name.hierarchy, 0));
                         let m = KeyMeta {
-                            container: self.container_of(Some(name)),
+                            container,
+                            unverified,
                             mntns_inum: 0,
                             created_ms: now_ms,
                         };
                         self.metas.insert(key, m.clone());
-                        m.container
+                        (m.container, m.unverified)
                     }
                 };
                 let Some(c) = container else {
@@ -664,6 +692,7 @@ impl Daemon {
                     usage: schemas::Observation::default(),
                     lost_calls,
                     new_container,
+                    unverified,
                 });
             }
         }
@@ -718,6 +747,12 @@ impl Daemon {
         let info = self.kernel.info(key)?;
         let name = self.kernel.cgroup_name(key)?;
         let container = self.container_of(name);
+        let unverified = match (&container, name) {
+            (Some(c), Some(n)) => {
+                self.verify(c, key, n.hierarchy, info.map_or(0, |i| i.parent_cgroup_id))
+            }
+            _ => None,
+        };
         let (inum, created_ms) = match info {
             Some(i) => (
                 i.mntns_inum,
@@ -727,6 +762,7 @@ impl Daemon {
         };
         let m = KeyMeta {
             container,
+            unverified,
             mntns_inum: inum,
             created_ms,
         };
@@ -737,16 +773,32 @@ impl Daemon {
 
 impl Daemon {
     /// The container a workload's cgroup names, if it is one this daemon
-    /// publishes (`cgroup_parent`).
+    /// publishes: under a parent its runtime owns ([`cgpath`]), and under
+    /// `cgroup_parent` when that is set.
     fn container_of(&self, name: Option<CgroupName>) -> Option<cgpath::CgroupContainer> {
         let only_parent = self.config.cgroup_parent.as_deref();
-        name.and_then(|n| {
-            if only_parent.is_some_and(|p| p != n.parent_str()) {
-                return None;
-            }
-            let path = format!("{}/{}", n.parent_str(), n.leaf_str());
-            (n.hierarchy != 0).then(|| cgpath::parse(&path)).flatten()
-        })
+        let n = name?;
+        if n.hierarchy == 0 || only_parent.is_some_and(|p| p != n.parent_str()) {
+            return None;
+        }
+        cgpath::parse_recorded(&n.parent_str(), &n.leaf_str(), n.level, only_parent)
+    }
+
+    /// [`verify::verify`] of a key's container: `Some(why)` when it is
+    /// unverified.
+    fn verify(
+        &self,
+        c: &cgpath::CgroupContainer,
+        key: &WorkloadKey,
+        hierarchy: u32,
+        parent_cgroup_id: u64,
+    ) -> Option<String> {
+        let rec = verify::Recorded {
+            hierarchy,
+            cgroup_id: key.cgroup_id,
+            parent_cgroup_id,
+        };
+        verify::verify(&self.roots, c, rec, &self.resolver.check(c)).err()
     }
 }
 
@@ -806,28 +858,28 @@ mod tests {
     fn max_wire_version_defaults_to_the_newest_and_is_checked() {
         use schemas::wire::CURRENT_VERSION;
         assert_eq!(DaemonConfig::default().max_wire_version, CURRENT_VERSION);
-        assert_eq!(CURRENT_VERSION, 3);
-        for v in [1u16, 2, 3] {
+        assert_eq!(CURRENT_VERSION, 4);
+        for v in [1u16, 2, 3, 4] {
             let c: DaemonConfig =
                 serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
             assert_eq!(c.max_wire_version, v);
         }
-        for v in [0u64, 4, 65539] {
+        for v in [0u64, 5, 65539] {
             let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.starts_with(&format!(
-                    "max_wire_version {v} is not a wire version this collector writes (1 to 3)"
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 4)"
                 )),
                 "{v}: {e}"
             );
         }
         assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
-        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":4}"#).unwrap_err();
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":5}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "max_wire_version 4 is not a wire version this collector writes (1 to 3) at line 1 column 22"
+            "max_wire_version 5 is not a wire version this collector writes (1 to 4) at line 1 column 22"
         );
     }
 }

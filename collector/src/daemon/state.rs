@@ -108,6 +108,13 @@ pub(super) struct ContainerRecord {
     /// again at the next tick).
     #[serde(default)]
     pub incomplete: bool,
+    /// A key of it failed verification (its cgroup is not provably its
+    /// runtime's, [`super::verify`]): sent with `unverified` from then on
+    /// (or withheld below wire version 4), for the rest of its life and
+    /// across restarts. Absent in state files written before it (read as
+    /// `false`; the daemon verifies every key again after a restart).
+    #[serde(default)]
+    pub unverified: bool,
 }
 
 impl ContainerRecord {
@@ -123,6 +130,7 @@ impl ContainerRecord {
             first_seen: Vec::new(),
             exited: false,
             incomplete: false,
+            unverified: false,
         }
     }
 
@@ -264,12 +272,16 @@ mod tests {
         let (mut s, new) = f.load("h", "b").expect("old format");
         assert_eq!((s.seq, new), (3, false));
         let c = &s.containers["c"];
-        assert_eq!((c.image.as_str(), c.incomplete), ("img:1", false));
+        assert_eq!(
+            (c.image.as_str(), c.incomplete, c.unverified),
+            ("img:1", false, false)
+        );
         s.containers.get_mut("c").expect("c").incomplete = true;
+        s.containers.get_mut("c").expect("c").unverified = true;
         f.store(&s).expect("store");
         assert!(std::fs::read_to_string(dir.path().join("state.json"))
             .expect("read")
-            .contains(r#""exited":false,"incomplete":true}"#));
+            .contains(r#""exited":false,"incomplete":true,"unverified":true}"#));
         assert_eq!(f.load("h", "b").expect("load"), (s, false));
     }
 
