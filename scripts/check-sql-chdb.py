@@ -87,10 +87,11 @@ def check(name, got, want):
 
 # The worked example (aggregator/tests/common/mod.rs `hand_made`), as
 # envelopes: (host, boot, seq, start, [containers]); container:
-# (id, image, digest, seccomp, pod, started, last, exited, [(abi, nr, calls, phases, first)][, incomplete]).
+# (id, image, digest, seccomp, pod, started, last, exited, [(abi, nr, calls, phases, first)][, incomplete[, unverified]]).
 # Plus (not in the worked example) host h3's app:1 container n1: complete in
 # its first message, incomplete (wire v3) in its second, never a syscall
-# (a workload that never got a slot): it has a row in incomplete_containers.
+# (a workload that never got a slot): it has a row in incomplete_containers,
+# and (wire v4) one in unverified_containers from its second message.
 ENVELOPES = [
     ("h1", "b1", 1, T0, [
         ("c1", "nginx:1", "", "unknown", None, T0 + 1000, T0 + 10_000, None,
@@ -115,19 +116,20 @@ ENVELOPES = [
         ("n1", "app:1", "", "unknown", None, T0 + 100, T0 + 5000, None, [], 0),
     ]),
     ("h3", "b3", 2, T0 + 10_000, [
-        ("n1", "app:1", "", "unknown", None, T0 + 100, T0 + 20_000, T0 + 20_000, [], 1),
+        ("n1", "app:1", "", "unknown", None, T0 + 100, T0 + 20_000, T0 + 20_000, [], 1, 1),
     ]),
 ]
 
 
 def explode(envs):
     """Python twin of aggregator/src/store/rows.rs `explode`."""
-    calls, inc, cont, incomplete = [], [], [], []
+    calls, inc, cont, incomplete, unverified = [], [], [], [], []
     for host, boot, seq, start, containers in envs:
         end = start + 10_000
         agg = {}
         for cid, image, digest, seccomp, pod, started, last, exited, syscalls, *flag in containers:
             is_incomplete = flag[0] if flag else 0
+            is_unverified = flag[1] if len(flag) > 1 else 0
             for abi, nr, n, phases, first in syscalls:
                 l = max(last, first)
                 a = agg.setdefault((image, abi, nr), [0, 0, 0])
@@ -141,9 +143,11 @@ def explode(envs):
             cont.append((image, host, boot, cid, "docker", digest, ns, pn, pc, seccomp, started, last, exited or 0))
             if is_incomplete:
                 incomplete.append((image, host, boot, cid))
+            if is_unverified:
+                unverified.append((image, host, boot, cid))
         for (image, abi, nr), (n, phases, l) in sorted(agg.items()):
             calls.append((image, abi, nr, host, boot, seq, n, phases, l, end))
-    return calls, inc, cont, incomplete
+    return calls, inc, cont, incomplete, unverified
 
 
 COLUMNS = {
@@ -152,17 +156,18 @@ COLUMNS = {
     "containers": "image, host_id, boot_id, container_id, runtime, image_digest, pod_namespace, pod_name, "
                   "pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms",
     "incomplete_containers": "image, host_id, boot_id, container_id",
+    "unverified_containers": "image, host_id, boot_id, container_id",
 }
 
 
 def insert(sess, envs):
-    calls, inc, cont, incomplete = explode(envs)
-    for table, rows in (("containers", cont), ("incomplete_containers", incomplete), ("incidence", inc),
-                        ("calls", calls)):
+    calls, inc, cont, incomplete, unverified = explode(envs)
+    for table, rows in (("containers", cont), ("incomplete_containers", incomplete),
+                        ("unverified_containers", unverified), ("incidence", inc), ("calls", calls)):
         if rows:
             values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
             run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
-    return len(calls), len(inc), len(cont), len(incomplete)
+    return len(calls), len(inc), len(cont), len(incomplete), len(unverified)
 
 
 def migrate(sess):
@@ -213,23 +218,23 @@ def u64(v):
 
 
 WANT = {
-    "q_migrations": (["UInt32"], [[1], [2]]),
+    "q_migrations": (["UInt32"], [[1], [2], [4]]),
     "q_images": (["String"], [["app:1"], ["nginx:1"], ["redis:7"]]),
     "q_image_containers(nginx:1)": (
-        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8", "UInt8"],
         [
-            ["h2", "b9", "c3", u64(T0 + 500), u64(T0 + 10_000), "runtime/default", "sha256:aa", 0],
-            ["h1", "b1", "c1", u64(T0 + 1000), u64(T0 + 20_000), "unknown", "", 0],
-            ["h1", "b1", "c2", u64(T0 + 3000), u64(T0 + 15_000), "unknown", "", 0],
+            ["h2", "b9", "c3", u64(T0 + 500), u64(T0 + 10_000), "runtime/default", "sha256:aa", 0, 0],
+            ["h1", "b1", "c1", u64(T0 + 1000), u64(T0 + 20_000), "unknown", "", 0, 0],
+            ["h1", "b1", "c2", u64(T0 + 3000), u64(T0 + 15_000), "unknown", "", 0, 0],
         ],
     ),
     "q_image_containers(redis:7)": (
-        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
-        [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", "", 0]],
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8", "UInt8"],
+        [["h1", "b1", "c4", u64(T0), u64(T0 + 20_000), "unknown", "", 0, 0]],
     ),
     "q_image_containers(app:1)": (
-        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8"],
-        [["h3", "b3", "n1", u64(T0 + 100), u64(T0 + 20_000), "unknown", "", 1]],
+        ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8", "UInt8"],
+        [["h3", "b3", "n1", u64(T0 + 100), u64(T0 + 20_000), "unknown", "", 1, 1]],
     ),
     "q_image_calls(app:1)": ([], []),
     "q_image_incidence(app:1)": ([], []),
@@ -324,9 +329,9 @@ def main():
         print(f"current ClickHouse (chdb): {v[0][0]}")
         migrate(sess)
         migrate(sess)  # idempotent: nothing to apply, nothing breaks
-        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")):
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")):
             run(sess, s)  # every DDL statement again: IF NOT EXISTS
-        check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1))
+        check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1, 1))
         check_answers(sess, "once")
         # Redelivery: everything twice more, and envelopes one by one.
         insert(sess, ENVELOPES)

@@ -83,6 +83,7 @@ fn expected_nginx() -> ImageObservations {
                 last_seen_ms: T0 + 10_000,
                 seccomp: "runtime/default".into(),
                 incomplete: false,
+                unverified: false,
                 syscalls: vec![
                     ie(X86_64, 0, &[Image], T0 + 700, T0 + 10_000),
                     ie(I386, 20, &[Image], T0 + 600, T0 + 10_000),
@@ -96,6 +97,7 @@ fn expected_nginx() -> ImageObservations {
                 last_seen_ms: T0 + 20_000,
                 seccomp: "unknown".into(),
                 incomplete: false,
+                unverified: false,
                 syscalls: vec![
                     // Not new in seq 2: last seen stays at its first interval.
                     ie(X86_64, 0, &[Image], T0 + 2000, T0 + 10_000),
@@ -112,6 +114,7 @@ fn expected_nginx() -> ImageObservations {
                 seccomp: "unknown".into(),
                 // Exit refreshes last seen.
                 incomplete: false,
+                unverified: false,
                 syscalls: vec![ie(X86_64, 0, &[Image], T0 + 3500, T0 + 15_000)],
             },
         ],
@@ -327,11 +330,11 @@ async fn migrations_apply_once_and_reopen_is_harmless() {
     let (a, b) = tokio::join!(Store::open(&cfg), Store::open(&cfg));
     a.unwrap();
     b.unwrap();
-    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1, 2]);
-    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1, 2, 3]);
     assert_eq!(
         ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
-        "calls\ncontainers\nincidence\nincomplete_containers\nschema_migrations\n"
+        "calls\ncontainers\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
     );
     s1.insert(&hand_made()).await.unwrap();
     let s3 = open_ch(&ch).await;
@@ -893,6 +896,7 @@ fn expected_incomplete() -> ImageObservations {
         last_seen_ms: last,
         seccomp: "unknown".into(),
         incomplete,
+        unverified: false,
         syscalls,
     };
     ImageObservations {
@@ -977,6 +981,53 @@ async fn incomplete_containers_round_trip_and_merge_on_both_stores() {
     );
 }
 
+/// Unverified containers (wire v4, issue 9 item 3): stored like any
+/// other, marked by presence in `unverified_containers`. `ok` says so in
+/// its only message, `lossy` only in its last: once unverified, always,
+/// on both stores, whatever the order and redelivery, before and after
+/// ClickHouse's merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_containers_are_stored_marked_in_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = incomplete_envelopes();
+    envs[0].containers[0].unverified = true;
+    envs[2].containers[0].unverified = true;
+    let batch: Vec<wire::Envelope> = envs
+        .iter()
+        .map(|e| wire::decode(&wire::encode(e).unwrap()).unwrap())
+        .collect();
+    assert_eq!(batch, envs);
+    let mut want = expected_incomplete();
+    want.incidence[0].unverified = true;
+    want.incidence[1].unverified = true;
+    for s in [open_ch(&ch).await, open_embedded(dir.path()).await] {
+        for e in batch.iter().rev() {
+            s.insert(std::slice::from_ref(e)).await.unwrap();
+        }
+        assert_eq!(
+            s.image_observations("app:1").await.unwrap(),
+            Some(want.clone())
+        );
+        s.insert(&batch).await.unwrap();
+        assert_eq!(
+            s.image_observations("app:1").await.unwrap(),
+            Some(want.clone())
+        );
+        if let Store::ClickHouse(c) = &s {
+            c.optimize().await.unwrap();
+            assert_eq!(
+                s.image_observations("app:1").await.unwrap(),
+                Some(want.clone())
+            );
+        }
+    }
+    assert_eq!(
+        ch.query("SELECT container_id FROM sandmine.unverified_containers ORDER BY container_id"),
+        "lossy\nok\n"
+    );
+}
+
 /// A store created before migration 2 (no `incomplete_containers`) with
 /// rows in it: opening it adds the table, and the old rows read as
 /// complete.
@@ -997,7 +1048,7 @@ async fn migration_2_adds_incomplete_to_an_existing_clickhouse_store() {
         T0 + 1000
     ));
     let s = open_ch(&ch).await;
-    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 3]);
     let obs = s.image_observations("app:1").await.unwrap().unwrap();
     assert_eq!(
         obs.incidence

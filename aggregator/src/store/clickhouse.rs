@@ -336,6 +336,8 @@ impl ClickHouseStore {
         self.insert_rows("containers", &rows.containers).await?;
         self.insert_rows("incomplete_containers", &rows.incomplete)
             .await?;
+        self.insert_rows("unverified_containers", &rows.unverified)
+            .await?;
         let (incidence, calls) = tokio::join!(
             self.insert_rows("incidence", &rows.incidence),
             self.insert_rows("calls", &rows.calls)
@@ -365,6 +367,7 @@ impl ClickHouseStore {
             .timed(
                 self.client
                     .query(&q)
+                    .bind(image)
                     .bind(image)
                     .bind(image)
                     .fetch_all::<ContainerSummary>(),

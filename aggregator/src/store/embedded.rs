@@ -60,9 +60,11 @@ const UPSERT_CONTAINERS: &str = "INSERT INTO containers (image, host_id, boot_id
   exited_at_ms = max(exited_at_ms, excluded.exited_at_ms)";
 /// Presence is the flag (see `rows::IncompleteRow`).
 const INSERT_INCOMPLETE: &str = "INSERT OR IGNORE INTO incomplete_containers (image, host_id, boot_id, container_id) VALUES (?1, ?2, ?3, ?4)";
+/// Presence is the flag (see `rows::UnverifiedRow`).
+const INSERT_UNVERIFIED: &str = "INSERT OR IGNORE INTO unverified_containers (image, host_id, boot_id, container_id) VALUES (?1, ?2, ?3, ?4)";
 
 const Q_IMAGES: &str = "SELECT DISTINCT image FROM containers ORDER BY image";
-const Q_IMAGE_CONTAINERS: &str = "SELECT c.host_id, c.boot_id, c.container_id, c.started_at_ms, c.last_seen_ms, c.seccomp, c.image_digest, EXISTS (SELECT 1 FROM incomplete_containers i WHERE i.image = c.image AND i.host_id = c.host_id AND i.boot_id = c.boot_id AND i.container_id = c.container_id) FROM containers c WHERE c.image = ?1 ORDER BY c.started_at_ms, c.host_id, c.boot_id, c.container_id";
+const Q_IMAGE_CONTAINERS: &str = "SELECT c.host_id, c.boot_id, c.container_id, c.started_at_ms, c.last_seen_ms, c.seccomp, c.image_digest, EXISTS (SELECT 1 FROM incomplete_containers i WHERE i.image = c.image AND i.host_id = c.host_id AND i.boot_id = c.boot_id AND i.container_id = c.container_id), EXISTS (SELECT 1 FROM unverified_containers u WHERE u.image = c.image AND u.host_id = c.host_id AND u.boot_id = c.boot_id AND u.container_id = c.container_id) FROM containers c WHERE c.image = ?1 ORDER BY c.started_at_ms, c.host_id, c.boot_id, c.container_id";
 /// One row per phase combination (SQLite has no bit-or aggregate),
 /// merged by [`merge_call_phases`].
 /// Calls are summed in halves (`rows::calls_from_halves`): SQLite's
@@ -281,6 +283,7 @@ impl EmbeddedStore {
                 let mut cont = tx.prepare_cached(UPSERT_CONTAINERS)?;
                 let mut incomplete = tx.prepare_cached(INSERT_INCOMPLETE)?;
                 let mut hourly = tx.prepare_cached(UPSERT_CALLS_HOURLY)?;
+                let mut unverified = tx.prepare_cached(INSERT_UNVERIFIED)?;
                 let now = now_ms();
                 for e in &batch {
                     if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
@@ -307,6 +310,14 @@ impl EmbeddedStore {
                     }
                     for x in &r.incomplete {
                         incomplete.execute(params![
+                            x.image,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id
+                        ])?;
+                    }
+                    for x in &r.unverified {
+                        unverified.execute(params![
                             x.image,
                             x.host_id,
                             x.boot_id,
@@ -391,6 +402,7 @@ impl EmbeddedStore {
                                 seccomp: r.get(5)?,
                                 image_digest: r.get(6)?,
                                 incomplete: r.get(7)?,
+                                unverified: r.get(8)?,
                             })
                         })?
                         .collect::<Result<Vec<_>, _>>()?;

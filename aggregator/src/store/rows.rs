@@ -99,6 +99,17 @@ pub struct IncompleteRow {
     pub container_id: String,
 }
 
+/// A container whose cgroup was not provably its runtime's
+/// (`ContainerDelta::unverified`): like [`IncompleteRow`], presence is the
+/// flag, and rows are only ever added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct UnverifiedRow {
+    pub image: String,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+}
+
 /// The rows of a batch of envelopes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
@@ -106,6 +117,7 @@ pub struct Rows {
     pub incidence: Vec<IncidenceRow>,
     pub containers: Vec<ContainerRow>,
     pub incomplete: Vec<IncompleteRow>,
+    pub unverified: Vec<UnverifiedRow>,
 }
 
 /// Whether a container's use of a syscall in this envelope is worth an
@@ -185,6 +197,14 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                     container_id: r.id.clone(),
                 });
             }
+            if c.unverified {
+                out.unverified.push(UnverifiedRow {
+                    image: r.image.clone(),
+                    host_id: e.host_id.clone(),
+                    boot_id: e.boot_id.clone(),
+                    container_id: r.id.clone(),
+                });
+            }
         }
         for ((image, abi, nr), (n, phases, last)) in calls {
             out.calls.push(CallRow {
@@ -216,6 +236,8 @@ pub struct ContainerSummary {
     pub image_digest: String,
     /// 1 when `incomplete_containers` has a row of it.
     pub incomplete: u8,
+    /// 1 when `unverified_containers` has a row of it.
+    pub unverified: u8,
 }
 
 /// One syscall of an image: exact totals from the `calls` rows, the calls
@@ -344,6 +366,7 @@ pub fn assemble(
                 last_seen_ms: c.last_seen_ms,
                 seccomp: c.seccomp.clone(),
                 incomplete: c.incomplete != 0,
+                unverified: c.unverified != 0,
                 syscalls: sys,
             }
         })

@@ -34,6 +34,14 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0002_incomplete.sql",
         sql: include_str!("../../sql/clickhouse/0002_incomplete.sql"),
     },
+    // `unverified_containers` (wire v4): one row per container whose
+    // cgroup was not provably its runtime's (issue 9 item 3). A table for
+    // the same reasons as migration 2. (3 is the embedded store's alone.)
+    Migration {
+        version: 4,
+        file: "0004_unverified.sql",
+        sql: include_str!("../../sql/clickhouse/0004_unverified.sql"),
+    },
 ];
 
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
@@ -83,6 +91,12 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 3,
         file: "0003_calls_hourly.sql",
         sql: include_str!("../../sql/sqlite/0003_calls_hourly.sql"),
+    },
+    // The same number as ClickHouse's migration 4.
+    Migration {
+        version: 4,
+        file: "0004_unverified.sql",
+        sql: include_str!("../../sql/sqlite/0004_unverified.sql"),
     },
 ];
 
@@ -164,8 +178,10 @@ mod tests {
         assert_eq!(split(MIGRATIONS[1].sql).len(), 1);
         let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
         let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1, 2]);
-        assert_eq!(sqlite, [1, 2, 3]);
+        assert_eq!(split(MIGRATIONS[2].sql).len(), 1);
+        // 3 is the embedded store's alone (calls_hourly).
+        assert_eq!(versions, [1, 2, 4]);
+        assert_eq!(sqlite, [1, 2, 3, 4]);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

@@ -51,6 +51,7 @@ pub fn ctr(
         last_seen_ms: last,
         exited_at_ms: exited,
         incomplete: false,
+        unverified: false,
         syscalls,
     }
 }

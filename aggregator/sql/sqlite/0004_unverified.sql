@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS unverified_containers (image TEXT NOT NULL, host_id TEXT NOT NULL, boot_id TEXT NOT NULL, container_id TEXT NOT NULL, PRIMARY KEY (image, host_id, boot_id, container_id)) WITHOUT ROWID
