@@ -136,6 +136,7 @@ fn synth(seed: u64) -> ImageObservations {
                 "unconfined".into()
             },
             incomplete: false,
+            unverified: false,
             syscalls: entries,
         });
     }

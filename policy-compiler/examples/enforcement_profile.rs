@@ -125,6 +125,7 @@ fn observations() -> Result<ImageObservations, String> {
                 last_seen_ms: start + 2 * H,
                 seccomp: "unconfined".into(),
                 incomplete: false,
+                unverified: false,
                 syscalls: nrs
                     .iter()
                     .map(|nr| IncidenceEntry {

@@ -218,6 +218,13 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
             c.incomplete_containers
         );
     }
+    if c.unverified_containers > 0 {
+        let _ = writeln!(
+            s,
+            "  unverified (cgroup not provably its runtime's; not counted, does not widen): {} container(s)",
+            c.unverified_containers
+        );
+    }
     let _ = writeln!(
         s,
         "  quiet: {}",

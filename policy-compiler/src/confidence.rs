@@ -142,6 +142,13 @@ pub struct Confidence {
     /// the profile, nothing else. Not in the report when 0.
     #[serde(skip_serializing_if = "crate::confidence::is_zero")]
     pub incomplete_containers: u64,
+    /// Containers left out of every figure above (and of the exposure)
+    /// because their cgroup was not provably their runtime's
+    /// (`ContainerIncidence::unverified`): their calls may be forged, so
+    /// unlike incomplete ones their syscalls do not widen the profile
+    /// either. Not in the report when 0.
+    #[serde(default, skip_serializing_if = "crate::confidence::is_zero")]
+    pub unverified_containers: u64,
 }
 
 pub(crate) fn is_zero(n: &u64) -> bool {

@@ -378,6 +378,7 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
     let (state, state_reasons) = reasons::state_of(obs, policy, &t.confidence, blockers);
     let mut notes = reasons::filter_notes(&t.filters);
     notes.extend(reasons::incomplete_note(obs, &t.confidence));
+    notes.extend(reasons::unverified_note(obs, &t.confidence));
     // Allowed by a rule of this ABI (not `OtherAbi`, which the union of
     // names allows in passing), and named: only a name can be allowed.
     let allowed: BTreeSet<SyscallKey> = allow

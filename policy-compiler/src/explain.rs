@@ -30,7 +30,7 @@ fn stats_sentence(s: &SyscallStats, d: &Decision) -> String {
 /// What the figures leave out: the image's incomplete containers (and how
 /// many of them used this syscall, `used`). Empty when it has none.
 fn not_counted(d: &Decision, used: u64) -> String {
-    match d.confidence.incomplete_containers {
+    let mut s = match d.confidence.incomplete_containers {
         0 => String::new(),
         n => format!(
             "; the image's {n} incomplete container(s) (calls lost) are not counted in these figures{}",
@@ -39,6 +39,19 @@ fn not_counted(d: &Decision, used: u64) -> String {
             } else {
                 String::new()
             }
+        ),
+    };
+    s.push_str(&unverified_left_out(d));
+    s
+}
+
+/// The image's unverified containers, left out of everything (their calls
+/// may be forged). Empty when it has none.
+fn unverified_left_out(d: &Decision) -> String {
+    match d.confidence.unverified_containers {
+        0 => String::new(),
+        n => format!(
+            "; the image's {n} unverified container(s) (cgroup not provably its runtime's, calls possibly forged) are not consulted at all"
         ),
     }
 }
@@ -163,7 +176,8 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                     DenyReason::NotRelevant => {
                         let phases = sd.stats.as_ref().map_or(0, |s| s.phases.0);
                         format!(
-                            "denied with {e}: seen only before the runtime's filter (the runtime's set-up) or unfiltered in containers whose other calls were filtered (phase bits {phases:#06b}); the filter never judges those calls"
+                            "denied with {e}: seen only before the runtime's filter (the runtime's set-up) or unfiltered in containers whose other calls were filtered (phase bits {phases:#06b}), or only in unverified containers; the filter never judges those calls{}",
+                            unverified_left_out(d)
                         )
                     }
                     DenyReason::Unnamed => {
@@ -194,7 +208,7 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                             format!(", nor in the image's {} incomplete container(s)", d.confidence.incomplete_containers)
                         } else {
                             String::new()
-                        },
+                        } + &unverified_left_out(d),
                         if e == "ENOSYS" { "; ENOSYS because callers probe it and fall back to an older syscall" } else { "" }
                     )
                 }

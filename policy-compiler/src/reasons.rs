@@ -126,6 +126,19 @@ pub(crate) fn incomplete_note(obs: &ImageObservations, conf: &Confidence) -> Opt
     })
 }
 
+/// The image's unverified containers, when it has some: how many, and
+/// that they were neither counted nor let widen the profile.
+pub(crate) fn unverified_note(obs: &ImageObservations, conf: &Confidence) -> Option<String> {
+    let n = conf.unverified_containers;
+    (n > 0).then(|| {
+        format!(
+            "{n} of {} container(s) of {} are unverified: their cgroup was not provably their runtime's (a container id under a delegated or foreign parent cgroup, or one the engine does not know), so their calls may be forged. They are stored but not used: not counted as containers or hosts, not in container-hours, coverage or novelty, never toward enforcement, and, unlike incomplete containers, their syscalls do not widen the profile either",
+            obs.incidence.len(),
+            obs.image
+        )
+    })
+}
+
 /// ` (N incomplete container(s) ... not counted)` when there are some.
 fn not_counted(conf: &Confidence) -> String {
     match conf.incomplete_containers {
@@ -216,9 +229,13 @@ pub(crate) fn state_of(
                 "no container of {} made a syscall after the runtime's set-up ({} container(s) known to the store{}); nothing to build a profile from",
                 obs.image,
                 obs.containers,
-                match conf.incomplete_containers {
-                    0 => String::new(),
-                    n => format!(", of which {n} lost calls and are not counted"),
+                match (conf.incomplete_containers, conf.unverified_containers) {
+                    (0, 0) => String::new(),
+                    (n, 0) => format!(", of which {n} lost calls and are not counted"),
+                    (0, u) => format!(", of which {u} are unverified and not used"),
+                    (n, u) => format!(
+                        ", of which {n} lost calls and are not counted, and {u} are unverified and not used"
+                    ),
                 }
             )],
         );

@@ -181,9 +181,20 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
     let mut unit_host: Vec<u32> = Vec::with_capacity(obs.incidence.len());
     // Incomplete containers (calls lost): how many, and their lifetime.
     let (mut incomplete, mut incomplete_ms) = (0u64, 0u64);
+    // Unverified containers (cgroup not provably its runtime's): the same.
+    let (mut unverified, mut unverified_ms) = (0u64, 0u64);
 
     for (pos, &ci) in order.iter().enumerate() {
         let c = &obs.incidence[ci];
+        if c.unverified {
+            // Its calls may be forged: not a unit, no host, no exposure,
+            // and (unlike an incomplete container) not even its syscalls:
+            // a forger must not widen a profile either.
+            unverified += 1;
+            unverified_ms =
+                unverified_ms.saturating_add(c.last_seen_ms.saturating_sub(c.started_at_ms));
+            continue;
+        }
         if c.incomplete {
             // Not a sampling unit, no host, no filter count, no exposure:
             // only which syscalls it used relevantly (they may widen).
@@ -304,11 +315,12 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
         .max();
     // The store's exposure less the incomplete containers' (rounded up,
     // so never more than the complete containers' own).
-    let counted_seconds = if incomplete == 0 {
+    let counted_seconds = if incomplete == 0 && unverified == 0 {
         obs.container_seconds
     } else {
         obs.container_seconds
             .saturating_sub(incomplete_ms.div_ceil(1000))
+            .saturating_sub(unverified_ms.div_ceil(1000))
     };
     let conf = Confidence {
         containers: t,
@@ -329,6 +341,7 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
             recent_new as f64 / window as f64
         },
         incomplete_containers: incomplete,
+        unverified_containers: unverified,
     };
 
     // Per-syscall stats, sorted by key.
@@ -413,6 +426,7 @@ mod tests {
                     last_seen_ms: i as u64 + 1,
                     seccomp: "unconfined".into(),
                     incomplete: false,
+                    unverified: false,
                     syscalls,
                 }
             })

@@ -260,6 +260,7 @@ fn observations() -> ImageObservations {
             last_seen_ms: start + 2 * H,
             seccomp: "unconfined".into(),
             incomplete: false,
+            unverified: false,
             syscalls: entries.into_values().collect(),
         });
     }

@@ -100,6 +100,7 @@ fn image(name: &str, cs: &[C]) -> ImageObservations {
             last_seen_ms: start + 2 * H,
             seccomp: k.seccomp.into(),
             incomplete: false,
+            unverified: false,
             syscalls: entries.into_values().collect(),
         });
     }
@@ -796,5 +797,95 @@ fn incomplete_containers_never_count_toward_enforce_but_widen() {
     assert_eq!(
         out.decision.reasons,
         vec!["no container of registry.example/app:1 made a syscall after the runtime's set-up (25 container(s) known to the store, of which 25 lost calls and are not counted); nothing to build a profile from".to_string()]
+    );
+}
+
+/// Issue 9 item 3: unverified containers (a cgroup not provably its
+/// runtime's, so calls possibly forged) are like incomplete ones in that
+/// nothing counts them, and unlike them in that their syscalls do not
+/// widen the profile either: a forger can neither push an image to
+/// enforce nor get a syscall allowed.
+#[test]
+fn unverified_containers_never_count_and_never_widen() {
+    let verified = compile(&with_incomplete(25, &[]), &Policy::default(), NOW).unwrap();
+    assert_eq!(verified.decision.state, State::Enforce);
+
+    // 15 of 25 unverified; the last also used ptrace.
+    let mut obs = with_incomplete(25, &["ptrace"]);
+    for c in &mut obs.incidence[10..] {
+        c.unverified = true;
+    }
+    let out = compile(&obs, &Policy::default(), NOW).unwrap();
+    let d = &out.decision;
+    assert_eq!(d.state, State::Log);
+    let c = &d.confidence;
+    assert_eq!(
+        (
+            c.containers,
+            c.hosts,
+            c.store_containers,
+            c.incomplete_containers,
+            c.unverified_containers
+        ),
+        (10, 3, 25, 0, 15)
+    );
+    assert_eq!(c.container_hours, 20.0);
+    assert_eq!(
+        d.reasons,
+        vec![
+            "10 container(s) made a profile-relevant syscall; enforcement needs at least 20"
+                .to_string(),
+            "20.00 container-hours observed; enforcement needs at least 24.00".to_string(),
+        ]
+    );
+    assert_eq!(
+        d.notes,
+        vec!["15 of 25 container(s) of registry.example/app:1 are unverified: their cgroup was not provably their runtime's (a container id under a delegated or foreign parent cgroup, or one the engine does not know), so their calls may be forged. They are stored but not used: not counted as containers or hosts, not in container-hours, coverage or novelty, never toward enforcement, and, unlike incomplete containers, their syscalls do not widen the profile either".to_string()]
+    );
+    // ptrace, seen only in an unverified container: not allowed.
+    assert!(!allow_names(&out.profile).contains(&"ptrace".to_string()));
+    assert!(!d.allowed.iter().any(|k| k.nr == 101 && k.abi == X));
+    assert!(
+        explain(d, X, "ptrace").contains("the image's 15 unverified container(s) (cgroup not provably its runtime's, calls possibly forged) are not consulted at all"),
+        "{}",
+        explain(d, X, "ptrace")
+    );
+    // Unverified wins over incomplete: an incomplete and unverified
+    // container does not widen either.
+    for c in &mut obs.incidence[10..] {
+        c.incomplete = true;
+    }
+    let both = compile(&obs, &Policy::default(), NOW).unwrap();
+    assert!(!allow_names(&both.profile).contains(&"ptrace".to_string()));
+    assert_eq!(
+        (
+            both.decision.confidence.incomplete_containers,
+            both.decision.confidence.unverified_containers
+        ),
+        (0, 15)
+    );
+    assert!(
+        out.report_text.contains(
+            "  unverified (cgroup not provably its runtime's; not counted, does not widen): 15 container(s)\n"
+        ),
+        "{}",
+        out.report_text
+    );
+    assert!(
+        out.report_json.contains(r#""unverified_containers":15"#),
+        "{}",
+        out.report_json
+    );
+
+    // Every container unverified: nothing counted, not ready.
+    let mut all = with_incomplete(25, &[]);
+    for c in &mut all.incidence {
+        c.unverified = true;
+    }
+    let out = compile(&all, &Policy::default(), NOW).unwrap();
+    assert_eq!(out.decision.state, State::NotReady);
+    assert_eq!(
+        out.decision.reasons,
+        vec!["no container of registry.example/app:1 made a syscall after the runtime's set-up (25 container(s) known to the store, of which 25 are unverified and not used); nothing to build a profile from".to_string()]
     );
 }

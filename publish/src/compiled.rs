@@ -75,6 +75,12 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
             cf.incomplete_containers
         ));
     }
+    if cf.unverified_containers > 0 {
+        confidence_summary.push_str(&format!(
+            "; {} unverified containers (cgroup not verified) not used",
+            cf.unverified_containers
+        ));
+    }
     Candidate {
         image: obs.image.clone(),
         state: state.to_string(),
@@ -115,6 +121,7 @@ mod tests {
             last_seen_ms: 1000,
             seccomp: "unconfined".into(),
             incomplete,
+            unverified: false,
             syscalls: nrs.iter().map(|n| entry(*n)).collect(),
         };
         // read (0) everywhere; ptrace (101) only in the incomplete one.
