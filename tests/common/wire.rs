@@ -53,6 +53,7 @@ pub fn one_container(
             last_seen_ms: t,
             exited_at_ms: Some(t),
             incomplete: false,
+            unverified: false,
             syscalls,
         }],
     }

@@ -194,6 +194,7 @@ impl Host {
             last_seen_ms: last_seen,
             exited_at_ms: exited,
             incomplete: false,
+            unverified: false,
             syscalls: syscalls
                 .iter()
                 .map(|&nr| SyscallDelta {
