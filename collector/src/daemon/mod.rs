@@ -41,6 +41,13 @@
 //!   host process that unshared its mount namespace, a sandbox) are not
 //!   published; [`TickStats::unattributed_keys`] counts them, and their
 //!   keys are deleted from the kernel once their namespace is gone.
+//! - Spoofed containers (issue 9 item 3): [`cgpath`] takes a cgroup as a
+//!   container's only under a parent its runtime owns, at that parent's
+//!   depth, and [`verify`] checks each key once against the machine and
+//!   the engine. A container with a key that fails is unverified for the
+//!   rest of its life (the flag is in the state file); at wire version 4
+//!   every delta of it carries `unverified`, below 4 it is withheld like
+//!   an incomplete container below 3.
 //! - Setup phase: the kernel counts per syscall, not per phase, so a
 //!   syscall seen only in [`Phase::Setup`] (the runtime's privileged set-up
 //!   before its seccomp filter) is left out, and the Setup bit is removed
