@@ -28,6 +28,7 @@ fn envelope(seq: u64, t0: u64) -> Envelope {
             last_seen_ms: start + 10_000,
             exited_at_ms: None,
             incomplete: false,
+            unverified: false,
             syscalls: (0..40)
                 .map(|nr| SyscallDelta {
                     abi: Abi::X86_64,
