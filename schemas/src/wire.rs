@@ -417,8 +417,11 @@ struct SyscallV1 {
     first_seen_ms: u64,
 }
 
+/// The container fields of v2 and later, before their flags and syscalls.
+/// bincode writes a nested struct as its fields in order, with no framing,
+/// so nesting it changes no byte (the golden fixtures prove it).
 #[derive(Serialize, Deserialize)]
-struct ContainerV2 {
+struct HeadV2 {
     runtime: String,
     id: String,
     image: String,
@@ -430,22 +433,17 @@ struct ContainerV2 {
     started_at_ms: u64,
     last_seen_ms: u64,
     exited_at_ms: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV2 {
+    head: HeadV2,
     syscalls: Vec<SyscallV1>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct ContainerV3 {
-    runtime: String,
-    id: String,
-    image: String,
-    image_digest: String,
-    /// (namespace, pod, container)
-    pod: Option<(String, String, String)>,
-    /// `SeccompFilter::as_text`
-    seccomp: String,
-    started_at_ms: u64,
-    last_seen_ms: u64,
-    exited_at_ms: Option<u64>,
+    head: HeadV2,
     /// Some calls were lost (see [`ContainerDelta::incomplete`]).
     incomplete: bool,
     syscalls: Vec<SyscallV1>,
@@ -453,17 +451,7 @@ struct ContainerV3 {
 
 #[derive(Serialize, Deserialize)]
 struct ContainerV4 {
-    runtime: String,
-    id: String,
-    image: String,
-    image_digest: String,
-    /// (namespace, pod, container)
-    pod: Option<(String, String, String)>,
-    /// `SeccompFilter::as_text`
-    seccomp: String,
-    started_at_ms: u64,
-    last_seen_ms: u64,
-    exited_at_ms: Option<u64>,
+    head: HeadV2,
     /// Some calls were lost (see [`ContainerDelta::incomplete`]).
     incomplete: bool,
     /// Its cgroup is not provably its runtime's (see
@@ -641,9 +629,9 @@ impl WireContainer for ContainerV1 {
     }
 }
 
-impl WireContainer for ContainerV2 {
+impl HeadV2 {
     fn from_delta(c: &ContainerDelta) -> Self {
-        ContainerV2 {
+        HeadV2 {
             runtime: c.container.runtime.clone(),
             id: c.container.id.clone(),
             image: c.container.image.clone(),
@@ -653,11 +641,16 @@ impl WireContainer for ContainerV2 {
             started_at_ms: c.started_at_ms,
             last_seen_ms: c.last_seen_ms,
             exited_at_ms: c.exited_at_ms,
-            syscalls: syscalls_out(&c.syscalls),
         }
     }
 
-    fn into_delta(self) -> Result<ContainerDelta, String> {
+    /// The delta, with what the version's layout adds to the head.
+    fn into_delta(
+        self,
+        syscalls: Vec<SyscallV1>,
+        incomplete: bool,
+        unverified: bool,
+    ) -> Result<ContainerDelta, String> {
         Ok(ContainerDelta {
             container: ContainerRef {
                 runtime: self.runtime,
@@ -670,91 +663,52 @@ impl WireContainer for ContainerV2 {
             started_at_ms: self.started_at_ms,
             last_seen_ms: self.last_seen_ms,
             exited_at_ms: self.exited_at_ms,
-            syscalls: syscalls_in(self.syscalls)?,
-            incomplete: false,
-            unverified: false,
+            syscalls: syscalls_in(syscalls)?,
+            incomplete,
+            unverified,
         })
     }
 }
 
-/// v3 is v2 with `incomplete`: it converts through v2's layout.
+impl WireContainer for ContainerV2 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV2 {
+            head: HeadV2::from_delta(c),
+            syscalls: syscalls_out(&c.syscalls),
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        self.head.into_delta(self.syscalls, false, false)
+    }
+}
+
 impl WireContainer for ContainerV3 {
     fn from_delta(c: &ContainerDelta) -> Self {
-        let v2 = ContainerV2::from_delta(c);
         ContainerV3 {
-            runtime: v2.runtime,
-            id: v2.id,
-            image: v2.image,
-            image_digest: v2.image_digest,
-            pod: v2.pod,
-            seccomp: v2.seccomp,
-            started_at_ms: v2.started_at_ms,
-            last_seen_ms: v2.last_seen_ms,
-            exited_at_ms: v2.exited_at_ms,
+            head: HeadV2::from_delta(c),
             incomplete: c.incomplete,
-            syscalls: v2.syscalls,
+            syscalls: syscalls_out(&c.syscalls),
         }
     }
 
     fn into_delta(self) -> Result<ContainerDelta, String> {
-        let incomplete = self.incomplete;
-        let v2 = ContainerV2 {
-            runtime: self.runtime,
-            id: self.id,
-            image: self.image,
-            image_digest: self.image_digest,
-            pod: self.pod,
-            seccomp: self.seccomp,
-            started_at_ms: self.started_at_ms,
-            last_seen_ms: self.last_seen_ms,
-            exited_at_ms: self.exited_at_ms,
-            syscalls: self.syscalls,
-        };
-        Ok(ContainerDelta {
-            incomplete,
-            ..v2.into_delta()?
-        })
+        self.head.into_delta(self.syscalls, self.incomplete, false)
     }
 }
 
-/// v4 is v3 with `unverified`: it converts through v3's layout.
 impl WireContainer for ContainerV4 {
     fn from_delta(c: &ContainerDelta) -> Self {
-        let v3 = ContainerV3::from_delta(c);
         ContainerV4 {
-            runtime: v3.runtime,
-            id: v3.id,
-            image: v3.image,
-            image_digest: v3.image_digest,
-            pod: v3.pod,
-            seccomp: v3.seccomp,
-            started_at_ms: v3.started_at_ms,
-            last_seen_ms: v3.last_seen_ms,
-            exited_at_ms: v3.exited_at_ms,
-            incomplete: v3.incomplete,
+            head: HeadV2::from_delta(c),
+            incomplete: c.incomplete,
             unverified: c.unverified,
-            syscalls: v3.syscalls,
+            syscalls: syscalls_out(&c.syscalls),
         }
     }
 
     fn into_delta(self) -> Result<ContainerDelta, String> {
-        let unverified = self.unverified;
-        let v3 = ContainerV3 {
-            runtime: self.runtime,
-            id: self.id,
-            image: self.image,
-            image_digest: self.image_digest,
-            pod: self.pod,
-            seccomp: self.seccomp,
-            started_at_ms: self.started_at_ms,
-            last_seen_ms: self.last_seen_ms,
-            exited_at_ms: self.exited_at_ms,
-            incomplete: self.incomplete,
-            syscalls: self.syscalls,
-        };
-        Ok(ContainerDelta {
-            unverified,
-            ..v3.into_delta()?
-        })
+        self.head
+            .into_delta(self.syscalls, self.incomplete, self.unverified)
     }
 }
