@@ -770,47 +770,66 @@ fn over_capacity_through_the_daemon(version: u16) {
     kernel::remove_pins(&pin_dir).unwrap();
 }
 
-/// The memory figure the docs state is the kernel's own accounting: the
-/// estimate for this machine's CPU count equals the sum of bpftool's
-/// `bytes_memlock` over the maps of a loaded program.
+/// The memory figure the docs state is the kernel's own accounting: what
+/// one more slot costs is exactly what the kernel charges for it (two
+/// programs, 777 and 778 slots, summed over bpftool's `bytes_memlock` of
+/// each one's maps), and the total is the estimate up to the fixed headers
+/// of the maps, which change between kernel builds (6.18.44-fc-v1045's hash
+/// maps carry 64 bytes more than an earlier 6.18 build's).
 #[test]
 fn map_memory_estimate_matches_the_kernel() {
-    let c = EbpfCollector::load(&EbpfOptions {
-        auto_track: false,
-        max_workloads: 777,
-    })
-    .expect("load (run as root)");
-    let out = bpftool(&["-j", "map", "show"]);
-    let maps: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let load = |slots| {
+        EbpfCollector::load(&EbpfOptions {
+            auto_track: false,
+            max_workloads: slots,
+        })
+        .expect("load (run as root)")
+    };
+    let (c, c2) = (load(777), load(778));
     let progs: Vec<serde_json::Value> =
         serde_json::from_str(&bpftool(&["-j", "prog", "show"])).unwrap();
-    let by_id = |id: &serde_json::Value| maps.iter().find(|m| m["id"] == *id).unwrap();
-    // Our program: the sm_sys_enter whose sm_work has 777 slots.
-    let prog = progs
-        .iter()
-        .filter(|p| p["name"] == "sm_sys_enter")
-        .find(|p| {
-            p["map_ids"].as_array().unwrap().iter().any(|id| {
-                let m = by_id(id);
-                m["name"] == "sm_work" && m["max_entries"] == 777
+    let maps: Vec<serde_json::Value> =
+        serde_json::from_str(&bpftool(&["-j", "map", "show"])).unwrap();
+    let by_id = |id: &serde_json::Value| maps.iter().find(|m| m["id"] == *id);
+    // Our programs: the sm_sys_enter whose sm_work has that many slots.
+    let used = |slots: u32| -> u64 {
+        let prog = progs
+            .iter()
+            .filter(|p| p["name"] == "sm_sys_enter")
+            .find(|p| {
+                p["map_ids"].as_array().unwrap().iter().any(|id| {
+                    by_id(id).is_some_and(|m| m["name"] == "sm_work" && m["max_entries"] == slots)
+                })
             })
-        })
-        .expect("our program");
-    let used: u64 = prog["map_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(by_id)
-        .filter(|m| m["name"].as_str().unwrap().starts_with("sm_"))
-        .map(|m| m["bytes_memlock"].as_u64().unwrap())
-        .sum();
+            .expect("our program");
+        prog["map_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| by_id(id).expect("our program's map"))
+            .filter(|m| m["name"].as_str().unwrap().starts_with("sm_"))
+            .map(|m| m["bytes_memlock"].as_u64().unwrap())
+            .sum()
+    };
+    let (used, used2) = (used(777), used(778));
+    drop(c2);
     let cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
     let nr_cpus = possible_cpus(cpus.trim());
-    assert_eq!(collector::ebpf::map_memory_bytes(777, nr_cpus), used);
+    let estimate = collector::ebpf::map_memory_bytes(777, nr_cpus);
+    assert_eq!(
+        collector::ebpf::map_memory_bytes(778, nr_cpus) - estimate,
+        used2 - used,
+        "one more slot"
+    );
+    // Nine maps, each header within 256 bytes of the estimate's.
+    assert!(
+        estimate.abs_diff(used) <= 9 * 256,
+        "estimate {estimate}, kernel {used}"
+    );
     drop(c);
     // The table in benchmarks/README.md.
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    eprintln!("memory: slots,cpus,bytes,MiB (checked: 777 slots on {nr_cpus} CPUs = {used} bytes)");
+    eprintln!("memory: slots,cpus,bytes,MiB (checked: 777 slots on {nr_cpus} CPUs: kernel {used} bytes, estimate {estimate}; one more slot {} bytes)", used2 - used);
     for slots in [1000, 2048] {
         for cpus in [2, 64, 256] {
             let b = collector::ebpf::map_memory_bytes(slots, cpus);
