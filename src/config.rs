@@ -36,11 +36,13 @@ const ENV_PREFIX: &str = "SANDMINE_";
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConfigArgs {
     /// TOML configuration file (see docs/CONFIG.md). Also $SANDMINE_CONFIG.
-    #[arg(long, value_name = "FILE", env = "SANDMINE_CONFIG")]
+    // Global: `sandmine query image X --config F` works as well as
+    // `sandmine query --config F image X` (query has subcommands).
+    #[arg(long, value_name = "FILE", env = "SANDMINE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Override one setting: `--set broker.url=nats://h:4222`. Repeatable;
     /// wins over the file and over SANDMINE_<SECTION>__<KEY> variables.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     pub set: Vec<String>,
 }
 
