@@ -366,6 +366,174 @@ impl EffectiveProfile {
     }
 }
 
+/// True when a call with this outcome runs: ALLOW, or LOG (it runs and
+/// is logged).
+pub fn runs(o: Outcome) -> bool {
+    matches!(o.0, Action::Allow | Action::Log)
+}
+
+/// An outcome in words: `allow`, `log`, `errno N`, `kill_process`,
+/// `kill_thread`, `trap`.
+pub fn outcome_text(o: Outcome) -> String {
+    match o.0 {
+        Action::Allow => "allow".into(),
+        Action::Log => "log".into(),
+        Action::Errno => format!("errno {}", o.1.unwrap_or(crate::EPERM)),
+        Action::KillProcess => "kill_process".into(),
+        Action::KillThread | Action::Kill => "kill_thread".into(),
+        Action::Trap => "trap".into(),
+    }
+}
+
+/// How a profile judges every call of one syscall, as far as that is
+/// known without its arguments ([`EffectiveProfile::judge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallVerdict {
+    /// Argument rules (ORed): a call whose arguments satisfy every
+    /// comparison of one of them gets that rule's outcome. Empty when the
+    /// arguments do not matter.
+    pub deciding: Vec<ArgRule>,
+    /// What a call gets when no rule of `deciding` holds: every call, when
+    /// `deciding` is empty.
+    pub otherwise: Outcome,
+}
+
+/// A [`SyscallVerdict`] in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum VerdictClass {
+    /// Every call is denied (errno, kill or trap), whatever its arguments.
+    Denied,
+    /// Some argument values run, others are denied: which, the arguments
+    /// decide.
+    Unknown,
+    /// Every call runs (allowed or logged), whatever its arguments.
+    Runs,
+}
+
+impl SyscallVerdict {
+    /// Every outcome a call can get: the rules' (in order), then
+    /// `otherwise`; without duplicates.
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        let mut v: Vec<Outcome> = Vec::new();
+        for o in self
+            .deciding
+            .iter()
+            .map(|r| r.outcome)
+            .chain([self.otherwise])
+        {
+            if !v.contains(&o) {
+                v.push(o);
+            }
+        }
+        v
+    }
+
+    pub fn class(&self) -> VerdictClass {
+        let outcomes = self.outcomes();
+        if outcomes.iter().all(|o| runs(*o)) {
+            VerdictClass::Runs
+        } else if outcomes.iter().any(|o| runs(*o)) {
+            VerdictClass::Unknown
+        } else {
+            VerdictClass::Denied
+        }
+    }
+
+    /// When the arguments decide: "allow if arg0 == 0 or arg0 == 8; else
+    /// errno 1"; empty when they do not. Comparisons are libseccomp's
+    /// (`MASKED_EQ`: `arg & mask == value & mask`); `wide` is false for
+    /// i386, whose arguments are compared on their low 32 bits.
+    pub fn conditions_text(&self) -> String {
+        if self.deciding.is_empty() {
+            return String::new();
+        }
+        // Rules with one outcome (resolve refuses mixed ones) are ORed.
+        let mut parts: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < self.deciding.len() {
+            let o = self.deciding[i].outcome;
+            let mut alts = Vec::new();
+            while i < self.deciding.len() && self.deciding[i].outcome == o {
+                let r = &self.deciding[i];
+                alts.push(if r.cmps.is_empty() {
+                    "always".to_string()
+                } else {
+                    r.cmps
+                        .iter()
+                        .map(cmp_text)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                });
+                i += 1;
+            }
+            parts.push(format!("{} if {}", outcome_text(o), alts.join(" or ")));
+        }
+        parts.push(format!("else {}", outcome_text(self.otherwise)));
+        parts.join("; ")
+    }
+}
+
+/// One comparison as libseccomp applies it: `arg1 == 8`,
+/// `arg0 & 0x7e020000 == 0`. Values below 65536 in decimal, the others in
+/// hexadecimal.
+pub fn cmp_text(c: &ArgCmp) -> String {
+    use crate::oci::CmpOp;
+    let num = |v: u64| {
+        if v < 0x1_0000 {
+            v.to_string()
+        } else {
+            format!("{v:#x}")
+        }
+    };
+    let a = format!("arg{}", c.index);
+    match c.op {
+        CmpOp::Ne => format!("{a} != {}", num(c.value)),
+        CmpOp::Lt => format!("{a} < {}", num(c.value)),
+        CmpOp::Le => format!("{a} <= {}", num(c.value)),
+        CmpOp::Eq => format!("{a} == {}", num(c.value)),
+        CmpOp::Ge => format!("{a} >= {}", num(c.value)),
+        CmpOp::Gt => format!("{a} > {}", num(c.value)),
+        CmpOp::MaskedEq => format!("{a} & {} == {}", num(c.value), num(c.value_two & c.value)),
+    }
+}
+
+impl EffectiveProfile {
+    /// How every call of syscall `nr` of `abi` is judged, without its
+    /// arguments: what [`EffectiveProfile::verdict`] answers for some
+    /// arguments, for all of them. `nr` is the number of the syscall
+    /// tables (and of the store): x32 numbers without `X32_SYSCALL_BIT`.
+    /// runc's ENOSYS stub and an unlisted ABI are unconditional; an
+    /// argument rule makes the arguments decide, whether or not any value
+    /// can satisfy it (never a guess that they cannot).
+    pub fn judge(&self, abi: Abi, nr: u32) -> SyscallVerdict {
+        let n = if abi == Abi::X32 {
+            nr | X32_SYSCALL_BIT
+        } else {
+            nr
+        };
+        let always = |o: Outcome| SyscallVerdict {
+            deciding: Vec::new(),
+            otherwise: o,
+        };
+        if let Some(above) = self.stub_threshold(abi, n) {
+            if n > above {
+                return always((Action::Errno, Some(ENOSYS)));
+            }
+        }
+        if !self.abis.contains(&abi) {
+            return always(UNLISTED);
+        }
+        match self.syscalls.get(&abi).and_then(|t| t.get(&n)) {
+            None => always(self.default),
+            Some(Judgement::Always(o)) => always(*o),
+            Some(Judgement::Args(rules)) => SyscallVerdict {
+                deciding: rules.clone(),
+                otherwise: self.default,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,22 +546,7 @@ mod tests {
     const DOCKER_DEFAULT: &str = include_str!("../tests/fixtures/docker/default-v20.10.24.json");
 
     /// Docker 20.10's default bounding set (`docker run` without --cap-add).
-    const DOCKER_CAPS: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    const DOCKER_CAPS: &[&str] = &crate::oci::DOCKER_DEFAULT_CAPS;
 
     fn conditions(caps: &[&str], kernel: (u64, u64)) -> Conditions {
         Conditions {
@@ -993,5 +1146,132 @@ mod tests {
         // Most random profiles are accepted; the rest have argument rules
         // with different outcomes for one syscall.
         assert!(compiled > 200 && refused > 0, "{compiled} {refused}");
+    }
+
+    /// `judge` is `verdict` for every argument: each call's verdict is one
+    /// of the judged outcomes, and the very one when arguments do not
+    /// matter; on Docker's default and on random profiles.
+    #[test]
+    fn judge_agrees_with_verdict_for_every_argument() {
+        let check = |eff: &EffectiveProfile, sets: &[[u64; 6]]| {
+            for (abi, n) in all_numbers() {
+                // Not table numbers: x86_64 numbers with the x32 bit, and
+                // numbers at or above 2^31 (-1 is a tracer's "skip").
+                if (n >= X32_SYSCALL_BIT && abi != Abi::X32) || n & !X32_SYSCALL_BIT >= 0x8000_0000
+                {
+                    continue;
+                }
+                let j = eff.judge(abi, n & !X32_SYSCALL_BIT);
+                for args in sets {
+                    let got = eff.verdict(abi, n, *args);
+                    assert!(
+                        j.outcomes().contains(&got),
+                        "{abi} {n:#x} {args:x?}: {got:?} not in {j:?}"
+                    );
+                    if j.deciding.is_empty() {
+                        assert_eq!(got, j.otherwise, "{abi} {n:#x}");
+                    }
+                }
+            }
+        };
+        let prof = OciProfile::parse(DOCKER_DEFAULT).unwrap();
+        check(
+            &prof.resolve(&conditions(DOCKER_CAPS, (6, 18))).unwrap(),
+            &edge_arg_sets(),
+        );
+        let mut r = Rng(0x5eed_0fba_5e00);
+        let c = conditions(&["CAP_SYS_ADMIN"], (5, 10));
+        let mut judged = 0;
+        for _ in 0..100 {
+            let Ok(eff) = random_profile(&mut r).resolve(&c) else {
+                continue;
+            };
+            let sets: Vec<[u64; 6]> = (0..20)
+                .map(|_| [*r.pick(EDGES), *r.pick(EDGES), *r.pick(EDGES), 0, 0, 0])
+                .collect();
+            check(&eff, &sets);
+            judged += 1;
+        }
+        assert!(judged > 50, "{judged}");
+    }
+
+    #[test]
+    fn judge_docker_default() {
+        let prof = OciProfile::parse(DOCKER_DEFAULT).unwrap();
+        let eff = prof.resolve(&conditions(DOCKER_CAPS, (6, 18))).unwrap();
+        let x = Abi::X86_64;
+        let j = |abi: Abi, name: &str| {
+            let v = eff.judge(abi, syscalls::number(abi, name).unwrap());
+            (v.class(), v.outcomes(), v.conditions_text())
+        };
+        assert_eq!(
+            j(x, "read"),
+            (VerdictClass::Runs, vec![ALLOW], String::new())
+        );
+        assert_eq!(
+            j(x, "keyctl"),
+            (VerdictClass::Denied, vec![EPERM_O], String::new())
+        );
+        assert_eq!(
+            j(x, "clone3"),
+            (VerdictClass::Denied, vec![ENOSYS_O], String::new())
+        );
+        assert_eq!(
+            j(x, "clone"),
+            (
+                VerdictClass::Unknown,
+                vec![ALLOW, EPERM_O],
+                "allow if arg0 & 0x7e020000 == 0; else errno 1".to_string()
+            )
+        );
+        assert_eq!(
+            j(Abi::I386, "personality").2,
+            "allow if arg0 == 0 or arg0 == 8 or arg0 == 0x20000 or arg0 == 0x20008 or arg0 == 0xffffffff; else errno 1"
+        );
+        assert_eq!(j(Abi::X32, "keyctl").1, vec![EPERM_O]);
+        assert_eq!(j(Abi::X32, "read").1, vec![ALLOW]);
+        // Unlisted ABI: killed. runc's stub: ENOSYS above the largest name.
+        assert_eq!(j(Abi::Aarch64, "read").1, vec![UNLISTED]);
+        let above = eff.enosys_above[&x] + 1;
+        assert_eq!(eff.judge(x, above).outcomes(), vec![ENOSYS_O]);
+        // ptrace needs kernel 4.8 (includes.minKernel).
+        let old = prof.resolve(&conditions(DOCKER_CAPS, (4, 4))).unwrap();
+        assert_eq!(old.judge(x, 101).class(), VerdictClass::Denied);
+        assert_eq!(eff.judge(x, 101).class(), VerdictClass::Runs);
+        // A LOG default runs; a rule's kill by arguments under an errno
+        // default is denied either way, with both actions.
+        let p = OciProfile::parse(
+            r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[
+              {"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":40,"op":"SCMP_CMP_EQ"}]}]}"#,
+        )
+        .unwrap()
+        .resolve(&conditions(DOCKER_CAPS, (6, 18)))
+        .unwrap();
+        assert_eq!(p.judge(x, 0).class(), VerdictClass::Runs);
+        let v = p.judge(x, 41);
+        assert_eq!(
+            (v.class(), v.conditions_text()),
+            (
+                VerdictClass::Unknown,
+                "errno 1 if arg0 == 40; else log".to_string()
+            )
+        );
+        let p = OciProfile::parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+              {"names":["read"],"action":"SCMP_ACT_ALLOW"},
+              {"names":["socket"],"action":"SCMP_ACT_KILL_PROCESS","args":[{"index":0,"value":40,"op":"SCMP_CMP_EQ"},{"index":1,"value":1,"op":"SCMP_CMP_NE"}]}]}"#,
+        )
+        .unwrap()
+        .resolve(&conditions(DOCKER_CAPS, (6, 18)))
+        .unwrap();
+        let v = p.judge(x, 41);
+        assert_eq!(
+            (v.class(), v.outcomes(), v.conditions_text()),
+            (
+                VerdictClass::Denied,
+                vec![(Action::KillProcess, None), EPERM_O],
+                "kill_process if arg0 == 40 and arg1 != 1; else errno 1".to_string()
+            )
+        );
     }
 }

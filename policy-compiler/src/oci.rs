@@ -438,6 +438,25 @@ impl Serialize for KernelVersion {
     }
 }
 
+/// Docker's default bounding set (`docker run` without `--cap-add` or
+/// `--cap-drop`; moby's `oci/caps/defaults.go`, 20.10 to 27).
+pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Linux capability names by number (`<linux/capability.h>`, up to
 /// CAP_CHECKPOINT_RESTORE, 40), as Docker writes them in `caps`.
 pub const CAPABILITIES: [&str; 41] = [
