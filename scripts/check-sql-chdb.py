@@ -48,6 +48,8 @@ def split(sql):
 
 
 def lit(v):
+    if isinstance(v, list):  # the Rust client binds a slice as an array literal
+        return "[" + ",".join(lit(x) for x in v) + "]"
     if isinstance(v, str):
         return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return str(v)
@@ -209,6 +211,15 @@ def answers(sess):
     out["q_usage_calls(nginx:1, execve)"] = run(sess, bind(read("q_usage_calls.sql"), "nginx:1", 1, X86_64, 59))
     out["q_usage_first(nginx:1)"] = run(sess, bind(read("q_usage_first.sql"), "nginx:1", 0, 0, 0))
     out["q_usage_first(nginx:1, execve)"] = run(sess, bind(read("q_usage_first.sql"), "nginx:1", 1, X86_64, 59))
+    # query breaks: ('' or image twice, from hour, to hour); containers:
+    # (image twice, to, from); reach: (image twice, keys, to, from).
+    out["q_window_calls(all)"] = run(sess, bind(read("q_window_calls.sql"), "", "", 0, end))
+    out["q_window_calls(nginx:1, later hour)"] = run(sess, bind(read("q_window_calls.sql"), "nginx:1", "nginx:1", HOUR0 + H, end))
+    out["q_window_containers(all)"] = run(sess, bind(read("q_window_containers.sql"), "", "", end, 0))
+    out["q_window_containers(redis:7)"] = run(sess, bind(read("q_window_containers.sql"), "redis:7", "redis:7", end, 0))
+    out["q_reach_containers(read, i386 20)"] = run(sess, bind(read("q_reach_containers.sql"), "", "", [0, I386 * 2**32 + 20], end, 0))
+    out["q_reach_containers(nginx:1, execve)"] = run(sess, bind(read("q_reach_containers.sql"), "nginx:1", "nginx:1", [59], end, 0))
+    out["q_reach_containers(read, later hour)"] = run(sess, bind(read("q_reach_containers.sql"), "", "", [0], end, HOUR0 + H))
     return out
 
 
@@ -306,6 +317,37 @@ WANT = {
     "q_usage_calls(nginx:1, execve)": (["UInt64"] * 4, [[u64(HOUR0), u64(0), u64(1), u64(1)]]),
     "q_usage_first(nginx:1)": (["UInt64"] * 2, [[u64(HOUR0), u64(3)]]),
     "q_usage_first(nginx:1, execve)": (["UInt64"] * 2, [[u64(HOUR0), u64(1)]]),
+    "q_window_calls(all)": (
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64", "UInt64"],
+        [
+            ["nginx:1", X86_64, 0, u64(0), u64(27), u64(T0 + 20_000)],
+            ["nginx:1", X86_64, 1, u64(0), u64(3), u64(T0 + 20_000)],
+            ["nginx:1", X86_64, 59, u64(0), u64(1), u64(T0 + 10_000)],
+            ["nginx:1", I386, 20, u64(0), u64(2), u64(T0 + 10_000)],
+            ["redis:7", X86_64, 0, u64(0), u64(100), u64(T0 + 10_000)],
+        ],
+    ),
+    "q_window_calls(nginx:1, later hour)": ([], []),
+    "q_window_containers(all)": (
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64"],
+        [
+            ["nginx:1", X86_64, 0, u64(2), u64(3)],
+            ["nginx:1", X86_64, 1, u64(1), u64(1)],
+            ["nginx:1", X86_64, 59, u64(1), u64(1)],
+            ["nginx:1", I386, 20, u64(1), u64(1)],
+            ["redis:7", X86_64, 0, u64(1), u64(1)],
+        ],
+    ),
+    "q_window_containers(redis:7)": (
+        ["String", "UInt8", "UInt32", "UInt64", "UInt64"],
+        [["redis:7", X86_64, 0, u64(1), u64(1)]],
+    ),
+    "q_reach_containers(read, i386 20)": (
+        ["String", "UInt64", "UInt64"],
+        [["nginx:1", u64(2), u64(3)], ["redis:7", u64(1), u64(1)]],
+    ),
+    "q_reach_containers(nginx:1, execve)": (["String", "UInt64", "UInt64"], [["nginx:1", u64(1), u64(1)]]),
+    "q_reach_containers(read, later hour)": ([], []),
     "q_runtime_syscalls": (
         ["String", "String", "UInt8", "UInt32"],
         [["docker", "nginx:1", X86_64, 59]],

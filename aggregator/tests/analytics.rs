@@ -6,11 +6,14 @@
 
 mod common;
 
-use aggregator::store::analytics::{Drift, DriftBase, DriftRow, SyscallUse, UsageRow, Window};
+use aggregator::store::analytics::{
+    Drift, DriftBase, DriftRow, ImageReach, ImageSyscallUse, SyscallUse, UsageRow, Window,
+};
 use aggregator::store::Store;
 use common::analytics_fleet::*;
 use common::*;
 use schemas::Abi;
+use std::collections::BTreeSet;
 
 /// Both stores with the analytics fleet, inserted twice (redelivery: the
 /// answers must not change) in different groupings.
@@ -374,4 +377,220 @@ async fn usage_adds_up_and_agrees_across_stores_on_a_random_fleet() {
             assert_eq!(one.iter().map(|r| r.new_containers).sum::<u64>(), t.5);
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn w(
+    image: &str,
+    abi: Abi,
+    nr: u32,
+    hosts: u64,
+    containers: u64,
+    calls: u64,
+    last: u64,
+) -> ImageSyscallUse {
+    ImageSyscallUse {
+        image: image.into(),
+        abi,
+        nr,
+        hosts,
+        containers,
+        calls,
+        last_seen_ms: last,
+    }
+}
+
+fn reach(image: &str, hosts: u64, containers: u64) -> ImageReach {
+    ImageReach {
+        image: image.into(),
+        hosts,
+        containers,
+    }
+}
+
+fn keys(k: &[(Abi, u32)]) -> BTreeSet<(Abi, u32)> {
+    k.iter().copied().collect()
+}
+
+/// `query breaks`' two questions: every syscall of every image in a
+/// window (`uses` for all at once), and the containers that used any of
+/// a set; exact rows on both stores, for the breaks fleet (the analytics
+/// fleet plus batch:3, with an i386 call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_syscalls_and_reach_exact_rows_on_both_stores() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let fleet = breaks_fleet();
+    for s in [&chs, &emb] {
+        s.insert(&fleet).await.unwrap();
+        for e in fleet.iter().rev() {
+            s.insert(std::slice::from_ref(e)).await.unwrap();
+        }
+    }
+    let x = Abi::X86_64;
+    let all = Window::default();
+    let second = window(Some(T + H), Some(T + 2 * H));
+    let last1 = T + H + 10_000;
+    let last2 = T + 2 * H + 10_000;
+    let window_cases: Vec<(Option<&str>, Window, Vec<ImageSyscallUse>)> = vec![
+        (
+            None,
+            all,
+            vec![
+                w("app:1", x, READ, 2, 3, 17, last1),
+                w("app:1", x, PTRACE, 1, 1, 1, last1),
+                w("app:1", x, IO_URING_SETUP, 2, 3, 9, last1),
+                w("batch:3", x, READ, 1, 1, 4, last2),
+                w("batch:3", x, CLONE, 1, 1, 3, last2),
+                w("batch:3", Abi::I386, KEYCTL_I386, 1, 1, 2, last2),
+                w("redis:7", x, READ, 1, 1, 12, last1),
+                w("web:2", x, KEYCTL, 1, 1, 7, last2),
+                w("web:2", x, IO_URING_SETUP, 1, 1, 1, last2),
+            ],
+        ),
+        // The second hour: the rows of `uses` in that window, redis:7's
+        // read with its calls and no container (hour precision).
+        (
+            None,
+            second,
+            vec![
+                w("app:1", x, READ, 1, 1, 6, last1),
+                w("app:1", x, PTRACE, 1, 1, 1, last1),
+                w("app:1", x, IO_URING_SETUP, 1, 1, 4, last1),
+                w("redis:7", x, READ, 0, 0, 7, last1),
+            ],
+        ),
+        (
+            Some("web:2"),
+            all,
+            vec![
+                w("web:2", x, KEYCTL, 1, 1, 7, last2),
+                w("web:2", x, IO_URING_SETUP, 1, 1, 1, last2),
+            ],
+        ),
+        (Some("web:2"), second, vec![]),
+        (Some("nope"), all, vec![]),
+        (None, window(None, Some(T)), vec![]),
+    ];
+    type ReachCase<'a> = (
+        Option<&'a str>,
+        BTreeSet<(Abi, u32)>,
+        Window,
+        Vec<ImageReach>,
+    );
+    let reach_cases: Vec<ReachCase> = vec![
+        // a1, a2 (io_uring_setup) and a3 (both) count once each.
+        (
+            None,
+            keys(&[(x, PTRACE), (x, IO_URING_SETUP), (x, KEYCTL)]),
+            all,
+            vec![reach("app:1", 2, 3), reach("web:2", 1, 1)],
+        ),
+        (
+            Some("app:1"),
+            keys(&[(x, PTRACE)]),
+            all,
+            vec![reach("app:1", 1, 1)],
+        ),
+        // An ABI is part of the key: x86_64 keyctl is not i386's.
+        (
+            None,
+            keys(&[(Abi::I386, KEYCTL_I386), (x, CLONE)]),
+            all,
+            vec![reach("batch:3", 1, 1)],
+        ),
+        (None, keys(&[(Abi::I386, KEYCTL)]), all, vec![]),
+        (None, keys(&[(x, READ)]), second, vec![reach("app:1", 1, 1)]),
+        (None, keys(&[]), all, vec![]),
+    ];
+    for (name, s) in ["clickhouse", "embedded"].iter().zip([&chs, &emb]) {
+        for (image, win, want) in &window_cases {
+            let got = s.window_syscalls(*image, *win).await.unwrap();
+            assert_eq!(&got, want, "{name}: window_syscalls {image:?} {win:?}");
+        }
+        for (image, k, win, want) in &reach_cases {
+            let got = s.reach(*image, k, *win).await.unwrap();
+            assert_eq!(&got, want, "{name}: reach {image:?} {k:?} {win:?}");
+        }
+    }
+}
+
+/// On the pseudo-random fleet of the store tests, every row of
+/// `window_syscalls` is `uses` of its syscall, and `reach` of one syscall
+/// is its `uses` hosts and containers, on both stores, in every window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_syscalls_and_reach_agree_with_uses_on_a_random_fleet() {
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    let fleet = generated(3, 20);
+    for s in [&chs, &emb] {
+        for chunk in fleet.chunks(7) {
+            s.insert(chunk).await.unwrap();
+        }
+    }
+    let t0 = fleet[0].interval_start_ms;
+    let syscalls: Vec<(Abi, u32)> = (0..11)
+        .map(|n| (Abi::X86_64, n))
+        .chain([(Abi::I386, 11)])
+        .collect();
+    let mut seen = 0;
+    for win in [
+        Window::default(),
+        window(Some(t0 + H), None),
+        window(None, Some(t0 + H)),
+        window(Some(t0 + 150_000), Some(t0 + 300_000)),
+    ] {
+        let mut answers = Vec::new();
+        for s in [&chs, &emb] {
+            let rows = s.window_syscalls(None, win).await.unwrap();
+            for &(abi, nr) in &syscalls {
+                let want: Vec<ImageSyscallUse> = s
+                    .syscall_uses(abi, nr, win)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|u| {
+                        w(
+                            &u.image,
+                            abi,
+                            nr,
+                            u.hosts,
+                            u.containers,
+                            u.calls,
+                            u.last_seen_ms,
+                        )
+                    })
+                    .collect();
+                let got: Vec<ImageSyscallUse> = rows
+                    .iter()
+                    .filter(|r| (r.abi, r.nr) == (abi, nr))
+                    .cloned()
+                    .collect();
+                assert_eq!(got, want, "{abi} {nr} in {win:?}");
+                let reach_want: Vec<ImageReach> = want
+                    .iter()
+                    .filter(|u| u.containers > 0)
+                    .map(|u| reach(&u.image, u.hosts, u.containers))
+                    .collect();
+                let got = s.reach(None, &keys(&[(abi, nr)]), win).await.unwrap();
+                assert_eq!(got, reach_want, "reach {abi} {nr} in {win:?}");
+                seen += want.len();
+            }
+            // One image: its rows of the fleet-wide answer.
+            let one = s.window_syscalls(Some("redis:7"), win).await.unwrap();
+            let want: Vec<ImageSyscallUse> = rows
+                .iter()
+                .filter(|r| r.image == "redis:7")
+                .cloned()
+                .collect();
+            assert_eq!(one, want, "redis:7 in {win:?}");
+            answers.push(rows);
+        }
+        assert_eq!(answers[0], answers[1], "stores differ in {win:?}");
+    }
+    assert!(seen > 50, "{seen}");
 }

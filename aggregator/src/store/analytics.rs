@@ -227,6 +227,84 @@ pub fn assemble_usage(calls: Vec<UsageCallsRow>, first: Vec<UsageFirstRow>) -> V
     m.into_values().collect()
 }
 
+/// One image's use of one syscall in a window: `query uses` for every
+/// syscall at once (`query breaks`). The same definitions as
+/// [`SyscallUse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageSyscallUse {
+    pub image: String,
+    pub abi: Abi,
+    pub nr: u32,
+    pub hosts: u64,
+    pub containers: u64,
+    pub calls: u64,
+    pub last_seen_ms: u64,
+}
+
+impl ImageSyscallUse {
+    fn new(image: String, abi: Abi, nr: u32) -> ImageSyscallUse {
+        ImageSyscallUse {
+            image,
+            abi,
+            nr,
+            hosts: 0,
+            containers: 0,
+            calls: 0,
+            last_seen_ms: 0,
+        }
+    }
+}
+
+/// Raw calls per (image, abi code, nr) in a window: (image, abi, nr,
+/// calls high half, low half, last seen).
+pub type WindowCallsRow = (String, u8, u32, u64, u64, u64);
+/// Raw incidence per (image, abi code, nr) in a window: (image, abi, nr,
+/// hosts, containers).
+pub type WindowContainersRow = (String, u8, u32, u64, u64);
+
+/// Joins the two raw row sets into one row per (image, abi, nr) that had
+/// calls or containers in the window, sorted by (image, abi, nr).
+pub fn assemble_window(
+    calls: Vec<WindowCallsRow>,
+    containers: Vec<WindowContainersRow>,
+) -> Result<Vec<ImageSyscallUse>, UnknownAbi> {
+    let mut m: BTreeMap<(String, Abi, u32), ImageSyscallUse> = BTreeMap::new();
+    for (image, abi, nr, high, low, last) in calls {
+        let abi = Abi::from_code(abi).ok_or(UnknownAbi(abi))?;
+        let e = m
+            .entry((image.clone(), abi, nr))
+            .or_insert_with(|| ImageSyscallUse::new(image, abi, nr));
+        e.calls = calls_from_halves(high, low);
+        e.last_seen_ms = last;
+    }
+    for (image, abi, nr, hosts, n) in containers {
+        let abi = Abi::from_code(abi).ok_or(UnknownAbi(abi))?;
+        let e = m
+            .entry((image.clone(), abi, nr))
+            .or_insert_with(|| ImageSyscallUse::new(image, abi, nr));
+        e.hosts = hosts;
+        e.containers = n;
+    }
+    Ok(m.into_values()
+        .filter(|u| u.calls > 0 || u.containers > 0)
+        .collect())
+}
+
+/// Per image, the distinct hosts and containers whose use of any syscall
+/// of a set overlaps a window (`query breaks`: the containers a profile
+/// would affect).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageReach {
+    pub image: String,
+    pub hosts: u64,
+    pub containers: u64,
+}
+
+/// A syscall as one number for a set in SQL: `abi code * 2^32 + nr`.
+pub fn syscall_key(abi: Abi, nr: u32) -> u64 {
+    (u64::from(abi.code()) << 32) | u64::from(nr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

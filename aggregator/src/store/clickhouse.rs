@@ -584,6 +584,101 @@ impl ClickHouseStore {
         ))
     }
 
+    pub async fn window_syscalls(
+        &self,
+        image: Option<&str>,
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::ImageSyscallUse>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct C {
+            image: String,
+            abi: u8,
+            nr: u32,
+            calls_high: u64,
+            calls_low: u64,
+            last: u64,
+        }
+        #[derive(Deserialize, Row)]
+        struct I {
+            image: String,
+            abi: u8,
+            nr: u32,
+            hosts: u64,
+            containers: u64,
+        }
+        let (from, to) = (w.from_hour_ms(), w.to_hour_ms());
+        let img = image.unwrap_or("");
+        let q = self.sql(sql::Q_WINDOW_CALLS);
+        let calls = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(img)
+                    .bind(img)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all::<C>(),
+            )
+            .await?;
+        let q = self.sql(sql::Q_WINDOW_CONTAINERS);
+        let inc = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(img)
+                    .bind(img)
+                    .bind(to)
+                    .bind(from)
+                    .fetch_all::<I>(),
+            )
+            .await?;
+        Ok(super::analytics::assemble_window(
+            calls
+                .into_iter()
+                .map(|r| (r.image, r.abi, r.nr, r.calls_high, r.calls_low, r.last))
+                .collect(),
+            inc.into_iter()
+                .map(|r| (r.image, r.abi, r.nr, r.hosts, r.containers))
+                .collect(),
+        )?)
+    }
+
+    pub async fn reach(
+        &self,
+        image: Option<&str>,
+        keys: &[u64],
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::ImageReach>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct R {
+            image: String,
+            hosts: u64,
+            containers: u64,
+        }
+        let img = image.unwrap_or("");
+        let q = self.sql(sql::Q_REACH_CONTAINERS);
+        let rows = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(img)
+                    .bind(img)
+                    .bind(keys)
+                    .bind(w.to_hour_ms())
+                    .bind(w.from_hour_ms())
+                    .fetch_all::<R>(),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::analytics::ImageReach {
+                image: r.image,
+                hosts: r.hosts,
+                containers: r.containers,
+            })
+            .collect())
+    }
+
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
     pub async fn optimize(&self) -> Result<(), StoreError> {

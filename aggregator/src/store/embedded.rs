@@ -128,6 +128,30 @@ const Q_USAGE_FIRST: &str = "SELECT (f / 3600000) * 3600000 AS hour, count(*)
        GROUP BY host_id, boot_id, container_id)
  GROUP BY hour ORDER BY hour";
 
+/// `query breaks` (see `q_window_calls.sql`): calls per (image, abi, nr)
+/// in the window's hours; `?1` is the image, or '' for all.
+const Q_WINDOW_CALLS: &str =
+    "SELECT image, abi, nr, sum(calls >> 32), sum(calls & 4294967295), max(last_seen_ms)
+ FROM calls_hourly WHERE (?1 = '' OR image = ?1) AND hour_ms >= ?2 AND hour_ms < ?3
+ GROUP BY image, abi, nr ORDER BY image, abi, nr";
+/// `query breaks` (see `q_window_containers.sql`).
+const Q_WINDOW_CONTAINERS: &str = "SELECT image, abi, nr, count(DISTINCT host_id), count(*)
+ FROM (SELECT image, abi, nr, host_id, boot_id, container_id, min(first_seen_ms) AS f, max(last_seen_ms) AS l
+       FROM incidence WHERE (?1 = '' OR image = ?1)
+       GROUP BY image, abi, nr, host_id, boot_id, container_id)
+ WHERE f < ?2 AND l >= ?3
+ GROUP BY image, abi, nr ORDER BY image, abi, nr";
+/// `query breaks` (see `q_reach_containers.sql`): `?2` is a JSON array
+/// of keys `abi * 2^32 + nr`.
+const Q_REACH_CONTAINERS: &str = "SELECT image, count(DISTINCT host_id), count(*)
+ FROM (SELECT DISTINCT image, host_id, boot_id, container_id
+       FROM (SELECT image, abi, nr, host_id, boot_id, container_id, min(first_seen_ms) AS f, max(last_seen_ms) AS l
+             FROM incidence
+             WHERE (?1 = '' OR image = ?1) AND (abi * 4294967296 + nr) IN (SELECT value FROM json_each(?2))
+             GROUP BY image, abi, nr, host_id, boot_id, container_id)
+       WHERE f < ?3 AND l >= ?4)
+ GROUP BY image ORDER BY image";
+
 fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
@@ -599,6 +623,86 @@ impl EmbeddedStore {
                         u(r.get(5)?),
                         u(r.get(6)?),
                     ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    pub async fn window_syscalls(
+        &self,
+        image: Option<&str>,
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::ImageSyscallUse>, StoreError> {
+        let (from, to) = (i(w.from_hour_ms()), i(w.to_hour_ms()));
+        let img = image.unwrap_or("").to_string();
+        let (calls, inc) = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let calls = {
+                    let mut st = tx.prepare_cached(Q_WINDOW_CALLS)?;
+                    let v = st
+                        .query_map(params![img, from, to], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, u8>(1)?,
+                                r.get::<_, u32>(2)?,
+                                u(r.get(3)?),
+                                u(r.get(4)?),
+                                u(r.get(5)?),
+                            ))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let inc = {
+                    let mut st = tx.prepare_cached(Q_WINDOW_CONTAINERS)?;
+                    let v = st
+                        .query_map(params![img, to, from], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, u8>(1)?,
+                                r.get::<_, u32>(2)?,
+                                u(r.get(3)?),
+                                u(r.get(4)?),
+                            ))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                Ok((calls, inc))
+            })
+            .await?;
+        Ok(super::analytics::assemble_window(calls, inc)?)
+    }
+
+    pub async fn reach(
+        &self,
+        image: Option<&str>,
+        keys: &[u64],
+        w: super::analytics::Window,
+    ) -> Result<Vec<super::analytics::ImageReach>, StoreError> {
+        let (from, to) = (i(w.from_hour_ms()), i(w.to_hour_ms()));
+        let img = image.unwrap_or("").to_string();
+        let keys = format!(
+            "[{}]",
+            keys.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        self.with(move |c| {
+            let mut st = c.prepare_cached(Q_REACH_CONTAINERS)?;
+            let v = st
+                .query_map(params![img, keys, to, from], |r| {
+                    Ok(super::analytics::ImageReach {
+                        image: r.get(0)?,
+                        hosts: u(r.get(1)?),
+                        containers: u(r.get(2)?),
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(v)

@@ -314,6 +314,43 @@ impl Store {
         }
     }
 
+    /// `query breaks`: per (image, abi, nr) used in the window, of one
+    /// image or of all, the hosts, containers, calls and last seen (the
+    /// definitions of [`analytics::SyscallUse`]), sorted.
+    pub async fn window_syscalls(
+        &self,
+        image: Option<&str>,
+        window: analytics::Window,
+    ) -> Result<Vec<analytics::ImageSyscallUse>, StoreError> {
+        match self {
+            Store::ClickHouse(s) => s.window_syscalls(image, window).await,
+            Store::Embedded(s) => s.window_syscalls(image, window).await,
+        }
+    }
+
+    /// `query breaks`: per image (of one, or of all), the distinct hosts
+    /// and containers whose use of any of `syscalls` overlaps the window
+    /// (the definition of [`analytics::SyscallUse`]'s, for a set), sorted
+    /// by image; images that used none of them are left out.
+    pub async fn reach(
+        &self,
+        image: Option<&str>,
+        syscalls: &std::collections::BTreeSet<(Abi, u32)>,
+        window: analytics::Window,
+    ) -> Result<Vec<analytics::ImageReach>, StoreError> {
+        if syscalls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<u64> = syscalls
+            .iter()
+            .map(|&(abi, nr)| analytics::syscall_key(abi, nr))
+            .collect();
+        match self {
+            Store::ClickHouse(s) => s.reach(image, &keys, window).await,
+            Store::Embedded(s) => s.reach(image, &keys, window).await,
+        }
+    }
+
     /// Applied schema versions.
     pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
         match self {

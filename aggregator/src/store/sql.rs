@@ -66,6 +66,15 @@ pub const Q_DRIFT_DIGESTS: &str = include_str!("../../sql/clickhouse/q_drift_dig
 pub const Q_USAGE_CALLS: &str = include_str!("../../sql/clickhouse/q_usage_calls.sql");
 /// `query usage`: containers per hour of their first use.
 pub const Q_USAGE_FIRST: &str = include_str!("../../sql/clickhouse/q_usage_first.sql");
+/// `query breaks`: calls per (image, abi, nr) in a window of hours, for
+/// one image (`?` twice: the image, or '' for all).
+pub const Q_WINDOW_CALLS: &str = include_str!("../../sql/clickhouse/q_window_calls.sql");
+/// `query breaks`: hosts and containers per (image, abi, nr) whose use
+/// overlaps a window.
+pub const Q_WINDOW_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_window_containers.sql");
+/// `query breaks`: per image, distinct hosts and containers whose use of
+/// any syscall of a set (keys `abi * 2^32 + nr`) overlaps a window.
+pub const Q_REACH_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_reach_containers.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
@@ -119,6 +128,9 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_drift_digests.sql", Q_DRIFT_DIGESTS),
         ("q_usage_calls.sql", Q_USAGE_CALLS),
         ("q_usage_first.sql", Q_USAGE_FIRST),
+        ("q_window_calls.sql", Q_WINDOW_CALLS),
+        ("q_window_containers.sql", Q_WINDOW_CONTAINERS),
+        ("q_reach_containers.sql", Q_REACH_CONTAINERS),
         ("optimize.sql", OPTIMIZE),
     ]);
     v

@@ -128,3 +128,31 @@ pub fn analytics_fleet() -> Vec<Envelope> {
         ),
     ]
 }
+
+pub const CLONE: u32 = 56;
+/// i386's keyctl.
+pub const KEYCTL_I386: u32 = 288;
+
+/// The analytics fleet plus batch:3 on h2 in the third hour: clone (which
+/// Docker's default judges by its flags), read, and an i386 keyctl
+/// (`query breaks`' fleet; the other questions keep the analytics fleet).
+pub fn breaks_fleet() -> Vec<Envelope> {
+    let mut v = analytics_fleet();
+    let mut b = c(
+        "b1",
+        "batch:3",
+        "sha256:b3",
+        T + 2 * H,
+        T + 2 * H + 10_000,
+        &[(CLONE, 3, T + 2 * H + 400), (READ, 4, T + 2 * H + 300)],
+    );
+    b.syscalls.push(sc(
+        Abi::I386,
+        KEYCTL_I386,
+        2,
+        &[Phase::Image],
+        T + 2 * H + 500,
+    ));
+    v.push(env("h2", "b1", 2, T + 2 * H, vec![b]));
+    v
+}
