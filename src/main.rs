@@ -4,6 +4,7 @@
 mod cmd;
 mod collector_loop;
 mod compiling;
+mod conditions;
 mod config;
 mod enforce;
 mod logging;

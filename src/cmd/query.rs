@@ -9,6 +9,8 @@ use aggregator::store::analytics::{DriftBase, Window};
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
 use format::{Answer, Cell, Format};
+use policy_compiler::effective::{outcome_text, runs, VerdictClass};
+use policy_compiler::oci::KernelVersion;
 use publish::Target;
 use schemas::{syscalls, Abi};
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,6 +157,74 @@ sandmine query surface --risks"
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// What a profile would break: per image, each syscall used in the
+    /// window that the profile would deny, or might deny (the arguments
+    /// decide), with hosts, containers, calls and last seen. Exit status
+    /// 1 when anything would break or is unknown.
+    #[command(
+        long_about = "What a seccomp profile (sandmine's, Docker's default, a hand-written one) \
+would break: per image (or only --image), each syscall observed in the window that the \
+profile would deny (verdict `denied`, with the action: errno N, kill_process, kill_thread, \
+trap) or might deny (verdict `unknown`: an argument rule decides, and argument values are \
+not recorded; the conditions column says which), with the hosts, containers, calls and last \
+seen of `query uses`; then one `(total)` row per image: how many syscalls are denied and \
+unknown, and the distinct hosts and containers that used any of them. SCMP_ACT_LOG runs the \
+call (and logs it): not broken, listed as `logged` with --all.\n\n\
+The profile is judged by `sandmine run`'s evaluator, as Docker applies it: argument rules, \
+includes/excludes (against --caps, --kernel and --arch: by default this host's, as \
+`sandmine run` does), runc's ENOSYS for syscalls newer than the profile, and a kill for \
+ABIs the profile does not list.\n\n\
+Exit status: 0 when nothing would break, 1 when some syscall is denied or unknown (for CI), \
+2 on a usage or input error (a bad profile, an unknown image).",
+        after_help = "Examples:\n  \
+sandmine query breaks --profile docker-default.json --caps docker --since 7d\n  \
+sandmine query breaks --profile profiles/nginx/seccomp.json --image nginx:1.27 --format csv\n  \
+sandmine query breaks --profile strict.json --caps docker --cap-add CAP_SYS_PTRACE --kernel 5.10 --all --format json\n  \
+sandmine query breaks --profile app.json --image app:1 --since 2026-11-01 || echo 'app:1 would break'"
+    )]
+    Breaks(BreaksArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BreaksArgs {
+    /// The seccomp profile (Docker/OCI JSON).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// Only this image (default: every image used in the window).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// From: a UTC date (2026-11-01), an instant (2026-11-01T12:00:00Z) or
+    /// a duration back from now (7d, 12h); default: everything stored.
+    #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when)]
+    since: Option<u64>,
+    /// Until (exclusive); the same forms as --since.
+    #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when)]
+    until: Option<u64>,
+    /// Only syscalls of this ABI (default: every ABI).
+    #[arg(long, value_parser = parse_abi)]
+    abi: Option<Abi>,
+    /// The bounding capability set dockerd judges `includes.caps` and
+    /// `excludes.caps` against: host (this process's, as `sandmine run`),
+    /// docker (Docker's default set, `docker run` without --cap-add), none,
+    /// or names separated by commas (CAP_SYS_ADMIN,CAP_NET_ADMIN).
+    #[arg(long, value_name = "host|docker|none|CAPS", default_value = "host", value_parser = crate::conditions::parse_cap_set)]
+    caps: crate::conditions::CapSet,
+    /// A capability added to --caps (repeatable), as `docker run --cap-add`.
+    #[arg(long, value_name = "CAP", value_parser = crate::conditions::capability)]
+    cap_add: Vec<String>,
+    /// The kernel `includes.minKernel`/`excludes.minKernel` are judged
+    /// against, as <kernel>.<major> (default: this host's).
+    #[arg(long, value_name = "X.Y", value_parser = parse_kernel)]
+    kernel: Option<KernelVersion>,
+    /// The native architecture dockerd resolves `archMap` and `arches` for
+    /// (x86_64 or aarch64; default: this host's).
+    #[arg(long, value_name = "ABI", value_parser = parse_abi)]
+    arch: Option<Abi>,
+    /// Also list the syscalls that run (verdict allowed or logged).
+    #[arg(long)]
+    all: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -179,6 +249,15 @@ pub struct UsesArgs {
 
 fn parse_abi(s: &str) -> Result<Abi, String> {
     s.parse::<Abi>().map_err(|e| e.to_string())
+}
+
+fn parse_kernel(s: &str) -> Result<KernelVersion, String> {
+    match KernelVersion::parse_min(s) {
+        Some(k) => Ok(k),
+        None => Err(format!(
+            "{s:?} is not a kernel version <kernel>.<major> (e.g. 5.10)"
+        )),
+    }
 }
 
 /// A UTC date or instant, or a duration back from now, as ms.
@@ -281,6 +360,13 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
             } => {
                 let a = drift(&store, image, since, from, to).await?;
                 a.write(format, &mut out)?;
+            }
+            What::Breaks(b) => {
+                let (a, broken) = breaks(&store, &b).await?;
+                a.write(b.format, &mut out)?;
+                if broken {
+                    return Ok(ExitCode::from(1));
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -567,4 +653,164 @@ async fn uses(store: &Store, syscall: &str, a: &UsesArgs) -> Result<Answer> {
         ]);
     }
     Ok(ans)
+}
+
+/// `query breaks`: the answer, and whether anything would break (denied
+/// or unknown).
+async fn breaks(store: &Store, a: &BreaksArgs) -> Result<(Answer, bool)> {
+    let shown = a.profile.display();
+    let text = std::fs::read_to_string(&a.profile).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read profile {shown}: {}",
+            crate::enforce::os_error_text(&e)
+        )
+    })?;
+    let profile =
+        policy_compiler::oci::parse(&text).with_context(|| format!("invalid profile {shown}"))?;
+    let native = match a.arch {
+        Some(abi) => abi,
+        None => crate::conditions::host_native()?,
+    };
+    if !matches!(native, Abi::X86_64 | Abi::Aarch64) {
+        bail!("--arch {native} is not a native architecture (x86_64 or aarch64)");
+    }
+    let conditions = crate::conditions::chosen(&a.caps, &a.cap_add, a.kernel, native)?;
+    let eff = profile
+        .resolve(&conditions)
+        .with_context(|| format!("invalid profile {shown}"))?;
+    if let (Some(s), Some(u)) = (a.since, a.until) {
+        if s >= u {
+            bail!("--since must be before --until");
+        }
+    }
+    let window = Window {
+        since_ms: a.since,
+        until_ms: a.until,
+    };
+    if let Some(image) = &a.image {
+        if !store
+            .images()
+            .await
+            .context("cannot read the store")?
+            .iter()
+            .any(|i| i == image)
+        {
+            bail!("image {image:?} is not in the store (see `sandmine query images`)");
+        }
+    }
+    let rows: Vec<_> = store
+        .window_syscalls(a.image.as_deref(), window)
+        .await
+        .context("cannot read the store")?
+        .into_iter()
+        .filter(|r| a.abi.is_none_or(|abi| abi == r.abi))
+        .collect();
+    let verdicts: BTreeMap<(Abi, u32), policy_compiler::effective::SyscallVerdict> = rows
+        .iter()
+        .map(|r| ((r.abi, r.nr), eff.judge(r.abi, r.nr)))
+        .collect();
+    let broken: BTreeSet<(Abi, u32)> = verdicts
+        .iter()
+        .filter(|(_, v)| v.class() != VerdictClass::Runs)
+        .map(|(k, _)| *k)
+        .collect();
+    let reach: BTreeMap<String, (u64, u64)> = store
+        .reach(a.image.as_deref(), &broken, window)
+        .await
+        .context("cannot read the store")?
+        .into_iter()
+        .map(|r| (r.image, (r.hosts, r.containers)))
+        .collect();
+    let mut images: BTreeSet<&str> = rows.iter().map(|r| r.image.as_str()).collect();
+    images.extend(a.image.as_deref());
+
+    let mut ans = Answer::new(&[
+        "image",
+        "abi",
+        "syscall",
+        "verdict",
+        "action",
+        "hosts",
+        "containers",
+        "calls",
+        "last_seen",
+        "conditions",
+    ]);
+    for image in images {
+        let (mut denied, mut unknown, mut calls, mut last) = (0u64, 0u64, 0u64, 0u64);
+        for r in rows.iter().filter(|r| r.image == image) {
+            let v = &verdicts[&(r.abi, r.nr)];
+            let class = v.class();
+            let outcomes = v.outcomes();
+            let word = match class {
+                VerdictClass::Denied => "denied",
+                VerdictClass::Unknown => "unknown",
+                VerdictClass::Runs
+                    if outcomes
+                        .iter()
+                        .all(|o| o.0 == policy_compiler::Action::Allow) =>
+                {
+                    "allowed"
+                }
+                VerdictClass::Runs => "logged",
+            };
+            if class == VerdictClass::Runs {
+                if !a.all {
+                    continue;
+                }
+            } else {
+                if class == VerdictClass::Denied {
+                    denied += 1;
+                } else {
+                    unknown += 1;
+                }
+                calls = calls.saturating_add(r.calls);
+                last = last.max(r.last_seen_ms);
+            }
+            // The action that breaks the call; for calls that run, what
+            // they get.
+            let shown: Vec<String> = outcomes
+                .iter()
+                .filter(|o| class == VerdictClass::Runs || !runs(**o))
+                .map(|o| outcome_text(*o))
+                .collect();
+            ans.push(vec![
+                Cell::text(image),
+                Cell::text(r.abi.as_str()),
+                Cell::text(
+                    syscalls::name(r.abi, r.nr)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("#{}", r.nr)),
+                ),
+                Cell::text(word),
+                Cell::text(shown.join(" or ")),
+                Cell::Int(r.hosts),
+                Cell::Int(r.containers),
+                Cell::Int(r.calls),
+                Cell::Time(r.last_seen_ms),
+                Cell::text(v.conditions_text()),
+            ]);
+        }
+        let (hosts, containers) = reach.get(image).copied().unwrap_or_default();
+        ans.push(vec![
+            Cell::text(image),
+            Cell::text(""),
+            Cell::text("(total)"),
+            Cell::text(format!("denied={denied} unknown={unknown}")),
+            Cell::text(""),
+            Cell::Int(hosts),
+            Cell::Int(containers),
+            Cell::Int(calls),
+            Cell::Time(last),
+            Cell::text(""),
+        ]);
+    }
+    // Warned once the answer stands, so that an error stays one line.
+    if !eff.ignored.is_empty() {
+        eprintln!(
+            "sandmine: warning: profile {shown} names syscalls no architecture has, ignored as runc ignores them: {}",
+            eff.ignored.join(", ")
+        );
+    }
+    Ok((ans, !broken.is_empty()))
 }

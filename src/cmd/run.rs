@@ -4,8 +4,6 @@
 use crate::enforce::{self, Exec, FailurePath, InstallOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use policy_compiler::effective::Conditions;
-use policy_compiler::oci::KernelVersion;
 use policy_compiler::{filter, oci, DefaultOverride};
 use schemas::Abi;
 use std::ffi::OsString;
@@ -99,10 +97,8 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     let over = DefaultOverride::from(args.action);
 
     let host = Abi::host_abis();
-    let Some(native) = host.first().copied() else {
-        bail!("seccomp filters are not supported on this architecture by sandmine");
-    };
-    let conditions = conditions(native)?;
+    let native = crate::conditions::host_native()?;
+    let conditions = crate::conditions::host(native)?;
     let eff = profile
         .resolve_with(&conditions, over)
         .with_context(|| format!("invalid profile {shown}"))?;
@@ -148,30 +144,4 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
         },
     )?;
     exec.exec()
-}
-
-/// What dockerd would judge the profile's `includes`/`excludes` against,
-/// here: this process's bounding capability set (`CapBnd` in
-/// /proc/self/status), the native ABI and the kernel release (uname's).
-fn conditions(native: Abi) -> Result<Conditions> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
-        anyhow!(
-            "cannot read /proc/self/status: {}",
-            enforce::os_error_text(&e)
-        )
-    })?;
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| anyhow!("no CapBnd line in /proc/self/status"))?;
-    // uname's release, as the kernel also publishes it.
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| {
-        anyhow!(
-            "cannot read the kernel release from /proc/sys/kernel/osrelease: {}",
-            enforce::os_error_text(&e)
-        )
-    })?;
-    let kernel = KernelVersion::from_release(release.trim())?;
-    Ok(Conditions::from_bounding_mask(bounding, native, kernel))
 }
