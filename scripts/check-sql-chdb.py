@@ -12,7 +12,10 @@ checks:
     types the Rust side decodes (RowBinary is positional and untyped, so a
     type drift, e.g. UInt64 -> Int64, would corrupt reads silently);
   - the answers are identical after redelivered rows and after OPTIMIZE
-    TABLE ... FINAL.
+    TABLE ... FINAL;
+  - the Grafana dashboard deploy/grafana/sandmine.json: scripts/check-grafana.py
+    (its ClickHouse panels with the macros expanded, its Prometheus panels'
+    metrics, and broken samples it must reject).
 
 Run: /var/cache/sandmine/py/bin/python scripts/check-sql-chdb.py
 Exit status 0 when everything matches; otherwise prints what differs.
@@ -21,6 +24,7 @@ Exit status 0 when everything matches; otherwise prints what differs.
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -424,6 +428,12 @@ def main():
             ["docker", "join:1", X86_64, 1], ["docker", "join:1", X86_64, 2], ["docker", "nginx:1", X86_64, 59],
         ])
         sess.close()
+    # The Grafana dashboard's SQL panels, on the same schema (its own process:
+    # one chdb session per process).
+    sys.stdout.flush()
+    grafana = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "check-grafana.py")])
+    if grafana.returncode != 0:
+        failures.append("scripts/check-grafana.py (deploy/grafana/sandmine.json) failed, above")
     if failures:
         print("\nFAILED:\n" + "\n".join(failures))
         sys.exit(1)

@@ -7,7 +7,8 @@
 #   4. cargo fmt --all -- --check
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. bash schemas/gen/check.sh   the generated syscall tables are current
-#   6b. scripts/check-sql-chdb.py  every store statement on a current ClickHouse (chdb)
+#   6b. scripts/check-sql-chdb.py  every store statement on a current ClickHouse (chdb),
+#       and (scripts/check-grafana.py) the Grafana dashboard's queries
 #   6c. scripts/check-deploy.sh    deploy/, offline: systemd-analyze verify and
 #                                  security (scores recorded); kustomize,
 #                                  kubernetes-validate --strict and sandmine's
