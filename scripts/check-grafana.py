@@ -7,7 +7,8 @@ Run by scripts/check-sql-chdb.py (CI step "store SQL on current ClickHouse
 
 Prometheus panels:
   - every metric an expression names is one sandmine exports (the rows of
-    `Metrics::render` in src/metrics.rs, prefixed `sandmine_`) or `up`;
+    `Metrics::render` in src/metrics.rs, prefixed `sandmine_`, as many as
+    its array declares) or `up`;
   - a counter (`_total`) is only read through rate/increase/irate, and a
     gauge never is;
   - every expression parses: `promtool check rules` on a rules file made of
@@ -69,8 +70,10 @@ def exported_metrics():
     """{name: kind} of the metrics src/metrics.rs renders."""
     src = open(os.path.join(ROOT, "src", "metrics.rs")).read()
     rows = re.findall(r'\(\s*"([a-z_]+)",\s*"(counter|gauge)",', src)
-    if len(rows) < 10:
-        raise SystemExit(f"check-grafana: found only {len(rows)} metrics in src/metrics.rs; has its shape changed?")
+    declared = re.search(r"let rows: \[\(&str, &str, &str, &AtomicU64\); (\d+)\] = \[", src)
+    if declared is None or int(declared.group(1)) != len(rows):
+        raise SystemExit(f"check-grafana: read {len(rows)} metrics from src/metrics.rs, which declares "
+                         f"{declared.group(1) if declared else 'no'} rows; has its shape changed?")
     return {"sandmine_" + n: k for n, k in rows}
 
 
