@@ -12,6 +12,10 @@
 //! offset 6  ...      body: bincode 2.0 (pinned =2.0.1), `config::standard()`
 //!                    (little-endian, variable-length integers), with a
 //!                    16 MiB limit, of the version's body struct
+//! v5 only, after the body (the signature trailer, [`TRAILER`] bytes):
+//! end-96    32 bytes  the signing host's ed25519 public key
+//! end-64    64 bytes  its ed25519 signature of every byte before it
+//!                     (magic, version, body and public key)
 //! ```
 //!
 //! The body structs below are frozen once released: a new field means a new
@@ -35,13 +39,24 @@
 //!   (their senders could not say); a collector that must send v2 (see
 //!   `[collector] max_wire_version`) withholds an incomplete container
 //!   instead, so it never reaches a v2 aggregator as if it were complete.
-//! - **4** (current): adds per container `unverified`: its cgroup is not
+//! - **4**: adds per container `unverified`: its cgroup is not
 //!   provably its runtime's (a 64-hex name under a delegated parent, an id
 //!   the engine does not know; issue 9 item 3), so its calls may be forged
 //!   and it must never count toward a threshold. v1 to v3 messages decode
 //!   with `unverified = false` (their collectors accepted any 64-hex
 //!   cgroup: aggregators cannot tell, see docs/UPGRADING.md); a collector
 //!   that must send v3 or older withholds an unverified container.
+//! - **5** (current): the v4 body, signed by the host (issue 9 item 2): a
+//!   trailer of the host's ed25519 public key and its signature of the
+//!   whole message. [`decode`] checks that the signature is the key's
+//!   ([`WireError::BadSignature`] otherwise), and
+//!   [`decode_with_signer`] returns the key, which the aggregator looks
+//!   up in its registry of enrolled hosts (`[aggregator] enrolled_hosts`):
+//!   without that registry `host_id` is only asserted by the sender.
+//!   v1 to v4 messages decode as unsigned (no signer). v5 is written by
+//!   [`encode_signed`] only; a collector sends it once `[collector]
+//!   max_wire_version = 5` (the default stays 4 so that a rolling upgrade
+//!   never sends v5 to an aggregator that cannot read it; docs/CONFIG.md).
 //!
 //! | Version | Adds per container | Older messages decode as | A collector limited below it |
 //! |---|---|---|---|
@@ -49,6 +64,7 @@
 //! | 2 | `pod`, `seccomp` | no pod, `Unknown` filter | drops them |
 //! | 3 | `incomplete` | complete | withholds incomplete containers |
 //! | 4 | `unverified` | verified | withholds unverified containers |
+//! | 5 | the host's signature (per message) | unsigned | sends unsigned messages, which an aggregator with `enrolled_hosts` dead-letters |
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -69,6 +85,7 @@
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
 //! | `incomplete` (v3), `unverified` (v4) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
+//! | signature (v5) | valid for the trailer's key under `verify_strict` (no small-order key, no malleable signature), else [`WireError::BadSignature`] |
 //!
 //! A host whose clock is outside the window (an RTC at 1970 before NTP)
 //! therefore has its messages dead-lettered, with the reason, rather than
@@ -79,8 +96,19 @@ use serde::{Deserialize, Serialize};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
-/// The version [`encode`] writes.
-pub const CURRENT_VERSION: u16 = 4;
+/// The newest version: what [`decode`] reads up to, and what
+/// [`encode_signed`] writes.
+pub const CURRENT_VERSION: u16 = 5;
+/// The first signed version (the signature trailer).
+pub const SIGNED_VERSION: u16 = 5;
+/// The newest unsigned version: what [`encode`] writes.
+pub const UNSIGNED_VERSION: u16 = 4;
+/// Bytes of a v5 message after its body: public key, then signature.
+pub const TRAILER: usize = PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
+/// An ed25519 public key.
+pub const PUBLIC_KEY_BYTES: usize = 32;
+/// An ed25519 signature.
+pub const SIGNATURE_BYTES: usize = 64;
 /// The oldest version [`decode`] still reads.
 pub const OLDEST_VERSION: u16 = 1;
 /// Largest body accepted (and produced): a host with thousands of busy
@@ -119,10 +147,115 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The dedupe id: the broker's message id and the store's idempotency
-    /// key. Unique per message for the life of the fleet.
+    /// The store's idempotency key, `host.boot.seq`: unique per message
+    /// for the life of the fleet. Not the broker's message id: that is
+    /// [`message_id`], which adds a hash of the bytes.
     pub fn dedupe_id(&self) -> String {
         format!("{}.{}.{}", self.host_id, self.boot_id, self.seq)
+    }
+}
+
+/// The broker's message id of `bytes`, the encoding of `e`:
+/// `host.boot.seq.` and the first 16 hex digits of the bytes' sha256.
+///
+/// JetStream drops a message whose `Nats-Msg-Id` it has seen within its
+/// duplicate window, and the sender chooses that id. Were it
+/// `host.boot.seq` alone, anyone able to publish could send a forgery
+/// with a victim's next id first, and the victim's real message would be
+/// dropped as its duplicate. With the hash, a forgery has an id of its
+/// own (it cannot have the real message's bytes, which carry the host's
+/// signature over counts it has not seen), both reach the aggregator, and
+/// the forgery is dead-lettered there (`enrolled_hosts`). A retry of the
+/// same message has the same bytes (the spool keeps them; ed25519
+/// signatures are deterministic), so it is still deduplicated.
+pub fn message_id(e: &Envelope, bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(bytes);
+    format!("{}.{}", e.dedupe_id(), hex(&h[..8]))
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+/// A host's ed25519 public key: 64 lowercase hex digits as text (what
+/// `sandmine host-key` prints and `enrolled_hosts` lists).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; PUBLIC_KEY_BYTES]);
+
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+/// 2n hex digits to n bytes.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(s[2 * i])? << 4 | digit(s[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+impl std::str::FromStr for PublicKey {
+    type Err = String;
+
+    /// 64 hex digits that are a valid ed25519 point.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = unhex::<PUBLIC_KEY_BYTES>(s.trim()).ok_or_else(|| {
+            format!("{s:?} is not an ed25519 public key (64 hex digits, as `sandmine host-key` prints)")
+        })?;
+        ed25519_dalek::VerifyingKey::from_bytes(&b)
+            .map_err(|_| format!("{s:?} is not a valid ed25519 public key"))?;
+        Ok(PublicKey(b))
+    }
+}
+
+/// A host's signing key (its ed25519 seed). `Debug` never shows it.
+#[derive(Clone)]
+pub struct HostKey(ed25519_dalek::SigningKey);
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostKey(public {})", self.public_key())
+    }
+}
+
+impl HostKey {
+    /// The key of a 32-byte seed (from the kernel's random source).
+    pub fn from_seed(seed: [u8; 32]) -> HostKey {
+        HostKey(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// The key of a seed file's text: 64 hex digits (surrounding white
+    /// space ignored).
+    pub fn from_seed_hex(s: &str) -> Option<HostKey> {
+        unhex::<32>(s.trim()).map(HostKey::from_seed)
+    }
+
+    /// The seed as 64 hex digits (what a seed file holds).
+    pub fn seed_hex(&self) -> String {
+        hex(self.0.as_bytes())
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
     }
 }
 
@@ -260,6 +393,10 @@ pub enum WireError {
     OutOfRange { version: u16, what: String },
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// A v5 message whose signature is not its key's: altered on the way,
+    /// or forged.
+    #[error("version-{version} message: {reason}")]
+    BadSignature { version: u16, reason: String },
 }
 
 impl WireError {
@@ -285,16 +422,55 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_BODY_BYTES>()
 }
 
-/// Encodes at [`CURRENT_VERSION`].
+/// Encodes at [`UNSIGNED_VERSION`] (4), the newest version that needs no
+/// key.
 pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
-    encode_version(e, CURRENT_VERSION)
+    encode_version(e, UNSIGNED_VERSION)
 }
 
-/// Encodes at an older version (a collector held back by
-/// `max_wire_version`, tests and fixtures). Fields the version lacks are
-/// dropped, except `incomplete` and `unverified`: below version 3 an
-/// incomplete container, below 4 an unverified one, is a
-/// [`WireError::Encode`], so it can never travel as complete or verified
+/// Encodes at [`CURRENT_VERSION`] (5), signed with `key`.
+pub fn encode_signed(e: &Envelope, key: &HostKey) -> Result<Vec<u8>, WireError> {
+    encode_as(e, CURRENT_VERSION, Some(key))
+}
+
+/// Encodes at `version`: v5 needs `key` (a [`WireError::Encode`] without
+/// one); older versions are unsigned and ignore it. The one writer of
+/// every version (the collector calls it with its `max_wire_version`).
+pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Vec<u8>, WireError> {
+    if version < SIGNED_VERSION {
+        return encode_version(e, version);
+    }
+    if version != SIGNED_VERSION {
+        return Err(WireError::Encode(format!("no wire version {version}")));
+    }
+    let key = key.ok_or_else(|| {
+        WireError::Encode(format!(
+            "wire version {version} is signed and no host key was given"
+        ))
+    })?;
+    let mut out = encode_version(e, UNSIGNED_VERSION)?;
+    out[4..6].copy_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&key.public_key().0);
+    let sig = ed25519_dalek::Signer::sign(&key.0, &out);
+    out.extend_from_slice(&sig.to_bytes());
+    Ok(out)
+}
+
+/// The length of `e` encoded at `version`, signed or not (a v5 message is
+/// its v4 body plus [`TRAILER`]): what the collector measures to split a
+/// delta under the broker's limit.
+pub fn encoded_len(e: &Envelope, version: u16) -> Result<usize, WireError> {
+    if version == SIGNED_VERSION {
+        return Ok(encode_version(e, UNSIGNED_VERSION)?.len() + TRAILER);
+    }
+    Ok(encode_version(e, version)?.len())
+}
+
+/// Encodes at an unsigned version (a collector held back by
+/// `max_wire_version`, tests and fixtures; v5 is [`encode_as`]'s). Fields
+/// the version lacks are dropped, except `incomplete` and `unverified`:
+/// below version 3 an incomplete container, below 4 an unverified one, is
+/// a [`WireError::Encode`], so it can never travel as complete or verified
 /// (the collector leaves such containers out of the message first).
 pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
     let refused = |what: &str, c: &ContainerDelta| {
@@ -321,6 +497,11 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
         2 => encode_body::<ContainerV2>(e, &mut out),
         3 => encode_body::<ContainerV3>(e, &mut out),
         4 => encode_body::<ContainerV4>(e, &mut out),
+        SIGNED_VERSION => {
+            return Err(WireError::Encode(format!(
+                "wire version {version} is signed: encode it with a host key (encode_as)"
+            )));
+        }
         v => {
             return Err(WireError::Encode(format!("no wire version {v}")));
         }
@@ -330,31 +511,87 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
 }
 
 /// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`],
-/// and checks the values against the module's "Ranges".
+/// checks a v5 signature against its own key, and checks the values
+/// against the module's "Ranges". Who signed is [`decode_with_signer`]'s.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+    decode_with_signer(bytes).map(|(env, _)| env)
+}
+
+/// [`decode`], and the key that signed the message (`None`: a version
+/// before 5, unsigned). The signature is valid for that key; whether the
+/// key is the host's is the caller's to check (the aggregator's
+/// `enrolled_hosts`).
+pub fn decode_with_signer(bytes: &[u8]) -> Result<(Envelope, Option<PublicKey>), WireError> {
     let version = peek_version(bytes)?;
-    let env = decode_unchecked(bytes)?;
+    let (env, signer) = decode_unchecked_with_signer(bytes)?;
     check_ranges(&env).map_err(|what| WireError::OutOfRange { version, what })?;
-    Ok(env)
+    Ok((env, signer))
 }
 
 /// [`decode`] without the range checks: the format alone (the golden
 /// fixtures, which pin released bytes whose sample values are extreme).
+/// A v5 signature is still checked: it is part of the format.
 pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
+    decode_unchecked_with_signer(bytes).map(|(env, _)| env)
+}
+
+fn decode_unchecked_with_signer(
+    bytes: &[u8],
+) -> Result<(Envelope, Option<PublicKey>), WireError> {
     let version = peek_version(bytes)?;
     let body = &bytes[HEADER..];
     let malformed = |reason: String| WireError::Malformed { version, reason };
+    let unsigned = |r: Result<Envelope, String>| r.map(|e| (e, None)).map_err(malformed);
     match version {
-        1 => decode_body::<ContainerV1>(body).map_err(malformed),
-        2 => decode_body::<ContainerV2>(body).map_err(malformed),
-        3 => decode_body::<ContainerV3>(body).map_err(malformed),
-        4 => decode_body::<ContainerV4>(body).map_err(malformed),
+        1 => unsigned(decode_body::<ContainerV1>(body)),
+        2 => unsigned(decode_body::<ContainerV2>(body)),
+        3 => unsigned(decode_body::<ContainerV3>(body)),
+        4 => unsigned(decode_body::<ContainerV4>(body)),
+        SIGNED_VERSION => {
+            let signer = check_signature(bytes, version)?;
+            let body = &bytes[HEADER..bytes.len() - TRAILER];
+            let env = decode_body::<ContainerV4>(body).map_err(malformed)?;
+            Ok((env, Some(signer)))
+        }
         v => Err(WireError::UnknownVersion {
             version: v,
             oldest: OLDEST_VERSION,
             newest: CURRENT_VERSION,
         }),
     }
+}
+
+/// The signer of a signed message whose signature is valid for it.
+fn check_signature(bytes: &[u8], version: u16) -> Result<PublicKey, WireError> {
+    if bytes.len() < HEADER + TRAILER {
+        return Err(WireError::Malformed {
+            version,
+            reason: format!(
+                "{} bytes after the header: too short for the {TRAILER}-byte signature trailer",
+                bytes.len() - HEADER
+            ),
+        });
+    }
+    let bad = |reason: String| WireError::BadSignature { version, reason };
+    let sig_at = bytes.len() - SIGNATURE_BYTES;
+    let key_at = sig_at - PUBLIC_KEY_BYTES;
+    let mut key = [0u8; PUBLIC_KEY_BYTES];
+    key.copy_from_slice(&bytes[key_at..sig_at]);
+    let mut sig = [0u8; SIGNATURE_BYTES];
+    sig.copy_from_slice(&bytes[sig_at..]);
+    let signer = PublicKey(key);
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| bad(format!("the signer key {signer} is not a valid ed25519 key")))?;
+    vk.verify_strict(
+        &bytes[..sig_at],
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .map_err(|_| {
+        bad(format!(
+            "bad signature: the message was not signed by the key it carries ({signer})"
+        ))
+    })?;
+    Ok(signer)
 }
 
 fn encode_body<C: WireContainer>(

@@ -6,8 +6,9 @@
 //! `SANDMINE_BLESS=1 cargo test -p schemas --test wire`.
 
 use schemas::wire::{
-    decode, decode_unchecked, encode, encode_version, peek_version, ContainerDelta, ContainerRef,
-    Envelope, PodRef, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION,
+    decode, decode_unchecked, decode_with_signer, encode, encode_as, encode_signed,
+    encode_version, encoded_len, message_id, peek_version, ContainerDelta, ContainerRef, Envelope,
+    HostKey, PodRef, PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
 };
 use schemas::{Abi, PhaseSet};
 use std::path::PathBuf;
@@ -100,13 +101,19 @@ fn fixture(version: u16) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wire/v{version}.bin"))
 }
 
+/// The key the v5 fixture is signed with (a fixed seed: ed25519
+/// signatures are deterministic, so the bytes are too).
+fn fixture_key() -> HostKey {
+    HostKey::from_seed(*b"sandmine wire v5 golden fixture!")
+}
+
 fn golden(version: u16) -> Vec<u8> {
     let path = fixture(version);
     // A fixture is a released format: SANDMINE_BLESS writes the fixture of
     // a new version once and never rewrites one that exists (delete it by
     // hand, in the commit that takes the version, to write it again).
     if std::env::var_os("SANDMINE_BLESS").is_some() && !path.exists() {
-        let bytes = encode_version(&sample_for(version), version).unwrap();
+        let bytes = encode_as(&sample_for(version), version, Some(&fixture_key())).unwrap();
         std::fs::write(&path, bytes).unwrap();
     }
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -127,7 +134,8 @@ fn every_version_decodes_from_its_golden_bytes() {
         as_version(sample(), 3)
     );
     assert_eq!(decode_unchecked(&golden(4)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 4, "a new version needs a new fixture here");
+    assert_eq!(decode_unchecked(&golden(5)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 5, "a new version needs a new fixture here");
     // v1 and v2 decode as complete; v3 carries the flag.
     let flags = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -141,6 +149,7 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(flags(2), [false, false]);
     assert_eq!(flags(3), [false, true]);
     assert_eq!(flags(4), [false, true]);
+    assert_eq!(flags(5), [false, true]);
     // v1 to v3 decode as verified; v4 carries the flag.
     let unverified = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -154,9 +163,10 @@ fn every_version_decodes_from_its_golden_bytes() {
         assert_eq!(unverified(v), [false, false], "v{v}");
     }
     assert_eq!(unverified(4), [true, false]);
+    assert_eq!(unverified(5), [true, false]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2, 3, 4] {
+    for v in [1, 2, 3, 4, 5] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -169,7 +179,11 @@ fn every_version_decodes_from_its_golden_bytes() {
 
 #[test]
 fn the_encoder_still_writes_the_golden_bytes() {
-    assert_eq!(encode(&sample()).unwrap(), golden(CURRENT_VERSION));
+    assert_eq!(
+        encode_signed(&sample(), &fixture_key()).unwrap(),
+        golden(CURRENT_VERSION)
+    );
+    assert_eq!(encode(&sample()).unwrap(), golden(4));
     assert_eq!(encode_version(&sample_for(3), 3).unwrap(), golden(3));
     assert_eq!(encode_version(&sample_for(2), 2).unwrap(), golden(2));
     assert_eq!(encode_version(&sample_for(1), 1).unwrap(), golden(1));
@@ -192,6 +206,156 @@ fn header_is_magic_and_little_endian_version() {
     assert_eq!(peek_version(&b), Ok(4));
     // v3 plus one byte per container (the second flag).
     assert_eq!(b.len(), 413, "v4 fixture size changed");
+    let b = golden(5);
+    assert_eq!(&b[..6], b"SMDW\x05\x00");
+    assert_eq!(peek_version(&b), Ok(5));
+    // The v4 body, then the public key and the signature.
+    assert_eq!(b.len(), 413 + 96, "v5 fixture size changed");
+    assert_eq!(TRAILER, 96);
+    assert_eq!(b[6..413], golden(4)[6..]);
+    assert_eq!(b[413..445], fixture_key().public_key().0);
+}
+
+/// Who signed a v5 message is known and checked; v1 to v4 are unsigned.
+#[test]
+fn a_signed_message_names_its_signer() {
+    let key = fixture_key();
+    let e = in_range();
+    let b = encode_signed(&e, &key).unwrap();
+    assert_eq!(decode_with_signer(&b), Ok((e.clone(), Some(key.public_key()))));
+    assert_eq!(key.public_key().to_string().len(), 64);
+    assert_eq!(
+        key.public_key().to_string().parse::<PublicKey>(),
+        Ok(key.public_key())
+    );
+    for v in 1..=4 {
+        let mut e = as_version(in_range(), v);
+        if v < 4 {
+            e.containers.retain(|c| !c.unverified);
+        }
+        let b = encode_version(&e, v).unwrap();
+        assert_eq!(decode_with_signer(&b), Ok((e, None)), "v{v}");
+    }
+    // The seed round-trips through its file text.
+    let again = HostKey::from_seed_hex(&format!("{}\n", key.seed_hex())).unwrap();
+    assert_eq!(again.public_key(), key.public_key());
+    assert!(HostKey::from_seed_hex("abc").is_none());
+    // Debug never shows the seed.
+    assert!(!format!("{key:?}").contains(&key.seed_hex()));
+    // v5 needs a key, and is what encode_as writes with one.
+    assert_eq!(
+        encode_as(&e, 5, None).map_err(|e| e.to_string()),
+        Err("cannot encode: wire version 5 is signed and no host key was given".into())
+    );
+    assert!(encode_version(&e, 5).is_err());
+    assert_eq!(encode_as(&e, 5, Some(&key)), encode_signed(&e, &key));
+    assert_eq!(encode_as(&e, 4, Some(&key)), encode(&e));
+    assert!(encode_as(&e, 6, Some(&key)).is_err());
+    for v in [3, 4, 5] {
+        let mut e = in_range();
+        e.containers.retain(|c| !c.unverified);
+        assert_eq!(
+            encoded_len(&e, v).unwrap(),
+            encode_as(&e, v, Some(&key)).unwrap().len(),
+            "v{v}"
+        );
+    }
+}
+
+/// Any change to a signed message, its key or its signature is refused
+/// with the reason; so is a truncated trailer; nothing panics.
+#[test]
+fn a_bad_signature_or_a_truncated_trailer_is_refused() {
+    let key = fixture_key();
+    let other = HostKey::from_seed([9; 32]);
+    let e = in_range();
+    let good = encode_signed(&e, &key).unwrap();
+    let n = good.len();
+    let bad_sig = |b: &[u8]| match decode(b) {
+        Err(WireError::BadSignature { version: 5, reason }) => reason,
+        other => panic!("not a bad signature: {other:?}"),
+    };
+    // A body byte changed (a count raised on the way).
+    let mut b = good.clone();
+    b[40] ^= 1;
+    assert_eq!(
+        bad_sig(&b),
+        format!(
+            "bad signature: the message was not signed by the key it carries ({})",
+            key.public_key()
+        )
+    );
+    // Another key put in the trailer, the signature kept.
+    let mut b = good.clone();
+    b[n - TRAILER..n - 64].copy_from_slice(&other.public_key().0);
+    assert!(bad_sig(&b).starts_with("bad signature"), "{}", bad_sig(&b));
+    // Every byte of the signature and of the key matters.
+    for i in n - TRAILER..n {
+        let mut b = good.clone();
+        b[i] ^= 0x40;
+        assert!(
+            matches!(decode(&b), Err(WireError::BadSignature { .. })),
+            "byte {i}"
+        );
+    }
+    // The same body signed by another key is valid, but names that key.
+    let theirs = encode_signed(&e, &other).unwrap();
+    assert_eq!(
+        decode_with_signer(&theirs).map(|(_, k)| k),
+        Ok(Some(other.public_key()))
+    );
+    // A v4 message relabelled v5 has no valid trailer.
+    let mut b = encode(&e).unwrap();
+    b[4] = 5;
+    assert!(decode(&b).is_err());
+    // Truncations: within the trailer, a bad signature; shorter than a
+    // trailer, malformed; never a panic.
+    for cut in 1..n - 6 {
+        let err = decode(&good[..n - cut]).unwrap_err();
+        if n - cut - 6 < TRAILER {
+            assert_eq!(
+                err,
+                WireError::Malformed {
+                    version: 5,
+                    reason: format!(
+                        "{} bytes after the header: too short for the 96-byte signature trailer",
+                        n - cut - 6
+                    )
+                }
+            );
+        } else {
+            assert!(
+                matches!(err, WireError::BadSignature { version: 5, .. }),
+                "{cut}: {err}"
+            );
+        }
+    }
+    let mut longer = good.clone();
+    longer.push(0);
+    assert!(matches!(decode(&longer), Err(WireError::BadSignature { .. })));
+}
+
+/// The broker's id adds a hash of the bytes to `host.boot.seq`: a forgery
+/// with a victim's next seq has an id of its own.
+#[test]
+fn the_message_id_hashes_the_bytes() {
+    let key = fixture_key();
+    let e = in_range();
+    let real = encode_signed(&e, &key).unwrap();
+    let id = message_id(&e, &real);
+    let prefix = "host-a.6f1c0f1e-7d1b-4c55-9d1e-2b8e3a6c9f00.42.";
+    assert!(id.starts_with(prefix), "{id}");
+    let hash = &id[prefix.len()..];
+    assert_eq!(hash.len(), 16);
+    assert!(hash.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    // The same message again (a retry) has the same id.
+    assert_eq!(message_id(&e, &encode_signed(&e, &key).unwrap()), id);
+    // A forgery of the same (host, boot, seq) does not.
+    let mut forged = e.clone();
+    forged.containers[0].syscalls[0].calls += 1;
+    let f = encode_signed(&forged, &HostKey::from_seed([9; 32])).unwrap();
+    assert_ne!(message_id(&forged, &f), id);
+    assert_eq!(forged.dedupe_id(), e.dedupe_id());
 }
 
 #[test]
@@ -276,15 +440,15 @@ fn the_v3_flag_is_a_strict_bool() {
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(4);
-    b[4] = 5;
+    let mut b = golden(5);
+    b[4] = 6;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 5,
+            version: 6,
             oldest: 1,
-            newest: 4
+            newest: 5
         }
     );
     assert!(err.is_unknown_version());
