@@ -229,9 +229,13 @@ async fn drain(
                 continue;
             }
         };
+        // The broker's id hashes the bytes (`wire::message_id`): a forged
+        // message of this host's next seq, published first, has another
+        // id and cannot make the broker drop this one as its duplicate.
+        let broker_id = schemas::wire::message_id(&env, &bytes);
         // Nor does one the sink refuses for good (over the broker's size
         // limit, rows the store refuses): set aside too.
-        if let Err(e) = sink.send(&p.msg_id, &bytes, env).await {
+        if let Err(e) = sink.send(&broker_id, &bytes, env).await {
             match refused_for_good(&e) {
                 Some(reason) => {
                     spool.set_aside(&p, &format!("refused for good: {reason}"))?;
@@ -469,7 +473,13 @@ mod tests {
             .iter()
             .map(|d| d.msg_id.clone().unwrap_or_default())
             .collect();
-        assert_eq!(ids, ["h.b.1", "h.b.3"]);
+        // The broker's ids: host.boot.seq and a hash of the bytes.
+        let id_of = |seq| {
+            let bytes = schemas::wire::encode(&envelope_with(seq, 2)).expect("encode");
+            schemas::wire::message_id(&envelope_with(seq, 2), &bytes)
+        };
+        assert_eq!(ids, [id_of(1), id_of(3)]);
+        assert!(ids[0].starts_with("h.b.1."), "{ids:?}");
     }
 
     /// `standalone`: rows the embedded store refuses for good (here a

@@ -49,7 +49,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.ingest;
-        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
             (
                 "messages_stored_total",
                 "counter",
@@ -79,6 +79,12 @@ impl Metrics {
                 "counter",
                 "Messages sent to the dead-letter subject",
                 &i.dead_lettered,
+            ),
+            (
+                "identity_refused_total",
+                "counter",
+                "Messages dead-lettered because their host identity was refused (enrolled_hosts: unsigned, not enrolled, another host's key, revoked)",
+                &i.identity_refused,
             ),
             (
                 "store_errors_total",

@@ -9,6 +9,13 @@
 //! the loop. A message of a newer wire version is dead-lettered the same
 //! way and replayed by `sandmine replay-dead-letters` after an upgrade.
 //!
+//! With `enrolled_hosts` set ([`crate::enrolled`]), a message is stored
+//! only if it is signed (wire v5) by a key enrolled for the host it
+//! names, and that host is not revoked; any other is dead-lettered the
+//! same way, with the reason (a forged host identity, an unsigned or
+//! revoked host), and counted in `identity_refused`. Without it,
+//! `host_id` is what the sender asserts (one warning at start).
+//!
 //! A store error is either transient (an outage, an overload, a timeout:
 //! the same batch is retried with backoff, forever) or the store refusing
 //! the rows themselves ([`StoreError::refuses_rows`]). Then the batch is
@@ -17,6 +24,7 @@
 //! exactly once: the halves that were taken are not sent again, and the
 //! store is idempotent anyway).
 
+use crate::enrolled::Enrolled;
 use crate::store::{Store, StoreError};
 use schemas::wire;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +45,10 @@ pub struct IngestMetrics {
     pub acked: AtomicU64,
     /// Messages sent to the dead-letter subject.
     pub dead_lettered: AtomicU64,
+    /// Of those, messages whose host identity was refused
+    /// (`enrolled_hosts`: unsigned, not enrolled, another host's key,
+    /// revoked).
+    pub identity_refused: AtomicU64,
     /// Failed store inserts (retried).
     pub store_errors: AtomicU64,
     /// Failed broker operations (retried).
@@ -55,6 +67,10 @@ pub struct AggregatorConfig {
     /// Longest pause between retries while the store or broker is down.
     #[serde(with = "sysutil::duration")]
     pub retry_max_backoff: Duration,
+    /// The registry of enrolled hosts ([`crate::enrolled`]): when set,
+    /// only messages signed by an enrolled, unrevoked host's key are
+    /// stored. Unset: host ids are asserted by the senders, not verified.
+    pub enrolled_hosts: Option<std::path::PathBuf>,
 }
 
 impl Default for AggregatorConfig {
@@ -63,19 +79,22 @@ impl Default for AggregatorConfig {
             batch_max_messages: 1000,
             batch_max_wait: Duration::from_secs(1),
             retry_max_backoff: Duration::from_secs(10),
+            enrolled_hosts: None,
         }
     }
 }
 
 /// Runs until `stop` turns true (Ctrl-C, SIGTERM), finishing the batch in
 /// hand first. Every failure is retried with backoff, so it only returns
-/// when stopped.
+/// when stopped. `enrolled`: the registry opened from
+/// `cfg.enrolled_hosts` (refreshed before every batch), or `None`.
 pub async fn run(
     cfg: &AggregatorConfig,
     consumer: &mut Consumer,
     dead_letters: &Publisher,
     store: &Store,
     metrics: &IngestMetrics,
+    mut enrolled: Option<Enrolled>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(cfg.retry_max_backoff);
@@ -109,6 +128,9 @@ pub async fn run(
                 }
             }
         };
+        if let Some(e) = enrolled.as_mut() {
+            e.refresh();
+        }
         if deliveries.is_empty() {
             continue;
         }
@@ -119,6 +141,7 @@ pub async fn run(
         let (stored, fetched) = tokio::join!(
             process(
                 &deliveries,
+                enrolled.as_ref(),
                 dead_letters,
                 store,
                 metrics,
@@ -164,6 +187,7 @@ pub async fn run(
 /// succeeded.
 async fn process(
     deliveries: &[Delivery],
+    enrolled: Option<&Enrolled>,
     dead_letters: &Publisher,
     store: &Store,
     metrics: &IngestMetrics,
@@ -173,24 +197,27 @@ async fn process(
     let mut good = Vec::with_capacity(deliveries.len());
     let mut of = Vec::with_capacity(deliveries.len());
     for d in deliveries {
-        match wire::decode(&d.payload) {
-            Ok(env) => {
-                good.push(env);
-                of.push(d);
-            }
-            Err(e) => {
-                if !dead_letter(
-                    d,
-                    &sysutil::error_chain(&e),
-                    dead_letters,
-                    metrics,
-                    backoff,
-                    stop,
-                )
-                .await
-                {
-                    return false;
+        // (reason, whether it is the host identity that is refused)
+        let refused = match wire::decode_with_signer(&d.payload) {
+            Ok((env, signer)) => {
+                let version = wire::peek_version(&d.payload).unwrap_or_default();
+                match enrolled.map(|r| r.check(&env.host_id, signer.as_ref(), version)) {
+                    Some(Err(reason)) => Some((reason, true)),
+                    _ => {
+                        good.push(env);
+                        of.push(d);
+                        None
+                    }
                 }
+            }
+            Err(e) => Some((sysutil::error_chain(&e), false)),
+        };
+        if let Some((reason, identity)) = refused {
+            if !dead_letter(d, &reason, dead_letters, metrics, backoff, stop).await {
+                return false;
+            }
+            if identity {
+                metrics.identity_refused.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -69,6 +69,7 @@ async fn ingest_until(
         batch_max_messages: 100,
         batch_max_wait: Duration::from_millis(300),
         retry_max_backoff: Duration::from_millis(200),
+        enrolled_hosts: None,
     };
     let mut consumer = Consumer::connect(broker).await.unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -80,7 +81,15 @@ async fn ingest_until(
         stop.send(true).unwrap();
     };
     tokio::join!(
-        ingest::run(&cfg, &mut consumer, &publisher, store, metrics, stopped),
+        ingest::run(
+            &cfg,
+            &mut consumer,
+            &publisher,
+            store,
+            metrics,
+            None,
+            stopped
+        ),
         watch
     );
 }
@@ -270,4 +279,141 @@ async fn clickhouse_a_message_it_refuses_is_dead_lettered_and_its_batch_mates_st
             wire::encode(&envelopes()[2]).unwrap()
         )]
     );
+}
+
+/// With `enrolled_hosts`, only messages signed by the key enrolled for
+/// their host, of a host not revoked, are stored; each other one is
+/// dead-lettered with its reason and counted as a refused identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_messages_signed_by_their_enrolled_host_are_stored() {
+    use aggregator::enrolled::Enrolled;
+    use wire::HostKey;
+    let nats = testsvc::Nats::start();
+    let broker = BrokerConfig::Nats(NatsConfig {
+        url: nats.url(),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig {
+        path: dir.path().join("store.db"),
+    }))
+    .await
+    .unwrap();
+    let [a, b, r, stranger] = [1u8, 2, 3, 4].map(|n| HostKey::from_seed([n; 32]));
+    let path = dir.path().join("enrolled.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[hosts.h1]\nkeys = [\"{}\"]\n[hosts.h2]\nkeys = [\"{}\"]\n[hosts.h3]\nkeys = [\"{}\"]\nrevoked = true\n",
+            a.public_key(),
+            b.public_key(),
+            r.public_key()
+        ),
+    )
+    .unwrap();
+    let one = |host: &str, seq: u64, image: &str, calls: u64| {
+        env(
+            host,
+            "b1",
+            seq,
+            T0,
+            vec![ctr(
+                &format!("c{seq}"),
+                image,
+                T0,
+                T0 + 5_000,
+                None,
+                vec![sc(Abi::X86_64, 39, calls, &[Phase::Image], T0)],
+            )],
+        )
+    };
+    // (envelope, signer): None sends it unsigned (v4).
+    let msgs: Vec<(Envelope, Option<&HostKey>)> = vec![
+        (one("h1", 1, "a:1", 10), Some(&a)),
+        (one("h2", 1, "b:1", 11), Some(&b)),
+        (one("h2", 2, "b:1", 1000), Some(&a)),
+        (one("h3", 1, "c:1", 1000), Some(&r)),
+        (one("h1", 2, "a:1", 1000), None),
+        (one("h1", 3, "a:1", 1000), Some(&stranger)),
+        (one("h4", 1, "d:1", 1000), Some(&b)),
+    ];
+    let publisher = Publisher::connect(&broker).await.unwrap();
+    let mut ids = Vec::new();
+    for (e, key) in &msgs {
+        let bytes = match key {
+            Some(k) => wire::encode_signed(e, k).unwrap(),
+            None => wire::encode(e).unwrap(),
+        };
+        let id = wire::message_id(e, &bytes);
+        publisher.publish(&id, &bytes).await.unwrap();
+        ids.push(id);
+    }
+    let cfg = AggregatorConfig {
+        batch_max_messages: 100,
+        batch_max_wait: Duration::from_millis(300),
+        retry_max_backoff: Duration::from_millis(200),
+        enrolled_hosts: Some(path.clone()),
+    };
+    let metrics = IngestMetrics::default();
+    let mut consumer = Consumer::connect(&broker).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let enrolled = Enrolled::open(&path).unwrap();
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while metrics.acked.load(Ordering::Relaxed) < 7 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+    };
+    tokio::join!(
+        ingest::run(
+            &cfg,
+            &mut consumer,
+            &publisher,
+            &store,
+            &metrics,
+            Some(enrolled),
+            stopped
+        ),
+        watch
+    );
+    assert_eq!(
+        counters(&metrics),
+        [7, 5, 2],
+        "acked, dead-lettered, stored"
+    );
+    assert_eq!(metrics.identity_refused.load(Ordering::Relaxed), 5);
+    assert_eq!(
+        stored(&store).await,
+        [("a:1".to_string(), 10), ("b:1".to_string(), 11)]
+    );
+    let mut dead = Consumer::connect_dead_letter(&broker).await.unwrap();
+    let got = dead.fetch(10, Duration::from_secs(1)).await.unwrap();
+    let mut got: Vec<_> = got
+        .iter()
+        .map(|d| (d.msg_id.clone().unwrap(), d.reason.clone().unwrap()))
+        .collect();
+    got.sort();
+    let (pa, pb, ps) = (a.public_key(), b.public_key(), stranger.public_key());
+    let mut want = vec![
+        (
+            ids[2].clone(),
+            format!("forged host identity: the message claims host \"h2\" but is signed by host \"h1\"'s key ({pa})"),
+        ),
+        (ids[3].clone(), "host \"h3\" is revoked".to_string()),
+        (
+            ids[4].clone(),
+            "host \"h1\": unsigned message (wire version 4); enrolled_hosts accepts only messages signed by an enrolled host key (wire version 5: set [collector] max_wire_version = 5 on the host)".to_string(),
+        ),
+        (
+            ids[5].clone(),
+            format!("host \"h1\" did not sign this message: its key {ps} is not enrolled for any host"),
+        ),
+        (
+            ids[6].clone(),
+            format!("forged host identity: host \"h4\" is not enrolled, and the key that signed this message ({pb}) is host \"h2\"'s"),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -118,6 +118,7 @@ fn config(state_dir: &Path, pin_dir: &Path, parent: &str, spool_max_bytes: u64) 
         pin_dir: pin_dir.to_path_buf(),
         max_workloads: collector::ebpf::DEFAULT_MAX_WORKLOADS,
         max_wire_version: schemas::wire::CURRENT_VERSION,
+        signing_key: None,
         docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
         podman_socket: None,
         cgroup_parent: Some(parent.to_string()),

@@ -176,10 +176,11 @@ pub fn message_id(e: &Envelope, bytes: &[u8]) -> String {
 
 fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 /// A host's ed25519 public key: 64 lowercase hex digits as text (what
@@ -208,7 +209,7 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; N];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = digit(s[2 * i])? << 4 | digit(s[2 * i + 1])?;
+        *o = (digit(s[2 * i])? << 4) | digit(s[2 * i + 1])?;
     }
     Some(out)
 }
@@ -219,7 +220,9 @@ impl std::str::FromStr for PublicKey {
     /// 64 hex digits that are a valid ed25519 point.
     fn from_str(s: &str) -> Result<Self, String> {
         let b = unhex::<PUBLIC_KEY_BYTES>(s.trim()).ok_or_else(|| {
-            format!("{s:?} is not an ed25519 public key (64 hex digits, as `sandmine host-key` prints)")
+            format!(
+                "{s:?} is not an ed25519 public key (64 hex digits, as `sandmine host-key` prints)"
+            )
         })?;
         ed25519_dalek::VerifyingKey::from_bytes(&b)
             .map_err(|_| format!("{s:?} is not a valid ed25519 public key"))?;
@@ -535,9 +538,7 @@ pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope, WireError> {
     decode_unchecked_with_signer(bytes).map(|(env, _)| env)
 }
 
-fn decode_unchecked_with_signer(
-    bytes: &[u8],
-) -> Result<(Envelope, Option<PublicKey>), WireError> {
+fn decode_unchecked_with_signer(bytes: &[u8]) -> Result<(Envelope, Option<PublicKey>), WireError> {
     let version = peek_version(bytes)?;
     let body = &bytes[HEADER..];
     let malformed = |reason: String| WireError::Malformed { version, reason };
@@ -580,8 +581,11 @@ fn check_signature(bytes: &[u8], version: u16) -> Result<PublicKey, WireError> {
     let mut sig = [0u8; SIGNATURE_BYTES];
     sig.copy_from_slice(&bytes[sig_at..]);
     let signer = PublicKey(key);
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key)
-        .map_err(|_| bad(format!("the signer key {signer} is not a valid ed25519 key")))?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
+        bad(format!(
+            "the signer key {signer} is not a valid ed25519 key"
+        ))
+    })?;
     vk.verify_strict(
         &bytes[..sig_at],
         &ed25519_dalek::Signature::from_bytes(&sig),

@@ -6,9 +6,9 @@
 //! `SANDMINE_BLESS=1 cargo test -p schemas --test wire`.
 
 use schemas::wire::{
-    decode, decode_unchecked, decode_with_signer, encode, encode_as, encode_signed,
-    encode_version, encoded_len, message_id, peek_version, ContainerDelta, ContainerRef, Envelope,
-    HostKey, PodRef, PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
+    decode, decode_unchecked, decode_with_signer, encode, encode_as, encode_signed, encode_version,
+    encoded_len, message_id, peek_version, ContainerDelta, ContainerRef, Envelope, HostKey, PodRef,
+    PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
 };
 use schemas::{Abi, PhaseSet};
 use std::path::PathBuf;
@@ -222,7 +222,10 @@ fn a_signed_message_names_its_signer() {
     let key = fixture_key();
     let e = in_range();
     let b = encode_signed(&e, &key).unwrap();
-    assert_eq!(decode_with_signer(&b), Ok((e.clone(), Some(key.public_key()))));
+    assert_eq!(
+        decode_with_signer(&b),
+        Ok((e.clone(), Some(key.public_key())))
+    );
     assert_eq!(key.public_key().to_string().len(), 64);
     assert_eq!(
         key.public_key().to_string().parse::<PublicKey>(),
@@ -332,7 +335,10 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
     }
     let mut longer = good.clone();
     longer.push(0);
-    assert!(matches!(decode(&longer), Err(WireError::BadSignature { .. })));
+    assert!(matches!(
+        decode(&longer),
+        Err(WireError::BadSignature { .. })
+    ));
 }
 
 /// The broker's id adds a hash of the bytes to `host.boot.seq`: a forgery
@@ -347,7 +353,9 @@ fn the_message_id_hashes_the_bytes() {
     assert!(id.starts_with(prefix), "{id}");
     let hash = &id[prefix.len()..];
     assert_eq!(hash.len(), 16);
-    assert!(hash.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(hash
+        .bytes()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     // The same message again (a retry) has the same id.
     assert_eq!(message_id(&e, &encode_signed(&e, &key).unwrap()), id);
     // A forgery of the same (host, boot, seq) does not.

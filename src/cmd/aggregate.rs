@@ -17,7 +17,9 @@ consumer) or Kafka (consumer group), inserts them in batches into the store, and
 after the store accepted the batch. Redelivered messages are ignored by the store, which is \
 keyed by (host, boot, sequence). Undecodable messages, and messages of a newer wire version, \
 go to the dead-letter subject with the reason; replay them with `sandmine replay-dead-letters` \
-after upgrading.\n\nSchema migrations are applied on start (safe to run twice).\n\n\
+after upgrading. With aggregator.enrolled_hosts set, only messages signed (wire v5) by an \
+enrolled, unrevoked host's key are stored; the others are dead-lettered with the reason \
+(see `sandmine host-key`).\n\nSchema migrations are applied on start (safe to run twice).\n\n\
 Upgrade order: aggregators first, then collectors."
 )]
 pub struct AggregateArgs {
@@ -43,6 +45,17 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
     if args.migrate_only {
         return Ok(ExitCode::SUCCESS);
     }
+    // Before anything is consumed: a registry that does not load is an
+    // error, never a silent fallback to asserted identities.
+    let enrolled = match &s.aggregator.enrolled_hosts {
+        Some(path) => Some(aggregator::enrolled::Enrolled::open(path)?),
+        None => {
+            log::warn!(
+                "aggregator.enrolled_hosts is not set: host identity is asserted by each sender, not verified; one collector's broker credentials can pose as any number of hosts (docs/SECURITY.md)"
+            );
+            None
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     crate::metrics::spawn(&s.metrics.listen, &metrics);
     let mut consumer = transport::Consumer::connect(&s.broker)
@@ -60,6 +73,7 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
         &dead_letters,
         &store,
         &metrics.ingest,
+        enrolled,
         stop,
     )
     .await;

@@ -3,6 +3,7 @@ pub mod analyze;
 pub mod collect;
 pub mod compile;
 pub mod explain;
+pub mod host_key;
 pub mod mine;
 pub mod mine_image;
 pub mod publish;

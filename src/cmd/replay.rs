@@ -53,7 +53,8 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
                             // dropped. The store dedupes on the envelope's
                             // own (host, boot, seq), so a message stored
                             // before still counts once.
-                            let replay_id = format!("{}.replay", env.dedupe_id());
+                            let replay_id =
+                                format!("{}.replay", wire::message_id(&env, &d.payload));
                             publisher.publish(&replay_id, &d.payload).await?;
                         }
                         replayed += 1;

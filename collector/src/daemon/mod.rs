@@ -88,6 +88,7 @@
 pub mod attrib;
 pub mod cgpath;
 mod delta;
+pub mod hostkey;
 pub mod kernel;
 pub mod privileges;
 pub mod spool;
@@ -116,6 +117,10 @@ pub enum DaemonError {
     Privileges(String),
     #[error("state: {0}")]
     State(String),
+    /// The signing key file is unusable; the message says why and what to
+    /// do.
+    #[error("{0}")]
+    HostKey(String),
     #[error("encoding the delta")]
     Wire(#[from] schemas::wire::WireError),
     #[error("{context}")]
@@ -152,14 +157,22 @@ pub struct DaemonConfig {
     /// Workloads the kernel counter holds at once (its slots); its map
     /// memory grows with it (see `collector::ebpf::map_memory_bytes`).
     pub max_workloads: u32,
-    /// The newest wire version this collector writes (default: the newest
-    /// it knows, `schemas::wire::CURRENT_VERSION`). In a fleet whose
-    /// aggregators are not all upgraded yet, set it to the version they
-    /// read (docs/UPGRADING.md). Below 3, incomplete containers are left
-    /// out of the messages (module documentation). Outside
-    /// `OLDEST_VERSION..=CURRENT_VERSION` it is a config error.
+    /// The newest wire version this collector writes (default: 4,
+    /// `schemas::wire::UNSIGNED_VERSION`, the newest unsigned one, which
+    /// every aggregator since v4 reads). 5 signs every message with the
+    /// host key (`signing_key`): set it once every aggregator is upgraded
+    /// (docs/UPGRADING.md, docs/CONFIG.md). In a fleet whose aggregators
+    /// are older still, set it to the version they read. Below 3,
+    /// incomplete containers are left out of the messages (module
+    /// documentation). Outside `OLDEST_VERSION..=CURRENT_VERSION` it is a
+    /// config error.
     #[serde(deserialize_with = "wire_version")]
     pub max_wire_version: u16,
+    /// The host's ed25519 signing key file (default `host.key` in
+    /// `state_dir`), created 0600 on first start; its public key is logged
+    /// and printed by `sandmine host-key` for `enrolled_hosts`. Wire v5
+    /// messages are signed with it ([`hostkey`]).
+    pub signing_key: Option<PathBuf>,
     /// Docker Engine API socket (default /var/run/docker.sock).
     pub docker_socket: Option<PathBuf>,
     /// Podman's Docker-compatible API socket, when podman runs here.
@@ -188,7 +201,8 @@ impl Default for DaemonConfig {
             spool_max_bytes: 256 << 20,
             pin_dir: PathBuf::from("/sys/fs/bpf/sandmine"),
             max_workloads: crate::ebpf::DEFAULT_MAX_WORKLOADS,
-            max_wire_version: schemas::wire::CURRENT_VERSION,
+            max_wire_version: schemas::wire::UNSIGNED_VERSION,
+            signing_key: None,
             docker_socket: None,
             podman_socket: None,
             cgroup_parent: None,
@@ -334,6 +348,8 @@ pub struct Daemon {
     /// Largest encoded message; a larger delta is split
     /// ([`Daemon::set_max_message_bytes`]).
     max_message_bytes: usize,
+    /// Signs wire v5 messages ([`hostkey`]).
+    key: schemas::wire::HostKey,
 }
 
 /// The message limit until the publisher tells the broker's: under both
@@ -357,6 +373,20 @@ impl Daemon {
         sysutil::fs::create_private_dir(&config.state_dir).map_err(|e| {
             DaemonError::io(format!("creating {}", config.state_dir.display()), e.source)
         })?;
+        let key_path = hostkey::path_of(config.signing_key.as_deref(), &config.state_dir);
+        let (key, created) = hostkey::load_or_create(&key_path)?;
+        let how = if created { "created" } else { "loaded" };
+        log::info!(
+            "host key {} {how}: public key {} (enroll it for host {host_id} in the aggregators' enrolled_hosts; `sandmine host-key` prints the entry); wire version {}{}",
+            key_path.display(),
+            key.public_key(),
+            config.max_wire_version,
+            if config.max_wire_version >= schemas::wire::SIGNED_VERSION {
+                ": every message is signed"
+            } else {
+                ": messages are not signed (max_wire_version = 5 signs them)"
+            }
+        );
         let state_file = StateFile::in_dir(&config.state_dir);
         let (mut state, new_stream) = state_file.load(&host_id, &boot_id)?;
         let stream_id = state.stream_id();
@@ -408,6 +438,7 @@ impl Daemon {
             last_stats: TickStats::default(),
             started_ms: now_ms(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            key,
         };
         d.reap_done()?;
         Ok(d)
@@ -503,7 +534,7 @@ impl Daemon {
         // them all commits; a crash in between leaves files above the
         // committed seq, which `open` deletes.
         for m in &messages {
-            let bytes = schemas::wire::encode_version(m, version)?;
+            let bytes = schemas::wire::encode_as(m, version, Some(&self.key))?;
             self.spool.write(m.seq, &bytes)?;
         }
         state.seq += messages.len() as u64 - 1;
@@ -862,31 +893,37 @@ mod tests {
     }
 
     #[test]
-    fn max_wire_version_defaults_to_the_newest_and_is_checked() {
-        use schemas::wire::CURRENT_VERSION;
-        assert_eq!(DaemonConfig::default().max_wire_version, CURRENT_VERSION);
-        assert_eq!(CURRENT_VERSION, 4);
-        for v in [1u16, 2, 3, 4] {
+    fn max_wire_version_defaults_to_the_newest_unsigned_and_is_checked() {
+        use schemas::wire::{CURRENT_VERSION, UNSIGNED_VERSION};
+        // A rolling upgrade never sends v5 to an aggregator that cannot
+        // read it: signing is the operator's switch (docs/CONFIG.md).
+        assert_eq!(DaemonConfig::default().max_wire_version, UNSIGNED_VERSION);
+        assert_eq!(UNSIGNED_VERSION, 4);
+        assert_eq!(CURRENT_VERSION, 5);
+        assert_eq!(DaemonConfig::default().signing_key, None);
+        for v in [1u16, 2, 3, 4, 5] {
             let c: DaemonConfig =
                 serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
             assert_eq!(c.max_wire_version, v);
         }
-        for v in [0u64, 5, 65539] {
+        for v in [0u64, 6, 65539] {
             let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.starts_with(&format!(
-                    "max_wire_version {v} is not a wire version this collector writes (1 to 4)"
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 5)"
                 )),
                 "{v}: {e}"
             );
         }
         assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
-        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":5}"#).unwrap_err();
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":6}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "max_wire_version 5 is not a wire version this collector writes (1 to 4) at line 1 column 22"
+            "max_wire_version 6 is not a wire version this collector writes (1 to 5) at line 1 column 22"
         );
+        let c: DaemonConfig = serde_json::from_str(r#"{"signing_key":"/k"}"#).unwrap();
+        assert_eq!(c.signing_key, Some(PathBuf::from("/k")));
     }
 }
