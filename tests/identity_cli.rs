@@ -128,7 +128,7 @@ fn stop_and_count(fleet: &mut Fleet, host: &str) -> u64 {
 }
 
 /// Every dead letter, as (message id, reason), once exactly `want` are
-/// there (and no more arrive for 2 s).
+/// there (and no more arrive for 2 s). Reads them for good (acked).
 fn dead_letters(broker: &str, want: usize) -> Vec<(String, String)> {
     let cfg: transport::BrokerConfig = toml::from_str(broker).expect("broker config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -139,16 +139,18 @@ fn dead_letters(broker: &str, want: usize) -> Vec<(String, String)> {
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while got.len() < want && Instant::now() < deadline {
-            for d in c
+            let batch = c
                 .fetch(100, Duration::from_secs(1))
                 .await
-                .expect("fetch dead letters")
-            {
+                .expect("fetch dead letters");
+            for d in &batch {
                 got.push((
                     d.msg_id.clone().unwrap_or_default(),
                     d.reason.clone().unwrap_or_default(),
                 ));
             }
+            // Acked: none comes again, so any more is one more.
+            c.ack(&batch).await.expect("ack dead letters");
         }
         let more = c
             .fetch(100, Duration::from_secs(2))
