@@ -240,6 +240,12 @@ fn wait_stream_messages(nats: &Nats, at_least: u64) -> u64 {
 /// refused and its deltas stay in its spool; once an aggregator consumes
 /// (which deletes what it acked), the spool drains and the totals are
 /// exact: nothing was deleted to make room, nothing was lost.
+///
+/// Debian's nats-server 2.9 deletes the oldest message of a full stream
+/// when a new one is just over the room left (nats-server#4771): CI lost
+/// the collector's seq 1 here about one run in three, until sandmine
+/// bounded such a stream by count too (it then refuses with "maximum
+/// messages exceeded"; `transport/tests/nats.rs::the_edge_of_a_full_stream_*`).
 #[test]
 fn a_full_stream_makes_the_collector_spool_and_loses_nothing() {
     let nats = Nats::start();
@@ -257,11 +263,15 @@ fn a_full_stream_makes_the_collector_spool_and_loses_nothing() {
     let refused = || {
         std::fs::read_to_string(&collector_log)
             .unwrap_or_default()
-            .contains("maximum bytes exceeded")
+            .contains("maximum messages exceeded")
     };
     let mut runs = 0;
     while !refused() {
-        assert!(runs < 40, "40 runs did not fill 4 KiB\n{}", fleet.logs());
+        assert!(
+            runs < 40,
+            "40 runs did not fill the stream\n{}",
+            fleet.logs()
+        );
         fleet.run(&Batch {
             host: "hA",
             image: "probe",

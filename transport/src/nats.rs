@@ -49,6 +49,47 @@ const HEADER_ROOM: usize = 256;
 /// bytes), rounded up.
 const STORED_MSG_OVERHEAD: usize = 64;
 
+/// The most bytes one stored message may take on a server that
+/// [`evicts_at_the_edge`]: the stream is then also bounded to
+/// `max_bytes / EDGE_SLOT` messages, so that its byte bound is never reached.
+const EDGE_SLOT: i64 = 64 * 1024;
+
+/// Whether this nats-server deletes an unconsumed message of a full
+/// discard-new stream. Before 2.11, its refusal check counts a new
+/// message's payload and headers only, and its store also counts the
+/// subject and the record: a message just over the room left is admitted,
+/// and the stream, now over `max_bytes`, deletes its OLDEST message as if
+/// it were discard-old (nats-server#4771 and #4775, fixed by #4772).
+/// Debian 12 ships 2.9.10; `transport/tests/nats.rs::the_edge_of_a_full_stream_*`
+/// shows the loss on it and none on 2.15. An unparsable version counts as
+/// affected: the guard only costs a message-count bound.
+pub fn evicts_at_the_edge(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < (2, 11),
+        _ => true,
+    }
+}
+
+/// The bounds sandmine gives a stream of `max_bytes`: `(max_msgs,
+/// max_msg_size)`, both -1 (none) on a sound server. On one that
+/// [`evicts_at_the_edge`], every message is at most [`EDGE_SLOT`] bytes
+/// stored (or the whole stream, if smaller), and the stream holds at most
+/// `max_bytes / slot` of them: the count bound, which nats-server checks
+/// exactly, always refuses before the byte bound is reached.
+fn edge_bounds(evicts: bool, max_bytes: i64, subject: &str) -> (i64, i32) {
+    if !evicts || max_bytes <= 0 {
+        return (-1, -1);
+    }
+    let slot = EDGE_SLOT.min(max_bytes);
+    let overhead = (STORED_MSG_OVERHEAD + subject.len()) as i64;
+    let msg_size = i32::try_from((slot - overhead).max(1)).unwrap_or(i32::MAX);
+    ((max_bytes / slot).max(1), msg_size)
+}
+
 /// How many publish acks [`NatsPublisher::publish_many`] keeps in flight.
 /// Far below the ~5000 where async-nats' ack bookkeeping stalls
 /// (PLATFORM-NOTES), and enough to saturate a local server.
@@ -264,7 +305,9 @@ async fn ensure_stream(
     name: &str,
     subject: &str,
     max_bytes: i64,
+    evicts: bool,
 ) -> Result<stream::Stream, TransportError> {
+    let (max_msgs, max_msg_size) = edge_bounds(evicts, max_bytes, subject);
     let config = stream::Config {
         name: name.to_string(),
         subjects: vec![subject.to_string()],
@@ -273,6 +316,8 @@ async fn ensure_stream(
         retention: RetentionPolicy::WorkQueue,
         discard: DiscardPolicy::New,
         max_bytes,
+        max_messages: max_msgs,
+        max_message_size: max_msg_size,
         ..Default::default()
     };
     let stream = bounded(
@@ -286,17 +331,26 @@ async fn ensure_stream(
     if have.retention == RetentionPolicy::WorkQueue
         && have.discard == DiscardPolicy::New
         && have.max_bytes == max_bytes
+        && have.max_messages == max_msgs
+        && (max_msg_size < 0
+            || (0 < have.max_message_size && have.max_message_size <= max_msg_size))
     {
         return Ok(stream);
     }
     let was = format!(
-        "retention {:?}, discard {:?}, max_bytes {}",
-        have.retention, have.discard, have.max_bytes
+        "retention {:?}, discard {:?}, max_bytes {}, max_msgs {}, max_msg_size {}",
+        have.retention, have.discard, have.max_bytes, have.max_messages, have.max_message_size
     );
     let mut update = have.clone();
     update.retention = RetentionPolicy::WorkQueue;
     update.discard = DiscardPolicy::New;
     update.max_bytes = max_bytes;
+    update.max_messages = max_msgs;
+    if max_msg_size > 0 && !(0 < have.max_message_size && have.max_message_size <= max_msg_size) {
+        // An operator's smaller message limit is kept.
+        update.max_message_size = max_msg_size;
+    }
+    let update_size = update.max_message_size;
     let op = format!("update stream {name}");
     match tokio::time::timeout(cfg.timeout, js.update_stream(update)).await {
         Err(_) => return Err(TransportError::nats_timeout(&cfg.url, op, cfg.timeout)),
@@ -318,7 +372,8 @@ async fn ensure_stream(
         Ok(Ok(_)) => {}
     }
     log::warn!(
-        "nats: stream {name} had {was}; updated to retention WorkQueue, discard New, max_bytes {max_bytes}"
+        "nats: stream {name} had {was}; updated to retention WorkQueue, discard New, max_bytes {max_bytes}, max_msgs {max_msgs}, max_msg_size {}",
+        update_size
     );
     bounded(
         &cfg.url,
@@ -327,6 +382,24 @@ async fn ensure_stream(
         js.get_stream(name),
     )
     .await
+}
+
+/// [`evicts_at_the_edge`] for the connected server; says so once per
+/// process.
+fn server_evicts(client: &async_nats::Client, cfg: &NatsConfig) -> bool {
+    let version = client.server_info().version;
+    let evicts = evicts_at_the_edge(&version);
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if evicts && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::info!(
+            "nats: server {} is {version}, which can delete the oldest message of a full stream \
+             (nats-server#4771): the delta stream is bounded by message count too \
+             (at most {} KiB per message; docs/CONFIG.md)",
+            cfg.url,
+            EDGE_SLOT / 1024
+        );
+    }
+    evicts
 }
 
 fn not_connected(client: &async_nats::Client, url: &str, op: &str) -> Option<TransportError> {
@@ -373,8 +446,16 @@ impl NatsPublisher {
     pub async fn connect(cfg: &NatsConfig) -> Result<Self, TransportError> {
         let client = connect(cfg).await?;
         let js = context(client.clone(), cfg);
-        let deltas =
-            ensure_stream(&js, cfg, &cfg.stream, &cfg.subject, cfg.stream_max_bytes).await?;
+        let evicts = server_evicts(&client, cfg);
+        let deltas = ensure_stream(
+            &js,
+            cfg,
+            &cfg.stream,
+            &cfg.subject,
+            cfg.stream_max_bytes,
+            evicts,
+        )
+        .await?;
         // -1: no limit of the stream's own.
         let stream_max_msg_size = usize::try_from(deltas.cached_info().config.max_message_size)
             .ok()
@@ -388,6 +469,9 @@ impl NatsPublisher {
             &cfg.dead_letter_stream,
             &cfg.dead_letter_subject,
             cfg.dead_letter_max_bytes,
+            // Dead letters carry a reason header of any length: they get
+            // the byte bound only (docs/CONFIG.md says what that costs).
+            false,
         )
         .await?;
         Ok(NatsPublisher {
@@ -590,7 +674,8 @@ impl NatsConsumer {
                 cfg.stream_max_bytes,
             )
         };
-        let stream = ensure_stream(&js, cfg, stream_name, subject, max_bytes).await?;
+        let evicts = !dead_letter && server_evicts(&client, cfg);
+        let stream = ensure_stream(&js, cfg, stream_name, subject, max_bytes, evicts).await?;
         let config = pull::Config {
             durable_name: Some(durable.clone()),
             deliver_policy: DeliverPolicy::All,
@@ -780,5 +865,34 @@ mod tests {
             server_addrs("nats://a:1, nats://b:2").map(|v| v.len()).ok(),
             Some(2)
         );
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    #[test]
+    fn servers_before_2_11_evict_at_the_edge() {
+        for v in ["2.9.10", "v2.9.25", "2.10.4", "2.10.29", "garbage", ""] {
+            assert!(evicts_at_the_edge(v), "{v}");
+        }
+        for v in ["2.11.0", "2.15.1", "v2.12.0-beta.1", "3.0.0"] {
+            assert!(!evicts_at_the_edge(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_count_bound_is_reached_before_the_byte_bound() {
+        assert_eq!(edge_bounds(false, 1 << 30, "sandmine.deltas"), (-1, -1));
+        for max_bytes in [4096i64, 65536, 3 * 65536 + 17, 1 << 30] {
+            let (n, size) = edge_bounds(true, max_bytes, "sandmine.deltas");
+            let stored = i64::from(size) + (STORED_MSG_OVERHEAD + 15) as i64;
+            assert!(
+                n >= 1 && n * stored <= max_bytes,
+                "{max_bytes}: {n} x {stored}"
+            );
+        }
+        assert_eq!(edge_bounds(true, 1 << 30, "sandmine.deltas").0, 16384);
     }
 }
