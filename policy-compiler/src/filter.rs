@@ -757,49 +757,13 @@ pub(crate) mod tests {
     use schemas::abi::{AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386};
     use std::collections::BTreeSet;
 
-    // --- A tiny classic-BPF interpreter, with the kernel's checks. -------
+    // --- The kernel's checks and evaluation: crate::bpf. -----------------
 
-    /// What the kernel checks before accepting a seccomp program: length,
-    /// opcodes seccomp allows (the subset we emit), aligned in-bounds
-    /// loads, forward in-bounds jumps, and a `ret` at the end.
+    /// Asserts that the kernel accepts `prog` ([`crate::bpf::check`]).
     pub(crate) fn verify(prog: &[SockFilter]) {
-        assert!(
-            !prog.is_empty() && prog.len() <= BPF_MAXINSNS,
-            "length {}",
-            prog.len()
-        );
-        for (pc, i) in prog.iter().enumerate() {
-            match i.code {
-                c if c == BPF_LD | BPF_W | BPF_ABS => {
-                    assert!(i.k % 4 == 0 && i.k < 64, "bad load at {pc}")
-                }
-                c if c == BPF_ALU | BPF_AND | BPF_K => {}
-                c if c == BPF_RET | BPF_K => {}
-                c if c == BPF_JMP | BPF_JA | BPF_K => {
-                    assert!(
-                        pc + 1 + (i.k as usize) < prog.len(),
-                        "ja out of bounds at {pc}"
-                    )
-                }
-                c if c & 0x07 == BPF_JMP => {
-                    assert!(
-                        [BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET].contains(&(c & 0xf0)),
-                        "bad jump op {c:#x} at {pc}"
-                    );
-                    assert!(
-                        pc + 1 + (i.jt as usize) < prog.len(),
-                        "jt out of bounds at {pc}"
-                    );
-                    assert!(
-                        pc + 1 + (i.jf as usize) < prog.len(),
-                        "jf out of bounds at {pc}"
-                    );
-                }
-                c => panic!("opcode {c:#x} at {pc} not allowed"),
-            }
+        if let Err(e) = crate::bpf::check(prog) {
+            panic!("the kernel would refuse the program: {e}");
         }
-        let last = prog[prog.len() - 1];
-        assert_eq!(last.code, BPF_RET | BPF_K, "program must end with ret");
     }
 
     /// Run `prog` on a `seccomp_data` with these `nr` and `arch` (the other
@@ -808,39 +772,16 @@ pub(crate) mod tests {
         run_args(prog, nr, arch, [0; 6])
     }
 
-    /// Run `prog` on a `seccomp_data` with these `nr`, `arch` and `args`
-    /// (little-endian: low word first), as the kernel would.
+    /// Run `prog` on a `seccomp_data` with these `nr`, `arch` and `args`,
+    /// as the kernel would.
     pub(crate) fn run_args(prog: &[SockFilter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
-        let mut data = [0u32; 16];
-        data[0] = nr;
-        data[1] = arch;
-        for (i, a) in args.iter().enumerate() {
-            data[4 + 2 * i] = *a as u32;
-            data[5 + 2 * i] = (*a >> 32) as u32;
-        }
-        let mut acc = 0u32;
-        let mut pc = 0usize;
-        for _ in 0..=prog.len() {
-            let i = prog[pc];
-            pc += 1;
-            match i.code {
-                c if c == BPF_LD | BPF_W | BPF_ABS => acc = data[(i.k / 4) as usize],
-                c if c == BPF_ALU | BPF_AND | BPF_K => acc &= i.k,
-                c if c == BPF_RET | BPF_K => return i.k,
-                c if c == BPF_JMP | BPF_JA | BPF_K => pc += i.k as usize,
-                c => {
-                    let taken = match c & 0xf0 {
-                        BPF_JEQ => acc == i.k,
-                        BPF_JGT => acc > i.k,
-                        BPF_JGE => acc >= i.k,
-                        BPF_JSET => acc & i.k != 0,
-                        other => panic!("unexpected jump {other:#x}"),
-                    };
-                    pc += if taken { i.jt } else { i.jf } as usize;
-                }
-            }
-        }
-        panic!("program did not return");
+        let data = crate::bpf::SeccompData {
+            nr,
+            arch,
+            instruction_pointer: 0,
+            args,
+        };
+        crate::bpf::run(prog, &data).unwrap_or_else(|e| panic!("refused program: {e}"))
     }
 
     const X86_HOST: &[Abi] = &[Abi::X86_64, Abi::I386, Abi::X32];

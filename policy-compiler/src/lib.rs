@@ -19,12 +19,15 @@
 //! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`;
 //! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit);
 //! - [`filter`]: a classic-BPF compiler, from a profile to the program that
-//!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs.
+//!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs;
+//! - [`bpf`]: a classic-BPF interpreter with the kernel's checks, which
+//!   judges compiled programs without installing them.
 //!
 //! Invariant: this crate does no I/O and makes no syscalls; installing a
 //! filter is the binary's job (`src/enforce.rs`).
 
 pub mod baseline;
+pub mod bpf;
 pub mod compile;
 pub mod confidence;
 pub mod decide;
