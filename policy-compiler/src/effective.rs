@@ -25,8 +25,9 @@
 //!      highest one the rules name for that ABI (all rules, the dropped
 //!      ones too) answers ENOSYS: runc prepends that stub so that programs
 //!      fall back from syscalls newer than the profile.
-//! 3. **libseccomp** compares arguments as 64-bit numbers on 64-bit ABIs
-//!    and as their low 32 bits on i386 (see [`ArgCmp::matches`]); of
+//! 3. **libseccomp** compares arguments as 64-bit numbers on x86_64 and
+//!    aarch64, and as their low 32 bits on i386 and x32 (see
+//!    [`crate::oci::wide_args`]); of
 //!    several rules for one syscall, an unconditional one wins over rules
 //!    with arguments whatever the order (it replaces their tree), and rules
 //!    with arguments are ORed.
@@ -43,7 +44,7 @@
 
 use crate::filter::DefaultOverride;
 use crate::oci::{
-    docker_arch, rule_context, Action, ArgCmp, KernelVersion, OciProfile, ProfileError,
+    docker_arch, rule_context, wide_args, Action, ArgCmp, KernelVersion, OciProfile, ProfileError,
     RuleCondition, CAPABILITIES,
 };
 use crate::ENOSYS;
@@ -191,7 +192,7 @@ impl OciProfile {
         let mut enosys_above = BTreeMap::new();
         for abi in &abis {
             let abi = *abi;
-            let wide = abi != Abi::I386;
+            let wide = wide_args(abi);
             let number = |name: &str| {
                 syscalls::number(abi, name).map(|nr| {
                     if abi == Abi::X32 {
@@ -318,7 +319,7 @@ impl EffectiveProfile {
             None => self.default,
             Some(Judgement::Always(o)) => *o,
             Some(Judgement::Args(rules)) => {
-                let wide = abi != Abi::I386;
+                let wide = wide_args(abi);
                 rules
                     .iter()
                     .find(|r| {
@@ -929,6 +930,44 @@ mod tests {
         let eff = p.resolve(&c).unwrap();
         assert_eq!(eff.ignored, vec!["recv"]);
         assert_eq!(v(&eff, x, "getpid", &[]), ALLOW);
+    }
+
+    /// Regression (fuzz/regressions/profile/x32-args-compared-on-32-bits):
+    /// libseccomp 2.5.4 compares x32 arguments on their low 32 bits, as
+    /// i386's (its x32 is a 32-bit architecture), so a high word set passes
+    /// the rule on x32 and not on x86_64. The filter agrees.
+    #[test]
+    fn x32_arguments_are_compared_on_32_bits_like_libseccomp() {
+        let c = conditions(&[], (6, 18));
+        let le = ArgCmp {
+            index: 3,
+            value: 0x1_0000_0005,
+            value_two: 0,
+            op: CmpOp::Le,
+        };
+        let p = profile(vec![rule(&["kill"], Action::Log, None, &[le])]);
+        let eff = p.resolve(&c).unwrap();
+        let log = (Action::Log, None);
+        // On x86_64: 0x1_0000_0006 <= 0x1_0000_0005 is false.
+        assert_eq!(
+            v(&eff, Abi::X86_64, "kill", &[0, 0, 0, 0x1_0000_0006]),
+            EPERM_O
+        );
+        assert_eq!(v(&eff, Abi::X86_64, "kill", &[0, 0, 0, 0x1_0000_0005]), log);
+        // On x32 and i386: 6 <= 5 is false, 5 <= 5 holds, whatever the
+        // high words.
+        for abi in [Abi::X32, Abi::I386] {
+            assert_eq!(v(&eff, abi, "kill", &[0, 0, 0, 0x1_0000_0006]), EPERM_O);
+            assert_eq!(v(&eff, abi, "kill", &[0, 0, 0, 0x7_0000_0005]), log);
+            assert_eq!(v(&eff, abi, "kill", &[0, 0, 0, 5]), log);
+        }
+        let numbers: Vec<(Abi, u32)> = HOST.iter().map(|a| (*a, nr(*a, "kill"))).collect();
+        let args: Vec<[u64; 6]> = EDGES
+            .iter()
+            .map(|e| [0, 0, 0, *e, 0, 0])
+            .chain([[0, 0, 0, 0x7_0000_0005, 0, 0]])
+            .collect();
+        agree(&eff, &numbers, &args);
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //! followed by its own `ret`s, and by one block per syscall with argument
 //! rules: each rule's comparisons in turn (`ld` the high word of
 //! `seccomp_data.args[i]` at 20 + 8 i and compare, then the low word at
-//! 16 + 8 i; `and` first for `MASKED_EQ`; the low word only on i386), its
+//! 16 + 8 i; `and` first for `MASKED_EQ`; the low word only on i386 and x32, as
+//! libseccomp), its
 //! `ret` when all hold, else the next rule, else the default.
 //!
 //! A resolved profile ([`build_effective`]) may add runc's ENOSYS stub
@@ -374,7 +375,7 @@ fn assemble_program(
                 .filter(|(_, leaf)| **leaf != Leaf::Ret(default_ret))
                 .map(|(nr, leaf)| (*nr, leaf))
                 .collect();
-            tree(b, &entries, default_ret, abi != Abi::I386);
+            tree(b, &entries, default_ret, crate::oci::wide_args(abi));
         }
         None => b.ret(UNLISTED_ABI_RET),
     };

@@ -335,14 +335,26 @@ pub struct ArgCmp {
     pub op: CmpOp,
 }
 
+/// True when libseccomp compares `abi`'s syscall arguments as 64-bit
+/// numbers: x86_64 and aarch64. On i386 and x32, which libseccomp
+/// describes as 32-bit architectures (`ARCH_SIZE_32`: x32's `long` is 32
+/// bits), it compares their low 32 bits only. Found by the profile fuzz
+/// target's libseccomp oracle (fuzz/README.md): sandmine used to compare
+/// x32 arguments on 64 bits, so its filter and evaluator disagreed with
+/// the filter runc installs for the same profile.
+pub fn wide_args(abi: Abi) -> bool {
+    matches!(abi, Abi::X86_64 | Abi::Aarch64)
+}
+
 impl ArgCmp {
     /// True when the comparison holds for argument value `arg`, as
-    /// libseccomp's filter decides it. `wide`: the ABI's arguments are 64
-    /// bits (x86_64, x32, aarch64), compared as unsigned 64-bit numbers.
-    /// Otherwise (i386) libseccomp compares only the low 32 bits of the
-    /// argument and of `value`/`valueTwo`; the kernel zero-extends an
-    /// i386 call's 32-bit arguments into `seccomp_data.args`, so the high
-    /// word is 0 there anyway.
+    /// libseccomp's filter decides it. `wide` ([`wide_args`]): the ABI's
+    /// arguments are compared as unsigned 64-bit numbers (x86_64,
+    /// aarch64). Otherwise (i386, x32) libseccomp compares only the low 32
+    /// bits of the argument and of `value`/`valueTwo`; the kernel
+    /// zero-extends an i386 call's 32-bit arguments into
+    /// `seccomp_data.args`, so the high word is 0 there anyway, but an x32
+    /// call's high words pass unchecked.
     pub fn matches(&self, arg: u64, wide: bool) -> bool {
         let width = if wide { u64::MAX } else { u64::from(u32::MAX) };
         let (a, v) = (arg & width, self.value & width);
