@@ -74,13 +74,29 @@ pub fn load_from<T: DeserializeOwned>(
     sets: &[String],
     key_types: &Table,
 ) -> Result<T> {
+    let text = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let name = file.map(|p| p.display().to_string());
+    load_text(name.as_deref().zip(text.as_deref()), env, sets, key_types)
+}
+
+/// [`load_from`] with the file already read: `file` is its name (for
+/// messages) and its text. Does no I/O (the config fuzz target's entry).
+pub fn load_text<T: DeserializeOwned>(
+    file: Option<(&str, &str)>,
+    env: &[(String, String)],
+    sets: &[String],
+    key_types: &Table,
+) -> Result<T> {
     let mut table = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            text.parse::<Table>()
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?
-        }
+        Some((name, text)) => text
+            .parse::<Table>()
+            .map_err(|e| anyhow::anyhow!("{name}: {}", one_line(&e.to_string())))?,
         None => Table::new(),
     };
     let mut env_overrides: Vec<(&str, &str)> = env
@@ -108,9 +124,7 @@ pub fn load_from<T: DeserializeOwned>(
         let value = typed_value(v.trim(), key_type(key_types, &path), Source::Flag);
         set_path(&mut table, &path, value).with_context(|| format!("--set {s}"))?;
     }
-    let what = file
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "configuration".to_string());
+    let what = file.map_or("configuration", |(name, _)| name);
     T::deserialize(Value::Table(table))
         .map_err(|e| anyhow::anyhow!("{what}: {}", one_line(&e.to_string())))
 }
