@@ -13,9 +13,9 @@
 #
 # Runs libFuzzer (one process, under nice) for RUNS executions on a working
 # corpus in $FUZZ_WORK/corpus/TARGET (seeded from fuzz/corpus/TARGET),
-# writes the command and its raw output to benchmarks/fuzz/TARGET.log,
-# then minimises the working corpus (set cover of its coverage features)
-# into fuzz/corpus/TARGET, which CI replays. Crashing inputs land in
+# writes the command and its raw output to benchmarks/fuzz/TARGET.log.xz,
+# then minimises the working corpus into fuzz/corpus/TARGET (minimise.sh),
+# which CI replays. Crashing inputs land in
 # $FUZZ_WORK/artifacts/TARGET/; the script exits non-zero on one.
 set -euo pipefail
 
@@ -49,12 +49,9 @@ cmd=(nice -n 10 "$bin" "-runs=$runs" "-max_len=$max_len" "-max_total_time=$max_t
 rc=0
 "${cmd[@]}" >> "$log" 2>&1 || rc=$?
 echo "# exit status: $rc" >> "$log"
+# libFuzzer prints a line per new input: megabytes of text, kept compressed.
+xz -9 -f "$log"
 
 # Minimise into the committed corpus.
-min=$work/min/$target
-rm -rf "$min" && mkdir -p "$min"
-"$bin" -set_cover_merge=1 "-max_len=$max_len" "$min" "$corpus" > "$work/$target.merge.log" 2>&1
-rm -rf "$root/fuzz/corpus/$target"
-cp -r "$min" "$root/fuzz/corpus/$target"
-echo "$target: $(ls "$min" | wc -l) files, $(du -sk "$min" | cut -f1) KiB in fuzz/corpus/$target; exit $rc"
+FUZZ_WORK=$work "$root/fuzz/minimise.sh" "$target" "$max_len"
 exit "$rc"

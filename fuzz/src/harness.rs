@@ -206,6 +206,49 @@ pub fn profile(data: &[u8]) {
     }
 }
 
+/// A call, and the return value the evaluator gives it.
+pub type Judged = (SeccompData, u32);
+
+/// For the kernel check (`tests/fuzz_corpus.rs`,
+/// `profile_verdicts_hold_in_the_kernel`): a profile input resolved for an
+/// x86 host as the target does, its compiled program, and `n` random
+/// x86_64 and x32 calls (the `syscall` instruction's ABIs) with the return
+/// value the evaluator gives each. `None` when the input is no profile, or
+/// does not resolve or compile.
+pub fn x86_program_and_calls(
+    data: &[u8],
+    n: usize,
+) -> Option<(Vec<filter::SockFilter>, Vec<Judged>)> {
+    let (seed, text) = data.split_first_chunk::<8>()?;
+    let profile = OciProfile::parse(std::str::from_utf8(text).ok()?).ok()?;
+    let mut rng = Rng(u64::from_le_bytes(*seed));
+    let host = HOSTS[0];
+    let conditions = Conditions::from_bounding_mask(
+        rng.next(),
+        host[0],
+        KernelVersion {
+            kernel: rng.below(8),
+            major: rng.below(24),
+        },
+    );
+    let eff = profile
+        .resolve_with(&conditions, DefaultOverride::Errno)
+        .ok()?;
+    let prog = filter::build_effective(&eff, host).ok()?;
+    let calls = Calls::new(&eff, host);
+    let picked = (0..n)
+        .map(|_| {
+            let abi = if rng.below(4) == 0 {
+                Abi::X32
+            } else {
+                Abi::X86_64
+            };
+            calls.pick(&eff, &mut rng, Some(abi))
+        })
+        .collect();
+    Some((prog, picked))
+}
+
 /// The second oracle: per listed ABI of the host, libseccomp's program for
 /// the same rules ([`libseccomp`]) answers random calls of that ABI as the
 /// evaluator does, runc's ENOSYS stub left out of both.
