@@ -328,4 +328,30 @@ mod tests {
             "{e}"
         );
     }
+
+    /// CI's replay of the config fuzz campaign (fuzz/README.md): every
+    /// committed corpus input and reproducer through the target's harness,
+    /// which panics on a broken invariant.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let mut n = 0;
+        for dir in ["corpus", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir).join("config")) else {
+                continue;
+            };
+            let mut files: Vec<_> = entries
+                .map(|e| e.expect("readable directory entry").path())
+                .collect();
+            files.sort();
+            for f in files {
+                let data = std::fs::read(&f).expect("readable corpus file");
+                if std::panic::catch_unwind(|| crate::harness_config::config(&data)).is_err() {
+                    panic!("{} broke an invariant (message above)", f.display());
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 40, "{n} config inputs replayed, expected at least 40");
+    }
 }

@@ -14,6 +14,12 @@ mod publishing;
 mod settings;
 mod shutdown;
 
+/// The config fuzz target's harness, for the corpus replay in
+/// `config.rs`'s tests (fuzz/README.md).
+#[cfg(test)]
+#[path = "../fuzz/src/harness_config.rs"]
+mod harness_config;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
