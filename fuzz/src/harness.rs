@@ -26,12 +26,20 @@ mod libseccomp;
 pub static LIBSECCOMP_PROGRAMS: AtomicUsize = AtomicUsize::new(0);
 
 /// The wire decoder: any bytes decode to an envelope or an error; an
-/// envelope re-encodes at the version it came in and decodes back equal.
+/// unsigned envelope re-encodes at the version it came in and decodes back
+/// equal; a signed one (v5) names its signer (re-signing needs the host's
+/// key, which an input does not carry).
 pub fn wire(data: &[u8]) {
     let _ = wire::peek_version(data);
     let _ = wire::decode_unchecked(data);
-    let Ok(env) = wire::decode(data) else { return };
+    let Ok((env, signer)) = wire::decode_with_signer(data) else {
+        return;
+    };
     let version = wire::peek_version(data).expect("decoded bytes have a version");
+    if version >= wire::SIGNED_VERSION {
+        assert!(signer.is_some(), "a v{version} envelope decoded unsigned");
+        return;
+    }
     let again = wire::encode_version(&env, version)
         .unwrap_or_else(|e| panic!("a decoded v{version} envelope does not re-encode: {e}"));
     let back = wire::decode(&again)
