@@ -320,6 +320,106 @@ async fn generated_fleet_regrouped_equals_single_insert_on_both_stores() {
     );
 }
 
+/// Property (issue 9, "Stores"): 10,000 envelopes (50 hosts x 2 boots x
+/// 100 seqs), shuffled into random batches of 1 to 20, with a random tenth
+/// delivered again: about 1,000 batches into ClickHouse and into SQLite.
+/// Both stores must give the same answers, and those must be the ground
+/// truth computed from the envelopes: calls per (image, ABI, nr), and each
+/// image's hosts and containers. The seed is printed; set
+/// `SANDMINE_PROPERTY_SEED` to repeat a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_batches_and_redeliveries_give_the_ground_truth_on_both_stores() {
+    let seed: u64 = std::env::var("SANDMINE_PROPERTY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    println!("SANDMINE_PROPERTY_SEED={seed}");
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let fleet = generated(50, 100);
+    assert_eq!(fleet.len(), 10_000);
+    let mut order: Vec<usize> = (0..fleet.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    // A random tenth comes again, at random places (redelivery).
+    for _ in 0..fleet.len() / 10 {
+        let again = order[(next() % fleet.len() as u64) as usize];
+        let at = (next() % order.len() as u64) as usize;
+        order.insert(at, again);
+    }
+    let mut batches: Vec<Vec<schemas::wire::Envelope>> = Vec::new();
+    let mut rest = &order[..];
+    while !rest.is_empty() {
+        let n = (1 + next() % 20).min(rest.len() as u64) as usize;
+        batches.push(rest[..n].iter().map(|&i| fleet[i].clone()).collect());
+        rest = &rest[n..];
+    }
+    assert!(
+        (900..1200).contains(&batches.len()),
+        "{} batches",
+        batches.len()
+    );
+
+    let ch = testsvc::ClickHouse::start();
+    let dir = tempfile::tempdir().unwrap();
+    let chs = open_ch(&ch).await;
+    let emb = open_embedded(dir.path()).await;
+    for b in &batches {
+        chs.insert(b).await.unwrap();
+        emb.insert(b).await.unwrap();
+    }
+
+    let mut want_calls: std::collections::BTreeMap<(String, u8, u32), u64> = Default::default();
+    let mut want_exposure: std::collections::BTreeMap<
+        String,
+        (
+            std::collections::BTreeSet<String>,
+            std::collections::BTreeSet<(String, String, String)>,
+        ),
+    > = Default::default();
+    for e in &fleet {
+        for c in &e.containers {
+            let image = c.container.image.clone();
+            let x = want_exposure.entry(image.clone()).or_default();
+            x.0.insert(e.host_id.clone());
+            x.1.insert((e.host_id.clone(), e.boot_id.clone(), c.container.id.clone()));
+            for s in &c.syscalls {
+                *want_calls
+                    .entry((image.clone(), s.abi.code(), s.nr))
+                    .or_default() += s.calls;
+            }
+        }
+    }
+    let a = snapshot(&chs).await;
+    let b = snapshot(&emb).await;
+    assert_eq!(a, b, "seed {seed}: embedded and ClickHouse answers differ");
+    let got_calls: std::collections::BTreeMap<(String, u8, u32), u64> =
+        a.2.iter()
+            .map(|(i, abi, nr, calls, _, _)| ((i.clone(), abi.code(), *nr), *calls))
+            .collect();
+    assert_eq!(got_calls, want_calls, "seed {seed}: calls");
+    let got_exposure: Vec<(String, u64, u64)> =
+        a.1.iter()
+            .map(|o| (o.image.clone(), o.hosts, o.containers))
+            .collect();
+    let want_exposure: Vec<(String, u64, u64)> = want_exposure
+        .into_iter()
+        .map(|(i, (h, c))| (i, h.len() as u64, c.len() as u64))
+        .collect();
+    assert_eq!(got_exposure, want_exposure, "seed {seed}: exposure");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_once_and_reopen_is_harmless() {
     let ch = testsvc::ClickHouse::start();
