@@ -381,13 +381,12 @@ async fn random_batches_and_redeliveries_give_the_ground_truth_on_both_stores() 
     }
 
     let mut want_calls: std::collections::BTreeMap<(String, u8, u32), u64> = Default::default();
-    let mut want_exposure: std::collections::BTreeMap<
-        String,
-        (
-            std::collections::BTreeSet<String>,
-            std::collections::BTreeSet<(String, String, String)>,
-        ),
-    > = Default::default();
+    // Per image: its hosts, and its (host, boot, container) triples.
+    type Seen = (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<(String, String, String)>,
+    );
+    let mut want_exposure: std::collections::BTreeMap<String, Seen> = Default::default();
     for e in &fleet {
         for c in &e.containers {
             let image = c.container.image.clone();
