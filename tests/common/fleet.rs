@@ -365,8 +365,15 @@ impl Drop for Fleet {
         for h in hosts {
             self.kill_collector(&h);
         }
-        for h in ["hA", "hB", "hC"] {
-            let _ = std::fs::remove_dir_all(self.pin_dir(h));
+        // Every host's pins, whatever its name (spoof_cli's hS left its
+        // pins behind when only hA to hC were removed).
+        let mine = format!("sandmine-test-{}-", self.tag);
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&mine) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
         }
         let _ = Command::new("docker")
             .args(["rmi", "-f", &self.probe_image])
