@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Everything CI checks, runnable by a developer as is (as root, on Debian 12):
 #
+#   0. free disk space             at least SANDMINE_MIN_FREE_GIB (default 16) on the
+#                                  target directory's file system; a clean checkout's
+#                                  debug and release builds take about 12 GiB, and a
+#                                  linker that runs out of space dies with SIGBUS
 #   1. scripts/install-deps.sh     apt packages (skipped when all present)
 #   2. scripts/start-dockerd.sh    the Docker Engine, if not running
 #   3. tests/images/build.sh       local test images (cached tarballs)
@@ -62,10 +66,11 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
 fi
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-release=${SANDMINE_RELEASE_BUILD:-}
-if [[ -z $release ]]; then
-    if [[ -n ${CI:-} && ${CI} != false ]]; then release=1; else release=0; fi
-fi
+ci=0
+if [[ -n ${CI:-} && ${CI} != false ]]; then ci=1; fi
+release=${SANDMINE_RELEASE_BUILD:-$ci}
+# A clean checkout is built once: incremental state would only take space.
+if ((ci)); then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 
 # Failed container starts can leave containerd tasks behind (see the script).
 trap '"$root/scripts/reap-orphan-tasks.sh" || true' EXIT
@@ -110,6 +115,20 @@ skip() {
     summary+=("skip      $1")
 }
 
+# disk_space: fails, with what is free and what is needed, before a build
+# that would run out of space halfway (the linker then dies with SIGBUS).
+disk_space() {
+    local dir=${CARGO_TARGET_DIR:-$root/target} need=${SANDMINE_MIN_FREE_GIB:-16} free
+    mkdir -p "$dir"
+    free=$(($(df --output=avail -k "$dir" | tail -n 1) / 1024 / 1024))
+    echo "free on $(df --output=target "$dir" | tail -n 1) ($dir): ${free} GiB; needed: ${need} GiB"
+    if ((free < need)); then
+        echo "test.sh: not enough free disk space for the builds: ${free} GiB free, ${need} GiB needed (free some, or set SANDMINE_MIN_FREE_GIB)" >&2
+        return 1
+    fi
+}
+
+step "free disk space" disk_space
 step "install dependencies" scripts/install-deps.sh
 step "dockerd" scripts/start-dockerd.sh
 step "test images" tests/images/build.sh
