@@ -30,6 +30,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SECCOMP_MODE_FILTER 2
+#define SECCOMP_MODE_DEAD 3        /* kernel/seccomp.c: set by a seccomp kill */
+#define MAX_ERRNO 4095
 #define TS_COMPAT 0x0002           /* arch/x86/include/asm/thread_info.h */
 #define X32_SYSCALL_BIT 0x40000000 /* arch/x86/include/uapi/asm/unistd.h */
 
@@ -113,6 +115,23 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sm_last);
 } sm_last SEC(".maps");
+
+/* Denials per (workload, ABI, number, action): exact counts. Preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DENIED_KEYS);
+	__type(key, struct sm_deny_key);
+	__type(value, __u64);
+} sm_denied SEC(".maps");
+
+/* Per task, whether it is inside a call that reached sys_enter (see
+ * struct sm_inflight). Each byte is written only by its own task. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_TASK_CHUNKS);
+	__type(key, __u32);
+	__type(value, struct sm_inflight);
+} sm_inflight SEC(".maps");
 
 /* Diagnostics, indexed by SM_DIAG_*. */
 struct {
@@ -279,6 +298,70 @@ static __always_inline __u32 dense_index(struct sm_work *w, __u32 *d)
 	return old ? old : next + 1;
 }
 
+/* The task's byte in sm_inflight, or NULL for a tid out of range. */
+static __always_inline __u8 *inflight_of(struct task_struct *t)
+{
+	__u32 tid = t->pid, chunk = tid / SM_TASK_CHUNK;
+	struct sm_inflight *f;
+
+	if (chunk >= SM_TASK_CHUNKS)
+		return 0;
+	f = bpf_map_lookup_elem(&sm_inflight, &chunk);
+	if (!f)
+		return 0;
+	return &f->state[tid % SM_TASK_CHUNK];
+}
+
+/* The ABI of the call in `t`'s registers, with the x32 bit cleared from
+ * `nr`: exactly as sys_enter derives them. */
+static __always_inline __u32 abi_of(struct task_struct *t, __u64 *nr)
+{
+	if (t->thread_info.status & TS_COMPAT)
+		return SM_ABI_I386;
+	if (*nr & X32_SYSCALL_BIT) {
+		*nr &= ~(__u64)X32_SYSCALL_BIT;
+		return SM_ABI_X32;
+	}
+	return SM_ABI_X86_64;
+}
+
+/* Count one denial of `t`'s call `raw_nr` against its workload, if the
+ * workload is tracked. */
+static __always_inline void count_denial(struct task_struct *t, __u64 raw_nr, __u8 kind, __u16 err)
+{
+	struct sm_deny_key dk = {};
+	__u64 nr = raw_nr, one = 1, *n;
+	__u32 abi;
+
+	key_of(t, &dk.key);
+	if (auto_track && dk.key.mntns_id == host_mntns_id)
+		return;
+	if (!bpf_map_lookup_elem(&sm_slot, &dk.key))
+		return;
+	abi = abi_of(t, &nr);
+	if (nr >= SM_NR_SLOTS) {
+		diag(SM_DIAG_DENIALS_UNNAMED);
+		return;
+	}
+	dk.nr = nr;
+	dk.abi = abi;
+	dk.kind = kind;
+	dk.err = err;
+	n = bpf_map_lookup_elem(&sm_denied, &dk);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&sm_denied, &dk, &one, BPF_NOEXIST) == 0)
+		return;
+	/* Another CPU added the key first, or the map is full. */
+	n = bpf_map_lookup_elem(&sm_denied, &dk);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		diag(SM_DIAG_DENIALS_LOST);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sm_sys_enter, struct pt_regs *regs, long id)
 {
@@ -289,7 +372,11 @@ int BPF_PROG(sm_sys_enter, struct pt_regs *regs, long id)
 	struct sm_counts *c;
 	__u32 *slot, idx, abi, phase, d, n, zero = 0;
 	__u64 nr, bit, *word;
+	__u8 *in = inflight_of(t);
 
+	/* The call passed every seccomp filter: sys_exit must not count it. */
+	if (in)
+		*in = 1;
 	key_of(t, &key);
 	/* Auto-track never counts the host's own processes. */
 	if (auto_track && key.mntns_id == host_mntns_id)
@@ -327,14 +414,7 @@ tracked:
 		return 0;
 
 	nr = (__u64)id;
-	if (t->thread_info.status & TS_COMPAT) {
-		abi = SM_ABI_I386;
-	} else if (nr & X32_SYSCALL_BIT) {
-		abi = SM_ABI_X32;
-		nr &= ~(__u64)X32_SYSCALL_BIT;
-	} else {
-		abi = SM_ABI_X86_64;
-	}
+	abi = abi_of(t, &nr);
 	if (nr >= SM_NR_SLOTS) {
 		__sync_fetch_and_add(&w->out_of_range, 1);
 		return 0;
@@ -387,5 +467,62 @@ int BPF_PROG(sm_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	w = bpf_map_lookup_elem(&sm_work, slot);
 	if (w && !w->post_exec)
 		w->post_exec = 1;
+	return 0;
+}
+
+/* A call that did not reach sys_enter was answered by a seccomp filter
+ * (the kernel runs the filters before that tracepoint): with an errno
+ * (SECCOMP_RET_ERRNO, or TRACE/USER_NOTIF answered with an error: the
+ * return value is -errno) or with SIGSYS (SECCOMP_RET_TRAP: the registers
+ * are rolled back, so the return value is the call's own number). A kill
+ * also passes here when it takes the whole process (the task's seccomp
+ * mode is then SECCOMP_MODE_DEAD); it is counted once, at exit. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sm_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u8 *in = inflight_of(t), was;
+	__u64 nr;
+
+	if (!in)
+		return 0;
+	was = *in;
+	*in = 2;
+	/* 1: the call reached sys_enter. 0: a task not seen before: a new
+	 * thread's first return (from clone, which it never entered), or a
+	 * call in flight since before the program attached. */
+	if (was != 2)
+		return 0;
+	if (t->seccomp.mode != SECCOMP_MODE_FILTER)
+		return 0;
+	nr = regs->orig_ax;
+	if (ret < 0 && ret >= -MAX_ERRNO)
+		count_denial(t, nr, SM_DENY_ERRNO, -ret);
+	else if (ret == (long)nr)
+		count_denial(t, nr, SM_DENY_TRAP, 0);
+	return 0;
+}
+
+/* A seccomp kill marks the calling task SECCOMP_MODE_DEAD and ends it
+ * (KILL_THREAD of one thread among others: do_exit at once; otherwise
+ * through a forced SIGSYS). Either way this task exits here, with the
+ * call still in its user registers. The other threads of a killed
+ * process are not marked, so each kill counts once. Also frees the
+ * task's sm_inflight byte for the next task with its tid. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sm_sched_exit, struct task_struct *p)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u8 *in = inflight_of(t);
+	struct pt_regs *regs;
+
+	if (in)
+		*in = 0;
+	if (t->seccomp.mode != SECCOMP_MODE_DEAD)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	count_denial(t, regs->orig_ax, SM_DENY_KILL, 0);
 	return 0;
 }

@@ -111,6 +111,39 @@ struct sm_lost {
 #define SM_DIAG_LOST_CALLS 0    /* calls of workloads with no slot */
 #define SM_DIAG_UNNAMED_LOST 1  /* of which: sm_lost was full too */
 #define SM_DIAG_SLOT_RACES 2    /* slots given back after losing a race */
-#define SM_NR_DIAG 4
+#define SM_DIAG_DENIALS_LOST 3  /* denials not counted: sm_denied was full */
+#define SM_DIAG_DENIALS_UNNAMED 4 /* denials of a number >= SM_NR_SLOTS */
+#define SM_NR_DIAG 8
+
+/* Denials: calls a seccomp filter answered instead of the kernel. Such a
+ * call never reaches sys_enter; sys_exit sees it (errno, trap, and a kill
+ * of the last thread), and sched_process_exit sees every kill. */
+#define SM_DENY_ERRNO 1 /* SECCOMP_RET_ERRNO (and TRACE/USER_NOTIF answered with an error) */
+#define SM_DENY_TRAP 2  /* SECCOMP_RET_TRAP: SIGSYS delivered, the call skipped */
+#define SM_DENY_KILL 3  /* SECCOMP_RET_KILL_THREAD / KILL_PROCESS */
+
+/* Distinct (workload, ABI, number, action) counted at once. Beyond it a
+ * denial is counted only in sm_diag[SM_DIAG_DENIALS_LOST]. */
+#define SM_DENIED_KEYS 4096
+
+struct sm_deny_key {
+	struct sm_key key;
+	__u32 nr;
+	/* The errno (SM_DENY_ERRNO), else 0. */
+	__u16 err;
+	__u8 abi;
+	__u8 kind;
+};
+
+/* Per task (indexed by its global tid), one byte: 0 = not seen since the
+ * program attached or since the tid was last freed, 1 = inside a syscall
+ * that reached sys_enter, 2 = seen, not inside such a syscall. Tids are
+ * below PID_MAX_LIMIT (4,194,304 on 64-bit), so 65,536 chunks of 64
+ * bytes (4 MiB) cover every task. */
+#define SM_TASK_CHUNK 64
+#define SM_TASK_CHUNKS 65536
+struct sm_inflight {
+	__u8 state[SM_TASK_CHUNK];
+};
 
 #endif

@@ -39,6 +39,7 @@ enum {
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct pt_regs {
+	long unsigned int ax;
 	long unsigned int orig_ax;
 };
 
@@ -106,6 +107,7 @@ struct task_struct {
 	struct seccomp seccomp;
 	struct css_set *cgroups;
 	struct nsproxy *nsproxy;
+	int pid;
 	int tgid;
 };
 

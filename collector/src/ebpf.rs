@@ -22,7 +22,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuV
 use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use schemas::{Abi, Observation, Phase};
+use schemas::{Abi, DenialKey, Denials, DenyAction, Observation, Phase};
 use std::os::unix::fs::MetadataExt;
 
 /// The compiled program, built by `build.rs`.
@@ -49,8 +49,16 @@ pub const DEFAULT_MAX_WORKLOADS: u32 = 2048;
 /// (`SM_LOST_KEYS`).
 pub const LOST_KEYS: u32 = 1024;
 
+/// Distinct (workload, ABI, number, action) denials counted at once
+/// (`SM_DENIED_KEYS`).
+pub const DENIED_KEYS: u32 = 4096;
+/// `sm_inflight`: 65,536 chunks of 64 tids, every tid below
+/// `PID_MAX_LIMIT` (`SM_TASK_CHUNKS`, `SM_TASK_CHUNK`).
+const TASK_CHUNKS: u64 = 65_536;
+const TASK_CHUNK: usize = 64;
+
 /// The maps that hold state, in the object and on bpffs when pinned.
-pub(crate) const MAPS: [&str; 7] = [
+pub(crate) const MAPS: [&str; 9] = [
     "sm_slot",
     "sm_free",
     "sm_work",
@@ -58,6 +66,8 @@ pub(crate) const MAPS: [&str; 7] = [
     "sm_cgname",
     "sm_lost",
     "sm_diag",
+    "sm_denied",
+    "sm_inflight",
 ];
 /// The maps with one element per slot: their size is the capacity.
 const SLOT_MAPS: [&str; 5] = ["sm_slot", "sm_free", "sm_work", "sm_counts", "sm_cgname"];
@@ -66,7 +76,21 @@ pub(crate) const PROGRAMS: [(&str, &str); 2] = [
     ("sm_sys_enter", "sys_enter"),
     ("sm_sched_exec", "sched_process_exec"),
 ];
+/// The programs that count denials. A kernel that refuses them still
+/// counts calls: the loader says so in one line and goes on without.
+pub(crate) const DENIAL_PROGRAMS: [(&str, &str); 2] = [
+    ("sm_sys_exit", "sys_exit"),
+    ("sm_sched_exit", "sched_process_exit"),
+];
 const DIAG_LOST_CALLS: u32 = 0;
+const DIAG_DENIALS_LOST: u32 = 3;
+const DIAG_DENIALS_UNNAMED: u32 = 4;
+/// `SM_NR_DIAG`.
+const NR_DIAG: u64 = 8;
+/// `SM_DENY_*`: the action kinds of `struct sm_deny_key`.
+const DENY_ERRNO: u8 = 1;
+const DENY_TRAP: u8 = 2;
+const DENY_KILL: u8 = 3;
 
 /// A workload, as the kernel program keys it.
 #[repr(C)]
@@ -108,6 +132,24 @@ struct RawCounts {
 struct RawLost {
     calls: u64,
     name: CgroupName,
+}
+
+/// `struct sm_deny_key`: one kind of denial of one workload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RawDenyKey {
+    key: WorkloadKey,
+    nr: u32,
+    err: u16,
+    abi: u8,
+    kind: u8,
+}
+
+/// `struct sm_inflight`: one byte per task of 64 consecutive tids.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawInflight {
+    state: [u8; TASK_CHUNK],
 }
 
 /// Facts recorded when the kernel program starts tracking a workload on
@@ -157,10 +199,12 @@ fn c_str(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-// SAFETY (all five): plain old data, `#[repr(C)]`, no padding (every field
-// is a u64, a u32 pair, a u16 array of an even size, or a byte array of a
-// multiple of 8 bytes, in an order that keeps each aligned), and any bit
-// pattern is valid.
+// SAFETY (all seven): plain old data, `#[repr(C)]`, no padding (every field
+// is a u64, a u32 pair, a u16 array of an even size, a u32+u16+u8+u8
+// group of 8 bytes, or a byte array of a multiple of 8 bytes, in an order
+// that keeps each aligned), and any bit pattern is valid.
+unsafe impl aya::Pod for RawDenyKey {}
+unsafe impl aya::Pod for RawInflight {}
 unsafe impl aya::Pod for CgroupName {}
 unsafe impl aya::Pod for WorkloadKey {}
 unsafe impl aya::Pod for RawWork {}
@@ -224,8 +268,10 @@ pub fn map_memory_bytes(max_workloads: u32, nr_cpus: u32) -> u64 {
         + array(w, std::mem::size_of::<CgroupName>())
         + hash(u64::from(LOST_KEYS), key, std::mem::size_of::<RawLost>())
         + percpu_array(1, std::mem::size_of::<RawLost>()) // sm_lost_scratch
-        + percpu_array(4, 8) // sm_diag
+        + percpu_array(NR_DIAG, 8) // sm_diag
         + percpu_array(1, key + 8) // sm_last
+        + hash(u64::from(DENIED_KEYS), std::mem::size_of::<RawDenyKey>(), 8) // sm_denied
+        + array(TASK_CHUNKS, std::mem::size_of::<RawInflight>()) // sm_inflight
 }
 
 /// The counter's maps, opened from a fresh load or from pins.
@@ -247,6 +293,10 @@ struct Maps {
     names: Array<MapData, CgroupName>,
     lost: BpfHashMap<MapData, WorkloadKey, RawLost>,
     diag: PerCpuArray<MapData, u64>,
+    denied: BpfHashMap<MapData, RawDenyKey, u64>,
+    /// Opened so that a drift of its layout is an error; only the kernel
+    /// writes it.
+    _inflight: Array<MapData, RawInflight>,
 }
 
 /// Why eBPF capture cannot be used here, or `Ok` if it can. Checked before
@@ -341,13 +391,15 @@ pub(crate) fn host_mntns_id_in(proc_root: &std::path::Path) -> Result<u64> {
 
 /// Load the object with its globals and capacity, queue every slot as
 /// free, and attach the programs. With `pin_dir`, the maps are pinned
-/// there as they are created. Returns the object and its links, in the
-/// order of [`PROGRAMS`].
+/// there as they are created. Returns the object and its links, each with
+/// its program's name: every one of [`PROGRAMS`], then those of
+/// [`DENIAL_PROGRAMS`] the kernel took (if it refused one, a warning says
+/// that denials are not counted, and none is attached).
 pub(crate) fn load_object(
     opts: &EbpfOptions,
     host_mntns: u64,
     pin_dir: Option<&std::path::Path>,
-) -> Result<(Ebpf, Vec<BtfTracePointLinkId>)> {
+) -> Result<(Ebpf, Vec<(&'static str, BtfTracePointLinkId)>)> {
     check_available()?;
     if opts.max_workloads == 0 {
         return Err(CollectError::Ebpf(
@@ -384,21 +436,53 @@ pub(crate) fn load_object(
                 .map_err(|e| map_err("queueing the free slots", e))?;
         }
     }
-    let mut links = Vec::with_capacity(PROGRAMS.len());
+    let mut links = Vec::with_capacity(PROGRAMS.len() + DENIAL_PROGRAMS.len());
     for (prog, hook) in PROGRAMS {
-        let p: &mut BtfTracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| CollectError::Ebpf(format!("program {prog} missing from the object")))?
-            .try_into()
-            .map_err(|e| CollectError::Ebpf(format!("{prog}: {e}")))?;
-        p.load(hook, &btf)
-            .map_err(|e| CollectError::Ebpf(format!("verifier rejected {prog}: {e}")))?;
-        links.push(
-            p.attach()
-                .map_err(|e| CollectError::Ebpf(format!("attaching {prog} to {hook}: {e}")))?,
-        );
+        links.push((prog, attach(&mut ebpf, &btf, prog, hook)?));
     }
+    let mut denial_links = Vec::with_capacity(DENIAL_PROGRAMS.len());
+    for (prog, hook) in DENIAL_PROGRAMS {
+        match attach(&mut ebpf, &btf, prog, hook) {
+            Ok(id) => denial_links.push((prog, id)),
+            Err(e) => {
+                log::warn!("seccomp denials are not counted on this kernel: {e}");
+                for (prog, id) in denial_links.drain(..) {
+                    detach(&mut ebpf, prog, id);
+                }
+                break;
+            }
+        }
+    }
+    links.extend(denial_links);
     Ok((ebpf, links))
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut BtfTracePoint> {
+    ebpf.program_mut(prog)
+        .ok_or_else(|| CollectError::Ebpf(format!("program {prog} missing from the object")))?
+        .try_into()
+        .map_err(|e| CollectError::Ebpf(format!("{prog}: {e}")))
+}
+
+fn attach(ebpf: &mut Ebpf, btf: &Btf, prog: &str, hook: &str) -> Result<BtfTracePointLinkId> {
+    let p = program(ebpf, prog)?;
+    p.load(hook, btf)
+        .map_err(|e| CollectError::Ebpf(format!("verifier rejected {prog}: {e}")))?;
+    p.attach()
+        .map_err(|e| CollectError::Ebpf(format!("attaching {prog} to {hook}: {e}")))
+}
+
+/// Detach a denial program whose partner failed: denials are counted by
+/// both or by neither.
+fn detach(ebpf: &mut Ebpf, prog: &str, id: BtfTracePointLinkId) {
+    match program(ebpf, prog) {
+        Ok(p) => {
+            if let Err(e) = p.detach(id) {
+                log::warn!("detaching {prog}: {e}");
+            }
+        }
+        Err(e) => log::warn!("detaching {prog}: {e}"),
+    }
 }
 
 fn typed<M>(name: &str, map: Map) -> Result<M>
@@ -435,8 +519,8 @@ impl EbpfCollector {
         Self::from_maps(MAPS.map(open), fresh)
     }
 
-    fn from_maps(maps: [Result<Map>; 7], fresh: bool) -> Result<Self> {
-        let [slot, free, work, counts, names, lost, diag] = maps;
+    fn from_maps(maps: [Result<Map>; 9], fresh: bool) -> Result<Self> {
+        let [slot, free, work, counts, names, lost, diag, denied, inflight] = maps;
         Ok(EbpfCollector {
             _object: None,
             maps: Box::new(Maps {
@@ -447,6 +531,8 @@ impl EbpfCollector {
                 names: typed("sm_cgname", names?)?,
                 lost: typed("sm_lost", lost?)?,
                 diag: typed("sm_diag", diag?)?,
+                denied: typed("sm_denied", denied?)?,
+                _inflight: typed("sm_inflight", inflight?)?,
             }),
             nr_cpus: nr_cpus()?,
             fresh,
@@ -544,11 +630,80 @@ impl EbpfCollector {
                 .push(idx, 0)
                 .map_err(|e| map_err("freeing a slot", e))?;
         }
+        for raw in self.denial_keys(key)? {
+            match self.maps.denied.remove(&raw) {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(map_err(format_args!("untracking {key:?}"), e)),
+            }
+        }
         match self.maps.lost.remove(key) {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(map_err(format_args!("untracking {key:?}"), e)),
         }
+    }
+
+    /// The keys of `sm_denied` that belong to `key`.
+    fn denial_keys(&self, key: &WorkloadKey) -> Result<Vec<RawDenyKey>> {
+        let mut out = Vec::new();
+        for k in self.maps.denied.keys() {
+            let k = k.map_err(|e| CollectError::Ebpf(format!("listing sm_denied: {e}")))?;
+            if k.key == *key {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The calls of `key` that a seccomp filter denied so far, exact, per
+    /// (ABI, number, action). Counts only grow until [`EbpfCollector::untrack`].
+    /// Empty when `key` is not tracked or nothing was denied.
+    pub fn denials_of(&self, key: &WorkloadKey) -> Result<Denials> {
+        let mut out = Denials::new();
+        for raw in self.denial_keys(key)? {
+            let n = match self.maps.denied.get(&raw, 0) {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(map_err("reading sm_denied", e)),
+            };
+            let action = match raw.kind {
+                DENY_ERRNO => DenyAction::Errno(raw.err),
+                DENY_TRAP => DenyAction::Trap,
+                DENY_KILL => DenyAction::Kill,
+                other => {
+                    return Err(CollectError::Ebpf(format!(
+                        "sm_denied holds an unknown action kind {other}"
+                    )))
+                }
+            };
+            let abi = *CAPTURE_ABIS.get(usize::from(raw.abi)).ok_or_else(|| {
+                CollectError::Ebpf(format!("sm_denied holds an unknown ABI {}", raw.abi))
+            })?;
+            *out.entry(DenialKey {
+                abi,
+                nr: raw.nr,
+                action,
+            })
+            .or_default() += n;
+        }
+        Ok(out)
+    }
+
+    /// Denials the kernel could not count, over all workloads: `(lost,
+    /// unnamed)`: lost because `sm_denied` was full ([`DENIED_KEYS`]), and
+    /// unnamed because the number was beyond the capture's table. Both
+    /// zero means every denial is in [`EbpfCollector::denials_of`].
+    pub fn denials_uncounted(&self) -> Result<(u64, u64)> {
+        let sum = |i: u32| -> Result<u64> {
+            let v = self
+                .maps
+                .diag
+                .get(&i, 0)
+                .map_err(|e| map_err("reading sm_diag", e))?;
+            Ok(v.iter().sum())
+        };
+        Ok((sum(DIAG_DENIALS_LOST)?, sum(DIAG_DENIALS_UNNAMED)?))
     }
 
     /// Every workload the kernel program is counting.

@@ -16,4 +16,6 @@ pub mod syscalls;
 pub mod wire;
 
 pub use abi::Abi;
-pub use observation::{Observation, Phase, PhaseSet, SyscallKey, SyscallUse};
+pub use observation::{
+    DenialKey, Denials, DenyAction, Observation, Phase, PhaseSet, SyscallKey, SyscallUse,
+};

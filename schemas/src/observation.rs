@@ -218,3 +218,39 @@ mod tests {
         assert!(e.to_string().contains("listed twice"), "{e}");
     }
 }
+
+/// How a seccomp filter answered a call in the kernel's place (the call
+/// never ran).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyAction {
+    /// The call failed with this errno (`SCMP_ACT_ERRNO`, or a trace or
+    /// user-notification answer with an error).
+    Errno(u16),
+    /// The thread got SIGSYS instead (`SCMP_ACT_TRAP`).
+    Trap,
+    /// The thread or process was killed (`SCMP_ACT_KILL_THREAD`,
+    /// `SCMP_ACT_KILL_PROCESS`).
+    Kill,
+}
+
+impl std::fmt::Display for DenyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DenyAction::Errno(e) => write!(f, "errno {e}"),
+            DenyAction::Trap => f.write_str("trap"),
+            DenyAction::Kill => f.write_str("kill"),
+        }
+    }
+}
+
+/// One kind of denial: which call, of which ABI, answered how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DenialKey {
+    pub abi: Abi,
+    pub nr: u32,
+    pub action: DenyAction,
+}
+
+/// Denied calls of one workload or container, exact, per [`DenialKey`].
+pub type Denials = BTreeMap<DenialKey, u64>;

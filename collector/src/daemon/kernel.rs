@@ -23,7 +23,7 @@
 //! [`EbpfCollector::fresh`].
 
 use super::DaemonError;
-use crate::ebpf::{self, EbpfCollector, EbpfOptions, MAPS, PROGRAMS};
+use crate::ebpf::{self, EbpfCollector, EbpfOptions, DENIAL_PROGRAMS, MAPS, PROGRAMS};
 use crate::CollectError;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tp_btf::BtfTracePointLinkId;
@@ -164,7 +164,7 @@ pub fn unpin_all(pin_dir: &Path) -> Result<usize, DaemonError> {
         if !entry.file_name().to_string_lossy().starts_with("build-") {
             continue;
         }
-        for (p, _) in PROGRAMS {
+        for (p, _) in PROGRAMS.iter().chain(DENIAL_PROGRAMS.iter()) {
             n += rm(&dir.join(format!("link-{p}")))?;
         }
         if let Ok(rest) = std::fs::read_dir(&dir) {
@@ -203,9 +203,9 @@ fn rm(path: &Path) -> Result<usize, DaemonError> {
 fn pin_links(
     pin_dir: &Path,
     mut bpf: aya::Ebpf,
-    links: Vec<BtfTracePointLinkId>,
+    links: Vec<(&'static str, BtfTracePointLinkId)>,
 ) -> Result<(), DaemonError> {
-    for ((prog, _), id) in PROGRAMS.iter().zip(links) {
+    for (prog, id) in links {
         let p: &mut BtfTracePoint = bpf
             .program_mut(prog)
             .ok_or_else(|| kernel_error(format_args!("program {prog} missing from the object")))?
