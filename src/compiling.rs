@@ -145,6 +145,32 @@ impl Compiler {
             .with_context(|| format!("cannot compile {image:?}"))?;
         Ok((obs, compiled))
     }
+
+    /// The publisher's candidate for one image; with `log_variant`, its
+    /// log-mode compile attached (an image an operator forced into log
+    /// mode, `sandmine lever force-log`).
+    pub async fn candidate(
+        &self,
+        store: &Store,
+        image: &str,
+        now_ms: u64,
+        log_variant: bool,
+    ) -> Result<publish::Candidate> {
+        let (obs, c) = self.compile(store, image, now_ms).await?;
+        let cand = publish::candidate(&obs, &c, self.policy());
+        if !log_variant {
+            return Ok(cand);
+        }
+        let policy = self
+            .policy_for(image)?
+            .with_mode(policy_compiler::Mode::Log);
+        let log = policy_compiler::compile_image(&obs, &policy, now_ms)
+            .with_context(|| format!("cannot compile {image:?} in log mode"))?;
+        Ok(publish::with_log_variant(
+            cand,
+            publish::candidate(&obs, &log, self.policy()),
+        ))
+    }
 }
 
 /// The images to compile: the given ones (each must be in the store), or

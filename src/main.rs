@@ -52,6 +52,7 @@ enum Command {
     Compile(cmd::compile::CompileArgs),
     Explain(cmd::explain::ExplainArgs),
     Publish(cmd::publish::PublishArgs),
+    Lever(cmd::lever::LeverArgs),
     Analyze(cmd::analyze::AnalyzeArgs),
 }
 
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd::compile::main(a),
         Command::Explain(a) => cmd::explain::main(a),
         Command::Publish(a) => cmd::publish::main(a),
+        Command::Lever(a) => cmd::lever::main(a),
         Command::Analyze(a) => cmd::analyze::main(a),
     };
     match result {

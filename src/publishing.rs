@@ -7,7 +7,7 @@
 use crate::compiling::Compiler;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
-use publish::{PublishConfig, PublishReport};
+use publish::{LeverAction, PublishConfig, PublishReport, Target};
 
 /// Compiles `images` (every image of the store when empty) and publishes
 /// to every configured target. Returns one report per target.
@@ -31,21 +31,52 @@ pub async fn round(
     } else {
         images.to_vec()
     };
+    let dir = s.dir.as_ref().map(|d| publish::DirTarget::new(d.clone()));
+    let git = match &s.git {
+        Some(g) => Some(
+            publish::GitTarget::open_or_init(g.clone())
+                .with_context(|| format!("git target {}", g.display()))?,
+        ),
+        None => None,
+    };
+    // Images an operator forced into log mode on some target get their
+    // log-mode compile too (`sandmine lever force-log`).
+    let mut forced = std::collections::BTreeSet::new();
+    for image in &images {
+        let slug = publish::image_slug(image);
+        let mut metas = Vec::new();
+        if let Some(t) = &dir {
+            metas.push(t.current(&slug).await);
+        }
+        if let Some(t) = &git {
+            metas.push(t.current(&slug).await);
+        }
+        // A meta that cannot be read fails that image in its target's
+        // round, which says why.
+        if metas
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|m| m.levers.forced_log.is_some())
+        {
+            forced.insert(image.clone());
+        }
+    }
     compiler.read_observed(store).await?;
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
-        let (obs, c) = compiler.compile(store, image, now_ms).await?;
-        candidates.push(publish::candidate(&obs, &c, compiler.policy()));
+        candidates.push(
+            compiler
+                .candidate(store, image, now_ms, forced.contains(image))
+                .await?,
+        );
     }
     let mut reports = Vec::new();
-    if let Some(dir) = &s.dir {
-        let t = publish::DirTarget::new(dir.clone());
-        reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
+    if let Some(t) = &dir {
+        reports.push(publish::publish_all(&candidates, t, &gp, now_ms).await);
     }
-    if let Some(git) = &s.git {
-        let t = publish::GitTarget::open_or_init(git.clone())
-            .with_context(|| format!("git target {}", git.display()))?;
-        reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
+    if let Some(t) = &git {
+        reports.push(publish::publish_all(&candidates, t, &gp, now_ms).await);
     }
     if s.object_store {
         let transport::BrokerConfig::Nats(nats) = broker else {
@@ -123,4 +154,110 @@ pub async fn start_publishing(
             log::error!("scheduled publishing stopped: {e:#}");
         }
     })))
+}
+
+/// Carries out an operator's lever (`sandmine lever`) on every configured
+/// dir and git target: checked on all of them first, so that a lever one
+/// target refuses changes none, then written to each (one commit per git
+/// target). `log_candidate` is the image's log-mode compile, for
+/// force-log. Returns one line per target: the lever's subject.
+pub async fn lever(
+    s: &PublishConfig,
+    image: &str,
+    action: &LeverAction,
+    by: &str,
+    reason: &str,
+    log_candidate: Option<&publish::Candidate>,
+    now_ms: u64,
+) -> Result<Vec<String>> {
+    if s.object_store {
+        bail!("levers act on the dir and git targets only; the NATS object store keeps no history and no levers (unset publish.object_store for this command, docs/OPERATIONS.md)");
+    }
+    let (dir, git) = lever_targets(s)?;
+    let gp = s.gate_policy();
+    let mut plans = Vec::new();
+    if let Some(t) = &dir {
+        let p =
+            publish::levers::plan(t, image, action, by, reason, log_candidate, &gp, now_ms).await?;
+        plans.push((t.describe(), p));
+    }
+    if let Some(t) = &git {
+        let p =
+            publish::levers::plan(t, image, action, by, reason, log_candidate, &gp, now_ms).await?;
+        plans.push((t.describe(), p));
+    }
+    let mut lines = Vec::new();
+    for (name, p) in &plans {
+        let written = if name.starts_with("dir:") {
+            match &dir {
+                Some(t) => t.publish(p).await,
+                None => Ok(()),
+            }
+        } else {
+            match &git {
+                Some(t) => t.publish(p).await,
+                None => Ok(()),
+            }
+        };
+        written.with_context(|| format!("{name}: writing the lever"))?;
+        let subject = p.commit_message.lines().next().unwrap_or_default();
+        lines.push(format!("{name}: {subject}"));
+    }
+    Ok(lines)
+}
+
+/// The dir and git targets of `[publish]` (at least one).
+fn lever_targets(
+    s: &PublishConfig,
+) -> Result<(Option<publish::DirTarget>, Option<publish::GitTarget>)> {
+    let dir = s.dir.as_ref().map(|d| publish::DirTarget::new(d.clone()));
+    let git = match &s.git {
+        Some(g) if g.join(".git").exists() => Some(
+            publish::GitTarget::open_or_init(g.clone())
+                .with_context(|| format!("git target {}", g.display()))?,
+        ),
+        Some(g) => bail!(
+            "git target {} is not a repository (nothing published there yet)",
+            g.display()
+        ),
+        None => None,
+    };
+    if dir.is_none() && git.is_none() {
+        bail!("no publish target: set publish.dir or publish.git (or --dir/--git)");
+    }
+    Ok((dir, git))
+}
+
+/// The versions each dir and git target keeps for `image`, newest
+/// first: (target, metas), and each target's current meta.
+pub async fn versions(
+    s: &PublishConfig,
+    image: &str,
+) -> Result<
+    Vec<(
+        String,
+        Option<publish::PublishedMeta>,
+        Vec<publish::PublishedMeta>,
+    )>,
+> {
+    let (dir, git) = lever_targets(s)?;
+    let slug = publish::image_slug(image);
+    let mut out = Vec::new();
+    if let Some(t) = &dir {
+        let cur = t.current(&slug).await?.filter(|m| m.image == image);
+        out.push((
+            t.describe(),
+            cur,
+            publish::levers::versions(t, image).await?,
+        ));
+    }
+    if let Some(t) = &git {
+        let cur = t.current(&slug).await?.filter(|m| m.image == image);
+        out.push((
+            t.describe(),
+            cur,
+            publish::levers::versions(t, image).await?,
+        ));
+    }
+    Ok(out)
 }

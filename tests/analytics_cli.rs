@@ -95,6 +95,7 @@ fn published(f: &Fixture) -> String {
             files: vec![],
             previous_version: None,
             confidence_summary: String::new(),
+            levers: Default::default(),
         };
         let dir = root.join(&slug);
         std::fs::create_dir_all(&dir).unwrap();

@@ -169,9 +169,13 @@ pub struct Decision {
 impl Decision {
     /// True when the profile denies what it does not allow: the image is in
     /// [`State::Enforce`], or the policy enforces whatever the state
-    /// ([`Mode::Enforce`]).
+    /// ([`Mode::Enforce`]); never under [`Mode::Log`].
     pub fn enforcing(&self) -> bool {
-        self.state == State::Enforce || self.policy.mode == Mode::Enforce
+        match self.policy.mode {
+            Mode::State => self.state == State::Enforce,
+            Mode::Enforce => true,
+            Mode::Log => false,
+        }
     }
 
     /// The allowed names per ABI, every observed ABI present (the

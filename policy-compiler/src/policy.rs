@@ -153,6 +153,11 @@ pub enum Mode {
     /// whatever the state; the state is still computed and reported. What
     /// `sandmine mine` writes: the user asked for the profile of this run.
     Enforce,
+    /// A log-mode profile (`SCMP_ACT_LOG`) whatever the state: an image
+    /// the policy would enforce is published in log mode, the state still
+    /// computed and reported; `not_ready` still publishes nothing. What an
+    /// operator's `sandmine lever force-log` asks of the publisher.
+    Log,
 }
 
 impl Mode {
@@ -607,6 +612,15 @@ impl ResolvedPolicy {
             runtime_base,
             ..self.clone()
         })
+    }
+
+    /// The same policy with the default action chosen by `mode` (the
+    /// publisher compiles an image an operator forced into log mode with
+    /// [`Mode::Log`]).
+    pub fn with_mode(&self, mode: Mode) -> ResolvedPolicy {
+        let mut r = self.clone();
+        r.policy.mode = mode;
+        r
     }
 
     /// The policy as written.

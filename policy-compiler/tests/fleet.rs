@@ -889,3 +889,30 @@ fn unverified_containers_never_count_and_never_widen() {
         vec!["no container of registry.example/app:1 made a syscall after the runtime's set-up (25 container(s) known to the store, of which 25 are unverified and not used); nothing to build a profile from".to_string()]
     );
 }
+
+/// `mode = "log"` (what the publisher compiles for an image an operator
+/// forced into log mode): an image whose state is enforce gets a log-mode
+/// profile with the same allowed set; the state is still computed and
+/// reported, and the policy in the report says `mode = log`.
+#[test]
+fn mode_log_publishes_an_enforceable_image_in_log_mode() {
+    let obs = image("app", &fleet(|_| vec![]));
+    let enforced = compile(&obs, &Policy::default(), NOW).unwrap();
+    assert_eq!(enforced.decision.state, State::Enforce);
+    assert_eq!(enforced.profile.default_action, Action::Errno);
+    let policy = Policy::default().resolve().unwrap();
+    let logged = compile_image(&obs, &policy.with_mode(policy_compiler::Mode::Log), NOW).unwrap();
+    assert_eq!(logged.decision.state, State::Enforce);
+    assert!(!logged.decision.enforcing());
+    assert_eq!(logged.profile.default_action, Action::Log);
+    assert_eq!(logged.profile.default_errno_ret, None);
+    assert_eq!(allow_names(&logged.profile), allow_names(&enforced.profile));
+    assert_eq!(allowed_sets(&logged), allowed_sets(&enforced));
+    assert_ne!(logged.content_hash, enforced.content_hash);
+    assert!(
+        logged.report_json.contains("\"mode\":\"log\""),
+        "{}",
+        logged.report_json
+    );
+    assert!(!enforced.report_json.contains("\"mode\""));
+}

@@ -31,6 +31,10 @@ pub struct Candidate {
     pub must_deny: BTreeSet<String>,
     /// One line with the confidence figures, quoted in commit messages.
     pub confidence_summary: String,
+    /// The same image compiled in log mode (state `log`), published
+    /// instead of this candidate while an operator forces the image into
+    /// log mode (`lever force-log`); the round compiles it only then.
+    pub log_variant: Option<Box<Candidate>>,
 }
 
 /// Thresholds of the gate.
@@ -84,4 +88,37 @@ pub struct PublishedMeta {
     pub previous_version: Option<String>,
     #[serde(default)]
     pub confidence_summary: String,
+    /// What operators set with `sandmine lever` (nothing by default, and
+    /// then nothing is written, so metas without levers keep their bytes).
+    #[serde(default, flatten)]
+    pub levers: Levers,
+}
+
+/// The operators' levers in force for one image, kept in its `current`
+/// meta so that they live with the publish target and every round reads
+/// them there (`sandmine lever`, docs/OPERATIONS.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Levers {
+    /// Pinned at the version in force: rounds publish nothing for the
+    /// image and report it as pinned (`lever pin`, `lever rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<LeverMark>,
+    /// Forced into log mode: rounds publish the image's log-mode profile
+    /// whatever its state (`lever force-log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_log: Option<LeverMark>,
+}
+
+impl Levers {
+    pub fn is_empty(&self) -> bool {
+        self.pinned.is_none() && self.forced_log.is_none()
+    }
+}
+
+/// Who set a lever, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeverMark {
+    pub by: String,
+    pub reason: String,
+    pub at_ms: u64,
 }

@@ -92,7 +92,28 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         syscall_last_seen_ms,
         must_deny: policy.must_deny.iter().cloned().collect(),
         confidence_summary,
+        log_variant: None,
     }
+}
+
+/// `cand` with its log-mode compile (the same image compiled under
+/// `Mode::Log`) attached for an image an operator forced into log mode.
+/// The variant's state is `log` where the compiler's is `enforce`: its
+/// profile logs what it does not allow; `not_ready` stays not ready.
+pub fn with_log_variant(mut cand: Candidate, log: Candidate) -> Candidate {
+    cand.log_variant = Some(Box::new(as_log(log)));
+    cand
+}
+
+/// A candidate compiled under `Mode::Log` as the publisher states it: `log`
+/// where the compiler's state is `enforce` (its profile logs what it does
+/// not allow); `not_ready` stays not ready.
+pub fn as_log(mut log: Candidate) -> Candidate {
+    if log.state == "enforce" {
+        log.state = "log".into();
+    }
+    log.log_variant = None;
+    log
 }
 
 #[cfg(test)]

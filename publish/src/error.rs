@@ -30,6 +30,16 @@ pub enum PublishError {
         found: String,
         expected: String,
     },
+    #[error("image {0:?} is forced into log mode but the round compiled no log-mode profile for it; nothing published over the lever")]
+    NoLogVariant(String),
+    #[error("{0} keeps no earlier versions (levers act on dir and git targets)")]
+    NoHistory(String),
+    #[error("{what}: file {file:?} of version {version} is missing")]
+    MissingFile {
+        what: String,
+        version: String,
+        file: String,
+    },
     #[error("object store")]
     Store(#[from] crate::targets::object_store::StoreError),
 }

@@ -1,6 +1,6 @@
 //! One publishing round over many images.
 
-use crate::candidate::{Candidate, GatePolicy, PublishedMeta, META_FORMAT};
+use crate::candidate::{Candidate, GatePolicy, Levers, PublishedMeta, META_FORMAT};
 use crate::gate::{gate, GateDecision, GateOutcome};
 use crate::paths::is_plain_relative;
 use crate::targets::{Publication, Target, RESERVED};
@@ -32,6 +32,17 @@ pub enum Outcome {
     NotReady {
         reason: String,
     },
+    /// An operator pinned the image (`sandmine lever pin` or `rollback`):
+    /// nothing is published for it until `lever unpin`.
+    Pinned {
+        /// The version in force (pinned).
+        version: String,
+        /// The candidate's version (not published).
+        candidate: String,
+        by: String,
+        reason: String,
+        since_ms: u64,
+    },
     /// The target failed; the previous publication (if any) is in force.
     Failed {
         error: String,
@@ -44,6 +55,10 @@ pub struct ImageReport {
     pub slug: String,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The levers in force for the image after the round (from its
+    /// `current` meta); a forced log mode shows on the image's line.
+    #[serde(skip_serializing_if = "Levers::is_empty")]
+    pub levers: Levers,
 }
 
 /// Per-image outcomes of a round, sorted by image name.
@@ -70,13 +85,17 @@ impl PublishReport {
     /// indented below it).
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "publish to {}: {} published, {} unchanged, {} held back, {} not ready, {} failed\n",
+            "publish to {}: {} published, {} unchanged, {} held back, {} not ready, {} failed{}\n",
             self.target,
             self.published(),
             self.count(|o| matches!(o, Outcome::Unchanged { .. })),
             self.count(|o| matches!(o, Outcome::HeldBack { .. })),
             self.count(|o| matches!(o, Outcome::NotReady { .. })),
             self.failed(),
+            match self.count(|o| matches!(o, Outcome::Pinned { .. })) {
+                0 => String::new(),
+                n => format!(", {n} pinned"),
+            },
         );
         for i in &self.images {
             let line = match &i.outcome {
@@ -104,9 +123,30 @@ impl PublishReport {
                     l
                 }
                 Outcome::NotReady { reason } => format!("not ready: {reason}"),
+                Outcome::Pinned {
+                    version,
+                    candidate,
+                    by,
+                    reason,
+                    since_ms,
+                } => format!(
+                    "pinned {} by {by} since {}: {reason} (candidate {} not published; `sandmine lever unpin` to resume)",
+                    Version::short_of(version),
+                    sysutil::clock::rfc3339_s(*since_ms),
+                    Version::short_of(candidate),
+                ),
                 Outcome::Failed { error } => format!("failed: {error}"),
             };
-            s.push_str(&format!("  {}: {line}\n", i.image));
+            let forced = match &i.levers.forced_log {
+                Some(m) if !matches!(i.outcome, Outcome::Pinned { .. }) => format!(
+                    " [forced log mode by {} since {}: {}]",
+                    m.by,
+                    sysutil::clock::rfc3339_s(m.at_ms),
+                    m.reason
+                ),
+                _ => String::new(),
+            };
+            s.push_str(&format!("  {}: {line}{forced}\n", i.image));
         }
         s
     }
@@ -155,6 +195,12 @@ pub fn build_publication(
         files: files.keys().cloned().collect(),
         previous_version: previous_version.clone(),
         confidence_summary: cand.confidence_summary.clone(),
+        // A forced log mode stays until released; a pin never reaches
+        // here (a pinned image is not published).
+        levers: Levers {
+            pinned: None,
+            forced_log: previous.and_then(|p| p.levers.forced_log.clone()),
+        },
     };
     let commit_message = format!(
         "{}: {} {} (+{} -{} syscalls)\n\n{}\n{}\nversion: {}\nprevious: {}\n",
@@ -173,6 +219,7 @@ pub fn build_publication(
         files,
         commit_message,
         also_under: Vec::new(),
+        lever: None,
     })
 }
 
@@ -197,16 +244,24 @@ pub async fn publish_all<T: Target>(
     };
     for cand in order {
         let slug = image_slug(&cand.image);
-        let outcome = if seen.insert(cand.image.clone()) {
+        let (outcome, levers) = if seen.insert(cand.image.clone()) {
             publish_one(cand, &slug, target, gp, now_ms)
                 .await
-                .unwrap_or_else(|e| Outcome::Failed {
-                    error: sysutil::error_chain(&e),
+                .unwrap_or_else(|e| {
+                    (
+                        Outcome::Failed {
+                            error: sysutil::error_chain(&e),
+                        },
+                        Levers::default(),
+                    )
                 })
         } else {
-            Outcome::Failed {
-                error: "more than one candidate for this image in the round".into(),
-            }
+            (
+                Outcome::Failed {
+                    error: "more than one candidate for this image in the round".into(),
+                },
+                Levers::default(),
+            )
         };
         match &outcome {
             Outcome::Published { version, .. } => {
@@ -222,6 +277,7 @@ pub async fn publish_all<T: Target>(
             image: cand.image.clone(),
             slug,
             outcome,
+            levers,
         });
     }
     if report.published() > 0 {
@@ -238,13 +294,14 @@ pub async fn publish_all<T: Target>(
     report
 }
 
+/// One image's round: its outcome and the levers in force after it.
 async fn publish_one<T: Target>(
     cand: &Candidate,
     slug: &str,
     target: &T,
     gp: &GatePolicy,
     now_ms: u64,
-) -> Result<Outcome, PublishError> {
+) -> Result<(Outcome, Levers), PublishError> {
     // For one release the folder of earlier releases is written too, and
     // read when the new one has nothing yet, so that moving to the new slug
     // is not a first publication (see `schemas::slug::legacy`).
@@ -267,8 +324,42 @@ async fn publish_one<T: Target>(
             });
         }
     }
-    let g = gate(previous.as_ref(), cand, gp, now_ms);
-    Ok(match g.decision {
+    let levers = previous
+        .as_ref()
+        .map(|p| p.levers.clone())
+        .unwrap_or_default();
+    // Forced into log mode: the log-mode compile stands in for the
+    // candidate. Without one an enforcing candidate must not be published
+    // over the operator's lever.
+    let cand = match (&levers.forced_log, &cand.log_variant) {
+        (None, _) => cand,
+        (Some(_), Some(log)) => log.as_ref(),
+        (Some(_), None) if cand.state != "enforce" => cand,
+        (Some(_), None) => return Err(PublishError::NoLogVariant(cand.image.clone())),
+    };
+    if let (Some(pin), Some(p)) = (&levers.pinned, &previous) {
+        let outcome = Outcome::Pinned {
+            version: p.version.clone(),
+            candidate: Version::of_files(&cand.files).full,
+            by: pin.by.clone(),
+            reason: pin.reason.clone(),
+            since_ms: pin.at_ms,
+        };
+        return Ok((outcome, levers));
+    }
+    let mut g = gate(previous.as_ref(), cand, gp, now_ms);
+    let mut waived = Vec::new();
+    if levers.forced_log.is_some() {
+        // A log-mode profile denies nothing: what the gate holds back for
+        // (a new syscall on too few hosts, a must-deny one, an early
+        // removal) cannot break or open anything, so the operator's lever
+        // wins; the reasons go into the commit message.
+        if let GateDecision::HoldBack(reasons) = &g.decision {
+            waived = reasons.clone();
+            g.decision = GateDecision::Publish;
+        }
+    }
+    let outcome = match g.decision {
         GateDecision::Unchanged => {
             if from_legacy {
                 // Published before under the old folder only: the same
@@ -288,6 +379,18 @@ async fn publish_one<T: Target>(
         },
         GateDecision::Publish => {
             let mut p = build_publication(cand, &g, previous.as_ref(), now_ms)?;
+            if let Some(m) = &levers.forced_log {
+                p.commit_message.push_str(&format!(
+                    "forced log mode by {} since {}: {}\n",
+                    m.by,
+                    sysutil::clock::rfc3339_s(m.at_ms),
+                    m.reason
+                ));
+                for r in &waived {
+                    p.commit_message
+                        .push_str(&format!("waived in log mode: {r}\n"));
+                }
+            }
             p.also_under.extend(legacy);
             target.publish(&p).await?;
             Outcome::Published {
@@ -297,5 +400,6 @@ async fn publish_one<T: Target>(
                 removed: g.diff.removed_count(),
             }
         }
-    })
+    };
+    Ok((outcome, levers))
 }

@@ -42,6 +42,7 @@ async fn report_covers_every_outcome_in_image_order() {
         image: image.into(),
         slug: image_slug(image),
         outcome,
+        levers: Default::default(),
     };
     assert_eq!(
         r.images,

@@ -4,6 +4,7 @@ pub mod collect;
 pub mod compile;
 pub mod explain;
 pub mod host_key;
+pub mod lever;
 pub mod mine;
 pub mod mine_image;
 pub mod publish;

@@ -13,6 +13,7 @@
 use super::{meta_bytes, parse_meta, Publication, Target};
 use crate::candidate::PublishedMeta;
 use crate::PublishError;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use sysutil::fs::{sync_dir, write_atomic, write_synced};
@@ -70,7 +71,66 @@ impl DirTarget {
         std::os::unix::fs::symlink(short, &link_tmp).map_err(PublishError::io(&link_tmp))?;
         let latest = slug_dir.join("latest");
         fs::rename(&link_tmp, &latest).map_err(PublishError::io(&latest))?;
+        if let Some(rec) = &p.lever {
+            // The history of levers: one JSON line each, before the
+            // commit point (a lever redone after a crash appears twice).
+            let log = slug_dir.join("levers.jsonl");
+            let mut text = match fs::read(&log) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(PublishError::io(&log)(e)),
+            };
+            text.extend(serde_json::to_vec(rec).unwrap_or_default());
+            text.push(b'\n');
+            write_atomic(&log, &text)?;
+        }
         Ok(write_atomic(&slug_dir.join("current"), &meta)?)
+    }
+
+    /// Every `<slug>/<version>/meta.json`, newest publication first.
+    fn read_versions(&self, slug: &str) -> Result<Vec<PublishedMeta>, PublishError> {
+        let dir = self.root.join(slug);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(PublishError::io(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(PublishError::io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with('.') || path.is_symlink() || !path.is_dir() {
+                continue;
+            }
+            let mpath = path.join("meta.json");
+            match fs::read(&mpath) {
+                Ok(b) => out.push(parse_meta(&b, &mpath.display().to_string())?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(PublishError::io(&mpath)(e)),
+            }
+        }
+        out.sort_by(|a, b| {
+            b.published_at_ms
+                .cmp(&a.published_at_ms)
+                .then(a.version.cmp(&b.version))
+        });
+        Ok(out)
+    }
+
+    fn read_files(
+        &self,
+        slug: &str,
+        meta: &PublishedMeta,
+    ) -> Result<BTreeMap<String, Vec<u8>>, PublishError> {
+        let vdir = self.root.join(slug).join(&meta.version_short);
+        let mut files = BTreeMap::new();
+        for rel in &meta.files {
+            let path = vdir.join(rel);
+            let bytes = fs::read(&path).map_err(PublishError::io(&path))?;
+            files.insert(rel.clone(), bytes);
+        }
+        Ok(files)
     }
 }
 
@@ -111,6 +171,18 @@ impl Target for DirTarget {
 
     async fn current(&self, slug: &str) -> Result<Option<PublishedMeta>, PublishError> {
         self.read_current(slug)
+    }
+
+    async fn versions(&self, slug: &str) -> Result<Vec<PublishedMeta>, PublishError> {
+        self.read_versions(slug)
+    }
+
+    async fn version_files(
+        &self,
+        slug: &str,
+        meta: &PublishedMeta,
+    ) -> Result<BTreeMap<String, Vec<u8>>, PublishError> {
+        self.read_files(slug, meta)
     }
 
     async fn publish(&self, p: &Publication) -> Result<(), PublishError> {

@@ -17,6 +17,7 @@
 use super::{meta_bytes, parse_meta, Publication, Target};
 use crate::candidate::PublishedMeta;
 use crate::PublishError;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -193,9 +194,62 @@ impl GitTarget {
         self.git(
             &with(&["commit", "-q", "-F", "-"]),
             Some(p.commit_message.as_bytes()),
-            Some(p.meta.published_at_ms / 1000),
+            Some(p.lever.as_ref().map_or(p.meta.published_at_ms, |l| l.at_ms) / 1000),
         )?;
         Ok(())
+    }
+
+    /// Commits that changed `<slug>/current`, newest first, with the meta
+    /// each wrote; one per version (its newest publication).
+    fn history(&self, slug: &str) -> Result<Vec<(String, PublishedMeta)>, PublishError> {
+        if !self.has_head()? {
+            return Ok(Vec::new());
+        }
+        let path = format!("{slug}/current");
+        let out = self.git(&["log", "--format=%H", "--", &path], None, None)?;
+        let mut seen = BTreeSet::new();
+        let mut metas = Vec::new();
+        for commit in String::from_utf8_lossy(&out).lines() {
+            let spec = format!("{commit}:{path}");
+            // A commit that deleted the file has no blob.
+            if !self
+                .run(&["cat-file", "-e", &spec], None, None)?
+                .status
+                .success()
+            {
+                continue;
+            }
+            let bytes = self.git(&["cat-file", "blob", &spec], None, None)?;
+            let meta = parse_meta(&bytes, &format!("{} {spec}", self.repo.display()))?;
+            if seen.insert(meta.version.clone()) {
+                metas.push((commit.to_string(), meta));
+            }
+        }
+        Ok(metas)
+    }
+
+    fn read_files(
+        &self,
+        slug: &str,
+        meta: &PublishedMeta,
+    ) -> Result<BTreeMap<String, Vec<u8>>, PublishError> {
+        let commit = self
+            .history(slug)?
+            .into_iter()
+            .find(|(_, m)| m.version == meta.version)
+            .map(|(c, _)| c)
+            .ok_or_else(|| PublishError::MissingFile {
+                what: self.describe(),
+                version: meta.version.clone(),
+                file: format!("{slug}/current"),
+            })?;
+        let mut files = BTreeMap::new();
+        for rel in &meta.files {
+            let spec = format!("{commit}:{slug}/{rel}");
+            let bytes = self.git(&["cat-file", "blob", &spec], None, None)?;
+            files.insert(rel.clone(), bytes);
+        }
+        Ok(files)
     }
 }
 
@@ -206,6 +260,18 @@ impl Target for GitTarget {
 
     async fn current(&self, slug: &str) -> Result<Option<PublishedMeta>, PublishError> {
         self.read_current(slug)
+    }
+
+    async fn versions(&self, slug: &str) -> Result<Vec<PublishedMeta>, PublishError> {
+        Ok(self.history(slug)?.into_iter().map(|(_, m)| m).collect())
+    }
+
+    async fn version_files(
+        &self,
+        slug: &str,
+        meta: &PublishedMeta,
+    ) -> Result<BTreeMap<String, Vec<u8>>, PublishError> {
+        self.read_files(slug, meta)
     }
 
     async fn publish(&self, p: &Publication) -> Result<(), PublishError> {

@@ -24,6 +24,7 @@ pub const RESERVED: &[&str] = &[
     "current",
     "current.json",
     "latest",
+    "levers.jsonl",
 ];
 
 /// One image's publication, ready to write.
@@ -41,6 +42,10 @@ pub struct Publication {
     /// publication, for one release (`schemas::slug::legacy`,
     /// docs/UPGRADING.md).
     pub also_under: Vec<String>,
+    /// Set when an operator's lever makes this publication
+    /// (`crate::levers::plan`): the git commit is dated by it and the
+    /// directory target appends it to `<slug>/levers.jsonl`.
+    pub lever: Option<crate::levers::LeverRecord>,
 }
 
 impl Publication {
@@ -50,6 +55,7 @@ impl Publication {
             let mut p = self.clone();
             p.meta.slug = slug.clone();
             p.also_under = Vec::new();
+            p.lever = None;
             p
         })
     }
@@ -71,6 +77,28 @@ pub trait Target: Sync {
     /// Writes `p` under `p.meta.slug` (and each of `p.also_under`),
     /// `current` last.
     fn publish(&self, p: &Publication) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// The metas of every version this target keeps for `slug`, newest
+    /// publication first, one per version (for rollback). Targets without
+    /// history refuse.
+    fn versions(
+        &self,
+        _slug: &str,
+    ) -> impl Future<Output = Result<Vec<PublishedMeta>, PublishError>> + Send {
+        let what = self.describe();
+        async move { Err(PublishError::NoHistory(what)) }
+    }
+
+    /// The files of the publication `meta` describes (one of
+    /// [`Target::versions`], or the current one), by path.
+    fn version_files(
+        &self,
+        _slug: &str,
+        _meta: &PublishedMeta,
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<u8>>, PublishError>> + Send {
+        let what = self.describe();
+        async move { Err(PublishError::NoHistory(what)) }
+    }
 
     /// Called once after a round; where a git target would push to a
     /// remote. No-op by default.
