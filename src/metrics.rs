@@ -25,6 +25,70 @@ const ACCEPT_MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// At most one warning about failed accepts this often.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// At most this many images get a `sandmine_log_mode_since_seconds`
+/// series (those longest in log mode): the label set stays bounded
+/// however many images the fleet has; `sandmine_log_mode_images` counts
+/// them all.
+pub const LOG_MODE_LISTED: usize = 50;
+
+/// The metrics of the last publishing round of this process (`aggregate`
+/// and `standalone` with a `[publish]` target), rendered from
+/// [`LogMode`]; scripts/check-grafana.py reads these rows too.
+pub const ROUND_ROWS: [(&str, &str, &str); 2] = [
+    (
+        "log_mode_images",
+        "gauge",
+        "Images whose profile in force is in log mode, after this process's last publish round",
+    ),
+    (
+        "log_mode_since_seconds",
+        "gauge",
+        "When each image entered log mode (unix seconds), for the 50 longest in log mode; forced=\"true\" when an operator forced it (sandmine lever force-log)",
+    ),
+];
+
+/// Images in log mode after the last publishing round.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct LogMode {
+    /// How many (every image, listed or not).
+    pub images: u64,
+    /// (image, forced by an operator, entered log mode at, unix seconds),
+    /// at most [`LOG_MODE_LISTED`], longest in log mode first.
+    pub listed: Vec<(String, bool, u64)>,
+}
+
+impl LogMode {
+    /// From a round's reports (one per target): per image the earliest
+    /// time any target has it in log mode since.
+    pub fn from_reports(reports: &[publish::PublishReport]) -> LogMode {
+        let mut by_image: std::collections::BTreeMap<&str, (bool, u64)> = Default::default();
+        for r in reports {
+            for i in &r.images {
+                if let Some(ms) = i.log_since_ms {
+                    let forced = i.levers.forced_log.is_some();
+                    let e = by_image.entry(&i.image).or_insert((forced, ms));
+                    *e = (e.0 || forced, e.1.min(ms));
+                }
+            }
+        }
+        let mut listed: Vec<(String, bool, u64)> = by_image
+            .into_iter()
+            .map(|(i, (f, ms))| (i.to_string(), f, ms / 1000))
+            .collect();
+        let images = listed.len() as u64;
+        listed.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+        listed.truncate(LOG_MODE_LISTED);
+        LogMode { images, listed }
+    }
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Counters; every field is exported as `sandmine_<name>`.
 #[derive(Default, Debug)]
 pub struct Metrics {
@@ -44,6 +108,8 @@ pub struct Metrics {
     pub withheld_containers: AtomicU64,
     /// The metrics listener's own failed accepts.
     pub metrics_accept_errors: AtomicU64,
+    /// Images in log mode after the last publishing round.
+    pub log_mode: std::sync::Mutex<LogMode>,
 }
 
 impl Metrics {
@@ -178,7 +244,34 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             ));
         }
+        let lm = match self.log_mode.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let [(count, ck, ch), (since, sk, sh)] = ROUND_ROWS;
+        out.push_str(&format!(
+            "# HELP sandmine_{count} {ch}\n# TYPE sandmine_{count} {ck}\nsandmine_{count} {}\n\
+             # HELP sandmine_{since} {sh}\n# TYPE sandmine_{since} {sk}\n",
+            lm.images
+        ));
+        for (image, forced, s) in &lm.listed {
+            out.push_str(&format!(
+                "sandmine_{since}{{image=\"{}\",forced=\"{forced}\"}} {s}\n",
+                label_value(image)
+            ));
+        }
         out
+    }
+}
+
+impl Metrics {
+    /// Records a publishing round's images in log mode.
+    pub fn set_log_mode(&self, reports: &[publish::PublishReport]) {
+        let lm = LogMode::from_reports(reports);
+        match self.log_mode.lock() {
+            Ok(mut g) => *g = lm,
+            Err(p) => *p.into_inner() = lm,
+        }
     }
 }
 
@@ -251,4 +344,69 @@ async fn answer(mut s: tokio::net::TcpStream, m: Arc<Metrics>) {
         body.len()
     );
     let _ = tokio::time::timeout(IO_TIMEOUT, s.write_all(resp.as_bytes())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use publish::{ImageReport, LeverMark, Levers, Outcome, PublishReport};
+
+    fn report(images: &[(&str, Option<u64>, bool)]) -> PublishReport {
+        PublishReport {
+            target: "dir:/p".into(),
+            images: images
+                .iter()
+                .map(|(image, since, forced)| ImageReport {
+                    image: image.to_string(),
+                    slug: String::new(),
+                    outcome: Outcome::Unchanged {
+                        version: "sha256:00".into(),
+                    },
+                    levers: Levers {
+                        pinned: None,
+                        forced_log: forced.then(|| LeverMark {
+                            by: "ops".into(),
+                            reason: "r".into(),
+                            at_ms: 0,
+                        }),
+                    },
+                    log_since_ms: *since,
+                })
+                .collect(),
+        }
+    }
+
+    /// Bounded: 60 images in log mode are all counted, the 50 longest in
+    /// it listed, oldest first; per image the earliest time over targets;
+    /// label values escaped.
+    #[test]
+    fn log_mode_is_counted_and_listed_bounded() {
+        let mut many: Vec<(String, Option<u64>, bool)> = (0..60)
+            .map(|i| (format!("img{i:02}"), Some(1_000_000 + i * 1000), false))
+            .collect();
+        many.push(("enforced:1".into(), None, false));
+        many.push(("odd\"name\\x".into(), Some(5_000), true));
+        let first: Vec<(&str, Option<u64>, bool)> =
+            many.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+        // The second target has img59 in log mode for longer.
+        let second = report(&[("img59", Some(2_000), false)]);
+        let m = Metrics::default();
+        m.set_log_mode(&[report(&first), second]);
+        let lm = m.log_mode.lock().unwrap().clone();
+        assert_eq!(lm.images, 61);
+        assert_eq!(lm.listed.len(), LOG_MODE_LISTED);
+        assert_eq!(lm.listed[0], ("img59".to_string(), false, 2));
+        assert_eq!(lm.listed[1], ("odd\"name\\x".to_string(), true, 5));
+        assert_eq!(lm.listed[2], ("img00".to_string(), false, 1000));
+        assert_eq!(lm.listed[49], ("img47".to_string(), false, 1047));
+        let text = m.render();
+        assert!(text.contains("\nsandmine_log_mode_images 61\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nsandmine_log_mode_since_seconds{image=\"odd\\\"name\\\\x\",forced=\"true\"} 5\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("sandmine_log_mode_since_seconds{").count(), 50);
+    }
 }

@@ -96,6 +96,7 @@ pub async fn scheduled(
     s: PublishConfig,
     mut compiler: Compiler,
     broker: transport::BrokerConfig,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let schedule = s.schedule().context("publish.schedule")?;
@@ -119,6 +120,7 @@ pub async fn scheduled(
         .await
         {
             Ok(reports) => {
+                metrics.set_log_mode(&reports);
                 for r in reports {
                     for line in r.to_text().lines() {
                         log::info!("{line}");
@@ -134,6 +136,7 @@ pub async fn scheduled(
 /// target: its own store handle, its own task.
 pub async fn start_publishing(
     s: &crate::settings::Settings,
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     if !s.publish.has_target() {
@@ -148,9 +151,9 @@ pub async fn start_publishing(
     let store = aggregator::store::Store::open(&s.store)
         .await
         .context("cannot open the store for publishing")?;
-    let (ps, broker) = (s.publish.clone(), s.broker.clone());
+    let (ps, broker, metrics) = (s.publish.clone(), s.broker.clone(), metrics.clone());
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = scheduled(&store, ps, compiler, broker, stop).await {
+        if let Err(e) = scheduled(&store, ps, compiler, broker, metrics, stop).await {
             log::error!("scheduled publishing stopped: {e:#}");
         }
     })))

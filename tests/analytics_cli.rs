@@ -95,6 +95,7 @@ fn published(f: &Fixture) -> String {
             files: vec![],
             previous_version: None,
             confidence_summary: String::new(),
+            log_since_ms: None,
             levers: Default::default(),
         };
         let dir = root.join(&slug);

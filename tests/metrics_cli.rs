@@ -1,9 +1,13 @@
 //! The metrics listener of the real `sandmine aggregate` (embedded store,
 //! real nats-server): a client that connects and sends nothing is cut off
 //! and never blocks a scrape, and running out of file descriptors does not
-//! stop the listener.
+//! stop the listener; and the log-mode gauges follow the scheduled
+//! publishing rounds.
 
 mod common;
+
+#[path = "../aggregator/tests/common/mod.rs"]
+mod store_common;
 
 use common::fleet::{nats_broker, wait_for_line};
 use common::{Fixture, Running};
@@ -122,5 +126,87 @@ fn the_listener_survives_running_out_of_file_descriptors() {
         "{err}"
     );
     assert_scrape_answers(port, &r);
+    r.terminate(Duration::from_secs(30));
+}
+
+/// An aggregator publishing on its schedule exports, after each round,
+/// how many images are in log mode and since when each (from the target's
+/// `current` meta, so it survives restarts): web:1 was first published in
+/// log mode at T by a `sandmine publish` run, and the aggregator's rounds
+/// find it unchanged, still in log mode since T.
+#[test]
+fn the_log_mode_gauges_follow_the_publish_rounds() {
+    use schemas::{Abi, Phase};
+    use store_common::{ctr, env, sc, T0};
+    let nats = Nats::start();
+    let f = Fixture::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = store_common::open_embedded(f.path("").as_path()).await;
+        let calls = |first| {
+            vec![
+                sc(Abi::X86_64, 0, 10, &[Phase::Image], first),
+                sc(Abi::X86_64, 1, 10, &[Phase::Image], first),
+            ]
+        };
+        let c = |id| ctr(id, "web:1", T0, T0 + 5_000, None, calls(T0 + 10));
+        s.insert(&[
+            env("h1", "b1", 1, T0, vec![c("c1"), c("c2")]),
+            env("h2", "b1", 1, T0, vec![c("c3")]),
+        ])
+        .await
+        .unwrap();
+    });
+    let store = format!("store.embedded.path=\"{}\"", f.arg("store.db"));
+    let published = f.arg("published");
+    // 2027-01-15T08:00:00Z
+    let t = 1_800_000_000_000u64;
+    let o = f.sandmine(&[
+        "publish",
+        "--set",
+        &store,
+        "--dir",
+        &published,
+        "--runtime-base",
+        "none",
+        "--now-ms",
+        &t.to_string(),
+    ]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(o.stdout.contains("  web:1: published "), "{}", o.stdout);
+
+    let port = testsvc::free_port();
+    let cfg = f.write(
+        "sandmine.toml",
+        &format!(
+            "[broker]\n{}\n[store.embedded]\npath = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [publish]\ndir = \"{published}\"\nschedule = \"every 1s\"\nruntime_base = \"none\"\n",
+            common::fleet::nats_broker(&nats),
+            f.arg("store.db")
+        ),
+    );
+    let mut cmd = f.command(&["aggregate", "--config", cfg.to_str().unwrap()]);
+    cmd.env("SANDMINE_LOG", "info");
+    let r = f.spawn(cmd);
+    wait_for_line(&r, "metrics on http://");
+    // The gauges are set before the round's report is logged.
+    wait_for_line(&r, "publish to dir:");
+    let body = scrape(port).unwrap();
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("sandmine_log_mode"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "sandmine_log_mode_images 1",
+            "sandmine_log_mode_since_seconds{image=\"web:1\",forced=\"false\"} 1800000000",
+        ],
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE sandmine_log_mode_since_seconds gauge\n"),
+        "{body}"
+    );
     r.terminate(Duration::from_secs(30));
 }

@@ -88,6 +88,12 @@ pub struct PublishedMeta {
     pub previous_version: Option<String>,
     #[serde(default)]
     pub confidence_summary: String,
+    /// While the profile in force is in log mode: when the image entered
+    /// log mode (the first of its unbroken run of log-mode publications),
+    /// carried from publication to publication. Absent otherwise (and in
+    /// metas written before it existed: their `published_at_ms` stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_since_ms: Option<u64>,
     /// What operators set with `sandmine lever` (nothing by default, and
     /// then nothing is written, so metas without levers keep their bytes).
     #[serde(default, flatten)]
@@ -112,6 +118,32 @@ pub struct Levers {
 impl Levers {
     pub fn is_empty(&self) -> bool {
         self.pinned.is_none() && self.forced_log.is_none()
+    }
+}
+
+impl PublishedMeta {
+    /// When the image entered log mode, if the profile in force is in log
+    /// mode: `log_since_ms`, or the publication time for a meta written
+    /// before that field.
+    pub fn in_log_mode_since_ms(&self) -> Option<u64> {
+        (self.state == "log").then(|| self.log_since_ms.unwrap_or(self.published_at_ms))
+    }
+
+    /// `log_since_ms` for a publication in `state` at `now_ms` replacing
+    /// `self`: carried while both are in log mode, `now_ms` on entering it.
+    pub fn log_since_for(
+        previous: Option<&PublishedMeta>,
+        state: &str,
+        now_ms: u64,
+    ) -> Option<u64> {
+        if state != "log" {
+            return None;
+        }
+        Some(
+            previous
+                .and_then(PublishedMeta::in_log_mode_since_ms)
+                .unwrap_or(now_ms),
+        )
     }
 }
 

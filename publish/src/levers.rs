@@ -205,141 +205,143 @@ pub async fn plan<T: Target>(
         reason: m.reason.clone(),
     };
     // The lever's effect: the meta and files to write, and the subject.
-    let (meta, files, subject, diff) =
-        match action {
-            LeverAction::Pin { version } => {
-                if let Some(m) = &current.levers.pinned {
-                    return Err(LeverError::AlreadyPinned {
-                        image: image.into(),
-                        version: current.version_short.clone(),
-                        target: tname.clone(),
-                        by: m.by.clone(),
-                        reason: m.reason.clone(),
-                    });
-                }
-                if let Some(v) = version {
-                    if !names(v, &current) {
-                        let known = known_or_err(target, &slug, image, v, &tname).await?;
-                        return Err(LeverError::NotInForce {
-                            image: image.into(),
-                            version: known.version_short,
-                            current: current.version_short.clone(),
-                            target: tname.clone(),
-                        });
-                    }
-                }
-                let mut meta = current.clone();
-                meta.levers.pinned = Some(mark.clone());
-                let subject = format!("{image}: pin {}", current.version_short);
-                (meta, None, subject, None)
+    let (meta, files, subject, diff) = match action {
+        LeverAction::Pin { version } => {
+            if let Some(m) = &current.levers.pinned {
+                return Err(LeverError::AlreadyPinned {
+                    image: image.into(),
+                    version: current.version_short.clone(),
+                    target: tname.clone(),
+                    by: m.by.clone(),
+                    reason: m.reason.clone(),
+                });
             }
-            LeverAction::Unpin => {
-                if current.levers.pinned.is_none() {
-                    return Err(LeverError::NotPinned {
+            if let Some(v) = version {
+                if !names(v, &current) {
+                    let known = known_or_err(target, &slug, image, v, &tname).await?;
+                    return Err(LeverError::NotInForce {
                         image: image.into(),
+                        version: known.version_short,
+                        current: current.version_short.clone(),
                         target: tname.clone(),
                     });
                 }
-                let mut meta = current.clone();
-                meta.levers.pinned = None;
-                let subject = format!(
-                    "{image}: unpin {} (rounds publish it again)",
-                    current.version_short
-                );
-                (meta, None, subject, None)
             }
-            LeverAction::ReleaseLog => {
-                if current.levers.forced_log.is_none() {
-                    return Err(LeverError::NotForced {
-                        image: image.into(),
-                        target: tname.clone(),
-                    });
-                }
-                let mut meta = current.clone();
-                meta.levers.forced_log = None;
-                let subject = format!(
-                    "{image}: release log mode ({} stays until the next round)",
-                    current.version_short
-                );
-                (meta, None, subject, None)
+            let mut meta = current.clone();
+            meta.levers.pinned = Some(mark.clone());
+            let subject = format!("{image}: pin {}", current.version_short);
+            (meta, None, subject, None)
+        }
+        LeverAction::Unpin => {
+            if current.levers.pinned.is_none() {
+                return Err(LeverError::NotPinned {
+                    image: image.into(),
+                    target: tname.clone(),
+                });
             }
-            LeverAction::Rollback { to } => {
-                if let Some(m) = &current.levers.forced_log {
-                    return Err(forced_err(m));
-                }
-                if names(to, &current) {
-                    return Err(LeverError::SameVersion {
-                        image: image.into(),
-                        version: current.version_short.clone(),
-                        target: tname.clone(),
-                    });
-                }
-                let old = known_or_err(target, &slug, image, to, &tname).await?;
-                let mut files = target.version_files(&slug, &old).await.map_err(|source| {
-                    LeverError::Target {
+            let mut meta = current.clone();
+            meta.levers.pinned = None;
+            let subject = format!(
+                "{image}: unpin {} (rounds publish it again)",
+                current.version_short
+            );
+            (meta, None, subject, None)
+        }
+        LeverAction::ReleaseLog => {
+            if current.levers.forced_log.is_none() {
+                return Err(LeverError::NotForced {
+                    image: image.into(),
+                    target: tname.clone(),
+                });
+            }
+            let mut meta = current.clone();
+            meta.levers.forced_log = None;
+            let subject = format!(
+                "{image}: release log mode ({} stays until the next round)",
+                current.version_short
+            );
+            (meta, None, subject, None)
+        }
+        LeverAction::Rollback { to } => {
+            if let Some(m) = &current.levers.forced_log {
+                return Err(forced_err(m));
+            }
+            if names(to, &current) {
+                return Err(LeverError::SameVersion {
+                    image: image.into(),
+                    version: current.version_short.clone(),
+                    target: tname.clone(),
+                });
+            }
+            let old = known_or_err(target, &slug, image, to, &tname).await?;
+            let mut files =
+                target
+                    .version_files(&slug, &old)
+                    .await
+                    .map_err(|source| LeverError::Target {
                         target: tname.clone(),
                         source,
-                    }
-                })?;
-                let diff = SyscallDiff::between(&current.allowed, &old.allowed);
-                files.insert("diff.txt".into(), diff.to_text().into_bytes());
-                files.insert("diff.json".into(), diff.to_json().into_bytes());
-                let mut meta = old.clone();
-                meta.slug = slug.clone();
-                meta.published_at_ms = now_ms;
-                meta.previous_version = Some(current.version.clone());
-                meta.files = files.keys().cloned().collect();
-                meta.levers = Levers {
-                    pinned: Some(mark.clone()),
-                    forced_log: None,
-                };
-                let subject = format!(
-                    "{image}: rollback to {} from {} (pinned)",
-                    old.version_short, current.version_short
-                );
-                (meta, Some(files), subject, Some(diff))
+                    })?;
+            let diff = SyscallDiff::between(&current.allowed, &old.allowed);
+            files.insert("diff.txt".into(), diff.to_text().into_bytes());
+            files.insert("diff.json".into(), diff.to_json().into_bytes());
+            let mut meta = old.clone();
+            meta.slug = slug.clone();
+            meta.published_at_ms = now_ms;
+            meta.previous_version = Some(current.version.clone());
+            meta.log_since_ms = PublishedMeta::log_since_for(Some(&current), &old.state, now_ms);
+            meta.files = files.keys().cloned().collect();
+            meta.levers = Levers {
+                pinned: Some(mark.clone()),
+                forced_log: None,
+            };
+            let subject = format!(
+                "{image}: rollback to {} from {} (pinned)",
+                old.version_short, current.version_short
+            );
+            (meta, Some(files), subject, Some(diff))
+        }
+        LeverAction::ForceLog => {
+            if let Some(m) = &current.levers.pinned {
+                return Err(pinned_err(m));
             }
-            LeverAction::ForceLog => {
-                if let Some(m) = &current.levers.pinned {
-                    return Err(pinned_err(m));
-                }
-                if let Some(m) = &current.levers.forced_log {
-                    return Err(LeverError::AlreadyForced {
-                        image: image.into(),
-                        target: tname.clone(),
-                        by: m.by.clone(),
-                        reason: m.reason.clone(),
-                    });
-                }
-                let cand = log_candidate.ok_or_else(|| LeverError::NoLogCandidate {
+            if let Some(m) = &current.levers.forced_log {
+                return Err(LeverError::AlreadyForced {
                     image: image.into(),
-                })?;
-                if cand.image != image {
-                    return Err(LeverError::NoLogCandidate {
-                        image: image.into(),
-                    });
-                }
-                if cand.state == "not_ready" {
-                    return Err(LeverError::NotReady {
-                        image: image.into(),
-                    });
-                }
-                // The gate's hold-back rules do not apply: a log-mode profile
-                // denies nothing (see `publish_all`); only its version and
-                // diff are wanted.
-                let g = gate(Some(&current), cand, gp, now_ms);
-                let mut p = build_publication(cand, &g, Some(&current), now_ms).map_err(wrap)?;
-                p.meta.levers = Levers {
-                    pinned: None,
-                    forced_log: Some(mark.clone()),
-                };
-                let subject = format!(
-                    "{image}: force log mode {} (was {} {})",
-                    p.meta.version_short, current.state, current.version_short
-                );
-                (p.meta, Some(p.files), subject, Some(g.diff))
+                    target: tname.clone(),
+                    by: m.by.clone(),
+                    reason: m.reason.clone(),
+                });
             }
-        };
+            let cand = log_candidate.ok_or_else(|| LeverError::NoLogCandidate {
+                image: image.into(),
+            })?;
+            if cand.image != image {
+                return Err(LeverError::NoLogCandidate {
+                    image: image.into(),
+                });
+            }
+            if cand.state == "not_ready" {
+                return Err(LeverError::NotReady {
+                    image: image.into(),
+                });
+            }
+            // The gate's hold-back rules do not apply: a log-mode profile
+            // denies nothing (see `publish_all`); only its version and
+            // diff are wanted.
+            let g = gate(Some(&current), cand, gp, now_ms);
+            let mut p = build_publication(cand, &g, Some(&current), now_ms).map_err(wrap)?;
+            p.meta.levers = Levers {
+                pinned: None,
+                forced_log: Some(mark.clone()),
+            };
+            let subject = format!(
+                "{image}: force log mode {} (was {} {})",
+                p.meta.version_short, current.state, current.version_short
+            );
+            (p.meta, Some(p.files), subject, Some(g.diff))
+        }
+    };
     let files = match files {
         Some(f) => f,
         None => target

@@ -59,6 +59,11 @@ pub struct ImageReport {
     /// `current` meta); a forced log mode shows on the image's line.
     #[serde(skip_serializing_if = "Levers::is_empty")]
     pub levers: Levers,
+    /// When the image entered log mode, if the profile in force after the
+    /// round is in log mode (for the `sandmine_log_mode_since_seconds`
+    /// gauge).
+    #[serde(skip)]
+    pub log_since_ms: Option<u64>,
 }
 
 /// Per-image outcomes of a round, sorted by image name.
@@ -195,6 +200,7 @@ pub fn build_publication(
         files: files.keys().cloned().collect(),
         previous_version: previous_version.clone(),
         confidence_summary: cand.confidence_summary.clone(),
+        log_since_ms: PublishedMeta::log_since_for(previous, &cand.state, now_ms),
         // A forced log mode stays until released; a pin never reaches
         // here (a pinned image is not published).
         levers: Levers {
@@ -244,7 +250,7 @@ pub async fn publish_all<T: Target>(
     };
     for cand in order {
         let slug = image_slug(&cand.image);
-        let (outcome, levers) = if seen.insert(cand.image.clone()) {
+        let (outcome, levers, log_since_ms) = if seen.insert(cand.image.clone()) {
             publish_one(cand, &slug, target, gp, now_ms)
                 .await
                 .unwrap_or_else(|e| {
@@ -253,6 +259,7 @@ pub async fn publish_all<T: Target>(
                             error: sysutil::error_chain(&e),
                         },
                         Levers::default(),
+                        None,
                     )
                 })
         } else {
@@ -261,6 +268,7 @@ pub async fn publish_all<T: Target>(
                     error: "more than one candidate for this image in the round".into(),
                 },
                 Levers::default(),
+                None,
             )
         };
         match &outcome {
@@ -278,6 +286,7 @@ pub async fn publish_all<T: Target>(
             slug,
             outcome,
             levers,
+            log_since_ms,
         });
     }
     if report.published() > 0 {
@@ -301,7 +310,7 @@ async fn publish_one<T: Target>(
     target: &T,
     gp: &GatePolicy,
     now_ms: u64,
-) -> Result<(Outcome, Levers), PublishError> {
+) -> Result<(Outcome, Levers, Option<u64>), PublishError> {
     // For one release the folder of earlier releases is written too, and
     // read when the new one has nothing yet, so that moving to the new slug
     // is not a first publication (see `schemas::slug::legacy`).
@@ -345,7 +354,8 @@ async fn publish_one<T: Target>(
             reason: pin.reason.clone(),
             since_ms: pin.at_ms,
         };
-        return Ok((outcome, levers));
+        let since = p.in_log_mode_since_ms();
+        return Ok((outcome, levers, since));
     }
     let mut g = gate(previous.as_ref(), cand, gp, now_ms);
     let mut waived = Vec::new();
@@ -359,6 +369,10 @@ async fn publish_one<T: Target>(
             g.decision = GateDecision::Publish;
         }
     }
+    // When the profile in force after this round entered log mode.
+    let mut since = previous
+        .as_ref()
+        .and_then(PublishedMeta::in_log_mode_since_ms);
     let outcome = match g.decision {
         GateDecision::Unchanged => {
             if from_legacy {
@@ -393,6 +407,7 @@ async fn publish_one<T: Target>(
             }
             p.also_under.extend(legacy);
             target.publish(&p).await?;
+            since = p.meta.in_log_mode_since_ms();
             Outcome::Published {
                 version: g.version.full,
                 previous: previous.map(|p| p.version),
@@ -401,5 +416,5 @@ async fn publish_one<T: Target>(
             }
         }
     };
-    Ok((outcome, levers))
+    Ok((outcome, levers, since))
 }

@@ -117,6 +117,7 @@ async fn layout_versions_and_unchanged() {
             ],
             previous_version: None,
             confidence_summary: c1.confidence_summary.clone(),
+            log_since_ms: None,
             levers: Default::default(),
         }
     );

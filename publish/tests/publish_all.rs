@@ -43,6 +43,7 @@ async fn report_covers_every_outcome_in_image_order() {
         slug: image_slug(image),
         outcome,
         levers: Default::default(),
+        log_since_ms: None,
     };
     assert_eq!(
         r.images,

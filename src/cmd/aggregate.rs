@@ -65,7 +65,7 @@ async fn run(args: AggregateArgs, s: Settings) -> Result<ExitCode> {
         .await
         .context("cannot connect to the broker")?;
     let stop = crate::shutdown::stop_signal();
-    let publishing = crate::publishing::start_publishing(&s, stop.clone()).await?;
+    let publishing = crate::publishing::start_publishing(&s, &metrics, stop.clone()).await?;
     log::info!("consuming");
     aggregator::ingest::run(
         &s.aggregator,

@@ -57,7 +57,7 @@ pub fn main(args: StandaloneArgs) -> Result<ExitCode> {
         s.store = StoreConfig::Embedded(EmbeddedConfig {
             path: args.store.clone(),
         });
-        let publishing = crate::publishing::start_publishing(&s, stop.clone()).await?;
+        let publishing = crate::publishing::start_publishing(&s, &metrics, stop.clone()).await?;
         collector_loop::run(
             s.collector.clone(),
             collector_loop::Sink::Store(store),
