@@ -4,10 +4,11 @@
 //! content hash. Pure and deterministic: identical input gives identical
 //! bytes, whatever the order of the input lists.
 
-use crate::decide::{decide, AllowReason, Decision, DenyReason, State, Verdict};
+use crate::decide::{decide_with, AllowReason, Decision, DenyReason, State, Verdict};
 use crate::filter::FilterError;
 use crate::oci::{OciProfile, ProfileError};
 use crate::policy::{Policy, ResolvedPolicy};
+use crate::reachable::Reachability;
 use crate::render;
 use schemas::fleet::ImageObservations;
 use schemas::Abi;
@@ -59,7 +60,18 @@ pub fn compile_image(
     policy: &ResolvedPolicy,
     now_ms: u64,
 ) -> Result<Compiled, CompileError> {
-    let decision = decide(obs, policy, now_ms);
+    compile_image_with(obs, None, policy, now_ms)
+}
+
+/// [`compile_image`], with the image's static reachability as evidence too
+/// (see [`crate::reachable`]).
+pub fn compile_image_with(
+    obs: &ImageObservations,
+    reach: Option<&Reachability>,
+    policy: &ResolvedPolicy,
+    now_ms: u64,
+) -> Result<Compiled, CompileError> {
+    let decision = decide_with(obs, reach, policy, now_ms);
     let profile = render::oci_profile(&decision);
     // Built from table names with disjoint rules, so valid by construction
     // (validating costs more than the rest of rendering; tests validate).
@@ -110,10 +122,11 @@ pub fn compile_image(
 /// (`publish::SyscallDiff`, the one allowed-set diff).
 pub type AllowedSets = BTreeMap<String, BTreeSet<String>>;
 
-/// Allowed names per ABI of a compiled image.
+/// The names that run per ABI of a compiled image: allowed, or logged
+/// (a logged call runs, so a publication counts it as allowed).
 pub fn allowed_sets(c: &Compiled) -> AllowedSets {
     c.decision
-        .allowed_names()
+        .running_names()
         .iter()
         .map(|(a, n)| {
             (
@@ -130,10 +143,17 @@ pub fn allowed_sets_of_profile(p: &OciProfile) -> AllowedSets {
     p.sandmine
         .as_ref()
         .map(|m| {
-            m.per_abi
+            let mut sets: AllowedSets = m
+                .per_abi
                 .iter()
                 .map(|(a, n)| (a.as_str().to_string(), n.iter().cloned().collect()))
-                .collect()
+                .collect();
+            for (a, n) in &m.logged {
+                sets.entry(a.as_str().to_string())
+                    .or_default()
+                    .extend(n.iter().cloned());
+            }
+            sets
         })
         .unwrap_or_default()
 }
@@ -152,6 +172,10 @@ struct ReportJson<'a> {
     filters: &'a BTreeMap<String, u64>,
     abis: Vec<&'static str>,
     allowed: BTreeMap<Abi, BTreeSet<&'static str>>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    logged: BTreeSet<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reach: Option<&'a crate::reachable::ReachSummary>,
     syscalls: &'a [crate::decide::SyscallDecision],
     policy: &'a Policy,
 }
@@ -174,6 +198,8 @@ pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileEr
         filters: &d.filters,
         abis: d.abis.iter().map(|a| a.as_str()).collect(),
         allowed: d.allowed_names(),
+        logged: d.logged_union(),
+        reach: d.reach.as_ref(),
         syscalls: &d.syscalls,
         policy: &d.policy,
     };
@@ -256,6 +282,9 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if let Some(r) = &d.reach {
+        reach_text(&mut s, d, r);
+    }
     s.push_str("syscalls (abi name: hosts containers share calls -> decision):\n");
     // Written straight into `s`: no temporary string per syscall.
     for sd in &d.syscalls {
@@ -298,8 +327,17 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
                         AllowReason::IncompleteEvidence => {
                             s.push_str("incomplete containers (not counted)")
                         }
+                        AllowReason::Reachable { chain } => {
+                            s.push_str("reachable: ");
+                            s.push_str(chain);
+                        }
                     }
                 }
+                s.push(')');
+            }
+            Verdict::Logged { chain } => {
+                s.push_str("log (reachable, not observed: ");
+                s.push_str(chain);
                 s.push(')');
             }
             Verdict::Denied {
@@ -334,4 +372,70 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
         s.push('\n');
     }
     s
+}
+
+/// The report's reachability section: per ABI the observed, reachable and
+/// allowed counts, the files, the gaps, and the soundness check.
+fn reach_text(s: &mut String, d: &Decision, r: &crate::reachable::ReachSummary) {
+    let _ = writeln!(
+        s,
+        "reachability (reachable, not observed -> {}): {} syscalls reachable from {} file(s), {} of them observed, {} given the tier; the set is {}",
+        r.tier.as_str(),
+        r.reachable,
+        r.files.len(),
+        r.reachable_observed,
+        r.tiered,
+        if r.known {
+            "known"
+        } else {
+            "UNKNOWN (a file was not analysed, or has a syscall site whose number is not constant): what was observed is allowed, and the report cannot promise that nothing else is reachable"
+        }
+    );
+    for abi in &d.abis {
+        let observed = d
+            .syscalls
+            .iter()
+            .filter(|x| x.abi == *abi && x.stats.as_ref().is_some_and(|st| st.containers > 0))
+            .count();
+        let allowed = d.allowed.iter().filter(|k| k.abi == *abi).count();
+        let logged = d.logged.iter().filter(|k| k.abi == *abi).count();
+        let _ = writeln!(
+            s,
+            "  {abi}: observed {observed}, allowed {allowed}, logged {logged}, running in all {}",
+            allowed + logged
+        );
+    }
+    for f in &r.files {
+        let _ = writeln!(
+            s,
+            "  file {} ({}): {} syscalls, {}",
+            f.path,
+            if f.ran { "ran" } else { "declared" },
+            f.syscalls,
+            if f.known {
+                "known".to_string()
+            } else {
+                format!("unknown: {} non-constant syscall site(s)", f.nonconst_sites)
+            }
+        );
+    }
+    for g in &r.gaps {
+        let _ = writeln!(s, "  not analysed: {g}");
+    }
+    for o in &r.other_abi {
+        let _ = writeln!(
+            s,
+            "  reachable in an ABI the image never used (not in the profile): {o}"
+        );
+    }
+    if !r.held_back.is_empty() {
+        let _ = writeln!(
+            s,
+            "  reachable, never observed, and outside Docker's default profile or high-risk (denied until observed): {}",
+            r.held_back.join(", ")
+        );
+    }
+    for o in &r.observed_not_reachable {
+        let _ = writeln!(s, "  observed, not reachable: {o}");
+    }
 }

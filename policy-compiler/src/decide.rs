@@ -12,11 +12,12 @@
 
 use crate::confidence::Confidence;
 use crate::policy::{Mode, Policy, ResolvedPolicy};
+use crate::reachable::{ReachSummary, Reachability, Tier};
 use crate::reasons;
 use crate::tally::tally;
 use crate::{ENOSYS, EPERM};
 use schemas::fleet::ImageObservations;
-use schemas::{syscalls, Abi, PhaseSet, SyscallKey};
+use schemas::{syscalls, Abi, Phase, PhaseSet, SyscallKey};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,6 +89,10 @@ pub enum AllowReason {
     /// calls were lost): allowing more is the safe direction, so their
     /// evidence widens the profile, though it counts toward nothing.
     IncompleteEvidence,
+    /// Not observed, but the image's binaries can reach it, and the policy
+    /// allows what they reach (`reachable = "allow"`); `chain` is one path
+    /// that reaches it.
+    Reachable { chain: String },
 }
 
 /// Why a syscall is denied.
@@ -112,6 +117,12 @@ pub enum DenyReason {
 pub enum Verdict {
     Allowed {
         reasons: Vec<AllowReason>,
+    },
+    /// Not observed, but the image's binaries can reach it: the call runs
+    /// and is logged (`SCMP_ACT_LOG`, `reachable = "log"`). `chain` is one
+    /// path that reaches it.
+    Logged {
+        chain: String,
     },
     /// `errno` is what an enforced profile answers (ENOSYS for probed
     /// syscalls, EPERM otherwise); `blocks_enforce` when this denial is
@@ -161,6 +172,13 @@ pub struct Decision {
     pub syscalls: Vec<SyscallDecision>,
     /// The allowed syscalls.
     pub allowed: BTreeSet<SyscallKey>,
+    /// The logged syscalls (the log tier of reachability): named, of an
+    /// observed ABI, and allowed by no rule of any ABI.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub logged: BTreeSet<SyscallKey>,
+    /// The reachability the decision used, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachSummary>,
     /// Calls with numbers outside the capture's table.
     pub out_of_range: u64,
     pub policy: Policy,
@@ -189,6 +207,26 @@ impl Decision {
             }
         }
         m
+    }
+
+    /// The names that run per ABI (allowed or logged), every observed ABI
+    /// present: what a publication compares, since a logged call runs.
+    pub fn running_names(&self) -> BTreeMap<Abi, BTreeSet<&'static str>> {
+        let mut m = self.allowed_names();
+        for k in &self.logged {
+            if let Some(n) = syscalls::name(k.abi, k.nr) {
+                m.entry(k.abi).or_default().insert(n);
+            }
+        }
+        m
+    }
+
+    /// The logged names (the log tier), over every ABI.
+    pub fn logged_union(&self) -> BTreeSet<&'static str> {
+        self.logged
+            .iter()
+            .filter_map(|k| syscalls::name(k.abi, k.nr))
+            .collect()
     }
 
     /// Union of the allowed names over ABIs: what the Docker format allows
@@ -220,6 +258,18 @@ pub fn deny_errno(name: Option<&str>) -> u32 {
 
 /// Decide the profile of one image. Pure; see the module documentation.
 pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Decision {
+    decide_with(obs, None, rp, now_ms)
+}
+
+/// [`decide`], with the image's static reachability as evidence too: a
+/// syscall its binaries can reach, never observed, gets the policy's tier
+/// ([`crate::reachable::Tier`]).
+pub fn decide_with(
+    obs: &ImageObservations,
+    reach: Option<&Reachability>,
+    rp: &ResolvedPolicy,
+    now_ms: u64,
+) -> Decision {
     let policy = rp.policy();
     let t = tally(obs, policy.recent_window, now_ms);
     let abis = t.abis;
@@ -306,6 +356,40 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
         warnings.push(reasons::out_of_range_warning(obs.out_of_range));
     }
 
+    // Reachable, never observed: the tier (see `reachable`). Only named
+    // syscalls of observed ABIs that no rule allows and the policy does
+    // not deny; below-threshold observations keep their own verdict.
+    let mut tiered: BTreeMap<SyscallKey, String> = BTreeMap::new();
+    let mut other_abi = Vec::new();
+    let mut held_back = Vec::new();
+    if let Some(r) = reach {
+        for (key, chain) in &r.syscalls {
+            let Some(name) = syscalls::name(key.abi, key.nr) else {
+                continue;
+            };
+            if !abis.contains(&key.abi) {
+                other_abi.push(format!("{} {name}", key.abi.as_str()));
+                continue;
+            }
+            if allow.contains_key(key) || below.contains_key(key) || rp.denies(*key) {
+                continue;
+            }
+            if !crate::reachable::tierable(name) {
+                held_back.push(format!("{} {name}", key.abi.as_str()));
+                continue;
+            }
+            tiered.insert(*key, chain.clone());
+        }
+        if policy.reachable == Tier::Allow {
+            for (key, chain) in std::mem::take(&mut tiered) {
+                allow
+                    .entry(key)
+                    .or_default()
+                    .push(AllowReason::Reachable { chain });
+            }
+        }
+    }
+
     // Name -> first ABI allowing it, for below-threshold names allowed
     // elsewhere (the Docker format allows a name in every listed ABI).
     let mut union: BTreeMap<&'static str, Abi> = BTreeMap::new();
@@ -314,11 +398,26 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
             union.entry(n).or_insert(key.abi);
         }
     }
+    // The log tier: a name the Docker format allows in some ABI is allowed
+    // in all of them, and a probed name keeps its ENOSYS, which its
+    // callers handle (see `probes`).
+    let mut logged: BTreeMap<SyscallKey, String> = BTreeMap::new();
+    if policy.reachable == Tier::Log {
+        for (key, chain) in std::mem::take(&mut tiered) {
+            let name = syscalls::name(key.abi, key.nr).unwrap_or_default();
+            if !union.contains_key(name) && !crate::probes::is_probed(name) {
+                logged.insert(key, chain);
+            }
+        }
+    }
 
     let mut blockers = Vec::new();
     // Every key observed or allowed, in key order.
-    let mut stats: BTreeMap<SyscallKey, Option<SyscallStats>> =
-        allow.keys().map(|k| (*k, None)).collect();
+    let mut stats: BTreeMap<SyscallKey, Option<SyscallStats>> = allow
+        .keys()
+        .chain(logged.keys())
+        .map(|k| (*k, None))
+        .collect();
     for (k, s) in t.syscalls {
         stats.insert(k, Some(s));
     }
@@ -330,6 +429,10 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
             reasons.dedup();
             Verdict::Allowed {
                 reasons: std::mem::take(reasons),
+            }
+        } else if let Some(chain) = logged.get(&key) {
+            Verdict::Logged {
+                chain: chain.clone(),
             }
         } else if let Some(failed) = below.remove(&key) {
             match name.and_then(|n| union.get(n)) {
@@ -389,6 +492,8 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
         .into_keys()
         .filter(|k| syscalls::name(k.abi, k.nr).is_some())
         .collect();
+    let reach = reach.map(|r| reach_summary(r, policy.reachable, &out, other_abi, held_back));
+    let logged: BTreeSet<SyscallKey> = logged.into_keys().collect();
 
     Decision {
         image: obs.image.clone(),
@@ -407,7 +512,76 @@ pub fn decide(obs: &ImageObservations, rp: &ResolvedPolicy, now_ms: u64) -> Deci
         abis,
         syscalls: out,
         allowed,
+        logged,
+        reach,
         out_of_range: obs.out_of_range,
         policy: policy.clone(),
+    }
+}
+
+/// The report's part of a reachability: counts, files, gaps, and the
+/// soundness check (observed, allowed, not reachable), each with why.
+fn reach_summary(
+    r: &Reachability,
+    tier: Tier,
+    decisions: &[SyscallDecision],
+    other_abi: Vec<String>,
+    held_back: Vec<String>,
+) -> ReachSummary {
+    let mut reachable_observed = 0;
+    let mut tiered = 0;
+    let mut observed_not_reachable = Vec::new();
+    for d in decisions {
+        let key = SyscallKey {
+            abi: d.abi,
+            nr: d.nr,
+        };
+        let observed = d.stats.as_ref().is_some_and(|s| s.containers > 0);
+        let reachable = r.syscalls.contains_key(&key);
+        match (&d.verdict, observed, reachable) {
+            (_, true, true) => reachable_observed += 1,
+            (Verdict::Logged { .. }, _, _) => tiered += 1,
+            (Verdict::Allowed { reasons }, _, _)
+                if reasons
+                    .iter()
+                    .any(|r| matches!(r, AllowReason::Reachable { .. })) =>
+            {
+                tiered += 1
+            }
+            (Verdict::Allowed { reasons }, true, false) => {
+                let name = d.name.unwrap_or("?");
+                let phases = d.stats.as_ref().map(|s| s.relevant_phases);
+                let why = if name == "restart_syscall" {
+                    "the kernel restarts an interrupted call with it; no binary calls it"
+                } else if phases.is_some_and(|p| {
+                    p.contains(Phase::Runtime)
+                        && !p.contains(Phase::Image)
+                        && !p.contains(Phase::Unfiltered)
+                }) {
+                    "made by the container runtime after it installed the filter"
+                } else if reasons
+                    .iter()
+                    .all(|r| matches!(r, AllowReason::Observed | AllowReason::IncompleteEvidence))
+                {
+                    "not reached from the files analysed: made by a binary that was not analysed, through a path the analysis does not follow, or by a site whose number is not constant"
+                } else {
+                    "allowed for another reason too (baseline, runtime base, policy)"
+                };
+                observed_not_reachable.push(format!("{} {name}: {why}", d.abi.as_str()));
+            }
+            _ => {}
+        }
+    }
+    ReachSummary {
+        tier,
+        known: r.known(),
+        reachable: r.syscalls.len(),
+        reachable_observed,
+        tiered,
+        files: r.files.clone(),
+        gaps: r.gaps.clone(),
+        observed_not_reachable,
+        other_abi,
+        held_back,
     }
 }

@@ -107,6 +107,9 @@ fn allow_sentence(
                 }
             )
         }
+        AllowReason::Reachable { chain } => format!(
+            "never observed, but the image's binaries can reach it ({chain}), and the policy allows what they reach (reachable = \"allow\")"
+        ),
         AllowReason::OtherAbi { abi: other } => format!(
             "below the thresholds in {abi} ({}), but allowed in {other}; the Docker format lists names for all architectures at once, so it is allowed in {abi} too",
             stats.map_or_else(String::new, |s| stats_sentence(s, d))
@@ -143,6 +146,9 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                     .collect();
                 format!("{head}: allowed ({state} profile): {}", why.join("; and "))
             }
+            Verdict::Logged { chain } => format!(
+                "{head}: logged ({state} profile): never observed, but the image's binaries can reach it ({chain}); the call runs and the kernel logs it (reachable = \"log\"), so a path mining never ran does not break, and the fleet sees it when it happens"
+            ),
             Verdict::Denied {
                 reason,
                 errno,
@@ -210,7 +216,12 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                             String::new()
                         } + &unverified_left_out(d),
                         if e == "ENOSYS" { "; ENOSYS because callers probe it and fall back to an older syscall" } else { "" }
-                    )
+                    ) + &match &d.reach {
+                        Some(r) if r.held_back.contains(&format!("{abi} {name}")) => "; the image's binaries can reach it, but it is outside Docker's default profile or high-risk, so it is denied until observed".to_string(),
+                        Some(r) if r.known => "; and no file analysed can reach it".to_string(),
+                        Some(_) => "; no file analysed reaches it through a constant syscall number (the reachable set is unknown, see the report)".to_string(),
+                        None => String::new(),
+                    }
                 }
             }
         }

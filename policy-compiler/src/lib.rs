@@ -17,6 +17,8 @@
 //! - [`must_deny`]: syscalls denied even when observed (clone3), with their
 //!   fallbacks;
 //! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`;
+//! - [`reachable`]: static reachability as evidence, and the tier a
+//!   reachable but unobserved syscall gets (`reachable = "log"`);
 //! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit);
 //! - [`filter`]: a classic-BPF compiler, from a profile to the program that
 //!   `seccomp(SECCOMP_SET_MODE_FILTER)` installs;
@@ -39,6 +41,7 @@ pub mod must_deny;
 pub mod oci;
 pub mod policy;
 pub mod probes;
+pub mod reachable;
 pub mod reasons;
 pub mod render;
 pub mod risk;

@@ -598,6 +598,11 @@ pub struct Metadata {
     /// The exact allowed names per ABI (the `syscalls` rule is their union,
     /// because the Docker format cannot scope a name to one ABI).
     pub per_abi: BTreeMap<Abi, Vec<String>>,
+    /// Logged, not allowed, per ABI: the image's binaries can reach them
+    /// but they were never observed (`reachable = "log"`); a logged call
+    /// runs.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub logged: BTreeMap<Abi, Vec<String>>,
     /// Calls counted per ABI and name, in every phase.
     pub calls: BTreeMap<Abi, BTreeMap<String, u64>>,
     /// Seen numbers that have no name, which the profile cannot allow.

@@ -11,6 +11,7 @@
 //! must_allow = ["getrandom"]
 //! must_deny = ["clone3", "ptrace"]
 //! recent_window = 20
+//! reachable = "log"     # reachable but never observed: allow, log or deny
 //!
 //! [syscall]            # per syscall, to be allowed from observations
 //! min_hosts = 2
@@ -34,6 +35,7 @@
 //! base = { x86_64 = ["futex", "getpid"] }
 //! ```
 
+use crate::reachable::Tier;
 use schemas::{syscalls, Abi, SyscallKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -196,6 +198,12 @@ pub struct Policy {
     /// the same. On for `mine`, whose profile records one run.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub profile_evidence: bool,
+    /// What a syscall the image's binaries can reach, but that was never
+    /// observed, gets ([`crate::reachable`]); used only when a
+    /// reachability analysis is given. Not written in reports when it is
+    /// the default (log).
+    #[serde(skip_serializing_if = "Tier::is_log")]
+    pub reachable: Tier,
 }
 
 impl Default for Policy {
@@ -232,6 +240,7 @@ impl Default for Policy {
             runtime: None,
             mode: Mode::State,
             profile_evidence: false,
+            reachable: Tier::Log,
         }
     }
 }
@@ -309,6 +318,7 @@ struct RawPolicy {
     runtime: Option<Runtime>,
     mode: Option<Mode>,
     profile_evidence: Option<bool>,
+    reachable: Option<Tier>,
 }
 
 #[derive(Deserialize, Default)]
@@ -389,6 +399,7 @@ impl Policy {
             runtime: raw.runtime,
             mode: raw.mode.unwrap_or(d.mode),
             profile_evidence: raw.profile_evidence.unwrap_or(d.profile_evidence),
+            reachable: raw.reachable.unwrap_or(d.reachable),
         };
         p.validate()?;
         Ok(p)

@@ -111,6 +111,18 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
             ..Default::default()
         });
     }
+    // The log tier (reachable, never observed): only where the default
+    // denies; in log mode the default already logs them.
+    let logged = d.logged_union();
+    if d.enforcing() && !logged.is_empty() {
+        rules.push(SyscallRule {
+            names: logged.iter().map(|s| s.to_string()).collect(),
+            action: Action::Log,
+            errno_ret: None,
+            comment: Some("reachable from the image's binaries but never observed: runs, and the kernel logs it (see the report)".into()),
+            ..Default::default()
+        });
+    }
     if !enosys.is_empty() {
         rules.push(SyscallRule {
             names: enosys,
@@ -181,6 +193,17 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
             .iter()
             .map(|(a, n)| (*a, n.iter().map(|s| s.to_string()).collect()))
             .collect(),
+        logged: {
+            let mut m: BTreeMap<Abi, BTreeSet<&str>> = BTreeMap::new();
+            for k in &d.logged {
+                if let Some(n) = syscalls::name(k.abi, k.nr) {
+                    m.entry(k.abi).or_default().insert(n);
+                }
+            }
+            m.into_iter()
+                .map(|(a, n)| (a, n.into_iter().map(String::from).collect()))
+                .collect()
+        },
         calls: Default::default(),
         unnamed: Vec::new(),
         out_of_range: 0,
@@ -351,6 +374,20 @@ pub fn systemd_dropin(d: &Decision, profile: &OciProfile, content_hash: &str) ->
         }
         for chunk in names.chunks(16) {
             let _ = writeln!(s, "SystemCallFilter={}", chunk.join(" "));
+        }
+        // The log tier: allowed by the filter and logged by SystemCallLog=
+        // (systemd installs a second filter; LOG wins over ALLOW).
+        let logged: Vec<&str> = d.logged_union().into_iter().collect();
+        if !logged.is_empty() {
+            s.push_str(
+                "# reachable from the image's binaries but never observed: runs, and is logged\n",
+            );
+            for chunk in logged.chunks(16) {
+                let _ = writeln!(s, "SystemCallFilter={}", chunk.join(" "));
+            }
+            for chunk in logged.chunks(16) {
+                let _ = writeln!(s, "SystemCallLog={}", chunk.join(" "));
+            }
         }
     } else {
         s.push_str("# log mode: nothing is denied; calls outside the allowed set are logged\n");
