@@ -11,6 +11,7 @@ mod logging;
 mod metrics;
 mod mining;
 mod publishing;
+mod reaching;
 mod settings;
 mod shutdown;
 
@@ -41,7 +42,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Mine(cmd::mine::MineArgs),
-    MineImage(cmd::mine_image::MineImageArgs),
+    MineImage(Box<cmd::mine_image::MineImageArgs>),
     Run(cmd::run::RunArgs),
     Collect(cmd::collect::CollectArgs),
     Aggregate(cmd::aggregate::AggregateArgs),
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Mine(a) => cmd::mine::main(a),
-        Command::MineImage(a) => cmd::mine_image::main(a),
+        Command::MineImage(a) => cmd::mine_image::main(*a),
         Command::Run(a) => cmd::run::main(a),
         Command::Collect(a) => cmd::collect::main(a),
         Command::Aggregate(a) => cmd::aggregate::main(a),

@@ -67,6 +67,14 @@ pub struct RunInfo<'a> {
     pub name: &'a str,
     pub filter: &'a str,
     pub baseline: bool,
+    /// The static reachability of what ran, and the tier for reachable,
+    /// never observed syscalls (`mine-image`).
+    pub reach: Option<(
+        &'a policy_compiler::reachable::Reachability,
+        policy_compiler::reachable::Tier,
+    )>,
+    /// Also write the compiler's text report here.
+    pub report: Option<&'a Path>,
 }
 
 /// Compile the run as a fleet of one (the same engine as `sandmine
@@ -83,6 +91,7 @@ pub fn write_outputs(
 ) -> Result<()> {
     let policy = policy_compiler::Policy {
         baseline: run.baseline,
+        reachable: run.reach.map_or(Default::default(), |(_, t)| t),
         ..policy_compiler::Policy::single_host()
     }
     .resolve()
@@ -105,8 +114,13 @@ pub fn write_outputs(
         started_ms,
         ended_ms,
     );
-    let compiled = policy_compiler::compile_image(&image, &policy, ended_ms)
-        .context("compiling the profile")?;
+    let compiled = policy_compiler::compile::compile_image_with(
+        &image,
+        run.reach.map(|(r, _)| r),
+        &policy,
+        ended_ms,
+    )
+    .context("compiling the profile")?;
     if compiled.decision.state == policy_compiler::State::NotReady {
         anyhow::bail!("nothing to allow: no syscall was seen after the workload started (only the runtime's set-up, or nothing at all); refusing to write a profile that denies everything");
     }
@@ -120,6 +134,9 @@ pub fn write_outputs(
                 .write_all(json.as_bytes())
                 .context("writing the profile to stdout")?;
         }
+    }
+    if let Some(path) = run.report {
+        sysutil::fs::write_atomic(path, compiled.report_text.as_bytes())?;
     }
     if let Some(curve) = &limits.curve {
         sysutil::fs::write_atomic(curve, curve_csv(conv).as_bytes())?;
@@ -140,6 +157,9 @@ pub fn write_outputs(
         .collect();
     eprint!("{}", summary(obs, &per_abi, conv, wall, limits.new_window));
     eprint!("{}", confidence_summary(&compiled.decision));
+    if let Some(r) = &compiled.decision.reach {
+        eprint!("{}", reach_summary(&compiled.decision, r));
+    }
     Ok(())
 }
 
@@ -169,6 +189,41 @@ pub fn confidence_summary(d: &policy_compiler::decide::Decision) -> String {
             .map(|q| fmt_dur(Duration::from_millis(q)))
             .unwrap_or_else(|| "-".into())
     ));
+    s
+}
+
+/// The reachability lines of the summary: what the tier added, and what
+/// was observed but not reached (the soundness check).
+fn reach_summary(
+    d: &policy_compiler::decide::Decision,
+    r: &policy_compiler::reachable::ReachSummary,
+) -> String {
+    let names = |keys: &std::collections::BTreeSet<SyscallKey>| {
+        keys.iter()
+            .filter_map(|k| schemas::syscalls::name(k.abi, k.nr))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = format!(
+        "sandmine: reachability: {} syscalls reachable ({} observed); reachable but never observed -> {}: {} syscall(s){}\n",
+        r.reachable,
+        r.reachable_observed,
+        r.tier.as_str(),
+        r.tiered,
+        if d.logged.is_empty() {
+            String::new()
+        } else {
+            format!(" logged: {}", names(&d.logged))
+        }
+    );
+    if !r.known {
+        s.push_str("sandmine: reachability: the reachable set is UNKNOWN; see the report (--report) for the files and gaps\n");
+    }
+    for o in &r.observed_not_reachable {
+        s.push_str(&format!(
+            "sandmine: reachability: observed, not reachable: {o}\n"
+        ));
+    }
     s
 }
 

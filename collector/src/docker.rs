@@ -453,6 +453,22 @@ impl DockerClient {
         })
     }
 
+    /// Streams the container's file system as a tar archive (`docker
+    /// export`) into `out`; returns the bytes written. Works on a stopped
+    /// container. The engine ends the stream by closing the connection.
+    pub fn export(&self, id: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let path = format!("/containers/{}/export", encode(id, false));
+        let target = format!("/{API_VERSION}{path}");
+        let mut reader = http::open_stream(&self.socket, &target, IO_TIMEOUT)
+            .map_err(|e| self.failed("GET", &path, e))?;
+        std::io::copy(&mut reader, out).map_err(|e| {
+            CollectError::Docker(format!(
+                "GET {path} on {}: copying the export: {e}",
+                self.socket.display()
+            ))
+        })
+    }
+
     /// One request with an optional JSON body on a fresh connection.
     fn request(
         &self,

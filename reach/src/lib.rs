@@ -15,6 +15,7 @@
 
 pub mod elf;
 pub mod root;
+pub mod unpack;
 
 use elf::{EdgeKind, ExportKind, Object, RootKind, Target, Val};
 use schemas::Abi;

@@ -104,6 +104,8 @@ pub fn main(args: MineArgs) -> Result<ExitCode> {
             name: &name,
             filter: "unconfined",
             baseline: true,
+            reach: None,
+            report: None,
         },
     )?;
     if let Some(why) = run.stopped_because {

@@ -2,6 +2,7 @@
 //! Engine API (or podman's compatible API).
 
 use crate::mining::{self, Progress, RunLimits};
+use crate::reaching::{self, ReachableArg};
 use anyhow::{Context, Result};
 use clap::Args;
 use collector::docker::DockerClient;
@@ -28,7 +29,14 @@ use sysutil::parse_duration;
 sandmine mine-image -o httpd.json --network host \\\n      \
 --workload 'for i in 1 2 3; do wget -qO- http://127.0.0.1:18080/; done' sandmine-test/busybox:1\n  \
 sandmine mine-image -o true.json sandmine-test/busybox:1 -- /bin/busybox true\n  \
-sandmine mine-image --duration 2m --until-stable 30s -o redis.json redis:local")]
+sandmine mine-image --duration 2m --until-stable 30s -o redis.json redis:local\n  \
+sandmine mine-image --tool /bin/sh --tool redis-cli --report redis.txt -o redis.json redis:local\n  \
+sandmine mine-image --reachable off -o only-observed.json redis:local\n\n\
+Static reachability (--reachable, default log): after the run, the files the container \
+ran (each process's executable, sampled while it ran, and its command) and the declared \
+tools (--tool) are analysed inside the container's exported file system; a syscall they \
+can reach but that was never observed is logged (SCMP_ACT_LOG: it runs, and the kernel \
+records it), allowed, or denied, as --reachable says. `off` skips the analysis.")]
 pub struct MineImageArgs {
     /// The image to mine (must be present locally).
     pub image: String,
@@ -87,6 +95,27 @@ pub struct MineImageArgs {
     #[command(flatten)]
     pub limits: RunLimits,
 
+    /// What a syscall the container's binaries can reach, but that was
+    /// never observed, gets: `log` (runs, and is logged), `allow`, `deny`
+    /// (reported only); `off` skips the static analysis.
+    #[arg(long, value_enum, default_value = "log", value_name = "TIER")]
+    pub reachable: ReachableArg,
+
+    /// A tool operators run in the container (`docker exec`), by path in
+    /// the image or by name in its PATH (repeatable): its reachable
+    /// syscalls join the profile's reachable set without running it.
+    #[arg(long = "tool", value_name = "PATH")]
+    pub tools: Vec<String>,
+
+    /// Declared tools from a file: one path per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub tools_file: Option<PathBuf>,
+
+    /// Also write the compiler's report (why each syscall is allowed,
+    /// logged or denied; the reachability section) as text.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// The container's command, replacing the image's CMD (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub container_cmd: Vec<String>,
@@ -96,6 +125,27 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
     if let Some(out) = &args.output {
         mining::check_writable(out)?;
     }
+    if let Some(r) = &args.report {
+        mining::check_writable(r)?;
+    }
+    let mut tools = args.tools.clone();
+    if let Some(f) = &args.tools_file {
+        tools.extend(reaching::read_tools_file(f)?);
+    }
+    if args.reachable == ReachableArg::Off && !tools.is_empty() {
+        anyhow::bail!("--tool and --tools-file need the static analysis; drop --reachable off");
+    }
+    let tier = args.reachable.tier();
+    // The container's file system goes here for the analysis.
+    let scratch = match tier {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("sandmine-reach.")
+                .tempdir()
+                .context("creating a scratch directory for the static analysis")?,
+        ),
+        None => None,
+    };
     collector::ebpf::check_available().context("mining a container needs the eBPF backend")?;
     let docker = DockerClient::connect(args.socket.as_deref())?;
     let image = docker.inspect_image(&args.image)?;
@@ -155,6 +205,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         keep: args.keep,
         rule: limits.stop_rule(),
         grace: limits.grace,
+        export_fs: scratch.as_ref().map(|d| d.path().join("fs.tar")),
     };
     let mut progress = Progress::new(limits.quiet, limits.new_window);
     let run = container::mine_container(&docker, &collector, &opts, &mut progress)?;
@@ -181,6 +232,10 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
             run.lost_calls
         );
     }
+    let reach = match (tier, &scratch) {
+        (Some(_), Some(dir)) => Some(analyse_run(&run, dir.path(), &tools)?),
+        _ => None,
+    };
     eprintln!("sandmine: image {} ({})", args.image, image.id);
     let mut obs = run.observation;
     if let Some(base) = &base {
@@ -210,7 +265,57 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
             name: &args.image,
             filter: &filter,
             baseline: args.mining_profile.is_none(),
+            reach: reach.as_ref().zip(tier),
+            report: args.report.as_deref(),
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Unpacks the container's exported file system and analyses what it ran.
+fn analyse_run(
+    run: &collector::mining::container::ContainerRun,
+    scratch: &std::path::Path,
+    tools: &[String],
+) -> Result<policy_compiler::reachable::Reachability> {
+    if let Some(e) = &run.export_error {
+        anyhow::bail!("exporting the container's file system for the static analysis: {e} (--reachable off skips the analysis)");
+    }
+    let tar = scratch.join("fs.tar");
+    let root = scratch.join("root");
+    std::fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+    let file = std::fs::File::open(&tar).with_context(|| format!("opening {}", tar.display()))?;
+    let unpacked = reach::unpack::unpack_tar(std::io::BufReader::new(file), &root)
+        .context("unpacking the container's file system")?;
+    // The archive is no longer needed; the tree is removed with `scratch`.
+    let _ = std::fs::remove_file(&tar);
+    let t0 = std::time::Instant::now();
+    let r = reaching::analyse(
+        &root,
+        &reaching::Ran {
+            executables: &run.executed,
+            mapped: &run.mapped,
+            command: &run.command,
+        },
+        tools,
+    );
+    eprintln!(
+        "sandmine: static analysis: {} file(s) ({} ran, {} declared) in the container's file system ({} MB), {} syscalls reachable, {}; {:.1} s",
+        r.files.len(),
+        r.files.iter().filter(|f| f.ran).count(),
+        r.files.iter().filter(|f| !f.ran).count(),
+        unpacked.bytes / 1_000_000,
+        r.syscalls.len(),
+        if r.known() {
+            "the set is known".to_string()
+        } else {
+            format!(
+                "the set is UNKNOWN: {} file(s) not analysed, {} with non-constant syscall sites (see the report)",
+                r.gaps.len(),
+                r.files.iter().filter(|f| !f.known).count()
+            )
+        },
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(r)
 }

@@ -8,7 +8,7 @@ use crate::docker::{ContainerSpec, DockerClient};
 use crate::ebpf::EbpfCollector;
 use crate::CollectError;
 use schemas::Observation;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use sysutil::clock::Stopwatch;
 
@@ -54,6 +54,10 @@ pub struct ContainerOptions {
     pub rule: StopRule,
     /// `docker stop`'s grace period.
     pub grace: Duration,
+    /// After the container stops (and before it is removed), write its
+    /// file system here as a tar archive (`docker export`): what the
+    /// static analysis of the files it ran reads.
+    pub export_fs: Option<std::path::PathBuf>,
 }
 
 /// What a container run recorded.
@@ -75,6 +79,17 @@ pub struct ContainerRun {
     /// was over capacity, or a workload used more distinct syscalls than it
     /// counts): non-zero means the observation is incomplete.
     pub lost_calls: u64,
+    /// Files the container's processes ran as code, as paths inside the
+    /// container, sampled at every poll (a process that lived less than a
+    /// poll interval can be missed): each process's executable...
+    pub executed: BTreeSet<String>,
+    /// ...and its executable file mappings (shared objects, `dlopen`ed
+    /// modules).
+    pub mapped: BTreeSet<String>,
+    /// The container's command as the engine ran it (`Path` then `Args`).
+    pub command: Vec<String>,
+    /// Exporting the file system (`export_fs`) failed.
+    pub export_error: Option<CollectError>,
 }
 
 /// The first 12 characters of a container id, as `docker ps` shows it.
@@ -109,7 +124,26 @@ pub fn mine_container(
         labels: BTreeMap::from([("io.sandmine.mining".to_string(), "1".to_string())]),
     };
     let id = docker.create(&spec)?;
-    let result = run_container(docker, collector, opts, &parent, &id, watcher);
+    let mut ran = Ran::default();
+    let result = run_container(docker, collector, opts, &parent, &id, watcher, &mut ran);
+    let command = docker
+        .inspect_json(&id)
+        .map(|v| {
+            let mut c: Vec<String> = v["Path"].as_str().map(String::from).into_iter().collect();
+            c.extend(
+                v["Args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(String::from)),
+            );
+            c
+        })
+        .unwrap_or_default();
+    let export_error = match (&opts.export_fs, &result) {
+        (Some(path), Ok(_)) => export_to(docker, &id, path).err(),
+        _ => None,
+    };
     let mut remove_error = None;
     if !opts.keep {
         remove_error = docker.remove(&id).err();
@@ -135,7 +169,67 @@ pub fn mine_container(
         exit_error,
         remove_error,
         lost_calls,
+        executed: ran.executables,
+        mapped: ran.mapped,
+        command,
+        export_error,
     })
+}
+
+fn export_to(docker: &DockerClient, id: &str, path: &std::path::Path) -> Result<(), CollectError> {
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path)
+            .map_err(|e| CollectError::Docker(format!("creating {}: {e}", path.display())))?,
+    );
+    docker.export(id, &mut f)?;
+    use std::io::Write as _;
+    f.flush()
+        .map_err(|e| CollectError::Docker(format!("writing {}: {e}", path.display())))
+}
+
+/// Adds the files that the processes under `parent` run as code: each
+/// one's executable and executable file mappings, as paths inside its
+/// root (the kernel writes paths relative to the process's own mount
+/// namespace). Processes that exit while being read are skipped.
+#[derive(Default)]
+struct Ran {
+    executables: BTreeSet<String>,
+    mapped: BTreeSet<String>,
+}
+
+fn sample_executed(parent: &Cgroup, out: &mut Ran) {
+    let mut dirs = vec![parent.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            }
+        }
+        let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+            continue;
+        };
+        for pid in procs.lines().filter(|l| !l.is_empty()) {
+            if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+                let exe = exe.to_string_lossy();
+                out.executables
+                    .insert(exe.trim_end_matches(" (deleted)").to_string());
+            }
+            let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+                continue;
+            };
+            for line in maps.lines() {
+                let mut f = line.split_ascii_whitespace();
+                let perms = f.nth(1).unwrap_or("");
+                let path = f.nth(3).unwrap_or("");
+                if perms.as_bytes().get(2) == Some(&b'x') && path.starts_with('/') {
+                    out.mapped.insert(path.to_string());
+                }
+            }
+        }
+    }
 }
 
 /// Docker's cgroupfs driver takes the parent as a path relative to each
@@ -203,6 +297,7 @@ fn run_container(
     parent: &Cgroup,
     id: &str,
     watcher: &mut dyn Watcher,
+    executed: &mut Ran,
 ) -> Result<Finished> {
     let clock = Stopwatch::start();
     docker
@@ -213,6 +308,7 @@ fn run_container(
     let workload_at = Instant::now() + opts.workload_delay;
     let mut stop_reason = None;
     loop {
+        sample_executed(parent, executed);
         let obs = observe_children(collector, parent)?;
         let now = clock.elapsed();
         conv.update(&obs, now);

@@ -1,0 +1,280 @@
+//! Static reachability for `mine-image`: which files of the image to
+//! analyse, the analysis (the `reach` crate) inside the container's
+//! exported file system, and the result as the compiler's evidence
+//! ([`policy_compiler::reachable::Reachability`]).
+//!
+//! The files are those the container ran (each process's executable,
+//! sampled while it ran, and the command the engine started) and the tools
+//! the user declares (`--tool`: admin tools run with `docker exec`, which
+//! mining never sees). A script is analysed through its interpreter.
+//! Shared objects the processes mapped that no analysed executable loads
+//! (`dlopen`ed modules) are reported as not analysed: the analysis follows
+//! a module from its constructors only, not from the functions its host
+//! looks up.
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use policy_compiler::reachable::{AnalysedFile, Reachability, Tier};
+use schemas::SyscallKey;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// `--reachable`: the tier for reachable, never observed syscalls, or no
+/// analysis at all.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReachableArg {
+    Allow,
+    Log,
+    Deny,
+    Off,
+}
+
+impl ReachableArg {
+    /// The policy's tier; `None` when no analysis runs.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            ReachableArg::Allow => Some(Tier::Allow),
+            ReachableArg::Log => Some(Tier::Log),
+            ReachableArg::Deny => Some(Tier::Deny),
+            ReachableArg::Off => None,
+        }
+    }
+}
+
+/// The directories a bare command name is looked up in (Docker's default
+/// `PATH`).
+const PATH_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Reads `--tools-file`: one path per line; blank lines and `#` comments
+/// are ignored.
+pub fn read_tools_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the tools file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// What ran in the container, as the mining session saw it.
+pub struct Ran<'a> {
+    pub executables: &'a BTreeSet<String>,
+    pub mapped: &'a BTreeSet<String>,
+    /// The command the engine started (`Path`, then `Args`).
+    pub command: &'a [String],
+}
+
+/// A host path for `path` inside `root`, with symbolic links followed
+/// inside the root (an absolute target is relative to the root).
+fn host_path(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut cur = PathBuf::from("/");
+    let mut parts: Vec<String> = path
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut links = 0;
+    while let Some(p) = parts.pop() {
+        match p.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let next = cur.join(&p);
+        let host = root.join(next.strip_prefix("/").unwrap_or(&next));
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&host).ok()?;
+                let t = target.to_string_lossy();
+                if t.starts_with('/') {
+                    cur = PathBuf::from("/");
+                }
+                parts.extend(
+                    t.split('/')
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .rev(),
+                );
+            }
+            Ok(_) => cur = next,
+            Err(_) => return None,
+        }
+    }
+    Some(root.join(cur.strip_prefix("/").unwrap_or(&cur)))
+}
+
+/// `name` as a path inside the root: itself when it has a slash, else the
+/// first `PATH` directory holding it.
+fn resolve_command(root: &Path, name: &str) -> Option<String> {
+    if name.contains('/') {
+        return host_path(root, name).map(|_| name.to_string());
+    }
+    PATH_DIRS
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| host_path(root, p).is_some_and(|h| h.is_file()))
+}
+
+/// The interpreter of a script (`#!/bin/sh -e`, `#!/usr/bin/env python3`),
+/// as a path inside the root.
+fn interpreter(root: &Path, path: &str) -> Option<String> {
+    let host = host_path(root, path)?;
+    let mut head = [0u8; 256];
+    let n = {
+        use std::io::Read;
+        std::fs::File::open(host).ok()?.read(&mut head).ok()?
+    };
+    let head = &head[..n];
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_ascii_whitespace();
+    let interp = words.next()?;
+    if interp.ends_with("/env") {
+        let prog = words.find(|w| !w.starts_with('-'))?;
+        return resolve_command(root, prog);
+    }
+    resolve_command(root, interp)
+}
+
+/// Analyses the files that ran (and the declared tools) inside `root`.
+pub fn analyse(root: &Path, ran: &Ran, tools: &[String]) -> Reachability {
+    let mut analyzer = reach::Analyzer::new(root);
+    let mut gaps = Vec::new();
+    // Path -> ran (true) or declared (false); a file both ran and declared
+    // counts as ran.
+    let mut todo: BTreeMap<String, bool> = BTreeMap::new();
+    for e in ran.executables {
+        todo.insert(e.clone(), true);
+    }
+    if let Some(cmd) = ran.command.first() {
+        match resolve_command(root, cmd) {
+            Some(p) => {
+                todo.insert(p, true);
+            }
+            None => gaps.push(format!(
+                "{cmd} (the container's command): not found in the image"
+            )),
+        }
+    }
+    for t in tools {
+        match resolve_command(root, t) {
+            Some(p) => {
+                todo.entry(p).or_insert(false);
+            }
+            None => gaps.push(format!("{t} (declared tool): not found in the image")),
+        }
+    }
+    let mut files = Vec::new();
+    let mut syscalls: BTreeMap<SyscallKey, String> = BTreeMap::new();
+    let mut loaded: BTreeSet<String> = BTreeSet::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    // Files that ran first, so that a syscall's chain starts, where it
+    // can, from a file that really ran.
+    let mut order: Vec<(String, bool)> = todo.into_iter().collect();
+    order.sort_by_key(|(p, ran)| (!*ran, p.clone()));
+    let mut queue: std::collections::VecDeque<(String, bool)> = order.into();
+    while let Some((path, ran_it)) = queue.pop_front() {
+        if !done.insert(path.clone()) {
+            continue;
+        }
+        match analyzer.analyse(&path) {
+            Ok(a) if files.iter().any(|f: &AnalysedFile| f.path == a.file) => {
+                // A link to a file already analysed (`/bin/sh` -> busybox).
+                if ran_it {
+                    if let Some(f) = files.iter_mut().find(|f| f.path == a.file) {
+                        f.ran = true;
+                    }
+                }
+            }
+            Ok(a) => {
+                for o in &a.objects {
+                    loaded.insert(o.path.clone());
+                }
+                for ((abi, nr), r) in &a.syscalls {
+                    syscalls
+                        .entry(SyscallKey { abi: *abi, nr: *nr })
+                        .or_insert_with(|| format!("{}: {}", a.file, r.render()));
+                }
+                files.push(AnalysedFile {
+                    path: a.file.clone(),
+                    ran: ran_it,
+                    known: a.reach_known(),
+                    nonconst_sites: a.limits.nonconst_syscall_sites,
+                    syscalls: a.syscalls.len(),
+                });
+            }
+            Err(e @ (reach::ReachError::Elf { .. } | reach::ReachError::NotX86_64 { .. })) => {
+                match interpreter(root, &path) {
+                    Some(i) => queue.push_back((i, ran_it)),
+                    None => gaps.push(format!("{path}: {e}")),
+                }
+            }
+            Err(e) => gaps.push(format!("{path}: {e}")),
+        }
+    }
+    for m in ran.mapped {
+        if !loaded.contains(m) && !done.contains(m) {
+            gaps.push(format!(
+                "{m}: mapped as code at run time but loaded by no analysed executable (dlopen); its functions are not followed"
+            ));
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Reachability {
+        syscalls,
+        files,
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_resolve_in_path_and_through_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("usr/bin")).expect("mkdir");
+        std::os::unix::fs::symlink("usr/bin", r.join("bin")).expect("link");
+        std::fs::write(r.join("usr/bin/tool"), b"#!/usr/bin/env  python3 -u\n").expect("w");
+        std::fs::write(r.join("usr/bin/python3"), b"\x7fELF").expect("w");
+        assert_eq!(resolve_command(r, "tool").as_deref(), Some("/usr/bin/tool"));
+        assert_eq!(
+            resolve_command(r, "/bin/tool").as_deref(),
+            Some("/bin/tool")
+        );
+        assert_eq!(resolve_command(r, "missing"), None);
+        assert_eq!(
+            interpreter(r, "/bin/tool").as_deref(),
+            Some("/usr/bin/python3")
+        );
+        assert_eq!(interpreter(r, "/usr/bin/python3"), None);
+    }
+
+    #[test]
+    fn tools_files_skip_comments_and_blank_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("tools");
+        std::fs::write(&f, "# admin tools\n/bin/sh\n\n  rm  # coreutils\n").expect("w");
+        assert_eq!(read_tools_file(&f).expect("read"), ["/bin/sh", "rm"]);
+    }
+}
