@@ -26,13 +26,37 @@
 #   SANDMINE_PAPER_NO_SAVE=1  do not write docker-save tarballs
 #   SANDMINE_PAPER_SKIP_HOST_TOOLS=1  do not check/install the host tools
 #   SANDMINE_DEBIAN_MIRROR mirror for debootstrap and the images' apt
-#                          (default http://deb.debian.org/debian)
+#                          (default: the host's own Debian mirror, read from
+#                          its apt sources)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cache=${SANDMINE_PAPER_CACHE:-/var/cache/sandmine/paper-images}
-mirror=${SANDMINE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# host_mirror: the first Debian archive URI of the host's apt sources
+# (deb822 `URIs:` lines, then one-line `deb URI suite` entries) that is not
+# the security archive. The project names no mirror of its own.
+host_mirror() {
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -r $f ]] || continue
+        uri=$(awk '
+            /^[[:space:]]*#/ { next }
+            tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i; next }
+            $1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; break } }
+        ' "$f" | grep -v -- '-security' | grep -m1 '/debian/\{0,1\}$' || true)
+        if [[ -n $uri ]]; then
+            echo "${uri%/}"
+            return 0
+        fi
+    done
+    return 1
+}
+mirror=${SANDMINE_DEBIAN_MIRROR:-$(host_mirror || true)}
+[[ -n $mirror ]] || {
+    echo "build.sh: no Debian mirror in the host's apt sources; set SANDMINE_DEBIAN_MIRROR" >&2
+    exit 1
+}
 base_image=sandmine-paper/base:bookworm
 base_tar=$cache/base-bookworm.tar
 all_apps=(nginx apache2 node django redis postgresql mariadb)
