@@ -3,6 +3,7 @@
 # on real servers. As root, unattended:
 #
 #   benchmarks/paper/run.sh [--apps a,b] [--reps N] [--quick] [--no-build] [--mine-only]
+#                           [--no-overhead] [--declared-tools none|generic]
 #
 # Per app (nginx apache2 node django redis postgresql mariadb, one at a time):
 #   1. mine the image under the paper's workload (sandmine mine-image); the
@@ -23,13 +24,20 @@
 # --mine-only  step 1 only (profile, observation, curve per app): no Docker
 #              default, counts, use cases, overhead, plots or report; needs
 #              RESULTS_DIR
+# --no-overhead  skip step 4 (and the plots and RESULTS.md, which need it);
+#              needs RESULTS_DIR
+# --declared-tools generic  declare the admin tools of every image the same
+#              way, fixed before any run (lib/generic-tools.sh): the shell
+#              and every program of the image's coreutils package, passed
+#              to mine-image with --tools-file (declared-tools.txt)
 # Environment: SANDMINE (binary; default: build with cargo into
 # CARGO_TARGET_DIR, default /work/target-paper), RESULTS_DIR (default
-# benchmarks/paper/results), PG_MINE_T / SB_MINE_T (mining run lengths).
+# benchmarks/paper/results), PG_MINE_T / SB_MINE_T (mining run lengths),
+# MINE_ARGS (more mine-image arguments, e.g. "--reachable off").
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-apps_arg="" reps=5 quick=0 build=1 mine_only=0
+apps_arg="" reps=5 quick=0 build=1 mine_only=0 overhead=1 declared=none
 while (($#)); do
     case $1 in
     --apps) apps_arg=$2; shift 2 ;;
@@ -37,6 +45,8 @@ while (($#)); do
     --quick) quick=1; shift ;;
     --no-build) build=0; shift ;;
     --mine-only) mine_only=1; shift ;;
+    --no-overhead) overhead=0; shift ;;
+    --declared-tools) declared=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1" ;;
     esac
@@ -48,6 +58,8 @@ export QUICK=$quick
 ((quick)) && export BENCH_T=${BENCH_T:-3}
 # a partial run must not replace the full run's results/<app>
 ((mine_only)) && [[ -z ${RESULTS_DIR:-} ]] && die "--mine-only needs RESULTS_DIR (it would replace results/<app> of the full run)"
+((overhead)) || [[ -n ${RESULTS_DIR:-} ]] || die "--no-overhead needs RESULTS_DIR (it would replace results/<app> of the full run)"
+[[ $declared == none || $declared == generic ]] || die "--declared-tools: none or generic, not $declared"
 RESULTS=${RESULTS_DIR:-$PAPER_DIR/results}
 mkdir -p "$RESULTS"
 t_start=$SECONDS
@@ -106,8 +118,15 @@ for app in "${apps[@]}"; do
     log "$app: mining ${IMAGE[$app]}"
     t0=$(date +%s.%N)
     rc=0
+    extra=()
+    if [[ $declared == generic ]]; then
+        "$LIB/generic-tools.sh" "${IMAGE[$app]}" >"$r/declared-tools.txt"
+        extra+=(--tools-file "$r/declared-tools.txt")
+    fi
+    # shellcheck disable=SC2206
+    extra+=(${MINE_ARGS:-})
     "$SANDMINE" mine-image -q --network host -o "$r/profile.json" --curve "$r/curve.csv" \
-        --observation "$r/observation.json" \
+        --observation "$r/observation.json" --report "$r/report.txt" "${extra[@]}" \
         --workload "$LIB/workload.sh mine $app" --workload-delay 0s --duration 20m \
         "${IMAGE[$app]}" 2>"$r/mine.stderr" || rc=$?
     t1=$(date +%s.%N)
@@ -132,12 +151,12 @@ for app in "${apps[@]}"; do
     "$LIB/usecases.sh" "$app" "$r"
 
     # 4. overhead
-    "$LIB/overhead.sh" "$app" "$r" "$reps"
+    ((overhead)) && "$LIB/overhead.sh" "$app" "$r" "$reps"
     log "$app: done in $((SECONDS - t_app)) s"
 done
 
 # ---------------------------------------------------------- plots and report
-if ((mine_only)); then
+if ((mine_only || !overhead)); then
     jq --argjson s "$((SECONDS - t_start))" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '.total_s = $s | .loadavg_end = $load | .mine_only = true' "$meta" >"$meta.tmp" && mv "$meta.tmp" "$meta"
     log "done in $((SECONDS - t_start)) s (--mine-only); results: $RESULTS"
     exit 0

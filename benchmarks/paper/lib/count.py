@@ -18,7 +18,10 @@ allowed = set()
 for rule in prof["syscalls"]:
     if rule["action"] == "SCMP_ACT_ALLOW":
         allowed |= set(rule["names"])
-enosys = sorted({n for r in prof["syscalls"] if r["action"] != "SCMP_ACT_ALLOW" for n in r["names"]})
+enosys = sorted({n for r in prof["syscalls"] if r["action"] == "SCMP_ACT_ERRNO" for n in r["names"]})
+# The log tier (reachable, never observed): these calls run too.
+logged = {n for r in prof["syscalls"] if r["action"] == "SCMP_ACT_LOG" for n in r["names"]}
+x86_logged = set(sm.get("logged", {}).get("x86_64", logged))
 per_abi = {abi: len(v) for abi, v in sm.get("per_abi", {}).items()}
 x86 = set(sm.get("per_abi", {}).get("x86_64", allowed))
 runtime, image = set(sm.get("runtime", [])), set(sm.get("image", []))
@@ -26,6 +29,9 @@ baseline = set(sm.get("baseline", []))
 out = {
     "allowed": len(allowed),
     "allowed_names": sorted(allowed),
+    "logged": len(logged),
+    "logged_names": sorted(logged),
+    "running": len(allowed | logged),
     "architectures": prof.get("architectures", []),
     "per_abi": per_abi,
     "runtime": len(runtime),
@@ -39,6 +45,9 @@ out = {
     "docker_default": len(default),
     "docker_default_not_probed": not_probed,
     "x86_64_allowed": len(x86),
+    "x86_64_logged": len(x86_logged),
+    "x86_64_running": len(x86 | x86_logged),
+    "running_minus_default": sorted((x86 | x86_logged) - default - set(not_probed)),
     "mined_and_default": len(x86 & default),
     "mined_minus_default": sorted(x86 - default - set(not_probed)),
     "mined_not_probed": sorted(x86 & set(not_probed)),
