@@ -154,6 +154,66 @@ fn interpreter(root: &Path, path: &str) -> Option<String> {
     resolve_command(root, interp)
 }
 
+/// An image's file system, for `sandmine analyze --image`: a container is
+/// created (never started), exported and removed; its tree is unpacked
+/// under `dir/root`. Returns the root and the image's command (its
+/// entrypoint and default arguments; empty when it has none).
+pub fn image_root(
+    docker: &collector::docker::DockerClient,
+    image: &str,
+    dir: &Path,
+) -> Result<(PathBuf, Vec<String>)> {
+    let info = docker.inspect_image(image)?;
+    let mut spec = collector::docker::ContainerSpec::new(image);
+    spec.network_mode = "none".into();
+    if info.command.is_empty() {
+        // The engine refuses a container with no command; this one is
+        // never started.
+        spec.cmd = Some(vec!["/sandmine-analyze-never-runs".to_string()]);
+    }
+    spec.labels
+        .insert("io.sandmine.analyze".to_string(), "1".to_string());
+    let id = docker
+        .create(&spec)
+        .with_context(|| format!("creating a container of {image} to read its files"))?;
+    let tar = dir.join("fs.tar");
+    let exported = (|| -> Result<Vec<String>> {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tar).with_context(|| format!("creating {}", tar.display()))?,
+        );
+        docker.export(&id, &mut f)?;
+        use std::io::Write as _;
+        f.flush()
+            .with_context(|| format!("writing {}", tar.display()))?;
+        Ok(info.command.clone())
+    })();
+    let removed = docker.remove(&id);
+    let command = exported?;
+    removed.with_context(|| format!("removing the container {id} made to read {image}"))?;
+    let root = dir.join("root");
+    std::fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+    let file = std::fs::File::open(&tar).with_context(|| format!("opening {}", tar.display()))?;
+    reach::unpack::unpack_tar(std::io::BufReader::new(file), &root)
+        .with_context(|| format!("unpacking the file system of {image}"))?;
+    let _ = std::fs::remove_file(&tar);
+    Ok((root, command))
+}
+
+/// The files `sandmine analyze --image` analyses when none is named: the
+/// image's command, or a script's interpreter.
+pub fn command_files(root: &Path, command: &[String]) -> Vec<String> {
+    let Some(cmd) = command.first() else {
+        return Vec::new();
+    };
+    let Some(path) = resolve_command(root, cmd) else {
+        return Vec::new();
+    };
+    match interpreter(root, &path) {
+        Some(i) => vec![i],
+        None => vec![path],
+    }
+}
+
 /// Analyses the files that ran (and the declared tools) inside `root`.
 pub fn analyse(root: &Path, ran: &Ran, tools: &[String]) -> Reachability {
     let mut analyzer = reach::Analyzer::new(root);

@@ -205,6 +205,47 @@ fn the_joined_profile_runs_a_path_mining_never_took() {
         (0, "admin ok".to_string())
     );
 
+    // `sandmine analyze --image`: files read from the image. It has no
+    // command, so one must be named.
+    let o = fx
+        .command(&["analyze", "--image", &img.name])
+        .output()
+        .expect("sandmine analyze");
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!("sandmine: error: the command of {} (none) is not a file in the image; name the files to analyse", img.name)
+    );
+    let o = fx
+        .command(&[
+            "analyze", "--image", &img.name, "/probe", "--format", "json",
+        ])
+        .output()
+        .expect("sandmine analyze");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a: Value = serde_json::from_slice(&o.stdout).expect("analyze JSON");
+    assert_eq!(a["file"], "/probe");
+    assert_eq!(a["root"], format!("image {}", img.name));
+    let reached: Vec<&str> = a["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        reached.contains(&"fdatasync") && reached.contains(&"openat"),
+        "{reached:?}"
+    );
+    let o = fx
+        .command(&["analyze", "--image", "sandmine-test/no-such-image:1"])
+        .output()
+        .expect("sandmine analyze");
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "sandmine: error: docker: image sandmine-test/no-such-image:1 not found locally (no registry is pulled from)"
+    );
+
     // reachable = deny: reported, nothing added.
     let denied = mine(&fx, &img.name, "denied.json", &["--reachable", "deny"]);
     assert!(rule_names(&denied, "SCMP_ACT_LOG").is_empty());

@@ -105,6 +105,9 @@ pub struct ImageInfo {
     pub repo_tags: Vec<String>,
     /// `name@sha256:...` references (empty for images never pushed or pulled).
     pub repo_digests: Vec<String>,
+    /// The image's command: its entrypoint, then its default arguments
+    /// (`Config.Entrypoint` + `Config.Cmd`); empty when it has none.
+    pub command: Vec<String>,
 }
 
 /// A container's state, from `GET /containers/{id}/json`.
@@ -201,6 +204,10 @@ impl DockerClient {
             id,
             repo_tags: string_list(&v["RepoTags"]),
             repo_digests: string_list(&v["RepoDigests"]),
+            command: string_list(&v["Config"]["Entrypoint"])
+                .into_iter()
+                .chain(string_list(&v["Config"]["Cmd"]))
+                .collect(),
         })
     }
 

@@ -28,15 +28,27 @@ Several files share one analysis of each library they load (an image's binaries)
 text has one section per file, the JSON an array (one object for one file).\n\n\
 Examples:\n  sandmine analyze /usr/bin/ls\n  \
 sandmine analyze --root /var/lib/images/nginx/rootfs /usr/sbin/nginx --format json\n  \
-sandmine analyze /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/pg_ctl /bin/sh"
+sandmine analyze /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/pg_ctl /bin/sh\n  \
+sandmine analyze --image sandmine-paper/nginx:latest\n  \
+sandmine analyze --image redis:local /usr/bin/redis-server /usr/bin/redis-cli\n\n\
+With --image, the files are read from a local image (through the Engine API: a container \
+is created, never started, exported and removed); with no FILE, its command is analysed \
+(a script through its interpreter)."
 )]
 pub struct AnalyzeArgs {
-    /// The files, as paths inside ROOT.
-    #[arg(required = true, value_name = "FILE")]
+    /// The files, as paths inside ROOT (or the image).
+    #[arg(value_name = "FILE", required_unless_present = "image")]
     pub files: Vec<String>,
     /// The root file system the file runs in.
-    #[arg(long, default_value = "/")]
+    #[arg(long, default_value = "/", conflicts_with = "image")]
     pub root: PathBuf,
+    /// Read the files from this local image instead of a root directory.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Engine API socket for --image (default: $DOCKER_HOST if unix://,
+    /// else /var/run/docker.sock).
+    #[arg(long, value_name = "PATH", requires = "image")]
+    pub socket: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -241,24 +253,56 @@ fn text(a: &Analysis) -> String {
 }
 
 pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
-    let mut an = reach::Analyzer::new(&args.root);
+    // With --image: the image's tree in a scratch directory (removed on
+    // return), and its command when no file is named.
+    let scratch;
+    let (root, files) = match &args.image {
+        Some(image) => {
+            let docker = collector::docker::DockerClient::connect(args.socket.as_deref())?;
+            scratch = tempfile::Builder::new()
+                .prefix("sandmine-analyze.")
+                .tempdir()
+                .context("creating a scratch directory for the image's files")?;
+            let (root, command) = crate::reaching::image_root(&docker, image, scratch.path())?;
+            let files = if args.files.is_empty() {
+                let f = crate::reaching::command_files(&root, &command);
+                if f.is_empty() {
+                    anyhow::bail!(
+                        "the command of {image} ({}) is not a file in the image; name the files to analyse",
+                        if command.is_empty() { "none".to_string() } else { command.join(" ") }
+                    );
+                }
+                f
+            } else {
+                args.files.clone()
+            };
+            (root, files)
+        }
+        None => (args.root.clone(), args.files.clone()),
+    };
+    let mut an = reach::Analyzer::new(&root);
     let mut all = Vec::new();
-    for f in &args.files {
+    for f in &files {
         // On the host's root, a relative path is relative to the current
         // directory; inside another root, to its `/`.
-        let file = if args.root == std::path::Path::new("/") && !f.starts_with('/') {
-            std::env::current_dir()
-                .context("reading the current directory")?
-                .join(f)
-                .to_string_lossy()
-                .into_owned()
-        } else {
-            f.clone()
-        };
-        all.push(
-            an.analyse(&file)
-                .with_context(|| format!("analysing {f}"))?,
-        );
+        let file =
+            if args.image.is_none() && root == std::path::Path::new("/") && !f.starts_with('/') {
+                std::env::current_dir()
+                    .context("reading the current directory")?
+                    .join(f)
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                f.clone()
+            };
+        let mut a = an
+            .analyse(&file)
+            .with_context(|| format!("analysing {f}"))?;
+        if let Some(image) = &args.image {
+            // The scratch directory is gone once we return: name the image.
+            a.root = PathBuf::from(format!("image {image}"));
+        }
+        all.push(a);
     }
     let mut out = match (args.format, all.as_slice()) {
         (Format::Json, [one]) => serde_json::to_string_pretty(&to_json(one))?,
