@@ -207,3 +207,52 @@ where
         f(store).await
     })
 }
+
+/// One image's surface (`query surface`, `report`): compiled now, by the
+/// same compiler and inputs as `compile`.
+pub struct Surface {
+    pub image: String,
+    pub state: policy_compiler::State,
+    /// The x86_64 names the profile allows.
+    pub allowed: BTreeSet<&'static str>,
+    /// Allowed names Docker's default profile does not allow.
+    pub beyond_default: BTreeSet<&'static str>,
+    /// Allowed names of the high-risk catalogue, in its order.
+    pub high_risk: Vec<&'static str>,
+    /// What the compiler read.
+    pub observations: ImageObservations,
+    /// What it decided.
+    pub compiled: Compiled,
+}
+
+impl Compiler {
+    /// One image's surface, compiled now.
+    pub async fn surface(&self, store: &Store, image: &str, now_ms: u64) -> Result<Surface> {
+        let docker = policy_compiler::risk::docker_default_x86_64();
+        let (observations, compiled) = self.compile(store, image, now_ms).await?;
+        let allowed: BTreeSet<&'static str> = compiled
+            .decision
+            .allowed_names()
+            .remove(&Abi::X86_64)
+            .unwrap_or_default();
+        let beyond_default = allowed
+            .iter()
+            .copied()
+            .filter(|n| !docker.contains(n))
+            .collect();
+        let high_risk = policy_compiler::risk::CATALOGUE
+            .iter()
+            .filter(|r| allowed.contains(r.name))
+            .map(|r| r.name)
+            .collect();
+        Ok(Surface {
+            image: image.to_string(),
+            state: compiled.decision.state,
+            allowed,
+            beyond_default,
+            high_risk,
+            observations,
+            compiled,
+        })
+    }
+}

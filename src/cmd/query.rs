@@ -469,34 +469,19 @@ async fn surface(
     let (mut all, mut beyond_all, mut risky_all) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for image in &images {
-        let (_, c) = compiler.compile(store, image, now).await?;
-        *states.entry(c.decision.state.as_str()).or_default() += 1;
-        let allowed: BTreeSet<&'static str> = c
-            .decision
-            .allowed_names()
-            .remove(&Abi::X86_64)
-            .unwrap_or_default();
-        let beyond: Vec<&str> = allowed
-            .iter()
-            .copied()
-            .filter(|n| !docker.contains(n))
-            .collect();
-        let risky: Vec<String> = policy_compiler::risk::CATALOGUE
-            .iter()
-            .filter(|r| allowed.contains(r.name))
-            .map(|r| r.name.to_string())
-            .collect();
+        let s = compiler.surface(store, image, now).await?;
+        *states.entry(s.state.as_str()).or_default() += 1;
         ans.push(vec![
-            Cell::text(image.as_str()),
-            Cell::text(c.decision.state.as_str()),
-            Cell::Int(allowed.len() as u64),
+            Cell::text(s.image.as_str()),
+            Cell::text(s.state.as_str()),
+            Cell::Int(s.allowed.len() as u64),
             Cell::Int(docker.len() as u64),
-            Cell::Int(beyond.len() as u64),
-            Cell::List(risky.clone()),
+            Cell::Int(s.beyond_default.len() as u64),
+            Cell::List(s.high_risk.iter().map(|n| n.to_string()).collect()),
         ]);
-        beyond_all.extend(beyond);
-        risky_all.extend(risky);
-        all.extend(allowed);
+        beyond_all.extend(s.beyond_default.iter().copied());
+        risky_all.extend(s.high_risk.iter().copied());
+        all.extend(s.allowed.iter().copied());
     }
     let risky_all: Vec<String> = policy_compiler::risk::CATALOGUE
         .iter()

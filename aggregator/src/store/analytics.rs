@@ -305,6 +305,60 @@ pub fn syscall_key(abi: Abi, nr: u32) -> u64 {
     (u64::from(abi.code()) << 32) | u64::from(nr)
 }
 
+/// An image's convergence curves (`sandmine report`): how its distinct
+/// syscalls grew with its containers and with time. Unverified containers
+/// count for nothing, as in the compiler (their calls may be forged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Convergence {
+    /// The k-th value: the distinct syscalls (ABI, number; any stored
+    /// phase) the first k containers used, in the compiler's start order
+    /// (started, host, boot, container id).
+    pub by_container: Vec<u64>,
+    /// Per hour in which some syscall was first used, sorted: (start of the
+    /// hour, the distinct syscalls first used before its end).
+    pub by_hour: Vec<(u64, u64)>,
+}
+
+/// The convergence curves of one image, from its observations (both
+/// stores answer those alike).
+pub fn convergence(obs: &ImageObservations) -> Convergence {
+    let mut order: Vec<&schemas::fleet::ContainerIncidence> =
+        obs.incidence.iter().filter(|c| !c.unverified).collect();
+    order.sort_by(|a, b| {
+        (a.started_at_ms, &a.host_id, &a.boot_id, &a.container_id).cmp(&(
+            b.started_at_ms,
+            &b.host_id,
+            &b.boot_id,
+            &b.container_id,
+        ))
+    });
+    let mut seen: BTreeMap<(Abi, u32), u64> = BTreeMap::new();
+    let mut by_container = Vec::with_capacity(order.len());
+    for c in order {
+        for e in &c.syscalls {
+            let first = seen.entry((e.abi, e.nr)).or_insert(e.first_seen_ms);
+            *first = (*first).min(e.first_seen_ms);
+        }
+        by_container.push(seen.len() as u64);
+    }
+    let mut per_hour: BTreeMap<u64, u64> = BTreeMap::new();
+    for first in seen.values() {
+        *per_hour.entry(first / HOUR_MS * HOUR_MS).or_default() += 1;
+    }
+    let mut total = 0;
+    let by_hour = per_hour
+        .into_iter()
+        .map(|(hour, n)| {
+            total += n;
+            (hour, total)
+        })
+        .collect();
+    Convergence {
+        by_container,
+        by_hour,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +383,61 @@ mod tests {
         );
         let all = Window::default();
         assert_eq!((all.from_hour_ms(), all.to_hour_ms()), (0, END_OF_TIME_MS));
+    }
+    #[test]
+    fn convergence_follows_start_order_and_first_use() {
+        use schemas::fleet::{ContainerIncidence, IncidenceEntry};
+        use schemas::PhaseSet;
+        let e = |nr: u32, first: u64| IncidenceEntry {
+            abi: Abi::X86_64,
+            nr,
+            phases: PhaseSet::default(),
+            first_seen_ms: first,
+            last_seen_ms: first,
+        };
+        let c = |id: &str, started: u64, unverified: bool, syscalls: Vec<IncidenceEntry>| {
+            ContainerIncidence {
+                host_id: "h".into(),
+                boot_id: "b".into(),
+                container_id: id.into(),
+                started_at_ms: started,
+                last_seen_ms: started,
+                seccomp: String::new(),
+                incomplete: false,
+                unverified,
+                syscalls,
+            }
+        };
+        let obs = ImageObservations {
+            image: "i".into(),
+            digests: vec![],
+            hosts: 1,
+            containers: 4,
+            container_seconds: 0,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            syscalls: vec![],
+            // Out of order on purpose; the forged container's syscall 9
+            // counts nowhere.
+            incidence: vec![
+                c(
+                    "c3",
+                    3 * HOUR_MS,
+                    false,
+                    vec![e(0, 3 * HOUR_MS), e(2, 3 * HOUR_MS + 5)],
+                ),
+                c("c1", 10, false, vec![e(0, 20), e(1, HOUR_MS + 1)]),
+                c("c2", 20, false, vec![e(0, 30)]),
+                c("x", 15, true, vec![e(9, 16)]),
+            ],
+            out_of_range: 0,
+        };
+        assert_eq!(
+            convergence(&obs),
+            Convergence {
+                by_container: vec![2, 2, 3],
+                by_hour: vec![(0, 1), (HOUR_MS, 2), (3 * HOUR_MS, 3)],
+            }
+        );
     }
 }
