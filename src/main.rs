@@ -55,6 +55,7 @@ enum Command {
     Publish(cmd::publish::PublishArgs),
     Lever(cmd::lever::LeverArgs),
     Analyze(cmd::analyze::AnalyzeArgs),
+    Report(Box<cmd::report::ReportArgs>),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
         Command::Publish(a) => cmd::publish::main(a),
         Command::Lever(a) => cmd::lever::main(a),
         Command::Analyze(a) => cmd::analyze::main(a),
+        Command::Report(a) => cmd::report::main(*a),
     };
     match result {
         Ok(code) => code,

@@ -10,5 +10,6 @@ pub mod mine_image;
 pub mod publish;
 pub mod query;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod standalone;
