@@ -22,6 +22,8 @@
 #   7. cargo build --release       (only when CI is set, or SANDMINE_RELEASE_BUILD=1;
 #                                   SANDMINE_RELEASE_BUILD=0 skips it in CI too)
 #   8. cargo test --workspace -- --test-threads=2 [ARGS...]
+#      (tests/report_cli.rs renders the fleet report in headless Chromium
+#      with scripts/check-report.py: chromium and selenium come from step 1)
 #   9. benchmarks/paper/smoke.sh   the paper evaluation, every step once, on
 #                                  the tiny test image
 #   and, on exit, scripts/reap-orphan-tasks.sh (containerd tasks of failed

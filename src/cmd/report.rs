@@ -424,3 +424,35 @@ async fn changes(
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_file_sits_beside_the_page() {
+        assert_eq!(
+            state_path(Path::new("fleet.html")),
+            Path::new("fleet.state.json")
+        );
+        assert_eq!(
+            state_path(Path::new("/srv/www/fleet")),
+            Path::new("/srv/www/fleet.state.json")
+        );
+        assert_eq!(
+            state_path(Path::new("a.b.html")),
+            Path::new("a.b.state.json")
+        );
+    }
+
+    #[test]
+    fn a_delta_lists_added_then_removed() {
+        let s = |v: &[&str]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<BTreeSet<String>>()
+        };
+        assert_eq!(delta(&s(&["a", "b"]), &s(&["b", "c", "d"])), "+c +d -a");
+        assert_eq!(delta(&s(&["a"]), &s(&["a"])), "");
+    }
+}

@@ -188,8 +188,9 @@ fn convergence(s: &mut String, p: &Page) {
         "<section id=\"convergence\">\n<h2>Convergence</h2>\n\
 <p class=\"note\">Per image: distinct syscalls used by the first k containers (in start order, \
 the compiler's), and over time the distinct syscalls and the containers seen so far, per hour. \
-A curve that has flattened means new containers bring nothing new. Unverified containers are \
-left out.</p>\n<div class=\"grid\">"
+A curve that has flattened means new containers bring nothing new. The syscall curves leave \
+unverified containers out, as the compiler does; the containers curve counts every container \
+(<code>sandmine query usage</code>).</p>\n<div class=\"grid\">"
     );
     for r in &p.images {
         let by_container: Vec<(f64, f64)> = steps(
