@@ -136,6 +136,12 @@ pub struct Confidence {
     pub recent_window: u64,
     pub recent_new: u64,
     pub recent_new_share: f64,
+    /// Observed syscalls left out of the incidence, coverage, Chao2,
+    /// novelty and quiet time because the image's binaries can reach them
+    /// and the reachability tier lets them run anyway
+    /// ([`crate::tally::tally_expecting`]). Not in the report when 0.
+    #[serde(default, skip_serializing_if = "crate::confidence::is_zero")]
+    pub expected: u64,
     /// Containers left out of every figure above (and of the exposure:
     /// `container_hours` excludes them) because some of their calls were
     /// lost (`ContainerIncidence::incomplete`): their syscalls may widen

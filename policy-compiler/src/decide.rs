@@ -14,7 +14,7 @@ use crate::confidence::Confidence;
 use crate::policy::{Mode, Policy, ResolvedPolicy};
 use crate::reachable::{ReachSummary, Reachability, Tier};
 use crate::reasons;
-use crate::tally::tally;
+use crate::tally::{tally, tally_expecting};
 use crate::{ENOSYS, EPERM};
 use schemas::fleet::ImageObservations;
 use schemas::{syscalls, Abi, Phase, PhaseSet, SyscallKey};
@@ -271,7 +271,17 @@ pub fn decide_with(
     now_ms: u64,
 ) -> Decision {
     let policy = rp.policy();
-    let t = tally(obs, policy.recent_window, now_ms);
+    // A known reachable set under the log or allow tier makes its
+    // syscalls expected: the confidence figures count only the others
+    // (see `tally_expecting` and the policy-compiler README).
+    let t = match reach.filter(|r| r.known() && policy.reachable != Tier::Deny) {
+        Some(r) => tally_expecting(obs, policy.recent_window, now_ms, &|k| {
+            r.syscalls.contains_key(&k)
+                && !rp.denies(k)
+                && syscalls::name(k.abi, k.nr).is_some_and(crate::reachable::tierable)
+        }),
+        None => tally(obs, policy.recent_window, now_ms),
+    };
     let abis = t.abis;
     let mut warnings = Vec::new();
     // Key -> why it is allowed.
@@ -356,9 +366,13 @@ pub fn decide_with(
         warnings.push(reasons::out_of_range_warning(obs.out_of_range));
     }
 
-    // Reachable, never observed: the tier (see `reachable`). Only named
-    // syscalls of observed ABIs that no rule allows and the policy does
-    // not deny; below-threshold observations keep their own verdict.
+    // Reachable, never observed (or observed below the syscall
+    // thresholds): the tier (see `reachable`). Only named syscalls of
+    // observed ABIs that no rule allows and the policy does not deny. A
+    // below-threshold observation gets the tier only where a syscall never
+    // observed would (tierable): the tier would let it run with no
+    // observation at all, so the thin evidence widens nothing; otherwise
+    // it keeps its own verdict.
     let mut tiered: BTreeMap<SyscallKey, String> = BTreeMap::new();
     let mut other_abi = Vec::new();
     let mut held_back = Vec::new();
@@ -371,7 +385,13 @@ pub fn decide_with(
                 other_abi.push(format!("{} {name}", key.abi.as_str()));
                 continue;
             }
-            if allow.contains_key(key) || below.contains_key(key) || rp.denies(*key) {
+            if allow.contains_key(key) || rp.denies(*key) {
+                continue;
+            }
+            if below.contains_key(key) {
+                if crate::reachable::tierable(name) {
+                    tiered.insert(*key, chain.clone());
+                }
                 continue;
             }
             if !crate::reachable::tierable(name) {
@@ -486,6 +506,7 @@ pub fn decide_with(
     let mut notes = reasons::filter_notes(&t.filters);
     notes.extend(reasons::incomplete_note(obs, &t.confidence));
     notes.extend(reasons::unverified_note(obs, &t.confidence));
+    notes.extend(reasons::expected_note(&t.confidence));
     // Allowed by a rule of this ABI (not `OtherAbi`, which the union of
     // names allows in passing), and named: only a name can be allowed.
     let allowed: BTreeSet<SyscallKey> = allow

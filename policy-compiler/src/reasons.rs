@@ -139,6 +139,17 @@ pub(crate) fn unverified_note(obs: &ImageObservations, conf: &Confidence) -> Opt
     })
 }
 
+/// Why the confidence figures leave some syscalls out: the reachability
+/// rule (see `tally::tally_expecting`).
+pub(crate) fn expected_note(conf: &Confidence) -> Option<String> {
+    let n = conf.expected;
+    (n > 0).then(|| {
+        format!(
+            "{n} observed syscall(s) are expected: the image's binaries can reach them (the reachable set is known) and the reachability tier lets them run whether or not they are observed. Coverage, the Chao2 estimate, the novelty of recent containers and the quiet time are figured on the other syscalls only, since only an unseen syscall outside the tier can break a container once enforced"
+        )
+    })
+}
+
 /// ` (N incomplete container(s) ... not counted)` when there are some.
 fn not_counted(conf: &Confidence) -> String {
     match conf.incomplete_containers {

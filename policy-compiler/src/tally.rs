@@ -153,6 +153,22 @@ fn order_key(c: &ContainerIncidence) -> (u64, &str, &str, &str) {
 
 /// Count what `obs` shows: per syscall (sorted by key) and for the image.
 pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<'_> {
+    tally_expecting(obs, recent_window, now_ms, &|_| false)
+}
+
+/// [`tally`], where the syscalls for which `expected` holds are no
+/// surprise: the image's binaries can reach them and the profile lets them
+/// run whether or not they were observed (the reachability tier). They
+/// still count per syscall, but the image's coverage, Chao2, novelty and
+/// quiet time are figured on the other syscalls only, since only an unseen
+/// syscall outside the tier can break a container once enforced.
+/// `Confidence::expected` says how many observed syscalls were left out.
+pub fn tally_expecting<'a>(
+    obs: &'a ImageObservations,
+    recent_window: u64,
+    now_ms: u64,
+    expected: &dyn Fn(SyscallKey) -> bool,
+) -> Tally<'a> {
     let mut ids = KeyIndex::new();
 
     // Containers in start order (the store's order, re-established here so
@@ -301,18 +317,70 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
         acc.store_containers = acc.store_containers.max(tot.containers);
     }
 
-    // Confidence.
-    let incidence = Incidence::from_counts(t, ids.acc.iter().map(|a| a.units));
-    let units: Vec<&[u32]> = (0..unit_host.len())
-        .map(|u| &unit_ids[unit_off[u]..unit_off[u + 1]])
-        .collect();
+    // Confidence, on the syscalls that would surprise (all of them when
+    // nothing is expected).
+    let surprise: Vec<bool> = ids.keys.iter().map(|k| !expected(*k)).collect();
+    let expected_seen = ids
+        .acc
+        .iter()
+        .zip(&surprise)
+        .filter(|(a, s)| a.units > 0 && !**s)
+        .count() as u64;
+    let incidence = Incidence::from_counts(
+        t,
+        ids.acc
+            .iter()
+            .zip(&surprise)
+            .filter(|(_, s)| **s)
+            .map(|(a, _)| a.units),
+    );
+    let filtered: Vec<Vec<u32>>;
+    let units: Vec<&[u32]> = if expected_seen == 0 {
+        (0..unit_host.len())
+            .map(|u| &unit_ids[unit_off[u]..unit_off[u + 1]])
+            .collect()
+    } else {
+        filtered = (0..unit_host.len())
+            .map(|u| {
+                unit_ids[unit_off[u]..unit_off[u + 1]]
+                    .iter()
+                    .copied()
+                    .filter(|id| surprise[*id as usize])
+                    .collect()
+            })
+            .collect();
+        filtered.iter().map(Vec::as_slice).collect()
+    };
     let (window, recent_new) = confidence::recent_novelty(&units, ids.keys.len(), recent_window);
-    let last_new_ms = ids
+    let first_rel = ids
         .acc
         .iter()
         .filter(|a| a.units > 0)
         .map(|a| a.first_rel)
-        .max();
+        .min();
+    let last_new_ms = if expected_seen == 0 {
+        ids.acc
+            .iter()
+            .filter(|a| a.units > 0)
+            .map(|a| a.first_rel)
+            .max()
+    } else {
+        // The last surprise; with none, quiet since the first relevant call.
+        ids.acc
+            .iter()
+            .zip(&surprise)
+            .filter(|(a, s)| a.units > 0 && **s)
+            .map(|(a, _)| a.first_rel)
+            .max()
+            .or(first_rel)
+    };
+    // Every incidence expected, over two containers or more: nothing
+    // outside the tier was seen, so nothing outside it is estimated unseen.
+    let coverage = if expected_seen > 0 && t >= 2 && incidence.u == 0 {
+        1.0
+    } else {
+        incidence.coverage()
+    };
     // The store's exposure less the incomplete containers' (rounded up,
     // so never more than the complete containers' own).
     let counted_seconds = if incomplete == 0 && unverified == 0 {
@@ -331,8 +399,9 @@ pub fn tally(obs: &ImageObservations, recent_window: u64, now_ms: u64) -> Tally<
         last_new_ms,
         quiet_ms: last_new_ms.map(|l| now_ms.saturating_sub(l)),
         incidence,
-        coverage: incidence.coverage(),
+        coverage,
         chao2: incidence.chao2(),
+        expected: expected_seen,
         recent_window: window,
         recent_new,
         recent_new_share: if window == 0 {

@@ -208,3 +208,188 @@ fn the_policy_names_the_tier() {
         "{e}"
     );
 }
+
+const H: u64 = 3_600_000;
+
+/// 20 containers, one an hour on two hosts, 2 h each, all using `base`;
+/// container 17 also calls kill and container 18 fsync (once each: below
+/// the syscall thresholds, and each new late in the history).
+fn late_singletons(base: &[&str]) -> schemas::fleet::ImageObservations {
+    use schemas::fleet::{ContainerIncidence, IncidenceEntry, SyscallTotals};
+    use schemas::PhaseSet;
+    let mut phases = PhaseSet::default();
+    phases.insert(Phase::Image);
+    let uses = |i: usize| -> Vec<SyscallKey> {
+        let mut v: Vec<SyscallKey> = base.iter().map(|n| key(Abi::X86_64, n)).collect();
+        match i {
+            17 => v.push(key(Abi::X86_64, "kill")),
+            18 => v.push(key(Abi::X86_64, "fsync")),
+            _ => {}
+        }
+        v.sort();
+        v
+    };
+    let mut totals: BTreeMap<SyscallKey, (std::collections::BTreeSet<usize>, u64)> =
+        BTreeMap::new();
+    let incidence = (0..20)
+        .map(|i| {
+            let start = T0 + i as u64 * H;
+            for k in uses(i) {
+                let t = totals.entry(k).or_default();
+                t.0.insert(i % 2);
+                t.1 += 1;
+            }
+            ContainerIncidence {
+                host_id: format!("h{}", i % 2),
+                boot_id: "b".into(),
+                container_id: format!("c{i:02}"),
+                started_at_ms: start,
+                last_seen_ms: start + 2 * H,
+                seccomp: "unconfined".into(),
+                incomplete: false,
+                unverified: false,
+                syscalls: uses(i)
+                    .into_iter()
+                    .map(|k| IncidenceEntry {
+                        abi: k.abi,
+                        nr: k.nr,
+                        phases,
+                        first_seen_ms: start,
+                        last_seen_ms: start + H,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    schemas::fleet::ImageObservations {
+        image: "app".into(),
+        digests: vec!["sha256:1".into()],
+        hosts: 2,
+        containers: 20,
+        container_seconds: 20 * 7200,
+        first_seen_ms: T0,
+        last_seen_ms: T0 + 21 * H,
+        syscalls: totals
+            .into_iter()
+            .map(|(k, (hosts, c))| SyscallTotals {
+                abi: k.abi,
+                nr: k.nr,
+                hosts: hosts.len() as u64,
+                containers: c,
+                calls: c,
+                first_seen_ms: T0,
+                last_seen_ms: T0 + 21 * H,
+                phases,
+            })
+            .collect(),
+        incidence,
+        out_of_range: 0,
+    }
+}
+
+fn fleet_state(r: Option<&Reachability>, tier: Tier) -> policy_compiler::decide::Decision {
+    let policy = Policy {
+        reachable: tier,
+        ..Policy::default()
+    };
+    let img = late_singletons(&["read", "write", "futex", "exit_group", "openat"]);
+    compile_image_with(&img, r, &policy.resolve().expect("policy"), T0 + 45 * H)
+        .expect("compile")
+        .decision
+}
+
+fn fleet_reach(known: bool) -> Reachability {
+    let mut r = reach(known);
+    for n in ["futex", "exit_group", "openat", "fsync"] {
+        r.syscalls
+            .insert(key(Abi::X86_64, n), format!("/bin/app: {n}@GLIBC"));
+    }
+    r
+}
+
+#[test]
+fn a_known_reachable_set_lets_an_image_enforce_sooner() {
+    use policy_compiler::decide::State;
+    // Without reachability: kill and fsync are singletons (coverage
+    // 1 - (2/102)(38/38) = 0.9804), two of the last 20 containers showed
+    // something new beside the first (3/20), and both are below the
+    // syscall thresholds: log.
+    let d = fleet_state(None, Tier::Log);
+    assert_eq!(d.state, State::Log);
+    assert_eq!(
+        (
+            d.confidence.incidence.u,
+            d.confidence.incidence.q1,
+            d.confidence.expected
+        ),
+        (102, 2, 0)
+    );
+    assert_eq!(d.confidence.recent_new, 3);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("sample coverage is 0.9804")),
+        "{:?}",
+        d.reasons
+    );
+    assert!(
+        d.reasons.iter().any(|r| r.starts_with(
+            "x86_64 kill was used in a relevant phase but is below the syscall thresholds"
+        )),
+        "{:?}",
+        d.reasons
+    );
+
+    // A known set that reaches all of them: nothing observed is a
+    // surprise, so coverage is 1, no container showed anything new and
+    // the quiet time runs from the first call; kill and fsync get the log
+    // tier instead of holding the image back: enforce.
+    let r = fleet_reach(true);
+    let d = fleet_state(Some(&r), Tier::Log);
+    assert_eq!(d.state, State::Enforce, "{:?}", d.reasons);
+    assert_eq!(d.confidence.expected, 7);
+    assert_eq!((d.confidence.incidence.u, d.confidence.coverage), (0, 1.0));
+    assert_eq!(
+        (d.confidence.recent_window, d.confidence.recent_new),
+        (20, 0)
+    );
+    assert_eq!(d.confidence.quiet_ms, Some(45 * H));
+    assert_eq!(
+        d.logged,
+        [
+            key(Abi::X86_64, "kill"),
+            key(Abi::X86_64, "fsync"),
+            key(Abi::X86_64, "fdatasync")
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("7 observed syscall(s) are expected")),
+        "{:?}",
+        d.notes
+    );
+
+    // The same set, unknown (a non-constant site): no relaxation, and the
+    // singletons keep holding the image in log... though they run (logged).
+    let r = fleet_reach(false);
+    let d = fleet_state(Some(&r), Tier::Log);
+    assert_eq!(d.state, State::Log);
+    assert_eq!(d.confidence.expected, 0);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("sample coverage is 0.9804")),
+        "{:?}",
+        d.reasons
+    );
+
+    // Known, but the policy denies what was not observed: an unseen
+    // syscall would break, so nothing is expected.
+    let r = fleet_reach(true);
+    let d = fleet_state(Some(&r), Tier::Deny);
+    assert_eq!(d.state, State::Log);
+    assert_eq!(d.confidence.expected, 0);
+}
