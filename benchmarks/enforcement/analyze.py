@@ -14,9 +14,9 @@ import csv
 import statistics
 import sys
 
-ORDER = ["host_none", "host_sandmine", "docker_unconfined", "docker_default", "docker_sandmine"]
+ORDER = ["host_none", "host_sandmine", "docker_unconfined", "docker_default", "docker_sandmine", "docker_sandmine_log"]
 BASE = {"host_sandmine": "host_none", "docker_default": "docker_unconfined",
-        "docker_sandmine": "docker_unconfined"}
+        "docker_sandmine": "docker_unconfined", "docker_sandmine_log": "docker_unconfined"}
 SYSCALLS = ["getppid", "acct"]
 # Added costs below this many ns are not told apart from noise here (the
 # spread of one configuration's rounds is tens of ns on a shared machine).
@@ -69,6 +69,18 @@ def main(path):
             d = med.get(("docker_default", sc))
             if s and d:
                 print(f"- {sc}: total per call, sandmine / Docker default = {s / d:.2f}")
+            lg = med.get(("docker_sandmine_log", sc))
+            if s and lg and sc == "getppid":
+                # Only getppid moves to the log tier; acct is denied in both.
+                print(f"- getppid: total per call, logged (SCMP_ACT_LOG rule) / allowed = {lg / s:.2f}; "
+                      f"the log tier adds {lg - s:+.1f} ns per call")
+                a, b = by.get(("docker_sandmine_log", sc), {}), by.get(("docker_sandmine", sc), {})
+                r = sorted(a[k][idx] / b[k][idx] for k in a if k in b)
+                if len(r) >= 6:
+                    # Distribution-free interval for the median: order
+                    # statistics k and n+1-k (k = 2 covers >= 97% from n = 9).
+                    print(f"  per-round paired ratio: median {statistics.median(r):.2f}, "
+                          f"interval for the median [{r[1]:.2f}, {r[-2]:.2f}] (2nd and {len(r) - 1}th of {len(r)} rounds)")
 
 
 if __name__ == "__main__":

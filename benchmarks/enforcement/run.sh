@@ -12,6 +12,10 @@
 #   docker_unconfined  docker run --security-opt seccomp=unconfined
 #   docker_default     docker run (Docker's built-in default profile)
 #   docker_sandmine    docker run --security-opt seccomp=<generated seccomp.json>
+#   docker_sandmine_log  the same profile with getppid moved from the allow
+#                      rule to an SCMP_ACT_LOG rule, as the reachability log
+#                      tier writes it: the call runs, skips the kernel's
+#                      action cache and writes an audit record
 #
 # The generated profile comes from policy-compiler's example
 # `enforcement_profile` (an enforced allow-list of what runc and the loop
@@ -26,7 +30,7 @@
 #   N=2000000   calls per measurement
 #   OUT=FILE    raw CSV; default results/<UTC time>.csv here
 #   IMAGE=sandmine-test/busybox:1
-#   CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine"
+#   CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log"
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +38,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 ROUNDS=${ROUNDS:-7}
 N=${N:-2000000}
 IMAGE=${IMAGE:-sandmine-test/busybox:1}
-ALL_CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine"
+ALL_CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log"
 CONFIGS=${CONFIGS:-$ALL_CONFIGS}
 BUILD=$HERE/build
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
@@ -68,6 +72,20 @@ rm -rf "$BUILD/profile"
 BPF=$BUILD/profile/bpf/x86_64.bpf
 JSON=$BUILD/profile/seccomp.json
 [ -f "$BPF" ] && [ -f "$JSON" ] || die "the example wrote no $BPF / $JSON"
+# The log tier: getppid leaves the allow rule for a rule of its own with
+# SCMP_ACT_LOG, as policy-compiler writes a reachable, never observed call.
+JSON_LOG=$BUILD/profile/seccomp-log.json
+python3 - "$JSON" "$JSON_LOG" <<'PY' || die "writing the log-tier profile failed"
+import json, sys
+p = json.load(open(sys.argv[1]))
+allow = [r for r in p["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and "getppid" in r["names"]]
+assert len(allow) == 1, "getppid must be in exactly one allow rule"
+allow[0]["names"].remove("getppid")
+p["syscalls"].append({"names": ["getppid"], "action": "SCMP_ACT_LOG"})
+json.dump(p, open(sys.argv[2], "w"), indent=1)
+PY
+grep -qw log /proc/sys/kernel/seccomp/actions_logged ||
+    die "kernel.seccomp.actions_logged lacks 'log': a logged call would write no record"
 
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all)
 DOCKER=(docker run --rm --network none -v "$BUILD/loop:/loop:ro")
@@ -82,6 +100,7 @@ run_config() {
     docker_unconfined) out=$("${DOCKER[@]}" --security-opt seccomp=unconfined "$IMAGE" /loop "$sc" "$n") ;;
     docker_default) out=$("${DOCKER[@]}" "$IMAGE" /loop "$sc" "$n") ;;
     docker_sandmine) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON" "$IMAGE" /loop "$sc" "$n") ;;
+    docker_sandmine_log) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON_LOG" "$IMAGE" /loop "$sc" "$n") ;;
     esac || die "$cfg $sc failed"
     RESULT=$(sed -n 's/^loop: .* ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
     CPU_RESULT=$(sed -n 's/^loop: .* cpu_ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
