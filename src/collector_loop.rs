@@ -396,6 +396,7 @@ mod tests {
                 exited_at_ms: None,
                 incomplete: false,
                 unverified: false,
+                denials: Default::default(),
                 syscalls: vec![SyscallDelta {
                     abi: schemas::Abi::X86_64,
                     nr: 39,

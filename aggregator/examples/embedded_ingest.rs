@@ -29,6 +29,7 @@ fn envelope(seq: u64, t0: u64) -> Envelope {
             exited_at_ms: None,
             incomplete: false,
             unverified: false,
+            denials: Default::default(),
             syscalls: (0..40)
                 .map(|nr| SyscallDelta {
                     abi: Abi::X86_64,

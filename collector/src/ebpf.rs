@@ -662,32 +662,51 @@ impl EbpfCollector {
     pub fn denials_of(&self, key: &WorkloadKey) -> Result<Denials> {
         let mut out = Denials::new();
         for raw in self.denial_keys(key)? {
-            let n = match self.maps.denied.get(&raw, 0) {
-                Ok(n) => n,
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(map_err("reading sm_denied", e)),
-            };
-            let action = match raw.kind {
-                DENY_ERRNO => DenyAction::Errno(raw.err),
-                DENY_TRAP => DenyAction::Trap,
-                DENY_KILL => DenyAction::Kill,
-                other => {
-                    return Err(CollectError::Ebpf(format!(
-                        "sm_denied holds an unknown action kind {other}"
-                    )))
-                }
-            };
-            let abi = *CAPTURE_ABIS.get(usize::from(raw.abi)).ok_or_else(|| {
-                CollectError::Ebpf(format!("sm_denied holds an unknown ABI {}", raw.abi))
-            })?;
-            *out.entry(DenialKey {
-                abi,
-                nr: raw.nr,
-                action,
-            })
-            .or_default() += n;
+            self.add_denial(&raw, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// [`EbpfCollector::denials_of`] of every workload with a denial, in
+    /// one pass over `sm_denied` (what the daemon reads each tick).
+    pub fn denials(&self) -> Result<std::collections::HashMap<WorkloadKey, Denials>> {
+        let mut out: std::collections::HashMap<WorkloadKey, Denials> = Default::default();
+        for k in self.maps.denied.keys() {
+            let raw = k.map_err(|e| CollectError::Ebpf(format!("listing sm_denied: {e}")))?;
+            self.add_denial(&raw, out.entry(raw.key).or_default())?;
+        }
+        out.retain(|_, d| !d.is_empty());
+        Ok(out)
+    }
+
+    /// Adds the count of one `sm_denied` entry to `out` (nothing if it
+    /// went away meanwhile).
+    fn add_denial(&self, raw: &RawDenyKey, out: &mut Denials) -> Result<()> {
+        let n = match self.maps.denied.get(raw, 0) {
+            Ok(n) => n,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(map_err("reading sm_denied", e)),
+        };
+        let action = match raw.kind {
+            DENY_ERRNO => DenyAction::Errno(raw.err),
+            DENY_TRAP => DenyAction::Trap,
+            DENY_KILL => DenyAction::Kill,
+            other => {
+                return Err(CollectError::Ebpf(format!(
+                    "sm_denied holds an unknown action kind {other}"
+                )))
+            }
+        };
+        let abi = *CAPTURE_ABIS.get(usize::from(raw.abi)).ok_or_else(|| {
+            CollectError::Ebpf(format!("sm_denied holds an unknown ABI {}", raw.abi))
+        })?;
+        *out.entry(DenialKey {
+            abi,
+            nr: raw.nr,
+            action,
+        })
+        .or_default() += n;
+        Ok(())
     }
 
     /// Denials the kernel could not count, over all workloads: `(lost,

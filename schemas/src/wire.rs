@@ -12,7 +12,7 @@
 //! offset 6  ...      body: bincode 2.0 (pinned =2.0.1), `config::standard()`
 //!                    (little-endian, variable-length integers), with a
 //!                    16 MiB limit, of the version's body struct
-//! v5 only, after the body (the signature trailer, [`TRAILER`] bytes):
+//! v5 and later, after the body (the signature trailer, [`TRAILER`] bytes):
 //! end-96    32 bytes  the signing host's ed25519 public key
 //! end-64    64 bytes  its ed25519 signature of every byte before it
 //!                     (magic, version, body and public key)
@@ -46,7 +46,7 @@
 //!   with `unverified = false` (their collectors accepted any 64-hex
 //!   cgroup: aggregators cannot tell, see docs/UPGRADING.md); a collector
 //!   that must send v3 or older withholds an unverified container.
-//! - **5** (current): the v4 body, signed by the host (issue 9 item 2): a
+//! - **5**: the v4 body, signed by the host (issue 9 item 2): a
 //!   trailer of the host's ed25519 public key and its signature of the
 //!   whole message. [`decode`] checks that the signature is the key's
 //!   ([`WireError::BadSignature`] otherwise), and
@@ -57,6 +57,16 @@
 //!   [`encode_signed`] only; a collector sends it once `[collector]
 //!   max_wire_version = 5` (the default stays 4 so that a rolling upgrade
 //!   never sends v5 to an aggregator that cannot read it; docs/CONFIG.md).
+//! - **6** (current): the v5 layout (signed the same way) plus per
+//!   container its seccomp denials in the interval (issue 11):
+//!   `(abi, nr, action, errno, count)`, the calls the container's filter
+//!   answered in the kernel's place ([`ContainerDelta::denials`]). Which
+//!   profile denied them is the container's `seccomp` (v2's field: the
+//!   sha256 of the profile the engine applied, or unconfined, the
+//!   runtime's default, unknown). v1 to v5 messages decode with no
+//!   denials. Denials are feedback on a profile, not evidence for one, so
+//!   a collector limited below 6 drops them (one warning) and sends the
+//!   rest as before.
 //!
 //! | Version | Adds per container | Older messages decode as | A collector limited below it |
 //! |---|---|---|---|
@@ -65,6 +75,7 @@
 //! | 3 | `incomplete` | complete | withholds incomplete containers |
 //! | 4 | `unverified` | verified | withholds unverified containers |
 //! | 5 | the host's signature (per message) | unsigned | sends unsigned messages, which an aggregator with `enrolled_hosts` dead-letters |
+//! | 6 | `denials` | no denials | drops the denials (one warning) |
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -82,6 +93,8 @@
 //! |---|---|
 //! | `seq` | `1..=2^63-1` (SQLite's largest integer) |
 //! | `calls` of a syscall | `1..=2^48` ([`MAX_CALLS`]: 1024 CPUs making a call every 50 ns for an hour make 7.4e13, below 2^48 = 2.8e14) |
+//! | `count` of a denial (v6) | `1..=2^48` ([`MAX_CALLS`], the same reasoning) |
+//! | `action` of a denial (v6) | 0 errno (with its errno), 1 trap, 2 kill (errno 0); each (abi, nr, action, errno) once per container, else [`WireError::Malformed`] |
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
 //! | `incomplete` (v3), `unverified` (v4) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
@@ -91,19 +104,22 @@
 //! therefore has its messages dead-lettered, with the reason, rather than
 //! stored with a timestamp that would skew first/last-seen times.
 
-use crate::{Abi, PhaseSet};
+use crate::{Abi, DenialKey, Denials, DenyAction, PhaseSet};
 use serde::{Deserialize, Serialize};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
 /// The newest version: what [`decode`] reads up to, and what
 /// [`encode_signed`] writes.
-pub const CURRENT_VERSION: u16 = 5;
+pub const CURRENT_VERSION: u16 = 6;
 /// The first signed version (the signature trailer).
 pub const SIGNED_VERSION: u16 = 5;
 /// The newest unsigned version: what [`encode`] writes.
 pub const UNSIGNED_VERSION: u16 = 4;
-/// Bytes of a v5 message after its body: public key, then signature.
+/// The first version that carries denials.
+pub const DENIALS_VERSION: u16 = 6;
+/// Bytes of a signed (v5 and later) message after its body: public key,
+/// then signature.
 pub const TRAILER: usize = PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
 /// An ed25519 public key.
 pub const PUBLIC_KEY_BYTES: usize = 32;
@@ -296,6 +312,11 @@ pub struct ContainerDelta {
     /// name. Stored, but never counted toward a threshold and never used
     /// to widen or narrow a profile. Sticky like `incomplete`.
     pub unverified: bool,
+    /// The calls of this container that its seccomp filter denied in this
+    /// interval (v6), exact, per (abi, nr, action): counted in the kernel
+    /// at `sys_exit` (errno, trap) and at process exit (kill). The filter
+    /// that denied them is `container.seccomp`. Empty below v6.
+    pub denials: Denials,
 }
 
 /// Who a container is.
@@ -346,6 +367,19 @@ impl SeccompFilter {
             SeccompFilter::Unconfined => "unconfined".into(),
             SeccompFilter::RuntimeDefault => "runtime/default".into(),
             SeccompFilter::Profile(h) => format!("profile/{h}"),
+        }
+    }
+
+    /// The profile version a denial is stored and shown under: the first
+    /// 16 hex digits of a specific profile's sha256, else "unconfined",
+    /// "runtime/default" or "unknown".
+    pub fn version(&self) -> String {
+        match self {
+            SeccompFilter::Profile(h) => {
+                let hex = h.strip_prefix("sha256:").unwrap_or(h);
+                hex.chars().take(16).collect()
+            }
+            other => other.as_text(),
         }
     }
 
@@ -431,19 +465,20 @@ pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
     encode_version(e, UNSIGNED_VERSION)
 }
 
-/// Encodes at [`CURRENT_VERSION`] (5), signed with `key`.
+/// Encodes at [`CURRENT_VERSION`] (6), signed with `key`.
 pub fn encode_signed(e: &Envelope, key: &HostKey) -> Result<Vec<u8>, WireError> {
     encode_as(e, CURRENT_VERSION, Some(key))
 }
 
-/// Encodes at `version`: v5 needs `key` (a [`WireError::Encode`] without
-/// one); older versions are unsigned and ignore it. The one writer of
-/// every version (the collector calls it with its `max_wire_version`).
+/// Encodes at `version`: v5 and v6 need `key` (a [`WireError::Encode`]
+/// without one); older versions are unsigned and ignore it. The one
+/// writer of every version (the collector calls it with its
+/// `max_wire_version`). Below v6, denials are dropped.
 pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Vec<u8>, WireError> {
     if version < SIGNED_VERSION {
         return encode_version(e, version);
     }
-    if version != SIGNED_VERSION {
+    if version > CURRENT_VERSION {
         return Err(WireError::Encode(format!("no wire version {version}")));
     }
     let key = key.ok_or_else(|| {
@@ -451,26 +486,44 @@ pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Ve
             "wire version {version} is signed and no host key was given"
         ))
     })?;
-    let mut out = encode_version(e, UNSIGNED_VERSION)?;
-    out[4..6].copy_from_slice(&version.to_le_bytes());
+    let mut out = encode_signed_body(e, version)?;
     out.extend_from_slice(&key.public_key().0);
     let sig = ed25519_dalek::Signer::sign(&key.0, &out);
     out.extend_from_slice(&sig.to_bytes());
     Ok(out)
 }
 
-/// The length of `e` encoded at `version`, signed or not (a v5 message is
-/// its v4 body plus [`TRAILER`]): what the collector measures to split a
-/// delta under the broker's limit.
+/// The header and body of a signed version, before its trailer: v5 is
+/// the v4 body, v6 adds the denials.
+fn encode_signed_body(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
+    let mut out = match version {
+        SIGNED_VERSION => encode_version(e, UNSIGNED_VERSION)?,
+        DENIALS_VERSION => {
+            let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&version.to_le_bytes());
+            encode_body::<ContainerV6>(e, &mut out)
+                .map_err(|err| WireError::Encode(err.to_string()))?;
+            out
+        }
+        v => return Err(WireError::Encode(format!("no wire version {v}"))),
+    };
+    out[4..6].copy_from_slice(&version.to_le_bytes());
+    Ok(out)
+}
+
+/// The length of `e` encoded at `version`, signed or not (a signed
+/// message is its body plus [`TRAILER`]): what the collector measures to
+/// split a delta under the broker's limit.
 pub fn encoded_len(e: &Envelope, version: u16) -> Result<usize, WireError> {
-    if version == SIGNED_VERSION {
-        return Ok(encode_version(e, UNSIGNED_VERSION)?.len() + TRAILER);
+    if version >= SIGNED_VERSION {
+        return Ok(encode_signed_body(e, version)?.len() + TRAILER);
     }
     Ok(encode_version(e, version)?.len())
 }
 
 /// Encodes at an unsigned version (a collector held back by
-/// `max_wire_version`, tests and fixtures; v5 is [`encode_as`]'s). Fields
+/// `max_wire_version`, tests and fixtures; v5 and v6 are [`encode_as`]'s). Fields
 /// the version lacks are dropped, except `incomplete` and `unverified`:
 /// below version 3 an incomplete container, below 4 an unverified one, is
 /// a [`WireError::Encode`], so it can never travel as complete or verified
@@ -500,7 +553,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
         2 => encode_body::<ContainerV2>(e, &mut out),
         3 => encode_body::<ContainerV3>(e, &mut out),
         4 => encode_body::<ContainerV4>(e, &mut out),
-        SIGNED_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION => {
             return Err(WireError::Encode(format!(
                 "wire version {version} is signed: encode it with a host key (encode_as)"
             )));
@@ -514,7 +567,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
 }
 
 /// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`],
-/// checks a v5 signature against its own key, and checks the values
+/// checks a v5 or v6 signature against its own key, and checks the values
 /// against the module's "Ranges". Who signed is [`decode_with_signer`]'s.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     decode_with_signer(bytes).map(|(env, _)| env)
@@ -548,10 +601,15 @@ fn decode_unchecked_with_signer(bytes: &[u8]) -> Result<(Envelope, Option<Public
         2 => unsigned(decode_body::<ContainerV2>(body)),
         3 => unsigned(decode_body::<ContainerV3>(body)),
         4 => unsigned(decode_body::<ContainerV4>(body)),
-        SIGNED_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION => {
             let signer = check_signature(bytes, version)?;
             let body = &bytes[HEADER..bytes.len() - TRAILER];
-            let env = decode_body::<ContainerV4>(body).map_err(malformed)?;
+            let env = if version == SIGNED_VERSION {
+                decode_body::<ContainerV4>(body)
+            } else {
+                decode_body::<ContainerV6>(body)
+            }
+            .map_err(malformed)?;
             Ok((env, Some(signer)))
         }
         v => Err(WireError::UnknownVersion {
@@ -701,6 +759,85 @@ struct ContainerV4 {
     syscalls: Vec<SyscallV1>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ContainerV6 {
+    head: HeadV2,
+    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
+    incomplete: bool,
+    /// See [`ContainerDelta::unverified`].
+    unverified: bool,
+    syscalls: Vec<SyscallV1>,
+    /// See [`ContainerDelta::denials`]; sorted by (abi, nr, action, errno).
+    denials: Vec<DenialV6>,
+}
+
+/// (abi code, nr, action code, errno, count): one kind of denial.
+#[derive(Serialize, Deserialize)]
+struct DenialV6 {
+    abi: u8,
+    nr: u32,
+    /// 0 errno, 1 trap, 2 kill.
+    action: u8,
+    /// The errno of action 0; 0 otherwise.
+    errno: u16,
+    count: u64,
+}
+
+/// A deny action's wire code and errno.
+pub fn action_code(a: DenyAction) -> (u8, u16) {
+    match a {
+        DenyAction::Errno(e) => (0, e),
+        DenyAction::Trap => (1, 0),
+        DenyAction::Kill => (2, 0),
+    }
+}
+
+/// The deny action of a wire code and errno (`None`: no such action).
+pub fn action_from_code(code: u8, errno: u16) -> Option<DenyAction> {
+    match (code, errno) {
+        (0, e) => Some(DenyAction::Errno(e)),
+        (1, 0) => Some(DenyAction::Trap),
+        (2, 0) => Some(DenyAction::Kill),
+        _ => None,
+    }
+}
+
+fn denials_out(d: &Denials) -> Vec<DenialV6> {
+    d.iter()
+        .map(|(k, n)| {
+            let (action, errno) = action_code(k.action);
+            DenialV6 {
+                abi: k.abi.code(),
+                nr: k.nr,
+                action,
+                errno,
+                count: *n,
+            }
+        })
+        .collect()
+}
+
+fn denials_in(v: Vec<DenialV6>) -> Result<Denials, String> {
+    let mut out = Denials::new();
+    for d in v {
+        let abi = Abi::from_code(d.abi).ok_or_else(|| format!("unknown ABI code {}", d.abi))?;
+        let action = action_from_code(d.action, d.errno)
+            .ok_or_else(|| format!("bad denial action {} (errno {})", d.action, d.errno))?;
+        let key = DenialKey {
+            abi,
+            nr: d.nr,
+            action,
+        };
+        if out.insert(key, d.count).is_some() {
+            return Err(format!(
+                "denial ({}, {}, {action}) listed twice in one container",
+                abi, d.nr
+            ));
+        }
+    }
+    Ok(out)
+}
+
 fn syscalls_out(v: &[SyscallDelta]) -> Vec<SyscallV1> {
     v.iter()
         .map(|s| SyscallV1 {
@@ -786,6 +923,13 @@ fn check_ranges(e: &Envelope) -> Result<(), String> {
                 s.first_seen_ms,
             )?;
         }
+        for (di, n) in c.denials.values().enumerate() {
+            if !(1..=MAX_CALLS).contains(n) {
+                return Err(format!(
+                    "container {ci} denial {di}: count {n} not in 1..={MAX_CALLS}"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -866,6 +1010,7 @@ impl WireContainer for ContainerV1 {
             syscalls: syscalls_in(self.syscalls)?,
             incomplete: false,
             unverified: false,
+            denials: Denials::new(),
         })
     }
 }
@@ -907,6 +1052,7 @@ impl HeadV2 {
             syscalls: syscalls_in(syscalls)?,
             incomplete,
             unverified,
+            denials: Denials::new(),
         })
     }
 }
@@ -951,5 +1097,25 @@ impl WireContainer for ContainerV4 {
     fn into_delta(self) -> Result<ContainerDelta, String> {
         self.head
             .into_delta(self.syscalls, self.incomplete, self.unverified)
+    }
+}
+
+impl WireContainer for ContainerV6 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV6 {
+            head: HeadV2::from_delta(c),
+            incomplete: c.incomplete,
+            unverified: c.unverified,
+            syscalls: syscalls_out(&c.syscalls),
+            denials: denials_out(&c.denials),
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        let mut d = self
+            .head
+            .into_delta(self.syscalls, self.incomplete, self.unverified)?;
+        d.denials = denials_in(self.denials)?;
+        Ok(d)
     }
 }

@@ -10,7 +10,7 @@ use schemas::wire::{
     encoded_len, message_id, peek_version, ContainerDelta, ContainerRef, Envelope, HostKey, PodRef,
     PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
 };
-use schemas::{Abi, PhaseSet};
+use schemas::{Abi, DenialKey, Denials, DenyAction, PhaseSet};
 use std::path::PathBuf;
 
 fn sample() -> Envelope {
@@ -46,6 +46,32 @@ fn sample() -> Envelope {
                 exited_at_ms: None,
                 incomplete: false,
                 unverified: true,
+                denials: Denials::from([
+                    (
+                        DenialKey {
+                            abi: Abi::X86_64,
+                            nr: 165,
+                            action: DenyAction::Errno(1),
+                        },
+                        3,
+                    ),
+                    (
+                        DenialKey {
+                            abi: Abi::X86_64,
+                            nr: 165,
+                            action: DenyAction::Trap,
+                        },
+                        1,
+                    ),
+                    (
+                        DenialKey {
+                            abi: Abi::I386,
+                            nr: 26,
+                            action: DenyAction::Kill,
+                        },
+                        1 << 48,
+                    ),
+                ]),
                 syscalls: vec![
                     sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
                     sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
@@ -66,6 +92,7 @@ fn sample() -> Envelope {
                 exited_at_ms: Some(1_764_000_002_600),
                 incomplete: true,
                 unverified: false,
+                denials: Denials::new(),
                 syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
             },
         ],
@@ -73,10 +100,14 @@ fn sample() -> Envelope {
 }
 
 /// What a message of `version` can carry of `e`: v1 has no pod and no
-/// filter, v1 and v2 have no `incomplete` (they decode as complete), and
-/// v1 to v3 have no `unverified` (they decode as verified).
+/// filter, v1 and v2 have no `incomplete` (they decode as complete),
+/// v1 to v3 have no `unverified` (they decode as verified), and v1 to v5
+/// no denials.
 fn as_version(mut e: Envelope, version: u16) -> Envelope {
     for c in &mut e.containers {
+        if version < 6 {
+            c.denials.clear();
+        }
         if version < 2 {
             c.container.pod = None;
             c.container.seccomp = SeccompFilter::Unknown;
@@ -133,9 +164,29 @@ fn every_version_decodes_from_its_golden_bytes() {
         decode_unchecked(&golden(3)).unwrap(),
         as_version(sample(), 3)
     );
-    assert_eq!(decode_unchecked(&golden(4)).unwrap(), sample());
-    assert_eq!(decode_unchecked(&golden(5)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 5, "a new version needs a new fixture here");
+    assert_eq!(
+        decode_unchecked(&golden(4)).unwrap(),
+        as_version(sample(), 4)
+    );
+    assert_eq!(
+        decode_unchecked(&golden(5)).unwrap(),
+        as_version(sample(), 5)
+    );
+    assert_eq!(decode_unchecked(&golden(6)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 6, "a new version needs a new fixture here");
+    // v6 carries the denials; older versions decode with none.
+    let denials = |v: u16| -> usize {
+        decode_unchecked(&golden(v))
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.denials.len())
+            .sum()
+    };
+    for v in 1..=5 {
+        assert_eq!(denials(v), 0, "v{v}");
+    }
+    assert_eq!(denials(6), 3);
     // v1 and v2 decode as complete; v3 carries the flag.
     let flags = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -150,6 +201,7 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(flags(3), [false, true]);
     assert_eq!(flags(4), [false, true]);
     assert_eq!(flags(5), [false, true]);
+    assert_eq!(flags(6), [false, true]);
     // v1 to v3 decode as verified; v4 carries the flag.
     let unverified = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -164,9 +216,10 @@ fn every_version_decodes_from_its_golden_bytes() {
     }
     assert_eq!(unverified(4), [true, false]);
     assert_eq!(unverified(5), [true, false]);
+    assert_eq!(unverified(6), [true, false]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2, 3, 4, 5] {
+    for v in [1, 2, 3, 4, 5, 6] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -182,6 +235,11 @@ fn the_encoder_still_writes_the_golden_bytes() {
     assert_eq!(
         encode_signed(&sample(), &fixture_key()).unwrap(),
         golden(CURRENT_VERSION)
+    );
+    // Below v6 the denials are dropped: the same bytes as before them.
+    assert_eq!(
+        encode_as(&sample(), 5, Some(&fixture_key())).unwrap(),
+        golden(5)
     );
     assert_eq!(encode(&sample()).unwrap(), golden(4));
     assert_eq!(encode_version(&sample_for(3), 3).unwrap(), golden(3));
@@ -214,6 +272,18 @@ fn header_is_magic_and_little_endian_version() {
     assert_eq!(TRAILER, 96);
     assert_eq!(b[6..413], golden(4)[6..]);
     assert_eq!(b[413..445], fixture_key().public_key().0);
+    let b = golden(6);
+    assert_eq!(&b[..6], b"SMDW\x06\x00");
+    assert_eq!(peek_version(&b), Ok(6));
+    // The v4 body, a denial count per container and the denials (abi,
+    // nr, action, errno, count: 5 bytes each, 13 for the one whose count
+    // 2^48 is a 9-byte varint), then the trailer.
+    assert_eq!(
+        b.len(),
+        413 + 2 + 5 + 5 + 13 + 96,
+        "v6 fixture size changed"
+    );
+    assert_eq!(b[b.len() - 96..b.len() - 64], fixture_key().public_key().0);
 }
 
 /// Who signed a v5 message is known and checked; v1 to v4 are unsigned.
@@ -251,10 +321,17 @@ fn a_signed_message_names_its_signer() {
         Err("cannot encode: wire version 5 is signed and no host key was given".into())
     );
     assert!(encode_version(&e, 5).is_err());
-    assert_eq!(encode_as(&e, 5, Some(&key)), encode_signed(&e, &key));
+    assert_eq!(encode_as(&e, 6, Some(&key)), encode_signed(&e, &key));
     assert_eq!(encode_as(&e, 4, Some(&key)), encode(&e));
-    assert!(encode_as(&e, 6, Some(&key)).is_err());
-    for v in [3, 4, 5] {
+    assert!(encode_as(&e, 7, Some(&key)).is_err());
+    assert!(encode_version(&e, 6).is_err());
+    // v5 is signed too, without the denials.
+    let b5 = encode_as(&e, 5, Some(&key)).unwrap();
+    assert_eq!(
+        decode_with_signer(&b5),
+        Ok((as_version(e.clone(), 5), Some(key.public_key())))
+    );
+    for v in [3, 4, 5, 6] {
         let mut e = in_range();
         e.containers.retain(|c| !c.unverified);
         assert_eq!(
@@ -275,7 +352,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
     let good = encode_signed(&e, &key).unwrap();
     let n = good.len();
     let bad_sig = |b: &[u8]| match decode(b) {
-        Err(WireError::BadSignature { version: 5, reason }) => reason,
+        Err(WireError::BadSignature { version: 6, reason }) => reason,
         other => panic!("not a bad signature: {other:?}"),
     };
     // A body byte changed (a count raised on the way).
@@ -319,7 +396,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             assert_eq!(
                 err,
                 WireError::Malformed {
-                    version: 5,
+                    version: 6,
                     reason: format!(
                         "{} bytes after the header: too short for the 96-byte signature trailer",
                         n - cut - 6
@@ -328,7 +405,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             );
         } else {
             assert!(
-                matches!(err, WireError::BadSignature { version: 5, .. }),
+                matches!(err, WireError::BadSignature { version: 6, .. }),
                 "{cut}: {err}"
             );
         }
@@ -388,7 +465,7 @@ fn an_unverified_container_cannot_travel_below_version_4() {
 fn the_v4_flag_is_a_strict_bool() {
     // One container, no syscalls: the body ends with the two flags and
     // the empty syscall list's length.
-    let mut e = in_range();
+    let mut e = as_version(in_range(), 4);
     e.containers.truncate(1);
     e.containers[0].syscalls.clear();
     e.containers[0].unverified = true;
@@ -448,15 +525,15 @@ fn the_v3_flag_is_a_strict_bool() {
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(5);
-    b[4] = 6;
+    let mut b = golden(6);
+    b[4] = 7;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 6,
+            version: 7,
             oldest: 1,
-            newest: 5
+            newest: 6
         }
     );
     assert!(err.is_unknown_version());
@@ -605,4 +682,91 @@ fn out_of_range_values_are_rejected_at_decode() {
             );
         }
     }
+}
+
+/// v6 carries each container's denials exactly; their counts have the
+/// calls' range, their actions are checked, and v5 drops them.
+#[test]
+fn denials_travel_from_version_6() {
+    let key = fixture_key();
+    let mut e = in_range();
+    e.containers[1].denials.insert(
+        DenialKey {
+            abi: Abi::X32,
+            nr: 0x4000_0001,
+            action: DenyAction::Errno(38),
+        },
+        7,
+    );
+    let b = encode_signed(&e, &key).unwrap();
+    assert_eq!(peek_version(&b), Ok(6));
+    assert_eq!(decode(&b), Ok(e.clone()));
+    assert_eq!(
+        decode(&encode_as(&e, 5, Some(&key)).unwrap()),
+        Ok(as_version(e.clone(), 5))
+    );
+    let range = |n: u64| {
+        let mut e = in_range();
+        e.containers[0].denials.insert(
+            DenialKey {
+                abi: Abi::X86_64,
+                nr: 1,
+                action: DenyAction::Kill,
+            },
+            n,
+        );
+        decode(&encode_signed(&e, &key).unwrap()).map(|_| ())
+    };
+    assert_eq!(range(1), Ok(()));
+    assert_eq!(range(1 << 48), Ok(()));
+    assert_eq!(
+        range(0).map_err(|e| e.to_string()),
+        Err("version-6 message out of range: container 0 denial 0: count 0 not in 1..=281474976710656".into())
+    );
+    assert_eq!(
+        range((1 << 48) + 1).map_err(|e| e.to_string()),
+        Err("version-6 message out of range: container 0 denial 0: count 281474976710657 not in 1..=281474976710656".into())
+    );
+    // A trap or kill with an errno, or an unknown action, is malformed.
+    assert_eq!(schemas::wire::action_from_code(1, 1), None);
+    assert_eq!(schemas::wire::action_from_code(2, 5), None);
+    assert_eq!(schemas::wire::action_from_code(3, 0), None);
+    for a in [
+        DenyAction::Errno(0),
+        DenyAction::Errno(1),
+        DenyAction::Errno(65535),
+        DenyAction::Trap,
+        DenyAction::Kill,
+    ] {
+        let (c, n) = schemas::wire::action_code(a);
+        assert_eq!(schemas::wire::action_from_code(c, n), Some(a));
+    }
+    // Patch the sample's first denial (errno 1 -> a trap with errno 1).
+    let mut e = in_range();
+    e.containers.truncate(1);
+    e.containers[0]
+        .denials
+        .retain(|k, _| k.action == DenyAction::Errno(1));
+    let good = encode_signed(&e, &key).unwrap();
+    let body = &good[..good.len() - TRAILER];
+    // The body ends with the one denial (bincode varints below 251 are
+    // one byte): abi 0, nr 165, action 0, errno 1, count 3.
+    let at = body.len() - 5;
+    assert_eq!(body[at - 1..], [1, 0, 165, 0, 1, 3]);
+    let mut patched = body.to_vec();
+    patched[at + 2] = 1;
+    let resigned = {
+        use ed25519_dalek::Signer;
+        let _ = key;
+        let sk = ed25519_dalek::SigningKey::from_bytes(b"sandmine wire v5 golden fixture!");
+        patched.extend_from_slice(&sk.verifying_key().to_bytes());
+        let sig = sk.sign(&patched);
+        patched.extend_from_slice(&sig.to_bytes());
+        patched
+    };
+    let err = decode(&resigned).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "malformed version-6 body: bad denial action 1 (errno 1)"
+    );
 }

@@ -54,6 +54,7 @@ pub fn one_container(
             exited_at_ms: Some(t),
             incomplete: false,
             unverified: false,
+            denials: Default::default(),
             syscalls,
         }],
     }

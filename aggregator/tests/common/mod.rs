@@ -52,6 +52,7 @@ pub fn ctr(
         exited_at_ms: exited,
         incomplete: false,
         unverified: false,
+        denials: Default::default(),
         syscalls,
     }
 }

@@ -5,8 +5,9 @@
 //! documentation of [`super`]) live here only.
 
 use super::state::{ContainerRecord, KeyState, State};
+use schemas::wire::{action_code, action_from_code, DENIALS_VERSION};
 use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SyscallDelta};
-use schemas::{Observation, Phase, PhaseSet, SyscallKey};
+use schemas::{DenialKey, Denials, Observation, Phase, PhaseSet, SyscallKey};
 use std::collections::{BTreeMap, HashMap};
 
 /// One workload key of a container, as read this tick.
@@ -25,6 +26,9 @@ pub(super) struct Observed {
     /// slot (over capacity), or used more distinct syscalls than a slot
     /// holds. Non-zero makes its container incomplete for good.
     pub lost_calls: u64,
+    /// The calls of the key its seccomp filter denied (cumulative, as
+    /// the kernel counts them).
+    pub denials: Denials,
     /// What the engine says of the container, read only when the
     /// committed state does not know it yet.
     pub new_container: Option<ContainerRef>,
@@ -51,6 +55,10 @@ pub(super) struct Cut {
     /// because its wire version cannot carry the flag (every cut that had
     /// something of theirs to say).
     pub withheld: Vec<String>,
+    /// Denials counted since the committed state but not sent: the wire
+    /// version is below 6 ([`DENIALS_VERSION`]). The state still moves
+    /// past them.
+    pub dropped_denials: u64,
 }
 
 /// What one tick saw of one container.
@@ -64,6 +72,8 @@ struct ContainerTick {
     lost: bool,
     /// Some key of it failed verification: why.
     unverified: Option<String>,
+    /// Denials since the snapshot.
+    denials: Denials,
 }
 
 /// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
@@ -142,11 +152,41 @@ pub(super) fn cut(
             e.0 = e.0.saturating_add(delta);
             e.1 = e.1.union(phases);
         }
+        let before_denied: HashMap<DenialKey, u64> = state
+            .keys
+            .get(&o.key)
+            .map(|k| {
+                k.denied
+                    .iter()
+                    .filter_map(|&(a, nr, code, errno, n)| {
+                        let key = DenialKey {
+                            abi: schemas::Abi::from_code(a)?,
+                            nr,
+                            action: action_from_code(code, errno)?,
+                        };
+                        Some((key, n))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut denied = Vec::with_capacity(o.denials.len());
+        for (dk, &n) in &o.denials {
+            let (code, errno) = action_code(dk.action);
+            denied.push((dk.abi.code(), dk.nr, code, errno, n));
+            let before = before_denied.get(dk).copied().unwrap_or(0);
+            // Fewer than the snapshot: the counters restarted.
+            let delta = if n >= before { n - before } else { n };
+            if delta > 0 {
+                let e = entry.denials.entry(*dk).or_default();
+                *e = e.saturating_add(delta);
+            }
+        }
         state.keys.insert(
             o.key.clone(),
             KeyState {
                 container_id: o.container_id.clone(),
                 counts,
+                denied,
                 done: false,
             },
         );
@@ -157,13 +197,21 @@ pub(super) fn cut(
     let mut newly_incomplete = Vec::new();
     let mut newly_unverified = Vec::new();
     let mut withheld = Vec::new();
+    let mut dropped_denials = 0u64;
     for (id, tick) in per_container {
         let ContainerTick {
             syscalls,
             alive: any_alive,
             lost,
             unverified,
+            mut denials,
         } = tick;
+        if version < DENIALS_VERSION && !denials.is_empty() {
+            dropped_denials = denials
+                .values()
+                .fold(dropped_denials, |a, n| a.saturating_add(*n));
+            denials.clear();
+        }
         let Some(record) = state.containers.get_mut(&id) else {
             continue;
         };
@@ -181,7 +229,7 @@ pub(super) fn cut(
             }
             _ => false,
         };
-        if syscalls.is_empty() && !exiting && !newly && !newly_unv {
+        if syscalls.is_empty() && denials.is_empty() && !exiting && !newly && !newly_unv {
             continue;
         }
         let mut first: HashMap<(u8, u32), u64> = record
@@ -225,6 +273,7 @@ pub(super) fn cut(
             syscalls: out,
             incomplete: record.incomplete,
             unverified: record.unverified,
+            denials,
         });
     }
     // Withheld calls alone need no message (they are never sent); an exit
@@ -259,6 +308,7 @@ pub(super) fn cut(
         newly_incomplete,
         newly_unverified,
         withheld,
+        dropped_denials,
     })
 }
 
@@ -338,6 +388,7 @@ mod tests {
                     exited_at_ms: None,
                     incomplete: false,
                     unverified: false,
+                    denials: Default::default(),
                     syscalls: (0..syscalls)
                         .map(|nr| SyscallDelta {
                             abi: Abi::X86_64,
@@ -424,6 +475,7 @@ mod tests {
             created_ms: 1_000,
             usage: u,
             lost_calls: 0,
+            denials: Denials::new(),
             unverified: None,
             new_container: Some(ContainerRef {
                 runtime: "docker".into(),
@@ -715,5 +767,123 @@ mod tests {
         assert_eq!(ids, ["ok"]);
         assert_eq!(c3.withheld, ["bad"]);
         schemas::wire::encode_version(&c3.envelope, 3).expect("v3 can carry it");
+    }
+
+    fn denied(key: &str, id: &str, alive: bool, d: &[(u32, schemas::DenyAction, u64)]) -> Observed {
+        Observed {
+            denials: d
+                .iter()
+                .map(|&(nr, action, n)| {
+                    (
+                        DenialKey {
+                            abi: Abi::X86_64,
+                            nr,
+                            action,
+                        },
+                        n,
+                    )
+                })
+                .collect(),
+            ..observed(key, id, alive, usage(&[(GETPID, 1, &[Phase::Image])]))
+        }
+    }
+
+    /// Denials go out as deltas of the kernel's cumulative counts, per
+    /// container, like calls; a tick with only new denials sends them; a
+    /// restarted counter counts from zero; below wire version 6 they are
+    /// dropped (counted in `dropped_denials`) and the state moves past
+    /// them.
+    #[test]
+    fn denials_are_cumulative_to_delta_and_dropped_below_version_6() {
+        use schemas::DenyAction::{Errno, Kill};
+        let s0 = State::new("h", "b").expect("new state");
+        let d = |c: &Cut| -> Vec<(String, u32, schemas::DenyAction, u64)> {
+            c.envelope
+                .containers
+                .iter()
+                .flat_map(|x| {
+                    x.denials
+                        .iter()
+                        .map(|(k, n)| (x.container.id.clone(), k.nr, k.action, *n))
+                })
+                .collect()
+        };
+        let c1 = cut(
+            &s0,
+            &[
+                denied("1:2", "a", true, &[(PIVOT_ROOT, Errno(1), 5)]),
+                denied("1:3", "a", true, &[(PIVOT_ROOT, Errno(1), 2)]),
+            ],
+            10_000,
+            0,
+            6,
+        )
+        .unwrap();
+        assert_eq!(d(&c1), [("a".to_string(), PIVOT_ROOT, Errno(1), 7)]);
+        assert_eq!(c1.dropped_denials, 0);
+        // Only new denials (calls unchanged): still a delta, with them.
+        let c2 = cut(
+            &c1.state,
+            &[
+                denied("1:2", "a", true, &[(PIVOT_ROOT, Errno(1), 8)]),
+                denied("1:3", "a", true, &[(PIVOT_ROOT, Errno(1), 2)]),
+            ],
+            20_000,
+            0,
+            6,
+        )
+        .unwrap();
+        assert_eq!(d(&c2), [("a".to_string(), PIVOT_ROOT, Errno(1), 3)]);
+        assert!(c2.envelope.containers[0].syscalls.is_empty());
+        // Nothing new: no message.
+        assert!(cut(
+            &c2.state,
+            &[
+                denied("1:2", "a", true, &[(PIVOT_ROOT, Errno(1), 8)]),
+                denied("1:3", "a", true, &[(PIVOT_ROOT, Errno(1), 2)]),
+            ],
+            30_000,
+            0,
+            6,
+        )
+        .is_none());
+        // The process was killed and the container exited: its final
+        // delta carries the kill; a restarted counter (4 < 8) counts 4.
+        let c3 = cut(
+            &c2.state,
+            &[
+                denied(
+                    "1:2",
+                    "a",
+                    false,
+                    &[(PIVOT_ROOT, Errno(1), 4), (GETPID, Kill, 1)],
+                ),
+                denied("1:3", "a", false, &[(PIVOT_ROOT, Errno(1), 2)]),
+            ],
+            40_000,
+            0,
+            6,
+        )
+        .unwrap();
+        assert_eq!(
+            d(&c3),
+            [
+                ("a".to_string(), GETPID, Kill, 1),
+                ("a".to_string(), PIVOT_ROOT, Errno(1), 4)
+            ]
+        );
+        assert_eq!(c3.envelope.containers[0].exited_at_ms, Some(40_000));
+        // Below v6: not sent, counted, and the state moves past them.
+        let c4 = cut(
+            &s0,
+            &[denied("1:2", "b", true, &[(PIVOT_ROOT, Errno(1), 5)])],
+            10_000,
+            0,
+            5,
+        )
+        .unwrap();
+        assert!(d(&c4).is_empty());
+        assert_eq!(c4.dropped_denials, 5);
+        assert_eq!(c4.state.keys["1:2"].denied, [(0, PIVOT_ROOT, 0, 1, 5)]);
     }
 }

@@ -72,6 +72,16 @@
 //!   the container is left out of every message (a warning once per
 //!   container, [`TickStats::withheld_containers`]) rather than reach an
 //!   old aggregator as if it were complete.
+//! - Seccomp denials (issue 11): each tick reads the kernel's per-workload
+//!   denial counts ([`EbpfCollector::denials`]) and sends, per container,
+//!   the denials since the committed snapshot (the state keeps the
+//!   cumulative counts per key beside the calls'), like calls. A tick
+//!   whose only news is denials sends them. The profile that denied them
+//!   is the container's `seccomp` filter (the sha256 of the JSON the
+//!   engine reports applying, [`attrib::seccomp_of`]). They travel from
+//!   wire version 6; below it they are dropped, with one warning per
+//!   process ([`TickStats::dropped_denials`]): they are feedback on a
+//!   profile, not evidence for one.
 //!
 //! # Spool full
 //!
@@ -160,8 +170,10 @@ pub struct DaemonConfig {
     /// The newest wire version this collector writes (default: 4,
     /// `schemas::wire::UNSIGNED_VERSION`, the newest unsigned one, which
     /// every aggregator since v4 reads). 5 signs every message with the
-    /// host key (`signing_key`): set it once every aggregator is upgraded
-    /// (docs/UPGRADING.md, docs/CONFIG.md). In a fleet whose aggregators
+    /// host key (`signing_key`); 6 signs and adds each container's
+    /// seccomp denials (below 6 they are dropped, with one warning): set
+    /// it once every aggregator is upgraded (docs/UPGRADING.md,
+    /// docs/CONFIG.md). In a fleet whose aggregators
     /// are older still, set it to the version they read. Below 3,
     /// incomplete containers are left out of the messages (module
     /// documentation). Outside `OLDEST_VERSION..=CURRENT_VERSION` it is a
@@ -244,6 +256,9 @@ pub struct TickStats {
     /// `max_wire_version` is below 3, and unverified ones because it is
     /// below 4, since the daemon started.
     pub withheld_containers: u64,
+    /// Seccomp denials of this tick's delta not sent because
+    /// `max_wire_version` is below 6.
+    pub dropped_denials: u64,
 }
 
 fn read_trimmed(path: &str) -> Result<String, DaemonError> {
@@ -341,6 +356,9 @@ pub struct Daemon {
     unverified_total: u64,
     /// Containers already warned about as withheld (until reaped).
     withheld_warned: HashSet<String>,
+    /// Denials were dropped because `max_wire_version` is below 6 (said
+    /// once per process).
+    denials_dropped_warned: bool,
     incomplete_total: u64,
     spool_full_warned: bool,
     last_stats: TickStats,
@@ -433,6 +451,7 @@ impl Daemon {
             roots: verify::Roots::detect(),
             unverified_total: 0,
             withheld_warned: HashSet::new(),
+            denials_dropped_warned: false,
             incomplete_total: 0,
             spool_full_warned: false,
             last_stats: TickStats::default(),
@@ -513,6 +532,15 @@ impl Daemon {
         let cut = delta::cut(&self.state, &observed, now_ms, self.started_ms, version);
         if let Some(cut) = &cut {
             self.say_incomplete(cut, version, &mut stats);
+            stats.dropped_denials = cut.dropped_denials;
+            if cut.dropped_denials > 0 && !self.denials_dropped_warned {
+                self.denials_dropped_warned = true;
+                log::warn!(
+                    "seccomp denials counted ({} in this delta) are not sent: max_wire_version {version} is below {} (denials are feedback on a profile, not evidence for one; the calls are sent as before)",
+                    cut.dropped_denials,
+                    schemas::wire::DENIALS_VERSION
+                );
+            }
         }
         self.last_stats = stats;
         let Some(cut) = cut else {
@@ -642,6 +670,7 @@ impl Daemon {
     ) -> Result<Vec<delta::Observed>, DaemonError> {
         let mono = monotonic_ns();
         let keys = self.kernel.keys()?;
+        let mut denials = self.kernel.denials()?;
         stats.keys = keys.len();
         let proc_root = self.config.proc_root.clone();
         let live = live_mntns(&proc_root);
@@ -666,6 +695,7 @@ impl Daemon {
             }
             let usage = self.kernel.observe(key)?;
             let lost_calls = self.kernel.lost_calls_of(key)?;
+            let denials = denials.remove(key).unwrap_or_default();
             let new_container =
                 (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
             observed.push(delta::Observed {
@@ -675,6 +705,7 @@ impl Daemon {
                 created_ms: meta.created_ms,
                 usage,
                 lost_calls,
+                denials,
                 new_container,
                 unverified: meta.unverified,
             });
@@ -729,6 +760,7 @@ impl Daemon {
                     created_ms,
                     usage: schemas::Observation::default(),
                     lost_calls,
+                    denials: denials.remove(&key).unwrap_or_default(),
                     new_container,
                     unverified,
                 });
@@ -899,29 +931,29 @@ mod tests {
         // read it: signing is the operator's switch (docs/CONFIG.md).
         assert_eq!(DaemonConfig::default().max_wire_version, UNSIGNED_VERSION);
         assert_eq!(UNSIGNED_VERSION, 4);
-        assert_eq!(CURRENT_VERSION, 5);
+        assert_eq!(CURRENT_VERSION, 6);
         assert_eq!(DaemonConfig::default().signing_key, None);
-        for v in [1u16, 2, 3, 4, 5] {
+        for v in [1u16, 2, 3, 4, 5, 6] {
             let c: DaemonConfig =
                 serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
             assert_eq!(c.max_wire_version, v);
         }
-        for v in [0u64, 6, 65539] {
+        for v in [0u64, 7, 65539] {
             let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.starts_with(&format!(
-                    "max_wire_version {v} is not a wire version this collector writes (1 to 5)"
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 6)"
                 )),
                 "{v}: {e}"
             );
         }
         assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
-        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":6}"#).unwrap_err();
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":7}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "max_wire_version 6 is not a wire version this collector writes (1 to 5) at line 1 column 22"
+            "max_wire_version 7 is not a wire version this collector writes (1 to 6) at line 1 column 22"
         );
         let c: DaemonConfig = serde_json::from_str(r#"{"signing_key":"/k"}"#).unwrap();
         assert_eq!(c.signing_key, Some(PathBuf::from("/k")));

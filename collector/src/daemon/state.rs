@@ -83,6 +83,13 @@ pub(super) struct KeyState {
     pub container_id: String,
     /// (wire abi code, nr, cumulative calls).
     pub counts: Vec<(u8, u32, u64)>,
+    /// (wire abi code, nr, wire action code, errno, cumulative denials):
+    /// the kernel's denial counts the last commit had seen (sent at wire
+    /// version 6, dropped below it). Absent in state files written before
+    /// denials were read (read as none: the next tick sends what the
+    /// kernel counted so far).
+    #[serde(default)]
+    pub denied: Vec<(u8, u32, u8, u16, u64)>,
     /// Its final delta is committed: delete it from the kernel.
     pub done: bool,
 }
@@ -308,6 +315,7 @@ mod tests {
             KeyState {
                 container_id: "c".into(),
                 counts: vec![(0, 39, 5)],
+                denied: vec![(0, 155, 0, 1, 3)],
                 done: false,
             },
         );

@@ -195,6 +195,7 @@ impl Host {
             exited_at_ms: exited,
             incomplete: false,
             unverified: false,
+            denials: Default::default(),
             syscalls: syscalls
                 .iter()
                 .map(|&nr| SyscallDelta {
