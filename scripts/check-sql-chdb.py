@@ -127,6 +127,26 @@ ENVELOPES = [
 ]
 
 
+# Seccomp denials (wire v6, migration 5) of some of those envelopes, per
+# (host, boot, seq): (container, image, profile version, abi, nr, action,
+# errno, count); action 0 errno, 2 kill (schemas::wire::action_code).
+DENIALS = {
+    ("h1", "b1", 1): [("c1", "nginx:1", "0123456789abcdef", X86_64, 155, 0, 1, 5)],
+    ("h1", "b1", 2): [("c1", "nginx:1", "0123456789abcdef", X86_64, 155, 0, 1, 2),
+                      ("c2", "nginx:1", "0123456789abcdef", X86_64, 165, 2, 0, 1)],
+    ("h2", "b9", 1): [("c3", "nginx:1", "runtime/default", X86_64, 155, 0, 1, 4)],
+}
+
+
+def explode_denials(envs):
+    """The `denials` rows of rows.rs `explode`."""
+    out = []
+    for host, boot, seq, start, _ in envs:
+        for cid, image, profile, abi, nr, action, errno, n in DENIALS.get((host, boot, seq), []):
+            out.append((image, abi, nr, action, errno, profile, host, boot, cid, seq, n, start + 10_000))
+    return out
+
+
 def explode(envs):
     """Python twin of aggregator/src/store/rows.rs `explode`."""
     calls, inc, cont, incomplete, unverified = [], [], [], [], []
@@ -163,13 +183,15 @@ COLUMNS = {
                   "pod_container, seccomp, started_at_ms, last_seen_ms, exited_at_ms",
     "incomplete_containers": "image, host_id, boot_id, container_id",
     "unverified_containers": "image, host_id, boot_id, container_id",
+    "denials": "image, abi, nr, action, errno, profile, host_id, boot_id, container_id, seq, count, interval_end_ms",
 }
 
 
 def insert(sess, envs):
     calls, inc, cont, incomplete, unverified = explode(envs)
     for table, rows in (("containers", cont), ("incomplete_containers", incomplete),
-                        ("unverified_containers", unverified), ("incidence", inc), ("calls", calls)):
+                        ("unverified_containers", unverified), ("incidence", inc), ("calls", calls),
+                        ("denials", explode_denials(envs))):
         if rows:
             values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
             run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
@@ -224,6 +246,10 @@ def answers(sess):
     out["q_reach_containers(read, i386 20)"] = run(sess, bind(read("q_reach_containers.sql"), "", "", [0, I386 * 2**32 + 20], end, 0))
     out["q_reach_containers(nginx:1, execve)"] = run(sess, bind(read("q_reach_containers.sql"), "nginx:1", "nginx:1", [59], end, 0))
     out["q_reach_containers(read, later hour)"] = run(sess, bind(read("q_reach_containers.sql"), "", "", [0], end, HOUR0 + H))
+    out["q_denials(all)"] = run(sess, bind(read("q_denials.sql"), "", "", 0))
+    out["q_denials(nginx:1, this hour)"] = run(sess, bind(read("q_denials.sql"), "nginx:1", "nginx:1", HOUR0))
+    out["q_denials(redis:7)"] = run(sess, bind(read("q_denials.sql"), "redis:7", "redis:7", 0))
+    out["q_denials(all, later hour)"] = run(sess, bind(read("q_denials.sql"), "", "", HOUR0 + H))
     return out
 
 
@@ -233,7 +259,7 @@ def u64(v):
 
 
 WANT = {
-    "q_migrations": (["UInt32"], [[1], [2], [4]]),
+    "q_migrations": (["UInt32"], [[1], [2], [4], [5]]),
     "q_images": (["String"], [["app:1"], ["nginx:1"], ["redis:7"]]),
     "q_image_containers(nginx:1)": (
         ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8", "UInt8"],
@@ -356,6 +382,24 @@ WANT = {
         ["String", "String", "UInt8", "UInt32"],
         [["docker", "nginx:1", X86_64, 59]],
     ),
+    "q_denials(all)": (
+        ["String", "UInt8", "UInt32", "UInt8", "UInt16", "String"] + ["UInt64"] * 6,
+        [
+            ["nginx:1", X86_64, 155, 0, 1, "0123456789abcdef", u64(0), u64(7), u64(1), u64(1), u64(T0 + 10_000), u64(T0 + 20_000)],
+            ["nginx:1", X86_64, 155, 0, 1, "runtime/default", u64(0), u64(4), u64(1), u64(1), u64(T0 + 10_000), u64(T0 + 10_000)],
+            ["nginx:1", X86_64, 165, 2, 0, "0123456789abcdef", u64(0), u64(1), u64(1), u64(1), u64(T0 + 20_000), u64(T0 + 20_000)],
+        ],
+    ),
+    "q_denials(nginx:1, this hour)": (
+        ["String", "UInt8", "UInt32", "UInt8", "UInt16", "String"] + ["UInt64"] * 6,
+        [
+            ["nginx:1", X86_64, 155, 0, 1, "0123456789abcdef", u64(0), u64(7), u64(1), u64(1), u64(T0 + 10_000), u64(T0 + 20_000)],
+            ["nginx:1", X86_64, 155, 0, 1, "runtime/default", u64(0), u64(4), u64(1), u64(1), u64(T0 + 10_000), u64(T0 + 10_000)],
+            ["nginx:1", X86_64, 165, 2, 0, "0123456789abcdef", u64(0), u64(1), u64(1), u64(1), u64(T0 + 20_000), u64(T0 + 20_000)],
+        ],
+    ),
+    "q_denials(redis:7)": ([], []),
+    "q_denials(all, later hour)": ([], []),
 }
 
 
@@ -375,7 +419,7 @@ def main():
         print(f"current ClickHouse (chdb): {v[0][0]}")
         migrate(sess)
         migrate(sess)  # idempotent: nothing to apply, nothing breaks
-        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")):
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")) + split(read("0005_denials.sql")):
             run(sess, s)  # every DDL statement again: IF NOT EXISTS
         check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1, 1))
         check_answers(sess, "once")

@@ -6,7 +6,7 @@
 
 use super::rows::{calls_from_halves, UnknownAbi, HOUR_MS};
 use schemas::fleet::ImageObservations;
-use schemas::Abi;
+use schemas::{Abi, DenyAction};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -440,4 +440,97 @@ mod tests {
             }
         );
     }
+}
+
+/// `query denials`: one kind of denial (a syscall answered one way) of
+/// one image under one profile version, over the fleet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageDenials {
+    pub image: String,
+    pub abi: Abi,
+    pub nr: u32,
+    pub action: DenyAction,
+    /// `SeccompFilter::version` of the containers' filter: 16 hex digits
+    /// of the applied profile's sha256, or "runtime/default",
+    /// "unconfined", "unknown".
+    pub profile: String,
+    /// Denied calls (exact; saturating at `rows::MAX_STORED_CALLS`).
+    pub denials: u64,
+    /// Distinct hosts and containers with such a denial.
+    pub hosts: u64,
+    pub containers: u64,
+    /// End of the first and last collector interval that counted one (ms).
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+/// Raw denials of both stores: (image, abi code, nr, action code, errno,
+/// profile, denials high half, low half, hosts, containers, first, last).
+pub type DenialsRow = (
+    String,
+    u8,
+    u32,
+    u8,
+    u16,
+    String,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+);
+
+/// The stores' raw denial rows as answers, sorted by (image, abi, nr,
+/// action, profile).
+pub fn assemble_denials(raw: Vec<DenialsRow>) -> Result<Vec<ImageDenials>, UnknownAbi> {
+    let mut out = raw
+        .into_iter()
+        .filter_map(
+            |(
+                image,
+                abi,
+                nr,
+                action,
+                errno,
+                profile,
+                high,
+                low,
+                hosts,
+                containers,
+                first,
+                last,
+            )| {
+                let abi = match Abi::from_code(abi) {
+                    Some(a) => a,
+                    None => return Some(Err(UnknownAbi(abi))),
+                };
+                // A code no release writes cannot be stored (the wire
+                // refuses it): skip it rather than guess.
+                let action = schemas::wire::action_from_code(action, errno)?;
+                Some(Ok(ImageDenials {
+                    image,
+                    abi,
+                    nr,
+                    action,
+                    profile,
+                    denials: calls_from_halves(high, low),
+                    hosts,
+                    containers,
+                    first_seen_ms: first,
+                    last_seen_ms: last,
+                }))
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by(|a, b| {
+        (&a.image, a.abi.code(), a.nr, a.action, &a.profile).cmp(&(
+            &b.image,
+            b.abi.code(),
+            b.nr,
+            b.action,
+            &b.profile,
+        ))
+    });
+    Ok(out)
 }

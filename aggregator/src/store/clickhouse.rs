@@ -344,6 +344,7 @@ impl ClickHouseStore {
         );
         incidence?;
         calls?;
+        self.insert_rows("denials", &rows.denials).await?;
         Ok(InsertStats {
             calls: rows.calls.len() as u64,
             incidence: rows.incidence.len() as u64,
@@ -675,6 +676,60 @@ impl ClickHouseStore {
                 image: r.image,
                 hosts: r.hosts,
                 containers: r.containers,
+            })
+            .collect())
+    }
+
+    /// `query denials`: see [`super::Store::denials`].
+    pub async fn denials(
+        &self,
+        image: Option<&str>,
+        from_hour_ms: u64,
+    ) -> Result<Vec<super::analytics::DenialsRow>, StoreError> {
+        #[derive(Deserialize, Row)]
+        struct R {
+            image: String,
+            abi: u8,
+            nr: u32,
+            action: u8,
+            errno: u16,
+            profile: String,
+            high: u64,
+            low: u64,
+            hosts: u64,
+            containers: u64,
+            first: u64,
+            last: u64,
+        }
+        let img = image.unwrap_or("");
+        let q = self.sql(sql::Q_DENIALS);
+        let rows = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(img)
+                    .bind(img)
+                    .bind(from_hour_ms)
+                    .fetch_all::<R>(),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.image,
+                    r.abi,
+                    r.nr,
+                    r.action,
+                    r.errno,
+                    r.profile,
+                    r.high,
+                    r.low,
+                    r.hosts,
+                    r.containers,
+                    r.first,
+                    r.last,
+                )
             })
             .collect())
     }

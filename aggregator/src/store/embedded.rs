@@ -152,6 +152,19 @@ const Q_REACH_CONTAINERS: &str = "SELECT image, count(DISTINCT host_id), count(*
        WHERE f < ?3 AND l >= ?4)
  GROUP BY image ORDER BY image";
 
+/// Denials per hour of their interval's end (migration 5), summed in
+/// place like `calls_hourly` (the ledger makes that exact).
+const UPSERT_DENIALS: &str = "INSERT INTO denials (image, abi, nr, action, errno, profile, host_id, boot_id, container_id, hour_ms, count, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+ ON CONFLICT (image, abi, nr, action, errno, profile, host_id, boot_id, container_id, hour_ms) DO UPDATE SET count = CASE WHEN excluded.count > 9223372036854775807 - count THEN 9223372036854775807 ELSE count + excluded.count END, first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)";
+/// `query denials` (see `q_denials.sql`): `?1` is the image, or '' for
+/// all; `?2` the first hour.
+const Q_DENIALS: &str = "SELECT image, abi, nr, action, errno, profile, sum(h), sum(l), count(DISTINCT host_id), count(*), min(f), max(z)
+ FROM (SELECT image, abi, nr, action, errno, profile, host_id, boot_id, container_id, sum(count >> 32) AS h, sum(count & 4294967295) AS l, min(first_ms) AS f, max(last_ms) AS z
+       FROM denials WHERE (?1 = '' OR image = ?1) AND hour_ms >= ?2
+       GROUP BY image, abi, nr, action, errno, profile, host_id, boot_id, container_id)
+ GROUP BY image, abi, nr, action, errno, profile
+ ORDER BY image, abi, nr, action, errno, profile";
+
 fn now_ms() -> i64 {
     i(sysutil::clock::now_ms())
 }
@@ -308,6 +321,7 @@ impl EmbeddedStore {
                 let mut incomplete = tx.prepare_cached(INSERT_INCOMPLETE)?;
                 let mut hourly = tx.prepare_cached(UPSERT_CALLS_HOURLY)?;
                 let mut unverified = tx.prepare_cached(INSERT_UNVERIFIED)?;
+                let mut denials = tx.prepare_cached(UPSERT_DENIALS)?;
                 let now = now_ms();
                 for e in &batch {
                     if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
@@ -381,6 +395,22 @@ impl EmbeddedStore {
                             x.boot_id,
                             i(x.calls),
                             i(x.last_seen_ms)
+                        ])?;
+                    }
+                    for x in &r.denials {
+                        denials.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            x.action,
+                            x.errno,
+                            x.profile,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            i(x.interval_end_ms / rows::HOUR_MS * rows::HOUR_MS),
+                            i(x.count),
+                            i(x.interval_end_ms)
                         ])?;
                     }
                     stats.calls += r.calls.len() as u64;
@@ -677,6 +707,39 @@ impl EmbeddedStore {
             })
             .await?;
         Ok(super::analytics::assemble_window(calls, inc)?)
+    }
+
+    /// `query denials`: see [`super::Store::denials`].
+    pub async fn denials(
+        &self,
+        image: Option<&str>,
+        from_hour_ms: u64,
+    ) -> Result<Vec<super::analytics::DenialsRow>, StoreError> {
+        let img = image.unwrap_or("").to_string();
+        let from = i(from_hour_ms);
+        self.with(move |c| {
+            let mut st = c.prepare_cached(Q_DENIALS)?;
+            let v = st
+                .query_map(params![img, from], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u8>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, u8>(3)?,
+                        r.get::<_, u16>(4)?,
+                        r.get::<_, String>(5)?,
+                        u(r.get(6)?),
+                        u(r.get(7)?),
+                        u(r.get(8)?),
+                        u(r.get(9)?),
+                        u(r.get(10)?),
+                        u(r.get(11)?),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
     }
 
     pub async fn reach(

@@ -351,6 +351,23 @@ impl Store {
         }
     }
 
+    /// `query denials`: per (image, abi, nr, action, profile version), the
+    /// seccomp denials of one image or of all, in collector intervals that
+    /// ended from the hour of `since_ms` on (whole hours on both stores),
+    /// with their hosts, containers, first and last seen; sorted.
+    pub async fn denials(
+        &self,
+        image: Option<&str>,
+        since_ms: Option<u64>,
+    ) -> Result<Vec<analytics::ImageDenials>, StoreError> {
+        let from = since_ms.map_or(0, |s| s / rows::HOUR_MS * rows::HOUR_MS);
+        let raw = match self {
+            Store::ClickHouse(s) => s.denials(image, from).await?,
+            Store::Embedded(s) => s.denials(image, from).await?,
+        };
+        Ok(analytics::assemble_denials(raw)?)
+    }
+
     /// Applied schema versions.
     pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
         match self {

@@ -110,6 +110,27 @@ pub struct UnverifiedRow {
     pub container_id: String,
 }
 
+/// The denials of one kind (abi, nr, action, errno) by one container
+/// under one profile version (`SeccompFilter::version`) in one envelope
+/// (wire v6). Per message, like [`CallRow`]: exactly once by (host, boot,
+/// seq), so that a redelivery rewrites the same row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct DenialRow {
+    pub image: String,
+    pub abi: u8,
+    pub nr: u32,
+    /// `schemas::wire::action_code`: 0 errno, 1 trap, 2 kill.
+    pub action: u8,
+    pub errno: u16,
+    pub profile: String,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub seq: u64,
+    pub count: u64,
+    pub interval_end_ms: u64,
+}
+
 /// The rows of a batch of envelopes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
@@ -118,6 +139,7 @@ pub struct Rows {
     pub containers: Vec<ContainerRow>,
     pub incomplete: Vec<IncompleteRow>,
     pub unverified: Vec<UnverifiedRow>,
+    pub denials: Vec<DenialRow>,
 }
 
 /// Whether a container's use of a syscall in this envelope is worth an
@@ -203,6 +225,24 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                     host_id: e.host_id.clone(),
                     boot_id: e.boot_id.clone(),
                     container_id: r.id.clone(),
+                });
+            }
+            let profile = r.seccomp.version();
+            for (k, n) in &c.denials {
+                let (action, errno) = schemas::wire::action_code(k.action);
+                out.denials.push(DenialRow {
+                    image: r.image.clone(),
+                    abi: k.abi.code(),
+                    nr: k.nr,
+                    action,
+                    errno,
+                    profile: profile.clone(),
+                    host_id: e.host_id.clone(),
+                    boot_id: e.boot_id.clone(),
+                    container_id: r.id.clone(),
+                    seq: e.seq,
+                    count: (*n).min(MAX_STORED_CALLS),
+                    interval_end_ms: e.interval_end_ms,
                 });
             }
         }

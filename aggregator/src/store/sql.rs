@@ -42,6 +42,14 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0004_unverified.sql",
         sql: include_str!("../../sql/clickhouse/0004_unverified.sql"),
     },
+    // `denials` (wire v6, issue 11): one row per (image, syscall, action,
+    // profile, container, message), exactly once by (host, boot, seq)
+    // like `calls`.
+    Migration {
+        version: 5,
+        file: "0005_denials.sql",
+        sql: include_str!("../../sql/clickhouse/0005_denials.sql"),
+    },
 ];
 
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
@@ -77,6 +85,11 @@ pub const Q_WINDOW_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_windo
 pub const Q_REACH_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_reach_containers.sql");
 /// Forces the merges that collapse duplicates (tests; operators after a
 /// large replay). Answers are the same before and after.
+/// `query denials`: per (image, abi, nr, action, errno, profile) the
+/// denials, hosts, containers, first and last seen, in intervals that
+/// ended from an hour on (`?` twice: the image, or '' for all; then the
+/// hour).
+pub const Q_DENIALS: &str = include_str!("../../sql/clickhouse/q_denials.sql");
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
 
 /// SQLite schema (embedded store). Numbers are one sequence shared with
@@ -107,6 +120,13 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         file: "0004_unverified.sql",
         sql: include_str!("../../sql/sqlite/0004_unverified.sql"),
     },
+    // The same number as ClickHouse's migration 5 (`denials`), summed in
+    // place per hour like `calls_hourly` (the ledger makes it exact).
+    Migration {
+        version: 5,
+        file: "0005_denials.sql",
+        sql: include_str!("../../sql/sqlite/0005_denials.sql"),
+    },
 ];
 
 /// Every ClickHouse file the store uses, by name, with its text: what the
@@ -131,6 +151,7 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_window_calls.sql", Q_WINDOW_CALLS),
         ("q_window_containers.sql", Q_WINDOW_CONTAINERS),
         ("q_reach_containers.sql", Q_REACH_CONTAINERS),
+        ("q_denials.sql", Q_DENIALS),
         ("optimize.sql", OPTIMIZE),
     ]);
     v
@@ -192,8 +213,8 @@ mod tests {
         let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(split(MIGRATIONS[2].sql).len(), 1);
         // 3 is the embedded store's alone (calls_hourly).
-        assert_eq!(versions, [1, 2, 4]);
-        assert_eq!(sqlite, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 4, 5]);
+        assert_eq!(sqlite, [1, 2, 3, 4, 5]);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS {db}.denials (image String, abi UInt8, nr UInt32, action UInt8, errno UInt16, profile String, host_id String, boot_id String, container_id String, seq UInt64, count UInt64, interval_end_ms UInt64) ENGINE = ReplacingMergeTree ORDER BY (image, abi, nr, action, errno, profile, host_id, boot_id, container_id, seq)
