@@ -73,10 +73,12 @@ def exported_metrics():
     # The counters' array, and the publishing round's labelled rows.
     declared = re.search(r"let rows: \[\(&str, &str, &str, &AtomicU64\); (\d+)\] = \[", src)
     round_rows = re.search(r"pub const ROUND_ROWS: \[\(&str, &str, &str\); (\d+)\] = \[", src)
-    if declared is None or round_rows is None or int(declared.group(1)) + int(round_rows.group(1)) != len(rows):
+    # The labelled rows rendered by hand: ROUND_ROWS, DENIAL_ROWS.
+    labelled = [int(n) for n in re.findall(r"pub const [A-Z_]+_ROWS: \[\(&str, &str, &str\); (\d+)\] = \[", src)]
+    if declared is None or round_rows is None or int(declared.group(1)) + sum(labelled) != len(rows):
         raise SystemExit(f"check-grafana: read {len(rows)} metrics from src/metrics.rs, which declares "
                          f"{declared.group(1) if declared else 'no'} + "
-                         f"{round_rows.group(1) if round_rows else 'no'} rows; has its shape changed?")
+                         f"{' + '.join(map(str, labelled)) or 'no'} rows; has its shape changed?")
     return {"sandmine_" + n: k for n, k in rows}
 
 

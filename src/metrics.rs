@@ -47,6 +47,15 @@ pub const ROUND_ROWS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// The aggregator's seccomp denials per image (issue 11), bounded to
+/// `aggregator::ingest::DENIALS_LISTED` images and `image="(other)"`;
+/// scripts/check-grafana.py reads this row too.
+pub const DENIAL_ROWS: [(&str, &str, &str); 1] = [(
+    "denials_total",
+    "counter",
+    "Seccomp denials in the stored delta messages (wire v6), per image: the first 50 images with denials each, the rest as image=\"(other)\"",
+)];
+
 /// Images in log mode after the last publishing round.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct LogMode {
@@ -260,6 +269,20 @@ impl Metrics {
                 label_value(image)
             ));
         }
+        let [(denials, dk, dh)] = DENIAL_ROWS;
+        let (listed, other) = self.ingest.denials.snapshot();
+        out.push_str(&format!(
+            "# HELP sandmine_{denials} {dh}\n# TYPE sandmine_{denials} {dk}\n"
+        ));
+        for (image, n) in &listed {
+            out.push_str(&format!(
+                "sandmine_{denials}{{image=\"{}\"}} {n}\n",
+                label_value(image)
+            ));
+        }
+        out.push_str(&format!(
+            "sandmine_{denials}{{image=\"(other)\"}} {other}\n"
+        ));
         out
     }
 }
@@ -408,5 +431,76 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("sandmine_log_mode_since_seconds{").count(), 50);
+    }
+
+    /// Bounded: the first 50 images with denials get a series each, the
+    /// rest count under image="(other)"; a listed image keeps its series;
+    /// containers without denials count nothing.
+    #[test]
+    fn denials_are_counted_per_image_bounded() {
+        use schemas::wire::{ContainerDelta, ContainerRef, Envelope};
+        use schemas::{Abi, DenialKey, DenyAction};
+        let ctr = |image: &str, n: u64| ContainerDelta {
+            container: ContainerRef {
+                image: image.into(),
+                id: "c".into(),
+                ..ContainerRef::default()
+            },
+            started_at_ms: 0,
+            last_seen_ms: 0,
+            exited_at_ms: None,
+            syscalls: vec![],
+            incomplete: false,
+            unverified: false,
+            denials: (n > 0)
+                .then_some((
+                    DenialKey {
+                        abi: Abi::X86_64,
+                        nr: 155,
+                        action: DenyAction::Errno(1),
+                    },
+                    n,
+                ))
+                .into_iter()
+                .collect(),
+        };
+        let env = |containers| Envelope {
+            host_id: "h".into(),
+            boot_id: "b".into(),
+            seq: 1,
+            interval_start_ms: 0,
+            interval_end_ms: 0,
+            containers,
+        };
+        let m = Metrics::default();
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE sandmine_denials_total counter\nsandmine_denials_total{image=\"(other)\"} 0\n"),
+            "{text}"
+        );
+        let first: Vec<ContainerDelta> = (0..55)
+            .map(|i| ctr(&format!("img{i:02}"), 2))
+            .chain([ctr("quiet:1", 0), ctr("odd\"x", 0)])
+            .collect();
+        m.ingest.denials.add(&[env(first)]);
+        m.ingest
+            .denials
+            .add(&[env(vec![ctr("img00", 3), ctr("late:1", 7)])]);
+        let text = m.render();
+        assert_eq!(text.matches("sandmine_denials_total{").count(), 51);
+        assert!(
+            text.contains("\nsandmine_denials_total{image=\"img00\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsandmine_denials_total{image=\"img49\"} 2\n"),
+            "{text}"
+        );
+        assert!(!text.contains("img50"), "{text}");
+        assert!(!text.contains("quiet:1"), "{text}");
+        assert!(
+            text.contains("\nsandmine_denials_total{image=\"(other)\"} 17\n"),
+            "{text}"
+        );
     }
 }

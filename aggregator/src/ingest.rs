@@ -53,6 +53,58 @@ pub struct IngestMetrics {
     pub store_errors: AtomicU64,
     /// Failed broker operations (retried).
     pub broker_errors: AtomicU64,
+    /// Seccomp denials in the stored messages (wire v6), per image,
+    /// bounded.
+    pub denials: DenialsByImage,
+}
+
+/// At most this many images get their own `sandmine_denials_total`
+/// series; denials of any later image count under `image="(other)"`.
+pub const DENIALS_LISTED: usize = 50;
+
+/// Seccomp denials per image, counted as messages are stored: the first
+/// [`DENIALS_LISTED`] images to have denials get a counter of their own
+/// (a counter never moves to another label, so `rate` stays right), the
+/// rest share one. A redelivered message counts again, as in
+/// `messages_stored_total`; the store's answers (`query denials`) are
+/// exact.
+#[derive(Default, Debug)]
+pub struct DenialsByImage {
+    inner: std::sync::Mutex<(std::collections::BTreeMap<String, u64>, u64)>,
+}
+
+impl DenialsByImage {
+    /// Counts the denials of a stored batch.
+    pub fn add(&self, batch: &[schemas::wire::Envelope]) {
+        let mut g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (listed, other) = &mut *g;
+        for c in batch.iter().flat_map(|e| &e.containers) {
+            let n = c.denials.values().fold(0u64, |a, n| a.saturating_add(*n));
+            if n == 0 {
+                continue;
+            }
+            let image = &c.container.image;
+            if let Some(v) = listed.get_mut(image) {
+                *v = v.saturating_add(n);
+            } else if listed.len() < DENIALS_LISTED {
+                listed.insert(image.clone(), n);
+            } else {
+                *other = other.saturating_add(n);
+            }
+        }
+    }
+
+    /// (per listed image, its denials; the others' denials).
+    pub fn snapshot(&self) -> (Vec<(String, u64)>, u64) {
+        let g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        (g.0.iter().map(|(i, n)| (i.clone(), *n)).collect(), g.1)
+    }
 }
 
 /// `[aggregator]` section.
@@ -236,6 +288,7 @@ async fn process(
                     .fetch_add(r.len() as u64, Ordering::Relaxed);
                 metrics.batches.fetch_add(1, Ordering::Relaxed);
                 metrics.rows.fetch_add(stats.rows(), Ordering::Relaxed);
+                metrics.denials.add(&good[r.clone()]);
             }
             Err(e) if e.refuses_rows() => {
                 metrics.store_errors.fetch_add(1, Ordering::Relaxed);
