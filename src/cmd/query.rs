@@ -28,6 +28,7 @@ and gives the SQL behind it.",
     after_help = "Examples:\n  \
 sandmine query images\n  \
 sandmine query --config /etc/sandmine/aggregator.toml uses io_uring_setup --since 30d --published /srv/profiles\n  \
+sandmine query --config /etc/sandmine/aggregator.toml denials --since 7d\n  \
 sandmine query --set store.embedded.path=/var/lib/sandmine/standalone.db totals"
 )]
 pub struct QueryArgs {
@@ -183,6 +184,29 @@ sandmine query breaks --profile strict.json --caps docker --cap-add CAP_SYS_PTRA
 sandmine query breaks --profile app.json --image app:1 --since 2026-11-01 || echo 'app:1 would break'"
     )]
     Breaks(BreaksArgs),
+    /// Seccomp denials reported by the collectors: per image, syscall,
+    /// action and profile version, the denied calls, hosts, containers,
+    /// first and last seen.
+    #[command(
+        long_about = "Seccomp denials the collectors counted in the kernel (wire version 6: collectors with max_wire_version = 6): per image (or only --image), syscall, action (errno N, trap, kill) and profile version, the denied calls, the distinct hosts and containers that had them, and the end of the first and last collector interval that counted one. The profile version is the first 16 hex digits of the sha256 of the profile the engine reported applying (`docker inspect`'s HostConfig.SecurityOpt), or runtime/default, unconfined, unknown. --since is widened to whole hours (both stores keep denials per hour at least).",
+        after_help = "Examples:\n  \
+sandmine query denials\n  \
+sandmine query denials --image nginx:1.27 --since 7d\n  \
+sandmine query denials --since 2026-11-01 --format csv\n  \
+sandmine query --set store.embedded.path=/var/lib/sandmine/standalone.db denials --format json"
+    )]
+    Denials {
+        /// Only this image (default: every image with denials).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// From: a UTC date (2026-11-01), an instant (2026-11-01T12:00:00Z)
+        /// or a duration back from now (7d, 12h); default: everything
+        /// stored.
+        #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when)]
+        since: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -361,6 +385,14 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 let a = drift(&store, image, since, from, to).await?;
                 a.write(format, &mut out)?;
             }
+            What::Denials {
+                image,
+                since,
+                format,
+            } => {
+                let a = denials(&store, image.as_deref(), since).await?;
+                a.write(format, &mut out)?;
+            }
             What::Breaks(b) => {
                 let (a, broken) = breaks(&store, &b).await?;
                 a.write(b.format, &mut out)?;
@@ -430,6 +462,43 @@ async fn usage(store: &Store, image: &str, syscall: Option<&str>, abi: Abi) -> R
             Cell::Int(r.calls),
             Cell::Int(r.hosts),
             Cell::Int(r.new_containers),
+        ]);
+    }
+    Ok(ans)
+}
+
+async fn denials(store: &Store, image: Option<&str>, since: Option<u64>) -> Result<Answer> {
+    let rows = store
+        .denials(image, since)
+        .await
+        .context("cannot read the store")?;
+    let mut ans = Answer::new(&[
+        "image",
+        "abi",
+        "syscall",
+        "action",
+        "profile",
+        "denials",
+        "hosts",
+        "containers",
+        "first_seen",
+        "last_seen",
+    ]);
+    for r in rows {
+        let name = syscalls::name(r.abi, r.nr)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("#{}", r.nr));
+        ans.push(vec![
+            Cell::text(r.image),
+            Cell::text(r.abi.as_str()),
+            Cell::text(name),
+            Cell::text(r.action.to_string()),
+            Cell::text(r.profile),
+            Cell::Int(r.denials),
+            Cell::Int(r.hosts),
+            Cell::Int(r.containers),
+            Cell::Time(r.first_seen_ms),
+            Cell::Time(r.last_seen_ms),
         ]);
     }
     Ok(ans)
