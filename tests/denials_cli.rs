@@ -279,16 +279,16 @@ fn query_denials_formats_errors_and_help() {
     assert_eq!(
         o.stdout.split_whitespace().collect::<Vec<_>>(),
         [
-            "image",
-            "abi",
-            "syscall",
-            "action",
-            "profile",
-            "denials",
-            "hosts",
-            "containers",
-            "first_seen",
-            "last_seen"
+            "IMAGE",
+            "ABI",
+            "SYSCALL",
+            "ACTION",
+            "PROFILE",
+            "DENIALS",
+            "HOSTS",
+            "CONTAINERS",
+            "FIRST_SEEN",
+            "LAST_SEEN"
         ]
     );
     let o = q(&["--format", "csv", "--image", "app:1", "--since", "7d"]);
