@@ -23,6 +23,8 @@
 #                                  capabilities (tests/privileges_cli.rs)
 #   openssl                        throwaway CAs for the TLS tests
 #   musl-tools                     musl-gcc, for reach's static musl probe
+#   golang-go                      Go 1.19, for reach's Go static probes
+#                                  (reach/tests/go.rs, built offline)
 #   prometheus yamllint            promtool and yamllint for deploy/'s alerts and
 #                                  manifests (scripts/check-deploy.sh)
 #   chromium chromium-driver       headless Chromium and its WebDriver: the fleet
@@ -56,7 +58,7 @@ pkgs=(
     nats-server clickhouse-server clickhouse-client python3-venv
     runc libseccomp-dev systemd openssl
     util-linux
-    musl-tools
+    musl-tools golang-go
     prometheus yamllint
     chromium chromium-driver
 )

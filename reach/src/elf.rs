@@ -22,13 +22,20 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 type Hdr = elf::FileHeader64<LE>;
 
 /// A register's value, as far as a function's own code tells.
+/// How many arguments an edge records (see [`Val::Arg`]).
+pub const NARGS: usize = 8;
+pub type Args = [Val; NARGS];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Val {
     #[default]
     Unknown,
     Const(u64),
-    /// The value the function received in argument register `n` (rdi,
-    /// rsi, rdx, rcx, r8, r9).
+    /// The value the function received in argument `n`: in C code the
+    /// registers rdi, rsi, rdx, rcx, r8, r9 (0..=5); in Go code (see
+    /// [`Func::go`]) the ABIInternal registers rax, rbx, rcx, rdi, rsi, r8
+    /// (0..=5), and the first two stack words above the return address,
+    /// `[rsp+8]` and `[rsp+16]` at entry (6, 7: ABI0's `trap+0(FP)`).
     Arg(u8),
 }
 
@@ -67,8 +74,9 @@ pub struct Edge {
     pub site: u64,
     pub to: Target,
     pub kind: EdgeKind,
-    /// rdi, rsi, rdx, rcx, r8, r9 at the call.
-    pub args: [Val; 6],
+    /// The arguments at the call, numbered as [`Val::Arg`] numbers them
+    /// for the calling function's convention.
+    pub args: Args,
 }
 
 /// A syscall site whose number is an argument of the enclosing function
@@ -98,6 +106,11 @@ pub struct Func {
     /// stay inside the function and are covered by the linear pass, and
     /// tail calls through pointers).
     pub indirect_jumps: u32,
+    /// A Go function (its entry is in the file's `.gopclntab`): analysed
+    /// with Go's calling convention (ABIInternal registers, every general
+    /// register but rsp/rbp/r14 clobbered by a call) and its stack slots.
+    /// Arguments pass between a Go and a non-Go function as unknown.
+    pub go: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -428,6 +441,20 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
     };
     add_syms(&symtab, &mut names, &mut starts, &mut ifunc_resolvers);
     add_syms(&dynsym, &mut names, &mut starts, &mut ifunc_resolvers);
+    // Go: every function's entry, name and argument size, from the
+    // runtime's own table (kept by `-ldflags=-s -w`).
+    let gopcln = sections
+        .iter()
+        .find(|s| sections.section_name(e, s).ok() == Some(&b".gopclntab"[..]))
+        .and_then(|s| s.data(e, data).ok())
+        .map(go_funcs)
+        .unwrap_or_default();
+    for (&a, g) in &gopcln {
+        if in_exec(a) {
+            starts.insert(a);
+            names.entry(a).or_insert_with(|| g.name.clone());
+        }
+    }
 
     // Imports (undefined dynamic symbols) and exports (defined ones).
     let mut import_of_sym: HashMap<usize, usize> = HashMap::new();
@@ -877,6 +904,7 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
             start: f.start,
             end: f.end,
             name: f.name.clone(),
+            go: gopcln.contains_key(&f.start),
             ..Func::default()
         };
         if let Some(t) = plt_of.get(&fi) {
@@ -913,6 +941,7 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
             noreturn: &noreturn,
             may_return: &may_return,
             jump_targets: &jump_targets,
+            gofns: &gopcln,
             fi,
         };
         summarise(
@@ -937,6 +966,9 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
                     continue;
                 }
                 let Target::Func(g) = ed.to else { continue };
+                if summaries[g].go != summaries[fi].go {
+                    continue;
+                }
                 for w in &summaries[g].wrapper_sites {
                     if let Val::Arg(j) = ed.args[usize::from(w.arg)] {
                         let nw = WrapperSite {
@@ -965,6 +997,67 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
     Ok(o)
 }
 
+/// A Go function, from `.gopclntab`.
+#[derive(Clone, Debug)]
+struct GoFn {
+    name: String,
+    /// `_func.args`: the bytes of its argument area in the caller's frame
+    /// (ABI0 arguments and results; ABIInternal's spill area), negative
+    /// when unknown (assembly without a declared size).
+    args: i32,
+}
+
+/// The functions of a Go 1.18+ `.gopclntab` (magic `0xfffffff0`, Go
+/// 1.18-1.19; `0xfffffff1`, 1.20+): `pcHeader` then the function table
+/// (`runtime/symtab.go`: `pcHeader`, `functab`, `_func`). Any other
+/// version, or a table that does not parse, gives none: its functions are
+/// then analysed as C code (non-constant sites stay counted).
+fn go_funcs(d: &[u8]) -> HashMap<u64, GoFn> {
+    let mut out = HashMap::new();
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            d.get(o..o.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    let u64_at = |o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            d.get(o..o.checked_add(8)?)?.try_into().ok()?,
+        ))
+    };
+    let cstr = |o: usize| -> Option<String> {
+        let b = d.get(o..)?;
+        let n = b.iter().position(|&c| c == 0)?;
+        Some(String::from_utf8_lossy(&b[..n]).into_owned())
+    };
+    let mut parse = || -> Option<()> {
+        let magic = u32_at(0)?;
+        if (magic != 0xffff_fff0 && magic != 0xffff_fff1) || d.get(7) != Some(&8) {
+            return None;
+        }
+        let nfunc = usize::try_from(u64_at(8)?).ok()?;
+        let text = u64_at(24)?;
+        let funcnames = usize::try_from(u64_at(32)?).ok()?;
+        let pcln = usize::try_from(u64_at(64)?).ok()?;
+        for i in 0..nfunc {
+            let ft = pcln.checked_add(8 * i)?;
+            let entry = u32_at(ft)?;
+            let f = pcln.checked_add(u32_at(ft + 4)? as usize)?;
+            if u32_at(f)? != entry {
+                return None;
+            }
+            let name_off = u32_at(f + 4)? as usize;
+            let args = u32_at(f + 8)? as i32;
+            let name = cstr(funcnames.checked_add(name_off)?)?;
+            out.insert(text + u64::from(entry), GoFn { name, args });
+        }
+        Some(())
+    };
+    if parse().is_none() {
+        out.clear();
+    }
+    out
+}
+
 fn split_path(s: String) -> Vec<String> {
     s.split(':')
         .filter(|p| !p.is_empty())
@@ -972,15 +1065,12 @@ fn split_path(s: String) -> Vec<String> {
         .collect()
 }
 
-fn arg_vals() -> [Val; 6] {
-    [
-        Val::Arg(0),
-        Val::Arg(1),
-        Val::Arg(2),
-        Val::Arg(3),
-        Val::Arg(4),
-        Val::Arg(5),
-    ]
+fn arg_vals() -> Args {
+    let mut a = [Val::Unknown; NARGS];
+    for (k, v) in a.iter_mut().enumerate() {
+        *v = Val::Arg(k as u8);
+    }
+    a
 }
 
 struct Ctx<'a> {
@@ -991,21 +1081,50 @@ struct Ctx<'a> {
     noreturn: &'a HashSet<usize>,
     may_return: &'a [bool],
     jump_targets: &'a HashSet<u64>,
+    /// Go functions by entry (`.gopclntab`).
+    gofns: &'a HashMap<u64, GoFn>,
     fi: usize,
 }
+
+/// How many stack slots a Go function's state tracks.
+const NSLOTS: usize = 8;
+const RSP: usize = 4;
+const RBP: usize = 5;
+/// Go's ABIInternal integer argument registers (rax, rbx, rcx, rdi, rsi,
+/// r8; r9-r11 are not tracked): `src/cmd/compile/abi-internal.md`.
+const GO_ARG_REGS: [usize; 6] = [0, 3, 1, 7, 6, 8];
 
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 struct State {
     regs: [Val; 16],
     /// The value last pushed (`push imm` / `push reg`), for `pop reg`.
     top: Val,
+    /// Go code only: rsp relative to its value at entry, while known.
+    /// `None` (always, in C code) means no stack slot is tracked.
+    sp: Option<i64>,
+    /// Go code only: 8-byte stack slots holding a known value, keyed by
+    /// their offset from the entry rsp; `Val::Unknown` marks a free entry.
+    slots: [(i64, Val); NSLOTS],
+    /// Go code only: the frame's address was taken (`lea reg, [rsp+x]`,
+    /// `mov reg, rsp`), so any store through a pointer and any call may
+    /// change any slot.
+    escaped: bool,
 }
 
 impl State {
-    fn entry() -> State {
+    fn entry(go: bool) -> State {
         let mut s = State::default();
-        for (k, &r) in ARG_REGS.iter().enumerate() {
-            s.regs[r] = Val::Arg(k as u8);
+        if go {
+            for (k, &r) in GO_ARG_REGS.iter().enumerate() {
+                s.regs[r] = Val::Arg(k as u8);
+            }
+            s.sp = Some(0);
+            s.slots[0] = (8, Val::Arg(6));
+            s.slots[1] = (16, Val::Arg(7));
+        } else {
+            for (k, &r) in ARG_REGS.iter().enumerate() {
+                s.regs[r] = Val::Arg(k as u8);
+            }
         }
         s
     }
@@ -1015,14 +1134,90 @@ impl State {
             m.regs[i] = self.regs[i].merge(o.regs[i]);
         }
         m.top = self.top.merge(o.top);
+        m.escaped = self.escaped || o.escaped;
+        if self.sp != o.sp {
+            m.sp = None;
+            m.clear_slots();
+        } else {
+            for e in m.slots.iter_mut() {
+                if e.1 != Val::Unknown && o.slot(e.0) != e.1 {
+                    e.1 = Val::Unknown;
+                }
+            }
+        }
         m
     }
-    fn args(&self) -> [Val; 6] {
-        let mut a = [Val::Unknown; 6];
-        for (k, &r) in ARG_REGS.iter().enumerate() {
+    /// The arguments a callee receives: at a `call` (its entry rsp is 8
+    /// below ours) or a jump (the same rsp).
+    fn args(&self, go: bool, call: bool) -> Args {
+        let mut a = [Val::Unknown; NARGS];
+        let regs = if go { &GO_ARG_REGS } else { &ARG_REGS };
+        for (k, &r) in regs.iter().enumerate() {
             a[k] = self.regs[r];
         }
+        if let Some(sp) = self.sp {
+            let base = if call { sp } else { sp + 8 };
+            a[6] = self.slot(base);
+            a[7] = self.slot(base + 8);
+        }
         a
+    }
+    fn slot(&self, off: i64) -> Val {
+        self.slots
+            .iter()
+            .find(|e| e.0 == off && e.1 != Val::Unknown)
+            .map_or(Val::Unknown, |e| e.1)
+    }
+    /// Forget the slots overlapping `[lo, hi)`.
+    fn kill(&mut self, lo: i64, hi: i64) {
+        for e in self.slots.iter_mut() {
+            if e.0 < hi && e.0.saturating_add(8) > lo {
+                e.1 = Val::Unknown;
+            }
+        }
+    }
+    fn clear_slots(&mut self) {
+        self.slots = [(0, Val::Unknown); NSLOTS];
+    }
+    fn set_slot(&mut self, off: i64, v: Val) {
+        self.kill(off, off.saturating_add(8));
+        if v == Val::Unknown {
+            return;
+        }
+        // A full table forgets its first entry (forgetting is always
+        // sound: the value becomes unknown).
+        let k = self
+            .slots
+            .iter()
+            .position(|e| e.1 == Val::Unknown)
+            .unwrap_or(0);
+        self.slots[k] = (off, v);
+    }
+    /// After a `call` in Go code: every general register but rsp, rbp and
+    /// r14 (the goroutine) is clobbered (ABIInternal has no callee-saved
+    /// register); the stack below rsp is the callee's; the callee owns its
+    /// argument area, `_func.args` bytes from our rsp (`runtime/symtab.go`),
+    /// and the `runtime.morestack*` functions copy the frame as it is
+    /// (`runtime/stack.go`, `copystack`). Anything else (an unknown
+    /// callee, an escaped frame) forgets every slot.
+    fn after_go_call(&mut self, callee: Option<&GoFn>) {
+        for (i, r) in self.regs.iter_mut().enumerate() {
+            if i != RSP && i != RBP && i != 14 {
+                *r = Val::Unknown;
+            }
+        }
+        self.top = Val::Unknown;
+        let Some(sp) = self.sp else { return };
+        self.kill(i64::MIN, sp);
+        match callee {
+            Some(g) if !self.escaped && g.name.starts_with("runtime.morestack") => {}
+            Some(g) if !self.escaped && g.args >= 0 => self.kill(sp, sp + i64::from(g.args)),
+            _ => self.clear_slots(),
+        }
+    }
+    fn lose_sp(&mut self) {
+        self.sp = None;
+        self.clear_slots();
     }
 }
 
@@ -1039,6 +1234,7 @@ fn summarise(
     factory: &mut InstructionInfoFactory,
     undecodable: &mut u32,
 ) {
+    let go = ctx.gofns.contains_key(&f.start);
     let mut ins_v: Vec<Instruction> = Vec::new();
     let mut d = Decoder::with_ip(64, code, f.start, DecoderOptions::NONE);
     while d.can_decode() {
@@ -1068,11 +1264,11 @@ fn summarise(
     let mut visited = vec![false; n];
     let mut work: Vec<usize> = Vec::new();
     if n > 0 {
-        state_in.insert(0, State::entry());
+        state_in.insert(0, State::entry(go));
         work.push(0);
     }
     let mut sites: HashMap<u64, (Abi, Val)> = HashMap::new();
-    let mut edges: HashMap<(u64, Target, u8), [Val; 6]> = HashMap::new();
+    let mut edges: HashMap<(u64, Target, u8), Args> = HashMap::new();
     let mut indirect_calls: HashSet<u64> = HashSet::new();
     let mut indirect_jumps: HashSet<u64> = HashSet::new();
     let mut bad: HashSet<u64> = HashSet::new();
@@ -1128,9 +1324,9 @@ fn summarise(
                 // only a label, or code laid out to fall through).
                 if let Some(g) = (ctx.func_at)(f.end) {
                     let key = (f.end, Target::Func(g), kind_code(EdgeKind::Jump));
-                    let args = st.args();
+                    let args = st.args(go, false);
                     let e = edges.entry(key).or_insert(args);
-                    for i in 0..6 {
+                    for i in 0..NARGS {
                         e[i] = e[i].merge(args[i]);
                     }
                 }
@@ -1146,10 +1342,10 @@ fn summarise(
                 bad.insert(ins.ip());
                 break;
             }
-            let mut add_edge = |to: Target, kind: EdgeKind, args: [Val; 6]| {
+            let mut add_edge = |to: Target, kind: EdgeKind, args: Args| {
                 let key = (ins.ip(), to, kind_code(kind));
                 let e = edges.entry(key).or_insert(args);
-                for i in 0..6 {
+                for i in 0..NARGS {
                     e[i] = e[i].merge(args[i]);
                 }
             };
@@ -1179,7 +1375,7 @@ fn summarise(
                 Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
                     let t = ins.ip_rel_memory_address();
                     if let Some(g) = (ctx.func_at)(t) {
-                        add_edge(Target::Func(g), EdgeKind::Ref, [Val::Unknown; 6]);
+                        add_edge(Target::Func(g), EdgeKind::Ref, [Val::Unknown; NARGS]);
                     }
                 }
                 _ => {}
@@ -1206,7 +1402,7 @@ fn summarise(
                                     Target::Import(i) => !ctx.noreturn.contains(&i),
                                     Target::Func(g) => ctx.may_return[g],
                                 };
-                                add_edge(t, EdgeKind::Call, st.args());
+                                add_edge(t, EdgeKind::Call, st.args(go, true));
                             }
                             if !any_ret {
                                 falls = false;
@@ -1216,10 +1412,21 @@ fn summarise(
                             indirect_calls.insert(ins.ip());
                         }
                     }
-                    for r in CALLER_SAVED {
-                        st.regs[r] = Val::Unknown;
+                    if go {
+                        // A direct call of one Go function keeps what its
+                        // argument area leaves of the frame.
+                        let callee = (fc == FlowControl::Call)
+                            .then(|| (ctx.func_at)(ins.near_branch_target()))
+                            .flatten()
+                            .filter(|&g| (ctx.start_of)(g) == ins.near_branch_target())
+                            .and_then(|g| ctx.gofns.get(&(ctx.start_of)(g)));
+                        st.after_go_call(callee);
+                    } else {
+                        for r in CALLER_SAVED {
+                            st.regs[r] = Val::Unknown;
+                        }
+                        st.top = Val::Unknown;
                     }
-                    st.top = Val::Unknown;
                     if !falls {
                         break;
                     }
@@ -1237,7 +1444,7 @@ fn summarise(
                                 None => vec![Target::Func(g)],
                             };
                             for to in ts {
-                                add_edge(to, EdgeKind::Jump, st.args());
+                                add_edge(to, EdgeKind::Jump, st.args(go, false));
                             }
                         }
                     }
@@ -1253,7 +1460,7 @@ fn summarise(
                     {
                         Some(ts) => {
                             for t in ts {
-                                add_edge(t, EdgeKind::Jump, st.args());
+                                add_edge(t, EdgeKind::Jump, st.args(go, false));
                             }
                         }
                         None => {
@@ -1332,17 +1539,20 @@ fn transfer(
     st: &mut State,
     factory: &mut InstructionInfoFactory,
     ctx: &Ctx,
-    add_edge: &mut dyn FnMut(Target, EdgeKind, [Val; 6]),
+    add_edge: &mut dyn FnMut(Target, EdgeKind, Args),
 ) {
     let m = ins.mnemonic();
     let op0 =
         (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register).then(|| ins.op0_register());
     let dst = op0.and_then(|r| gpr(r).map(|i| (i, r.size())));
+    if st.sp.is_some() && go_stack(ins, st, factory) {
+        return;
+    }
     // A load from a GOT slot takes a function's address.
     if ins.is_ip_rel_memory_operand() {
         if let Some(ts) = (ctx.slot_targets)(ins.ip_rel_memory_address()) {
             for t in ts {
-                add_edge(t, EdgeKind::Ref, [Val::Unknown; 6]);
+                add_edge(t, EdgeKind::Ref, [Val::Unknown; NARGS]);
             }
         }
     }
@@ -1355,7 +1565,7 @@ fn transfer(
                     // immediate (`mov edi, main`).
                     if let Some(g) = (ctx.func_at)(v) {
                         if (ctx.start_of)(g) == v {
-                            add_edge(Target::Func(g), EdgeKind::Ref, [Val::Unknown; 6]);
+                            add_edge(Target::Func(g), EdgeKind::Ref, [Val::Unknown; NARGS]);
                         }
                     }
                     st.regs[i] = Val::Const(if size == 4 { v & 0xffff_ffff } else { v });
@@ -1410,11 +1620,156 @@ fn transfer(
         ) {
             if let Some(i) = gpr(u.register()) {
                 st.regs[i] = Val::Unknown;
-                if i == 4 {
+                if i == RSP {
                     st.top = Val::Unknown;
+                    st.lose_sp();
                 }
             }
         }
     }
     let _ = RDI;
+}
+
+/// Go code with a known rsp: the stack slots. Returns true when the
+/// instruction is fully handled here; otherwise its effect on the slots
+/// (stores, a taken frame address) is applied and the registers are left
+/// to [`transfer`].
+fn go_stack(ins: &Instruction, st: &mut State, factory: &mut InstructionInfoFactory) -> bool {
+    let Some(sp) = st.sp else { return false };
+    let m = ins.mnemonic();
+    let reg = |k: u32| (ins.op_kind(k) == OpKind::Register).then(|| ins.op_register(k));
+    let rsp_mem = ins.memory_base() == Register::RSP && ins.memory_index() == Register::None;
+    let disp = ins.memory_displacement64() as i64;
+    let r0 = reg(0);
+    match m {
+        Mnemonic::Mov if rsp_mem => {
+            if ins.op1_kind() == OpKind::Memory {
+                // mov r64, [rsp+disp]
+                if let Some(r) = r0.filter(|r| r.size() == 8) {
+                    if let Some(i) = gpr(r).filter(|&i| i != RSP) {
+                        st.regs[i] = st.slot(sp + disp);
+                        return true;
+                    }
+                }
+            } else if ins.op0_kind() == OpKind::Memory && ins.memory_size().size() == 8 {
+                // mov [rsp+disp], r64 / imm32
+                let v = match ins.op1_kind() {
+                    OpKind::Register => match gpr(ins.op1_register()) {
+                        Some(RSP) => {
+                            st.escaped = true;
+                            Val::Unknown
+                        }
+                        Some(j) => st.regs[j],
+                        None => Val::Unknown,
+                    },
+                    OpKind::Immediate32to64 => Val::Const(ins.immediate(1)),
+                    _ => Val::Unknown,
+                };
+                st.set_slot(sp + disp, v);
+                return true;
+            }
+        }
+        Mnemonic::Sub | Mnemonic::Add
+            if r0 == Some(Register::RSP)
+                && matches!(
+                    ins.op1_kind(),
+                    OpKind::Immediate8to64 | OpKind::Immediate32to64
+                ) =>
+        {
+            let imm = ins.immediate(1) as i64;
+            let new = if m == Mnemonic::Sub {
+                sp - imm
+            } else {
+                sp + imm
+            };
+            st.sp = Some(new);
+            st.kill(i64::MIN, new);
+            return true;
+        }
+        Mnemonic::Lea if r0 == Some(Register::RSP) && rsp_mem => {
+            st.sp = Some(sp + disp);
+            st.kill(i64::MIN, sp + disp);
+            return true;
+        }
+        Mnemonic::Push => {
+            let v = match ins.op0_kind() {
+                OpKind::Immediate8to64 | OpKind::Immediate32to64 => Val::Const(ins.immediate(0)),
+                OpKind::Register => match gpr(ins.op0_register()) {
+                    Some(RSP) => {
+                        st.escaped = true;
+                        Val::Unknown
+                    }
+                    Some(j) if ins.op0_register().size() == 8 => st.regs[j],
+                    _ => Val::Unknown,
+                },
+                _ => Val::Unknown,
+            };
+            st.top = v;
+            st.sp = Some(sp - 8);
+            st.set_slot(sp - 8, v);
+            return true;
+        }
+        Mnemonic::Pop => {
+            if let Some(i) = r0.filter(|r| r.size() == 8).and_then(gpr) {
+                if i != RSP {
+                    st.regs[i] = st.slot(sp);
+                    st.top = Val::Unknown;
+                    st.sp = Some(sp + 8);
+                    st.kill(i64::MIN, sp + 8);
+                    return true;
+                }
+            }
+            st.lose_sp();
+            return false;
+        }
+        _ => {}
+    }
+    // The frame's address taken: `lea reg, [rsp/rbp+x]` (but rbp, the
+    // frame pointer, whose chain Go's tracebacks walk), or rsp/rbp read as
+    // a value (`mov reg, rsp`).
+    if m == Mnemonic::Lea
+        && matches!(ins.memory_base(), Register::RSP | Register::RBP)
+        && r0 != Some(Register::RBP)
+    {
+        st.escaped = true;
+    }
+    for k in 1..ins.op_count() {
+        if let Some(r) = reg(k) {
+            if matches!(gpr(r), Some(RSP | RBP))
+                && !(m == Mnemonic::Mov && r0 == Some(Register::RBP))
+            {
+                st.escaped = true;
+            }
+        }
+    }
+    // Stores: through rsp, the bytes written; through rbp, every slot;
+    // through another pointer, every slot once the frame escaped.
+    let info = factory.info(ins);
+    let mut kills: Vec<(i64, i64)> = Vec::new();
+    let mut all = false;
+    for u in info.used_memory() {
+        if !matches!(
+            u.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        ) {
+            continue;
+        }
+        match u.base() {
+            Register::RIP => {}
+            Register::None if u.index() == Register::None => {}
+            Register::RSP if u.index() == Register::None && u.memory_size().size() > 0 => {
+                let lo = sp + u.displacement() as i64;
+                kills.push((lo, lo + u.memory_size().size() as i64));
+            }
+            Register::RSP | Register::RBP => all = true,
+            _ => all |= st.escaped,
+        }
+    }
+    if all {
+        st.clear_slots();
+    }
+    for (lo, hi) in kills {
+        st.kill(lo, hi);
+    }
+    false
 }

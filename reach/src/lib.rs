@@ -519,8 +519,14 @@ impl<'a> Walk<'a> {
 
     /// A call into `g` with these arguments: the syscalls its wrapper
     /// sites make.
-    fn call_wrapper(&mut self, caller: Node, site: u64, g: Node, args: &[Val; 6]) {
+    fn call_wrapper(&mut self, caller: Node, site: u64, g: Node, args: &elf::Args) {
         let ws = self.objs[g.0].obj.funcs[g.1].wrapper_sites.clone();
+        // Go and C number their arguments differently: across the two,
+        // an argument is unknown.
+        let same_abi =
+            self.objs[caller.0].obj.funcs[caller.1].go == self.objs[g.0].obj.funcs[g.1].go;
+        let unknown = [Val::Unknown; elf::NARGS];
+        let args = if same_abi { args } else { &unknown };
         for w in ws {
             if let Val::Arg(j) = args[usize::from(w.arg)] {
                 // The caller passes its own argument on: it is a wrapper of
