@@ -443,16 +443,17 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
     add_syms(&dynsym, &mut names, &mut starts, &mut ifunc_resolvers);
     // Go: every function's entry, name and argument size, from the
     // runtime's own table (kept by `-ldflags=-s -w`).
-    let gopcln = sections
+    let mut gopcln = sections
         .iter()
         .find(|s| sections.section_name(e, s).ok() == Some(&b".gopclntab"[..]))
         .and_then(|s| s.data(e, data).ok())
         .map(go_funcs)
         .unwrap_or_default();
-    for (&a, g) in &gopcln {
+    for (&a, g) in gopcln.iter_mut() {
         if in_exec(a) {
             starts.insert(a);
-            names.entry(a).or_insert_with(|| g.name.clone());
+            let n = names.entry(a).or_insert_with(|| g.name.clone());
+            g.abi0 = n.ends_with(".abi0");
         }
     }
 
@@ -612,6 +613,44 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
         }
     }
 
+    // A static Go file: its Go code may read a package variable that is
+    // never written as the constant it was linked with (below).
+    let static_go =
+        !gopcln.is_empty() && o.interp.is_none() && matches!(sections.dynamic(e, data), Ok(None));
+    let mut writable: Vec<(u64, u64, Option<&[u8]>)> = Vec::new();
+    let mut data_syms: std::collections::BTreeMap<u64, u64> = Default::default();
+    let mut touched: Vec<(u64, u64)> = Vec::new();
+    if static_go {
+        let w = u64::from(elf::SHF_ALLOC | elf::SHF_WRITE);
+        for sec in sections.iter() {
+            if sec.sh_flags(e) & w != w || sec.sh_flags(e) & u64::from(elf::SHF_EXECINSTR) != 0 {
+                continue;
+            }
+            let bytes = match sec.sh_type(e) {
+                elf::SHT_NOBITS => None,
+                elf::SHT_PROGBITS => match sec.data(e, data) {
+                    Ok(d) => Some(d),
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            writable.push((sec.sh_addr(e), sec.sh_size(e), bytes));
+        }
+        for s in symtab.iter() {
+            let (a, sz) = (s.st_value(e), s.st_size(e));
+            if s.st_type() == elf::STT_OBJECT
+                && sz > 0
+                && writable
+                    .iter()
+                    .any(|&(wa, wsz, _)| a >= wa && a + sz <= wa + wsz)
+            {
+                data_syms.insert(a, a + sz);
+            }
+        }
+    }
+    let in_writable = |v: u64| writable.iter().any(|&(wa, wsz, _)| v >= wa && v < wa + wsz);
+    let mut info_factory = InstructionInfoFactory::new();
+
     // Pass 1: every direct call target starts a function; every direct
     // branch target and `lea` of code is noted. PLT entries are
     // functions of their own.
@@ -634,6 +673,9 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
         let mut ins = Instruction::default();
         while d.can_decode() {
             d.decode_out(&mut ins);
+            if static_go {
+                touches(&ins, &in_writable, &mut info_factory, &mut touched);
+            }
             match ins.flow_control() {
                 FlowControl::Call => {
                     if let OpKind::NearBranch64 = ins.op0_kind() {
@@ -670,6 +712,57 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
             }
         }
     }
+
+    // Any word in the file's data that points into its writable data may
+    // be a pointer through which a variable is written.
+    if static_go {
+        for sec in sections.iter() {
+            let f = sec.sh_flags(e);
+            if sec.sh_type(e) != elf::SHT_PROGBITS
+                || f & u64::from(elf::SHF_ALLOC) == 0
+                || f & u64::from(elf::SHF_EXECINSTR) != 0
+            {
+                continue;
+            }
+            let Ok(d) = sec.data(e, data) else { continue };
+            for w in d.chunks_exact(8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                let v = u64::from_le_bytes(b);
+                if in_writable(v) {
+                    touched.push((v, v + 1));
+                }
+            }
+        }
+        touched.sort_unstable();
+    }
+    // The variables never written nor pointed to: their linked value.
+    let clean = |start: u64, end: u64| {
+        let i = touched.partition_point(|t| t.0 < end);
+        // Touches start sorted; one starting before `end` and ending
+        // after `start` overlaps (ranges are at most 64 bytes long).
+        touched[..i]
+            .iter()
+            .rev()
+            .take_while(|t| t.0.saturating_add(64) > start)
+            .all(|t| t.1 <= start)
+    };
+    let global_const = |x: u64| -> Option<u64> {
+        let (&start, &end) = data_syms.range(..=x).next_back()?;
+        if x.checked_add(8)? > end || !clean(start, end) {
+            return None;
+        }
+        let &(wa, _, bytes) = writable
+            .iter()
+            .find(|&&(wa, wsz, _)| x >= wa && x + 8 <= wa + wsz)?;
+        match bytes {
+            None => Some(0),
+            Some(b) => {
+                let off = usize::try_from(x - wa).ok()?;
+                Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+            }
+        }
+    };
 
     // Function extents: from a start to the next start or the end of its
     // section.
@@ -942,6 +1035,7 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
             may_return: &may_return,
             jump_targets: &jump_targets,
             gofns: &gopcln,
+            global_const: &global_const,
             fi,
         };
         summarise(
@@ -1005,6 +1099,9 @@ struct GoFn {
     /// (ABI0 arguments and results; ABIInternal's spill area), negative
     /// when unknown (assembly without a declared size).
     args: i32,
+    /// `.symtab` names it `<name>.abi0`: assembly with Go's stack-based
+    /// ABI0, whose registers at entry are not arguments.
+    abi0: bool,
 }
 
 /// The functions of a Go 1.18+ `.gopclntab` (magic `0xfffffff0`, Go
@@ -1048,7 +1145,14 @@ fn go_funcs(d: &[u8]) -> HashMap<u64, GoFn> {
             let name_off = u32_at(f + 4)? as usize;
             let args = u32_at(f + 8)? as i32;
             let name = cstr(funcnames.checked_add(name_off)?)?;
-            out.insert(text + u64::from(entry), GoFn { name, args });
+            out.insert(
+                text + u64::from(entry),
+                GoFn {
+                    name,
+                    args,
+                    abi0: false,
+                },
+            );
         }
         Some(())
     };
@@ -1083,6 +1187,9 @@ struct Ctx<'a> {
     jump_targets: &'a HashSet<u64>,
     /// Go functions by entry (`.gopclntab`).
     gofns: &'a HashMap<u64, GoFn>,
+    /// A static Go file's 8 bytes at this address, when they belong to a
+    /// variable no instruction writes and nothing points to.
+    global_const: &'a dyn Fn(u64) -> Option<u64>,
     fi: usize,
 }
 
@@ -1112,11 +1219,13 @@ struct State {
 }
 
 impl State {
-    fn entry(go: bool) -> State {
+    fn entry(go: Option<&GoFn>) -> State {
         let mut s = State::default();
-        if go {
-            for (k, &r) in GO_ARG_REGS.iter().enumerate() {
-                s.regs[r] = Val::Arg(k as u8);
+        if let Some(g) = go {
+            if !g.abi0 {
+                for (k, &r) in GO_ARG_REGS.iter().enumerate() {
+                    s.regs[r] = Val::Arg(k as u8);
+                }
             }
             s.sp = Some(0);
             s.slots[0] = (8, Val::Arg(6));
@@ -1264,7 +1373,7 @@ fn summarise(
     let mut visited = vec![false; n];
     let mut work: Vec<usize> = Vec::new();
     if n > 0 {
-        state_in.insert(0, State::entry(go));
+        state_in.insert(0, State::entry(ctx.gofns.get(&f.start)));
         work.push(0);
     }
     let mut sites: HashMap<u64, (Abi, Val)> = HashMap::new();
@@ -1479,7 +1588,7 @@ fn summarise(
                     if ins.mnemonic() == Mnemonic::Hlt {
                         break;
                     }
-                    transfer(ins, &mut st, factory, ctx, &mut add_edge);
+                    transfer(ins, &mut st, go, factory, ctx, &mut add_edge);
                 }
             }
             k += 1;
@@ -1537,6 +1646,7 @@ pub fn classify(abi: Abi, c: u64) -> (Abi, Option<u32>) {
 fn transfer(
     ins: &Instruction,
     st: &mut State,
+    go: bool,
     factory: &mut InstructionInfoFactory,
     ctx: &Ctx,
     add_edge: &mut dyn FnMut(Target, EdgeKind, Args),
@@ -1547,6 +1657,19 @@ fn transfer(
     let dst = op0.and_then(|r| gpr(r).map(|i| (i, r.size())));
     if st.sp.is_some() && go_stack(ins, st, factory) {
         return;
+    }
+    // Go: `mov r64, [rip+var]` of a variable never written.
+    if go
+        && m == Mnemonic::Mov
+        && ins.is_ip_rel_memory_operand()
+        && ins.op1_kind() == OpKind::Memory
+    {
+        if let Some((i, 8)) = dst {
+            if let Some(v) = (ctx.global_const)(ins.ip_rel_memory_address()) {
+                st.regs[i] = Val::Const(v);
+                return;
+            }
+        }
     }
     // A load from a GOT slot takes a function's address.
     if ins.is_ip_rel_memory_operand() {
@@ -1772,4 +1895,49 @@ fn go_stack(ins: &Instruction, st: &mut State, factory: &mut InstructionInfoFact
         st.kill(lo, hi);
     }
     false
+}
+
+/// Where an instruction may write, or take the address of, a static Go
+/// file's writable data: a store or `lea` through `rip`, a memory operand
+/// whose displacement is an absolute address there (any access), an
+/// immediate equal to one. Each is a range of at most 64 bytes.
+fn touches(
+    ins: &Instruction,
+    in_writable: &dyn Fn(u64) -> bool,
+    factory: &mut InstructionInfoFactory,
+    out: &mut Vec<(u64, u64)>,
+) {
+    for k in 0..ins.op_count() {
+        match ins.op_kind(k) {
+            OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
+                let v = ins.immediate(k);
+                if in_writable(v) {
+                    out.push((v, v + 1));
+                }
+            }
+            OpKind::Memory => {
+                if ins.is_ip_rel_memory_operand() {
+                    let a = ins.ip_rel_memory_address();
+                    if !in_writable(a) {
+                        continue;
+                    }
+                    let size = (ins.memory_size().size() as u64).clamp(1, 64);
+                    let write =
+                        ins.mnemonic() == Mnemonic::Lea
+                            || factory.info(ins).used_memory().iter().any(|u| {
+                                !matches!(u.access(), OpAccess::Read | OpAccess::CondRead)
+                            });
+                    if write {
+                        out.push((a, a + size));
+                    }
+                } else {
+                    let a = ins.memory_displacement64();
+                    if in_writable(a) {
+                        out.push((a, a + 1));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
