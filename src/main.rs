@@ -56,6 +56,7 @@ enum Command {
     Lever(cmd::lever::LeverArgs),
     Analyze(cmd::analyze::AnalyzeArgs),
     Report(Box<cmd::report::ReportArgs>),
+    SyncProfiles(cmd::sync_profiles::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +101,7 @@ fn main() -> ExitCode {
         Command::Lever(a) => cmd::lever::main(a),
         Command::Analyze(a) => cmd::analyze::main(a),
         Command::Report(a) => cmd::report::main(*a),
+        Command::SyncProfiles(a) => cmd::sync_profiles::main(a),
     };
     match result {
         Ok(code) => code,

@@ -24,6 +24,7 @@ pub mod levers;
 mod paths;
 mod publish;
 mod schedule;
+pub mod sync;
 pub mod targets;
 mod version;
 
@@ -37,6 +38,7 @@ pub use levers::{LeverAction, LeverError, LeverRecord};
 pub use publish::{build_publication, publish_all, ImageReport, Outcome, PublishReport};
 pub use schedule::{Schedule, ScheduleError};
 pub use schemas::slug::image_slug;
+pub use sync::{sync_kubelet, SyncReport};
 pub use targets::dir::DirTarget;
 pub use targets::git::GitTarget;
 pub use targets::nats::NatsObjectStore;
