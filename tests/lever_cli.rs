@@ -8,16 +8,17 @@ mod common;
 
 #[path = "../aggregator/tests/common/mod.rs"]
 mod store_common;
+#[path = "common/web_store.rs"]
+mod web_store;
 
 use common::*;
 use publish::PublishedMeta;
-use schemas::{Abi, Phase};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use store_common::{ctr, env, sc, H, T0};
+use store_common::H;
+use web_store::{IMAGE, POLICY_A};
 
-const IMAGE: &str = "web:1";
 /// Publication times (hidden `--now-ms`), an hour apart.
 const T: [u64; 12] = {
     let mut t = [0; 12];
@@ -28,11 +29,6 @@ const T: [u64; 12] = {
     }
     t
 };
-
-/// Bars low enough that web:1's three containers on two hosts enforce.
-const POLICY_A: &str = "[syscall]\nmin_hosts = 1\nmin_containers = 1\n\
-[enforce]\nmin_containers = 3\nmin_hosts = 2\nmin_container_hours = 0.0\nmin_coverage = 0.0\n\
-min_quiet_hours = 0.0\nmax_recent_new_share = 1.0\n";
 
 /// Policy A plus getrandom: another version of the same image.
 fn policy_b() -> String {
@@ -50,41 +46,11 @@ struct Setup {
 
 fn setup() -> Setup {
     let f = Fixture::new();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let s = store_common::open_embedded(f.path("").as_path()).await;
-        let calls = |first| {
-            vec![
-                sc(Abi::X86_64, 0, 10, &[Phase::Image], first),
-                sc(Abi::X86_64, 1, 10, &[Phase::Image], first),
-                sc(Abi::X86_64, 257, 3, &[Phase::Image], first),
-            ]
-        };
-        let fleet = vec![
-            env(
-                "h1",
-                "b1",
-                1,
-                T0,
-                vec![
-                    ctr("c1", IMAGE, T0, T0 + 5_000, None, calls(T0 + 10)),
-                    ctr("c2", IMAGE, T0, T0 + 5_000, None, calls(T0 + 20)),
-                ],
-            ),
-            env(
-                "h2",
-                "b1",
-                1,
-                T0,
-                vec![ctr("c3", IMAGE, T0, T0 + 5_000, None, calls(T0 + 30))],
-            ),
-        ];
-        s.insert(&fleet).await.expect("insert");
-    });
+    let store = web_store::fill(&f);
     let policy_a = f.write("a.toml", POLICY_A).display().to_string();
     let policy_b = f.write("b.toml", &policy_b()).display().to_string();
     Setup {
-        store: format!("store.embedded.path=\"{}\"", f.path("store.db").display()),
+        store,
         repo: f.arg("repo"),
         dir: f.arg("profiles"),
         policy_a,

@@ -9,21 +9,16 @@ mod common;
 
 #[path = "../aggregator/tests/common/mod.rs"]
 mod store_common;
+#[path = "common/web_store.rs"]
+mod web_store;
 
 use common::*;
 use publish::PublishedMeta;
-use schemas::{Abi, Phase};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use store_common::{ctr, env, sc, H, T0};
-
-const IMAGE: &str = "web:1";
-
-/// Bars low enough that web:1's three containers on two hosts enforce.
-const POLICY_A: &str = "[syscall]\nmin_hosts = 1\nmin_containers = 1\n\
-[enforce]\nmin_containers = 3\nmin_hosts = 2\nmin_container_hours = 0.0\nmin_coverage = 0.0\n\
-min_quiet_hours = 0.0\nmax_recent_new_share = 1.0\n";
+use store_common::H;
+use web_store::{IMAGE, POLICY_A};
 
 struct Setup {
     f: Fixture,
@@ -34,41 +29,11 @@ struct Setup {
 
 fn setup() -> Setup {
     let f = Fixture::new();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let s = store_common::open_embedded(f.path("").as_path()).await;
-        let calls = |first| {
-            vec![
-                sc(Abi::X86_64, 0, 10, &[Phase::Image], first),
-                sc(Abi::X86_64, 1, 10, &[Phase::Image], first),
-                sc(Abi::X86_64, 257, 3, &[Phase::Image], first),
-            ]
-        };
-        let fleet = vec![
-            env(
-                "h1",
-                "b1",
-                1,
-                T0,
-                vec![
-                    ctr("c1", IMAGE, T0, T0 + 5_000, None, calls(T0 + 10)),
-                    ctr("c2", IMAGE, T0, T0 + 5_000, None, calls(T0 + 20)),
-                ],
-            ),
-            env(
-                "h2",
-                "b1",
-                1,
-                T0,
-                vec![ctr("c3", IMAGE, T0, T0 + 5_000, None, calls(T0 + 30))],
-            ),
-        ];
-        s.insert(&fleet).await.expect("insert");
-    });
+    let store = web_store::fill(&f);
     let node = f.path("node-seccomp");
     std::fs::create_dir_all(&node).expect("node dir");
     Setup {
-        store: format!("store.embedded.path=\"{}\"", f.path("store.db").display()),
+        store,
         dir: f.arg("profiles"),
         node: node.display().to_string(),
         f,
