@@ -26,7 +26,7 @@ use policy_compiler::compile::compile_image_with;
 use policy_compiler::decide::State;
 use policy_compiler::policy::Policy;
 use policy_compiler::reachable::{AnalysedFile, Reachability};
-use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
+use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry};
 use schemas::{syscalls, Abi, Phase, PhaseSet, SyscallKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -192,66 +192,36 @@ fn draw(rng: &mut Rng, rare: &[(SyscallKey, f64)]) -> BTreeSet<SyscallKey> {
 }
 
 fn observations(containers: &[BTreeSet<SyscallKey>]) -> ImageObservations {
-    let mut incidence = Vec::new();
-    let mut totals: BTreeMap<SyscallKey, (BTreeSet<u64>, u64, u64)> = BTreeMap::new();
-    for (i, used) in containers.iter().enumerate() {
-        let start = T0 + i as u64 * H;
-        let host = i as u64 % HOSTS;
-        let mut phases = PhaseSet::default();
-        phases.insert(Phase::Image);
-        incidence.push(ContainerIncidence {
-            host_id: format!("host-{host}"),
-            boot_id: "boot".into(),
-            container_id: format!("c{i:04}"),
-            started_at_ms: start,
-            last_seen_ms: start + 2 * H,
-            seccomp: "unconfined".into(),
-            incomplete: false,
-            unverified: false,
-            syscalls: used
-                .iter()
-                .map(|k| IncidenceEntry {
-                    abi: k.abi,
-                    nr: k.nr,
-                    phases,
-                    first_seen_ms: start,
-                    last_seen_ms: start + H,
-                })
-                .collect(),
-        });
-        for k in used {
-            let t = totals.entry(*k).or_insert((BTreeSet::new(), 0, start));
-            t.0.insert(host);
-            t.1 += 1;
-        }
-    }
     let mut phases = PhaseSet::default();
     phases.insert(Phase::Image);
-    let n = containers.len() as u64;
-    ImageObservations {
-        image: "generated/app:1".into(),
-        digests: vec!["sha256:0000".into()],
-        hosts: n.min(HOSTS),
-        containers: n,
-        container_seconds: n * 7200,
-        first_seen_ms: T0,
-        last_seen_ms: T0 + (n + 1) * H,
-        syscalls: totals
-            .into_iter()
-            .map(|(k, (hosts, c, first))| SyscallTotals {
-                abi: k.abi,
-                nr: k.nr,
-                hosts: hosts.len() as u64,
-                containers: c,
-                calls: c,
-                first_seen_ms: first,
-                last_seen_ms: T0 + (n + 1) * H,
-                phases,
-            })
-            .collect(),
-        incidence,
-        out_of_range: 0,
-    }
+    let incidence = containers
+        .iter()
+        .enumerate()
+        .map(|(i, used)| {
+            let start = T0 + i as u64 * H;
+            ContainerIncidence {
+                host_id: format!("host-{}", i as u64 % HOSTS),
+                boot_id: "boot".into(),
+                container_id: format!("c{i:04}"),
+                started_at_ms: start,
+                last_seen_ms: start + 2 * H,
+                seccomp: "unconfined".into(),
+                incomplete: false,
+                unverified: false,
+                syscalls: used
+                    .iter()
+                    .map(|k| IncidenceEntry {
+                        abi: k.abi,
+                        nr: k.nr,
+                        phases,
+                        first_seen_ms: start,
+                        last_seen_ms: start + H,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    ImageObservations::from_incidence("generated/app:1", incidence)
 }
 
 struct Outcome {

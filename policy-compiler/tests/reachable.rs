@@ -215,7 +215,7 @@ const H: u64 = 3_600_000;
 /// container 17 also calls kill and container 18 fsync (once each: below
 /// the syscall thresholds, and each new late in the history).
 fn late_singletons(base: &[&str]) -> schemas::fleet::ImageObservations {
-    use schemas::fleet::{ContainerIncidence, IncidenceEntry, SyscallTotals};
+    use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry};
     use schemas::PhaseSet;
     let mut phases = PhaseSet::default();
     phases.insert(Phase::Image);
@@ -229,16 +229,9 @@ fn late_singletons(base: &[&str]) -> schemas::fleet::ImageObservations {
         v.sort();
         v
     };
-    let mut totals: BTreeMap<SyscallKey, (std::collections::BTreeSet<usize>, u64)> =
-        BTreeMap::new();
     let incidence = (0..20)
         .map(|i| {
             let start = T0 + i as u64 * H;
-            for k in uses(i) {
-                let t = totals.entry(k).or_default();
-                t.0.insert(i % 2);
-                t.1 += 1;
-            }
             ContainerIncidence {
                 host_id: format!("h{}", i % 2),
                 boot_id: "b".into(),
@@ -261,30 +254,7 @@ fn late_singletons(base: &[&str]) -> schemas::fleet::ImageObservations {
             }
         })
         .collect();
-    schemas::fleet::ImageObservations {
-        image: "app".into(),
-        digests: vec!["sha256:1".into()],
-        hosts: 2,
-        containers: 20,
-        container_seconds: 20 * 7200,
-        first_seen_ms: T0,
-        last_seen_ms: T0 + 21 * H,
-        syscalls: totals
-            .into_iter()
-            .map(|(k, (hosts, c))| SyscallTotals {
-                abi: k.abi,
-                nr: k.nr,
-                hosts: hosts.len() as u64,
-                containers: c,
-                calls: c,
-                first_seen_ms: T0,
-                last_seen_ms: T0 + 21 * H,
-                phases,
-            })
-            .collect(),
-        incidence,
-        out_of_range: 0,
-    }
+    ImageObservations::from_incidence("app", incidence)
 }
 
 fn fleet_state(r: Option<&Reachability>, tier: Tier) -> policy_compiler::decide::Decision {

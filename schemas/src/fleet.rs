@@ -162,4 +162,79 @@ impl ImageObservations {
             out_of_range: obs.out_of_range,
         }
     }
+
+    /// The store's answer for `image` from its containers' incidence alone,
+    /// as if each container made each of its syscalls once (`calls` =
+    /// containers): per-syscall totals and the exposure are derived, the
+    /// containers put in the store's order. For generated fleets (tests,
+    /// benchmarks); a real store also counts calls.
+    pub fn from_incidence(
+        image: &str,
+        mut incidence: Vec<ContainerIncidence>,
+    ) -> ImageObservations {
+        incidence.sort_by(|a, b| {
+            (a.started_at_ms, &a.host_id, &a.boot_id, &a.container_id).cmp(&(
+                b.started_at_ms,
+                &b.host_id,
+                &b.boot_id,
+                &b.container_id,
+            ))
+        });
+        let mut totals: BTreeMap<SyscallKey, (SyscallTotals, std::collections::BTreeSet<&str>)> =
+            BTreeMap::new();
+        for c in &incidence {
+            for e in &c.syscalls {
+                let (t, hosts) = totals
+                    .entry(SyscallKey {
+                        abi: e.abi,
+                        nr: e.nr,
+                    })
+                    .or_insert_with(|| {
+                        (
+                            SyscallTotals {
+                                abi: e.abi,
+                                nr: e.nr,
+                                hosts: 0,
+                                containers: 0,
+                                calls: 0,
+                                first_seen_ms: u64::MAX,
+                                last_seen_ms: 0,
+                                phases: PhaseSet::default(),
+                            },
+                            Default::default(),
+                        )
+                    });
+                t.containers += 1;
+                t.calls += 1;
+                t.first_seen_ms = t.first_seen_ms.min(e.first_seen_ms);
+                t.last_seen_ms = t.last_seen_ms.max(e.last_seen_ms);
+                t.phases = t.phases.union(e.phases);
+                hosts.insert(c.host_id.as_str());
+            }
+        }
+        let syscalls = totals
+            .into_values()
+            .map(|(mut t, hosts)| {
+                t.hosts = hosts.len() as u64;
+                t
+            })
+            .collect();
+        let hosts: std::collections::BTreeSet<&str> =
+            incidence.iter().map(|c| c.host_id.as_str()).collect();
+        ImageObservations {
+            image: image.into(),
+            digests: Vec::new(),
+            hosts: hosts.len() as u64,
+            containers: incidence.len() as u64,
+            container_seconds: incidence
+                .iter()
+                .map(|c| c.last_seen_ms.saturating_sub(c.started_at_ms) / 1000)
+                .sum(),
+            first_seen_ms: incidence.iter().map(|c| c.started_at_ms).min().unwrap_or(0),
+            last_seen_ms: incidence.iter().map(|c| c.last_seen_ms).max().unwrap_or(0),
+            syscalls,
+            incidence,
+            out_of_range: 0,
+        }
+    }
 }
