@@ -28,7 +28,7 @@ use policy_compiler::policy::Policy;
 use policy_compiler::reachable::{AnalysedFile, Reachability};
 use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry};
 use schemas::{syscalls, Abi, Phase, PhaseSet, SyscallKey};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 const H: u64 = 3_600_000;
 const T0: u64 = 1_700_000_000_000;
