@@ -39,8 +39,22 @@ pub async fn round(
         ),
         None => None,
     };
-    // Images an operator forced into log mode on some target get their
-    // log-mode compile too (`sandmine lever force-log`).
+    compiler.read_observed(store).await?;
+    if s.on_denials == publish::OnDenials::Log {
+        react_to_denials(
+            store,
+            &images,
+            s,
+            dir.as_ref(),
+            git.as_ref(),
+            compiler,
+            now_ms,
+        )
+        .await?;
+    }
+    // Images an operator (or the reaction to denials above) forced into
+    // log mode on some target get their log-mode compile too (`sandmine
+    // lever force-log`).
     let mut forced = std::collections::BTreeSet::new();
     for image in &images {
         let slug = publish::image_slug(image);
@@ -62,7 +76,6 @@ pub async fn round(
             forced.insert(image.clone());
         }
     }
-    compiler.read_observed(store).await?;
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
         candidates.push(
@@ -86,6 +99,122 @@ pub async fn round(
         reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
     }
     Ok(reports)
+}
+
+/// `[publish] on_denials = "log"`: for each image whose version in force
+/// (on the dir target, else the git one) is enforcing and followed by
+/// denials that `publish::denials::reaction` says must not go on, a
+/// force-log lever by `sandmine` naming them, on every dir and git
+/// target, before the round compiles (which then publishes the log-mode
+/// profile, as for an operator's lever).
+async fn react_to_denials(
+    store: &Store,
+    images: &[String],
+    s: &PublishConfig,
+    dir: Option<&publish::DirTarget>,
+    git: Option<&publish::GitTarget>,
+    compiler: &Compiler,
+    now_ms: u64,
+) -> Result<()> {
+    let mut seen: Option<std::collections::BTreeSet<(schemas::Abi, u32)>> = None;
+    for image in images {
+        let slug = publish::image_slug(image);
+        let current = match (dir, git) {
+            (Some(t), _) => enforced_profile(t, image, &slug).await,
+            (None, Some(t)) => enforced_profile(t, image, &slug).await,
+            (None, None) => return Ok(()),
+        };
+        let (meta, profile) = match current {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            // The round itself then fails this image on that target, and
+            // says why.
+            Err(e) => {
+                log::warn!("{image}: cannot read the profile in force to judge its denials: {e:#}");
+                continue;
+            }
+        };
+        let denied: Vec<publish::denials::Denied> = store
+            .denials(Some(image), Some(meta.published_at_ms))
+            .await
+            .context("cannot read the denials from the store")?
+            .into_iter()
+            .map(|d| publish::denials::Denied {
+                abi: d.abi,
+                nr: d.nr,
+                action: d.action,
+                profile: d.profile,
+                denials: d.denials,
+                hosts: d.hosts,
+                containers: d.containers,
+            })
+            .collect();
+        if denied.is_empty() {
+            continue;
+        }
+        let seen_set = match &seen {
+            Some(set) => set,
+            None => {
+                let totals = store
+                    .syscall_totals()
+                    .await
+                    .context("cannot read the fleet's syscalls from the store")?;
+                seen.insert(
+                    totals
+                        .into_iter()
+                        .map(|(_, abi, nr, ..)| (abi, nr))
+                        .collect(),
+                )
+            }
+        };
+        let Some(reason) =
+            publish::denials::reaction(&meta, &profile, &denied, seen_set, s.min_hosts)
+        else {
+            continue;
+        };
+        if s.object_store {
+            log::warn!(
+                "{image}: {reason}; not forced into log mode: levers need the dir and git targets only (unset publish.object_store, or use `sandmine lever force-log`)"
+            );
+            continue;
+        }
+        log::warn!("{image}: forcing log mode: {reason}");
+        let cand = compiler.candidate(store, image, now_ms, true).await?;
+        let log = cand.log_variant.map(|b| *b);
+        // A lever a target refuses changes no target; the round goes on
+        // and the error says why (never silently).
+        if let Err(e) = lever(
+            s,
+            image,
+            &LeverAction::ForceLog,
+            "sandmine",
+            &reason,
+            log.as_ref(),
+            now_ms,
+        )
+        .await
+        {
+            log::error!("{image}: cannot force log mode after denials ({reason}): {e:#}");
+        }
+    }
+    Ok(())
+}
+
+/// The meta and OCI profile file (`seccomp.json`) of `image`'s version in
+/// force on `t`, when it is enforcing.
+async fn enforced_profile<T: Target>(
+    t: &T,
+    image: &str,
+    slug: &str,
+) -> Result<Option<(publish::PublishedMeta, Vec<u8>)>> {
+    let Some(meta) = t.current(slug).await? else {
+        return Ok(None);
+    };
+    if meta.image != image || meta.state != "enforce" {
+        return Ok(None);
+    }
+    let mut files = t.version_files(slug, &meta).await?;
+    Ok(files.remove("seccomp.json").map(|p| (meta, p)))
 }
 
 /// Publishes on the configured schedule until `stop` (inside `aggregate`

@@ -321,3 +321,176 @@ fn query_denials_formats_errors_and_help() {
         o.stdout
     );
 }
+
+/// Low bars so a test fleet of 6 containers per image can be enforced
+/// (tests/fleet_cli.rs's), the per-syscall host bar at its default of 2.
+const TEST_POLICY: &str = r#"
+[syscall]
+min_hosts = 2
+min_containers = 2
+
+[enforce]
+min_containers = 4
+min_hosts = 2
+min_container_hours = 0.0
+min_coverage = 0.0
+min_quiet_hours = 0.0
+max_recent_new_share = 1.0
+"#;
+
+/// Publishing reacts: busybox is published enforcing; then containers of
+/// it on two hosts, under that very profile, call getpgrp (which the
+/// probe image made, so the fleet had seen it) and are denied. The next
+/// publish forces busybox back into log mode, by `sandmine`, with a
+/// reason naming the denials in the meta, the report and the git commit;
+/// the probe image, without denials, is untouched, and a third round
+/// changes nothing.
+#[test]
+fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
+    use common::fleet::{serve, Batch, BUSYBOX};
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+    fleet.start_aggregator();
+    for host in ["hA", "hB"] {
+        fleet.start_collector_with(host, &["collector.max_wire_version=6"]);
+        for _ in 0..3 {
+            serve(&mut fleet, host, 3, None);
+        }
+        fleet.run(&Batch {
+            host,
+            image: "probe",
+            containers: 3,
+            calls: &[(GETPGRP, 10)],
+        });
+    }
+    fleet.assert_converges("two images on two hosts");
+    let policy = fleet.f.write("policy.toml", TEST_POLICY);
+    let policy = policy.to_str().unwrap().to_string();
+    let out = fleet.f.arg("published");
+    let repo = fleet.f.arg("repo");
+    let publish = |fleet: &Fleet| -> Value {
+        let mut cmd = fleet.cmd(&[
+            "publish", "--dir", &out, "--git", &repo, "--policy", &policy, "--json",
+        ]);
+        cmd.args(["--runtime-base", "none"]);
+        let o = fleet.f.run_cmd(cmd, common::RUN_TIMEOUT);
+        assert_eq!(o.code(), Some(0), "{}", o.describe());
+        // One report per target (dir, then git): the dir's.
+        serde_json::Deserializer::from_str(&o.stdout)
+            .into_iter::<Value>()
+            .next()
+            .expect("a report")
+            .expect("publish --json")
+    };
+    let meta = |image: &str| -> Value {
+        let p = std::path::Path::new(&out)
+            .join(publish::image_slug(image))
+            .join("current");
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    publish(&fleet);
+    assert_eq!(meta(BUSYBOX)["state"], "enforce");
+    let enforced_short = meta(BUSYBOX)["version_short"].as_str().unwrap().to_string();
+    let probe_before = meta(&fleet.probe_image);
+    let profile = std::path::Path::new(&out)
+        .join(publish::image_slug(BUSYBOX))
+        .join("latest/seccomp.json");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        !text.contains("\"getpgrp\""),
+        "busybox's profile allows getpgrp"
+    );
+    let version = schemas::wire::profile_version(text.as_bytes());
+
+    // Busybox under its enforced profile calls getpgrp 5 times, once per
+    // host: denied (EPERM), and counted.
+    let mount = format!("{}:/probe:ro", fleet.probe.display());
+    let opt = format!("seccomp={}", profile.display());
+    for host in ["hA", "hB"] {
+        let parent = format!("/sm-{}-{host}", fleet.tag);
+        let getpgrp = format!("{GETPGRP}:5");
+        docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            &parent,
+            "--security-opt",
+            &opt,
+            "-v",
+            &mount,
+            BUSYBOX,
+            "/probe",
+            &getpgrp,
+        ]);
+    }
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let got = stored(&fleet, BUSYBOX);
+        let hit = got.iter().any(|r| {
+            (r.0.as_str(), r.2.as_str(), r.3, r.4) == ("getpgrp", version.as_str(), 10, 2)
+        });
+        if hit {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got:?}; logs:\n{}",
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let report = publish(&fleet);
+    let m = meta(BUSYBOX);
+    assert_eq!(m["state"], "log", "{m}");
+    assert_eq!(m["forced_log"]["by"], "sandmine", "{m}");
+    let reason = m["forced_log"]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with(&format!(
+            "seccomp denials under the enforced version {} (profile {version}) of syscalls the fleet had seen, on at least 2 hosts: ",
+            enforced_short
+        )) && reason.contains("x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 2 containers"),
+        "{reason}"
+    );
+    // The probe image had no denials: the same version as before.
+    assert_eq!(meta(&fleet.probe_image)["version"], probe_before["version"]);
+    // The git commit says why, and the round's report shows the lever.
+    let log = Command::new("git")
+        .args(["-C", &repo, "log", "--format=%B"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8(log.stdout).unwrap();
+    assert!(
+        log.contains(": force log mode ")
+            && log.contains("by: sandmine\n")
+            && log.contains(&reason),
+        "{log}"
+    );
+    let busybox = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == BUSYBOX)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        busybox["levers"]["forced_log"]["reason"],
+        reason.as_str(),
+        "{busybox}"
+    );
+    // Once forced, nothing more to do: a third round changes nothing.
+    let commits = |repo: &str| {
+        let o = Command::new("git")
+            .args(["-C", repo, "rev-list", "--count", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let before = commits(&repo);
+    publish(&fleet);
+    assert_eq!(commits(&repo), before);
+    assert_eq!(meta(BUSYBOX)["forced_log"]["reason"], reason.as_str());
+}

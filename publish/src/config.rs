@@ -33,6 +33,20 @@ pub struct PublishConfig {
     /// The runtime's must-allow base: `auto`, `none` or a FILE (see
     /// `sandmine compile --help`).
     pub runtime_base: String,
+    /// What a round does when an enforced profile version is followed by
+    /// seccomp denials (wire v6) of a syscall the fleet had seen, on at
+    /// least `min_hosts` hosts: `log` (default) forces the image back into
+    /// log mode, a force-log lever by `sandmine` whose reason names the
+    /// denials; `off` does nothing.
+    pub on_denials: OnDenials,
+}
+
+/// `[publish] on_denials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDenials {
+    Log,
+    Off,
 }
 
 impl Default for PublishConfig {
@@ -47,6 +61,7 @@ impl Default for PublishConfig {
             object_store: false,
             policy: None,
             runtime_base: "auto".into(),
+            on_denials: OnDenials::Log,
         }
     }
 }
@@ -113,6 +128,16 @@ mod tests {
         assert_eq!(c.describe_targets(), "dir /p");
         let e = parse("min_host = 3\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `min_host`"), "{e}");
+        assert_eq!(
+            parse("on_denials = \"off\"\n").unwrap().on_denials,
+            OnDenials::Off
+        );
+        let e = parse("on_denials = \"add\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown variant `add`, expected `log` or `off`"),
+            "{e}"
+        );
         let e = parse("shrink_after = \"7 days\"\n").unwrap_err();
         assert!(e.to_string().contains("invalid duration \"7 days\""), "{e}");
     }

@@ -17,6 +17,7 @@
 mod candidate;
 mod compiled;
 mod config;
+pub mod denials;
 mod diff;
 mod error;
 mod gate;
@@ -30,7 +31,7 @@ mod version;
 
 pub use candidate::{Candidate, GatePolicy, LeverMark, Levers, PublishedMeta, META_FORMAT};
 pub use compiled::{as_log, candidate, with_log_variant};
-pub use config::PublishConfig;
+pub use config::{OnDenials, PublishConfig};
 pub use diff::SyscallDiff;
 pub use error::PublishError;
 pub use gate::{gate, GateDecision, GateOutcome};

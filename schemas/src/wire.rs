@@ -395,6 +395,36 @@ impl SeccompFilter {
     }
 }
 
+/// The profile version of a seccomp profile file as Docker applies it
+/// ([`SeccompFilter::version`] of what `docker inspect` then reports):
+/// the docker CLI stores `--security-opt seccomp=FILE` as FILE's JSON
+/// compacted (white space outside strings removed, key order kept), and
+/// the collector hashes that text. So: the first 16 hex digits of the
+/// sha256 of `json` compacted the same way.
+pub fn profile_version(json: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            if b == b'"' {
+                in_string = true;
+            }
+            out.push(b);
+        }
+    }
+    hex(&Sha256::digest(&out)[..8])
+}
+
 /// One syscall of one container in one interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallDelta {

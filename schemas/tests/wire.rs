@@ -770,3 +770,22 @@ fn denials_travel_from_version_6() {
         "malformed version-6 body: bad denial action 1 (errno 1)"
     );
 }
+
+/// A profile file's version is that of its compacted JSON, which is what
+/// the engine reports and the collector hashes.
+#[test]
+fn a_profile_file_has_the_version_of_its_compacted_json() {
+    let spaced = b"{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"x\": \"a \\\" b\" }\n";
+    let compact = br#"{"defaultAction":"SCMP_ACT_ALLOW","x":"a \" b"}"#;
+    let v = schemas::wire::profile_version(spaced);
+    assert_eq!(v, schemas::wire::profile_version(compact));
+    assert_eq!(v.len(), 16);
+    let full = SeccompFilter::Profile(format!("sha256:{}", {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(compact);
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    }));
+    assert_eq!(full.version(), v);
+    assert_eq!(SeccompFilter::RuntimeDefault.version(), "runtime/default");
+    assert_eq!(SeccompFilter::Unknown.version(), "unknown");
+}
