@@ -57,6 +57,7 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     Report(Box<cmd::report::ReportArgs>),
     SyncProfiles(cmd::sync_profiles::SyncArgs),
+    Store(cmd::store::StoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => cmd::analyze::main(a),
         Command::Report(a) => cmd::report::main(*a),
         Command::SyncProfiles(a) => cmd::sync_profiles::main(a),
+        Command::Store(a) => cmd::store::main(a),
     };
     match result {
         Ok(code) => code,

@@ -13,4 +13,5 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod standalone;
+pub mod store;
 pub mod sync_profiles;

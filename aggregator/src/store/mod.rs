@@ -8,6 +8,7 @@
 //! (host_id, boot_id, seq) in both. See `docs/STORE.md`.
 
 pub mod analytics;
+pub mod backup;
 pub mod clickhouse;
 pub mod embedded;
 pub mod rows;
