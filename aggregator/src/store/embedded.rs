@@ -815,3 +815,65 @@ fn merge_call_phases(v: Vec<CallSummary>) -> Vec<CallSummary> {
     }
     out
 }
+
+/// Retention (`sandmine store prune`): per table, what goes. The ledger
+/// (`messages`) is kept: it is what makes a redelivered old envelope count
+/// zero times, and a pruned envelope redelivered must stay skipped.
+/// Incomplete and unverified flags go with their container, before it.
+const PRUNE: [(&str, &str); 8] = [
+    ("calls", "DELETE FROM calls WHERE last_seen_ms < ?1"),
+    ("calls_hourly", "DELETE FROM calls_hourly WHERE hour_ms + 3600000 <= ?1"),
+    ("incidence", "DELETE FROM incidence WHERE last_seen_ms < ?1"),
+    ("denials", "DELETE FROM denials WHERE hour_ms + 3600000 <= ?1"),
+    ("incomplete_containers", "DELETE FROM incomplete_containers WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = incomplete_containers.image AND c.host_id = incomplete_containers.host_id AND c.boot_id = incomplete_containers.boot_id AND c.container_id = incomplete_containers.container_id AND c.last_seen_ms < ?1)"),
+    ("unverified_containers", "DELETE FROM unverified_containers WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = unverified_containers.image AND c.host_id = unverified_containers.host_id AND c.boot_id = unverified_containers.boot_id AND c.container_id = unverified_containers.container_id AND c.last_seen_ms < ?1)"),
+    ("containers", "DELETE FROM containers WHERE last_seen_ms < ?1"),
+    ("messages", ""),
+];
+
+impl EmbeddedStore {
+    /// Removes what was last seen before `cutoff_ms` (whole hours for the
+    /// hourly tables: an hour goes when it ended by the cutoff), in one
+    /// transaction; with `dry_run`, counts and rolls back. Returns the rows
+    /// removed (or that would be) per table, in [`PRUNE`]'s order; the
+    /// ledger's are always 0.
+    pub async fn prune(
+        &self,
+        cutoff_ms: u64,
+        dry_run: bool,
+    ) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut out = Vec::new();
+            for (table, stmt) in PRUNE {
+                let n = if stmt.is_empty() {
+                    0
+                } else {
+                    tx.execute(stmt, [i(cutoff_ms)])? as u64
+                };
+                out.push((table, n));
+            }
+            if dry_run {
+                tx.rollback()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Rows per table, in [`PRUNE`]'s order.
+    pub async fn table_rows(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        self.with(|c| {
+            let mut out = Vec::new();
+            for (table, _) in PRUNE {
+                let n: i64 =
+                    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+                out.push((table, u(n)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
