@@ -401,6 +401,11 @@ fn prune_keeps_the_window_and_the_ledger() {
         query(&f, "ref/store.db", "totals")
     );
 
+    let o = f.sandmine(&["store", "prune", "--older-than", "1d"]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: store prune is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"Retention\""
+    );
     let o = store_cmd(&f, "store.db", &["prune", "--older-than", "10m"]);
     assert_eq!(
         one_error_line(&o),

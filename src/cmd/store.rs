@@ -94,9 +94,16 @@ fn parse_age(s: &str) -> Result<std::time::Duration, String> {
 fn embedded_path(s: &Settings, verb: &str) -> Result<PathBuf> {
     match &s.store {
         StoreConfig::Embedded(e) => Ok(e.path.clone()),
-        StoreConfig::ClickHouse(_) => bail!(
-            "store {verb} is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"Backup and restore\""
-        ),
+        StoreConfig::ClickHouse(_) => {
+            let section = if verb == "prune" {
+                "Retention"
+            } else {
+                "Backup and restore"
+            };
+            bail!(
+                "store {verb} is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"{section}\""
+            )
+        }
     }
 }
 
