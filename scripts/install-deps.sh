@@ -27,6 +27,10 @@
 #                                  (reach/tests/go.rs, built offline)
 #   prometheus yamllint            promtool and yamllint for deploy/'s alerts and
 #                                  manifests (scripts/check-deploy.sh)
+#   podman                         podman 4.3 with runc: mine-image through its API
+#                                  socket, the collector's attribution of its
+#                                  containers, profiles under `podman run`
+#                                  (tests/podman_cli.rs)
 #   chromium chromium-driver       headless Chromium and its WebDriver: the fleet
 #                                  report rendered as a person sees it
 #                                  (scripts/check-report.py, tests/report_cli.rs)
@@ -59,6 +63,7 @@ pkgs=(
     runc libseccomp-dev systemd openssl
     util-linux
     musl-tools golang-go
+    podman
     prometheus yamllint
     chromium chromium-driver
 )

@@ -142,6 +142,11 @@ impl ContainerState {
 #[derive(Debug, Clone)]
 pub struct DockerClient {
     socket: PathBuf,
+    /// The engine is podman (its `/version` names "Podman Engine"): its
+    /// compatible API reads `seccomp=` as a path on the server, not as the
+    /// profile's JSON (podman 4.3), so [`DockerClient::create`] hands it a
+    /// file.
+    podman: bool,
 }
 
 impl DockerClient {
@@ -151,7 +156,10 @@ impl DockerClient {
     /// supported), else [`DEFAULT_SOCKET`].
     pub fn connect(socket: Option<&Path>) -> Result<Self> {
         let socket = resolve_socket(socket, std::env::var("DOCKER_HOST").ok().as_deref())?;
-        let client = DockerClient { socket };
+        let mut client = DockerClient {
+            socket,
+            podman: false,
+        };
         let unreachable = |why: String| {
             CollectError::Docker(format!(
                 "cannot reach the Docker engine at {}: {why}; is dockerd running?",
@@ -169,7 +177,13 @@ impl DockerClient {
                 error_message(&resp)
             )));
         }
+        client.podman = client.version().is_ok_and(|v| is_podman(&v));
         Ok(client)
+    }
+
+    /// Whether the engine is podman.
+    pub fn is_podman(&self) -> bool {
+        self.podman
     }
 
     /// The socket this client talks to.
@@ -211,26 +225,20 @@ impl DockerClient {
         })
     }
 
-    /// Imports a root filesystem tarball as image `repo:tag` (`docker
-    /// import`), applying Dockerfile `changes` such as `CMD ["/probe"]`;
-    /// returns the new image's id (`sha256:...`).
-    pub fn import_image(
-        &self,
-        tar: &[u8],
-        repo: &str,
-        tag: &str,
-        changes: &[&str],
-    ) -> Result<String> {
-        let mut path = format!(
-            "/images/create?fromSrc=-&repo={}&tag={}",
-            encode(repo, false),
-            encode(tag, false)
-        );
+    /// Imports a root filesystem tarball as image `reference` (`docker
+    /// import`, `name:tag`), applying Dockerfile `changes` such as
+    /// `CMD ["/probe"]`; returns the new image's id (`sha256:...`).
+    ///
+    /// The tag travels inside `repo`, which the Engine API allows: podman's
+    /// compatible API (4.3) ignores a separate `tag` parameter and would
+    /// tag the image `latest`.
+    pub fn import_image(&self, tar: &[u8], reference: &str, changes: &[&str]) -> Result<String> {
+        let mut path = format!("/images/create?fromSrc=-&repo={}", encode(reference, false));
         for change in changes {
             path.push_str("&changes=");
             path.push_str(&encode(change, false));
         }
-        let what = format!("import image {repo}:{tag}");
+        let what = format!("import image {reference}");
         let resp =
             self.request_bytes("POST", &path, Some(("application/x-tar", tar)), IO_TIMEOUT)?;
         expect_status(&resp, &[200, 201], &what)?;
@@ -251,7 +259,7 @@ impl DockerClient {
         }
         match id {
             Some(id) => Ok(id),
-            None => Ok(self.inspect_image(&format!("{repo}:{tag}"))?.id),
+            None => Ok(self.inspect_image(reference)?.id),
         }
     }
 
@@ -274,8 +282,16 @@ impl DockerClient {
             path.push_str("?name=");
             path.push_str(&encode(name, false));
         }
-        let body = create_body(spec);
+        // podman reads the profile from a path while it creates the
+        // container; the file is removed when `profile_file` drops, after
+        // the answer.
+        let profile_file = match &spec.seccomp_profile_json {
+            Some(p) if self.podman && p != "unconfined" => Some(ProfileFile::write(p)?),
+            _ => None,
+        };
+        let body = create_body(spec, profile_file.as_ref().map(|f| f.path.as_path()));
         let resp = self.request("POST", &path, Some(&body), IO_TIMEOUT)?;
+        drop(profile_file);
         let what = format!("create container from image {}", spec.image);
         if resp.status == 404 {
             return Err(CollectError::Docker(format!(
@@ -574,12 +590,71 @@ fn resolve_socket(explicit: Option<&Path>, docker_host: Option<&str>) -> Result<
     }
 }
 
-/// The JSON body of `POST /containers/create`.
-fn create_body(spec: &ContainerSpec) -> Value {
+/// Whether a `/version` answer is podman's.
+fn is_podman(v: &Value) -> bool {
+    v["Components"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["Name"] == "Podman Engine"))
+}
+
+/// A seccomp profile in a file of its own for podman: a fresh 0700
+/// directory under the temporary directory, the file 0600; both removed
+/// on drop.
+struct ProfileFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ProfileFile {
+    fn write(profile: &str) -> Result<ProfileFile> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!(".sandmine-seccomp-{}-{n}", std::process::id()));
+        let io = |what: &str, e: std::io::Error| {
+            CollectError::Docker(format!(
+                "writing the seccomp profile for podman ({what}): {e}"
+            ))
+        };
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| io(&dir.display().to_string(), e))?;
+        let f = ProfileFile {
+            path: dir.join("seccomp.json"),
+            dir,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&f.path)
+            .map_err(|e| io(&f.path.display().to_string(), e))?;
+        file.write_all(profile.as_bytes())
+            .map_err(|e| io(&f.path.display().to_string(), e))?;
+        Ok(f)
+    }
+}
+
+impl Drop for ProfileFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The JSON body of `POST /containers/create`: the profile as JSON, or as
+/// the path of a file holding it (`profile_path`, for podman).
+fn create_body(spec: &ContainerSpec, profile_path: Option<&Path>) -> Value {
     let mut host = serde_json::Map::new();
     host.insert("NetworkMode".into(), json!(spec.network_mode));
     if let Some(profile) = &spec.seccomp_profile_json {
-        host.insert("SecurityOpt".into(), json!([format!("seccomp={profile}")]));
+        let opt = match profile_path {
+            Some(p) => format!("seccomp={}", p.display()),
+            None => format!("seccomp={profile}"),
+        };
+        host.insert("SecurityOpt".into(), json!([opt]));
     }
     if let Some(parent) = &spec.cgroup_parent {
         host.insert("CgroupParent".into(), json!(parent));
@@ -744,7 +819,7 @@ mod tests {
         spec.seccomp_profile_json = Some(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#.into());
         spec.labels.insert("org.sandmine.run".into(), "1".into());
         spec.cgroup_parent = Some("/sandmine".into());
-        let b = create_body(&spec);
+        let b = create_body(&spec, None);
         assert_eq!(b["Image"], "img:1");
         assert_eq!(b["Cmd"], json!(["echo", "hi"]));
         assert!(b.get("Entrypoint").is_none());
@@ -755,7 +830,7 @@ mod tests {
             b["HostConfig"]["SecurityOpt"],
             json!([r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#])
         );
-        let b = create_body(&ContainerSpec::new("img:1"));
+        let b = create_body(&ContainerSpec::new("img:1"), None);
         assert!(b.get("Cmd").is_none());
         assert!(b["HostConfig"].get("SecurityOpt").is_none());
     }

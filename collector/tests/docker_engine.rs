@@ -188,12 +188,7 @@ fn engine_import_image() {
     let tag = format!("t{}", std::process::id());
     let name = format!("{repo}:{tag}");
     let id = c
-        .import_image(
-            &out.stdout,
-            repo,
-            &tag,
-            &[r#"CMD ["/hello", "a b"]"#, "ENV X=1"],
-        )
+        .import_image(&out.stdout, &name, &[r#"CMD ["/hello", "a b"]"#, "ENV X=1"])
         .expect("import");
     let info = c.inspect_image(&name);
     let config = std::process::Command::new("docker")
@@ -211,7 +206,7 @@ fn engine_import_image() {
     assert_eq!(v["Cmd"], json!(["/hello", "a b"]));
     assert_eq!(v["Env"], json!(["X=1"]));
     let e = c
-        .import_image(b"not a tarball", repo, &tag, &["NOSUCHINSTRUCTION x"])
+        .import_image(b"not a tarball", &name, &["NOSUCHINSTRUCTION x"])
         .expect_err("bad change");
     assert!(
         e.to_string()

@@ -239,10 +239,7 @@ fn ensure_probe_image(docker: &DockerClient) -> Result<()> {
         ));
     }
     let tar = crate::runtime_probe::probe_image_tar();
-    let (repo, tag) = PROBE_IMAGE
-        .split_once(':')
-        .unwrap_or((PROBE_IMAGE, "latest"));
-    docker.import_image(&tar, repo, tag, &["CMD [\"/probe\"]"])?;
+    docker.import_image(&tar, PROBE_IMAGE, &["CMD [\"/probe\"]"])?;
     Ok(())
 }
 
