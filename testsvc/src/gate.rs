@@ -21,6 +21,17 @@
 //! the last `needle.len() - 1` bytes it saw). The reads before the one that
 //! completes it were already forwarded: the server may get the start of
 //! the held request, never all of it (a protocol line it never finishes).
+//!
+//! Kafka is binary, so a gate made by [`Gate::start_kafka`] matches
+//! requests, not strings: it cuts the client's bytes into Kafka request
+//! frames (a big-endian i32 size, then the header: i16 api_key, i16
+//! api_version, i32 correlation_id, ...) and forwards whole frames only.
+//! [`Gate::trip_on_kafka_request`] holds the n-th request with a given
+//! api_key (OffsetCommit is 8), and with it every later frame: the server
+//! gets none of the held request's bytes. A frame split across reads waits
+//! for its last byte before it is matched or forwarded. With tansu
+//! advertising the gate's address (`--advertised-listener-url`), every
+//! client connection, bootstrap or metadata-directed, goes through it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -35,6 +46,8 @@ pub struct Gate {
 
 struct Shared {
     upstream: u16,
+    /// Client bytes are Kafka request frames ([`Gate::start_kafka`]).
+    kafka: bool,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -43,6 +56,8 @@ struct Shared {
 struct State {
     /// The request bytes to hold, and at which occurrence (1-based).
     needle: Option<(Vec<u8>, usize)>,
+    /// The Kafka api_key to hold, and at which occurrence (1-based).
+    api_key: Option<(i16, usize)>,
     /// Occurrences of the needle seen so far.
     seen: usize,
     /// The gate tripped: requests are held from then on.
@@ -56,10 +71,21 @@ struct State {
 impl Gate {
     /// A gate on a free local port, forwarding to `127.0.0.1:upstream`.
     pub fn start(upstream: u16) -> Gate {
+        Self::start_inner(upstream, false)
+    }
+
+    /// A gate for a Kafka broker: forwards the client's bytes as whole
+    /// request frames, for [`Gate::trip_on_kafka_request`].
+    pub fn start_kafka(upstream: u16) -> Gate {
+        Self::start_inner(upstream, true)
+    }
+
+    fn start_inner(upstream: u16, kafka: bool) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
         let port = listener.local_addr().expect("gate address").port();
         let shared = Arc::new(Shared {
             upstream,
+            kafka,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         });
@@ -83,8 +109,24 @@ impl Gate {
     /// bytes and every later request are held.
     pub fn trip_on_request(&self, needle: &[u8], nth: usize) {
         assert!(!needle.is_empty() && nth >= 1, "a needle and nth >= 1");
+        assert!(!self.shared.kafka, "a Kafka gate matches api keys");
         let mut st = self.lock();
         st.needle = Some((needle.to_vec(), nth));
+        st.seen = 0;
+        st.tripped = false;
+    }
+
+    /// Trip at the `nth` (1-based) Kafka request whose api_key is
+    /// `api_key` (8: OffsetCommit): that frame and every later one are
+    /// held. Only for a gate made by [`Gate::start_kafka`].
+    pub fn trip_on_kafka_request(&self, api_key: i16, nth: usize) {
+        assert!(nth >= 1, "nth >= 1");
+        assert!(
+            self.shared.kafka,
+            "trip_on_kafka_request needs Gate::start_kafka"
+        );
+        let mut st = self.lock();
+        st.api_key = Some((api_key, nth));
         st.seen = 0;
         st.tripped = false;
     }
@@ -113,7 +155,7 @@ impl Gate {
         self.lock().tripped
     }
 
-    /// How many times the needle has been seen (held or not).
+    /// How many times the needle (or api_key) has been seen (held or not).
     pub fn seen(&self) -> usize {
         self.lock().seen
     }
@@ -131,6 +173,7 @@ impl Gate {
             let _ = s.shutdown(Shutdown::Both);
         }
         st.needle = None;
+        st.api_key = None;
         st.tripped = false;
         self.shared.changed.notify_all();
     }
@@ -173,7 +216,74 @@ fn connect(s: Arc<Shared>, client: TcpStream) {
         let _ = std::io::copy(&mut from, &mut to);
         let _ = to.shutdown(Shutdown::Write);
     });
-    requests(&s, client, server);
+    if s.kafka {
+        kafka_requests(&s, client, server);
+    } else {
+        requests(&s, client, server);
+    }
+}
+
+/// The size of the first Kafka frame in `buf` (its i32 size field and what
+/// follows), once all of it is there. A negative size (no Kafka client
+/// sends one) counts as 0, so the bytes still flow.
+fn kafka_frame_len(buf: &[u8]) -> Option<usize> {
+    let size: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let len = 4 + usize::try_from(i32::from_be_bytes(size)).unwrap_or(0);
+    (buf.len() >= len).then_some(len)
+}
+
+/// A request frame's api_key (the first i16 after the size).
+fn kafka_api_key(frame: &[u8]) -> Option<i16> {
+    let key: [u8; 2] = frame.get(4..6)?.try_into().ok()?;
+    Some(i16::from_be_bytes(key))
+}
+
+/// Client to server as whole Kafka frames, watching for the api_key.
+fn kafka_requests(s: &Shared, mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    // Bytes read and not forwarded yet: whole frames, then a partial one.
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let (ready, hold) = {
+            let mut st = s.state.lock().expect("gate lock");
+            let mut ready = 0;
+            while !st.tripped {
+                let Some(len) = kafka_frame_len(&pending[ready..]) else {
+                    break;
+                };
+                let frame = &pending[ready..ready + len];
+                if let Some((key, nth)) = st.api_key {
+                    if kafka_api_key(frame) == Some(key) {
+                        st.seen += 1;
+                        if st.seen >= nth {
+                            st.tripped = true;
+                            s.changed.notify_all();
+                            break;
+                        }
+                    }
+                }
+                ready += len;
+            }
+            (ready, st.tripped)
+        };
+        if to.write_all(&pending[..ready]).is_err() {
+            break;
+        }
+        pending.drain(..ready);
+        if hold {
+            let mut st = s.state.lock().expect("gate lock");
+            while st.tripped {
+                st = s.changed.wait(st).expect("gate lock");
+            }
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
 }
 
 /// Client to server, watching for the needle.
@@ -290,5 +400,97 @@ mod tests {
         r.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ok ACK again");
         assert_eq!(gate.accepted(), 2);
+    }
+
+    /// A Kafka request frame: size, api_key, api_version, correlation_id,
+    /// client_id (i16 length + bytes), then a body.
+    fn kafka_frame(api_key: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&api_key.to_be_bytes());
+        f.extend_from_slice(&2i16.to_be_bytes());
+        f.extend_from_slice(&correlation.to_be_bytes());
+        f.extend_from_slice(&4i16.to_be_bytes());
+        f.extend_from_slice(b"test");
+        f.extend_from_slice(body);
+        let mut out = (f.len() as i32).to_be_bytes().to_vec();
+        out.extend(f);
+        out
+    }
+
+    /// Fed one byte at a time, frames are found only once whole, each at
+    /// its own size, with its api_key.
+    #[test]
+    fn kafka_frames_are_cut_at_their_size() {
+        let frames = [
+            kafka_frame(18, 1, b""),
+            kafka_frame(8, 2, &[0xAB; 300]),
+            kafka_frame(1, 3, b"x"),
+        ];
+        let all: Vec<u8> = frames.concat();
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for b in &all {
+            buf.push(*b);
+            while let Some(len) = kafka_frame_len(&buf) {
+                let frame: Vec<u8> = buf.drain(..len).collect();
+                got.push((kafka_api_key(&frame), frame));
+            }
+        }
+        assert!(buf.is_empty());
+        let want: Vec<_> = frames
+            .iter()
+            .zip([18, 8, 1])
+            .map(|(f, k)| (Some(k), f.clone()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(kafka_frame_len(&[0, 0, 0]), None, "no size yet");
+        assert_eq!(kafka_frame_len(&[0, 0, 0, 2, 0]), None, "half a frame");
+        assert_eq!(kafka_frame_len(&[0xff; 5]), Some(4), "a negative size");
+        assert_eq!(kafka_api_key(&[0, 0, 0, 1, 0]), None, "no api_key");
+    }
+
+    /// A Kafka gate holds the second OffsetCommit (split across writes),
+    /// and the server gets whole frames only: none of the held one's bytes,
+    /// nothing after it.
+    #[test]
+    fn a_kafka_gate_holds_the_nth_request_of_an_api_key() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut c, _) = server.accept().unwrap();
+            let mut bytes = Vec::new();
+            let _ = c.read_to_end(&mut bytes);
+            tx.send(bytes).unwrap();
+        });
+        let gate = Gate::start_kafka(port);
+        gate.trip_on_kafka_request(8, 2);
+        let mut c = TcpStream::connect(("127.0.0.1", gate.port())).unwrap();
+        c.set_nodelay(true).unwrap();
+        let first = [
+            kafka_frame(18, 1, b""),
+            kafka_frame(8, 2, b"commit one"),
+            kafka_frame(1, 3, b"fetch"),
+        ];
+        // The first OffsetCommit split inside its size field.
+        c.write_all(&first[0]).unwrap();
+        c.write_all(&first[1][..2]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(&first[1][2..]).unwrap();
+        c.write_all(&first[2]).unwrap();
+        // The second, split inside its header, then another request.
+        let held = kafka_frame(8, 4, b"commit two");
+        c.write_all(&held[..5]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut rest = held[5..].to_vec();
+        rest.extend(kafka_frame(3, 5, b"metadata"));
+        c.write_all(&rest).unwrap();
+        assert!(gate.wait_tripped(Duration::from_secs(5)));
+        assert_eq!(gate.seen(), 2);
+        gate.cut();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got, first.concat(), "whole frames up to the held one");
+        // Afterwards the gate forwards again, unarmed.
+        assert!(!gate.tripped());
     }
 }

@@ -428,9 +428,13 @@ impl Drop for ClickHouse {
 }
 
 /// A Kafka-protocol broker: tansu, with SQLite storage (its memory mode
-/// reports wrong end offsets).
+/// reports wrong end offsets). The log and the committed offsets live in
+/// `tansu.db` ([`Kafka::db`]), so a restart keeps them.
 pub struct Kafka {
+    /// Where tansu listens.
     pub port: u16,
+    /// The port tansu advertises in metadata: `port`, or a gate's.
+    advertised: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
@@ -438,8 +442,17 @@ pub struct Kafka {
 
 impl Kafka {
     pub fn start() -> Kafka {
+        let port = free_port();
+        Self::start_advertising(port, port)
+    }
+
+    /// tansu listening on `port` and advertising `127.0.0.1:advertised`
+    /// (a [`gate::Gate::start_kafka`] forwarding to `port`): every client
+    /// connection, bootstrap and metadata-directed, goes to `advertised`.
+    pub fn start_advertising(port: u16, advertised: u16) -> Kafka {
         let mut k = Kafka {
-            port: free_port(),
+            port,
+            advertised,
             dir: tempfile::tempdir().expect("tempdir"),
             bin: binary(
                 "SANDMINE_TANSU",
@@ -452,9 +465,14 @@ impl Kafka {
         k
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// `127.0.0.1:PORT` (the advertised port), for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
+    }
+
+    /// tansu's SQLite database: its log, groups and committed offsets.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("tansu.db")
     }
 
     pub fn stop(&mut self) {
@@ -464,12 +482,13 @@ impl Kafka {
     pub fn restart(&mut self) {
         self.stop();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         // tansu resolves a sqlite:// path relative to its working
         // directory, even with a leading slash: give it a relative one.
         let log = self.dir.path().join("tansu.log");
         let mut child = Command::new(&self.bin)
             .args(["broker", "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
+            .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
