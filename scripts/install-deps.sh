@@ -22,6 +22,8 @@
 #   util-linux                     setpriv: the collector under exactly its
 #                                  capabilities (tests/privileges_cli.rs)
 #   openssl                        throwaway CAs for the TLS tests
+#   sqlite3                        reads tansu's on-disk log and offsets in the
+#                                  Kafka fault test (tests/fleet_cli.rs)
 #   musl-tools                     musl-gcc, for reach's static musl probe
 #   golang-go                      Go 1.19, for reach's Go static probes
 #                                  (reach/tests/go.rs, built offline)
@@ -60,7 +62,7 @@ pkgs=(
     python3 jq curl iproute2
     httperf wrk
     nats-server clickhouse-server clickhouse-client python3-venv
-    runc libseccomp-dev systemd openssl
+    runc libseccomp-dev systemd openssl sqlite3
     util-linux
     musl-tools golang-go
     podman

@@ -17,8 +17,9 @@
 mod common;
 
 use common::fleet::{
-    docker, envelope, kafka_broker, nats_broker, nats_stream_state, publish, publish_to, serve,
-    wait_calls, wait_for_line, Batch, Fleet, BUSYBOX, GETPGRP, SYSINFO, TIMES,
+    docker, envelope, kafka_broker, kafka_broker_tagged, kafka_committed, kafka_records,
+    kafka_uncommitted, nats_broker, nats_stream_state, publish, publish_to, serve, wait_calls,
+    wait_for_line, Batch, Fleet, BUSYBOX, GETPGRP, SYSINFO, TIMES,
 };
 use common::Fixture;
 use serde_json::Value;
@@ -195,6 +196,179 @@ fn fleet_totals_stay_exact_through_faults() {
     });
     fleet.start_collector("hA");
     fleet.assert_converges("collector restarted");
+}
+
+/// The same faults on Kafka: tansu on its SQLite storage (the log and the
+/// committed offsets survive a restart), advertising a gate's address so
+/// that every client connection goes through the gate
+/// (`Gate::start_kafka`), which holds the aggregator's n-th OffsetCommit.
+/// Each window is proved from tansu's database on disk.
+#[test]
+fn kafka_totals_stay_exact_through_faults() {
+    /// The Kafka api_key of OffsetCommit.
+    const OFFSET_COMMIT: i16 = 8;
+    let kport = testsvc::free_port();
+    let gate = Gate::start_kafka(kport);
+    let mut kafka = Kafka::start_advertising(kport, gate.port());
+    let mut ch = ClickHouse::start();
+    let tag = common::fleet::unique();
+    let (topic, dead, group) = (
+        format!("deltas-{tag}"),
+        format!("dead-{tag}"),
+        format!("agg-{tag}"),
+    );
+    let mut fleet = Fleet::new(&kafka_broker_tagged(&kafka, &tag), &ch);
+    fleet.start_aggregator();
+    fleet.start_collector("hA");
+    fleet.start_collector("hB");
+    let p = &[(GETPGRP, 700), (TIMES, 7)];
+    let b = &[(GETPGRP, 300), (SYSINFO, 5)];
+    let round = |fleet: &mut Fleet| {
+        for (host, image, containers, calls) in [
+            ("hA", "probe", 1, p),
+            ("hA", "busybox", 1, b),
+            ("hB", "probe", 1, p),
+            ("hB", "busybox", 2, b),
+        ] {
+            fleet.run(&Batch {
+                host,
+                image,
+                containers,
+                calls,
+            });
+        }
+    };
+    round(&mut fleet);
+    fleet.assert_converges("kafka steady state");
+    assert!(
+        gate.accepted() >= 3,
+        "the clients did not all go through the gate"
+    );
+
+    let seed = fault_seed();
+    eprintln!("fault points from seed {seed} (SANDMINE_FAULT_SEED={seed} repeats them)");
+    let mut rng = seed;
+    let ch_gate = Gate::start(ch.http_port);
+    let via_ch_gate = format!(
+        "store.clickhouse.url=\"http://127.0.0.1:{}\"",
+        ch_gate.port()
+    );
+    // One message per batch: each insert is followed by its own commit,
+    // so the n-th commit follows the n-th insert.
+    let one_per_batch = "aggregator.batch_max_messages=1";
+    let wait_uncommitted = |kafka: &Kafka| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = kafka_uncommitted(kafka, &topic, &group);
+            if n >= 1 {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "nothing uncommitted after 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for rep in 1..=2 {
+        // kill -9 of the aggregator between its insert and its offset
+        // commit: the gate holds its n-th OffsetCommit. (Setup stops are
+        // clean, so the gated aggregator gets the partitions at once.)
+        fleet.stop_aggregator();
+        let before = fleet.observed();
+        round(&mut fleet);
+        let waiting = wait_uncommitted(&kafka);
+        let committed = kafka_committed(&kafka, &topic, &group);
+        let nth = pick(&mut rng, waiting);
+        gate.trip_on_kafka_request(OFFSET_COMMIT, nth);
+        fleet.start_aggregator_with(&[one_per_batch]);
+        assert!(
+            gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator sent {} commits, not {nth} ({waiting} waiting)\n{}",
+            gate.seen(),
+            fleet.logs()
+        );
+        fleet.kill_aggregator();
+        gate.cut();
+        // The window was hit: the store has rows of this round, and on
+        // disk the group committed exactly the n - 1 commits before the
+        // held one; the held commit's record is still uncommitted.
+        assert_ne!(
+            fleet.observed(),
+            before,
+            "rep {rep}: nothing inserted before commit {nth}"
+        );
+        assert_eq!(
+            kafka_committed(&kafka, &topic, &group),
+            committed + nth as u64 - 1,
+            "rep {rep}: the committed offsets on disk, commit {nth} held"
+        );
+        let unacked = kafka_uncommitted(&kafka, &topic, &group);
+        assert!(unacked >= 1, "rep {rep}: nothing uncommitted on disk");
+        fleet.start_aggregator();
+        fleet.assert_converges(&format!(
+            "rep {rep}: aggregator killed between insert and commit {nth} ({unacked} uncommitted)"
+        ));
+
+        // tansu restarted with messages in flight: the aggregator holds
+        // fetched, uncommitted records (the gate holds its n-th commit)
+        // when the broker goes down; the collectors publish across it.
+        fleet.stop_aggregator();
+        round(&mut fleet);
+        let waiting = wait_uncommitted(&kafka);
+        let nth = pick(&mut rng, waiting);
+        gate.trip_on_kafka_request(OFFSET_COMMIT, nth);
+        fleet.start_aggregator_with(&[one_per_batch]);
+        assert!(
+            gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator sent {} commits, not {nth} ({waiting} waiting)\n{}",
+            gate.seen(),
+            fleet.logs()
+        );
+        let in_flight = kafka_uncommitted(&kafka, &topic, &group);
+        assert!(
+            in_flight >= 1,
+            "rep {rep}: nothing in flight at the restart"
+        );
+        let records = kafka_records(&kafka, &topic);
+        kafka.restart();
+        gate.cut();
+        // The log and the offsets survived the restart.
+        assert!(kafka_records(&kafka, &topic) >= records);
+        assert!(kafka_uncommitted(&kafka, &topic, &group) >= in_flight);
+        round(&mut fleet);
+        fleet.assert_converges(&format!(
+            "rep {rep}: tansu restarted with {in_flight} records in flight (commit {nth} held)"
+        ));
+
+        // ClickHouse stopped during an insert, on the Kafka path.
+        fleet.stop_aggregator();
+        round(&mut fleet);
+        wait_uncommitted(&kafka);
+        let nth = pick(&mut rng, 3);
+        ch_gate.trip_on_request(b"INSERT", nth);
+        fleet.start_aggregator_with(&[&via_ch_gate]);
+        assert!(
+            ch_gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the aggregator never sent insert {nth}\n{}",
+            fleet.logs()
+        );
+        ch.stop();
+        ch_gate.cut();
+        wait_for_line(
+            fleet.aggregator.as_ref().expect("aggregator"),
+            "store unavailable",
+        );
+        round(&mut fleet);
+        ch.restart();
+        fleet.assert_converges(&format!(
+            "rep {rep}: ClickHouse stopped during insert {nth} (Kafka)"
+        ));
+        assert_eq!(
+            kafka_records(&kafka, &dead),
+            0,
+            "rep {rep}: an outage dead-lettered a message"
+        );
+        fleet.stop_aggregator();
+        fleet.start_aggregator();
+    }
 }
 
 /// The seed of the fault points: `SANDMINE_FAULT_SEED`, else the clock.

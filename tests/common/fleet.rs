@@ -153,6 +153,24 @@ retry_max_backoff = "2s"
         self.aggregator = Some(r);
     }
 
+    /// SIGTERM: the aggregator stops cleanly (a Kafka consumer leaves its
+    /// group, so the next one is assigned the partitions at once rather
+    /// than after the broker gives up on a killed member).
+    pub fn stop_aggregator(&mut self) {
+        if let Some(mut a) = self.aggregator.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(a.pid(), libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !a.has_exited() {
+                if Instant::now() > deadline {
+                    a.kill9();
+                    panic!("the aggregator did not stop within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     pub fn kill_aggregator(&mut self) {
         if let Some(mut a) = self.aggregator.take() {
             a.kill9();
@@ -406,10 +424,74 @@ pub fn nats_broker(n: &Nats) -> String {
 
 /// A `[broker]` body for tansu, with topics and group of their own.
 pub fn kafka_broker(kafka: &Kafka) -> String {
+    kafka_broker_tagged(kafka, &unique())
+}
+
+/// A `[broker]` body for tansu: topics `deltas-TAG` and `dead-TAG`, group
+/// `agg-TAG`.
+pub fn kafka_broker_tagged(kafka: &Kafka, tag: &str) -> String {
     format!(
-        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{t}\"\ndead_letter_topic = \"dead-{t}\"\ngroup_id = \"agg-{t}\"\n",
+        "kind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"deltas-{tag}\"\ndead_letter_topic = \"dead-{tag}\"\ngroup_id = \"agg-{tag}\"\n",
         kafka.bootstrap(),
-        t = unique()
+    )
+}
+
+/// One number from tansu's SQLite database (its on-disk log and offsets),
+/// read with the sqlite3 CLI (read-only; tansu keeps it in WAL mode).
+fn kafka_sql(kafka: &Kafka, sql: &str) -> u64 {
+    let o = Command::new("sqlite3")
+        .args(["-readonly", "-cmd", ".timeout 10000"])
+        .arg(kafka.db())
+        .arg(sql)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}); run scripts/install-deps.sh"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("sqlite3 {sql}: not a number: {out:?}"))
+}
+
+/// Records of `topic` in tansu's log on disk.
+pub fn kafka_records(kafka: &Kafka, topic: &str) -> u64 {
+    kafka_sql(
+        kafka,
+        &format!(
+            "select count(*) from record r join topition p on r.topition = p.id \
+             join topic t on p.topic = t.id where t.name = '{topic}'"
+        ),
+    )
+}
+
+/// The sum over `topic`'s partitions of `group`'s committed offset, on
+/// disk (0 for a partition it never committed).
+pub fn kafka_committed(kafka: &Kafka, topic: &str, group: &str) -> u64 {
+    kafka_sql(
+        kafka,
+        &format!(
+            "select coalesce(sum(o.committed_offset), 0) from consumer_offset o \
+             join topition p on o.topition = p.id join topic t on p.topic = t.id \
+             join consumer_group g on o.consumer_group = g.id \
+             where t.name = '{topic}' and g.name = '{group}'"
+        ),
+    )
+}
+
+/// Records of `topic` at or past `group`'s committed offset, on disk.
+pub fn kafka_uncommitted(kafka: &Kafka, topic: &str, group: &str) -> u64 {
+    kafka_sql(
+        kafka,
+        &format!(
+            "select count(*) from record r join topition p on r.topition = p.id \
+             join topic t on p.topic = t.id \
+             left join consumer_offset o on o.topition = p.id and o.consumer_group = \
+             (select id from consumer_group where name = '{group}') \
+             where t.name = '{topic}' and r.offset_id >= coalesce(o.committed_offset, 0)"
+        ),
     )
 }
 
