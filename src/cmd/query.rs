@@ -78,13 +78,17 @@ sandmine query uses 0 --abi i386"
     /// between two of its digests.
     #[command(
         long_about = "Drift of one image. With --since: new = first seen at or after that time, \
-gone = not seen since (last seen before it). With --from and --to (two digests of the same \
+gone = not seen since (last seen before it). With --since-version V --published DIR: the same, \
+since the time version V of the image's profile was published, as its meta.json records it (V as `sandmine lever versions` \
+lists it, 12 hex digits or the full sha256:..., or `current` for the version in force), read from \
+the dir publish target DIR (<DIR>/<slug>/<version>/meta.json). With --from and --to (two digests of the same \
 image name, as IMAGE@DIGEST or just DIGEST): new = used by containers of the --to digest and \
 by none of the --from digest, gone = the other way round. Each row gives what the side that \
 has the syscall saw: hosts, containers, first and last seen.",
         after_help = "Examples:\n  \
 sandmine query drift nginx:1.27 --since 2026-11-01\n  \
 sandmine query drift nginx:1.27 --since 7d --format json\n  \
+sandmine query drift nginx:1.27 --since-version current --published /srv/sandmine/profiles\n  \
 sandmine query drift --from nginx:1.27@sha256:1111... --to nginx:1.27@sha256:2222...\n  \
 sandmine query drift nginx:1.27 --from sha256:1111... --to sha256:2222... --format csv"
     )]
@@ -92,8 +96,16 @@ sandmine query drift nginx:1.27 --from sha256:1111... --to sha256:2222... --form
         /// The image name (optional when --from and --to are IMAGE@DIGEST).
         image: Option<String>,
         /// New since: a UTC date, an instant or a duration back from now.
-        #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when, conflicts_with_all = ["from", "to"])]
+        #[arg(long, value_name = "DATE|DURATION", value_parser = parse_when, conflicts_with_all = ["from", "to", "since_version"])]
         since: Option<u64>,
+        /// New since version V of the image's published profile was
+        /// published (12 hex digits, sha256:..., or `current`); needs
+        /// --published.
+        #[arg(long, value_name = "VERSION", requires = "published", conflicts_with_all = ["from", "to"])]
+        since_version: Option<String>,
+        /// The dir publish target that --since-version reads.
+        #[arg(long, value_name = "DIR")]
+        published: Option<PathBuf>,
         /// The old digest: IMAGE@DIGEST or DIGEST.
         #[arg(long, value_name = "IMAGE@DIGEST", requires = "to")]
         from: Option<String>,
@@ -378,10 +390,17 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
             What::Drift {
                 image,
                 since,
+                since_version,
+                published,
                 from,
                 to,
                 format,
             } => {
+                let since = match (&since_version, &published, &image) {
+                    (Some(v), Some(dir), Some(img)) => Some(version_time(dir, img, v).await?),
+                    (Some(_), _, None) => bail!("drift --since-version needs an IMAGE"),
+                    _ => since,
+                };
                 let a = drift(&store, image, since, from, to).await?;
                 a.write(format, &mut out)?;
             }
@@ -403,6 +422,47 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// When version `v` of `image`'s profile was published to the dir target
+/// `dir`, as its `meta.json` records it (`current`: the version in force).
+async fn version_time(dir: &std::path::Path, image: &str, v: &str) -> Result<u64> {
+    if !dir.is_dir() {
+        bail!("--published {}: not a directory", dir.display());
+    }
+    let t = publish::DirTarget::new(dir);
+    let slug = publish::image_slug(image);
+    let what = || {
+        format!(
+            "cannot read the publications of {image:?} in {}",
+            dir.display()
+        )
+    };
+    if v == "current" {
+        return match t.current(&slug).await.with_context(what)? {
+            Some(m) => Ok(m.published_at_ms),
+            None => bail!("{image:?} has no publication in force in {}", dir.display()),
+        };
+    }
+    let versions = t.versions(&slug).await.with_context(what)?;
+    // The time that version's meta.json records (a rollback that published
+    // it again records the later time).
+    versions
+        .iter()
+        .filter(|m| m.version == v || m.version_short == v)
+        .map(|m| m.published_at_ms)
+        .max()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{image:?} has no version {v} in {} (it has: {})",
+                dir.display(),
+                versions
+                    .iter()
+                    .map(|m| m.version_short.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
 }
 
 /// Whether the published profile of `image` allows a syscall: yes, no,
