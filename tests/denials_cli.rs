@@ -322,22 +322,6 @@ fn query_denials_formats_errors_and_help() {
     );
 }
 
-/// Low bars so a test fleet of 6 containers per image can be enforced
-/// (tests/fleet_cli.rs's), the per-syscall host bar at its default of 2.
-const TEST_POLICY: &str = r#"
-[syscall]
-min_hosts = 2
-min_containers = 2
-
-[enforce]
-min_containers = 4
-min_hosts = 2
-min_container_hours = 0.0
-min_coverage = 0.0
-min_quiet_hours = 0.0
-max_recent_new_share = 1.0
-"#;
-
 /// Publishing reacts: busybox is published enforcing; then containers of
 /// it on two hosts, under that very profile, call getpgrp (which the
 /// probe image made, so the fleet had seen it) and are denied. The next
@@ -365,7 +349,7 @@ fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
         });
     }
     fleet.assert_converges("two images on two hosts");
-    let policy = fleet.f.write("policy.toml", TEST_POLICY);
+    let policy = fleet.f.write("policy.toml", common::fleet::TEST_POLICY);
     let policy = policy.to_str().unwrap().to_string();
     let out = fleet.f.arg("published");
     let repo = fleet.f.arg("repo");

@@ -754,22 +754,6 @@ fn standalone_counts_exactly_into_the_embedded_store() {
     assert_eq!((calls(GETPGRP), calls(TIMES)), (500, 4));
 }
 
-/// Low bars so a test fleet of 6 containers per image can be enforced; the
-/// per-syscall host bar stays at its default of 2.
-const TEST_POLICY: &str = r#"
-[syscall]
-min_hosts = 2
-min_containers = 2
-
-[enforce]
-min_containers = 4
-min_hosts = 2
-min_container_hours = 0.0
-min_coverage = 0.0
-min_quiet_hours = 0.0
-max_recent_new_share = 1.0
-"#;
-
 /// Issue 4 end to end: containers of two images on two simulated hosts,
 /// their observations in ClickHouse, `publish` to a directory, and the
 /// published profile enforced by docker: the container starts and serves,
@@ -804,7 +788,7 @@ fn published_profiles_are_enforced_by_docker() {
     });
     fleet.assert_converges("two images on two hosts");
 
-    let policy = fleet.f.write("policy.toml", TEST_POLICY);
+    let policy = fleet.f.write("policy.toml", common::fleet::TEST_POLICY);
     let policy = policy.to_str().unwrap().to_string();
     let out = fleet.f.arg("published");
     let mut cmd = fleet.cmd(&["publish", "--dir", &out, "--policy", &policy]);

@@ -630,3 +630,20 @@ pub fn http_get(port: u16) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Low bars so a test fleet of 6 containers per image can be enforced; the
+/// per-syscall host bar stays at its default of 2 (`fleet_cli`,
+/// `denials_cli`).
+pub const TEST_POLICY: &str = r#"
+[syscall]
+min_hosts = 2
+min_containers = 2
+
+[enforce]
+min_containers = 4
+min_hosts = 2
+min_container_hours = 0.0
+min_coverage = 0.0
+min_quiet_hours = 0.0
+max_recent_new_share = 1.0
+"#;
