@@ -55,13 +55,19 @@ fn envelope(host: u64, seq: u64, t0: u64) -> Envelope {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let arg = |i: usize, d: u64| {
-        std::env::args()
-            .nth(i)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(d)
+    // A bad argument is an error, never silently the default: the figure
+    // it prints must be for the run asked for.
+    let arg = |i: usize, name: &str, d: u64| match std::env::args().nth(i) {
+        None => d,
+        Some(a) => match a.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("store_growth: {name} must be a positive integer, not {a:?}");
+                std::process::exit(2);
+            }
+        },
     };
-    let (hosts, days) = (arg(1, 2), arg(2, 2));
+    let (hosts, days) = (arg(1, "HOSTS", 2), arg(2, "DAYS", 2));
     let dir = std::env::temp_dir().join(format!("store-growth-{}", std::process::id()));
     let path = dir.join("store.db");
     let store = EmbeddedStore::open(&EmbeddedConfig { path: path.clone() })

@@ -265,14 +265,24 @@ fn first_enforce(
     }
 }
 
+/// The positional argument `i` as a positive number, `default` when absent;
+/// anything else ends the run with one line and exit status 2.
+fn arg(i: usize, name: &str, default: u64) -> u64 {
+    match std::env::args().nth(i) {
+        None => default,
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("reach_confidence: {name} must be a positive integer, not {s:?}");
+                std::process::exit(2);
+            }
+        },
+    }
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let seeds: u64 = args
-        .next()
-        .map_or(20, |s| s.parse().expect("SEEDS: a number"));
-    let held: usize = args
-        .next()
-        .map_or(1000, |s| s.parse().expect("HELD_OUT: a number"));
+    let seeds = arg(1, "SEEDS", 20);
+    let held = arg(2, "HELD_OUT", 1000) as usize;
     assert_eq!(NAMES.len(), CORE + RARE + EXTRA, "the name table");
     for n in NAMES {
         assert!(
