@@ -43,7 +43,7 @@ from selenium.webdriver.common.by import By
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SECTIONS = ["images", "convergence", "heatmap", "risks", "changes"]
+SECTIONS = ["images", "convergence", "heatmap", "risks", "denials", "changes"]
 WIDTH = 1400
 # A chart must have at least this many ink pixels in its plot area.
 MIN_INK = 20

@@ -219,6 +219,9 @@ pub struct Surface {
     pub beyond_default: BTreeSet<&'static str>,
     /// Allowed names of the high-risk catalogue, in its order.
     pub high_risk: Vec<&'static str>,
+    /// Every seccomp denial the store holds for the image (wire v6
+    /// collectors; `query denials` shows the same rows).
+    pub denials: Vec<aggregator::store::analytics::ImageDenials>,
     /// What the compiler read.
     pub observations: ImageObservations,
     /// What it decided.
@@ -245,14 +248,51 @@ impl Compiler {
             .filter(|r| allowed.contains(r.name))
             .map(|r| r.name)
             .collect();
+        let denials = store
+            .denials(Some(image), None)
+            .await
+            .context("cannot read the store's denials")?;
         Ok(Surface {
             image: image.to_string(),
             state: compiled.decision.state,
             allowed,
             beyond_default,
             high_risk,
+            denials,
             observations,
             compiled,
         })
+    }
+}
+
+impl Surface {
+    /// Calls the image's containers had denied, every action and profile.
+    pub fn denied_calls(&self) -> u64 {
+        self.denials
+            .iter()
+            .fold(0u64, |n, d| n.saturating_add(d.denials))
+    }
+
+    /// The denied syscalls' names, sorted, once each: the name, followed by
+    /// `(abi)` when not x86_64, with no space (list cells are joined by
+    /// spaces).
+    pub fn denied_syscalls(&self) -> BTreeSet<String> {
+        self.denials
+            .iter()
+            .map(|d| shown(d.abi, d.nr).replace(' ', ""))
+            .collect()
+    }
+}
+
+/// A syscall's name for people: the name (or `#nr`), with its ABI when not
+/// x86_64.
+pub fn shown(abi: Abi, nr: u32) -> String {
+    let name = schemas::syscalls::name(abi, nr)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("#{nr}"));
+    if abi == Abi::X86_64 {
+        name
+    } else {
+        format!("{name} ({abi})")
     }
 }

@@ -419,10 +419,31 @@ HOUR                  CALLS  HOSTS  NEW_CONTAINERS
 /// base: the surface depends only on the store and the policy.
 const SURFACE_NOW: &str = "1700017200000";
 
+/// The analytics fleet, with web:2's container w1 under a profile that
+/// denied mount 4 times (errno 1) and killed it at one i386 ptrace.
+fn surface_fleet() -> Vec<schemas::wire::Envelope> {
+    let mut fleet = analytics_fleet();
+    let w1 = fleet
+        .iter_mut()
+        .flat_map(|e| e.containers.iter_mut())
+        .find(|c| c.container.id == "w1")
+        .expect("web:2's container w1");
+    w1.container.seccomp = schemas::wire::SeccompFilter::Profile(
+        "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210".into(),
+    );
+    for (abi, nr, action, n) in [
+        (schemas::Abi::X86_64, 165, schemas::DenyAction::Errno(1), 4),
+        (schemas::Abi::I386, 26, schemas::DenyAction::Kill, 1),
+    ] {
+        w1.denials.insert(schemas::DenialKey { abi, nr, action }, n);
+    }
+    fleet
+}
+
 #[test]
 fn surface_in_three_formats_on_both_stores() {
     let f = Fixture::new();
-    let s = stores(&f);
+    let s = stores_of(&f, surface_fleet());
     let fixed = ["--runtime-base", "none", "--now-ms", SURFACE_NOW];
     let mut args = vec!["surface"];
     args.extend(fixed);
@@ -433,11 +454,11 @@ fn surface_in_three_formats_on_both_stores() {
     assert_eq!(
         query_both(&f, &s, &args),
         "\
-IMAGE    STATE              ALLOWED  DOCKER_DEFAULT  BEYOND_DEFAULT  HIGH_RISK
-app:1    log                      6             292               0  io_uring_setup
-redis:7  not_ready                4             292               0
-web:2    not_ready                4             292               0
-(fleet)  log=1 not_ready=2        6             292               0  io_uring_setup
+IMAGE    STATE              ALLOWED  DOCKER_DEFAULT  BEYOND_DEFAULT  HIGH_RISK       DENIED  DENIED_SYSCALLS
+app:1    log                      6             292               0  io_uring_setup       0
+redis:7  not_ready                4             292               0                       0
+web:2    not_ready                4             292               0                       5  mount ptrace(i386)
+(fleet)  log=1 not_ready=2        6             292               0  io_uring_setup       5  mount ptrace(i386)
 "
     );
     // A single-host policy: every image in log state, each syscall it
@@ -451,11 +472,11 @@ web:2    not_ready                4             292               0
     with_policy.extend(["--policy", &policy, "--format", "csv"]);
     assert_eq!(
         query_both(&f, &s, &with_policy),
-        "image,state,allowed,docker_default,beyond_default,high_risk\n\
-         app:1,log,7,292,0,ptrace io_uring_setup\n\
-         redis:7,log,5,292,0,\n\
-         web:2,log,6,292,1,keyctl io_uring_setup\n\
-         (fleet),log=3,8,292,1,ptrace keyctl io_uring_setup\n"
+        "image,state,allowed,docker_default,beyond_default,high_risk,denied,denied_syscalls\n\
+         app:1,log,7,292,0,ptrace io_uring_setup,0,\n\
+         redis:7,log,5,292,0,,0,\n\
+         web:2,log,6,292,1,keyctl io_uring_setup,5,mount ptrace(i386)\n\
+         (fleet),log=3,8,292,1,ptrace keyctl io_uring_setup,5,mount ptrace(i386)\n"
     );
     // One image, JSON: the fleet row totals what is shown.
     let mut one = vec!["surface", "web:2"];
@@ -466,9 +487,11 @@ web:2    not_ready                4             292               0
         j,
         serde_json::json!([
             {"image": "web:2", "state": "log", "allowed": 6, "docker_default": 292,
-             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"]},
+             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"],
+             "denied": 5, "denied_syscalls": ["mount", "ptrace(i386)"]},
             {"image": "(fleet)", "state": "log=1", "allowed": 6, "docker_default": 292,
-             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"]}
+             "beyond_default": 1, "high_risk": ["keyctl", "io_uring_setup"],
+             "denied": 5, "denied_syscalls": ["mount", "ptrace(i386)"]}
         ])
     );
     // The same state and allowed set as `sandmine compile` (the same

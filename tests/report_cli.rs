@@ -16,7 +16,8 @@ mod store_common;
 
 use aggregator::store::Store;
 use common::*;
-use schemas::wire::Envelope;
+use schemas::wire::{Envelope, SeccompFilter};
+use schemas::{Abi, DenialKey, DenyAction};
 use std::path::Path;
 use std::process::Command;
 use store_common::analytics_fleet::{analytics_fleet, breaks_fleet, KEYCTL, READ, T};
@@ -26,6 +27,9 @@ const PYTHON: &str = "/var/cache/sandmine/py/bin/python";
 /// An image name that is markup: the page must show it, never run it.
 const EVIL: &str = "evil\"><script src=http://127.0.0.1:9/x.js></script>:1";
 const BPF: u32 = 321;
+const MOUNT: u32 = 165;
+const PTRACE_I386: u32 = 26;
+const PROFILE: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// What the second round adds: app:1 container a4 on h2 using keyctl (new
 /// to app:1, high-risk); batch:3 (breaks_fleet's, stored late: its calls
@@ -57,6 +61,16 @@ fn second_round() -> Vec<Envelope> {
         ],
     );
     a4.container.image_digest = "sha256:a2".into();
+    // Its profile denied mount 3 times (errno 1).
+    a4.container.seccomp = SeccompFilter::Profile(PROFILE.into());
+    a4.denials.insert(
+        DenialKey {
+            abi: Abi::X86_64,
+            nr: MOUNT,
+            action: DenyAction::Errno(1),
+        },
+        3,
+    );
     let mut e1 = ctr(
         "e1",
         EVIL,
@@ -81,6 +95,16 @@ fn second_round() -> Vec<Envelope> {
         ],
     );
     e1.container.image_digest = "sha256:e1".into();
+    // Docker's default killed its i386 ptrace... once.
+    e1.container.seccomp = SeccompFilter::RuntimeDefault;
+    e1.denials.insert(
+        DenialKey {
+            abi: Abi::I386,
+            nr: PTRACE_I386,
+            action: DenyAction::Kill,
+        },
+        1,
+    );
     vec![
         batch,
         env("h2", "b1", 3, T + 4 * H, vec![a4]),
@@ -225,11 +249,15 @@ fn report_on_both_stores_then_changes_and_the_page_in_a_browser() {
     assert_eq!(
         rows(&page, "images-table"),
         [
-            "app:1 | log | 2 | 2 | 3 | 3 | 6 | 0 | io_uring_setup | 2023-11-15T01:00:10Z",
-            "redis:7 | not_ready | 1 | 1 | 1 | 1 | 4 | 0 |  | 2023-11-15T01:00:10Z",
-            "web:2 | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 2023-11-15T02:00:10Z",
-            "(fleet) | log=1 not_ready=2 |  |  |  |  | 6 | 0 | io_uring_setup | ",
+            "app:1 | log | 2 | 2 | 3 | 3 | 6 | 0 | io_uring_setup | 0 | 2023-11-15T01:00:10Z",
+            "redis:7 | not_ready | 1 | 1 | 1 | 1 | 4 | 0 |  | 0 | 2023-11-15T01:00:10Z",
+            "web:2 | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 0 | 2023-11-15T02:00:10Z",
+            "(fleet) | log=1 not_ready=2 |  |  |  |  | 6 | 0 | io_uring_setup | 0 | ",
         ]
+    );
+    assert!(
+        page.contains("<p id=\"denials-none\">No denial recorded.</p>"),
+        "{page}"
     );
     assert_eq!(
         rows(&page, "risks-table"),
@@ -301,13 +329,24 @@ fn report_on_both_stores_then_changes_and_the_page_in_a_browser() {
     assert_eq!(
         rows(&page, "images-table"),
         [
-            "app:1 | log | 2 | 2 | 4 | 4 | 6 | 0 | io_uring_setup | 2023-11-15T04:00:10Z"
+            "app:1 | log | 2 | 2 | 4 | 4 | 6 | 0 | io_uring_setup | 3 | 2023-11-15T04:00:10Z"
                 .to_string(),
-            "batch:3 | not_ready | 1 | 1 | 1 | 3 | 4 | 0 |  | 2023-11-15T02:00:10Z".to_string(),
-            format!("{evil} | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 2023-11-15T04:00:10Z"),
-            "redis:7 | not_ready | 1 | 1 | 1 | 1 | 4 | 0 |  | 2023-11-15T01:00:10Z".to_string(),
-            "web:2 | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 2023-11-15T02:00:10Z".to_string(),
-            "(fleet) | log=1 not_ready=4 |  |  |  |  | 6 | 0 | io_uring_setup | ".to_string(),
+            "batch:3 | not_ready | 1 | 1 | 1 | 3 | 4 | 0 |  | 0 | 2023-11-15T02:00:10Z".to_string(),
+            format!("{evil} | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 1 | 2023-11-15T04:00:10Z"),
+            "redis:7 | not_ready | 1 | 1 | 1 | 1 | 4 | 0 |  | 0 | 2023-11-15T01:00:10Z".to_string(),
+            "web:2 | not_ready | 1 | 1 | 1 | 2 | 4 | 0 |  | 0 | 2023-11-15T02:00:10Z".to_string(),
+            "(fleet) | log=1 not_ready=4 |  |  |  |  | 6 | 0 | io_uring_setup | 4 | ".to_string(),
+        ]
+    );
+    // The denials, per image, syscall, action and profile version.
+    assert_eq!(
+        rows(&page, "denials-table"),
+        [
+            "app:1 | mount | errno 1 | 0123456789abcdef | 3 | 1 | 1 | 2023-11-15T04:00:10Z"
+                .to_string(),
+            format!(
+                "{evil} | ptrace (i386) | kill | runtime/default | 1 | 1 | 1 | 2023-11-15T04:00:10Z"
+            ),
         ]
     );
     const KEYRING: &str = "CVE-2016-0728 https://docs.docker.com/engine/security/seccomp/";

@@ -140,8 +140,8 @@ sandmine query usage nginx:1.27 socketcall --abi i386 --format json"
         format: Format,
     },
     /// Surface: per image, the compiled state, allowed count against
-    /// Docker's default, and the high-risk syscalls it allows; a fleet
-    /// total.
+    /// Docker's default, the high-risk syscalls it allows, and the
+    /// seccomp denials its containers had; a fleet total.
     #[command(
         long_about = "Attack surface per image, compiled now from the store's observations under \
 the policy (--policy, --runtime-base: the same compiler and inputs as `sandmine compile`): \
@@ -149,8 +149,11 @@ state (enforce, log, not_ready), allowed (x86_64 names the profile allows), dock
 (292: the x86_64 names Docker's default profile allows), beyond_default (allowed names \
 Docker's default does not allow), and high_risk (allowed names from the catalogue of \
 policy-compiler/src/risk.rs, each with its CVE or advisory; `sandmine query surface --risks` \
-lists it). The last row, `(fleet)`, totals every image shown: states counted, and the union \
-of allowed, beyond_default and high_risk names.",
+lists it), denied (calls the image's containers had denied by a seccomp filter: every \
+action and profile version the store holds, as `sandmine query denials` lists them; wire v6 \
+collectors) and denied_syscalls (their names, with the ABI when not x86_64). The last row, \
+`(fleet)`, totals every image shown: states counted, the union of allowed, beyond_default, \
+high_risk and denied_syscalls names, and the sum of denied calls.",
         after_help = "Examples:\n  \
 sandmine query surface\n  \
 sandmine query surface nginx:1.27 --format json\n  \
@@ -593,10 +596,13 @@ async fn surface(
         "docker_default",
         "beyond_default",
         "high_risk",
+        "denied",
+        "denied_syscalls",
     ]);
     let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut all, mut beyond_all, mut risky_all) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut denied_all, mut denied_names) = (0u64, BTreeSet::new());
     for image in &images {
         let s = compiler.surface(store, image, now).await?;
         *states.entry(s.state.as_str()).or_default() += 1;
@@ -607,7 +613,11 @@ async fn surface(
             Cell::Int(docker.len() as u64),
             Cell::Int(s.beyond_default.len() as u64),
             Cell::List(s.high_risk.iter().map(|n| n.to_string()).collect()),
+            Cell::Int(s.denied_calls()),
+            Cell::List(s.denied_syscalls().into_iter().collect()),
         ]);
+        denied_all = denied_all.saturating_add(s.denied_calls());
+        denied_names.extend(s.denied_syscalls());
         beyond_all.extend(s.beyond_default.iter().copied());
         risky_all.extend(s.high_risk.iter().copied());
         all.extend(s.allowed.iter().copied());
@@ -630,6 +640,8 @@ async fn surface(
         Cell::Int(docker.len() as u64),
         Cell::Int(beyond_all.len() as u64),
         Cell::List(risky_all),
+        Cell::Int(denied_all),
+        Cell::List(denied_names.into_iter().collect()),
     ]);
     Ok(ans)
 }

@@ -8,7 +8,7 @@
 mod html;
 mod svg;
 
-use crate::compiling::{select_images, with_store, PolicyArgs};
+use crate::compiling::{select_images, shown, with_store, PolicyArgs};
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
 use aggregator::store::analytics::{self, DriftBase};
@@ -172,6 +172,8 @@ async fn gather(
     let docker = policy_compiler::risk::docker_default_x86_64();
     let mut rows = Vec::new();
     let mut risks = Vec::new();
+    let mut denials = Vec::new();
+    let mut denied_all = 0u64;
     let mut state = ReportState {
         format: STATE_FORMAT,
         generated_at_ms: now,
@@ -220,6 +222,17 @@ async fn gather(
                 });
             }
         }
+        denials.extend(sf.denials.iter().map(|d| html::DenialRow {
+            image: image.clone(),
+            syscall: shown(d.abi, d.nr),
+            action: d.action.to_string(),
+            profile: d.profile.clone(),
+            denials: d.denials,
+            hosts: d.hosts,
+            containers: d.containers,
+            last_seen_ms: d.last_seen_ms,
+        }));
+        denied_all = denied_all.saturating_add(sf.denied_calls());
         *states.entry(sf.state.as_str()).or_default() += 1;
         all.extend(sf.allowed.iter().copied());
         beyond_all.extend(sf.beyond_default.iter().copied());
@@ -242,6 +255,7 @@ async fn gather(
             allowed: sf.allowed.len(),
             beyond_default: sf.beyond_default.len(),
             high_risk: sf.high_risk.clone(),
+            denied: sf.denied_calls(),
             last_seen_ms: obs.last_seen_ms,
             by_container: conv.by_container,
             syscalls_by_hour: conv.by_hour,
@@ -262,6 +276,7 @@ async fn gather(
             .filter(|r| risky_all.contains(r.name))
             .map(|r| r.name)
             .collect(),
+        denied: denied_all,
     };
     let (heatmap, heatmap_hidden) = heatmap(store, &rows).await?;
     let changes = match previous {
@@ -283,22 +298,11 @@ async fn gather(
             heatmap,
             heatmap_hidden,
             risks,
+            denials,
             changes,
         },
         state,
     ))
-}
-
-/// A syscall's name for people: the name, with its ABI when not x86_64.
-fn shown(abi: Abi, nr: u32) -> String {
-    let name = syscalls::name(abi, nr)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("#{nr}"));
-    if abi == Abi::X86_64 {
-        name
-    } else {
-        format!("{name} ({abi})")
-    }
 }
 
 /// The heatmap from the store's totals (`query totals`): images in the

@@ -20,6 +20,8 @@ pub struct ImageRow {
     pub allowed: usize,
     pub beyond_default: usize,
     pub high_risk: Vec<&'static str>,
+    /// Calls denied by a seccomp filter (every action and profile).
+    pub denied: u64,
     pub last_seen_ms: u64,
     /// Distinct syscalls after the k-th container.
     pub by_container: Vec<u64>,
@@ -35,6 +37,24 @@ pub struct FleetRow {
     pub allowed: usize,
     pub beyond_default: usize,
     pub high_risk: Vec<&'static str>,
+    pub denied: u64,
+}
+
+/// Calls of one syscall a seccomp filter denied in an image's containers,
+/// per action and profile version (`sandmine query denials`' row).
+pub struct DenialRow {
+    pub image: String,
+    /// `shown`: the name, with its ABI when not x86_64.
+    pub syscall: String,
+    /// errno N, trap, kill_thread, kill_process.
+    pub action: String,
+    /// The profile version in force: 16 hex digits, runtime/default,
+    /// unconfined, unknown.
+    pub profile: String,
+    pub denials: u64,
+    pub hosts: u64,
+    pub containers: u64,
+    pub last_seen_ms: u64,
 }
 
 /// A high-risk syscall an image used.
@@ -78,6 +98,7 @@ pub struct Page {
     /// Syscalls the heatmap leaves out (beyond its column limit).
     pub heatmap_hidden: usize,
     pub risks: Vec<RiskRow>,
+    pub denials: Vec<DenialRow>,
     pub changes: Changes,
 }
 
@@ -136,6 +157,7 @@ Definitions: docs/ANALYTICS.md, \"The fleet report\".</p>",
     convergence(&mut s, p);
     heatmap(&mut s, p);
     risks(&mut s, p);
+    denials(&mut s, p);
     changes(&mut s, p);
     s.push_str("</body>\n</html>\n");
     s
@@ -149,7 +171,8 @@ fn images(s: &mut String, p: &Page) {
 would (<code>sandmine query surface</code>). Allowed and beyond Docker's default count x86_64 \
 names; Docker's default allows {}.</p>\n<table id=\"images-table\">\n\
 <thead><tr><th>image</th><th>state</th><th>digests</th><th>hosts</th><th>containers</th>\
-<th>observed</th><th>allowed</th><th>beyond default</th><th>high-risk allowed</th><th>last seen</th></tr></thead>\n<tbody>",
+<th>observed</th><th>allowed</th><th>beyond default</th><th>high-risk allowed</th><th>denied calls</th>\
+<th>last seen</th></tr></thead>\n<tbody>",
         p.docker_default
     );
     for r in &p.images {
@@ -157,7 +180,7 @@ names; Docker's default allows {}.</p>\n<table id=\"images-table\">\n\
             s,
             "<tr data-image=\"{i}\"><td class=\"image\">{i}</td><td class=\"state-{st}\">{st}</td>\
 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             r.digests,
             r.hosts,
             r.containers,
@@ -165,6 +188,7 @@ names; Docker's default allows {}.</p>\n<table id=\"images-table\">\n\
             r.allowed,
             r.beyond_default,
             r.high_risk.join(" "),
+            r.denied,
             time(r.last_seen_ms),
             i = esc(&r.image),
             st = r.state,
@@ -174,11 +198,13 @@ names; Docker's default allows {}.</p>\n<table id=\"images-table\">\n\
     let _ = writeln!(
         s,
         "<tr class=\"fleet\"><td>(fleet)</td><td>{}</td><td></td><td></td><td></td><td></td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td></td></tr>\n</tbody>\n</table>\n</section>",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td></td></tr>\n\
+</tbody>\n</table>\n</section>",
         esc(&f.states),
         f.allowed,
         f.beyond_default,
-        f.high_risk.join(" ")
+        f.high_risk.join(" "),
+        f.denied
     );
 }
 
@@ -306,6 +332,42 @@ logs (log state: the call runs and is logged), denies, or no profile (not_ready)
             time(r.last_seen_ms),
             r.profile,
             esc(&r.sources.join(" ")),
+        );
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn denials(s: &mut String, p: &Page) {
+    let _ = writeln!(
+        s,
+        "<section id=\"denials\">\n<h2>Seccomp denials</h2>\n\
+<p class=\"note\">Calls a seccomp filter denied in an image's containers, as the collectors \
+counted them in the kernel (wire version 6; <code>sandmine query denials</code>), per syscall, \
+action and the profile version in force (16 hex digits of the applied profile's sha256, or \
+runtime/default, unconfined, unknown). A denial under an enforced sandmine profile means \
+the profile broke something: see docs/OPERATIONS.md for the levers.</p>"
+    );
+    if p.denials.is_empty() {
+        s.push_str("<p id=\"denials-none\">No denial recorded.</p>\n</section>\n");
+        return;
+    }
+    s.push_str(
+        "<table id=\"denials-table\">\n<thead><tr><th>image</th><th>syscall</th><th>action</th>\
+<th>profile</th><th>denied calls</th><th>hosts</th><th>containers</th><th>last seen</th></tr></thead>\n<tbody>\n",
+    );
+    for r in &p.denials {
+        let _ = writeln!(
+            s,
+            "<tr data-image=\"{i}\"><td class=\"image\">{i}</td><td>{}</td><td>{}</td><td>{}</td>\
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&r.syscall),
+            esc(&r.action),
+            esc(&r.profile),
+            r.denials,
+            r.hosts,
+            r.containers,
+            time(r.last_seen_ms),
+            i = esc(&r.image),
         );
     }
     s.push_str("</tbody>\n</table>\n</section>\n");
