@@ -57,6 +57,8 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     Report(Box<cmd::report::ReportArgs>),
     SyncProfiles(cmd::sync_profiles::SyncArgs),
+    SigningKey(cmd::signing_key::SigningKeyArgs),
+    Verify(cmd::verify::VerifyArgs),
     Store(cmd::store::StoreArgs),
 }
 
@@ -103,6 +105,8 @@ fn main() -> ExitCode {
         Command::Analyze(a) => cmd::analyze::main(a),
         Command::Report(a) => cmd::report::main(*a),
         Command::SyncProfiles(a) => cmd::sync_profiles::main(a),
+        Command::SigningKey(a) => cmd::signing_key::main(a),
+        Command::Verify(a) => cmd::verify::main(a),
         Command::Store(a) => cmd::store::main(a),
     };
     match result {

@@ -22,6 +22,7 @@ pub async fn round(
     if !s.has_target() {
         bail!("no publish target: set publish.dir, publish.git or publish.object_store (or --dir/--git/--object-store)");
     }
+    let signing = signing(s)?;
     let gp = s.gate_policy();
     let images = if images.is_empty() {
         store
@@ -78,11 +79,10 @@ pub async fn round(
     }
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
-        candidates.push(
-            compiler
-                .candidate(store, image, now_ms, forced.contains(image))
-                .await?,
-        );
+        let cand = compiler
+            .candidate(store, image, now_ms, forced.contains(image))
+            .await?;
+        candidates.push(signing.apply(cand)?);
     }
     let mut reports = Vec::new();
     if let Some(t) = &dir {
@@ -99,6 +99,17 @@ pub async fn round(
         reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
     }
     Ok(reports)
+}
+
+/// How `[publish]` signs (the key read anew each round, so that a
+/// rotated key file is used from the next round on); a warning when it
+/// does not.
+pub fn signing(s: &PublishConfig) -> Result<publish::Signing> {
+    let signing = publish::Signing::from_config(s)?;
+    if matches!(signing, publish::Signing::Unsigned) {
+        log::warn!("publishing unsigned profiles (publish.allow_unsigned = true, no publish.signing_key_file): nodes that check signatures refuse them");
+    }
+    Ok(signing)
 }
 
 /// `[publish] on_denials = "log"`: for each image whose version in force
@@ -277,6 +288,7 @@ pub async fn start_publishing(
     }
     .load()?;
     s.publish.schedule().context("publish.schedule")?;
+    publish::Signing::from_config(&s.publish)?;
     let store = aggregator::store::Store::open(&s.store)
         .await
         .context("cannot open the store for publishing")?;
@@ -307,6 +319,13 @@ pub async fn lever(
     }
     let (dir, git) = lever_targets(s)?;
     let gp = s.gate_policy();
+    // A force-log lever publishes a new (log-mode) profile: signed as a
+    // round signs.
+    let signed = match log_candidate {
+        Some(c) => Some(signing(s)?.apply(c.clone())?),
+        None => None,
+    };
+    let log_candidate = signed.as_ref();
     let mut plans = Vec::new();
     if let Some(t) = &dir {
         let p =

@@ -353,11 +353,12 @@ fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
     let policy = policy.to_str().unwrap().to_string();
     let out = fleet.f.arg("published");
     let repo = fleet.f.arg("repo");
+    let (key, _) = fleet.f.signing_key();
     let publish = |fleet: &Fleet| -> Value {
         let mut cmd = fleet.cmd(&[
             "publish", "--dir", &out, "--git", &repo, "--policy", &policy, "--json",
         ]);
-        cmd.args(["--runtime-base", "none"]);
+        cmd.args(["--runtime-base", "none", "--set", &key]);
         let o = fleet.f.run_cmd(cmd, common::RUN_TIMEOUT);
         assert_eq!(o.code(), Some(0), "{}", o.describe());
         // One report per target (dir, then git): the dir's.

@@ -25,8 +25,11 @@ fn drift_since_a_published_version() {
     let store = web_store::fill(&f);
     let dir = f.arg("profiles");
     let policy = f.write("a.toml", POLICY_A).display().to_string();
+    let (key, _) = f.signing_key();
     let o = f.sandmine(&[
         "publish",
+        "--set",
+        &key,
         "--policy",
         &policy,
         "--runtime-base",

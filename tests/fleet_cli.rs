@@ -792,7 +792,8 @@ fn published_profiles_are_enforced_by_docker() {
     let policy = policy.to_str().unwrap().to_string();
     let out = fleet.f.arg("published");
     let mut cmd = fleet.cmd(&["publish", "--dir", &out, "--policy", &policy]);
-    cmd.arg("--json");
+    let (key, _) = fleet.f.signing_key();
+    cmd.args(["--json", "--set", &key]);
     let o = fleet.f.run_cmd(cmd, common::RUN_TIMEOUT);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
     let report: Value = serde_json::from_str(&o.stdout).expect("publish --json");
@@ -1010,8 +1011,10 @@ fn the_aggregator_publishes_on_its_schedule() {
         .f
         .write("single-host.toml", "[syscall]\nmin_hosts = 1\n");
     let out = fleet.f.arg("scheduled");
+    let (key, _) = fleet.f.signing_key();
     let mut cmd = fleet.cmd(&["aggregate"]);
-    cmd.args(["--set", &format!("publish.dir=\"{out}\"")])
+    cmd.args(["--set", &key])
+        .args(["--set", &format!("publish.dir=\"{out}\"")])
         .args(["--set", "publish.schedule=\"every 2s\""])
         .args(["--set", "publish.min_hosts=1"])
         .args(["--set", "publish.runtime_base=\"none\""])

@@ -63,7 +63,10 @@ impl Setup {
     fn run(&self, args: &[&str], now: u64) -> Out {
         let now = now.to_string();
         let mut a: Vec<&str> = args.to_vec();
+        let (key, _) = self.f.signing_key();
         a.extend([
+            "--set",
+            &key,
             "--set",
             &self.store,
             "--git",

@@ -161,8 +161,11 @@ fn the_log_mode_gauges_follow_the_publish_rounds() {
     let published = f.arg("published");
     // 2027-01-15T08:00:00Z
     let t = 1_800_000_000_000u64;
+    let (key, _) = f.signing_key();
     let o = f.sandmine(&[
         "publish",
+        "--set",
+        &key,
         "--set",
         &store,
         "--dir",
@@ -180,9 +183,10 @@ fn the_log_mode_gauges_follow_the_publish_rounds() {
         "sandmine.toml",
         &format!(
             "[broker]\n{}\n[store.embedded]\npath = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [publish]\ndir = \"{published}\"\nschedule = \"every 1s\"\nruntime_base = \"none\"\n",
+             [publish]\ndir = \"{published}\"\nschedule = \"every 1s\"\nruntime_base = \"none\"\nsigning_key_file = \"{}\"\n",
             common::fleet::nats_broker(&nats),
-            f.arg("store.db")
+            f.arg("store.db"),
+            f.arg("publish.key")
         ),
     );
     let mut cmd = f.command(&["aggregate", "--config", cfg.to_str().unwrap()]);

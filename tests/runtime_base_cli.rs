@@ -116,9 +116,14 @@ fn the_runtime_base_is_derived_from_the_store_per_runtime() {
     // `publish` (what `aggregate` runs on its schedule) compiles the same
     // way, unprivileged too.
     let out = f.arg("published");
+    // The key is nobody's, as the publisher's own key would be.
+    let key_file = f.arg("publish.key");
+    let o = common::sandmine_unprivileged(&f, &["signing-key", "--out", &key_file]);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let key = format!("publish.signing_key_file=\"{key_file}\"");
     let o = common::sandmine_unprivileged_env(
         &f,
-        &["publish", "--set", &set, "--dir", &out],
+        &["publish", "--set", &set, "--set", &key, "--dir", &out],
         NO_DOCKER,
     );
     assert_eq!(o.code(), Some(0), "{}", o.describe());

@@ -47,8 +47,11 @@ impl Setup {
             .f
             .write(&format!("p{now}.toml"), &format!("{extra}{POLICY_A}"));
         let now = now.to_string();
+        let (key, _) = self.f.signing_key();
         let o = self.f.sandmine(&[
             "publish",
+            "--set",
+            &key,
             "--policy",
             &policy.display().to_string(),
             "--runtime-base",
@@ -72,13 +75,15 @@ impl Setup {
         serde_json::from_slice(&b).expect("meta")
     }
 
-    /// The kubelet files of `meta`'s version, relative to the kubelet dir.
+    /// The kubelet files of `meta`'s version, relative to the kubelet dir
+    /// (not their signatures, which are never installed).
     fn kubelet_files(&self, meta: &PublishedMeta) -> BTreeMap<String, Vec<u8>> {
         let vdir = Path::new(&self.dir)
             .join(&meta.slug)
             .join(&meta.version_short);
         meta.files
             .iter()
+            .filter(|rel| !rel.ends_with(".sig"))
             .filter_map(|rel| rel.strip_prefix("kubelet/").map(|k| (rel, k)))
             .map(|(rel, k)| (k.to_string(), std::fs::read(vdir.join(rel)).expect("file")))
             .collect()

@@ -39,6 +39,14 @@ pub struct PublishConfig {
     /// log mode, a force-log lever by `sandmine` whose reason names the
     /// denials; `off` does nothing.
     pub on_denials: OnDenials,
+    /// The ed25519 key (a seed file, mode 0600, `sandmine signing-key`)
+    /// that signs every published profile file: `F.sig` beside each `F`
+    /// (`crate::sign`). Publishing refuses to run without it unless
+    /// `allow_unsigned` is set.
+    pub signing_key_file: Option<PathBuf>,
+    /// Publish unsigned profiles when no `signing_key_file` is set (a
+    /// warning each round). Nodes that check signatures refuse them.
+    pub allow_unsigned: bool,
 }
 
 /// `[publish] on_denials`.
@@ -62,6 +70,8 @@ impl Default for PublishConfig {
             policy: None,
             runtime_base: "auto".into(),
             on_denials: OnDenials::Log,
+            signing_key_file: None,
+            allow_unsigned: false,
         }
     }
 }

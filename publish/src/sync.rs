@@ -13,6 +13,11 @@
 //!   version that fails either is refused, with the reason, and the file
 //!   already installed stays: a torn copy or a tampered file never reaches
 //!   the kubelet.
+//! - **Only signed profiles, when keys are given.** With trusted public
+//!   keys, every kubelet file of a version must have its `.sig` beside it,
+//!   a valid signature of its exact bytes by one of those keys
+//!   ([`crate::sign`]); a version with one unsigned or badly signed file
+//!   is refused like an altered one. Signature files are never installed.
 //! - **Atomic replacement.** Each file is written to a temporary name,
 //!   fsynced and renamed over the old one, so a pod that starts meanwhile
 //!   reads the old profile or the new one, never a part.
@@ -27,6 +32,7 @@ use crate::candidate::PublishedMeta;
 use crate::targets::{parse_meta, RESERVED};
 use crate::version::Version;
 use crate::PublishError;
+use schemas::wire::PublicKey;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -57,8 +63,14 @@ struct Wanted {
 /// force under `src` (a dir target's root) into `dest` (the kubelet's
 /// seccomp directory). Errors that concern one image are in
 /// [`SyncReport::refused`]; an error is returned only when `src` cannot be
-/// listed or a file of `dest` cannot be written.
-pub fn sync_kubelet(src: &Path, dest: &Path) -> Result<SyncReport, PublishError> {
+/// listed or a file of `dest` cannot be written. With `trusted` keys (one
+/// or more, several during a key rotation), each kubelet file must be
+/// signed by one of them; with none, signatures are not checked.
+pub fn sync_kubelet(
+    src: &Path,
+    dest: &Path,
+    trusted: &[PublicKey],
+) -> Result<SyncReport, PublishError> {
     let mut report = SyncReport::default();
     let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
     let mut slugs: Vec<PathBuf> = Vec::new();
@@ -88,7 +100,7 @@ pub fn sync_kubelet(src: &Path, dest: &Path) -> Result<SyncReport, PublishError>
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(PublishError::io(&current)(e)),
         };
-        match verified_kubelet_files(&slug_dir, &meta) {
+        match verified_kubelet_files(&slug_dir, &meta, trusted) {
             Ok(files) => {
                 for (rel, bytes) in files {
                     let keep = wanted
@@ -144,10 +156,12 @@ pub fn sync_kubelet(src: &Path, dest: &Path) -> Result<SyncReport, PublishError>
 
 /// The `kubelet/` files of `meta`'s version (paths relative to the
 /// kubelet directory), after checking the version hash over the version's
-/// files and that each kubelet file parses as a profile; otherwise why not.
+/// files, each kubelet file's signature (with `trusted` keys) and that
+/// each kubelet file parses as a profile; otherwise why not.
 fn verified_kubelet_files(
     slug_dir: &Path,
     meta: &PublishedMeta,
+    trusted: &[PublicKey],
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let vdir = slug_dir.join(&meta.version_short);
     let mut hashed = BTreeMap::new();
@@ -180,11 +194,24 @@ fn verified_kubelet_files(
         ));
     }
     let mut out = BTreeMap::new();
-    for (rel, bytes) in hashed {
+    for (rel, bytes) in &hashed {
         let Some(k) = rel.strip_prefix("kubelet/") else {
             continue;
         };
-        let text = std::str::from_utf8(&bytes)
+        if crate::sign::is_sig(rel) {
+            continue;
+        }
+        if !trusted.is_empty() {
+            let sig = crate::sign::sig_path(rel);
+            crate::sign::verify(bytes, hashed.get(&sig).map(Vec::as_slice), &sig, trusted)
+                .map_err(|e| {
+                    format!(
+                        "version {}: {rel}: {e}; the installed profile is kept",
+                        meta.version_short
+                    )
+                })?;
+        }
+        let text = std::str::from_utf8(bytes)
             .map_err(|_| format!("version {}: {rel} is not UTF-8", meta.version_short))?;
         policy_compiler::oci::parse(text).map_err(|e| {
             format!(
@@ -192,7 +219,7 @@ fn verified_kubelet_files(
                 meta.version_short
             )
         })?;
-        out.insert(k.to_string(), bytes);
+        out.insert(k.to_string(), bytes.clone());
     }
     if out.is_empty() {
         return Err(format!(

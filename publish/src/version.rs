@@ -8,8 +8,12 @@ use std::fmt::Write as _;
 /// path, each as `len(path) path len(bytes) bytes` with 8-byte little-endian
 /// lengths. Length prefixes make the encoding unambiguous (no two file
 /// sets share a byte stream), so equal versions mean equal files. Only the
-/// profile files count: reports carry timestamps and must not make an
-/// unchanged profile look new.
+/// profile files and their `.sig` signatures (`crate::sign`) count:
+/// reports carry timestamps and must not make an unchanged profile look
+/// new. Signatures count so that a new signing key (rotation) makes a new
+/// version that is published, re-signed, rather than leaving the nodes
+/// with signatures by a retired key; ed25519 signatures are
+/// deterministic, so the same key keeps an unchanged profile's version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
     /// `sha256:<64 hex>`.

@@ -190,7 +190,8 @@ pub fn message_id(e: &Envelope, bytes: &[u8]) -> String {
     format!("{}.{}", e.dedupe_id(), hex(&h[..8]))
 }
 
-fn hex(b: &[u8]) -> String {
+/// Bytes as lowercase hex digits (keys, signatures).
+pub fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
     b.iter()
         .fold(String::with_capacity(b.len() * 2), |mut s, x| {
@@ -216,8 +217,8 @@ impl std::fmt::Debug for PublicKey {
     }
 }
 
-/// 2n hex digits to n bytes.
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// 2n hex digits (either case) to n bytes; `None` for anything else.
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let s = s.as_bytes();
     if s.len() != 2 * N {
         return None;
@@ -243,6 +244,17 @@ impl std::str::FromStr for PublicKey {
         ed25519_dalek::VerifyingKey::from_bytes(&b)
             .map_err(|_| format!("{s:?} is not a valid ed25519 public key"))?;
         Ok(PublicKey(b))
+    }
+}
+
+impl PublicKey {
+    /// True when `sig` is this key's ed25519 signature of exactly `msg`
+    /// (strict verification: no malleable or small-order forms).
+    pub fn verifies(&self, msg: &[u8], sig: &[u8; SIGNATURE_BYTES]) -> bool {
+        ed25519_dalek::VerifyingKey::from_bytes(&self.0).is_ok_and(|vk| {
+            vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+                .is_ok()
+        })
     }
 }
 
@@ -275,6 +287,12 @@ impl HostKey {
 
     pub fn public_key(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// This key's ed25519 signature of `msg` (deterministic: the same key
+    /// and bytes give the same signature).
+    pub fn sign(&self, msg: &[u8]) -> [u8; SIGNATURE_BYTES] {
+        ed25519_dalek::Signer::sign(&self.0, msg).to_bytes()
     }
 }
 

@@ -12,6 +12,8 @@ pub mod query;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod signing_key;
 pub mod standalone;
 pub mod store;
 pub mod sync_profiles;
+pub mod verify;

@@ -20,8 +20,13 @@ object store) unless the gate holds it back:\n\n\
 publish.min_hosts hosts (never loosens silently);\n\
   - it drops a syscall used less than publish.shrink_after ago (removals wait);\n\
   - the image is not ready (nothing to publish).\n\n\
+Every profile file F is published with its ed25519 signature F.sig, by \
+publish.signing_key_file (`sandmine signing-key` makes one); without a key publishing refuses \
+to run unless publish.allow_unsigned = true. Check one with `sandmine verify`.\n\n\
 Prints what happened per image (and JSON with --json). Exit status 1 if an image \
-failed to publish; held-back images are not failures."
+failed to publish; held-back images are not failures.\n\n\
+Examples:\n  sandmine signing-key --out /etc/sandmine/publish.key\n  \
+sandmine publish --set 'publish.signing_key_file=\"/etc/sandmine/publish.key\"' --dir /srv/sandmine-profiles"
 )]
 pub struct PublishArgs {
     #[command(flatten)]

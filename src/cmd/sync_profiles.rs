@@ -11,8 +11,11 @@ const EXAMPLES: &str = concat!(
     "Examples:\n",
     "  # once, from the directory target `sandmine publish --dir` writes (mounted on the node)\n",
     "  sandmine sync-profiles --from /srv/sandmine-profiles --to /var/lib/kubelet/seccomp\n",
-    "  # as a DaemonSet container: every 30 s until SIGTERM\n",
-    "  sandmine sync-profiles --from /profiles --to /var/lib/kubelet/seccomp --interval 30s\n",
+    "  # as a DaemonSet container: every 30 s until SIGTERM, only profiles the publisher signed\n",
+    "  sandmine sync-profiles --from /profiles --to /var/lib/kubelet/seccomp --interval 30s \\\n",
+    "      --public-key-file /etc/sandmine/publish.pub\n",
+    "  # during a key rotation: trust the old and the new key\n",
+    "  sandmine sync-profiles --from /profiles --to /var/lib/kubelet/seccomp --public-key OLD_HEX --public-key NEW_HEX\n",
     "\nA pod then uses its image's profile with\n",
     "  securityContext: {seccompProfile: {type: Localhost, localhostProfile: sandmine/<slug>.json}}\n",
     "where <slug> is the image's slug (the folder name under --from; `sandmine compile` prints it).",
@@ -26,7 +29,7 @@ const EXAMPLES: &str = concat!(
 each version in force under --to (the kubelet's seccomp directory, /var/lib/kubelet/seccomp), \
 so that pods can reference `localhost/sandmine/<slug>.json`.\n\n\
 Each version is verified before anything is installed: its files must hash to the version the \
-publisher recorded, and each profile must parse. A version that fails is refused with the reason, \
+publisher recorded, and each profile must parse. With --public-key or --public-key-file (nodes should always pass one), each profile must also carry a valid signature (its .sig file) by one of those keys. A version that fails is refused with the reason, \
 and the profile already installed stays. Files are replaced atomically (temporary file, fsync, \
 rename), so a pod starting meanwhile reads the old or the new profile, never a part. A profile \
 whose image is no longer published is kept (a pod referencing it could not start without it) and \
@@ -46,6 +49,33 @@ pub struct SyncArgs {
     /// Repeat every DURATION (e.g. 30s, 5m) until SIGTERM, instead of once.
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
+    /// Install only profiles signed by this ed25519 public key (64 hex
+    /// digits, as `sandmine signing-key` prints). Repeatable: any of the
+    /// keys is accepted (key rotation).
+    #[arg(long, value_name = "HEX")]
+    pub public_key: Vec<schemas::wire::PublicKey>,
+    /// As --public-key, the key read from FILE (its 64 hex digits).
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub public_key_file: Vec<PathBuf>,
+}
+
+/// The public keys of `--key HEX` and `--key-file FILE` arguments.
+pub fn trusted_keys(
+    hex: &[schemas::wire::PublicKey],
+    files: &[PathBuf],
+) -> Result<Vec<schemas::wire::PublicKey>> {
+    let mut keys = hex.to_vec();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the public key file {}", f.display()))?;
+        let k = text
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("public key file {}: {e}", f.display()))?;
+        keys.push(k);
+    }
+    Ok(keys)
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -66,8 +96,9 @@ pub fn main(a: SyncArgs) -> Result<ExitCode> {
             a.to.display()
         );
     }
+    let keys = trusted_keys(&a.public_key, &a.public_key_file)?;
     let Some(every) = a.interval else {
-        let r = pass(&a)?;
+        let r = pass(&a, &keys)?;
         print_report(&r, true);
         return Ok(if r.refused.is_empty() {
             ExitCode::SUCCESS
@@ -88,8 +119,11 @@ pub fn main(a: SyncArgs) -> Result<ExitCode> {
             a.to.display(),
             every
         );
+        if keys.is_empty() {
+            log::warn!("no --public-key: installing profiles without checking their signatures");
+        }
         loop {
-            match pass(&a) {
+            match pass(&a, &keys) {
                 Ok(r) => {
                     if !r.installed.is_empty() || !r.refused.is_empty() {
                         print_report(&r, false);
@@ -111,8 +145,8 @@ pub fn main(a: SyncArgs) -> Result<ExitCode> {
     })
 }
 
-fn pass(a: &SyncArgs) -> Result<publish::SyncReport> {
-    publish::sync_kubelet(&a.from, &a.to)
+fn pass(a: &SyncArgs, keys: &[schemas::wire::PublicKey]) -> Result<publish::SyncReport> {
+    publish::sync_kubelet(&a.from, &a.to, keys)
         .with_context(|| format!("syncing {} into {}", a.from.display(), a.to.display()))
 }
 

@@ -189,6 +189,19 @@ impl Fixture {
         self.run_cmd(self.command(args), RUN_TIMEOUT)
     }
 
+    /// A publisher signing key made by `sandmine signing-key --out` in
+    /// the temp dir (once; later calls read it): the `--set` argument
+    /// that makes `publish` and `lever` sign with it, and its public key.
+    pub fn signing_key(&self) -> (String, String) {
+        let path = self.arg("publish.key");
+        let o = self.sandmine(&["signing-key", "--out", &path]);
+        assert_eq!(o.code(), Some(0), "{}", o.describe());
+        (
+            format!("publish.signing_key_file=\"{path}\""),
+            o.stdout.trim().to_string(),
+        )
+    }
+
     /// Compile C `src` into the temp dir; returns the binary's path.
     pub fn probe(&self, name: &str, src: &str) -> PathBuf {
         self.compile(name, src, false)
