@@ -45,6 +45,11 @@ impl Setup {
     /// `sandmine publish` of web:1 under POLICY_A (`extra` before it) with
     /// `sets` (`--set` values).
     fn publish(&self, extra: &str, sets: &[&str], now: u64) -> Out {
+        self.f
+            .run_cmd(self.publish_cmd(extra, sets, now), RUN_TIMEOUT)
+    }
+
+    fn publish_cmd(&self, extra: &str, sets: &[&str], now: u64) -> std::process::Command {
         let policy = self
             .f
             .write(&format!("p{now}.toml"), &format!("{extra}{POLICY_A}"));
@@ -68,7 +73,7 @@ impl Setup {
         for s in sets {
             a.extend(["--set", s]);
         }
-        self.f.sandmine(&a)
+        self.f.command(&a)
     }
 
     fn current(&self) -> PublishedMeta {
@@ -322,6 +327,32 @@ fn publish_refuses_without_a_key_or_with_a_key_others_can_read() {
         !m.files.iter().any(|f| f.ends_with(".sig")),
         "{:?}",
         m.files
+    );
+
+    // The seed as an environment variable (a Kubernetes Secret): signed,
+    // so a new version.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let seed = std::fs::read_to_string(&key_file).expect("seed");
+    let mut cmd = s.publish_cmd("", &[], T0 + H);
+    cmd.env("SANDMINE_PUBLISH__SIGNING_KEY", seed.trim());
+    let o = s.f.run_cmd(cmd, RUN_TIMEOUT);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let m2 = s.current();
+    assert_ne!(m2.version, m.version);
+    let o = s.verify(&["--key", &public, &path(&s.vdir(&m2).join("seccomp.json"))]);
+    assert_eq!(
+        (o.code(), o.stdout.as_str()),
+        (Some(0), "ok\n"),
+        "{}",
+        o.describe()
+    );
+    // Not both.
+    let mut cmd = s.publish_cmd("", &[&key], T0 + 2 * H);
+    cmd.env("SANDMINE_PUBLISH__SIGNING_KEY", seed.trim());
+    let o = s.f.run_cmd(cmd, RUN_TIMEOUT);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: set one of publish.signing_key_file and publish.signing_key, not both"
     );
 }
 

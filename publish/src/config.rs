@@ -44,6 +44,12 @@ pub struct PublishConfig {
     /// (`crate::sign`). Publishing refuses to run without it unless
     /// `allow_unsigned` is set.
     pub signing_key_file: Option<PathBuf>,
+    /// The same key's seed (64 hex digits) given as a value, for where a
+    /// private file cannot be had (a Kubernetes Secret as the environment
+    /// variable `SANDMINE_PUBLISH__SIGNING_KEY`: Secret volumes are
+    /// group-readable under a pod's fsGroup). Not with `signing_key_file`.
+    /// `Debug` never shows it.
+    pub signing_key: Option<sysutil::Secret>,
     /// Publish unsigned profiles when no `signing_key_file` is set (a
     /// warning each round). Nodes that check signatures refuse them.
     pub allow_unsigned: bool,
@@ -71,6 +77,7 @@ impl Default for PublishConfig {
             runtime_base: "auto".into(),
             on_denials: OnDenials::Log,
             signing_key_file: None,
+            signing_key: None,
             allow_unsigned: false,
         }
     }

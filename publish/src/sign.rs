@@ -50,6 +50,10 @@ pub enum SignError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("the signing key {} is not an ed25519 seed (64 hex digits, as `sandmine signing-key` writes)", path.display())]
     NotASeed { path: PathBuf },
+    #[error("publish.signing_key is not an ed25519 seed (64 hex digits, as `sandmine signing-key` writes into its file)")]
+    NotASeedValue,
+    #[error("set one of publish.signing_key_file and publish.signing_key, not both")]
+    TwoKeys,
     #[error("candidate file {0:?} collides with the signatures the publisher writes (`.sig`)")]
     Reserved(String),
 }
@@ -190,13 +194,19 @@ pub enum Signing {
 }
 
 impl Signing {
-    /// From `[publish]`: the key of `signing_key_file`; without one,
-    /// unsigned only when `allow_unsigned`, else [`SignError::NoKey`].
+    /// From `[publish]`: the key of `signing_key_file` or `signing_key`;
+    /// without one, unsigned only when `allow_unsigned`, else
+    /// [`SignError::NoKey`].
     pub fn from_config(c: &crate::PublishConfig) -> Result<Signing, SignError> {
-        match (&c.signing_key_file, c.allow_unsigned) {
-            (Some(p), _) => load_key(p).map(|k| Signing::Key(Box::new(k))),
-            (None, true) => Ok(Signing::Unsigned),
-            (None, false) => Err(SignError::NoKey),
+        let seed = c.signing_key.as_ref().filter(|s| !s.is_empty());
+        match (&c.signing_key_file, seed, c.allow_unsigned) {
+            (Some(_), Some(_), _) => Err(SignError::TwoKeys),
+            (Some(p), None, _) => load_key(p).map(|k| Signing::Key(Box::new(k))),
+            (None, Some(s), _) => HostKey::from_seed_hex(s.expose())
+                .map(|k| Signing::Key(Box::new(k)))
+                .ok_or(SignError::NotASeedValue),
+            (None, None, true) => Ok(Signing::Unsigned),
+            (None, None, false) => Err(SignError::NoKey),
         }
     }
 
@@ -351,6 +361,26 @@ mod tests {
             Signing::from_config(&c).expect("unsigned"),
             Signing::Unsigned
         ));
+        // The seed as a value (a Kubernetes Secret in the environment).
+        let k = key(4);
+        c.signing_key = Some(k.seed_hex().into());
+        match Signing::from_config(&c).expect("seed") {
+            Signing::Key(got) => assert_eq!(got.public_key(), k.public_key()),
+            Signing::Unsigned => panic!("unsigned with a seed"),
+        }
+        assert!(!format!("{c:?}").contains(&k.seed_hex()), "{c:?}");
+        c.signing_key = Some("abc".into());
+        assert_eq!(
+            Signing::from_config(&c).expect_err("bad seed").to_string(),
+            "publish.signing_key is not an ed25519 seed (64 hex digits, as `sandmine signing-key` writes into its file)"
+        );
+        c.signing_key_file = Some("/k".into());
+        assert_eq!(
+            Signing::from_config(&c).expect_err("two").to_string(),
+            "set one of publish.signing_key_file and publish.signing_key, not both"
+        );
+        c.signing_key_file = None;
+        c.signing_key = None;
         let log = Candidate {
             image: "a".into(),
             files: BTreeMap::from([("seccomp.json".to_string(), b"log".to_vec())]),
