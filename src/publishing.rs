@@ -101,13 +101,16 @@ pub async fn round(
     Ok(reports)
 }
 
+/// The warning of every unsigned round.
+pub const UNSIGNED: &str = "publishing unsigned profiles (publish.allow_unsigned = true, no signing key): nodes that check signatures refuse them";
+
 /// How `[publish]` signs (the key read anew each round, so that a
 /// rotated key file is used from the next round on); a warning when it
 /// does not.
 pub fn signing(s: &PublishConfig) -> Result<publish::Signing> {
     let signing = publish::Signing::from_config(s)?;
     if matches!(signing, publish::Signing::Unsigned) {
-        log::warn!("publishing unsigned profiles (publish.allow_unsigned = true, no publish.signing_key_file): nodes that check signatures refuse them");
+        log::warn!("{UNSIGNED}");
     }
     Ok(signing)
 }

@@ -123,6 +123,7 @@ fn every_published_profile_is_signed_and_verify_checks_it() {
     let (key, public) = s.f.signing_key();
     let o = s.publish("", &[&key], T0);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stderr, "", "signed: no warning");
     let m = s.current();
     let profiles = profiles(&m);
     let kubelet = format!("kubelet/sandmine/{}.json", m.slug);
@@ -322,6 +323,10 @@ fn publish_refuses_without_a_key_or_with_a_key_others_can_read() {
     // Explicitly unsigned: published, without signatures.
     let o = s.publish("", &["publish.allow_unsigned=true"], T0);
     assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(
+        o.stderr,
+        "sandmine: warning: publishing unsigned profiles (publish.allow_unsigned = true, no signing key): nodes that check signatures refuse them\n"
+    );
     let m = s.current();
     assert!(
         !m.files.iter().any(|f| f.ends_with(".sig")),

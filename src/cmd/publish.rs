@@ -74,6 +74,14 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     }
     .load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
+    // This command logs nothing: the warning of an unsigned round goes
+    // to stderr itself (a wrong key fails the round, which says why).
+    if matches!(
+        publish::Signing::from_config(&s.publish),
+        Ok(publish::Signing::Unsigned)
+    ) {
+        eprintln!("sandmine: warning: {}", publishing::UNSIGNED);
+    }
     with_store(&s.store, |store| async move {
         let images = select_images(&store, &[]).await?;
         let reports =
