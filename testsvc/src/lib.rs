@@ -12,10 +12,13 @@
 //!   (`/var/cache/sandmine/py/bin/nats-server`), for object stores;
 //! - `clickhouse-server` 18.16 from Debian;
 //! - `tansu` (`/var/cache/sandmine/tansu/bin/tansu`), built once by
-//!   `cargo install` and cached.
+//!   `cargo install` and cached;
+//! - `docker-registry` (distribution 2.8.2) and `htpasswd` (apache2-utils)
+//!   from Debian, for the OCI registry ([`Registry`]).
 //!
 //! Override any path with `SANDMINE_NATS_SERVER`, `SANDMINE_NATS_SERVER_NEW`,
-//! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`.
+//! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`, `SANDMINE_REGISTRY`,
+//! `SANDMINE_HTPASSWD`.
 //!
 //! Crashes at a known point: [`rename_trap::RenameTrap`] runs a child
 //! process, holds it inside the `rename` onto a chosen path, and kills it
@@ -516,6 +519,104 @@ impl Kafka {
 impl Drop for Kafka {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// An OCI registry: Debian's `docker-registry` (distribution 2.8.2) over
+/// TLS (a [`TestPki`] server certificate) with basic auth (one htpasswd
+/// user, bcrypt), storage in a temp dir. Its access log (one line per
+/// request, `"PUT /v2/... HTTP/1.1" 201`) is kept, so a test can count
+/// the requests a client made.
+pub struct Registry {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Registry {
+    /// Starts a registry on a free port with one user `user`/`password`.
+    pub fn start_tls(pki: &TestPki, user: &str, password: &str) -> Registry {
+        let bin = binary(
+            "SANDMINE_REGISTRY",
+            "/usr/bin/docker-registry",
+            "docker-registry (Debian's docker-registry package)",
+        );
+        let htpasswd = binary(
+            "SANDMINE_HTPASSWD",
+            "/usr/bin/htpasswd",
+            "htpasswd (Debian's apache2-utils package)",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let out = Command::new(&htpasswd)
+            .args(["-Bbn", user, password])
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", htpasswd.display()));
+        assert!(out.status.success(), "htpasswd: {}", out.status);
+        std::fs::write(d.join("htpasswd"), &out.stdout).expect("write htpasswd");
+        let (cert, key, _) = pki.copy_server_files(d);
+        let port = free_port();
+        let conf = d.join("config.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+                 storage:\n  filesystem:\n    rootdirectory: {data}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {cert}\n    key: {key}\n\
+                 auth:\n  htpasswd:\n    realm: sandmine-test\n    path: {pw}\n",
+                data = d.join("data").display(),
+                cert = cert.display(),
+                key = key.display(),
+                pw = d.join("htpasswd").display(),
+            ),
+        )
+        .expect("write registry config");
+        let log = std::fs::File::create(d.join("registry.log")).expect("registry log");
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        wait_port(port, "docker-registry", &mut child);
+        Registry {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry's host as a reference names it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the registry logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many requests the access log shows with this method whose path
+    /// contains `path_part` (e.g. `("PUT", "/manifests/")`).
+    pub fn requests(&self, method: &str, path_part: &str) -> usize {
+        let prefix = format!("\"{method} ");
+        self.log()
+            .lines()
+            .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+            .filter(|rest| {
+                rest.split(' ')
+                    .next()
+                    .is_some_and(|path| path.contains(path_part))
+            })
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        kill(&mut self.child);
     }
 }
 
