@@ -377,6 +377,7 @@ mod tests {
     fn report(images: &[(&str, Option<u64>, bool)]) -> PublishReport {
         PublishReport {
             target: "dir:/p".into(),
+            pushed: Vec::new(),
             images: images
                 .iter()
                 .map(|(image, since, forced)| ImageReport {

@@ -28,6 +28,9 @@ pub struct PublishConfig {
     /// Also publish to the NATS object store bucket `sandmine-profiles`,
     /// on the `[broker]` NATS server (nats-server 2.10 or newer).
     pub object_store: bool,
+    /// OCI registry target (`[publish.oci]`): every profile version pushed
+    /// as a seccomp-profile artifact (publish/README.md).
+    pub oci: Option<crate::OciConfig>,
     /// Policy file (TOML); the documented defaults without it.
     pub policy: Option<PathBuf>,
     /// The runtime's must-allow base: `auto`, `none` or a FILE (see
@@ -73,6 +76,7 @@ impl Default for PublishConfig {
             dir: None,
             git: None,
             object_store: false,
+            oci: None,
             policy: None,
             runtime_base: "auto".into(),
             on_denials: OnDenials::Log,
@@ -87,7 +91,7 @@ impl PublishConfig {
     /// True when some target is set: only then do `aggregate` and
     /// `standalone` publish.
     pub fn has_target(&self) -> bool {
-        self.dir.is_some() || self.git.is_some() || self.object_store
+        self.dir.is_some() || self.git.is_some() || self.object_store || self.oci.is_some()
     }
 
     pub fn gate_policy(&self) -> GatePolicy {
@@ -112,6 +116,9 @@ impl PublishConfig {
         }
         if self.object_store {
             t.push("NATS object store".to_string());
+        }
+        if let Some(o) = &self.oci {
+            t.push(format!("OCI registry {}/{}", o.registry, o.repository));
         }
         t.join(", ")
     }

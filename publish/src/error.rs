@@ -42,6 +42,8 @@ pub enum PublishError {
     },
     #[error("object store")]
     Store(#[from] crate::targets::object_store::StoreError),
+    #[error(transparent)]
+    Oci(#[from] crate::targets::oci::OciError),
 }
 
 impl PublishError {

@@ -4,8 +4,8 @@
 //! crate decides whether such a candidate may replace what is published
 //! ([`gate`]), gives it a content-addressed version ([`Version`]), describes
 //! what changed ([`SyscallDiff`]) and writes it to a [`Target`]: a directory
-//! tree ([`DirTarget`]), a git repository ([`GitTarget`]) or an object store
-//! ([`ObjectStoreTarget`]). [`publish_all`] runs the whole round for many
+//! tree ([`DirTarget`]), a git repository ([`GitTarget`]), an object store
+//! ([`ObjectStoreTarget`]) or an OCI registry ([`OciTarget`]). [`publish_all`] runs the whole round for many
 //! images and returns a deterministic [`PublishReport`].
 //!
 //! The rule that shapes everything here: publishing never loosens a
@@ -46,5 +46,6 @@ pub use targets::dir::DirTarget;
 pub use targets::git::GitTarget;
 pub use targets::nats::NatsObjectStore;
 pub use targets::object_store::{ObjectStore, ObjectStoreTarget, StoreError, BUCKET};
+pub use targets::oci::{OciConfig, OciError, OciLimits, OciTarget};
 pub use targets::{Publication, Target};
 pub use version::Version;

@@ -71,6 +71,10 @@ pub struct ImageReport {
 pub struct PublishReport {
     pub target: String,
     pub images: Vec<ImageReport>,
+    /// What the target pushed, by reference (`registry/repo@sha256:...`
+    /// for the OCI target; empty for the others).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<String>,
 }
 
 impl PublishReport {
@@ -152,6 +156,9 @@ impl PublishReport {
                 _ => String::new(),
             };
             s.push_str(&format!("  {}: {line}{forced}\n", i.image));
+        }
+        for r in &self.pushed {
+            s.push_str(&format!("  pushed {r}\n"));
         }
         s
     }
@@ -247,7 +254,9 @@ pub async fn publish_all<T: Target>(
     let mut report = PublishReport {
         target: target.describe(),
         images: Vec::with_capacity(order.len()),
+        pushed: Vec::new(),
     };
+    let pushed_before = target.pushed().len();
     for cand in order {
         let slug = image_slug(&cand.image);
         let (outcome, levers, log_since_ms) = if seen.insert(cand.image.clone()) {
@@ -289,6 +298,9 @@ pub async fn publish_all<T: Target>(
             log_since_ms,
         });
     }
+    report.pushed = target
+        .pushed()
+        .split_off(pushed_before.min(target.pushed().len()));
     if report.published() > 0 {
         if let Err(e) = target.flush().await {
             for i in &mut report.images {

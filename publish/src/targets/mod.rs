@@ -12,6 +12,7 @@ pub mod dir;
 pub mod git;
 pub mod nats;
 pub mod object_store;
+pub mod oci;
 
 /// File names the publisher writes next to the candidate's files; a
 /// candidate file with one of these names is refused.
@@ -98,6 +99,13 @@ pub trait Target: Sync {
     ) -> impl Future<Output = Result<BTreeMap<String, Vec<u8>>, PublishError>> + Send {
         let what = self.describe();
         async move { Err(PublishError::NoHistory(what)) }
+    }
+
+    /// References of what this target pushed so far (the OCI target's
+    /// `registry/repo@sha256:...`), printed with the round's report.
+    /// Nothing by default.
+    fn pushed(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Called once after a round; where a git target would push to a
