@@ -20,7 +20,7 @@ pub async fn round(
     now_ms: u64,
 ) -> Result<Vec<PublishReport>> {
     if !s.has_target() {
-        bail!("no publish target: set publish.dir, publish.git or publish.object_store (or --dir/--git/--object-store)");
+        bail!("no publish target: set publish.dir, publish.git, publish.object_store or [publish.oci] (or --dir/--git/--object-store)");
     }
     let signing = signing(s)?;
     let gp = s.gate_policy();
@@ -96,6 +96,12 @@ pub async fn round(
             bail!("publish.object_store needs a NATS [broker] (kind = \"nats\")");
         };
         let t = publish::ObjectStoreTarget::new(publish::NatsObjectStore::new(nats.clone()));
+        reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
+    }
+    if let Some(cfg) = &s.oci {
+        // Reachable, TLS and credentials are checked once, up front: a
+        // wrong password is one error, not one per image.
+        let t = publish::OciTarget::connect(cfg.clone()).await?;
         reports.push(publish::publish_all(&candidates, &t, &gp, now_ms).await);
     }
     Ok(reports)

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 also run rounds on [publish] schedule when a target is configured). Every image is compiled \
 as `sandmine compile` would; its profile gets a version (the sha256 of its files), and is \
 published to each target (directory, git work tree with one commit per changed image, NATS \
-object store) unless the gate holds it back:\n\n\
+object store, OCI registry as a seccomp-profile artifact from [publish.oci], with the \
+`@sha256:` reference of each push printed) unless the gate holds it back:\n\n\
   - it would allow a must-deny syscall, or a new syscall seen on fewer than \
 publish.min_hosts hosts (never loosens silently);\n\
   - it drops a syscall used less than publish.shrink_after ago (removals wait);\n\
@@ -24,9 +25,10 @@ Every profile file F is published with its ed25519 signature F.sig, by \
 publish.signing_key_file (`sandmine signing-key` makes one); without a key publishing refuses \
 to run unless publish.allow_unsigned = true. Check one with `sandmine verify`.\n\n\
 Prints what happened per image (and JSON with --json). Exit status 1 if an image \
-failed to publish; held-back images are not failures.\n\n\
+failed to publish (a profile over the OCI limits included); held-back images are not failures.\n\n\
 Examples:\n  sandmine signing-key --out /etc/sandmine/publish.key\n  \
-sandmine publish --set 'publish.signing_key_file=\"/etc/sandmine/publish.key\"' --dir /srv/sandmine-profiles"
+sandmine publish --set 'publish.signing_key_file=\"/etc/sandmine/publish.key\"' --dir /srv/sandmine-profiles\n  \
+sandmine publish --config sandmine.toml   # with [publish.oci] registry = \"registry.internal:5000\""
 )]
 pub struct PublishArgs {
     #[command(flatten)]
