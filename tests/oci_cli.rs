@@ -2,7 +2,8 @@
 //! real registry (Debian's docker-registry, distribution 2.8.2) over TLS
 //! with a throwaway CA and basic auth (htpasswd): the profile is pushed as
 //! a seccomp-profile artifact and pulled back byte for byte, digest for
-//! digest, by an independent client (the oras Python SDK); publishing the
+//! digest, by an independent client (the oras Python SDK), with its
+//! signature on the layer that `sandmine verify` checks; publishing the
 //! same version again pushes nothing; a wrong password, an unknown CA and
 //! an unreachable registry are one clear line; a profile over a limit is
 //! refused and nothing reaches the registry.
@@ -32,6 +33,8 @@ struct Setup {
     reg: Registry,
     policy: String,
     dir: String,
+    /// `--set` of the signing key, and its public key.
+    key: (String, String),
 }
 
 fn setup() -> Setup {
@@ -42,7 +45,9 @@ fn setup() -> Setup {
     let policy = f.write("policy.toml", POLICY_A).display().to_string();
     f.write("password", &format!("{PASSWORD}\n"));
     f.write("wrong-password", "not-the-password\n");
+    let key = f.signing_key();
     Setup {
+        key,
         dir: f.arg("profiles"),
         f,
         store,
@@ -97,6 +102,8 @@ impl Setup {
             &self.store,
             "--now-ms",
             &now,
+            "--set",
+            &self.key.0,
         ];
         if dir {
             args.extend(["--dir", &self.dir]);
@@ -246,6 +253,42 @@ fn pushed_artifact_pulls_back_identical_and_the_same_version_is_pushed_once() {
         std::fs::read(out.join("seccomp.json")).expect("pulled"),
         want
     );
+    // The layer carries the profile's signature: written next to the
+    // pulled profile, `sandmine verify` accepts it, and refuses the
+    // profile with one byte changed.
+    let sig = layers[0]["annotations"]["dev.sandmine.signature"]
+        .as_str()
+        .expect("signature annotation");
+    let dir_sig = std::fs::read_to_string(
+        Path::new(&s.dir)
+            .join(&slug)
+            .join(&meta.version_short)
+            .join("seccomp.json.sig"),
+    )
+    .expect("dir seccomp.json.sig");
+    assert_eq!(sig, dir_sig.trim_end());
+    std::fs::write(out.join("seccomp.json.sig"), format!("{sig}\n")).expect("write sig");
+    let pulled = out.join("seccomp.json").display().to_string();
+    let o = s.f.sandmine(&["verify", "--key", &s.key.1, &pulled]);
+    assert_eq!(
+        (o.code(), o.stdout.as_str()),
+        (Some(0), "ok\n"),
+        "{}",
+        o.describe()
+    );
+    let mut bytes = want.clone();
+    bytes[10] ^= 0x01;
+    std::fs::write(out.join("seccomp.json"), &bytes).expect("tamper");
+    let o = s.f.sandmine(&["verify", "--key", &s.key.1, &pulled]);
+    assert_eq!(o.code(), Some(1), "{}", o.describe());
+    assert_eq!(
+        o.stderr,
+        format!(
+            "sandmine: refused {pulled}: the signature by {} does not match the profile's bytes: altered after signing\n",
+            s.key.1
+        )
+    );
+
     // `current` and the version tag are the same manifest.
     for tag in ["current", meta.version_short.as_str()] {
         let p = s.oras_pull(
