@@ -198,6 +198,12 @@ async fn react_to_denials(
             );
             continue;
         }
+        if s.oci.is_some() {
+            log::warn!(
+                "{image}: {reason}; not forced into log mode: levers need the dir and git targets only (unset [publish.oci], or use `sandmine lever force-log`)"
+            );
+            continue;
+        }
         log::warn!("{image}: forcing log mode: {reason}");
         let cand = compiler.candidate(store, image, now_ms, true).await?;
         let log = cand.log_variant.map(|b| *b);
@@ -325,6 +331,9 @@ pub async fn lever(
 ) -> Result<Vec<String>> {
     if s.object_store {
         bail!("levers act on the dir and git targets only; the NATS object store keeps no history and no levers (unset publish.object_store for this command, docs/OPERATIONS.md)");
+    }
+    if s.oci.is_some() {
+        bail!("levers act on the dir and git targets only; the OCI registry target keeps no levers (leave [publish.oci] out of the config for this command, docs/OPERATIONS.md)");
     }
     let (dir, git) = lever_targets(s)?;
     let gp = s.gate_policy();

@@ -387,6 +387,25 @@ fn registry_failures_are_one_line_and_nothing_is_pushed() {
             "sandmine: error: registry 127.0.0.1:{port} is unreachable: Connection refused (os error 111)"
         )
     );
+    // Levers are refused while the OCI target is configured (it keeps
+    // none), as for the object store.
+    let o = s.f.sandmine(&[
+        "lever",
+        "pin",
+        IMAGE,
+        "--reason",
+        "x",
+        "--by",
+        "bob",
+        "--config",
+        &s.good_config(),
+        "--dir",
+        &s.dir,
+    ]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: levers act on the dir and git targets only; the OCI registry target keeps no levers (leave [publish.oci] out of the config for this command, docs/OPERATIONS.md)"
+    );
     assert_eq!(s.manifest_puts(), 0, "{}", s.reg.log());
     assert_eq!(s.reg.requests("POST", "/blobs/"), 0, "{}", s.reg.log());
 }

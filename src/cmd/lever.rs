@@ -38,8 +38,8 @@ pins it;\n\
 unlisted logged) from the store and publishes it now; every round publishes its log-mode \
 profile until release-log, after which the next round publishes its own state through the gate.\n\n\
 A lever one target refuses (unknown image or version, already pinned...) changes no target. \
-The NATS object store keeps no history and no levers: with publish.object_store set, levers \
-are refused.",
+The NATS object store and the OCI registry target keep no history and no levers: with \
+publish.object_store or [publish.oci] set, levers are refused.",
     after_help = EXAMPLES
 )]
 pub struct LeverArgs {
