@@ -18,8 +18,8 @@ mod common;
 
 use common::fleet::{
     docker, envelope, kafka_broker, kafka_broker_tagged, kafka_committed, kafka_records,
-    kafka_uncommitted, nats_broker, nats_stream_state, publish, publish_to, serve, wait_calls,
-    wait_for_line, Batch, Fleet, BUSYBOX, GETPGRP, SYSINFO, TIMES,
+    kafka_records_keyed, kafka_uncommitted, nats_broker, nats_stream_state, publish, publish_to,
+    serve, wait_calls, wait_for_line, Batch, Fleet, BUSYBOX, GETPGRP, SYSINFO, TIMES,
 };
 use common::Fixture;
 use serde_json::Value;
@@ -36,8 +36,12 @@ fn fleet_totals_stay_exact_through_faults() {
     let mut ch = ClickHouse::start();
     let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
     fleet.start_aggregator();
-    fleet.start_collector("hA");
-    fleet.start_collector("hB");
+    // The collectors publish through a gate of their own, which holds
+    // their n-th publish in the collector cell.
+    let pub_gate = Gate::start(nats.port);
+    let via_pub_gate = format!("broker.url=\"nats://127.0.0.1:{}\"", pub_gate.port());
+    fleet.start_collector_with("hA", &[&via_pub_gate]);
+    fleet.start_collector_with("hB", &[&via_pub_gate]);
     let p = &[(GETPGRP, 1000), (TIMES, 10)];
     let b = &[(GETPGRP, 500), (SYSINFO, 3)];
     let round = |fleet: &mut Fleet| {
@@ -84,15 +88,17 @@ fn fleet_totals_stay_exact_through_faults() {
         "store.clickhouse.url=\"http://127.0.0.1:{}\"",
         ch_gate.port()
     );
-    for rep in 1..=2 {
+    for rep in 1..=fault_reps() {
         // kill -9 of the aggregator between its insert and its ack. It
         // acks only after the insert, so once the gate holds its n-th ack
         // the rows are in ClickHouse and the broker never got the ack.
+        let mut cell = Cell::start("aggregator-kill", "nats", seed, rep);
         fleet.kill_aggregator();
         let before = fleet.observed();
         round(&mut fleet);
         let waiting = wait_stream_messages(&nats, 1);
         let nth = pick(&mut rng, waiting);
+        cell.n = nth;
         nats_gate.trip_on_request(b"$JS.ACK", nth);
         fleet.start_aggregator_with(&[&via_nats_gate]);
         assert!(
@@ -104,28 +110,29 @@ fn fleet_totals_stay_exact_through_faults() {
         nats_gate.cut();
         // The window was hit: the store has rows of this round, and the
         // message of the held ack is still in the work-queue stream.
-        assert_ne!(
-            fleet.observed(),
-            before,
-            "rep {rep}: nothing inserted before ack {nth}"
-        );
+        let inserted = fleet.observed() != before;
         let unacked = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
-        assert!(
-            unacked >= 1,
-            "rep {rep}: no unacked message after holding ack {nth}"
+        cell.window(
+            inserted && unacked >= 1,
+            format!("ack {nth} held: rows inserted {inserted}, {unacked} unacked"),
         );
         fleet.start_aggregator();
-        fleet.assert_converges(&format!(
-            "rep {rep}: aggregator killed between insert and ack {nth} ({unacked} unacked)"
-        ));
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: aggregator killed between insert and ack {nth} ({unacked} unacked)"
+            ),
+        );
 
         // nats-server restarted with deliveries in flight: the aggregator
         // holds delivered, unacked messages (the gate holds its n-th ack)
         // when the server goes down; the collectors publish across it.
+        let mut cell = Cell::start("broker-restart", "nats", seed, rep);
         fleet.kill_aggregator();
         round(&mut fleet);
         let waiting = wait_stream_messages(&nats, 1);
         let nth = pick(&mut rng, waiting);
+        cell.n = nth;
         nats_gate.trip_on_request(b"$JS.ACK", nth);
         fleet.start_aggregator_with(&[&via_nats_gate]);
         assert!(
@@ -134,25 +141,30 @@ fn fleet_totals_stay_exact_through_faults() {
             fleet.logs()
         );
         let in_flight = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
-        assert!(
+        cell.window(
             in_flight >= 1,
-            "rep {rep}: nothing in flight at the restart"
+            format!("nothing in flight at the restart (ack {nth} held)"),
         );
         nats.restart();
         nats_gate.cut();
         round(&mut fleet);
-        fleet.assert_converges(&format!(
-            "rep {rep}: nats-server restarted with {in_flight} messages in flight (ack {nth} held)"
-        ));
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: nats-server restarted with {in_flight} messages in flight (ack {nth} held)"
+            ),
+        );
 
         // ClickHouse stopped during an insert: the gate holds the
         // aggregator's n-th INSERT request, then the server goes down; the
         // collectors go on; the server comes back.
+        let mut cell = Cell::start("store-outage", "nats", seed, rep);
         fleet.kill_aggregator();
         round(&mut fleet);
         wait_stream_messages(&nats, 1);
         // containers, incidence and calls: three inserts per batch.
         let nth = pick(&mut rng, 3);
+        cell.n = nth;
         ch_gate.trip_on_request(b"INSERT", nth);
         fleet.start_aggregator_with(&[&via_ch_gate]);
         assert!(
@@ -162,15 +174,18 @@ fn fleet_totals_stay_exact_through_faults() {
         );
         ch.stop();
         ch_gate.cut();
+        // The window: the insert in flight failed on the outage.
         wait_for_line(
             fleet.aggregator.as_ref().expect("aggregator"),
             "store unavailable",
         );
+        cell.window(true, String::new());
         round(&mut fleet);
         ch.restart();
-        fleet.assert_converges(&format!(
-            "rep {rep}: ClickHouse stopped during insert {nth}"
-        ));
+        cell.exact(
+            &fleet,
+            &format!("rep {rep}: ClickHouse stopped during insert {nth}"),
+        );
         assert_eq!(
             nats_stream_state(&nats, "SANDMINE_DEADLETTER", "messages"),
             0,
@@ -178,6 +193,55 @@ fn fleet_totals_stay_exact_through_faults() {
         );
         fleet.kill_aggregator();
         fleet.start_aggregator();
+
+        // kill -9 of the collectors between their spool (and state
+        // commit) and the broker's write: their gate holds the n-th
+        // publish to the delta subject, and everything after it; both
+        // collector processes are killed while it is held.
+        let mut cell = Cell::start("collector-kill", "nats", seed, rep);
+        let stored = nats_stream_state(&nats, "SANDMINE_DELTAS", "last_seq");
+        // A round makes at least two publishes (one delta per host).
+        let nth = pick(&mut rng, 2);
+        cell.n = nth;
+        pub_gate.trip_on_request(b"PUB sandmine.deltas ", nth);
+        round(&mut fleet);
+        assert!(
+            pub_gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the collectors published {} times, not {nth}\n{}",
+            pub_gate.seen(),
+            fleet.logs()
+        );
+        fleet.kill_collector("hA");
+        fleet.kill_collector("hB");
+        // The window was hit: the stream stored fewer than n messages
+        // since (the n-th never reached it), and a host's spool on disk
+        // holds a message it committed (seq at most state.json's) and
+        // never had acked.
+        let since = nats_stream_state(&nats, "SANDMINE_DELTAS", "last_seq") - stored;
+        let mut held = Vec::new();
+        for host in ["hA", "hB"] {
+            let committed = fleet.committed_seq(host);
+            for (env, _) in fleet.spooled(host) {
+                if env.seq <= committed {
+                    held.push(format!("{host} seq {} (committed {committed})", env.seq));
+                }
+            }
+        }
+        cell.window(
+            since < nth as u64 && !held.is_empty(),
+            format!("publish {nth} held: {since} stored since, spooled and committed: {held:?}"),
+        );
+        pub_gate.cut();
+        fleet.start_collector_with("hA", &[&via_pub_gate]);
+        fleet.start_collector_with("hB", &[&via_pub_gate]);
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: collectors killed with publish {nth} held ({since} stored since; \
+                 spooled, unacked: {})",
+                held.join(", ")
+            ),
+        );
     }
 
     // A collector killed and restarted; containers ran while it was down.
@@ -201,12 +265,14 @@ fn fleet_totals_stay_exact_through_faults() {
 /// The same faults on Kafka: tansu on its SQLite storage (the log and the
 /// committed offsets survive a restart), advertising a gate's address so
 /// that every client connection goes through the gate
-/// (`Gate::start_kafka`), which holds the aggregator's n-th OffsetCommit.
-/// Each window is proved from tansu's database on disk.
+/// (`Gate::start_kafka`), which holds the aggregator's n-th OffsetCommit
+/// or the collectors' n-th Produce. Each window is proved from tansu's
+/// database on disk (and, for the collector kill, the collectors' spools).
 #[test]
 fn kafka_totals_stay_exact_through_faults() {
-    /// The Kafka api_key of OffsetCommit.
+    /// The Kafka api_keys of OffsetCommit and Produce.
     const OFFSET_COMMIT: i16 = 8;
+    const PRODUCE: i16 = 0;
     let kport = testsvc::free_port();
     let gate = Gate::start_kafka(kport);
     let mut kafka = Kafka::start_advertising(kport, gate.port());
@@ -267,16 +333,18 @@ fn kafka_totals_stay_exact_through_faults() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    for rep in 1..=2 {
+    for rep in 1..=fault_reps() {
         // kill -9 of the aggregator between its insert and its offset
         // commit: the gate holds its n-th OffsetCommit. (Setup stops are
         // clean, so the gated aggregator gets the partitions at once.)
+        let mut cell = Cell::start("aggregator-kill", "kafka", seed, rep);
         fleet.stop_aggregator();
         let before = fleet.observed();
         round(&mut fleet);
         let waiting = wait_uncommitted(&kafka);
         let committed = kafka_committed(&kafka, &topic, &group);
         let nth = pick(&mut rng, waiting);
+        cell.n = nth;
         gate.trip_on_kafka_request(OFFSET_COMMIT, nth);
         fleet.start_aggregator_with(&[one_per_batch]);
         assert!(
@@ -290,30 +358,33 @@ fn kafka_totals_stay_exact_through_faults() {
         // The window was hit: the store has rows of this round, and on
         // disk the group committed exactly the n - 1 commits before the
         // held one; the held commit's record is still uncommitted.
-        assert_ne!(
-            fleet.observed(),
-            before,
-            "rep {rep}: nothing inserted before commit {nth}"
-        );
-        assert_eq!(
-            kafka_committed(&kafka, &topic, &group),
-            committed + nth as u64 - 1,
-            "rep {rep}: the committed offsets on disk, commit {nth} held"
-        );
+        let inserted = fleet.observed() != before;
+        let on_disk = kafka_committed(&kafka, &topic, &group);
         let unacked = kafka_uncommitted(&kafka, &topic, &group);
-        assert!(unacked >= 1, "rep {rep}: nothing uncommitted on disk");
+        cell.window(
+            inserted && on_disk == committed + nth as u64 - 1 && unacked >= 1,
+            format!(
+                "commit {nth} held: rows inserted {inserted}, committed offsets {on_disk} \
+                 (want {committed} + {nth} - 1), {unacked} uncommitted"
+            ),
+        );
         fleet.start_aggregator();
-        fleet.assert_converges(&format!(
-            "rep {rep}: aggregator killed between insert and commit {nth} ({unacked} uncommitted)"
-        ));
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: aggregator killed between insert and commit {nth} ({unacked} uncommitted)"
+            ),
+        );
 
         // tansu restarted with messages in flight: the aggregator holds
         // fetched, uncommitted records (the gate holds its n-th commit)
         // when the broker goes down; the collectors publish across it.
+        let mut cell = Cell::start("broker-restart", "kafka", seed, rep);
         fleet.stop_aggregator();
         round(&mut fleet);
         let waiting = wait_uncommitted(&kafka);
         let nth = pick(&mut rng, waiting);
+        cell.n = nth;
         gate.trip_on_kafka_request(OFFSET_COMMIT, nth);
         fleet.start_aggregator_with(&[one_per_batch]);
         assert!(
@@ -323,26 +394,37 @@ fn kafka_totals_stay_exact_through_faults() {
             fleet.logs()
         );
         let in_flight = kafka_uncommitted(&kafka, &topic, &group);
-        assert!(
-            in_flight >= 1,
-            "rep {rep}: nothing in flight at the restart"
-        );
         let records = kafka_records(&kafka, &topic);
         kafka.restart();
         gate.cut();
-        // The log and the offsets survived the restart.
-        assert!(kafka_records(&kafka, &topic) >= records);
-        assert!(kafka_uncommitted(&kafka, &topic, &group) >= in_flight);
+        // The window: records in flight at the restart; the log and the
+        // offsets survived it.
+        let (records_after, in_flight_after) = (
+            kafka_records(&kafka, &topic),
+            kafka_uncommitted(&kafka, &topic, &group),
+        );
+        cell.window(
+            in_flight >= 1 && records_after >= records && in_flight_after >= in_flight,
+            format!(
+                "commit {nth} held: {in_flight} in flight, records {records} -> {records_after}, \
+                 uncommitted {in_flight} -> {in_flight_after}"
+            ),
+        );
         round(&mut fleet);
-        fleet.assert_converges(&format!(
-            "rep {rep}: tansu restarted with {in_flight} records in flight (commit {nth} held)"
-        ));
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: tansu restarted with {in_flight} records in flight (commit {nth} held)"
+            ),
+        );
 
         // ClickHouse stopped during an insert, on the Kafka path.
+        let mut cell = Cell::start("store-outage", "kafka", seed, rep);
         fleet.stop_aggregator();
         round(&mut fleet);
         wait_uncommitted(&kafka);
         let nth = pick(&mut rng, 3);
+        cell.n = nth;
         ch_gate.trip_on_request(b"INSERT", nth);
         fleet.start_aggregator_with(&[&via_ch_gate]);
         assert!(
@@ -356,15 +438,62 @@ fn kafka_totals_stay_exact_through_faults() {
             fleet.aggregator.as_ref().expect("aggregator"),
             "store unavailable",
         );
+        cell.window(true, String::new());
         round(&mut fleet);
         ch.restart();
-        fleet.assert_converges(&format!(
-            "rep {rep}: ClickHouse stopped during insert {nth} (Kafka)"
-        ));
+        cell.exact(
+            &fleet,
+            &format!("rep {rep}: ClickHouse stopped during insert {nth} (Kafka)"),
+        );
         assert_eq!(
             kafka_records(&kafka, &dead),
             0,
             "rep {rep}: an outage dead-lettered a message"
+        );
+
+        // kill -9 of the collectors between their spool (and state
+        // commit) and tansu's write: the gate holds the n-th Produce, so
+        // tansu never gets it, and every later request; both collector
+        // processes are killed while it is held.
+        let mut cell = Cell::start("collector-kill", "kafka", seed, rep);
+        // A round makes at least two Produce requests (each host publishes
+        // at least one delta).
+        let nth = pick(&mut rng, 2);
+        cell.n = nth;
+        gate.trip_on_kafka_request(PRODUCE, nth);
+        round(&mut fleet);
+        assert!(
+            gate.wait_tripped(Duration::from_secs(60)),
+            "rep {rep}: the collectors sent {} Produce requests, not {nth}\n{}",
+            gate.seen(),
+            fleet.logs()
+        );
+        fleet.kill_collector("hA");
+        fleet.kill_collector("hB");
+        // The window was hit, on disk: a host's spool holds a message it
+        // committed (seq at most state.json's) whose id tansu's log lacks.
+        let mut held = Vec::new();
+        for host in ["hA", "hB"] {
+            let committed = fleet.committed_seq(host);
+            for (env, id) in fleet.spooled(host) {
+                if env.seq <= committed && kafka_records_keyed(&kafka, &topic, &id) == 0 {
+                    held.push(format!("{host} seq {} (committed {committed})", env.seq));
+                }
+            }
+        }
+        cell.window(
+            !held.is_empty(),
+            format!("Produce {nth} held: no committed spooled message is missing from tansu"),
+        );
+        gate.cut();
+        fleet.start_collector("hA");
+        fleet.start_collector("hB");
+        cell.exact(
+            &fleet,
+            &format!(
+                "rep {rep}: collectors killed with Produce {nth} held (spooled, not in tansu: {})",
+                held.join(", ")
+            ),
         );
         fleet.stop_aggregator();
         fleet.start_aggregator();
@@ -390,6 +519,78 @@ fn pick(state: &mut u64, n: u64) -> usize {
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
     (1 + (*state >> 33) % n.max(1)) as usize
+}
+
+/// Repetitions of each fault cell: `SANDMINE_FAULT_REPS`, else 2 (CI).
+/// `benchmarks/faults/run.sh` sets it to run the matrix many times.
+fn fault_reps() -> usize {
+    std::env::var("SANDMINE_FAULT_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(2)
+}
+
+/// One run of one fault × broker cell. It prints one machine-readable
+/// line (`FAULT-CELL,cell,broker,seed,rep,n,window,exact,seconds`, read by
+/// `benchmarks/faults/run.sh`) before the test fails on a missed window or
+/// inexact totals, so a failing run is recorded too.
+struct Cell {
+    name: &'static str,
+    broker: &'static str,
+    seed: u64,
+    rep: usize,
+    n: usize,
+    start: Instant,
+}
+
+impl Cell {
+    fn start(name: &'static str, broker: &'static str, seed: u64, rep: usize) -> Cell {
+        Cell {
+            name,
+            broker,
+            seed,
+            rep,
+            n: 0,
+            start: Instant::now(),
+        }
+    }
+
+    fn line(&self, window: bool, exact: bool) {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        eprintln!(
+            "FAULT-CELL,{},{},{},{},{},{},{},{:.1}",
+            self.name,
+            self.broker,
+            self.seed,
+            self.rep,
+            self.n,
+            yes(window),
+            yes(exact),
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The on-disk proof that the fault hit its window: fails the run
+    /// (with its line) when it did not.
+    fn window(&self, hit: bool, what: String) {
+        if !hit {
+            self.line(false, false);
+            panic!(
+                "{}/{} rep {}: window missed: {what}",
+                self.name, self.broker, self.rep
+            );
+        }
+    }
+
+    /// The exact ground-truth check, then the run's line.
+    fn exact(&self, fleet: &Fleet, what: &str) {
+        let r = fleet.converges(what);
+        self.line(true, r.is_ok());
+        if let Err(e) = r {
+            panic!("{e}");
+        }
+    }
 }
 
 /// Waits until the delta stream holds at least `at_least` messages (the

@@ -328,15 +328,23 @@ retry_max_backoff = "2s"
     /// Waits until the store shows exactly the expected totals, then
     /// checks they stay exact (a late redelivery must not add anything).
     pub fn assert_converges(&self, what: &str) {
+        if let Err(e) = self.converges(what) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Fleet::assert_converges`], with the failure as a value (the fault
+    /// tests record a cell run's result before they fail).
+    pub fn converges(&self, what: &str) -> Result<(), String> {
         let want = (self.expected(), self.expected_exposure());
         let deadline = Instant::now() + CONVERGE;
         let mut got = self.observed();
         while got != want {
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "{what}: the store did not converge to the exact totals\n want {want:?}\n got  {got:?}\n{}",
                     self.logs()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
             got = self.observed();
@@ -344,12 +352,41 @@ retry_max_backoff = "2s"
         // Longer than the broker's ack wait: any redelivery has happened.
         std::thread::sleep(Duration::from_secs(4));
         let again = self.observed();
-        assert_eq!(
-            again,
-            want,
-            "{what}: totals changed after converging\n{}",
-            self.logs()
-        );
+        if again != want {
+            return Err(format!(
+                "{what}: totals changed after converging\n want {want:?}\n got  {again:?}\n{}",
+                self.logs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The seq a host's collector committed, as its `state.json` on disk
+    /// says.
+    pub fn committed_seq(&self, host: &str) -> u64 {
+        let path = self.f.path(&format!("state-{host}")).join("state.json");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v: Value = serde_json::from_slice(&bytes).expect("state.json is JSON");
+        v["seq"].as_u64().expect("a seq in state.json")
+    }
+
+    /// A host's spooled messages on disk, in seq order: the envelope and
+    /// the broker's message id of its bytes (`wire::message_id`).
+    pub fn spooled(&self, host: &str) -> Vec<(Envelope, String)> {
+        let dir = self.f.path(&format!("state-{host}")).join("spool");
+        let mut v: Vec<(Envelope, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("a spool entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "msg"))
+            .map(|p| {
+                let bytes = std::fs::read(&p).expect("read a spooled message");
+                let env = schemas::wire::decode(&bytes).expect("a spooled message decodes");
+                let id = schemas::wire::message_id(&env, &bytes);
+                (env, id)
+            })
+            .collect();
+        v.sort_by_key(|(e, _)| e.seq);
+        v
     }
 
     pub fn logs(&self) -> String {
@@ -477,6 +514,24 @@ pub fn kafka_committed(kafka: &Kafka, topic: &str, group: &str) -> u64 {
              join topition p on o.topition = p.id join topic t on p.topic = t.id \
              join consumer_group g on o.consumer_group = g.id \
              where t.name = '{topic}' and g.name = '{group}'"
+        ),
+    )
+}
+
+/// Records of `topic` whose key (the broker's message id) is `key`, on
+/// disk.
+pub fn kafka_records_keyed(kafka: &Kafka, topic: &str, key: &str) -> u64 {
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+        "a message id to quote: {key:?}"
+    );
+    kafka_sql(
+        kafka,
+        &format!(
+            "select count(*) from record r join topition p on r.topition = p.id \
+             join topic t on p.topic = t.id where t.name = '{topic}' \
+             and cast(r.k as text) = '{key}'"
         ),
     )
 }
