@@ -12,7 +12,8 @@
 #       --target-dir "$FUZZ_WORK/target" [--features config]
 #
 # Runs libFuzzer (one process, under nice) for RUNS executions on a working
-# corpus in $FUZZ_WORK/corpus/TARGET (seeded from fuzz/corpus/TARGET),
+# corpus in $FUZZ_WORK/corpus/TARGET (seeded from fuzz/seeds/TARGET and
+# fuzz/corpus/TARGET),
 # writes the command and its raw output to benchmarks/fuzz/TARGET.log.xz,
 # then minimises the working corpus into fuzz/corpus/TARGET (minimise.sh),
 # which CI replays. Crashing inputs land in
@@ -32,9 +33,11 @@ bin=$work/target/x86_64-unknown-linux-gnu/release/$target
 corpus=$work/corpus/$target
 artifacts=$work/artifacts/$target/
 mkdir -p "$corpus" "$artifacts" "$root/benchmarks/fuzz"
-if [ -d "$root/fuzz/corpus/$target" ]; then
-    cp -n "$root/fuzz/corpus/$target"/* "$corpus"/ 2>/dev/null || true
-fi
+for seeds in "$root/fuzz/seeds/$target" "$root/fuzz/corpus/$target"; do
+    if [ -d "$seeds" ]; then
+        cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
+    fi
+done
 
 log=$root/benchmarks/fuzz/$target.log
 cmd=(nice -n 10 "$bin" "-runs=$runs" "-max_len=$max_len" "-max_total_time=$max_time"

@@ -5,6 +5,9 @@
 //!
 //! `fuzz/corpus/<target>/`: the campaigns' minimised corpora.
 //! `fuzz/regressions/<target>/`: each finding's reproducer, kept for good.
+//! `fuzz/seeds/<target>/`: hand-made seeds (the wire target's v5 and v6
+//! golden fixtures, whole and as header and body for the harness to sign),
+//! which a minimisation could drop from the corpus.
 //! The config target's replay is a unit test of the binary
 //! (`src/config.rs`), which owns the loader.
 
@@ -18,7 +21,7 @@ use std::path::Path;
 fn replay(target: &str, check: fn(&[u8])) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut n = 0;
-    for dir in ["corpus", "regressions"] {
+    for dir in ["seeds", "corpus", "regressions"] {
         let dir = root.join(dir).join(target);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
