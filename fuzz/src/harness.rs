@@ -103,7 +103,6 @@ fn resign_round_trip(env: &wire::Envelope, version: u16) {
 /// body decoder: an envelope or an error, never a panic; an envelope
 /// names the fuzzer's key and round-trips signed.
 fn wire_signed(data: &[u8]) {
-    use ed25519_dalek::Signer;
     let Ok(version) = wire::peek_version(data) else {
         return;
     };
@@ -111,11 +110,10 @@ fn wire_signed(data: &[u8]) {
         return;
     }
     let key = fuzz_key();
-    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]);
     let mut msg = data.to_vec();
     msg.extend_from_slice(&key.public_key().0);
-    let sig = signing.sign(&msg);
-    msg.extend_from_slice(&sig.to_bytes());
+    let sig = key.sign(&msg);
+    msg.extend_from_slice(&sig);
     match wire::decode_with_signer(&msg) {
         Ok((env, signer)) => {
             assert_eq!(
