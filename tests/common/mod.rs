@@ -32,6 +32,80 @@ pub const GETPPID_LOOP: &str = include_str!("../probes/getppid_loop.c");
 pub const INT80: &str = include_str!("../probes/int80.c");
 pub const ABI_CALL: &str = include_str!("../probes/abi_call.c");
 
+/// sandmine's long-running roles: `deploy/own-profile/` holds the seccomp
+/// profile of each, mined from the tests that run them.
+pub const OWN_ROLES: &[&str] = &["collect", "aggregate", "publish", "sync-profiles"];
+
+/// Mine every role a test starts: `SANDMINE_TEST_MINE_ROLES=DIR` runs
+/// `sandmine ROLE ...` as `sandmine mine -o DIR/ROLE-PID-N.json
+/// --observation DIR/ROLE-PID-N.obs.json -- sandmine ROLE ...`
+/// (`deploy/own-profile/build.sh` sets it).
+pub const MINE_ROLES_ENV: &str = "SANDMINE_TEST_MINE_ROLES";
+
+/// Confine every role a test starts: `SANDMINE_TEST_ROLE_PROFILES=DIR`
+/// runs `sandmine ROLE ...` as `sandmine run --profile DIR/sandmine-ROLE.json --
+/// sandmine ROLE ...` (e.g. `DIR=deploy/own-profile`).
+pub const ROLE_PROFILES_ENV: &str = "SANDMINE_TEST_ROLE_PROFILES";
+
+/// The marker [`Fixture::spawn`] reads to know a child is a `mine` wrapper.
+const WRAPPED_BY_MINE: &str = "SANDMINE_TEST_WRAPPED_BY_MINE";
+
+/// The start of `sandmine ROLE ...` when [`MINE_ROLES_ENV`] or
+/// [`ROLE_PROFILES_ENV`] asks to wrap `role` (the caller appends `ROLE
+/// ARGS...`); `None` to run it as it is.
+pub fn role_wrapper(role: &str) -> Option<Command> {
+    if !OWN_ROLES.contains(&role) {
+        return None;
+    }
+    if let Some(dir) = std::env::var_os(MINE_ROLES_ENV) {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = Path::new(&dir).join(format!("{role}-{}-{n}", std::process::id()));
+        let mut c = Command::new(SANDMINE);
+        // --grace: the collector drains its spool for up to 10 s on SIGTERM.
+        c.args(["mine", "--backend", "ebpf", "--quiet", "--grace", "60s"])
+            .arg("--observation")
+            .arg(base.with_extension("obs.json"))
+            .arg("-o")
+            .arg(base.with_extension("json"))
+            .args(["--", SANDMINE])
+            .env(WRAPPED_BY_MINE, "1");
+        return Some(c);
+    }
+    let dir = std::env::var_os(ROLE_PROFILES_ENV)?;
+    Some(confined(role, Path::new(&dir)))
+}
+
+/// `sandmine run --profile DIR/sandmine-ROLE.json -- sandmine` (the caller
+/// appends `ROLE ARGS...`).
+pub fn confined(role: &str, dir: &Path) -> Command {
+    let mut c = Command::new(SANDMINE);
+    c.arg("run")
+        .arg("--profile")
+        .arg(dir.join(format!("sandmine-{role}.json")))
+        .args(["--", SANDMINE]);
+    c
+}
+
+/// The pids of every descendant of `pid` (children first).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// What a finished run left behind.
 #[derive(Debug)]
 pub struct Out {
@@ -61,11 +135,29 @@ pub struct Running {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
     started: Instant,
+    /// The child is `sandmine mine` wrapping the process under test
+    /// ([`MINE_ROLES_ENV`]).
+    mined: bool,
 }
 
 impl Running {
-    /// SIGKILL, as a crash would: no clean-up runs.
+    /// SIGKILL, as a crash would: no clean-up runs. Under
+    /// [`MINE_ROLES_ENV`] the process under test (and its descendants) is
+    /// killed, and the `mine` wrapping it writes what it did up to there.
     pub fn kill9(&mut self) {
+        if self.mined {
+            for p in descendants(self.pid()) {
+                // SAFETY: kill(2) on a descendant of our own child.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -116,6 +208,8 @@ impl Running {
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     runs: std::cell::Cell<u32>,
+    /// Set by [`Fixture::confine_roles`].
+    role_profiles: std::cell::RefCell<Option<PathBuf>>,
 }
 
 impl Default for Fixture {
@@ -129,7 +223,14 @@ impl Fixture {
         Fixture {
             dir: tempfile::tempdir().expect("tempdir"),
             runs: std::cell::Cell::new(0),
+            role_profiles: std::cell::RefCell::new(None),
         }
+    }
+
+    /// From now on, run every role ([`OWN_ROLES`]) this fixture starts
+    /// under its own profile in `dir` ([`confined`]).
+    pub fn confine_roles(&self, dir: &Path) {
+        *self.role_profiles.borrow_mut() = Some(dir.to_path_buf());
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -151,9 +252,15 @@ impl Fixture {
     }
 
     /// `sandmine ARGS`, in the temp dir, with core dumps off (this machine's
-    /// core_pattern may write into the cwd).
+    /// core_pattern may write into the cwd). A long-running role
+    /// ([`OWN_ROLES`]) is wrapped as [`role_wrapper`] says.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(SANDMINE);
+        let own = self.role_profiles.borrow().clone();
+        let wrapped = args.first().and_then(|role| match &own {
+            Some(dir) if OWN_ROLES.contains(role) => Some(confined(role, dir)),
+            _ => role_wrapper(role),
+        });
+        let mut cmd = wrapped.unwrap_or_else(|| Command::new(SANDMINE));
         cmd.args(args).current_dir(self.dir.path());
         no_core_dumps(&mut cmd);
         cmd
@@ -165,6 +272,9 @@ impl Fixture {
         self.runs.set(n + 1);
         let stdout = self.path(&format!(".run{n}.stdout"));
         let stderr = self.path(&format!(".run{n}.stderr"));
+        let mined = cmd
+            .get_envs()
+            .any(|(k, v)| k == WRAPPED_BY_MINE && v.is_some());
         cmd.stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("stdout file"))
             .stderr(File::create(&stderr).expect("stderr file"));
@@ -177,6 +287,7 @@ impl Fixture {
             stdout,
             stderr,
             started,
+            mined,
         }
     }
 
