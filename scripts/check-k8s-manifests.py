@@ -8,7 +8,9 @@ Run by scripts/check-deploy.sh with /var/cache/sandmine/deploy/py's python
   - the collector DaemonSet: capabilities drop [ALL] and add exactly BPF,
     PERFMON, SYS_PTRACE (tests/privileges_cli.rs); not privileged, no
     hostPID/hostNetwork/hostIPC, no runtime socket; a Localhost seccomp
-    profile; the host's /proc read-only at its config's proc_root; BTF
+    profile, sandmine's own (deploy/own-profile/sandmine-collect.json:
+    EPERM by default, never a kill); the host's /proc read-only at its
+    config's proc_root; BTF
     read-only; the pin directory on the host's bpffs;
   - every pod of the namespace `sandmine`: non-root, drop [ALL], no
     privilege escalation, RuntimeDefault or Localhost seccomp;
@@ -17,12 +19,18 @@ Run by scripts/check-deploy.sh with /var/cache/sandmine/deploy/py's python
   - each namespace has Pod Security enforce/warn/audit labels and a
     default-deny NetworkPolicy; no RBAC objects and no mounted tokens.
 """
+import json
+import pathlib
 import sys
 import tomllib
 
 import yaml
 
 COLLECTOR_CAPS = ["BPF", "PERFMON", "SYS_PTRACE"]
+# The collector's own profile, as the kubelet finds it under its seccomp
+# directory, and where deploy/own-profile/build.sh writes it.
+OWN_PROFILE = "sandmine/sandmine-collect.json"
+OWN_PROFILE_FILE = pathlib.Path(__file__).resolve().parent.parent / "deploy/own-profile/sandmine-collect.json"
 errors = []
 
 
@@ -127,6 +135,12 @@ for ds in collectors:
     sp = spec.get("securityContext", {}).get("seccompProfile", {})
     if sp.get("type") != "Localhost" or not sp.get("localhostProfile"):
         err(f"{name(ds)}: needs a Localhost seccomp profile, has {sp}")
+    elif sp["localhostProfile"] != OWN_PROFILE:
+        err(f"{name(ds)}: seccomp profile {sp['localhostProfile']}, not sandmine's own {OWN_PROFILE}")
+    else:
+        own = json.loads(OWN_PROFILE_FILE.read_text())
+        if own.get("defaultAction") != "SCMP_ACT_ERRNO" or "KILL" in json.dumps(own):
+            err(f"{OWN_PROFILE_FILE}: must deny with SCMP_ACT_ERRNO and never kill")
     vols = {v["name"]: v for v in spec.get("volumes", [])}
     mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
     host = {v["hostPath"]["path"]: n for n, v in vols.items() if "hostPath" in v}
