@@ -217,6 +217,7 @@ fn collector_and_aggregator_count_exactly_under_their_own_profiles() {
 fn publish_and_sync_profiles_work_under_their_own_profiles() {
     let f = Fixture::new();
     let store = web_store::fill(&f);
+    let (key, _) = f.signing_key();
     f.confine_roles(&own_dir());
     let policy = f.write("policy.toml", web_store::POLICY_A);
     let dir = f.arg("published");
@@ -224,6 +225,8 @@ fn publish_and_sync_profiles_work_under_their_own_profiles() {
     std::fs::create_dir_all(&node).expect("node dir");
     let o = f.sandmine(&[
         "publish",
+        "--set",
+        &key,
         "--policy",
         policy.to_str().expect("utf-8"),
         "--runtime-base",
