@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const GETPPID_LOOP: &str = include_str!("../../tests/probes/getppid_loop.c");
 pub const INT80: &str = include_str!("../../tests/probes/int80.c");
@@ -21,8 +22,14 @@ pub fn build_static(name: &str, src: &str) -> PathBuf {
     compile(name, src, &["-static"])
 }
 
+/// Each build gets its own directory: tests of one binary run in parallel,
+/// and two of them compiling the same probe into one path let a copy see a
+/// half-written binary ("exec format error" in CI, stop 19).
+static BUILDS: AtomicUsize = AtomicUsize::new(0);
+
 fn compile(name: &str, src: &str, flags: &[&str]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sandmine-probes-{}", std::process::id()));
+    let n = BUILDS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sandmine-probes-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let c = dir.join(format!("{name}.c"));
     let bin = dir.join(name);
