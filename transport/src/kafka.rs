@@ -70,12 +70,6 @@ fn apply_properties(c: &mut ClientConfig, props: &BTreeMap<String, String>) {
     }
 }
 
-fn header_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// Creates the topics if missing (an "already exists" answer is fine).
 async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<(), TransportError> {
     if !cfg.create_topics {
@@ -248,7 +242,7 @@ impl KafkaPublisher {
         payload: &[u8],
         reason: &str,
     ) -> Result<(), TransportError> {
-        let reason = header_safe(reason);
+        let reason = crate::dead_letter_reason(reason);
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: HEADER_MSG_ID,

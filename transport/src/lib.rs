@@ -44,6 +44,36 @@ use bytes::Bytes;
 pub use config::{BrokerConfig, KafkaConfig, NatsConfig};
 pub use error::TransportError;
 
+/// The most bytes a dead letter's reason header keeps
+/// ([`dead_letter_reason`]).
+pub const REASON_MAX: usize = 1024;
+
+/// What ends a reason cut to [`REASON_MAX`].
+pub const REASON_CUT: &str = " [reason truncated]";
+
+/// A dead letter's reason as its header stores it, on both brokers: control
+/// characters become spaces (a header value holds no CR/LF), and a reason
+/// over [`REASON_MAX`] bytes is cut on a char boundary and ends with
+/// [`REASON_CUT`]. A reason is free text (a store's error can quote a whole
+/// statement); a bounded one bounds a dead letter's stored size, which the
+/// NATS dead-letter stream's message-count bound relies on
+/// ([`nats::evicts_at_the_edge`]).
+pub fn dead_letter_reason(reason: &str) -> String {
+    let mut s: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.len() > REASON_MAX {
+        let mut end = REASON_MAX - REASON_CUT.len();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(REASON_CUT);
+    }
+    s
+}
+
 /// One received message. Pass it back to [`Consumer::ack`] once its
 /// effects are durable.
 pub struct Delivery {

@@ -54,6 +54,15 @@ const STORED_MSG_OVERHEAD: usize = 64;
 /// `max_bytes / EDGE_SLOT` messages, so that its byte bound is never reached.
 const EDGE_SLOT: i64 = 64 * 1024;
 
+/// The same for the dead-letter stream. A dead letter is a delta as it was
+/// delivered (payload and id within the delta stream's [`EDGE_SLOT`]) with
+/// the id a second time, a reason of at most [`crate::REASON_MAX`] bytes
+/// and 65 bytes of header names and framing: at most `2 * EDGE_SLOT +
+/// REASON_MAX + 65` bytes of headers and payload, so every dead letter of
+/// a delta the delta stream took fits this slot, and the dead-letter stream
+/// too is bounded by count before bytes.
+const DEAD_LETTER_SLOT: i64 = 2 * EDGE_SLOT + 2048;
+
 /// Whether this nats-server deletes an unconsumed message of a full
 /// discard-new stream. Before 2.11, its refusal check counts a new
 /// message's payload and headers only, and its store also counts the
@@ -75,16 +84,18 @@ pub fn evicts_at_the_edge(version: &str) -> bool {
 }
 
 /// The bounds sandmine gives a stream of `max_bytes`: `(max_msgs,
-/// max_msg_size)`, both -1 (none) on a sound server. On one that
-/// [`evicts_at_the_edge`], every message is at most [`EDGE_SLOT`] bytes
-/// stored (or the whole stream, if smaller), and the stream holds at most
-/// `max_bytes / slot` of them: the count bound, which nats-server checks
-/// exactly, always refuses before the byte bound is reached.
-fn edge_bounds(evicts: bool, max_bytes: i64, subject: &str) -> (i64, i32) {
-    if !evicts || max_bytes <= 0 {
+/// max_msg_size)`, both -1 (none) on a sound server (`slot` None). On one
+/// that [`evicts_at_the_edge`], `slot` is the stream's ([`EDGE_SLOT`] for
+/// deltas, [`DEAD_LETTER_SLOT`] for dead letters): every message is at
+/// most `slot` bytes stored (or the whole stream, if smaller), and the
+/// stream holds at most `max_bytes / slot` of them: the count bound, which
+/// nats-server checks exactly, always refuses before the byte bound is
+/// reached.
+fn edge_bounds(slot: Option<i64>, max_bytes: i64, subject: &str) -> (i64, i32) {
+    let Some(slot) = slot.filter(|_| max_bytes > 0) else {
         return (-1, -1);
-    }
-    let slot = EDGE_SLOT.min(max_bytes);
+    };
+    let slot = slot.min(max_bytes);
     let overhead = (STORED_MSG_OVERHEAD + subject.len()) as i64;
     let msg_size = i32::try_from((slot - overhead).max(1)).unwrap_or(i32::MAX);
     ((max_bytes / slot).max(1), msg_size)
@@ -299,15 +310,18 @@ async fn bounded<T, E: std::fmt::Display>(
 /// bound, discard-old: its acked deltas pile up until the disk is full),
 /// so connecting to it is a [`TransportError::StreamConfig`] that says
 /// what to do; collectors keep spooling meanwhile.
+///
+/// `edge_slot`: on a server that [`evicts_at_the_edge`], the stream's slot
+/// ([`edge_bounds`]); None on a sound one.
 async fn ensure_stream(
     js: &jetstream::Context,
     cfg: &NatsConfig,
     name: &str,
     subject: &str,
     max_bytes: i64,
-    evicts: bool,
+    edge_slot: Option<i64>,
 ) -> Result<stream::Stream, TransportError> {
-    let (max_msgs, max_msg_size) = edge_bounds(evicts, max_bytes, subject);
+    let (max_msgs, max_msg_size) = edge_bounds(edge_slot, max_bytes, subject);
     let config = stream::Config {
         name: name.to_string(),
         subjects: vec![subject.to_string()],
@@ -393,10 +407,11 @@ fn server_evicts(client: &async_nats::Client, cfg: &NatsConfig) -> bool {
     if evicts && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         log::info!(
             "nats: server {} is {version}, which can delete the oldest message of a full stream \
-             (nats-server#4771): the delta stream is bounded by message count too \
-             (at most {} KiB per message; docs/CONFIG.md)",
+             (nats-server#4771): both streams are bounded by message count too \
+             (at most {} KiB per delta, {} KiB per dead letter; docs/CONFIG.md)",
             cfg.url,
-            EDGE_SLOT / 1024
+            EDGE_SLOT / 1024,
+            DEAD_LETTER_SLOT / 1024
         );
     }
     evicts
@@ -411,13 +426,6 @@ fn not_connected(client: &async_nats::Client, url: &str, op: &str) -> Option<Tra
             detail: format!("{op}: connection is {state:?}, reconnecting in the background"),
         }),
     }
-}
-
-/// Header values may not hold CR/LF; a reason is free text.
-fn header_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Publishes to JetStream; see the module docs for the guarantees.
@@ -453,7 +461,7 @@ impl NatsPublisher {
             &cfg.stream,
             &cfg.subject,
             cfg.stream_max_bytes,
-            evicts,
+            evicts.then_some(EDGE_SLOT),
         )
         .await?;
         // -1: no limit of the stream's own.
@@ -469,9 +477,7 @@ impl NatsPublisher {
             &cfg.dead_letter_stream,
             &cfg.dead_letter_subject,
             cfg.dead_letter_max_bytes,
-            // Dead letters carry a reason header of any length: they get
-            // the byte bound only (docs/CONFIG.md says what that costs).
-            false,
+            evicts.then_some(DEAD_LETTER_SLOT),
         )
         .await?;
         Ok(NatsPublisher {
@@ -616,8 +622,10 @@ impl NatsPublisher {
     }
 
     /// Publishes an undecodable message to the dead-letter stream, with
-    /// `reason` and the original id in headers. Deduped on `msg_id` too,
-    /// so dead-lettering a redelivered message twice stores it once.
+    /// `reason` (cut to [`crate::REASON_MAX`] bytes:
+    /// [`crate::dead_letter_reason`]) and the original id in headers.
+    /// Deduped on `msg_id` too, so dead-lettering a redelivered message
+    /// twice stores it once.
     pub async fn publish_dead_letter(
         &self,
         msg_id: &str,
@@ -627,7 +635,7 @@ impl NatsPublisher {
         let mut h = HeaderMap::new();
         h.insert(HEADER_NATS_MSG_ID, msg_id);
         h.insert(HEADER_MSG_ID, msg_id);
-        h.insert(HEADER_REASON, header_safe(reason).as_str());
+        h.insert(HEADER_REASON, crate::dead_letter_reason(reason).as_str());
         let subject = self.cfg.dead_letter_subject.clone();
         let ack = self
             .send(&subject, h, Bytes::copy_from_slice(payload))
@@ -659,12 +667,13 @@ impl NatsConsumer {
     pub async fn connect(cfg: &NatsConfig, dead_letter: bool) -> Result<Self, TransportError> {
         let client = connect(cfg).await?;
         let js = context(client.clone(), cfg);
-        let (stream_name, subject, durable, max_bytes) = if dead_letter {
+        let (stream_name, subject, durable, max_bytes, slot) = if dead_letter {
             (
                 &cfg.dead_letter_stream,
                 &cfg.dead_letter_subject,
                 &cfg.dead_letter_durable,
                 cfg.dead_letter_max_bytes,
+                DEAD_LETTER_SLOT,
             )
         } else {
             (
@@ -672,10 +681,11 @@ impl NatsConsumer {
                 &cfg.subject,
                 &cfg.durable,
                 cfg.stream_max_bytes,
+                EDGE_SLOT,
             )
         };
-        let evicts = !dead_letter && server_evicts(&client, cfg);
-        let stream = ensure_stream(&js, cfg, stream_name, subject, max_bytes, evicts).await?;
+        let edge_slot = server_evicts(&client, cfg).then_some(slot);
+        let stream = ensure_stream(&js, cfg, stream_name, subject, max_bytes, edge_slot).await?;
         let config = pull::Config {
             durable_name: Some(durable.clone()),
             deliver_policy: DeliverPolicy::All,
@@ -856,7 +866,30 @@ mod tests {
 
     #[test]
     fn header_values_lose_control_chars() {
-        assert_eq!(header_safe("bad\r\nversion 9"), "bad  version 9");
+        assert_eq!(
+            crate::dead_letter_reason("bad\r\nversion 9"),
+            "bad  version 9"
+        );
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_on_a_char_boundary() {
+        let max = crate::REASON_MAX;
+        let exact = "r".repeat(max);
+        assert_eq!(crate::dead_letter_reason(&exact), exact);
+        // A 3-byte char straddles the cut in every position.
+        for pad in 0..3 {
+            let long = format!("{}{}", "r".repeat(pad), "\u{20ac}".repeat(max));
+            let cut = crate::dead_letter_reason(&long);
+            assert!(cut.len() <= max, "{}", cut.len());
+            assert!(
+                cut.len() > max - 3 - crate::REASON_CUT.len(),
+                "{}",
+                cut.len()
+            );
+            assert!(cut.ends_with(crate::REASON_CUT), "{cut}");
+            assert!(long.starts_with(cut.trim_end_matches(crate::REASON_CUT)));
+        }
     }
 
     #[test]
@@ -884,15 +917,50 @@ mod edge_tests {
 
     #[test]
     fn the_count_bound_is_reached_before_the_byte_bound() {
-        assert_eq!(edge_bounds(false, 1 << 30, "sandmine.deltas"), (-1, -1));
-        for max_bytes in [4096i64, 65536, 3 * 65536 + 17, 1 << 30] {
-            let (n, size) = edge_bounds(true, max_bytes, "sandmine.deltas");
-            let stored = i64::from(size) + (STORED_MSG_OVERHEAD + 15) as i64;
-            assert!(
-                n >= 1 && n * stored <= max_bytes,
-                "{max_bytes}: {n} x {stored}"
-            );
+        assert_eq!(edge_bounds(None, 1 << 30, "sandmine.deltas"), (-1, -1));
+        for slot in [EDGE_SLOT, DEAD_LETTER_SLOT] {
+            for max_bytes in [4096i64, 65536, 3 * 65536 + 17, 1 << 30] {
+                let (n, size) = edge_bounds(Some(slot), max_bytes, "sandmine.deltas");
+                let stored = i64::from(size) + (STORED_MSG_OVERHEAD + 15) as i64;
+                assert!(
+                    n >= 1 && n * stored <= max_bytes,
+                    "{max_bytes}: {n} x {stored}"
+                );
+            }
         }
-        assert_eq!(edge_bounds(true, 1 << 30, "sandmine.deltas").0, 16384);
+        assert_eq!(
+            edge_bounds(Some(EDGE_SLOT), 1 << 30, "sandmine.deltas").0,
+            16384
+        );
+        // The default dead-letter bound, 256 MiB.
+        assert_eq!(
+            edge_bounds(Some(DEAD_LETTER_SLOT), 256 << 20, "sandmine.deadletter").0,
+            2016
+        );
+    }
+
+    /// The largest dead letter: a delta that fills the delta stream's
+    /// `max_msg_size` with its id alone (a hostile publisher's id), the
+    /// id twice and the longest reason. It fits the dead-letter stream's
+    /// `max_msg_size`, so dead-lettering never fails on size.
+    #[test]
+    fn every_dead_letter_of_a_stored_delta_fits_its_slot() {
+        let subject = "sandmine.deltas";
+        let dl_subject = "sandmine.deadletter";
+        let (_, delta_max) = edge_bounds(Some(EDGE_SLOT), 1 << 30, subject);
+        let (_, dl_max) = edge_bounds(Some(DEAD_LETTER_SLOT), 256 << 20, dl_subject);
+        let delta_max = usize::try_from(delta_max).expect("positive");
+        // `NATS/1.0\r\n`, `Nats-Msg-Id: ID\r\n`, `\r\n`, no payload.
+        let id_len = delta_max - msg_id_header_bytes("");
+        // `NATS/1.0\r\n`, the id twice, the reason, `\r\n`, the payload.
+        let dead_letter = 10
+            + ("Nats-Msg-Id: \r\n".len() + id_len)
+            + ("Sandmine-Msg-Id: \r\n".len() + id_len)
+            + ("Sandmine-Reason: \r\n".len() + crate::REASON_MAX)
+            + 2;
+        assert!(
+            dead_letter <= usize::try_from(dl_max).expect("positive"),
+            "{dead_letter} > {dl_max}"
+        );
     }
 }

@@ -270,6 +270,119 @@ async fn the_edge_of_a_full_stream_evicts_nothing_on_nats_2_15() {
     the_edge_of_a_full_stream_evicts_nothing(&Nats::start_new()).await;
 }
 
+/// The same edge on the dead-letter stream, whose messages carry a reason
+/// of any length. On nats-server before 2.11 a dead letter just over the
+/// room left is admitted and the stream deletes its OLDEST dead letter
+/// (nats-server#4771): a dead letter the aggregator was told is stored,
+/// and so acked the original of, is gone. sandmine cuts the reason to
+/// 1024 bytes (`transport::REASON_MAX`), which bounds a dead letter's
+/// stored size, and bounds this stream by count too (slots of 2 x 64 KiB
+/// plus 2 KiB). Every dead letter acked must be delivered, on both
+/// servers, and the long reason is stored cut, on both.
+async fn the_edge_of_a_full_dead_letter_stream_evicts_nothing(n: &Nats) {
+    // Three dead-letter slots on nats-server 2.9.
+    let max_bytes = 3 * (2 * 65536 + 2048);
+    let c = NatsConfig {
+        dead_letter_max_bytes: max_bytes as i64,
+        ..cfg(n)
+    };
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let client = async_nats::connect(c.url.as_str()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut s = js
+        .get_stream(&c.dead_letter_stream)
+        .await
+        .expect("dead-letter stream");
+    // A store's error can be long (it may quote a whole statement).
+    let huge = "the store refuses this message: ".repeat(625);
+    assert_eq!(huge.len(), 20_000);
+    p.publish_dead_letter("h.b.1", &vec![7u8; 60_000], &huge)
+        .await
+        .expect("a dead letter with a huge reason");
+    let held1 = s.info().await.expect("info").state.bytes as usize;
+    p.publish_dead_letter("h.b.2", &vec![7u8; 60_000], "bad")
+        .await
+        .expect("room for two");
+    let mut acked = vec!["h.b.1".to_string(), "h.b.2".to_string()];
+    let held = s.info().await.expect("info").state.bytes as usize;
+    // What the store adds to dead letter h.b.2 besides its payload.
+    let per_msg = held - held1 - 60_000;
+    let room = max_bytes - held;
+    // Stored sizes room+1 ..= room+100 (the id is stored twice).
+    let mut tried = 0;
+    for extra in 1..=100usize {
+        let id = format!("h.b.edge{extra}");
+        let payload = (room + extra).saturating_sub(per_msg + 2 * (id.len() - "h.b.2".len()));
+        tried += 1;
+        if p.publish_dead_letter(&id, &vec![7u8; payload], "bad")
+            .await
+            .is_ok()
+        {
+            acked.push(id);
+        }
+    }
+    assert_eq!(tried, 100);
+    let info = s.info().await.expect("info");
+    let mut dl = Consumer::connect_dead_letter(&broker(&c))
+        .await
+        .expect("dead-letter consumer");
+    let got = fetch_n(&mut dl, acked.len()).await;
+    assert_eq!(
+        ids(&got),
+        acked,
+        "acked dead letters were deleted unconsumed (stream: {} messages, first seq {}, {} bytes)",
+        info.state.messages,
+        info.state.first_sequence,
+        info.state.bytes
+    );
+    let cut = " [reason truncated]";
+    assert_eq!(
+        got[0].reason.as_deref().map(str::len),
+        Some(1024),
+        "the long reason is stored whole"
+    );
+    assert_eq!(
+        got[0].reason.as_deref(),
+        Some(format!("{}{cut}", &huge[..1024 - cut.len()]).as_str())
+    );
+    assert_eq!(got[1].reason.as_deref(), Some("bad"));
+}
+
+#[tokio::test]
+async fn the_edge_of_a_full_dead_letter_stream_evicts_nothing_on_nats_2_9() {
+    the_edge_of_a_full_dead_letter_stream_evicts_nothing(&Nats::start()).await;
+}
+
+#[tokio::test]
+async fn the_edge_of_a_full_dead_letter_stream_evicts_nothing_on_nats_2_15() {
+    the_edge_of_a_full_dead_letter_stream_evicts_nothing(&Nats::start_new()).await;
+}
+
+/// nats-server refuses headers over 64 KiB: a dead letter whose reason
+/// were stored whole would be refused on every try, and the aggregator
+/// would retry it forever, holding its batch. Its reason is cut instead.
+#[tokio::test]
+async fn a_reason_over_the_header_limit_is_cut_not_refused() {
+    let n = Nats::start_new();
+    let c = cfg(&n);
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let huge = "the store refuses this message: ".repeat(6_250);
+    assert_eq!(huge.len(), 200_000);
+    p.publish_dead_letter("h.b.1", b"payload", &huge)
+        .await
+        .expect("a dead letter with a 200,000-byte reason");
+    let mut dl = Consumer::connect_dead_letter(&broker(&c))
+        .await
+        .expect("dead-letter consumer");
+    let got = fetch_n(&mut dl, 1).await;
+    assert_eq!(ids(&got), ["h.b.1"]);
+    let cut = " [reason truncated]";
+    assert_eq!(
+        got[0].reason.as_deref(),
+        Some(format!("{}{cut}", &huge[..1024 - cut.len()]).as_str())
+    );
+}
+
 /// A delta stream as sandmine created it before streams were bounded:
 /// limits retention, no size limit, discard-old.
 async fn create_unbounded_stream(c: &NatsConfig) -> async_nats::jetstream::Context {
