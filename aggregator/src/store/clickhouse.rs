@@ -42,6 +42,13 @@ pub struct ClickHouseConfig {
     pub timeout_secs: u64,
     /// Limit for establishing a connection.
     pub connect_timeout_secs: u64,
+    /// The name of a cluster in the servers' `remote_servers` (an
+    /// identifier): the store then uses the cluster form of the schema,
+    /// `Replicated*MergeTree` tables per shard under `Distributed` tables
+    /// sharded by host, created by `ON CLUSTER` migrations (ZooKeeper
+    /// required). Unset: one server. See docs/STORE.md, "ClickHouse on a
+    /// cluster". A database is made for one form and stays in it.
+    pub cluster: Option<String>,
 }
 
 impl Default for ClickHouseConfig {
@@ -54,6 +61,7 @@ impl Default for ClickHouseConfig {
             ca_file: None,
             timeout_secs: 30,
             connect_timeout_secs: 5,
+            cluster: None,
         }
     }
 }
@@ -181,7 +189,13 @@ fn client(cfg: &ClickHouseConfig) -> Result<Client, StoreError> {
     let hyper = HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_millis(2_500))
         .build(https);
-    Ok(Client::with_http_client(hyper)
+    let mut client = Client::with_http_client(hyper);
+    if cfg.cluster.is_some() {
+        for (name, value) in sql::cluster::SETTINGS {
+            client = client.with_setting(name, value);
+        }
+    }
+    Ok(client
         .with_url(cfg.url.clone())
         .with_user(cfg.user.clone())
         .with_password(cfg.password.expose())
@@ -201,6 +215,13 @@ impl ClickHouseStore {
                 cfg.database
             )));
         }
+        if let Some(c) = &cfg.cluster {
+            if !sql::valid_identifier(c) {
+                return Err(StoreError::Config(format!(
+                    "ClickHouse cluster name {c:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
+                )));
+            }
+        }
         let store = ClickHouseStore {
             client: Arc::new(client(cfg)?),
             cfg: Arc::new(cfg.clone()),
@@ -209,6 +230,7 @@ impl ClickHouseStore {
             .timed(store.client.query("SELECT 1").fetch_one::<u8>())
             .await?;
         store.migrate().await?;
+        store.check_form().await?;
         Ok(store)
     }
 
@@ -282,27 +304,110 @@ impl ClickHouseStore {
         self.timed(self.client.query(&q).fetch_all::<u32>()).await
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        for s in sql::split(sql::BOOTSTRAP) {
-            self.execute(s).await?;
+    /// The statements of one file as this store runs them: as written on
+    /// one server, in their cluster form on a cluster.
+    fn statements(&self, file: &str) -> Result<Vec<String>, StoreError> {
+        match &self.cfg.cluster {
+            None => Ok(sql::split(file).into_iter().map(String::from).collect()),
+            Some(c) => {
+                sql::render_file_for_cluster(file, c).map_err(|e| StoreError::Config(e.to_string()))
+            }
         }
+    }
+
+    /// Runs a file's statements (DDL, OPTIMIZE) in order. On a cluster an
+    /// `ON CLUSTER` statement answers once every node ran it (or with the
+    /// first node's error): `wait_end_of_query` keeps a late node's error
+    /// from hiding behind an already sent 200.
+    async fn run_file(&self, file: &str) -> Result<(), StoreError> {
+        for s in self.statements(file)? {
+            let q = self.sql(&s);
+            let mut query = self.client.query(&q);
+            if self.cfg.cluster.is_some() {
+                query = query.with_setting("wait_end_of_query", "1");
+            }
+            self.timed(query.execute()).await?;
+        }
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        if self.cfg.cluster.is_some() {
+            // `ON CLUSTER` DDL needs every node up: an aggregator whose
+            // schema is complete must not wait for one to (re)start.
+            if let Ok(applied) = self.applied_migrations().await {
+                if sql::MIGRATIONS.iter().all(|m| applied.contains(&m.version)) {
+                    return Ok(());
+                }
+            }
+        }
+        self.run_file(sql::BOOTSTRAP).await?;
         let applied = self.applied_migrations().await?;
         for m in sql::MIGRATIONS {
             if applied.contains(&m.version) {
                 continue;
             }
             log::info!(
-                "ClickHouse {}: applying migration {} ({})",
+                "ClickHouse {}: applying migration {} ({}){}",
                 self.cfg.database,
                 m.version,
-                m.file
+                m.file,
+                match &self.cfg.cluster {
+                    Some(c) => format!(" on cluster {c}"),
+                    None => String::new(),
+                }
             );
-            for s in sql::split(m.sql) {
-                self.execute(s).await?;
-            }
+            self.run_file(m.sql).await?;
             let q = self.sql(sql::Q_RECORD_MIGRATION);
             self.timed(self.client.query(&q).bind(m.version).execute())
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a database made for the other form: `CREATE TABLE IF NOT
+    /// EXISTS` would silently keep one server's tables under a cluster
+    /// configuration (or the reverse), and every insert and query would
+    /// then go to the wrong place.
+    async fn check_form(&self) -> Result<(), StoreError> {
+        #[derive(Deserialize, Row)]
+        struct T {
+            name: String,
+            engine: String,
+        }
+        let tables = self
+            .timed(
+                self.client
+                    .query(sql::cluster::Q_TABLE_ENGINES)
+                    .bind(self.cfg.database.as_str())
+                    .fetch_all::<T>(),
+            )
+            .await?;
+        let db = &self.cfg.database;
+        for t in &tables {
+            let data_table = sql::DATA_TABLES.contains(&t.name.as_str());
+            let wrong = match &self.cfg.cluster {
+                Some(_) => data_table && t.engine != "Distributed",
+                None => data_table && t.engine == "Distributed",
+            };
+            if wrong {
+                return Err(StoreError::Config(match &self.cfg.cluster {
+                    Some(c) => format!(
+                        "ClickHouse database {db}: table {} is a {}, made for one server, but \
+                         cluster = {c:?} needs its cluster form (a Distributed table over {}{}); \
+                         a database keeps the form it was made in: use a new database",
+                        t.name,
+                        t.engine,
+                        t.name,
+                        sql::cluster::LOCAL_SUFFIX
+                    ),
+                    None => format!(
+                        "ClickHouse database {db}: table {} is Distributed, made for a cluster: \
+                         set [store.clickhouse] cluster to its cluster's name",
+                        t.name
+                    ),
+                }));
+            }
         }
         Ok(())
     }
@@ -736,9 +841,23 @@ impl ClickHouseStore {
 
     /// `OPTIMIZE TABLE ... FINAL` on every table: forces the merges that
     /// collapse duplicates (tests, and operators after a big replay).
+    /// On a cluster: the shard-local tables, on every node. 18.16 fails
+    /// `OPTIMIZE` on a replicated table with nothing to merge (a table
+    /// empty on some shard) with [`sql::cluster::NOTHING_TO_MERGE`]: that
+    /// answer is taken as done (the `ON CLUSTER` answer comes once every
+    /// node ran it).
     pub async fn optimize(&self) -> Result<(), StoreError> {
-        for s in sql::split(sql::OPTIMIZE) {
-            self.execute(s).await?;
+        if self.cfg.cluster.is_none() {
+            return self.run_file(sql::OPTIMIZE).await;
+        }
+        for s in self.statements(sql::OPTIMIZE)? {
+            let q = self.sql(&s);
+            let query = self.client.query(&q).with_setting("wait_end_of_query", "1");
+            match self.timed(query.execute()).await {
+                Err(StoreError::ClickHouse { message, .. })
+                    if message.contains(sql::cluster::NOTHING_TO_MERGE) => {}
+                r => r?,
+            }
         }
         Ok(())
     }

@@ -52,6 +52,17 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The tables sandmine stores rows in (every table of the migrations but
+/// `schema_migrations`).
+pub const DATA_TABLES: [&str; 6] = [
+    "calls",
+    "incidence",
+    "containers",
+    "incomplete_containers",
+    "unverified_containers",
+    "denials",
+];
+
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
 pub const Q_RECORD_MIGRATION: &str = include_str!("../../sql/clickhouse/q_record_migration.sql");
 pub const Q_IMAGES: &str = include_str!("../../sql/clickhouse/q_images.sql");
@@ -157,6 +168,147 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
     v
 }
 
+/// The cluster form of the schema (`[store.clickhouse] cluster = "NAME"`):
+/// the same migrations, rendered statement by statement by
+/// [`render_for_cluster`]. See `docs/STORE.md`, "ClickHouse on a cluster".
+pub mod cluster {
+    /// Suffix of the shard-local tables under the `Distributed` ones.
+    pub const LOCAL_SUFFIX: &str = "_local";
+    /// Root of sandmine's replicated tables in ZooKeeper; under it
+    /// `CLUSTER/DB/{shard}/TABLE_local` and `CLUSTER/DB/schema_migrations`.
+    pub const ZK_ROOT: &str = "/clickhouse/sandmine";
+    /// How rows are spread over shards: every row of one host lands on one
+    /// shard, whichever node it is inserted through. So a redelivered
+    /// envelope meets its first copy on the same shard (merges collapse
+    /// them there), and everything the queries join or group by container
+    /// (host, boot, container) is shard-local.
+    pub const SHARDING_KEY: &str = "cityHash64(host_id)";
+    /// The sandmine table that is replicated to every node of the cluster
+    /// (one replica per node, not per shard): where a migration recorded
+    /// through one node is seen through all.
+    pub const MIGRATIONS_TABLE: &str = "schema_migrations";
+    /// Settings of every request in cluster mode. `insert_distributed_sync`:
+    /// an insert returns once every shard has its rows (not when they are
+    /// queued on the node that took them), so an ack means stored.
+    /// `distributed_product_mode = local`: an `IN`/`JOIN` subquery on a
+    /// `Distributed` table inside a query on one reads the shard's local
+    /// table; correct because every such join is by container, and a
+    /// container's rows share its host's shard ([`SHARDING_KEY`]).
+    pub const SETTINGS: [(&str, &str); 2] = [
+        ("insert_distributed_sync", "1"),
+        ("distributed_product_mode", "local"),
+    ];
+    /// Tables, engines as `system.tables` shows them, on the node a
+    /// cluster-mode store talks to (checked on open).
+    /// What 18.16 answers to `OPTIMIZE` on a replicated table with nothing
+    /// to merge (an empty shard): not a failure.
+    pub const NOTHING_TO_MERGE: &str = "Unknown log entry type: 0";
+    pub const Q_TABLE_ENGINES: &str =
+        "SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name";
+}
+
+/// A statement of [`BOOTSTRAP`], a migration or [`OPTIMIZE`] that
+/// [`render_for_cluster`] has no rule for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no cluster form for this statement (add a rule to store::sql::render_for_cluster): {0}")]
+pub struct NoClusterForm(pub String);
+
+/// The cluster form of one statement (as [`split`] returns it, `{db}`
+/// still in it) for cluster `cluster` (an identifier):
+///
+/// - `CREATE DATABASE IF NOT EXISTS {db}` gains `ON CLUSTER`;
+/// - `CREATE TABLE IF NOT EXISTS {db}.T (...) ENGINE = ReplacingMergeTree[(v)] ORDER BY k`
+///   becomes `{db}.T_local`, a `ReplicatedReplacingMergeTree` per shard,
+///   and `{db}.T`, a `Distributed` over it sharded by
+///   [`cluster::SHARDING_KEY`] (so every query and insert keeps the
+///   table's name); `schema_migrations` becomes one table replicated on
+///   every node;
+/// - `OPTIMIZE TABLE {db}.T FINAL` optimizes `T_local` on every node
+///   (and `schema_migrations` not at all).
+///
+/// All with `ON CLUSTER`, so one aggregator's open creates them on every
+/// node. Anything else is an error, so a new migration cannot slip through
+/// unrendered (a test renders every statement).
+pub fn render_for_cluster(stmt: &str, cluster: &str) -> Result<Vec<String>, NoClusterForm> {
+    use cluster::*;
+    let no = || NoClusterForm(stmt.to_string());
+    let on = format!("ON CLUSTER {cluster}");
+    if stmt == "CREATE DATABASE IF NOT EXISTS {db}" {
+        return Ok(vec![format!("{stmt} {on}")]);
+    }
+    if let Some(rest) = stmt.strip_prefix("OPTIMIZE TABLE {db}.") {
+        let table = rest.strip_suffix(" FINAL").ok_or_else(no)?;
+        if !valid_identifier(table) {
+            return Err(no());
+        }
+        // schema_migrations: every node is a replica of it, and on 18.16
+        // OPTIMIZE fails on a replica that finds nothing left to merge
+        // (the first one merged it); its one query reads DISTINCT.
+        if table == MIGRATIONS_TABLE {
+            return Ok(Vec::new());
+        }
+        return Ok(vec![format!(
+            "OPTIMIZE TABLE {{db}}.{table}{LOCAL_SUFFIX} {on} FINAL"
+        )]);
+    }
+    let rest = stmt
+        .strip_prefix("CREATE TABLE IF NOT EXISTS {db}.")
+        .ok_or_else(no)?;
+    let (table, rest) = rest.split_once(" (").ok_or_else(no)?;
+    if !valid_identifier(table) {
+        return Err(no());
+    }
+    let (columns, rest) = rest
+        .split_once(") ENGINE = ReplacingMergeTree")
+        .ok_or_else(no)?;
+    if columns.contains(['(', ')']) {
+        return Err(no());
+    }
+    let (version, order) = match rest.strip_prefix('(') {
+        Some(r) => {
+            let (v, o) = r.split_once(')').ok_or_else(no)?;
+            if !valid_identifier(v) {
+                return Err(no());
+            }
+            (format!(", {v}"), o)
+        }
+        None => (String::new(), rest),
+    };
+    let order = order.strip_prefix(" ORDER BY ").ok_or_else(no)?;
+    if table == MIGRATIONS_TABLE {
+        return Ok(vec![format!(
+            "CREATE TABLE IF NOT EXISTS {{db}}.{table} {on} ({columns}) ENGINE = \
+             ReplicatedReplacingMergeTree('{ZK_ROOT}/{cluster}/{{db}}/{table}', \
+             '{{shard}}-{{replica}}'{version}) ORDER BY {order}"
+        )]);
+    }
+    if !columns.starts_with("host_id String") && !columns.contains(", host_id String") {
+        // The sharding key needs it.
+        return Err(no());
+    }
+    let local = format!("{table}{LOCAL_SUFFIX}");
+    Ok(vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {{db}}.{local} {on} ({columns}) ENGINE = \
+             ReplicatedReplacingMergeTree('{ZK_ROOT}/{cluster}/{{db}}/{{shard}}/{local}', \
+             '{{replica}}'{version}) ORDER BY {order}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {{db}}.{table} {on} ({columns}) ENGINE = \
+             Distributed({cluster}, {{db}}, {local}, {SHARDING_KEY})"
+        ),
+    ])
+}
+
+/// Every statement of a file in its cluster form ([`render_for_cluster`]).
+pub fn render_file_for_cluster(sql: &str, cluster: &str) -> Result<Vec<String>, NoClusterForm> {
+    let mut out = Vec::new();
+    for s in split(sql) {
+        out.extend(render_for_cluster(s, cluster)?);
+    }
+    Ok(out)
+}
+
 /// Splits a file into statements (`;` at a line end), trimmed, non-empty.
 pub fn split(sql: &str) -> Vec<&str> {
     sql.split(";\n")
@@ -199,6 +351,67 @@ mod tests {
             assert!(
                 !text.contains("--"),
                 "{name}: no comments (chdb check, ? binding)"
+            );
+        }
+    }
+
+    #[test]
+    fn every_statement_has_a_cluster_form() {
+        let mut n = 0;
+        for sql in std::iter::once(BOOTSTRAP)
+            .chain(MIGRATIONS.iter().map(|m| m.sql))
+            .chain([OPTIMIZE])
+        {
+            n += render_file_for_cluster(sql, "c1").unwrap().len();
+        }
+        // 1 database + 1 schema_migrations + 6 tables x 2 + 6 optimize.
+        assert_eq!(n, 20);
+        let boot = render_file_for_cluster(BOOTSTRAP, "c1").unwrap();
+        assert_eq!(
+            boot,
+            [
+                "CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER c1",
+                "CREATE TABLE IF NOT EXISTS {db}.schema_migrations ON CLUSTER c1 (version UInt32, \
+                 applied_at DateTime) ENGINE = ReplicatedReplacingMergeTree(\
+                 '/clickhouse/sandmine/c1/{db}/schema_migrations', '{shard}-{replica}') ORDER BY version",
+            ]
+        );
+        let inc = render_file_for_cluster(MIGRATIONS[0].sql, "c1").unwrap();
+        assert_eq!(inc.len(), 6);
+        let cols = "image String, abi UInt8, nr UInt32, host_id String, boot_id String, \
+                    container_id String, phases UInt8, first_seen_ms UInt64, last_seen_ms UInt64";
+        assert_eq!(
+            inc[2],
+            format!(
+                "CREATE TABLE IF NOT EXISTS {{db}}.incidence_local ON CLUSTER c1 ({cols}) ENGINE = \
+                 ReplicatedReplacingMergeTree('/clickhouse/sandmine/c1/{{db}}/{{shard}}/incidence_local', \
+                 '{{replica}}', last_seen_ms) ORDER BY (image, abi, nr, host_id, boot_id, container_id, phases)"
+            )
+        );
+        assert_eq!(
+            inc[3],
+            format!(
+                "CREATE TABLE IF NOT EXISTS {{db}}.incidence ON CLUSTER c1 ({cols}) ENGINE = \
+                 Distributed(c1, {{db}}, incidence_local, cityHash64(host_id))"
+            )
+        );
+        let opt = render_file_for_cluster(OPTIMIZE, "c1").unwrap();
+        assert_eq!(
+            opt[0],
+            "OPTIMIZE TABLE {db}.calls_local ON CLUSTER c1 FINAL"
+        );
+        assert_eq!(opt.len(), 6);
+        for bad in [
+            "ALTER TABLE {db}.calls ADD COLUMN x UInt8",
+            "CREATE TABLE IF NOT EXISTS {db}.t (a UInt8) ENGINE = MergeTree ORDER BY a",
+            "CREATE TABLE IF NOT EXISTS {db}.t (a UInt8) ENGINE = ReplacingMergeTree ORDER BY a",
+            "CREATE TABLE IF NOT EXISTS {db}.t (a Nullable(String), host_id String) ENGINE = ReplacingMergeTree ORDER BY a",
+            "OPTIMIZE TABLE {db}.calls",
+        ] {
+            assert_eq!(
+                render_for_cluster(bad, "c1"),
+                Err(NoClusterForm(bad.to_string())),
+                "{bad}"
             );
         }
     }
