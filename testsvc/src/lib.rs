@@ -14,11 +14,13 @@
 //! - `tansu` (`/var/cache/sandmine/tansu/bin/tansu`), built once by
 //!   `cargo install` and cached;
 //! - `docker-registry` (distribution 2.8.2) and `htpasswd` (apache2-utils)
-//!   from Debian, for the OCI registry ([`Registry`]).
+//!   from Debian, for the OCI registry ([`Registry`]);
+//! - `zookeeper` 3.8 from Debian (run by `java`), for a ClickHouse cluster
+//!   ([`ChCluster`]).
 //!
 //! Override any path with `SANDMINE_NATS_SERVER`, `SANDMINE_NATS_SERVER_NEW`,
 //! `SANDMINE_CLICKHOUSE_SERVER`, `SANDMINE_TANSU`, `SANDMINE_REGISTRY`,
-//! `SANDMINE_HTPASSWD`.
+//! `SANDMINE_HTPASSWD`, `SANDMINE_JAVA`, `SANDMINE_ZOOKEEPER_JAR`.
 //!
 //! Crashes at a known point: [`rename_trap::RenameTrap`] runs a child
 //! process, holds it inside the `rename` onto a chosen path, and kills it
@@ -266,6 +268,9 @@ pub struct ClickHouse {
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
+    /// Appended inside `<yandex>` of the generated config.xml (a cluster
+    /// node's ZooKeeper, macros, remote_servers).
+    extra_conf: String,
 }
 
 impl ClickHouse {
@@ -301,6 +306,7 @@ impl ClickHouse {
                 "clickhouse-server",
             ),
             child: None,
+            extra_conf: String::new(),
         };
         c.restart();
         c
@@ -357,11 +363,13 @@ impl ClickHouse {
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mlock_executable>false</mlock_executable>
+  {extra}
 </yandex>
 "#,
             d = d.display(),
             http = self.http_port,
-            tcp = self.tcp_port
+            tcp = self.tcp_port,
+            extra = self.extra_conf
         );
         let users = format!(
             r#"<?xml version="1.0"?>
@@ -428,6 +436,162 @@ impl Drop for ClickHouse {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A ClickHouse cluster: one ZooKeeper (Debian's `zookeeper` 3.8, run by
+/// hand: `java ... ZooKeeperServerMain`, no systemd) and two
+/// clickhouse-server 18.16 nodes on their own ports and directories, each
+/// its own shard (one replica), in the cluster [`ChCluster::CLUSTER`]. The
+/// harness writes each node's `zookeeper`, `distributed_ddl`, `macros`
+/// (`shard` 01/02, `replica` node1/node2), `interserver_http_port` and
+/// `remote_servers`. Users as for [`ClickHouse`]; the nodes talk to each
+/// other as `default`.
+///
+/// Binaries: `SANDMINE_JAVA` (default `/usr/bin/java`) and
+/// `SANDMINE_ZOOKEEPER_JAR` (default `/usr/share/java/zookeeper.jar`, whose
+/// manifest names its dependencies), besides `clickhouse-server`.
+pub struct ChCluster {
+    /// The nodes; `nodes[i]` is shard `0{i+1}`.
+    pub nodes: Vec<ClickHouse>,
+    pub zk_port: u16,
+    zk: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl ChCluster {
+    /// The cluster's name in `remote_servers`.
+    pub const CLUSTER: &'static str = "sandmine_test";
+
+    /// Starts ZooKeeper, then both nodes; returns once ZooKeeper serves
+    /// (`srvr`) and both nodes answer `/ping`.
+    pub fn start() -> ChCluster {
+        let java = binary(
+            "SANDMINE_JAVA",
+            "/usr/bin/java",
+            "java (a JRE, for ZooKeeper)",
+        );
+        let jar = binary(
+            "SANDMINE_ZOOKEEPER_JAR",
+            "/usr/share/java/zookeeper.jar",
+            "ZooKeeper (Debian's zookeeper package)",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zk_port = free_port();
+        let data = dir.path().join("zk");
+        std::fs::create_dir_all(&data).expect("mkdir zk");
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={zk_port}\n\
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+                 4lw.commands.whitelist=srvr\n",
+                data.display()
+            ),
+        )
+        .expect("write zoo.cfg");
+        let log = std::fs::File::create(dir.path().join("zookeeper.log")).expect("zk log");
+        let mut zk = Command::new(&java)
+            .args(["-Xmx256m", "-XX:-UsePerfData", "-cp"])
+            .arg(&jar)
+            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", java.display()));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !zk_serving(zk_port) {
+            if let Ok(Some(status)) = zk.try_wait() {
+                let text =
+                    std::fs::read_to_string(dir.path().join("zookeeper.log")).unwrap_or_default();
+                panic!("zookeeper exited during start-up: {status}\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "zookeeper did not serve on 127.0.0.1:{zk_port} within {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ports: Vec<(u16, u16, u16)> = (0..2)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let shards: String = ports
+            .iter()
+            .map(|(_, tcp, _)| {
+                format!(
+                    "<shard><internal_replication>true</internal_replication>\
+                     <replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+                )
+            })
+            .collect();
+        let bin = binary(
+            "SANDMINE_CLICKHOUSE_SERVER",
+            "/usr/sbin/clickhouse-server",
+            "clickhouse-server",
+        );
+        let mut c = ChCluster {
+            nodes: Vec::new(),
+            zk_port,
+            zk: Some(zk),
+            dir,
+        };
+        for (i, (http, tcp, interserver)) in ports.into_iter().enumerate() {
+            let extra = format!(
+                "<interserver_http_port>{interserver}</interserver_http_port>\
+                 <interserver_http_host>127.0.0.1</interserver_http_host>\
+                 <zookeeper><node><host>127.0.0.1</host><port>{zk_port}</port></node>\
+                 <session_timeout_ms>30000</session_timeout_ms></zookeeper>\
+                 <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\
+                 <macros><shard>0{shard}</shard><replica>node{shard}</replica></macros>\
+                 <remote_servers><{name}>{shards}</{name}></remote_servers>",
+                shard = i + 1,
+                name = Self::CLUSTER,
+            );
+            let mut node = ClickHouse {
+                http_port: http,
+                tcp_port: tcp,
+                https_port: None,
+                dir: tempfile::tempdir().expect("tempdir"),
+                bin: bin.clone(),
+                child: None,
+                extra_conf: extra,
+            };
+            node.restart();
+            c.nodes.push(node);
+        }
+        c
+    }
+
+    /// The ZooKeeper's data and log directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ChCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        kill(&mut self.zk);
+    }
+}
+
+/// ZooKeeper serves requests: its `srvr` four-letter command shows its
+/// mode (`ruok` answers `imok` before the server takes sessions).
+fn zk_serving(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"srvr").is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.contains("\nMode: ")
 }
 
 /// A Kafka-protocol broker: tansu, with SQLite storage (its memory mode
