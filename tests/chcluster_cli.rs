@@ -191,7 +191,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
     let started = Instant::now();
     let f = Fixture::new();
-    let cluster = testsvc::ChCluster::start();
+    let mut cluster = testsvc::ChCluster::start();
     let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
     let single = testsvc::ClickHouse::start();
     let nats = testsvc::Nats::start();
@@ -419,6 +419,25 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
         let bad = ClickHouseConfig { cluster: Some("a-b".into()), ..on1.clone() };
         let e = Store::open(&StoreConfig::ClickHouse(bad)).await.unwrap_err().to_string();
         assert_eq!(e, "store configuration: ClickHouse cluster name \"a-b\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    });
+
+    // Node 2 down: a store whose migrations are complete opens through
+    // node 1 without DDL; an insert that has rows for node 2's shard fails
+    // as transient (retried), and once node 2 is back the retry counts
+    // once.
+    cluster.nodes[1].stop();
+    rt.block_on(async {
+        let s1 = open(&on1).await;
+        let e = s1.insert(&all).await.unwrap_err();
+        assert!(e.is_transient() && !e.refuses_rows(), "{e}");
+        eprintln!("node 2 down: {e}");
+    });
+    cluster.nodes[1].restart();
+    rt.block_on(async {
+        let want = answers(&open(&one).await, &all).await;
+        let s1 = open(&on1).await;
+        s1.insert(&all).await.unwrap();
+        assert_eq!(answers(&s1, &all).await, want);
     });
     eprintln!("cluster test took {:?}", started.elapsed());
 }
