@@ -18,8 +18,9 @@ mod common;
 
 use common::fleet::{
     docker, envelope, kafka_broker, kafka_broker_tagged, kafka_committed, kafka_records,
-    kafka_records_keyed, kafka_uncommitted, nats_broker, nats_stream_state, publish, publish_to,
-    serve, wait_calls, wait_for_line, Batch, Fleet, BUSYBOX, GETPGRP, SYSINFO, TIMES,
+    kafka_records_keyed, kafka_uncommitted, nats_broker, nats_consumer_state, nats_jsz,
+    nats_stream_state, publish, publish_to, serve, wait_calls, wait_for_line, Batch, Fleet,
+    BUSYBOX, GETPGRP, SYSINFO, TIMES,
 };
 use common::Fixture;
 use serde_json::Value;
@@ -96,22 +97,27 @@ fn fleet_totals_stay_exact_through_faults() {
         fleet.kill_aggregator();
         let before = fleet.observed();
         round(&mut fleet);
-        let waiting = wait_stream_messages(&nats, 1);
+        let waiting = wait_deliverable(&nats, 1, cell.name, rep);
         let nth = pick(&mut rng, waiting);
         cell.n = nth;
         nats_gate.trip_on_request(b"$JS.ACK", nth);
         fleet.start_aggregator_with(&[&via_nats_gate]);
         assert!(
             nats_gate.wait_tripped(Duration::from_secs(60)),
-            "rep {rep}: the aggregator never sent ack {nth}\n{}",
+            "rep {rep}: the aggregator never sent ack {nth} (it sent {} in 60 s; {waiting} \
+             messages were waiting)\njsz: {}\n{}",
+            nats_gate.seen(),
+            nats_jsz(&nats),
             fleet.logs()
         );
         fleet.kill_aggregator();
         nats_gate.cut();
         // The window was hit: the store has rows of this round, and the
-        // message of the held ack is still in the work-queue stream.
+        // message of the held ack is delivered and unacked (the consumer's
+        // ack_pending; not the stream's count, which can hold orphans:
+        // wait_deliverable).
         let inserted = fleet.observed() != before;
-        let unacked = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
+        let (_, unacked) = nats_consumer_state(&nats, DURABLE);
         cell.window(
             inserted && unacked >= 1,
             format!("ack {nth} held: rows inserted {inserted}, {unacked} unacked"),
@@ -130,17 +136,20 @@ fn fleet_totals_stay_exact_through_faults() {
         let mut cell = Cell::start("broker-restart", "nats", seed, rep);
         fleet.kill_aggregator();
         round(&mut fleet);
-        let waiting = wait_stream_messages(&nats, 1);
+        let waiting = wait_deliverable(&nats, 1, cell.name, rep);
         let nth = pick(&mut rng, waiting);
         cell.n = nth;
         nats_gate.trip_on_request(b"$JS.ACK", nth);
         fleet.start_aggregator_with(&[&via_nats_gate]);
         assert!(
             nats_gate.wait_tripped(Duration::from_secs(60)),
-            "rep {rep}: the aggregator never sent ack {nth}\n{}",
+            "rep {rep}: the aggregator never sent ack {nth} (it sent {} in 60 s; {waiting} \
+             messages were waiting)\njsz: {}\n{}",
+            nats_gate.seen(),
+            nats_jsz(&nats),
             fleet.logs()
         );
-        let in_flight = nats_stream_state(&nats, "SANDMINE_DELTAS", "messages");
+        let (_, in_flight) = nats_consumer_state(&nats, DURABLE);
         cell.window(
             in_flight >= 1,
             format!("nothing in flight at the restart (ack {nth} held)"),
@@ -161,7 +170,7 @@ fn fleet_totals_stay_exact_through_faults() {
         let mut cell = Cell::start("store-outage", "nats", seed, rep);
         fleet.kill_aggregator();
         round(&mut fleet);
-        wait_stream_messages(&nats, 1);
+        wait_deliverable(&nats, 1, cell.name, rep);
         // containers, incidence and calls: three inserts per batch.
         let nth = pick(&mut rng, 3);
         cell.n = nth;
@@ -593,18 +602,39 @@ impl Cell {
     }
 }
 
-/// Waits until the delta stream holds at least `at_least` messages (the
-/// collectors published what the round ran); returns how many.
-fn wait_stream_messages(nats: &Nats, at_least: u64) -> u64 {
+/// The aggregators' durable consumer on the delta stream (the default).
+const DURABLE: &str = "sandmine-aggregator";
+
+/// Waits until the aggregators' consumer has at least `at_least` messages
+/// to deliver (the collectors published what the round ran); returns how
+/// many: those never delivered (`num_pending`) and those delivered and not
+/// acked (`num_ack_pending`, redelivered after `ack_wait`). Every one of
+/// them will reach the next aggregator, so the n-th ack drawn from them
+/// is sent.
+///
+/// Not the stream's message count. nats-server 2.9 killed with -9 can
+/// come back with acked messages still in the work-queue stream, below
+/// the consumer's ack floor: never delivered again, counted forever
+/// (`benchmarks/faults/nats_orphans.py` shows it on 2.9.10, and none on
+/// 2.15). After the broker-restart cell the count then exceeded what
+/// the aggregator would ever ack, and a draw of n above it waited 60 s
+/// for an ack that could not come (benchmarks/faults/README.md). Each
+/// draw prints a `JS-DRAW` line with both counts.
+fn wait_deliverable(nats: &Nats, at_least: u64, cell: &str, rep: usize) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n = nats_stream_state(nats, "SANDMINE_DELTAS", "messages");
+        let (pending, ack_pending) = nats_consumer_state(nats, DURABLE);
+        let n = pending + ack_pending;
         if n >= at_least {
+            let stream = nats_stream_state(nats, "SANDMINE_DELTAS", "messages");
+            eprintln!(
+                "JS-DRAW,{cell},{rep},stream={stream},pending={pending},ack_pending={ack_pending}"
+            );
             return n;
         }
         assert!(
             Instant::now() < deadline,
-            "the stream holds {n} messages after 60 s"
+            "the aggregators' consumer has {n} messages to deliver after 60 s"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -636,6 +636,42 @@ pub fn nats_stream_state(nats: &Nats, stream: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no stream {stream} in {v}"))
 }
 
+/// What the delta stream's consumer `durable` will still deliver: its
+/// `(num_pending, num_ack_pending)` (`/jsz`): messages never delivered,
+/// and messages delivered and not acked yet (redelivered after
+/// `ack_wait`).
+pub fn nats_consumer_state(nats: &Nats, durable: &str) -> (u64, u64) {
+    let v: Value = serde_json::from_str(&nats_jsz(nats)).unwrap();
+    let consumers = v["account_details"][0]["stream_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "SANDMINE_DELTAS")
+        .map(|d| d["consumer_detail"].clone())
+        .unwrap_or_else(|| panic!("no stream SANDMINE_DELTAS in {v}"));
+    consumers
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == durable))
+        .map(|c| {
+            (
+                c["num_pending"].as_u64().unwrap_or(0),
+                c["num_ack_pending"].as_u64().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+/// The JetStream state of every stream and consumer (`/jsz`), for a
+/// failure message: what the broker held and had delivered, unacked.
+pub fn nats_jsz(nats: &Nats) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", nats.monitor_port)).unwrap();
+    write!(s, "GET /jsz?consumers=true HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body[body.find("\r\n\r\n").unwrap() + 4..].to_string()
+}
+
 /// Serves HTTP from the busybox image on a simulated host: starts httpd,
 /// fetches the page `gets` times, removes the container.
 pub fn serve(fleet: &mut Fleet, host: &str, gets: usize, seccomp: Option<&str>) {
