@@ -383,6 +383,82 @@ async fn a_reason_over_the_header_limit_is_cut_not_refused() {
     );
 }
 
+/// The delta stream's message count and what its consumer will still
+/// deliver (never delivered, or delivered and not acked).
+async fn stream_and_deliverable(c: &NatsConfig) -> (u64, u64) {
+    let client = async_nats::connect(c.url.as_str()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(&c.stream).await.expect("stream");
+    let messages = s.info().await.expect("stream info").state.messages;
+    let mut cons: async_nats::jetstream::consumer::PullConsumer =
+        s.get_consumer(&c.durable).await.expect("consumer");
+    let info = cons.info().await.expect("consumer info");
+    (messages, info.num_pending + info.num_ack_pending as u64)
+}
+
+/// nats-server 2.9 killed with -9 can come back with acked messages still
+/// in the work-queue stream, below its consumer's ack floor
+/// (`benchmarks/faults/nats_orphans.py`): never delivered again, they keep
+/// their bytes and their slot of the count bound. A consumer that connects
+/// deletes them; the message that was not acked is still delivered.
+#[tokio::test]
+async fn acked_messages_a_crashed_nats_2_9_kept_are_deleted_on_connect() {
+    let mut n = Nats::start();
+    let c = cfg(&n);
+    let mut found = None;
+    for trial in 1..=5 {
+        let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+        let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+        for i in 1..=6 {
+            p.publish(&format!("h.b.{trial}.{i}"), b"delta")
+                .await
+                .expect("publish");
+        }
+        // Everything delivered (a crash that lost the acks of the trial
+        // before redelivers its messages too) is acked but this trial's
+        // sixth.
+        let last = format!("h.b.{trial}.6");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ids(&got).contains(&last) && Instant::now() < deadline {
+            got.extend(
+                cons.fetch(100, Duration::from_millis(500))
+                    .await
+                    .expect("fetch"),
+            );
+        }
+        let (keep, acked): (Vec<_>, Vec<_>) = got
+            .into_iter()
+            .partition(|d| d.msg_id.as_deref() == Some(last.as_str()));
+        assert_eq!(keep.len(), 1, "{last} was not delivered once");
+        cons.ack(&acked).await.expect("ack");
+        // The crash must come after the server wrote its consumer's state
+        // (a crash right after the acks loses them: the messages come
+        // again, nothing is left behind); 2.9.10 writes it within 0.2 s
+        // and not yet the stream's deletes (nats_orphans.py).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop((p, cons));
+        n.restart();
+        let (messages, deliverable) = stream_and_deliverable(&c).await;
+        if messages > deliverable {
+            found = Some((trial, messages, deliverable));
+            break;
+        }
+    }
+    let (trial, messages, deliverable) =
+        found.expect("nats-server 2.9 kept no acked message in 5 crashes");
+    let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
+    assert_eq!(
+        stream_and_deliverable(&c).await,
+        (deliverable, deliverable),
+        "after crash {trial} the stream held {messages} messages, {deliverable} of them to deliver"
+    );
+    // What was not acked comes again (ack_wait 1 s): the crash's sixth.
+    let again = fetch_n(&mut cons, deliverable as usize).await;
+    assert_eq!(again.len() as u64, deliverable);
+    assert!(ids(&again).contains(&format!("h.b.{trial}.6")));
+}
+
 /// A delta stream as sandmine created it before streams were bounded:
 /// limits retention, no size limit, discard-old.
 async fn create_unbounded_stream(c: &NatsConfig) -> async_nats::jetstream::Context {
