@@ -148,29 +148,66 @@ impl Compiler {
 
     /// The publisher's candidate for one image; with `log_variant`, its
     /// log-mode compile attached (an image an operator forced into log
-    /// mode, `sandmine lever force-log`).
+    /// mode, `sandmine lever force-log`). `after_denials` are compiled in
+    /// (and carried in the candidate): syscalls the publisher added after
+    /// denials under the image's enforced profile (`on_denials = "add"`).
     pub async fn candidate(
         &self,
         store: &Store,
         image: &str,
         now_ms: u64,
         log_variant: bool,
+        after_denials: &[publish::AddedAfterDenials],
     ) -> Result<publish::Candidate> {
-        let (obs, c) = self.compile(store, image, now_ms).await?;
-        let cand = publish::candidate(&obs, &c, self.policy());
+        let obs = store
+            .image_observations(image)
+            .await
+            .with_context(|| format!("cannot read {image:?} from the store"))?
+            .with_context(|| format!("image {image:?} is not in the store"))?;
+        let policy = self
+            .policy_for(image)?
+            .with_after_denials(after_denials_keys(image, after_denials));
+        let c = policy_compiler::compile_image(&obs, &policy, now_ms)
+            .with_context(|| format!("cannot compile {image:?}"))?;
+        let mut cand = publish::candidate(&obs, &c, self.policy());
+        cand.after_denials = after_denials.to_vec();
         if !log_variant {
             return Ok(cand);
         }
-        let policy = self
-            .policy_for(image)?
-            .with_mode(policy_compiler::Mode::Log);
-        let log = policy_compiler::compile_image(&obs, &policy, now_ms)
-            .with_context(|| format!("cannot compile {image:?} in log mode"))?;
-        Ok(publish::with_log_variant(
-            cand,
-            publish::candidate(&obs, &log, self.policy()),
-        ))
+        let log = policy_compiler::compile_image(
+            &obs,
+            &policy.with_mode(policy_compiler::Mode::Log),
+            now_ms,
+        )
+        .with_context(|| format!("cannot compile {image:?} in log mode"))?;
+        let mut log = publish::candidate(&obs, &log, self.policy());
+        log.after_denials = after_denials.to_vec();
+        Ok(publish::with_log_variant(cand, log))
     }
+}
+
+/// The keys of `added` (ABI and name, as a meta records them), each with
+/// why; one the table does not know is left out with a warning.
+fn after_denials_keys(
+    image: &str,
+    added: &[publish::AddedAfterDenials],
+) -> Vec<(SyscallKey, String)> {
+    added
+        .iter()
+        .filter_map(|a| {
+            let key = a.abi.parse::<Abi>().ok().and_then(|abi| {
+                schemas::syscalls::number(abi, &a.name).map(|nr| SyscallKey { abi, nr })
+            });
+            if key.is_none() {
+                log::warn!(
+                    "{image}: the meta's after_denials names {} {}, which this build does not know; not compiled in",
+                    a.abi,
+                    a.name
+                );
+            }
+            key.map(|k| (k, a.reason.clone()))
+        })
+        .collect()
 }
 
 /// The images to compile: the given ones (each must be in the store), or

@@ -8,6 +8,7 @@ use crate::compiling::Compiler;
 use aggregator::store::Store;
 use anyhow::{bail, Context, Result};
 use publish::{LeverAction, PublishConfig, PublishReport, Target};
+use std::collections::BTreeMap;
 
 /// Compiles `images` (every image of the store when empty) and publishes
 /// to every configured target. Returns one report per target.
@@ -41,7 +42,10 @@ pub async fn round(
         None => None,
     };
     compiler.read_observed(store).await?;
-    if s.on_denials == publish::OnDenials::Log {
+    // Syscalls added after denials: this round's (`on_denials = "add"`).
+    let mut added = if s.on_denials == publish::OnDenials::Off {
+        BTreeMap::new()
+    } else {
         react_to_denials(
             store,
             &images,
@@ -51,11 +55,12 @@ pub async fn round(
             compiler,
             now_ms,
         )
-        .await?;
-    }
+        .await?
+    };
     // Images an operator (or the reaction to denials above) forced into
     // log mode on some target get their log-mode compile too (`sandmine
-    // lever force-log`).
+    // lever force-log`); syscalls added after denials in earlier rounds
+    // are compiled in again (the union over the targets' metas).
     let mut forced = std::collections::BTreeSet::new();
     for image in &images {
         let slug = publish::image_slug(image);
@@ -68,19 +73,22 @@ pub async fn round(
         }
         // A meta that cannot be read fails that image in its target's
         // round, which says why.
-        if metas
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|m| m.levers.forced_log.is_some())
-        {
+        let metas: Vec<publish::PublishedMeta> = metas.into_iter().flatten().flatten().collect();
+        if metas.iter().any(|m| m.levers.forced_log.is_some()) {
             forced.insert(image.clone());
+        }
+        let list = added.entry(image.clone()).or_default();
+        for a in metas.iter().flat_map(|m| &m.after_denials) {
+            if !list.iter().any(|b| (&b.abi, &b.name) == (&a.abi, &a.name)) {
+                list.push(a.clone());
+            }
         }
     }
     let mut candidates = Vec::with_capacity(images.len());
     for image in &images {
+        let after = added.get(image).map_or(&[][..], Vec::as_slice);
         let cand = compiler
-            .candidate(store, image, now_ms, forced.contains(image))
+            .candidate(store, image, now_ms, forced.contains(image), after)
             .await?;
         candidates.push(signing.apply(cand)?);
     }
@@ -121,12 +129,15 @@ pub fn signing(s: &PublishConfig) -> Result<publish::Signing> {
     Ok(signing)
 }
 
-/// `[publish] on_denials = "log"`: for each image whose version in force
-/// (on the dir target, else the git one) is enforcing and followed by
-/// denials that `publish::denials::reaction` says must not go on, a
-/// force-log lever by `sandmine` naming them, on every dir and git
-/// target, before the round compiles (which then publishes the log-mode
-/// profile, as for an operator's lever).
+/// For each image whose version in force (on the dir target, else the
+/// git one) is enforcing and followed by denials that
+/// `publish::denials::reaction` says must not go on, before the round
+/// compiles:
+/// - `[publish] on_denials = "log"`: a force-log lever by `sandmine`
+///   naming them, on every dir and git target (the round then publishes
+///   the log-mode profile, as for an operator's lever);
+/// - `"add"`: the denied syscalls, returned per image with the reason, for
+///   the round to compile in and record in the meta.
 async fn react_to_denials(
     store: &Store,
     images: &[String],
@@ -135,14 +146,15 @@ async fn react_to_denials(
     git: Option<&publish::GitTarget>,
     compiler: &Compiler,
     now_ms: u64,
-) -> Result<()> {
+) -> Result<BTreeMap<String, Vec<publish::AddedAfterDenials>>> {
+    let mut added = BTreeMap::new();
     let mut seen: Option<std::collections::BTreeSet<(schemas::Abi, u32)>> = None;
     for image in images {
         let slug = publish::image_slug(image);
         let current = match (dir, git) {
             (Some(t), _) => enforced_profile(t, image, &slug).await,
             (None, Some(t)) => enforced_profile(t, image, &slug).await,
-            (None, None) => return Ok(()),
+            (None, None) => return Ok(added),
         };
         let (meta, profile) = match current {
             Ok(Some(c)) => c,
@@ -187,11 +199,33 @@ async fn react_to_denials(
                 )
             }
         };
-        let Some(reason) =
+        let Some(publish::denials::Reaction { reason, syscalls }) =
             publish::denials::reaction(&meta, &profile, &denied, seen_set, s.min_hosts)
         else {
             continue;
         };
+        if s.on_denials == publish::OnDenials::Add {
+            let list: Vec<publish::AddedAfterDenials> = syscalls
+                .iter()
+                .filter_map(|&(abi, nr)| {
+                    schemas::syscalls::name(abi, nr).map(|name| publish::AddedAfterDenials {
+                        abi: abi.as_str().to_string(),
+                        name: name.to_string(),
+                        reason: reason.clone(),
+                        at_ms: now_ms,
+                    })
+                })
+                .collect();
+            log::warn!(
+                "{image}: adding {} to its profile: {reason}",
+                list.iter()
+                    .map(|a| format!("{} {}", a.abi, a.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            added.insert(image.clone(), list);
+            continue;
+        }
         if s.object_store {
             log::warn!(
                 "{image}: {reason}; not forced into log mode: levers need the dir and git targets only (unset publish.object_store, or use `sandmine lever force-log`)"
@@ -205,7 +239,7 @@ async fn react_to_denials(
             continue;
         }
         log::warn!("{image}: forcing log mode: {reason}");
-        let cand = compiler.candidate(store, image, now_ms, true).await?;
+        let cand = compiler.candidate(store, image, now_ms, true, &[]).await?;
         let log = cand.log_variant.map(|b| *b);
         // A lever a target refuses changes no target; the round goes on
         // and the error says why (never silently).
@@ -223,7 +257,7 @@ async fn react_to_denials(
             log::error!("{image}: cannot force log mode after denials ({reason}): {e:#}");
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// The meta and OCI profile file (`seccomp.json`) of `image`'s version in

@@ -97,6 +97,7 @@ fn published(f: &Fixture) -> String {
             confidence_summary: String::new(),
             log_since_ms: None,
             levers: Default::default(),
+            after_denials: Vec::new(),
         };
         let dir = root.join(&slug);
         std::fs::create_dir_all(&dir).unwrap();

@@ -329,37 +329,115 @@ fn query_denials_formats_errors_and_help() {
 /// reason naming the denials in the meta, the report and the git commit;
 /// the probe image, without denials, is untouched, and a third round
 /// changes nothing.
-#[test]
-fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
-    use common::fleet::{serve, Batch, BUSYBOX};
-    let nats = Nats::start();
-    let ch = ClickHouse::start();
-    let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
-    fleet.start_aggregator();
-    for host in ["hA", "hB"] {
-        fleet.start_collector_with(host, &["collector.max_wire_version=6"]);
-        for _ in 0..3 {
-            serve(&mut fleet, host, 3, None);
+/// Two hosts: busybox (3 containers each) and the probe image; busybox's
+/// profile published enforcing (without getpgrp) to a dir and a git
+/// target; then busybox under that profile calls getpgrp 5 times per host:
+/// 10 denials on 2 hosts, stored. `on_denials` is the publisher's setting.
+struct Denied {
+    fleet: Fleet,
+    _nats: Nats,
+    _ch: ClickHouse,
+    out: String,
+    repo: String,
+    policy: String,
+    /// `publish.signing_key_file=...`, for `--set`.
+    key: String,
+    on_denials: &'static str,
+    /// The enforced version's short name and its profile's version.
+    enforced_short: String,
+    version: String,
+    probe_before: Value,
+}
+
+impl Denied {
+    fn start(on_denials: &'static str) -> Denied {
+        use common::fleet::{serve, Batch, BUSYBOX};
+        let nats = Nats::start();
+        let ch = ClickHouse::start();
+        let mut fleet = Fleet::new(&nats_broker(&nats), &ch);
+        fleet.start_aggregator();
+        for host in ["hA", "hB"] {
+            fleet.start_collector_with(host, &["collector.max_wire_version=6"]);
+            for _ in 0..3 {
+                serve(&mut fleet, host, 3, None);
+            }
+            fleet.run(&Batch {
+                host,
+                image: "probe",
+                containers: 3,
+                calls: &[(GETPGRP, 10)],
+            });
         }
-        fleet.run(&Batch {
-            host,
-            image: "probe",
-            containers: 3,
-            calls: &[(GETPGRP, 10)],
-        });
+        fleet.assert_converges("two images on two hosts");
+        let policy = fleet.f.write("policy.toml", common::fleet::TEST_POLICY);
+        let mut d = Denied {
+            policy: policy.to_str().unwrap().to_string(),
+            out: fleet.f.arg("published"),
+            repo: fleet.f.arg("repo"),
+            key: fleet.f.signing_key().0,
+            fleet,
+            _nats: nats,
+            _ch: ch,
+            on_denials,
+            enforced_short: String::new(),
+            version: String::new(),
+            probe_before: Value::Null,
+        };
+        d.publish();
+        assert_eq!(d.meta(BUSYBOX)["state"], "enforce");
+        d.enforced_short = d.meta(BUSYBOX)["version_short"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        d.probe_before = d.meta(&d.fleet.probe_image);
+        let text = std::fs::read_to_string(d.profile()).unwrap();
+        assert!(
+            !text.contains("\"getpgrp\""),
+            "busybox's profile allows getpgrp"
+        );
+        d.version = schemas::wire::profile_version(text.as_bytes());
+
+        // Busybox under its enforced profile calls getpgrp 5 times, once per
+        // host: denied (EPERM), and counted.
+        for host in ["hA", "hB"] {
+            d.getpgrp_under_profile(host);
+        }
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let got = stored(&d.fleet, BUSYBOX);
+            let hit = got.iter().any(|r| {
+                (r.0.as_str(), r.2.as_str(), r.3, r.4) == ("getpgrp", d.version.as_str(), 10, 2)
+            });
+            if hit {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{got:?}; logs:\n{}",
+                d.fleet.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        d
     }
-    fleet.assert_converges("two images on two hosts");
-    let policy = fleet.f.write("policy.toml", common::fleet::TEST_POLICY);
-    let policy = policy.to_str().unwrap().to_string();
-    let out = fleet.f.arg("published");
-    let repo = fleet.f.arg("repo");
-    let (key, _) = fleet.f.signing_key();
-    let publish = |fleet: &Fleet| -> Value {
-        let mut cmd = fleet.cmd(&[
-            "publish", "--dir", &out, "--git", &repo, "--policy", &policy, "--json",
+
+    /// One round to both targets; the dir target's report.
+    fn publish(&self) -> Value {
+        let set = format!("publish.on_denials=\"{}\"", self.on_denials);
+        let mut cmd = self.fleet.cmd(&[
+            "publish",
+            "--dir",
+            &self.out,
+            "--git",
+            &self.repo,
+            "--policy",
+            &self.policy,
+            "--json",
+            "--set",
+            &set,
         ]);
-        cmd.args(["--runtime-base", "none", "--set", &key]);
-        let o = fleet.f.run_cmd(cmd, common::RUN_TIMEOUT);
+        cmd.args(["--runtime-base", "none", "--set", &self.key]);
+        let o = self.fleet.f.run_cmd(cmd, common::RUN_TIMEOUT);
         assert_eq!(o.code(), Some(0), "{}", o.describe());
         // One report per target (dir, then git): the dir's.
         serde_json::Deserializer::from_str(&o.stdout)
@@ -367,33 +445,29 @@ fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
             .next()
             .expect("a report")
             .expect("publish --json")
-    };
-    let meta = |image: &str| -> Value {
-        let p = std::path::Path::new(&out)
+    }
+
+    /// The dir target's `current` meta of `image`.
+    fn meta(&self, image: &str) -> Value {
+        let p = std::path::Path::new(&self.out)
             .join(publish::image_slug(image))
             .join("current");
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
-    publish(&fleet);
-    assert_eq!(meta(BUSYBOX)["state"], "enforce");
-    let enforced_short = meta(BUSYBOX)["version_short"].as_str().unwrap().to_string();
-    let probe_before = meta(&fleet.probe_image);
-    let profile = std::path::Path::new(&out)
-        .join(publish::image_slug(BUSYBOX))
-        .join("latest/seccomp.json");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    assert!(
-        !text.contains("\"getpgrp\""),
-        "busybox's profile allows getpgrp"
-    );
-    let version = schemas::wire::profile_version(text.as_bytes());
+    }
 
-    // Busybox under its enforced profile calls getpgrp 5 times, once per
-    // host: denied (EPERM), and counted.
-    let mount = format!("{}:/probe:ro", fleet.probe.display());
-    let opt = format!("seccomp={}", profile.display());
-    for host in ["hA", "hB"] {
-        let parent = format!("/sm-{}-{host}", fleet.tag);
+    /// Busybox's OCI profile in force on the dir target.
+    fn profile(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.out)
+            .join(publish::image_slug(common::fleet::BUSYBOX))
+            .join("latest/seccomp.json")
+    }
+
+    /// Busybox on `host` under the profile in force, calling getpgrp 5
+    /// times.
+    fn getpgrp_under_profile(&self, host: &str) {
+        let mount = format!("{}:/probe:ro", self.fleet.probe.display());
+        let opt = format!("seccomp={}", self.profile().display());
+        let parent = format!("/sm-{}-{host}", self.fleet.tag);
         let getpgrp = format!("{GETPGRP}:5");
         docker(&[
             "run",
@@ -406,48 +480,60 @@ fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
             &opt,
             "-v",
             &mount,
-            BUSYBOX,
+            common::fleet::BUSYBOX,
             "/probe",
             &getpgrp,
         ]);
     }
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let got = stored(&fleet, BUSYBOX);
-        let hit = got.iter().any(|r| {
-            (r.0.as_str(), r.2.as_str(), r.3, r.4) == ("getpgrp", version.as_str(), 10, 2)
-        });
-        if hit {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{got:?}; logs:\n{}",
-            fleet.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
+
+    /// How many commits the git target has.
+    fn commits(&self) -> String {
+        let o = Command::new("git")
+            .args(["-C", &self.repo, "rev-list", "--count", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
     }
 
-    let report = publish(&fleet);
-    let m = meta(BUSYBOX);
+    fn git_log(&self) -> String {
+        let log = Command::new("git")
+            .args(["-C", &self.repo, "log", "--format=%B"])
+            .output()
+            .unwrap();
+        String::from_utf8(log.stdout).unwrap()
+    }
+
+    /// The start of the reason a reaction gives.
+    fn reason_start(&self) -> String {
+        format!(
+            "seccomp denials under the enforced version {} (profile {}) of syscalls the fleet had seen, on at least 2 hosts: ",
+            self.enforced_short, self.version
+        )
+    }
+}
+
+#[test]
+fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
+    use common::fleet::BUSYBOX;
+    let d = Denied::start("log");
+
+    let report = d.publish();
+    let m = d.meta(BUSYBOX);
     assert_eq!(m["state"], "log", "{m}");
     assert_eq!(m["forced_log"]["by"], "sandmine", "{m}");
     let reason = m["forced_log"]["reason"].as_str().unwrap().to_string();
     assert!(
-        reason.starts_with(&format!(
-            "seccomp denials under the enforced version {} (profile {version}) of syscalls the fleet had seen, on at least 2 hosts: ",
-            enforced_short
-        )) && reason.contains("x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 2 containers"),
+        reason.starts_with(&d.reason_start())
+            && reason.contains("x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 2 containers"),
         "{reason}"
     );
     // The probe image had no denials: the same version as before.
-    assert_eq!(meta(&fleet.probe_image)["version"], probe_before["version"]);
+    assert_eq!(
+        d.meta(&d.fleet.probe_image)["version"],
+        d.probe_before["version"]
+    );
     // The git commit says why, and the round's report shows the lever.
-    let log = Command::new("git")
-        .args(["-C", &repo, "log", "--format=%B"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8(log.stdout).unwrap();
+    let log = d.git_log();
     assert!(
         log.contains(": force log mode ")
             && log.contains("by: sandmine\n")
@@ -467,15 +553,107 @@ fn denials_under_an_enforced_profile_force_log_mode_at_the_next_publish() {
         "{busybox}"
     );
     // Once forced, nothing more to do: a third round changes nothing.
-    let commits = |repo: &str| {
-        let o = Command::new("git")
-            .args(["-C", repo, "rev-list", "--count", "HEAD"])
-            .output()
-            .unwrap();
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    let before = d.commits();
+    d.publish();
+    assert_eq!(d.commits(), before);
+    assert_eq!(d.meta(BUSYBOX)["forced_log"]["reason"], reason.as_str());
+}
+
+/// `[publish] on_denials = "add"`: the next round adds getpgrp to busybox's
+/// profile instead, still enforcing, records it in the meta and the git
+/// commit with the denials' reason, and every later round keeps it; under
+/// the new profile getpgrp runs, under the old one it was denied.
+#[test]
+fn with_on_denials_add_the_next_publish_adds_the_denied_syscall() {
+    use common::fleet::BUSYBOX;
+    let d = Denied::start("add");
+    d.publish();
+    let m = d.meta(BUSYBOX);
+    assert_eq!(m["state"], "enforce", "{m}");
+    assert!(m.get("forced_log").is_none(), "{m}");
+    assert_ne!(m["version_short"], d.enforced_short.as_str(), "{m}");
+    let added = m["after_denials"]
+        .as_array()
+        .expect("after_denials")
+        .clone();
+    assert_eq!(added.len(), 1, "{m}");
+    assert_eq!(
+        (&added[0]["abi"], &added[0]["name"]),
+        (&Value::from("x86_64"), &Value::from("getpgrp"))
+    );
+    let reason = added[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with(&d.reason_start())
+            && reason.contains("x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 2 containers"),
+        "{reason}"
+    );
+    assert!(
+        m["allowed"]["x86_64"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("getpgrp")),
+        "{m}"
+    );
+    // The compiler's report says why it is allowed.
+    let report = std::fs::read_to_string(
+        std::path::Path::new(&d.out)
+            .join(publish::image_slug(BUSYBOX))
+            .join("latest/report.txt"),
+    )
+    .unwrap();
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("getpgrp") && l.contains("allow (added after denials)")),
+        "{report}"
+    );
+    // The git commit says why.
+    let log = d.git_log();
+    assert!(
+        log.contains(&format!("added after denials: x86_64 getpgrp: {reason}\n")),
+        "{log}"
+    );
+    // The probe image had no denials: the same version as before.
+    assert_eq!(
+        d.meta(&d.fleet.probe_image)["version"],
+        d.probe_before["version"]
+    );
+    // getpgrp runs under the new profile (it returns the process group,
+    // > 0); under the enforced version before it, it got EPERM.
+    let abi_call = d.fleet.f.probe_static("abi_call", common::ABI_CALL);
+    let call = |profile: &std::path::Path| -> String {
+        let mount = format!("{}:/abi_call:ro", abi_call.display());
+        let opt = format!("seccomp={}", profile.display());
+        let o = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--security-opt",
+            &opt,
+            "-v",
+            &mount,
+            BUSYBOX,
+            "/abi_call",
+            "x86_64",
+            &GETPGRP.to_string(),
+        ]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
-    let before = commits(&repo);
-    publish(&fleet);
-    assert_eq!(commits(&repo), before);
-    assert_eq!(meta(BUSYBOX)["forced_log"]["reason"], reason.as_str());
+    let old = std::path::Path::new(&d.out)
+        .join(publish::image_slug(BUSYBOX))
+        .join(&d.enforced_short)
+        .join("seccomp.json");
+    assert_eq!(call(&old), "ret=-1");
+    let now = call(&d.profile());
+    let pgid: i64 = now
+        .strip_prefix("ret=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("abi_call printed {now:?}"));
+    assert!(pgid > 0, "{now}");
+    // Later rounds keep it: nothing new to publish.
+    let before = d.commits();
+    d.publish();
+    assert_eq!(d.commits(), before);
+    assert_eq!(d.meta(BUSYBOX)["after_denials"], Value::from(added));
 }

@@ -331,6 +331,7 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
                             s.push_str("reachable: ");
                             s.push_str(chain);
                         }
+                        AllowReason::AfterDenials { .. } => s.push_str("added after denials"),
                     }
                 }
                 s.push(')');

@@ -93,6 +93,10 @@ pub enum AllowReason {
     /// allows what they reach (`reachable = "allow"`); `chain` is one path
     /// that reaches it.
     Reachable { chain: String },
+    /// Denied under an enforced profile of the image, on enough hosts, and
+    /// added back by the publisher (`[publish] on_denials = "add"`);
+    /// `reason` names the denials.
+    AfterDenials { reason: String },
 }
 
 /// Why a syscall is denied.
@@ -361,6 +365,20 @@ pub fn decide_with(
     }
     for key in rp.baseline().iter().filter(|k| abis.contains(&k.abi)) {
         allow.entry(*key).or_default().push(AllowReason::Baseline);
+    }
+    // Added after denials: must_deny still wins (the policy's word over
+    // the fleet's); the warning says the denials go on.
+    for (key, reason) in rp.after_denials() {
+        if rp.denies(*key) {
+            warnings.push(reasons::after_denials_denied(*key));
+        } else {
+            allow
+                .entry(*key)
+                .or_default()
+                .push(AllowReason::AfterDenials {
+                    reason: reason.clone(),
+                });
+        }
     }
     if obs.out_of_range > 0 {
         warnings.push(reasons::out_of_range_warning(obs.out_of_range));

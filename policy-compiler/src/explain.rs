@@ -107,6 +107,9 @@ fn allow_sentence(
                 }
             )
         }
+        AllowReason::AfterDenials { reason } => format!(
+            "added by the publisher after denials under an enforced profile ([publish] on_denials = \"add\"): {reason}"
+        ),
         AllowReason::Reachable { chain } => format!(
             "never observed, but the image's binaries can reach it ({chain}), and the policy allows what they reach (reachable = \"allow\")"
         ),

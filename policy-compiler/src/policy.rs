@@ -544,6 +544,10 @@ pub struct ResolvedPolicy {
     /// [`crate::baseline`] in every ABI that has it, less `must_deny`; empty
     /// when the policy turns the baseline off.
     baseline: Vec<SyscallKey>,
+    /// Syscalls the publisher added for one image after denials under its
+    /// enforced profile (`[publish] on_denials = "add"`), with why; empty
+    /// unless [`ResolvedPolicy::with_after_denials`] set them.
+    after_denials: Vec<(SyscallKey, String)>,
 }
 
 /// The runtime base's keys, per ABI in the policy's order.
@@ -606,6 +610,7 @@ impl Policy {
             must_allow,
             runtime_base,
             baseline,
+            after_denials: Vec::new(),
         })
     }
 }
@@ -632,6 +637,21 @@ impl ResolvedPolicy {
         let mut r = self.clone();
         r.policy.mode = mode;
         r
+    }
+
+    /// The same policy, also allowing `added` for the one image it is
+    /// compiled for: syscalls the publisher added after denials under the
+    /// image's enforced profile (`[publish] on_denials = "add"`), each
+    /// with why. `must_deny` still wins.
+    pub fn with_after_denials(&self, added: Vec<(SyscallKey, String)>) -> ResolvedPolicy {
+        let mut r = self.clone();
+        r.after_denials = added;
+        r
+    }
+
+    /// What [`ResolvedPolicy::with_after_denials`] added.
+    pub fn after_denials(&self) -> &[(SyscallKey, String)] {
+        &self.after_denials
     }
 
     /// The policy as written.

@@ -80,6 +80,13 @@ pub(crate) fn runtime_base_denied(key: SyscallKey, policy: &Policy) -> String {
     )
 }
 
+pub(crate) fn after_denials_denied(key: SyscallKey) -> String {
+    format!(
+        "on_denials = \"add\": {} was denied under the enforced profile, but it is in must_deny, so it stays denied and the denials go on",
+        label(key)
+    )
+}
+
 pub(crate) fn not_in_observed_abis(list: &str, name: &str, abis: &[Abi]) -> String {
     format!(
         "{list}: {name} exists in none of the observed ABIs ({}); ignored",

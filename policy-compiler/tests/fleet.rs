@@ -916,3 +916,44 @@ fn mode_log_publishes_an_enforceable_image_in_log_mode() {
     );
     assert!(!enforced.report_json.contains("\"mode\""));
 }
+
+/// Syscalls the publisher adds after denials (`on_denials = "add"`) are
+/// allowed with the reason, in the profile, the report and `explain`; a
+/// must-deny one stays denied, with a warning that the denials go on.
+#[test]
+fn syscalls_added_after_denials_are_allowed_unless_must_deny_names_them() {
+    let cs = fleet(|_| vec![]);
+    let p = Policy::from_toml("must_deny = [\"mount\"]\n").unwrap();
+    let rp = p.resolve().unwrap().with_after_denials(vec![
+        (key(X, "getpgrp"), "denied 10 times on 2 hosts".into()),
+        (key(X, "mount"), "denied 4 times on 3 hosts".into()),
+    ]);
+    let out = compile_image(&image("f", &cs), &rp, NOW).unwrap();
+    let d = &out.decision;
+    assert_eq!(
+        get(d, X, "getpgrp").unwrap().verdict,
+        Verdict::Allowed {
+            reasons: vec![AllowReason::AfterDenials {
+                reason: "denied 10 times on 2 hosts".into()
+            }]
+        }
+    );
+    assert!(!allowed_sets(&out)["x86_64"].contains("mount"));
+    assert_eq!(
+        d.warnings,
+        vec!["on_denials = \"add\": x86_64 mount was denied under the enforced profile, but it is in must_deny, so it stays denied and the denials go on".to_string()]
+    );
+    assert_eq!(d.state, State::Enforce, "{:?}", d.reasons);
+    assert!(allowed_sets(&out)["x86_64"].contains("getpgrp"));
+    assert!(out
+        .report_text
+        .lines()
+        .any(|l| l.contains("getpgrp") && l.ends_with("allow (added after denials)")));
+    assert_eq!(
+        explain(d, X, "getpgrp"),
+        "f x86_64 getpgrp: allowed (enforce profile): added by the publisher after denials under an enforced profile ([publish] on_denials = \"add\"): denied 10 times on 2 hosts"
+    );
+    // Without them, getpgrp is not in the profile.
+    let plain = compile_image(&image("f", &cs), &p.resolve().unwrap(), NOW).unwrap();
+    assert!(!allowed_sets(&plain)["x86_64"].contains("getpgrp"));
+}

@@ -35,6 +35,10 @@ pub struct Candidate {
     /// instead of this candidate while an operator forces the image into
     /// log mode (`lever force-log`); the round compiles it only then.
     pub log_variant: Option<Box<Candidate>>,
+    /// Syscalls compiled in after denials (`[publish] on_denials = "add"`):
+    /// the earlier ones carried from the meta in force, and this round's;
+    /// written into the meta, and the new ones into the commit message.
+    pub after_denials: Vec<AddedAfterDenials>,
 }
 
 /// Thresholds of the gate.
@@ -98,6 +102,25 @@ pub struct PublishedMeta {
     /// then nothing is written, so metas without levers keep their bytes).
     #[serde(default, flatten)]
     pub levers: Levers,
+    /// Syscalls the publisher added to the image's profile after denials
+    /// under an enforced version (`[publish] on_denials = "add"`), each
+    /// with why and when; carried from publication to publication (every
+    /// round compiles them in). Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_denials: Vec<AddedAfterDenials>,
+}
+
+/// One syscall added to an image's profile after denials under its
+/// enforced version (`[publish] on_denials = "add"`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AddedAfterDenials {
+    /// `x86_64`, `i386`, ... (as in `allowed`).
+    pub abi: String,
+    pub name: String,
+    /// The denials that made the publisher add it (`denials::reaction`).
+    pub reason: String,
+    /// When the round that added it ran (ms since the epoch).
+    pub at_ms: u64,
 }
 
 /// The operators' levers in force for one image, kept in its `current`

@@ -93,6 +93,7 @@ pub fn candidate(obs: &ImageObservations, c: &Compiled, policy: &Policy) -> Cand
         must_deny: policy.must_deny.iter().cloned().collect(),
         confidence_summary,
         log_variant: None,
+        after_denials: Vec::new(),
     }
 }
 

@@ -40,7 +40,9 @@ pub struct PublishConfig {
     /// seccomp denials (wire v6) of a syscall the fleet had seen, on at
     /// least `min_hosts` hosts: `log` (default) forces the image back into
     /// log mode, a force-log lever by `sandmine` whose reason names the
-    /// denials; `off` does nothing.
+    /// denials; `add` adds the denied syscalls to the image's profile
+    /// (recorded in its meta, compiled in by every later round); `off`
+    /// does nothing.
     pub on_denials: OnDenials,
     /// The ed25519 key (a seed file, mode 0600, `sandmine signing-key`)
     /// that signs every published profile file: `F.sig` beside each `F`
@@ -63,6 +65,7 @@ pub struct PublishConfig {
 #[serde(rename_all = "lowercase")]
 pub enum OnDenials {
     Log,
+    Add,
     Off,
 }
 
@@ -156,10 +159,14 @@ mod tests {
             parse("on_denials = \"off\"\n").unwrap().on_denials,
             OnDenials::Off
         );
-        let e = parse("on_denials = \"add\"\n").unwrap_err();
+        assert_eq!(
+            parse("on_denials = \"add\"\n").unwrap().on_denials,
+            OnDenials::Add
+        );
+        let e = parse("on_denials = \"allow\"\n").unwrap_err();
         assert!(
             e.to_string()
-                .contains("unknown variant `add`, expected `log` or `off`"),
+                .contains("unknown variant `allow`, expected one of `log`, `add`, `off`"),
             "{e}"
         );
         let e = parse("shrink_after = \"7 days\"\n").unwrap_err();

@@ -1,11 +1,13 @@
 //! Publishing reacts to denials (issue 11): when the profile version in
 //! force is enforcing and the fleet reports seccomp denials under exactly
 //! that version, of a syscall the fleet had seen (so a real workload needs
-//! it), on at least the gate's `min_hosts` hosts, the round forces the
-//! image back into log mode (`[publish] on_denials = "log"`) with a reason
-//! that names the denials. Pure: the binary reads the store and the target
-//! and applies the answer as a force-log lever (one publication, one git
-//! commit, naming why), so a profile never keeps breaking silently.
+//! it), on at least the gate's `min_hosts` hosts, the round either forces
+//! the image back into log mode (`[publish] on_denials = "log"`, a
+//! force-log lever) or adds those syscalls to its profile (`"add"`,
+//! recorded in the meta's `after_denials`), with a reason that names the
+//! denials, in the meta and the git commit. Pure: the binary reads the
+//! store and the target and applies the answer, so a profile never keeps
+//! breaking silently.
 
 use crate::candidate::PublishedMeta;
 use schemas::{syscalls, Abi, DenyAction};
@@ -25,24 +27,37 @@ pub struct Denied {
     pub containers: u64,
 }
 
+/// What the denials under a version in force call for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    /// One sentence naming the version and every denial that counts.
+    pub reason: String,
+    /// The denied syscalls that count, sorted, once each.
+    pub syscalls: BTreeSet<(Abi, u32)>,
+}
+
 /// Why the version `meta` describes (its `profile_json`, the published
-/// OCI profile file) must go back to log mode, or `None`: it is not an
-/// enforcing version nobody holds with a lever, or no denial under it is
-/// of a syscall in `seen` on at least `min_hosts` hosts.
+/// OCI profile file) must not go on as it is, and which syscalls, or
+/// `None`: it is not an enforcing version nobody holds with a lever, or no
+/// denial under it is of a syscall in `seen` on at least `min_hosts`
+/// hosts.
 pub fn reaction(
     meta: &PublishedMeta,
     profile_json: &[u8],
     denied: &[Denied],
     seen: &BTreeSet<(Abi, u32)>,
     min_hosts: u64,
-) -> Option<String> {
+) -> Option<Reaction> {
     if meta.state != "enforce" || !meta.levers.is_empty() {
         return None;
     }
     let version = schemas::wire::profile_version(profile_json);
-    let hits: Vec<String> = denied
+    let counted: Vec<&Denied> = denied
         .iter()
         .filter(|d| d.profile == version && d.hosts >= min_hosts && seen.contains(&(d.abi, d.nr)))
+        .collect();
+    let hits: Vec<String> = counted
+        .iter()
         .map(|d| {
             let name = syscalls::name(d.abi, d.nr)
                 .map(str::to_string)
@@ -56,11 +71,14 @@ pub fn reaction(
     if hits.is_empty() {
         return None;
     }
-    Some(format!(
-        "seccomp denials under the enforced version {} (profile {version}) of syscalls the fleet had seen, on at least {min_hosts} hosts: {}",
-        meta.version_short,
-        hits.join("; ")
-    ))
+    Some(Reaction {
+        reason: format!(
+            "seccomp denials under the enforced version {} (profile {version}) of syscalls the fleet had seen, on at least {min_hosts} hosts: {}",
+            meta.version_short,
+            hits.join("; ")
+        ),
+        syscalls: counted.iter().map(|d| (d.abi, d.nr)).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -83,6 +101,7 @@ mod tests {
             confidence_summary: String::new(),
             log_since_ms: None,
             levers: Levers::default(),
+            after_denials: Vec::new(),
         }
     }
 
@@ -108,9 +127,12 @@ mod tests {
         // getpgrp on 2 hosts under this version: react, and say so.
         assert_eq!(
             reaction(&m, PROFILE, &[d(111, &v, 2), d(99, &v, 1)], &seen, 2),
-            Some(format!(
-                "seccomp denials under the enforced version abcdef012345 (profile {v}) of syscalls the fleet had seen, on at least 2 hosts: x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 3 containers"
-            ))
+            Some(Reaction {
+                reason: format!(
+                    "seccomp denials under the enforced version abcdef012345 (profile {v}) of syscalls the fleet had seen, on at least 2 hosts: x86_64 getpgrp (errno 1) denied 10 times on 2 hosts, 3 containers"
+                ),
+                syscalls: [(Abi::X86_64, 111)].into(),
+            })
         );
         // Too few hosts, another profile, a syscall never seen: nothing.
         assert_eq!(reaction(&m, PROFILE, &[d(99, &v, 1)], &seen, 2), None);

@@ -30,7 +30,9 @@ pub mod sync;
 pub mod targets;
 mod version;
 
-pub use candidate::{Candidate, GatePolicy, LeverMark, Levers, PublishedMeta, META_FORMAT};
+pub use candidate::{
+    AddedAfterDenials, Candidate, GatePolicy, LeverMark, Levers, PublishedMeta, META_FORMAT,
+};
 pub use compiled::{as_log, candidate, with_log_variant};
 pub use config::{OnDenials, PublishConfig};
 pub use diff::SyscallDiff;

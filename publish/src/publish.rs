@@ -214,8 +214,9 @@ pub fn build_publication(
             pinned: None,
             forced_log: previous.and_then(|p| p.levers.forced_log.clone()),
         },
+        after_denials: after_denials(previous, cand),
     };
-    let commit_message = format!(
+    let mut commit_message = format!(
         "{}: {} {} (+{} -{} syscalls)\n\n{}\n{}\nversion: {}\nprevious: {}\n",
         cand.image,
         cand.state,
@@ -227,6 +228,17 @@ pub fn build_publication(
         outcome.version.full,
         previous_version.as_deref().unwrap_or("none"),
     );
+    let before = previous.map_or(&[][..], |p| &p.after_denials[..]);
+    for a in meta.after_denials.iter().filter(|a| {
+        !before
+            .iter()
+            .any(|b| (&b.abi, &b.name) == (&a.abi, &a.name))
+    }) {
+        commit_message.push_str(&format!(
+            "added after denials: {} {}: {}\n",
+            a.abi, a.name, a.reason
+        ));
+    }
     Ok(Publication {
         meta,
         files,
@@ -234,6 +246,23 @@ pub fn build_publication(
         also_under: Vec::new(),
         lever: None,
     })
+}
+
+/// The syscalls added after denials that the new meta records: those of
+/// the meta in force, then the candidate's new ones (by ABI and name).
+/// Records only grow, so a publication that did not compile them in (a
+/// lever's log-mode profile, which denies nothing) does not lose them.
+fn after_denials(
+    previous: Option<&PublishedMeta>,
+    cand: &Candidate,
+) -> Vec<crate::candidate::AddedAfterDenials> {
+    let mut all: Vec<_> = previous.map_or_else(Vec::new, |p| p.after_denials.clone());
+    for a in &cand.after_denials {
+        if !all.iter().any(|b| (&b.abi, &b.name) == (&a.abi, &a.name)) {
+            all.push(a.clone());
+        }
+    }
+    all
 }
 
 /// Gates every candidate against what `target` has published and

@@ -119,6 +119,7 @@ async fn layout_versions_and_unchanged() {
             confidence_summary: c1.confidence_summary.clone(),
             log_since_ms: None,
             levers: Default::default(),
+            after_denials: Vec::new(),
         }
     );
     assert_eq!(target.current(&slug).await.unwrap(), Some(meta1.clone()));

@@ -34,6 +34,7 @@ fn publication(profile: &str, version_hex: char, at_ms: u64) -> Publication {
             confidence_summary: "3 containers on 2 hosts".into(),
             log_since_ms: None,
             levers: Default::default(),
+            after_denials: Vec::new(),
         },
         files,
         commit_message: String::new(),

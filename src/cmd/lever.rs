@@ -220,7 +220,10 @@ fn force_log(image: &str, w: &WhoArgs, t: &TargetArgs, pa: &PolicyArgs) -> Resul
     with_store(&s.store, |store| async move {
         select_images(&store, &[image.to_string()]).await?;
         compiler.read_observed(&store).await?;
-        let cand = compiler.candidate(&store, image, now, true).await?;
+        // The log-mode profile denies nothing, so syscalls added after
+        // denials need not be compiled in; the publication carries their
+        // record from the meta in force (`publish::build_publication`).
+        let cand = compiler.candidate(&store, image, now, true, &[]).await?;
         let log = cand.log_variant.map(|b| *b);
         let lines = publishing::lever(
             &publish_cfg,
