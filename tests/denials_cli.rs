@@ -29,7 +29,17 @@ const ACCT: u32 = 163;
 /// or "runtime/default" when it names none).
 fn run(fleet: &Fleet, host: &str, seccomp: Option<&str>, args: &[&str]) -> (i32, String) {
     let parent = format!("/sm-{}-{host}", fleet.tag);
-    let mut a = vec!["create", "--network", "none", "--cgroup-parent", &parent];
+    let keep = fleet.keep_label();
+    // Kept after it exits, removed with the fleet: see `keep_label`.
+    let mut a = vec![
+        "create",
+        "--label",
+        &keep,
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &parent,
+    ];
     let opt;
     if let Some(f) = seccomp {
         opt = format!("seccomp={f}");
@@ -55,7 +65,6 @@ fn run(fleet: &Fleet, host: &str, seccomp: Option<&str>, args: &[&str]) -> (i32,
         .args(["start", "-a", &id])
         .output()
         .unwrap();
-    docker(&["rm", "-f", &id]);
     (st.status.code().unwrap_or(-1), version)
 }
 
@@ -469,9 +478,12 @@ impl Denied {
         let opt = format!("seccomp={}", self.profile().display());
         let parent = format!("/sm-{}-{host}", self.fleet.tag);
         let getpgrp = format!("{GETPGRP}:5");
+        // Kept after it exits, removed with the fleet: see `keep_label`.
+        let keep = self.fleet.keep_label();
         docker(&[
             "run",
-            "--rm",
+            "--label",
+            &keep,
             "--network",
             "none",
             "--cgroup-parent",

@@ -413,6 +413,18 @@ retry_max_backoff = "2s"
     }
 }
 
+impl Fleet {
+    /// `KEY=VALUE` for `docker create --label`: a container of this fleet
+    /// that a test keeps after it exits, removed when the fleet is
+    /// dropped. A test that needs the collector to learn the container's
+    /// seccomp filter keeps it: the collector inspects a container when
+    /// the engine announces it, and under load a `docker run --rm`
+    /// container can be gone by then (its filter is then "unknown").
+    pub fn keep_label(&self) -> String {
+        format!("sandmine-test-fleet={}", self.tag)
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.kill_aggregator();
@@ -428,6 +440,25 @@ impl Drop for Fleet {
                 if e.file_name().to_string_lossy().starts_with(&mine) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
+            }
+        }
+        // The containers a test kept after they exited (see `keep_label`).
+        if let Ok(o) = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label={}", self.keep_label()),
+            ])
+            .output()
+        {
+            let ids = String::from_utf8_lossy(&o.stdout).to_string();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .output();
             }
         }
         let _ = Command::new("docker")
