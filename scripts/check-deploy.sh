@@ -71,7 +71,10 @@ KVALIDATE=$deploy_cache/py/bin/kubernetes-validate
 CHECK_JSONSCHEMA=$deploy_cache/py/bin/check-jsonschema
 DEPLOY_PY=$deploy_cache/py/bin/python
 K8S_VERSION=1.33.0 # kubectl's own minor (the npm package's kubectl v1.33)
-K8S_OBJECTS=17     # objects each overlay renders (deploy/README.md lists them)
+K8S_OBJECTS=17     # objects the base renders (deploy/README.md lists them)
+# What an overlay adds to the base: nfs-profiles' PersistentVolume, the sync
+# DaemonSet, its ServiceAccount and the public key's ConfigMap.
+declare -A K8S_EXTRA=([nfs-profiles]=4)
 for tool in systemd-analyze promtool yamllint "$KUBECTL" "$KVALIDATE" "$CHECK_JSONSCHEMA" "$DEPLOY_PY"; do
     command -v "$tool" >/dev/null || {
         echo "check-deploy: $tool missing; run scripts/install-deps.sh" >&2
@@ -208,13 +211,14 @@ expect_fail() {
     fi
 }
 
-# render DIR OUT: kustomize DIR into OUT, which must hold $K8S_OBJECTS objects.
+# render DIR OUT [N]: kustomize DIR into OUT, which must hold N objects
+# ($K8S_OBJECTS by default).
 render() {
     "$KUBECTL" kustomize "$1" >"$2" || return 1
-    local n
+    local n want=${3:-$K8S_OBJECTS}
     n=$(grep -c '^kind: ' "$2" || true)
-    if ((n != K8S_OBJECTS)); then
-        echo "check-deploy: $1 rendered $n objects, not $K8S_OBJECTS" >&2
+    if ((n != want)); then
+        echo "check-deploy: $1 rendered $n objects, not $want" >&2
         return 1
     fi
 }
@@ -267,7 +271,8 @@ for o in "${overlays[@]}"; do
     o=${o%/}
     name=$(basename "$o")
     out=$work/k8s/$name.yaml
-    if ! render "$o" "$out"; then
+    want=$((K8S_OBJECTS + ${K8S_EXTRA[$name]:-0}))
+    if ! render "$o" "$out" "$want"; then
         echo "check-deploy: kubectl kustomize $o failed" >&2
         fail=1
         continue
@@ -280,7 +285,7 @@ for o in "${overlays[@]}"; do
         echo "check-deploy: overlay $name breaks sandmine's invariants" >&2
         fail=1
     fi
-    echo "ok: $name ($K8S_OBJECTS objects)"
+    echo "ok: $name ($want objects)"
 done
 
 echo "== promtool check rules, promtool test rules"
@@ -340,6 +345,11 @@ sed 's/^\( *\)readOnlyRootFilesystem: true$/\1readOnlyRootFilesystem: true\n\1re
 expect_fail "kubernetes-validate --strict rejects a misspelt field" "readOnlyRootFilesytem" k8s_validate "$b/typo.yaml"
 sed 's/^  replicas: 2$/  replicas: two/' "$nats" >"$b/type.yaml"
 expect_fail "kubernetes-validate rejects a string for replicas" "'two' is not of type 'integer'" k8s_validate "$b/type.yaml"
+# invariants: the sync DaemonSet installing unsigned profiles.
+nfs=$work/k8s/nfs-profiles.yaml
+sed '/^ *- --public-key-file$/{N;d}' "$nfs" >"$b/unsigned.yaml"
+expect_fail "the invariants reject a sync DaemonSet that installs unsigned profiles" \
+    "must run sync-profiles with --public-key-file" invariants "$b/unsigned.yaml"
 # invariants: one more capability, one replica, a hostPID.
 sed 's/^\( *\)- SYS_PTRACE$/&\n\1- SYS_ADMIN/' "$nats" >"$b/caps.yaml"
 expect_fail "the invariants reject CAP_SYS_ADMIN on the collector" "adds capabilities .*SYS_ADMIN" invariants "$b/caps.yaml"

@@ -16,6 +16,11 @@ Run by scripts/check-deploy.sh with /var/cache/sandmine/deploy/py's python
     privilege escalation, RuntimeDefault or Localhost seccomp;
   - every container has CPU and memory requests and limits;
   - the aggregator has 2 or more replicas and a PodDisruptionBudget;
+  - the sync-profiles DaemonSet, where an overlay ships one: no added
+    capability, sandmine's own Localhost profile of sync-profiles, the
+    publish target read-only, no host path but the kubelet's
+    seccomp/sandmine directory, and only signed profiles
+    (--public-key-file);
   - each namespace has Pod Security enforce/warn/audit labels and a
     default-deny NetworkPolicy; no RBAC objects and no mounted tokens.
 """
@@ -168,6 +173,32 @@ for ds in collectors:
         err(f"{name(ds)}: collector.proc_root is /proc, the container's own; use the host's, mounted elsewhere")
     if not pin_dir.startswith("/sys/fs/bpf/"):
         err(f"{name(ds)}: collector.pin_dir {pin_dir} is not on the host's bpffs")
+
+SYNC_PROFILE = "sandmine/sandmine-sync-profiles.json"
+SYNC_PROFILE_FILE = OWN_PROFILE_FILE.parent / "sandmine-sync-profiles.json"
+for ds in [d for d in by_kind.get("DaemonSet", []) if d["metadata"]["name"] == "sandmine-sync-profiles"]:
+    spec = pod_spec(ds)
+    (c,) = spec["containers"]
+    if c.get("securityContext", {}).get("capabilities", {}).get("add"):
+        err(f"{name(ds)}: adds capabilities; sync-profiles needs none")
+    sp = spec.get("securityContext", {}).get("seccompProfile", {})
+    if sp != {"type": "Localhost", "localhostProfile": SYNC_PROFILE}:
+        err(f"{name(ds)}: seccomp profile {sp}, not sandmine's own {SYNC_PROFILE}")
+    else:
+        own = json.loads(SYNC_PROFILE_FILE.read_text())
+        if own.get("defaultAction") != "SCMP_ACT_ERRNO" or "KILL" in json.dumps(own):
+            err(f"{SYNC_PROFILE_FILE}: must deny with SCMP_ACT_ERRNO and never kill")
+    args = c.get("args", [])
+    if args[:1] != ["sync-profiles"] or "--public-key-file" not in args and "--public-key" not in args:
+        err(f"{name(ds)}: must run sync-profiles with --public-key-file (only signed profiles), runs {args}")
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        v = vols.get(m["name"], {})
+        if "hostPath" in v:
+            if v["hostPath"]["path"] != "/var/lib/kubelet/seccomp/sandmine":
+                err(f"{name(ds)}: mounts the host's {v['hostPath']['path']}; only /var/lib/kubelet/seccomp/sandmine")
+        elif not m.get("readOnly"):
+            err(f"{name(ds)}: mounts {m['name']} writable; only the kubelet's directory is written")
 
 aggs = [d for d in by_kind.get("Deployment", []) if d["metadata"]["name"] == "sandmine-aggregator"]
 if len(aggs) != 1:
