@@ -386,7 +386,9 @@ impl KafkaConsumer {
 
     /// Commits, synchronously, for each partition of `deliveries`, the
     /// first offset fetched and not acked yet (past the highest fetched
-    /// once all are acked): never past a delivery that was not acked.
+    /// once all are acked): never past a delivery that was not acked, and
+    /// only for partitions still assigned to this member (one lost in a
+    /// rebalance is its new owner's to commit).
     pub async fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), TransportError> {
         let mut commits: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for d in deliveries {
@@ -418,7 +420,32 @@ impl KafkaConsumer {
                 .map_err(|e| TransportError::kafka(&self.cfg.brokers, "commit", e))?;
         }
         let consumer = Arc::clone(&self.consumer);
-        let commit = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+        // A partition this member lost in a rebalance is not committed
+        // here: its new owner starts at the group's committed offset and
+        // commits its own progress, which this commit, landing after it,
+        // could move back (the group would get those messages again).
+        // What is not committed here is delivered again, never lost.
+        // (Reading the assignment waits on librdkafka's thread: off the
+        // runtime, within the commit's time limit.)
+        let commit = tokio::task::spawn_blocking(move || {
+            let owned = consumer.assignment()?;
+            let mut mine = TopicPartitionList::new();
+            for e in tpl.elements() {
+                if owned.find_partition(e.topic(), e.partition()).is_some() {
+                    mine.add_partition_offset(e.topic(), e.partition(), e.offset())?;
+                } else {
+                    log::debug!(
+                        "kafka: not committing {}[{}]: no longer assigned to this member",
+                        e.topic(),
+                        e.partition()
+                    );
+                }
+            }
+            if mine.count() == 0 {
+                return Ok(());
+            }
+            consumer.commit(&mine, CommitMode::Sync)
+        });
         let limit = self.cfg.timeout + Duration::from_secs(1);
         match tokio::time::timeout(limit, commit).await {
             Err(_) => Err(TransportError::kafka_timeout(

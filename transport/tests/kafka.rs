@@ -285,3 +285,89 @@ async fn kafka_a_message_over_message_max_bytes_is_refused_for_good() {
     let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
     assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
 }
+
+/// Two members of one group (two aggregator replicas): A holds
+/// deliveries of both partitions when B joins and is given one of them; B
+/// stores and acks it further than A ever fetched. A's late ack of what it
+/// held must not commit that partition: its commit would land behind B's,
+/// and the group would get B's messages again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_member_never_commits_a_partition_it_lost() {
+    let k = Kafka::start();
+    let mut c = cfg(&k);
+    c.partitions = 2;
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    let publish = |from: usize, to: usize| {
+        let p = &p;
+        async move {
+            for i in from..to {
+                p.publish(&format!("m-{i}"), b"x").await.expect("publish");
+            }
+        }
+    };
+    publish(0, 20).await;
+    let mut a = Consumer::connect(&broker(&c)).await.expect("member A");
+    let held = fetch_n(&mut a, 20).await;
+    assert_eq!(held.len(), 20, "A alone gets both partitions");
+    let mut b = Consumer::connect(&broker(&c)).await.expect("member B");
+    // Both poll (a member takes part in a rebalance only while it polls)
+    // until B has a partition: it gets that partition's first messages
+    // again (nothing was committed). Then more messages come, to A or B.
+    let (mut a_new, mut b_got) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut published = false;
+    loop {
+        let (ra, rb) = tokio::join!(
+            a.fetch(100, Duration::from_millis(300)),
+            b.fetch(100, Duration::from_millis(300))
+        );
+        a_new.extend(ra.expect("A fetch"));
+        b_got.extend(rb.expect("B fetch"));
+        if !published && !b_got.is_empty() {
+            publish(20, 60).await;
+            published = true;
+        }
+        let seen: std::collections::BTreeSet<String> =
+            ids(&a_new).into_iter().chain(ids(&b_got)).collect();
+        if published && (20..60).all(|i| seen.contains(&format!("m-{i}"))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rebalance within 60 s: A got {} more, B got {}",
+            a_new.len(),
+            b_got.len()
+        );
+    }
+    // B stores and acks its partition to the end; A acks what it fetched
+    // since, then, last, what it held from before B joined.
+    b.ack(&b_got).await.expect("B commits");
+    a.ack(&a_new).await.expect("A commits its new deliveries");
+    a.ack(&held).await.expect("A's late ack");
+    drop(a);
+    drop(b);
+    // A new member starts where the group committed: only what comes
+    // after.
+    publish(60, 61).await;
+    let mut n = Consumer::connect(&broker(&c)).await.expect("member N");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids(&got).contains(&"m-60".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "m-60 never came: {:?}",
+            ids(&got)
+        );
+        got.extend(
+            n.fetch(100, Duration::from_millis(500))
+                .await
+                .expect("fetch"),
+        );
+    }
+    got.extend(n.fetch(100, Duration::from_secs(2)).await.expect("fetch"));
+    assert_eq!(
+        ids(&got),
+        ["m-60"],
+        "delivered again after the group committed them"
+    );
+}
