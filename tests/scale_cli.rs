@@ -17,8 +17,8 @@
 mod common;
 
 use common::fleet::{
-    envelope, kafka_broker_tagged, kafka_uncommitted, nats_broker, nats_stream_state, publish_to,
-    unique, wait_for_line, GETPGRP,
+    envelope, kafka_broker_tagged, kafka_committed, kafka_records, kafka_uncommitted, nats_broker,
+    nats_stream_state, publish_to, unique, wait_for_line, GETPGRP,
 };
 use common::{Fixture, Running};
 use serde_json::Value;
@@ -144,6 +144,25 @@ retry_max_backoff = "2s"
             .expect("a counter")
     }
 
+    /// Per aggregator still running, (stored, acked) messages.
+    fn progress(&self) -> Vec<(String, u64, u64)> {
+        (0..self.aggs.len())
+            .filter(|&i| self.aggs[i].1.is_some())
+            .map(|i| {
+                (
+                    self.aggs[i].0.clone(),
+                    self.metric(i, "messages_stored_total"),
+                    self.metric(i, "messages_acked_total"),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the store holds everything published so far.
+    fn stored_all(&self) -> bool {
+        self.observed() == self.expected()
+    }
+
     fn acked(&self) -> Vec<u64> {
         (0..self.aggs.len())
             .map(|i| self.metric(i, "messages_acked_total"))
@@ -246,14 +265,23 @@ retry_max_backoff = "2s"
     /// Publishes rounds until every running aggregator in `who` has acked
     /// something (each round drained before the next, `drained` says
     /// when); at most `max_rounds`.
-    fn until_all_worked(&mut self, who: &[usize], max_rounds: u64, drained: &dyn Fn() -> bool) {
+    fn until_all_worked(
+        &mut self,
+        who: &[usize],
+        max_rounds: u64,
+        drained: &dyn Fn(&Scale) -> bool,
+    ) {
         for _ in 0..max_rounds {
             self.publish_round();
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !drained() {
+            while !drained(self) {
                 assert!(
                     Instant::now() < deadline,
-                    "a round was not consumed within 60 s\n{}",
+                    "a round was not consumed within 60 s: store {:?}, want {:?}; \
+                     per aggregator (stored, acked): {:?}\n{}",
+                    self.observed(),
+                    self.expected(),
+                    self.progress(),
                     self.logs()
                 );
                 std::thread::sleep(Duration::from_millis(100));
@@ -313,7 +341,7 @@ fn two_aggregators_share_one_nats_durable_and_stay_exact_through_a_kill() {
     let stream_empty = || nats_stream_state(&nats, "SANDMINE_DELTAS", "messages") == 0;
 
     // (a) Both do some of the work.
-    s.until_all_worked(&[a, b], 30, &stream_empty);
+    s.until_all_worked(&[a, b], 30, &|_: &Scale| stream_empty());
     let shared = s.acked();
     eprintln!("acked after sharing: A {}, B {}", shared[a], shared[b]);
     s.assert_exact("two aggregators on one durable");
@@ -352,7 +380,7 @@ fn two_aggregators_share_one_nats_durable_and_stay_exact_through_a_kill() {
     s.publish_round();
     let a = s.spawn_aggregator("A", &[]);
     s.wait_consuming(a);
-    s.until_all_worked(&[a, b], 30, &stream_empty);
+    s.until_all_worked(&[a, b], 30, &|_: &Scale| stream_empty());
     let after = s.acked();
     eprintln!(
         "acked after the restart: A {} (new process), B {}",
@@ -386,9 +414,10 @@ fn two_aggregators_share_one_kafka_group_and_stay_exact_through_a_kill() {
     let b = s.spawn_aggregator("B", &[]);
     s.wait_consuming(a);
     s.wait_consuming(b);
-    let drained = || kafka_uncommitted(&kafka, &topic, &group) == 0;
 
-    s.until_all_worked(&[a, b], 30, &drained);
+    // A round is consumed when the store holds it (the group's committed
+    // offsets are not waited for: see the end).
+    s.until_all_worked(&[a, b], 30, &Scale::stored_all);
     let shared = s.acked();
     eprintln!("acked after sharing: A {}, B {}", shared[a], shared[b]);
     s.assert_exact("two aggregators in one consumer group");
@@ -398,12 +427,19 @@ fn two_aggregators_share_one_kafka_group_and_stay_exact_through_a_kill() {
     for _ in 0..30 {
         s.publish_round();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !drained() {
+        let mut check = Instant::now();
+        loop {
             let stored = s.metric(a, "messages_stored_total");
             let acked = s.metric(a, "messages_acked_total");
             if stored > acked {
                 hit = Some((stored, acked));
                 break;
+            }
+            if check.elapsed() > Duration::from_millis(300) {
+                if s.stored_all() {
+                    break;
+                }
+                check = Instant::now();
             }
             assert!(
                 Instant::now() < deadline,
@@ -430,7 +466,7 @@ fn two_aggregators_share_one_kafka_group_and_stay_exact_through_a_kill() {
     s.publish_round();
     let a = s.spawn_aggregator("A", &[]);
     s.wait_consuming(a);
-    s.until_all_worked(&[a, b], 30, &drained);
+    s.until_all_worked(&[a, b], 30, &Scale::stored_all);
     let after = s.acked();
     eprintln!(
         "acked after the restart: A {} (new process), B {}",
@@ -438,4 +474,16 @@ fn two_aggregators_share_one_kafka_group_and_stay_exact_through_a_kill() {
     );
     assert!(after[b] > shared[b], "B did nothing after the kill");
     s.assert_exact("after A was killed and restarted");
+    // Printed, not asserted: a member commits only partitions still
+    // assigned to it, but a rebalance between that check and the commit
+    // can still land a commit behind the new owner's; those messages come
+    // again and the store counts them once. (Before that check, this
+    // test's wait for the group's commits to reach the end timed out once
+    // in nine runs, and a run ended with 233 of 240 records committed:
+    // transport/tests/kafka.rs, `kafka_a_member_never_commits_a_partition_it_lost`.)
+    eprintln!(
+        "records {}, committed {} (sum over partitions)",
+        kafka_records(&kafka, &topic),
+        kafka_committed(&kafka, &topic, &group)
+    );
 }
