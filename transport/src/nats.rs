@@ -648,7 +648,7 @@ impl NatsPublisher {
 /// ack floor. Each of them was acked, so the server should have deleted
 /// it; nats-server 2.9 killed with -9 can come back with such messages
 /// still stored, having written its consumer's state and not its
-/// stream's deletes (`benchmarks/faults/nats_orphans.py`: 10 of 14 kill -9
+/// stream's deletes (`benchmarks/faults/nats_orphans.py`: 8 of 14 kill -9
 /// restarts of 2.9.10, none of 2.15.1). They are never delivered again,
 /// and they keep their bytes and, on a server that [`evicts_at_the_edge`],
 /// their slot of the count bound: enough crashes would fill the stream
