@@ -2,7 +2,7 @@
 # Fleet benchmarks: aggregator throughput vs a bulk insert, fleet scale,
 # bytes on the wire, and the collector's own footprint.
 #
-#   benchmarks/fleet/run.sh [throughput|scale|wire|footprint|all]...
+#   benchmarks/fleet/run.sh [throughput|scale|scaleout|wire|footprint|all]...
 #
 # Knobs (environment):
 #   SANDMINE   the sandmine binary (default: $CARGO_TARGET_DIR/release/sandmine,
@@ -15,6 +15,10 @@
 #   INTERVALS  scale: intervals per host count                   [6]
 #   CROSS_HOUR scale: also run one host count with an interval that ends in
 #              a new hour (hourly incidence refresh); "" to skip  [""]
+#   SO_N       scaleout: envelopes (= hosts, one interval) per run [2000]
+#   SO_REPS    scaleout: repetitions of the pair (1 and 2 aggregators,
+#              in a random order each time)                   [5]
+#   SO_SEED    scaleout: seed of that order                   [$$]
 #   CONTAINERS footprint: containers                             [100]
 #   DURATION   footprint: measured seconds                       [150]
 #
@@ -30,6 +34,9 @@ BATCH=${BATCH:-1000}
 HOSTS=${HOSTS:-"1000 2500 5000 10000"}
 INTERVALS=${INTERVALS:-6}
 CROSS_HOUR=${CROSS_HOUR:-}
+SO_N=${SO_N:-2000}
+SO_REPS=${SO_REPS:-5}
+SO_SEED=${SO_SEED:-$$}
 CONTAINERS=${CONTAINERS:-100}
 DURATION=${DURATION:-150}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -285,6 +292,115 @@ bench_scale() {
     kill "$NATS_PID" "$CH_PID"; wait "$NATS_PID" "$CH_PID" 2>/dev/null || true
 }
 
+# --- 3. scale-out: 1 aggregator vs 2 on one durable consumer ---------------
+
+# One run: SO_N envelopes published to a fresh stream first, then $1
+# aggregators on one durable consumer drain it into a fresh database.
+scaleout_one() { # aggregators, rep
+    local k=$1 r=$2 label=o$2k$1
+    local db=so_$label
+    "$FLEETGEN" prepare --nats "$NATS_URL" --hosts "$SO_N" --timing 0 \
+        --stream "S$label" --subject "sm.d$label" >"$WORK/prepare-$label.json"
+    local expected; expected=$(jq .expected.rows "$WORK/prepare-$label.json")
+    # Same DDL for every run, created outside the timed part.
+    "$SANDMINE" aggregate $(agg_args "$db" agg "$label") --migrate-only >/dev/null 2>&1
+    local ch0; ch0=$(cpu_ticks "$CH_PID")
+    local n0; n0=$(cpu_ticks "$NATS_PID")
+    local aps=() ports=()
+    local t0; t0=$(now)
+    for i in $(seq "$k"); do
+        local mport; mport=$(free_port)
+        SANDMINE_LOG=warn "$SANDMINE" aggregate $(agg_args "$db" agg "$label") \
+            --set "metrics.listen=\"127.0.0.1:$mport\"" >"$WORK/agg-$label-$i.log" 2>&1 &
+        aps+=($!); ports+=("$mport"); PIDS+=($!)
+    done
+    while :; do
+        local got; got=$(total_rows "$db")
+        [ "$got" -ge "$expected" ] && break
+        for p in "${aps[@]}"; do
+            kill -0 "$p" 2>/dev/null || die "aggregator exited: $(tail -5 "$WORK"/agg-$label-*.log)"
+        done
+        sleep 0.02
+    done
+    local t1; t1=$(now)
+    local chcpu=$(( $(cpu_ticks "$CH_PID") - ch0 )) natscpu=$(( $(cpu_ticks "$NATS_PID") - n0 ))
+    # Per aggregator: messages it stored (its own metrics; the counter
+    # moves right after the insert, the ack comes after the next fetch) and
+    # its CPU. Read once their sum covers every envelope.
+    local stored=() sum=0
+    for _ in $(seq 200); do
+        stored=(); sum=0
+        for i in $(seq 0 $((k - 1))); do
+            local v; v=$(curl -sf "http://127.0.0.1:${ports[$i]}/metrics" | awk '/^sandmine_messages_stored_total /{print $2}')
+            stored+=("${v:-0}"); sum=$((sum + ${v:-0}))
+        done
+        [ "$sum" -ge "$SO_N" ] && break
+        sleep 0.05
+    done
+    local per="[]"
+    for i in $(seq 0 $((k - 1))); do
+        per=$(jq -c --argjson s "${stored[$i]}" --argjson c "$(python3 -c "print($(cpu_ticks "${aps[$i]}")/$TICK)")" \
+            '. + [{stored:$s, cpu_s:$c}]' <<<"$per")
+    done
+    for p in "${aps[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+    local got; got=$(total_rows "$db")
+    [ "$got" = "$expected" ] || die "$db holds $got rows, expected $expected"
+    local secs; secs=$(python3 -c "print(round($t1-$t0,4))")
+    jq -cn --argjson k "$k" --argjson rep "$r" --argjson secs "$secs" --argjson rows "$expected" \
+        --argjson envelopes "$SO_N" --argjson per "$per" \
+        --argjson chcpu "$(python3 -c "print($chcpu/$TICK)")" --argjson natscpu "$(python3 -c "print($natscpu/$TICK)")" \
+        --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        '{aggregators:$k, rep:$rep, secs:$secs, rows:$rows, envelopes:$envelopes, rows_per_s:($rows/$secs),
+          per_aggregator:$per, clickhouse_cpu_s:$chcpu, nats_cpu_s:$natscpu, loadavg_after:$load}' | tee -a "$OUT/scaleout.jsonl" >&2
+    ch "DROP DATABASE $db"
+}
+
+bench_scaleout() {
+    log "scaleout: SO_N=$SO_N envelopes per run, SO_REPS=$SO_REPS pairs, seed $SO_SEED, batch_max_messages=$BATCH, $(nproc) CPUs"
+    start_nats; start_clickhouse; write_config
+    : >"$OUT/scaleout.jsonl"
+    RANDOM=$SO_SEED
+    for r in $(seq "$SO_REPS"); do
+        local order="1 2"; [ $((RANDOM % 2)) = 1 ] && order="2 1"
+        log "scaleout: pair $r, order $order"
+        for k in $order; do scaleout_one "$k" "$r"; done
+    done
+    # Per pair, the ratio of rows/s (2 over 1); mean and a 95 % t interval.
+    python3 - "$OUT/scaleout.jsonl" "$SO_SEED" >"$OUT/scaleout.json" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+t95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+       10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
+by = {}
+for r in runs:
+    by.setdefault(r["rep"], {})[r["aggregators"]] = r
+ratios = [p[2]["rows_per_s"] / p[1]["rows_per_s"] for _, p in sorted(by.items()) if 1 in p and 2 in p]
+n = len(ratios)
+mean = statistics.mean(ratios)
+half = None
+if n > 1:
+    t = t95.get(n - 1) or min((v for d, v in t95.items() if d <= n - 1), default=2.0)
+    half = t * statistics.stdev(ratios) / n ** 0.5
+def med(k, f):
+    v = sorted(f(r) for r in runs if r["aggregators"] == k)
+    return v[len(v) // 2]
+print(json.dumps({
+    "seed": int(sys.argv[2]),
+    "pairs": n,
+    "ratios_2_over_1": ratios,
+    "ratio_mean": mean,
+    "ratio_ci95": None if half is None else [mean - half, mean + half],
+    "median_rows_per_s": {str(k): med(k, lambda r: r["rows_per_s"]) for k in (1, 2)},
+    "median_secs": {str(k): med(k, lambda r: r["secs"]) for k in (1, 2)},
+    "smaller_share_with_2": [min(a["stored"] for a in r["per_aggregator"]) / max(1, sum(a["stored"] for a in r["per_aggregator"]))
+                                   for r in runs if r["aggregators"] == 2],
+    "runs": runs,
+}, indent=1))
+PY
+    jq '{pairs, ratios_2_over_1, ratio_mean, ratio_ci95, median_rows_per_s, median_secs, smaller_share_with_2}' "$OUT/scaleout.json"
+    kill "$NATS_PID" "$CH_PID"; wait "$NATS_PID" "$CH_PID" 2>/dev/null || true
+}
+
 # --- 3. wire ----------------------------------------------------------------
 
 bench_wire() {
@@ -351,10 +467,11 @@ for b in "$@"; do
     case $b in
         throughput) bench_throughput ;;
         scale) bench_scale ;;
+        scaleout) bench_scaleout ;;
         wire) bench_wire ;;
         footprint) bench_footprint ;;
         all) bench_wire; bench_throughput; bench_scale; bench_footprint ;;
-        *) die "unknown benchmark $b (throughput|scale|wire|footprint|all)" ;;
+        *) die "unknown benchmark $b (throughput|scale|scaleout|wire|footprint|all)" ;;
     esac
 done
 log "results in $OUT"

@@ -14,7 +14,8 @@
 //! Subcommands (all print one JSON object on stdout):
 //! - `prepare`: one interval of N hosts, published to JetStream with
 //!   `publish_many`; writes the exact rows `rows::explode` makes as TSV
-//!   (for the bulk-insert floor) and times decode and row building.
+//!   (for the bulk-insert floor; only with `--out`) and times decode and
+//!   row building (`--timing 0` skips that).
 //! - `scale`: pre-encodes K intervals of H hosts, then publishes one
 //!   interval every `interval` seconds and watches the aggregator's
 //!   `sandmine_messages_acked_total` to time how long each interval takes
@@ -421,12 +422,16 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
     let msgs = encode_all(&envs)?;
     let bytes: usize = msgs.iter().map(|m| m.1.len()).sum();
     let rows = rows::explode(&envs);
-    write_tsv(&out, &rows)?;
+    if a.0.get("out").is_some() {
+        write_tsv(&out, &rows)?;
+    }
     // Where an aggregator's CPU goes before the HTTP insert: decode and row
-    // building of this very batch (median of 5, single thread).
+    // building of this very batch (median of `--timing` runs, default 5,
+    // single thread; 0 skips it).
+    let timing = a.num("timing", 5)?;
     let mut dec = Vec::new();
     let mut exp = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..timing {
         let t = Instant::now();
         let d: Vec<Envelope> = msgs
             .iter()
@@ -451,8 +456,8 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
         "envelopes": hosts,
         "payload_bytes": bytes,
         "expected": counts(&rows),
-        "decode_s": median(dec),
-        "explode_s": median(exp),
+        "decode_s": if dec.is_empty() { None } else { Some(median(dec)) },
+        "explode_s": if exp.is_empty() { None } else { Some(median(exp)) },
         "publish_s": pub_s,
     }))
 }
