@@ -404,11 +404,149 @@ fn prune_keeps_the_window_and_the_ledger() {
     let o = f.sandmine(&["store", "prune", "--older-than", "1d"]);
     assert_eq!(
         one_error_line(&o),
-        "sandmine: error: store prune is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"Retention\""
+        "sandmine: error: store prune on ClickHouse needs --redelivery-horizon DURATION (the broker's retention plus the collectors' spool age; see docs/STORE.md, \"Retention\")"
     );
     let o = store_cmd(&f, "store.db", &["prune", "--older-than", "10m"]);
     assert_eq!(
         one_error_line(&o),
         "sandmine: error: invalid value '10m' for '--older-than <DURATION>': must be at least 1h (see --help)"
     );
+}
+
+/// Flags and a denial on a container, so that every ClickHouse table has
+/// rows to prune and rows to keep.
+fn flagged(mut c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
+    c.incomplete = true;
+    c.unverified = true;
+    c.denials.insert(
+        schemas::DenialKey {
+            abi: Abi::X86_64,
+            nr: 165,
+            action: schemas::DenyAction::Errno(1),
+        },
+        3,
+    );
+    c
+}
+
+/// Every row of each pruned ClickHouse table of database `db`, sorted.
+fn ch_rows(ch: &testsvc::ClickHouse, db: &str) -> Vec<(&'static str, Vec<String>)> {
+    let steps = aggregator::store::sql::prune_steps().expect("prune steps");
+    steps
+        .iter()
+        .map(|s| {
+            let mut v: Vec<String> = ch
+                .query(&format!("SELECT * FROM {db}.{} FORMAT TSV", s.table))
+                .lines()
+                .map(String::from)
+                .collect();
+            v.sort();
+            (s.table, v)
+        })
+        .collect()
+}
+
+#[test]
+fn prune_on_clickhouse_keeps_the_window_within_the_redelivery_horizon() {
+    const DAY: u64 = 24 * store_common::H;
+    let f = Fixture::new();
+    let ch = testsvc::ClickHouse::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut old = store_common::hand_made();
+    let c0 = old[0].containers.remove(0);
+    old[0].containers.insert(0, flagged(c0));
+    let late_t = T0 + 10 * DAY;
+    let late = vec![env(
+        "h1",
+        "b2",
+        1,
+        late_t,
+        vec![flagged(ctr(
+            "c9",
+            "nginx:1",
+            late_t,
+            late_t + 10_000,
+            None,
+            vec![
+                sc(Abi::X86_64, 0, 7, &[Phase::Image], late_t + 1),
+                sc(Abi::X86_64, 60, 1, &[Phase::Image], late_t + 2),
+            ],
+        ))],
+    )];
+    let (db, refdb) = ("sandmine", "sandmine_ref");
+    rt.block_on(async {
+        let s = store_common::open_ch(&ch).await;
+        s.insert(&old).await.expect("old");
+        s.insert(&late).await.expect("late");
+        let cfg = aggregator::store::ClickHouseConfig {
+            database: refdb.into(),
+            ..store_common::ch_config(&ch)
+        };
+        let r = aggregator::store::Store::open(&aggregator::store::StoreConfig::ClickHouse(cfg))
+            .await
+            .expect("open reference");
+        r.insert(&late).await.expect("reference");
+    });
+    let url = format!("store.clickhouse.url=\"{}\"", ch.url());
+    let query_db = |d: &str, what: &str| {
+        let database = format!("store.clickhouse.database=\"{d}\"");
+        let o = f.sandmine(&["query", "--set", &url, "--set", &database, what]);
+        assert_eq!(o.code(), Some(0), "{}", o.describe());
+        o.stdout
+    };
+    let before = ch_rows(&ch, db);
+    let reference = ch_rows(&ch, refdb);
+    let now = (late_t + store_common::H).to_string();
+    let prune = |extra: &[&str]| {
+        let mut a = vec!["store", "--set", &url, "prune", "--now-ms", &now];
+        a.extend_from_slice(extra);
+        f.sandmine(&a)
+    };
+    let mut want = String::new();
+    for ((t, b), (_, r)) in before.iter().zip(&reference) {
+        assert!(b.len() > r.len() && !r.is_empty(), "{t}: {b:?} {r:?}");
+        want.push_str(&format!("{t}\t{}\n", b.len() - r.len()));
+    }
+    let ok = ["--older-than", "5d", "--redelivery-horizon", "4d"];
+
+    // Refused: no horizon; a cutoff inside it. Nothing changes.
+    let o = prune(&["--older-than", "5d"]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: store prune on ClickHouse needs --redelivery-horizon DURATION (the broker's retention plus the collectors' spool age; see docs/STORE.md, \"Retention\")"
+    );
+    let o = prune(&["--older-than", "5d", "--redelivery-horizon", "5d"]);
+    assert_eq!(
+        one_error_line(&o),
+        "sandmine: error: --older-than 5d is not older than the redelivery horizon 5d: ClickHouse has no ledger, so an envelope redelivered after its rows were pruned would be counted again"
+    );
+    assert_eq!(ch_rows(&ch, db), before);
+
+    let mut dry = ok.to_vec();
+    dry.push("--dry-run");
+    let o = prune(&dry);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, format!("table\twould remove\n{want}"));
+    assert_eq!(ch_rows(&ch, db), before);
+
+    let o = prune(&ok);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, format!("table\tremoved\n{want}"));
+    // Exactly the rows and answers of a store that only ever held the kept
+    // envelope; all mutations done.
+    assert_eq!(ch_rows(&ch, db), reference);
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT count() FROM system.mutations WHERE database = '{db}' AND is_done = 0"
+        )),
+        "0\n"
+    );
+    for what in ["totals", "images"] {
+        assert_eq!(query_db(db, what), query_db(refdb, what), "{what}");
+    }
+    // Again: nothing left to remove.
+    let o = prune(&ok);
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    let zeros: String = before.iter().map(|(t, _)| format!("{t}\t0\n")).collect();
+    assert_eq!(o.stdout, format!("table\tremoved\n{zeros}"));
 }

@@ -1,5 +1,6 @@
 //! `sandmine store`: the store over time: backup and restore of the
-//! embedded store (docs/STORE.md, "Backup and restore").
+//! embedded store (docs/STORE.md, "Backup and restore"), and retention of
+//! both stores (docs/STORE.md, "Retention").
 
 use crate::config::ConfigArgs;
 use crate::settings::Settings;
@@ -17,12 +18,15 @@ const EXAMPLES: &str = concat!(
     "  sandmine store --config /etc/sandmine/standalone.toml restore --from /backup/store-2026-12-03.db --force\n",
     "  # retention: what was last seen more than 90 days ago (see first what would go)\n",
     "  sandmine store --config /etc/sandmine/standalone.toml prune --older-than 90d --dry-run\n",
-    "  sandmine store --config /etc/sandmine/standalone.toml prune --older-than 90d",
+    "  sandmine store --config /etc/sandmine/standalone.toml prune --older-than 90d\n",
+    "  # ClickHouse: the cutoff must be older than anything the broker or a spool can redeliver\n",
+    "  # (here JetStream max_age 7d + collectors' spool age 1d = 8d)\n",
+    "  sandmine store --config /etc/sandmine/aggregator.toml prune --older-than 90d --redelivery-horizon 8d --dry-run",
 );
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Back up and restore the embedded store",
+    about = "Back up and restore the embedded store; prune either store",
     long_about = "Backup and restore of the embedded store (store.embedded.path). A backup is a \
 consistent copy as of one moment, taken while the aggregator or standalone keeps writing \
 (every envelope is in it with all its rows, or not at all); it never overwrites a file and is \
@@ -60,21 +64,34 @@ pub enum What {
         #[arg(long)]
         force: bool,
     },
-    /// Remove from the embedded store what was last seen more than DURATION ago.
+    /// Remove from the store what was last seen more than DURATION ago.
     #[command(
-        long_about = "Retention of the embedded store: removes the rows last seen before now minus \
-DURATION (calls, incidence, containers and their incomplete/unverified flags by last seen; \
-calls_hourly and denials by whole hours that ended by then), in one transaction, and prints the \
-rows removed per table. The ledger of stored envelopes (messages) is kept, so that an old \
-envelope redelivered after the prune is still recognised and counted zero times. Answers about \
-windows after the cutoff (query uses/breaks/denials --since) are unchanged; all-time totals \
-lose what was pruned. ClickHouse: see docs/STORE.md, \"Retention\".",
+        long_about = "Retention: removes the rows last seen before now minus DURATION and prints \
+the rows removed per table. Embedded store: calls, incidence, containers and their \
+incomplete/unverified flags by last seen; calls_hourly and denials by whole hours that ended by \
+then; in one transaction. The ledger of stored envelopes (messages) is kept, so that an old \
+envelope redelivered after the prune is still recognised and counted zero times. ClickHouse: \
+calls and denials by whole hours (of their interval end) that ended by then; incidence, \
+containers and the flags by their latest version; one mutation per table, each waited for \
+(--wait). ClickHouse has no ledger: an envelope redelivered after its rows were pruned is counted \
+again, so --redelivery-horizon (the broker's retention, JetStream max_age or Kafka retention.ms, \
+plus the collectors' spool age) is required and --older-than must exceed it. Answers about \
+windows after the cutoff (query uses/breaks/denials --since) are unchanged; all-time totals lose \
+what was pruned. See docs/STORE.md, \"Retention\".",
         after_help = EXAMPLES
     )]
     Prune {
         /// Keep what was seen in this last DURATION (e.g. 90d, 12h).
         #[arg(long, value_name = "DURATION", value_parser = parse_age)]
-        older_than: std::time::Duration,
+        older_than: Age,
+        /// ClickHouse (required there): the longest a message can still be
+        /// redelivered after it was first stored: broker retention plus the
+        /// collectors' spool age. --older-than must exceed it.
+        #[arg(long, value_name = "DURATION", value_parser = parse_horizon)]
+        redelivery_horizon: Option<Age>,
+        /// ClickHouse: how long to wait for each table's mutation.
+        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_horizon)]
+        wait: Age,
         /// Count what would go, remove nothing.
         #[arg(long)]
         dry_run: bool,
@@ -83,27 +100,51 @@ lose what was pruned. ClickHouse: see docs/STORE.md, \"Retention\".",
     },
 }
 
-fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+/// A duration as given (for messages) and as parsed.
+#[derive(Clone, Debug)]
+pub struct Age {
+    text: String,
+    d: std::time::Duration,
+}
+
+fn parse_horizon(s: &str) -> Result<Age, String> {
     let d = sysutil::duration::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.as_secs() < 3600 {
+    Ok(Age {
+        text: s.to_string(),
+        d,
+    })
+}
+
+fn parse_age(s: &str) -> Result<Age, String> {
+    let a = parse_horizon(s)?;
+    if a.d.as_secs() < 3600 {
         return Err("must be at least 1h".into());
     }
-    Ok(d)
+    Ok(a)
+}
+
+/// ClickHouse has no ledger: the cutoff must be older than anything that
+/// can still be redelivered (docs/STORE.md, "Retention").
+fn check_horizon(store: &StoreConfig, older_than: &Age, horizon: Option<&Age>) -> Result<()> {
+    match (store, horizon) {
+        (StoreConfig::ClickHouse(_), None) => bail!(
+            "store prune on ClickHouse needs --redelivery-horizon DURATION (the broker's retention plus the collectors' spool age; see docs/STORE.md, \"Retention\")"
+        ),
+        (_, Some(h)) if older_than.d <= h.d => bail!(
+            "--older-than {} is not older than the redelivery horizon {}: ClickHouse has no ledger, so an envelope redelivered after its rows were pruned would be counted again",
+            older_than.text,
+            h.text
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn embedded_path(s: &Settings, verb: &str) -> Result<PathBuf> {
     match &s.store {
         StoreConfig::Embedded(e) => Ok(e.path.clone()),
-        StoreConfig::ClickHouse(_) => {
-            let section = if verb == "prune" {
-                "Retention"
-            } else {
-                "Backup and restore"
-            };
-            bail!(
-                "store {verb} is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"{section}\""
-            )
-        }
+        StoreConfig::ClickHouse(_) => bail!(
+            "store {verb} is for the embedded store (set store.embedded.path); for ClickHouse see docs/STORE.md, \"Backup and restore\""
+        ),
     }
 }
 
@@ -126,27 +167,27 @@ pub fn main(args: StoreArgs) -> Result<ExitCode> {
         }
         What::Prune {
             older_than,
+            redelivery_horizon,
+            wait,
             dry_run,
             now_ms,
         } => {
-            let path = embedded_path(&s, "prune")?;
-            if !path.exists() {
-                bail!(
-                    "no embedded store at {} (see store.embedded.path)",
-                    path.display()
-                );
+            check_horizon(&s.store, &older_than, redelivery_horizon.as_ref())?;
+            if let StoreConfig::Embedded(e) = &s.store {
+                if !e.path.exists() {
+                    bail!(
+                        "no embedded store at {} (see store.embedded.path)",
+                        e.path.display()
+                    );
+                }
             }
             let now = now_ms.unwrap_or_else(sysutil::clock::now_ms);
             let cutoff =
-                now.saturating_sub(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX));
-            let cfg = aggregator::store::EmbeddedConfig { path };
-            let removed =
-                crate::compiling::with_store(&StoreConfig::Embedded(cfg), |store| async move {
-                    let Store::Embedded(e) = store else {
-                        bail!("not an embedded store");
-                    };
-                    Ok(e.prune(cutoff, dry_run).await?)
-                })?;
+                now.saturating_sub(u64::try_from(older_than.d.as_millis()).unwrap_or(u64::MAX));
+            let progress = |m: &str| eprintln!("sandmine: {m}");
+            let removed = crate::compiling::with_store(&s.store, |store: Store| async move {
+                Ok(store.prune(cutoff, dry_run, wait.d, &progress).await?)
+            })?;
             let verb = if dry_run { "would remove" } else { "removed" };
             writeln!(out, "table\t{verb}")?;
             for (table, n) in removed {

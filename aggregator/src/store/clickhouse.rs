@@ -862,6 +862,113 @@ impl ClickHouseStore {
         Ok(())
     }
 
+    /// Retention (`sandmine store prune`): deletes what [`sql::PRUNE`]
+    /// selects for `cutoff_ms`, table by table in its order, by mutation
+    /// (18.16 has no `TTL` and the tables no partition key). Each table's
+    /// rows that go are counted first (on a cluster through the
+    /// `Distributed` table), then its mutation is made (on a cluster on
+    /// `T_local ON CLUSTER`) and waited for until `system.mutations` shows
+    /// it done, at most `wait` per table (`progress` hears of the wait
+    /// every few seconds); on a cluster also until the count is 0 on every
+    /// shard (the node asked sees only its own mutations). With `dry_run`
+    /// only counts. Returns the rows removed (or that would be) per table.
+    ///
+    /// No ledger: an envelope redelivered after its rows went is stored
+    /// again. The caller keeps the cutoff older than the redelivery horizon.
+    pub async fn prune(
+        &self,
+        cutoff_ms: u64,
+        dry_run: bool,
+        wait: Duration,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let steps = sql::prune_steps().map_err(|e| StoreError::Config(e.to_string()))?;
+        let mutations = self.statements(sql::PRUNE)?;
+        let mut out = Vec::with_capacity(steps.len());
+        for (step, mutation) in steps.iter().zip(mutations) {
+            let count = self.sql(&step.count());
+            let n = self
+                .timed(self.client.query(&count).bind(cutoff_ms).fetch_one::<u64>())
+                .await?;
+            out.push((step.table, n));
+            if dry_run || n == 0 {
+                continue;
+            }
+            let q = self.sql(&mutation);
+            let mut query = self.client.query(&q).bind(cutoff_ms);
+            if self.cfg.cluster.is_some() {
+                query = query.with_setting("wait_end_of_query", "1");
+            }
+            self.timed(query.execute()).await?;
+            self.wait_mutations(step, cutoff_ms, wait, progress).await?;
+        }
+        Ok(out)
+    }
+
+    /// Waits until the prune mutation of `step` is done (see [`Self::prune`]).
+    async fn wait_mutations(
+        &self,
+        step: &sql::PruneStep,
+        cutoff_ms: u64,
+        wait: Duration,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), StoreError> {
+        #[derive(Row, Deserialize)]
+        struct Pending {
+            m_pending: u64,
+            m_parts: u64,
+        }
+        let table = match self.cfg.cluster {
+            Some(_) => format!("{}{}", step.table, sql::cluster::LOCAL_SUFFIX),
+            None => step.table.to_string(),
+        };
+        let start = tokio::time::Instant::now();
+        let mut told = start;
+        loop {
+            let p = self
+                .timed(
+                    self.client
+                        .query(sql::Q_MUTATIONS_PENDING)
+                        .bind(&self.cfg.database)
+                        .bind(&table)
+                        .fetch_one::<Pending>(),
+                )
+                .await?;
+            let left = if p.m_pending == 0 && self.cfg.cluster.is_some() {
+                let count = self.sql(&step.count());
+                self.timed(self.client.query(&count).bind(cutoff_ms).fetch_one::<u64>())
+                    .await?
+            } else {
+                0
+            };
+            if p.m_pending == 0 && left == 0 {
+                return Ok(());
+            }
+            let waited = start.elapsed();
+            if waited >= wait {
+                return Err(StoreError::ClickHouse {
+                    url: self.cfg.url.clone(),
+                    message: format!(
+                        "the prune mutation of {table} is not done after {} s ({} parts to do, \
+                         {left} rows left on other shards); it goes on in the server, and 18.16 \
+                         keeps no failure reason in system.mutations: see the server's error log",
+                        waited.as_secs(),
+                        p.m_parts
+                    ),
+                });
+            }
+            if told.elapsed() >= Duration::from_secs(5) {
+                told = tokio::time::Instant::now();
+                progress(&format!(
+                    "waiting for ClickHouse to delete from {table}: {} parts to do, {} s",
+                    p.m_parts,
+                    waited.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn config(&self) -> &ClickHouseConfig {
         &self.cfg
     }

@@ -225,6 +225,26 @@ impl Store {
         }
     }
 
+    /// Retention (`sandmine store prune`): removes what was last seen
+    /// before `cutoff_ms` and returns the rows removed (with `dry_run`:
+    /// that would be) per table. Embedded: one transaction, the ledger
+    /// kept ([`EmbeddedStore::prune`]). ClickHouse: a mutation per table,
+    /// each waited for at most `wait` ([`ClickHouseStore::prune`]); no
+    /// ledger, so the caller must keep the cutoff beyond the redelivery
+    /// horizon.
+    pub async fn prune(
+        &self,
+        cutoff_ms: u64,
+        dry_run: bool,
+        wait: std::time::Duration,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        match self {
+            Store::ClickHouse(s) => s.prune(cutoff_ms, dry_run, wait, progress).await,
+            Store::Embedded(s) => s.prune(cutoff_ms, dry_run).await,
+        }
+    }
+
     /// Image names with at least one container, sorted.
     pub async fn images(&self) -> Result<Vec<String>, StoreError> {
         match self {

@@ -102,6 +102,55 @@ pub const Q_REACH_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_reach_
 /// hour).
 pub const Q_DENIALS: &str = include_str!("../../sql/clickhouse/q_denials.sql");
 pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
+/// Retention (`sandmine store prune`): one `ALTER TABLE {db}.T DELETE
+/// WHERE ...` per table, run in this order, each waited for before the
+/// next; `?` is the cutoff (ms). `calls` and `denials` go by whole hours
+/// of their interval end that ended by the cutoff (the windows of `query
+/// uses`, `breaks`, `denials --since` count by that hour); `incidence` and
+/// `containers` by their key's latest version (every version of a key, or
+/// none: a subquery on the per-key maximum `last_seen_ms`, checked on
+/// 18.16); the incomplete/unverified flags with their container, before
+/// it. See [`prune_steps`].
+/// Mutations of one table (database, table) not yet done, and their parts
+/// still to mutate. 18.16's `system.mutations` has no failure columns
+/// (`latest_fail_reason` came later): a failing mutation stays not done.
+pub const Q_MUTATIONS_PENDING: &str = include_str!("../../sql/clickhouse/q_mutations_pending.sql");
+pub const PRUNE: &str = include_str!("../../sql/clickhouse/prune.sql");
+
+/// One table's step of [`PRUNE`]: the table and the `WHERE` predicate of
+/// its mutation (`{db}` and the cutoff `?` still in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneStep {
+    pub table: &'static str,
+    pub predicate: &'static str,
+}
+
+impl PruneStep {
+    /// Counts the rows the mutation deletes (on a cluster through the
+    /// `Distributed` table: every shard).
+    pub fn count(&self) -> String {
+        format!(
+            "SELECT toUInt64(count()) FROM {{db}}.{} WHERE {}",
+            self.table, self.predicate
+        )
+    }
+}
+
+/// [`PRUNE`]'s steps, in order. A statement of another shape is a bug in
+/// the file (a unit test parses it).
+pub fn prune_steps() -> Result<Vec<PruneStep>, NoClusterForm> {
+    split(PRUNE).into_iter().map(prune_step).collect()
+}
+
+fn prune_step(stmt: &'static str) -> Result<PruneStep, NoClusterForm> {
+    let no = || NoClusterForm(stmt.to_string());
+    let rest = stmt.strip_prefix("ALTER TABLE {db}.").ok_or_else(no)?;
+    let (table, predicate) = rest.split_once(" DELETE WHERE ").ok_or_else(no)?;
+    if !valid_identifier(table) || !DATA_TABLES.contains(&table) {
+        return Err(no());
+    }
+    Ok(PruneStep { table, predicate })
+}
 
 /// SQLite schema (embedded store). Numbers are one sequence shared with
 /// ClickHouse's: a number is one change, made to one or both stores (3 is
@@ -164,6 +213,8 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_reach_containers.sql", Q_REACH_CONTAINERS),
         ("q_denials.sql", Q_DENIALS),
         ("optimize.sql", OPTIMIZE),
+        ("prune.sql", PRUNE),
+        ("q_mutations_pending.sql", Q_MUTATIONS_PENDING),
     ]);
     v
 }
@@ -224,7 +275,10 @@ pub struct NoClusterForm(pub String);
 ///   table's name); `schema_migrations` becomes one table replicated on
 ///   every node;
 /// - `OPTIMIZE TABLE {db}.T FINAL` optimizes `T_local` on every node
-///   (and `schema_migrations` not at all).
+///   (and `schema_migrations` not at all);
+/// - `ALTER TABLE {db}.T DELETE WHERE p` ([`PRUNE`]) mutates `T_local`,
+///   and the tables `p`'s subqueries read become their `_local` tables:
+///   a container's rows all live on its host's shard.
 ///
 /// All with `ON CLUSTER`, so one aggregator's open creates them on every
 /// node. Anything else is an error, so a new migration cannot slip through
@@ -235,6 +289,26 @@ pub fn render_for_cluster(stmt: &str, cluster: &str) -> Result<Vec<String>, NoCl
     let on = format!("ON CLUSTER {cluster}");
     if stmt == "CREATE DATABASE IF NOT EXISTS {db}" {
         return Ok(vec![format!("{stmt} {on}")]);
+    }
+    if stmt.starts_with("ALTER TABLE ") {
+        let step = DATA_TABLES
+            .iter()
+            .find_map(|t| {
+                let p = stmt.strip_prefix(&format!("ALTER TABLE {{db}}.{t} DELETE WHERE "))?;
+                Some((*t, p))
+            })
+            .ok_or_else(no)?;
+        let mut predicate = step.1.to_string();
+        for t in DATA_TABLES {
+            predicate = predicate.replace(
+                &format!("FROM {{db}}.{t} "),
+                &format!("FROM {{db}}.{t}{LOCAL_SUFFIX} "),
+            );
+        }
+        return Ok(vec![format!(
+            "ALTER TABLE {{db}}.{}{LOCAL_SUFFIX} {on} DELETE WHERE {predicate}",
+            step.0
+        )]);
     }
     if let Some(rest) = stmt.strip_prefix("OPTIMIZE TABLE {db}.") {
         let table = rest.strip_suffix(" FINAL").ok_or_else(no)?;
@@ -413,6 +487,63 @@ mod tests {
                 Err(NoClusterForm(bad.to_string())),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn prune_steps_and_their_cluster_form() {
+        let steps = prune_steps().unwrap();
+        let tables: Vec<_> = steps.iter().map(|s| s.table).collect();
+        assert_eq!(
+            tables,
+            [
+                "calls",
+                "incidence",
+                "denials",
+                "incomplete_containers",
+                "unverified_containers",
+                "containers"
+            ]
+        );
+        assert_eq!(
+            steps[0].count(),
+            "SELECT toUInt64(count()) FROM {db}.calls WHERE \
+             intDiv(interval_end_ms, 3600000) * 3600000 + 3600000 <= ?"
+        );
+        for s in &steps {
+            assert_eq!(s.predicate.matches('?').count(), 1, "{}", s.table);
+        }
+        let c = render_file_for_cluster(PRUNE, "c1").unwrap();
+        assert_eq!(c.len(), 6);
+        assert_eq!(
+            c[0],
+            "ALTER TABLE {db}.calls_local ON CLUSTER c1 DELETE WHERE \
+             intDiv(interval_end_ms, 3600000) * 3600000 + 3600000 <= ?"
+        );
+        let sub = "(image, host_id, boot_id, container_id) IN (SELECT image, host_id, boot_id, \
+                   container_id FROM {db}.containers_local GROUP BY image, host_id, boot_id, \
+                   container_id HAVING max(last_seen_ms) < ?)";
+        assert_eq!(
+            c[3],
+            format!(
+                "ALTER TABLE {{db}}.incomplete_containers_local ON CLUSTER c1 DELETE WHERE {sub}"
+            )
+        );
+        assert_eq!(
+            c[5],
+            format!("ALTER TABLE {{db}}.containers_local ON CLUSTER c1 DELETE WHERE {sub}")
+        );
+        assert!(c[1].starts_with("ALTER TABLE {db}.incidence_local ON CLUSTER c1 DELETE WHERE "));
+        assert!(c[1].contains(" FROM {db}.incidence_local GROUP BY "));
+        for bad in [
+            "ALTER TABLE {db}.schema_migrations DELETE WHERE version < ?",
+            "ALTER TABLE {db}.calls UPDATE calls = 0 WHERE 1",
+        ] {
+            assert_eq!(
+                render_for_cluster(bad, "c1"),
+                Err(NoClusterForm(bad.to_string()))
+            );
+            assert!(prune_step(bad).is_err());
         }
     }
 
