@@ -439,5 +439,33 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
         s1.insert(&all).await.unwrap();
         assert_eq!(answers(&s1, &all).await, want);
     });
+
+    // Retention: the same cutoff, in the middle of the fleet's intervals,
+    // pruned on the cluster (T_local ON CLUSTER mutations through node 2)
+    // and on one server, leaves the same answers, changed, and nothing
+    // of what went on any shard.
+    rt.block_on(async {
+        let ends: Vec<u64> = all.iter().map(|e| e.interval_end_ms).collect();
+        let (lo, hi) = (*ends.iter().min().unwrap(), *ends.iter().max().unwrap());
+        let cutoff = lo + (hi - lo) / 2;
+        let (c, o) = (open(&on2).await, open(&one).await);
+        let before = answers(&o, &all).await;
+        let wait = std::time::Duration::from_secs(120);
+        let removed_c = c
+            .prune(cutoff, false, wait, &|m: &str| eprintln!("{m}"))
+            .await
+            .unwrap();
+        let removed_o = o
+            .prune(cutoff, false, wait, &|m: &str| eprintln!("{m}"))
+            .await
+            .unwrap();
+        eprintln!("pruned: cluster {removed_c:?}, one server {removed_o:?}");
+        assert!(removed_o.iter().any(|(_, n)| *n > 0), "{removed_o:?}");
+        let after = answers(&o, &all).await;
+        assert_ne!(after, before);
+        assert_eq!(answers(&c, &all).await, after);
+        let again = c.prune(cutoff, true, wait, &|_: &str| {}).await.unwrap();
+        assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
+    });
     eprintln!("cluster test took {:?}", started.elapsed());
 }

@@ -959,8 +959,12 @@ impl ClickHouseStore {
             }
             if told.elapsed() >= Duration::from_secs(5) {
                 told = tokio::time::Instant::now();
+                let shards = match self.cfg.cluster {
+                    Some(_) => format!(", {left} rows left on the cluster"),
+                    None => String::new(),
+                };
                 progress(&format!(
-                    "waiting for ClickHouse to delete from {table}: {} parts to do, {} s",
+                    "waiting for ClickHouse to delete from {table}: {} parts to do{shards}, {} s",
                     p.m_parts,
                     waited.as_secs()
                 ));
