@@ -63,27 +63,45 @@ sample() {
 
 TRACK_BEFORE=${TRACK_BEFORE:-}
 [ -z "$TRACK_BEFORE" ] || [ -x "$TRACK_BEFORE" ] || { echo "body.sh: missing $TRACK_BEFORE" >&2; exit 1; }
+# EXIT=1 also measures the denial counter's tp_btf/sys_exit program
+# (sm_sys_exit) on every call, beside an empty program on the same hook,
+# and on calls a seccomp filter denies: the loop under `sandmine run` with
+# DENY_PROFILE (getppid -> EPERM), tracked. Needs SANDMINE (a sandmine
+# binary; default target/release/sandmine). Not with TRACK_BEFORE.
+EXIT=${EXIT:-0}
+SANDMINE=${SANDMINE:-$REPO/target/release/sandmine}
+if [ "$EXIT" = 1 ]; then
+    [ -z "$TRACK_BEFORE" ] || { echo "body.sh: EXIT=1 and TRACK_BEFORE exclude each other" >&2; exit 1; }
+    [ -x "$SANDMINE" ] || { echo "body.sh: missing $SANDMINE (set SANDMINE)" >&2; exit 1; }
+    DENY_PROFILE=$(mktemp --suffix=.json)
+    trap 'cleanup; rm -f "$DENY_PROFILE"' EXIT
+    cat >"$DENY_PROFILE" <<'JSON'
+{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+ "syscalls":[{"names":["getppid"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}
+JSON
+fi
 
-empty() {
+empty() {   # empty PROG_NAME
     local lpid looppid e before
-    read -r before _ < <(stats cc_empty_btf)
-    "$BUILD/loader" "$BUILD/empty.bpf.o" cc_empty_btf >/dev/null 2>&1 &
+    read -r before _ < <(stats "$1")
+    "$BUILD/loader" "$BUILD/empty.bpf.o" "$1" >/dev/null 2>&1 &
     lpid=$!
     sleep 0.5
     "$BUILD/loop" 40000000 >/dev/null &
     looppid=$!
-    e=$(sample cc_empty_btf "$before")
+    e=$(sample "$1" "$before")
     kill "$looppid" 2>/dev/null || true; wait "$looppid" 2>/dev/null || true
     kill "$lpid"; wait "$lpid" 2>/dev/null || true
     echo "$e"
 }
 
-tracked() {   # tracked TRACK_BINARY
-    local tpid s before
-    read -r before _ < <(stats sm_sys_enter)
-    "$1" -- "$BUILD/loop" 40000000 >/dev/null 2>&1 &
+tracked() {   # tracked TRACK_BINARY [PROG [CMD_PREFIX...]]: PROG's ns per run
+    local track=$1 prog=${2:-sm_sys_enter} tpid s before
+    shift 2 2>/dev/null || shift $#
+    read -r before _ < <(stats "$prog")
+    "$track" -- "$@" "$BUILD/loop" 40000000 >/dev/null 2>&1 &
     tpid=$!
-    s=$(sample sm_sys_enter "$before")
+    s=$(sample "$prog" "$before")
     pkill -f "$BUILD/loop 40000000" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
     echo "$s"
@@ -93,6 +111,9 @@ if [ -n "$TRACK_BEFORE" ]; then
     echo "# before: $TRACK_BEFORE ($(stat -c %y "$TRACK_BEFORE"))"
     echo "# after:  $TRACK ($(stat -c %y "$TRACK"))"
     echo "round,empty_tp_btf_ns_per_run,before_sm_sys_enter_ns_per_run,after_sm_sys_enter_ns_per_run"
+elif [ "$EXIT" = 1 ]; then
+    echo "# track: $TRACK ($(stat -c %y "$TRACK")); sandmine: $SANDMINE"
+    echo "round,empty_tp_btf_ns_per_run,sm_sys_enter_ns_per_run,empty_tp_btf_exit_ns_per_run,sm_sys_exit_allowed_ns_per_run,sm_sys_exit_denied_ns_per_run"
 else
     echo "round,empty_tp_btf_ns_per_run,sm_sys_enter_ns_per_run"
 fi
@@ -100,17 +121,23 @@ for r in $(seq "$ROUNDS"); do
     declare -A v=()
     order=(empty after)
     [ -z "$TRACK_BEFORE" ] || order=(empty before after)
+    [ "$EXIT" != 1 ] || order=(empty after empty_exit exit_allowed exit_denied)
     n=${#order[@]}
     for i in $(seq 0 $((n - 1))); do
         what=${order[$(((i + r) % n))]}
         case $what in
-            empty) v[empty]=$(empty) ;;
+            empty) v[empty]=$(empty cc_empty_btf) ;;
             before) v[before]=$(tracked "$TRACK_BEFORE") ;;
             after) v[after]=$(tracked "$TRACK") ;;
+            empty_exit) v[empty_exit]=$(empty cc_empty_btf_exit) ;;
+            exit_allowed) v[exit_allowed]=$(tracked "$TRACK" sm_sys_exit) ;;
+            exit_denied) v[exit_denied]=$(tracked "$TRACK" sm_sys_exit "$SANDMINE" run --profile "$DENY_PROFILE" --) ;;
         esac
     done
     if [ -n "$TRACK_BEFORE" ]; then
         echo "$r,${v[empty]},${v[before]},${v[after]}"
+    elif [ "$EXIT" = 1 ]; then
+        echo "$r,${v[empty]},${v[after]},${v[empty_exit]},${v[exit_allowed]},${v[exit_denied]}"
     else
         echo "$r,${v[empty]},${v[after]}"
     fi

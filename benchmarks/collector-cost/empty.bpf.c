@@ -12,6 +12,14 @@ int cc_empty_btf(void *ctx)
 	return 0;
 }
 
+/* The floor of the denial counter's hook (benchmarks/README.md, "The
+ * denial path"). */
+SEC("tp_btf/sys_exit")
+int cc_empty_btf_exit(void *ctx)
+{
+	return 0;
+}
+
 SEC("raw_tracepoint/sys_enter")
 int cc_empty_raw(void *ctx)
 {
