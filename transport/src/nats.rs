@@ -16,7 +16,8 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
     message::Acker,
     message::PublishMessage,
-    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    stream::{self, DeleteMessageErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
+    ErrorCode,
 };
 use async_nats::{connection::State, ConnectErrorKind, HeaderMap, ServerAddr};
 use bytes::Bytes;
@@ -676,6 +677,7 @@ async fn delete_acked(
     .ack_floor
     .stream_sequence;
     let mut deleted = 0u64;
+    let mut last = None;
     loop {
         let state = bounded(
             &cfg.url,
@@ -690,14 +692,40 @@ async fn delete_acked(
             break;
         }
         let seq = state.first_sequence;
-        bounded(
+        if last == Some(seq) {
+            // Not deleted and still first: never spin on it.
+            log::warn!(
+                "nats: stream {name}: acked message {seq} could not be deleted; left in place"
+            );
+            break;
+        }
+        last = Some(seq);
+        // Gone meanwhile (another replica connecting, or the server's own
+        // work-queue delete of a message acked just now): done, not an error.
+        let gone = async {
+            match stream.delete_message(seq).await {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        DeleteMessageErrorKind::JetStream(ref j)
+                            if j.error_code() == ErrorCode::NO_MESSAGE_FOUND
+                    ) =>
+                {
+                    Ok(false)
+                }
+                other => other,
+            }
+        };
+        if bounded(
             &cfg.url,
             &format!("delete acked message {seq} of {name}"),
             cfg.timeout,
-            stream.delete_message(seq),
+            gone,
         )
-        .await?;
-        deleted += 1;
+        .await?
+        {
+            deleted += 1;
+        }
     }
     if deleted > 0 {
         log::warn!(
