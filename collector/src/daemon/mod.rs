@@ -670,10 +670,15 @@ impl Daemon {
     ) -> Result<Vec<delta::Observed>, DaemonError> {
         let mono = monotonic_ns();
         let keys = self.kernel.keys()?;
-        let mut denials = self.kernel.denials()?;
         stats.keys = keys.len();
         let proc_root = self.config.proc_root.clone();
         let live = live_mntns(&proc_root);
+        // Denials are read after liveness, like the counts (`observe`
+        // below): a workload found gone here has made its last call, so
+        // its final delta carries every denial. Read before, a container
+        // denied and gone between the two reads lost its denials (its key
+        // was finished without them).
+        let mut denials = self.kernel.denials()?;
         let mut observed = Vec::new();
         let mut gone_unattributed = Vec::new();
         for key in &keys {
