@@ -37,8 +37,13 @@
 #      (deploy/schemas/spo-examples/) against
 #      deploy/schemas/spo-seccompprofile.schema.json, derived from the
 #      pinned SPO release's CRD (scripts/spo-schema.py).
-#  10. Each check is known to check: a deliberately broken sample must make
-#      each of 1-2 and 4-9 fail. If one passes, this script fails.
+# Compose (deploy/compose/):
+#  10. `docker-compose config -q` of docker-compose.yml (the schema of file
+#      format 2.4, variable interpolation, the collector's capabilities file
+#      it extends), with each capabilities file (caps/) and with the
+#      docker-socket.yml override. Its YAML is in 8.
+#  11. Each check is known to check: a deliberately broken sample must make
+#      each of 1-2, 4-9 and 10 fail. If one passes, this script fails.
 #
 # Usage: scripts/check-deploy.sh [--update]
 set -euo pipefail
@@ -75,7 +80,7 @@ K8S_OBJECTS=17     # objects the base renders (deploy/README.md lists them)
 # What an overlay adds to the base: nfs-profiles' PersistentVolume, the sync
 # DaemonSet, its ServiceAccount and the public key's ConfigMap.
 declare -A K8S_EXTRA=([nfs-profiles]=4)
-for tool in systemd-analyze promtool yamllint "$KUBECTL" "$KVALIDATE" "$CHECK_JSONSCHEMA" "$DEPLOY_PY"; do
+for tool in systemd-analyze promtool yamllint docker-compose "$KUBECTL" "$KVALIDATE" "$CHECK_JSONSCHEMA" "$DEPLOY_PY"; do
     command -v "$tool" >/dev/null || {
         echo "check-deploy: $tool missing; run scripts/install-deps.sh" >&2
         exit 1
@@ -297,7 +302,7 @@ else
 fi
 
 echo "== yamllint"
-own_yaml=("$root/deploy/.yamllint.yml" "$k8s" "$prom")
+own_yaml=("$root/deploy/.yamllint.yml" "$k8s" "$prom" "$root/deploy/compose")
 if lint "${own_yaml[@]}"; then
     echo "ok"
 else
@@ -324,7 +329,27 @@ else
     fail=1
 fi
 
-echo "== Kubernetes, alerts, YAML: the checks check (deliberately broken samples)"
+echo "== docker-compose config -q"
+compose=$root/deploy/compose
+# compose_check FILE...: the files as one project, as `docker-compose up`
+# in deploy/compose would read them.
+compose_check() {
+    local args=() f
+    for f in "$@"; do args+=(-f "$f"); done
+    (cd "$compose" && docker-compose --project-directory "$compose" "${args[@]}" config -q)
+}
+for caps in "$compose"/caps/*.yml; do
+    caps=$(basename "$caps" .yml)
+    if SANDMINE_COLLECTOR_CAPS=$caps compose_check "$compose/docker-compose.yml" &&
+        SANDMINE_COLLECTOR_CAPS=$caps compose_check "$compose/docker-compose.yml" "$compose/docker-socket.yml"; then
+        echo "ok: docker-compose.yml, and with docker-socket.yml (SANDMINE_COLLECTOR_CAPS=$caps)"
+    else
+        echo "check-deploy: docker-compose config rejected deploy/compose (SANDMINE_COLLECTOR_CAPS=$caps)" >&2
+        fail=1
+    fi
+done
+
+echo "== Kubernetes, alerts, YAML, compose: the checks check (deliberately broken samples)"
 nats=$work/k8s/nats.yaml
 b=$work/broken
 # kustomize: a kustomization naming a missing resource.
@@ -377,6 +402,11 @@ sed '0,/^  syscalls:$/s//  syscall:/' "$one" >"$b/field.yaml"
 expect_fail "check-jsonschema rejects an unknown spec field" "'syscall' was unexpected" spo_check "$b/field.yaml"
 sed '0,/^  name: \(.*\)$/s//  name: UPPER-\1/' "$one" >"$b/name.yaml"
 expect_fail "check-jsonschema rejects a name that is no DNS subdomain" "UPPER-.* does not match" spo_check "$b/name.yaml"
+# docker-compose: a misspelt service key; capabilities from no file.
+sed 's/^    read_only: true$/    read_onyl: true/' "$compose/docker-compose.yml" >"$b/compose-key.yml"
+expect_fail "docker-compose config rejects a misspelt service key" "read_onyl" compose_check "$b/compose-key.yml"
+expect_fail "docker-compose config rejects an unknown SANDMINE_COLLECTOR_CAPS" "caps/sys-admn.yml" \
+    env SANDMINE_COLLECTOR_CAPS=sys-admn bash -c "cd '$compose' && docker-compose config -q"
 
 if ((fail)); then
     echo "check-deploy: FAILED" >&2
