@@ -44,6 +44,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the loader before load. */
 const volatile __u64 host_mntns_id = 0; /* the init mount namespace's id */
 const volatile __u32 auto_track = 0;    /* track every non-host mntns */
+/* Argument tracks (see sandmine.h): 1 + the track of each (ABI, number),
+ * 0 for none; and each track's arguments, masks and cells. */
+const volatile __u8 sm_arg_track[SM_NR_ABIS][SM_NR_SLOTS] = {};
+const volatile struct sm_arg_desc sm_arg_desc[SM_ARG_TRACKS] = {};
 
 /* Workload -> its slot. Preallocated (no BPF_F_NO_PREALLOC). */
 struct {
@@ -82,6 +86,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sm_cgname);
 } sm_cgname SEC(".maps");
+
+/* Argument values of each workload (struct sm_args), by slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_DEFAULT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sm_args);
+} sm_args SEC(".maps");
 
 /* Workloads that found no free slot. Preallocated. */
 struct {
@@ -325,6 +337,77 @@ static __always_inline __u32 abi_of(struct task_struct *t, __u64 *nr)
 	return SM_ABI_X86_64;
 }
 
+/* Argument `i` (0-2) of the call in `regs`, cut to 32 bits: the i386
+ * ABI passes them in bx, cx, dx; x86_64 and x32 in di, si, dx. */
+static __always_inline __u32 arg_of(struct pt_regs *regs, __u32 abi, __u8 i)
+{
+	if (abi == SM_ABI_I386) {
+		if (i == 0)
+			return regs->bx;
+		if (i == 1)
+			return regs->cx;
+		return regs->dx;
+	}
+	if (i == 0)
+		return regs->di;
+	if (i == 1)
+		return regs->si;
+	return regs->dx;
+}
+
+/* Record the value of track `k`'s arguments in this call into the
+ * workload's sm_args: nothing if it is there already, else into the first
+ * free cell of the track (cells fill in order and are never cleared, so a
+ * value is found before any free cell and is never recorded twice, even
+ * by two CPUs at once), else it counts as an overflow. */
+static __always_inline void record_args(struct pt_regs *regs, __u32 idx, __u32 abi, __u32 k)
+{
+	struct sm_args *a;
+	__u64 want, hi = 0;
+	__u32 off, cap, i;
+	__u8 a0, a1;
+
+	if (k >= SM_ARG_TRACKS || abi >= SM_NR_ABIS)
+		return;
+	a = bpf_map_lookup_elem(&sm_args, &idx);
+	if (!a)
+		return;
+	a0 = sm_arg_desc[k].arg[0];
+	a1 = sm_arg_desc[k].arg[1];
+	want = arg_of(regs, abi, a0) & sm_arg_desc[k].mask[0];
+	if (a1 != SM_ARG_NONE) {
+		hi = arg_of(regs, abi, a1) & sm_arg_desc[k].mask[1];
+		if (hi & 0x80000000)
+			goto overflow;
+	}
+	want |= SM_ARG_PRESENT | (hi << 32);
+	off = sm_arg_desc[k].off;
+	cap = sm_arg_desc[k].cap;
+	for (i = 0; i < SM_ARG_MAX_CAP; i++) {
+		__u32 j = off + i;
+		__u64 *c, old;
+
+		if (i >= cap)
+			break;
+		/* Check the index the access uses (no pointer derived from
+		 * `off` before the check: the verifier could not bound it). */
+		barrier_var(j);
+		if (j >= SM_ARG_CELLS)
+			break;
+		c = &a->cell[abi][j];
+		old = *c;
+		if (old == want)
+			return;
+		if (old == 0) {
+			old = __sync_val_compare_and_swap(c, 0, want);
+			if (old == 0 || old == want)
+				return;
+		}
+	}
+overflow:
+	__sync_fetch_and_add(&a->overflow[abi][k], 1);
+}
+
 /* Count one denial of `t`'s call `raw_nr` against its workload, if the
  * workload is tracked. */
 static __always_inline void count_denial(struct task_struct *t, __u64 raw_nr, __u8 kind, __u16 err)
@@ -419,6 +502,9 @@ tracked:
 		__sync_fetch_and_add(&w->out_of_range, 1);
 		return 0;
 	}
+	d = abi < SM_NR_ABIS ? sm_arg_track[abi][nr] : 0;
+	if (d)
+		record_args(regs, idx, abi, d - 1);
 	phase = (w->post_exec ? 2 : 0) | (t->seccomp.mode == SECCOMP_MODE_FILTER ? 1 : 0);
 
 	word = &w->bits[phase & 3][abi][nr >> 6];

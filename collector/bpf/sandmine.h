@@ -146,4 +146,40 @@ struct sm_inflight {
 	__u8 state[SM_TASK_CHUNK];
 };
 
+/* Argument values (issue 11). For a few syscalls (the tracks; the list,
+ * its numbers per ABI and the reasons are in collector/src/ebpf/args.rs,
+ * which writes sm_arg_track and sm_arg_desc before load), each workload
+ * records the distinct values of one or two chosen arguments, masked and
+ * cut to their low 32 bits. A track of one ABI has `cap` cells in
+ * sm_args.cell[abi]; a cell is 0 while free, else SM_ARG_PRESENT | the
+ * second argument's value << 32 | the first's. A value that finds no free
+ * cell (or a second value with bit 31 set, which a cell cannot hold) is
+ * not recorded: it counts in overflow[abi][track] instead, so a set is
+ * either complete or known to be incomplete. */
+#define SM_ARG_TRACKS 13
+#define SM_ARG_CELLS 164
+#define SM_ARG_MAX_CAP 32
+#define SM_ARG_NONE 0xff
+#define SM_ARG_PRESENT (1ULL << 63)
+
+struct sm_arg_desc {
+	/* Mask applied to each argument (after the cut to 32 bits). */
+	__u32 mask[2];
+	/* Argument index (0-2) of each; SM_ARG_NONE: the track has one. */
+	__u8 arg[2];
+	/* Cells of the track in each ABI's row, from `off`. */
+	__u8 cap;
+	__u8 pad;
+	__u16 off;
+	__u16 pad2;
+};
+
+/* One workload's argument values, in its slot of sm_args. Written by
+ * every CPU: a cell only once (compare-and-swap from 0), overflows with
+ * atomic adds. */
+struct sm_args {
+	__u64 cell[SM_NR_ABIS][SM_ARG_CELLS];
+	__u64 overflow[SM_NR_ABIS][SM_ARG_TRACKS];
+};
+
 #endif

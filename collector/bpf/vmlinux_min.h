@@ -39,6 +39,11 @@ enum {
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct pt_regs {
+	long unsigned int bx;
+	long unsigned int cx;
+	long unsigned int dx;
+	long unsigned int si;
+	long unsigned int di;
 	long unsigned int ax;
 	long unsigned int orig_ax;
 };

@@ -17,7 +17,10 @@
 //! folds them into exact u64 counts. See [`map_memory_bytes`] for what that
 //! costs.
 
+pub mod args;
+
 use crate::{CollectError, Result};
+pub use args::{ArgSpec, ArgTrack, ArgValues, Args, TRACKS as ARG_TRACKS};
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues, Queue};
 use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::BtfTracePoint;
@@ -58,19 +61,27 @@ const TASK_CHUNKS: u64 = 65_536;
 const TASK_CHUNK: usize = 64;
 
 /// The maps that hold state, in the object and on bpffs when pinned.
-pub(crate) const MAPS: [&str; 9] = [
+pub(crate) const MAPS: [&str; 10] = [
     "sm_slot",
     "sm_free",
     "sm_work",
     "sm_counts",
     "sm_cgname",
+    "sm_args",
     "sm_lost",
     "sm_diag",
     "sm_denied",
     "sm_inflight",
 ];
 /// The maps with one element per slot: their size is the capacity.
-const SLOT_MAPS: [&str; 5] = ["sm_slot", "sm_free", "sm_work", "sm_counts", "sm_cgname"];
+const SLOT_MAPS: [&str; 6] = [
+    "sm_slot",
+    "sm_free",
+    "sm_work",
+    "sm_counts",
+    "sm_cgname",
+    "sm_args",
+];
 /// The programs and their hooks.
 pub(crate) const PROGRAMS: [(&str, &str); 2] = [
     ("sm_sys_enter", "sys_enter"),
@@ -237,8 +248,9 @@ impl Default for EbpfOptions {
 /// type's `map_mem_usage`, Linux 6.18 x86_64: `struct bpf_array` is 312
 /// bytes, `struct bpf_htab` 832, a hash element's header 48, a bucket 16).
 /// Per slot: the shared `sm_work` (9,904 bytes), its cgroup names (264),
-/// its `sm_slot` element and queue entry (about 100), and 512 bytes per
-/// CPU of 16-bit counters. `collector/tests/burst.rs` checks it against
+/// its argument values (`sm_args`, 4,248: see [`args`]), its `sm_slot`
+/// element and queue entry (about 100), and 512 bytes per CPU of 16-bit
+/// counters. `collector/tests/burst.rs` checks it against
 /// bpftool's `bytes_memlock` of a loaded program.
 pub fn map_memory_bytes(max_workloads: u32, nr_cpus: u32) -> u64 {
     const ARRAY: u64 = 312;
@@ -266,6 +278,7 @@ pub fn map_memory_bytes(max_workloads: u32, nr_cpus: u32) -> u64 {
         + array(w, std::mem::size_of::<RawWork>())
         + percpu_array(w, std::mem::size_of::<RawCounts>())
         + array(w, std::mem::size_of::<CgroupName>())
+        + array(w, std::mem::size_of::<args::RawArgs>()) // sm_args
         + hash(u64::from(LOST_KEYS), key, std::mem::size_of::<RawLost>())
         + percpu_array(1, std::mem::size_of::<RawLost>()) // sm_lost_scratch
         + percpu_array(NR_DIAG, 8) // sm_diag
@@ -291,6 +304,7 @@ struct Maps {
     work: Array<MapData, RawWork>,
     counts: PerCpuArray<MapData, RawCounts>,
     names: Array<MapData, CgroupName>,
+    args: Array<MapData, args::RawArgs>,
     lost: BpfHashMap<MapData, WorkloadKey, RawLost>,
     diag: PerCpuArray<MapData, u64>,
     denied: BpfHashMap<MapData, RawDenyKey, u64>,
@@ -409,11 +423,15 @@ pub(crate) fn load_object(
     let auto: u32 = opts.auto_track.into();
     let btf =
         Btf::from_sys_fs().map_err(|e| CollectError::Ebpf(format!("reading kernel BTF: {e}")))?;
+    let arg_track = args::track_table().map_err(CollectError::Ebpf)?;
+    let arg_desc = args::descs();
     let mut loader = EbpfLoader::new();
     loader
         .btf(Some(&btf))
         .override_global("host_mntns_id", &host_mntns, true)
-        .override_global("auto_track", &auto, true);
+        .override_global("auto_track", &auto, true)
+        .override_global("sm_arg_track", &arg_track, true)
+        .override_global("sm_arg_desc", &arg_desc, true);
     for m in SLOT_MAPS {
         loader.map_max_entries(m, opts.max_workloads);
     }
@@ -519,8 +537,8 @@ impl EbpfCollector {
         Self::from_maps(MAPS.map(open), fresh)
     }
 
-    fn from_maps(maps: [Result<Map>; 9], fresh: bool) -> Result<Self> {
-        let [slot, free, work, counts, names, lost, diag, denied, inflight] = maps;
+    fn from_maps(maps: [Result<Map>; 10], fresh: bool) -> Result<Self> {
+        let [slot, free, work, counts, names, args, lost, diag, denied, inflight] = maps;
         Ok(EbpfCollector {
             _object: None,
             maps: Box::new(Maps {
@@ -529,6 +547,7 @@ impl EbpfCollector {
                 work: typed("sm_work", work?)?,
                 counts: typed("sm_counts", counts?)?,
                 names: typed("sm_cgname", names?)?,
+                args: typed("sm_args", args?)?,
                 lost: typed("sm_lost", lost?)?,
                 diag: typed("sm_diag", diag?)?,
                 denied: typed("sm_denied", denied?)?,
@@ -625,6 +644,10 @@ impl EbpfCollector {
                 .names
                 .set(idx, zeroed_name(), 0)
                 .map_err(|e| map_err("zeroing sm_cgname", e))?;
+            self.maps
+                .args
+                .set(idx, args::zeroed_args(), 0)
+                .map_err(|e| map_err("zeroing sm_args", e))?;
             self.maps
                 .free
                 .push(idx, 0)
@@ -786,6 +809,42 @@ impl EbpfCollector {
                 creator_comm: w.creator_comm,
             })
         }))
+    }
+
+    /// The distinct argument values `key`'s calls passed so far, per
+    /// syscall of [`ARG_TRACKS`] (see [`args`] for which arguments, their
+    /// masks and bounds), each with its overflow count: a set whose
+    /// overflow is non-zero is incomplete. Empty when `key` is not
+    /// tracked or made none of those calls. Values stay until
+    /// [`EbpfCollector::untrack`].
+    pub fn args_of(&self, key: &WorkloadKey) -> Result<Args> {
+        let Some((idx, _)) = self.work_of(key)? else {
+            return Ok(Args::new());
+        };
+        let raw = self
+            .maps
+            .args
+            .get(&idx, 0)
+            .map_err(|e| map_err("reading sm_args", e))?;
+        // The slot may have been freed and given to another workload
+        // between the two reads: then the values are not `key`'s.
+        if self.work_of(key)?.map(|(i, _)| i) != Some(idx) {
+            return Ok(Args::new());
+        }
+        args::decode(&raw).map_err(CollectError::Ebpf)
+    }
+
+    /// [`EbpfCollector::args_of`] of every tracked workload that recorded
+    /// a value or an overflow.
+    pub fn args(&self) -> Result<std::collections::HashMap<WorkloadKey, Args>> {
+        let mut out = std::collections::HashMap::new();
+        for key in self.keys()? {
+            let a = self.args_of(&key)?;
+            if !a.is_empty() {
+                out.insert(key, a);
+            }
+        }
+        Ok(out)
     }
 
     /// The names of the cgroup the kernel saw `key` created in.

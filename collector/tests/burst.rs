@@ -835,9 +835,9 @@ fn map_memory_estimate_matches_the_kernel() {
         used2 - used,
         "one more slot"
     );
-    // Eleven maps, each header within 256 bytes of the estimate's.
+    // Twelve maps, each header within 256 bytes of the estimate's.
     assert!(
-        estimate.abs_diff(used) <= 11 * 256,
+        estimate.abs_diff(used) <= 12 * 256,
         "estimate {estimate}, kernel {used}"
     );
     drop(c);

@@ -116,6 +116,7 @@ pub fn open_or_load_in(
             &host_mntns.to_le_bytes(),
             &cpus.to_le_bytes(),
             &max_workloads.to_le_bytes(),
+            &ebpf::args::fingerprint(),
         ])
     );
     let dir = pin_dir.join(format!("build-{hash}"));
