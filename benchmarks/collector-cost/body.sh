@@ -27,18 +27,22 @@ cleanup() { sysctl -qw kernel.bpf_stats_enabled="$old"; pkill -f "$BUILD/loader"
 trap cleanup EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 
-# stats NAME -> "run_time_ns run_cnt" of the newest loaded program called
-# NAME (a previous run's program may still be going away)
+# stats NAME [AFTER_ID] -> "id run_time_ns run_cnt newer" of the newest
+# loaded program called NAME (a previous run's program may still be going
+# away), and how many programs called NAME are newer than AFTER_ID: more
+# than one means someone else (another test on a shared machine) loaded a
+# program of that name meanwhile, and the newest may not be ours.
 stats() {
     bpftool -j prog show | python3 -c '
 import json, sys
 ps = [p for p in json.load(sys.stdin) if p.get("name") == sys.argv[1]]
+newer = sum(1 for p in ps if p["id"] > int(sys.argv[2]))
 if ps:
     p = max(ps, key=lambda p: p["id"])
-    print(p["id"], p.get("run_time_ns", 0), p.get("run_cnt", 0))
+    print(p["id"], p.get("run_time_ns", 0), p.get("run_cnt", 0), newer)
 else:
-    print(0, 0, 0)
-' "$1"
+    print(0, 0, 0, 0)
+' "$1" "${2:-0}"
 }
 
 # sample NAME [AFTER_ID]: ns per run over one second of the loop, from one
@@ -46,21 +50,25 @@ else:
 sample() {
     local tries=0
     sleep 0.5
-    read -r i1 t1 c1 < <(stats "$1")
+    read -r i1 t1 c1 n1 < <(stats "$1" "${2:-0}")
     while [ "$i1" -le "${2:-0}" ] && [ "$tries" -lt 50 ]; do
         sleep 0.1; tries=$((tries + 1))
-        read -r i1 t1 c1 < <(stats "$1")
+        read -r i1 t1 c1 n1 < <(stats "$1" "${2:-0}")
     done
     sleep 1
-    read -r i2 t2 c2 < <(stats "$1")
-    if [ "$i1" = 0 ] || [ "$i1" != "$i2" ] || [ "$c2" -le "$c1" ]; then
-        echo "body.sh: no steady sample of $1 (ids $i1/$i2, runs $c1/$c2)" >&2
+    read -r i2 t2 c2 n2 < <(stats "$1" "${2:-0}")
+    if [ "$i1" = 0 ] || [ "$i1" != "$i2" ] || [ "$c2" -le "$c1" ] || [ "$n1" != 1 ] || [ "$n2" != 1 ]; then
+        echo "body.sh: no steady sample of $1 (ids $i1/$i2, runs $c1/$c2, new programs of that name $n1/$n2)" >&2
         echo NA
         return
     fi
     python3 -c "print(f'{($t2-$t1)/($c2-$c1):.1f}')"
 }
 
+# LOOP_ARGS="NR [A0...]": the loop makes that call instead of getppid
+# (loop.c), e.g. LOOP_ARGS="135 0xffffffff" (personality, whose argument
+# sandmine records: issue 11).
+read -r -a LOOP_ARGS <<<"${LOOP_ARGS:-}"
 TRACK_BEFORE=${TRACK_BEFORE:-}
 [ -z "$TRACK_BEFORE" ] || [ -x "$TRACK_BEFORE" ] || { echo "body.sh: missing $TRACK_BEFORE" >&2; exit 1; }
 # EXIT=1 also measures the denial counter's tp_btf/sys_exit program
@@ -87,7 +95,7 @@ empty() {   # empty PROG_NAME
     "$BUILD/loader" "$BUILD/empty.bpf.o" "$1" >/dev/null 2>&1 &
     lpid=$!
     sleep 0.5
-    "$BUILD/loop" 40000000 >/dev/null &
+    "$BUILD/loop" 40000000 "${LOOP_ARGS[@]}" >/dev/null &
     looppid=$!
     e=$(sample "$1" "$before")
     kill "$looppid" 2>/dev/null || true; wait "$looppid" 2>/dev/null || true
@@ -99,7 +107,7 @@ tracked() {   # tracked TRACK_BINARY [PROG [CMD_PREFIX...]]: PROG's ns per run
     local track=$1 prog=${2:-sm_sys_enter} tpid s before
     shift 2 2>/dev/null || shift $#
     read -r before _ < <(stats "$prog")
-    "$track" -- "$@" "$BUILD/loop" 40000000 >/dev/null 2>&1 &
+    "$track" -- "$@" "$BUILD/loop" 40000000 "${LOOP_ARGS[@]}" >/dev/null 2>&1 &
     tpid=$!
     s=$(sample "$prog" "$before")
     pkill -f "$BUILD/loop 40000000" 2>/dev/null || true
@@ -107,6 +115,7 @@ tracked() {   # tracked TRACK_BINARY [PROG [CMD_PREFIX...]]: PROG's ns per run
     echo "$s"
 }
 
+echo "# loop call: ${LOOP_ARGS[*]:-getppid}"
 if [ -n "$TRACK_BEFORE" ]; then
     echo "# before: $TRACK_BEFORE ($(stat -c %y "$TRACK_BEFORE"))"
     echo "# after:  $TRACK ($(stat -c %y "$TRACK"))"

@@ -1,6 +1,6 @@
 // loop.c - syscall-bound loop for the collector-cost benchmark.
 //
-// Usage: loop N
+// Usage: loop N [NR [A0 [A1 [A2]]]]
 // Makes syscall(SYS_getppid) N times (after a short untimed warm-up) and
 // prints the mean cost per call, two ways:
 //   ns_per_call      wall time, clock_gettime(CLOCK_MONOTONIC): the vDSO, so
@@ -10,6 +10,11 @@
 //                    the time the loop sat preempted, so it is steadier on a
 //                    shared machine. BPF programs run in the loop's context,
 //                    so their cost is in both.
+//
+// With NR (C literals, 0x... allowed), the call is syscall(NR, A0, A1, A2)
+// instead (arguments default to 0): e.g. `loop N 135 0xffffffff`, the
+// personality query, a call whose argument sandmine records (body.sh
+// LOOP_ARGS).
 //
 // Output (one line on stdout, parsed by run.sh):
 //   loop: n=5000000 ns_total=... ns_per_call=123.45 cpu_ns=... cpu_ns_per_call=120.00
@@ -29,8 +34,8 @@ static long long clock_ns(clockid_t id)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s N\n", argv[0]);
+	if (argc < 2 || argc > 6) {
+		fprintf(stderr, "usage: %s N [NR [A0 [A1 [A2]]]]\n", argv[0]);
 		return 2;
 	}
 	char *end;
@@ -40,16 +45,32 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	long long warm = n / 100 < 10000 ? n / 100 : 10000;
-	for (long long i = 0; i < warm; i++)
-		syscall(SYS_getppid);
+	long nr = argc > 2 ? strtol(argv[2], NULL, 0) : -1;
+	unsigned long a[3] = {0, 0, 0};
+	for (int k = 0; k < 3 && 3 + k < argc; k++)
+		a[k] = strtoul(argv[3 + k], NULL, 0);
 
-	long long c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	long long t0 = clock_ns(CLOCK_MONOTONIC);
-	for (long long i = 0; i < n; i++)
-		syscall(SYS_getppid);
-	long long t1 = clock_ns(CLOCK_MONOTONIC);
-	long long c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	long long warm = n / 100 < 10000 ? n / 100 : 10000;
+	long long c0, t0, t1, c1;
+	if (nr < 0) {
+		for (long long i = 0; i < warm; i++)
+			syscall(SYS_getppid);
+		c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		t0 = clock_ns(CLOCK_MONOTONIC);
+		for (long long i = 0; i < n; i++)
+			syscall(SYS_getppid);
+		t1 = clock_ns(CLOCK_MONOTONIC);
+		c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	} else {
+		for (long long i = 0; i < warm; i++)
+			syscall(nr, a[0], a[1], a[2]);
+		c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		t0 = clock_ns(CLOCK_MONOTONIC);
+		for (long long i = 0; i < n; i++)
+			syscall(nr, a[0], a[1], a[2]);
+		t1 = clock_ns(CLOCK_MONOTONIC);
+		c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	}
 
 	printf("loop: n=%lld ns_total=%lld ns_per_call=%.2f cpu_ns=%lld cpu_ns_per_call=%.2f\n",
 	       n, t1 - t0, (double)(t1 - t0) / (double)n, c1 - c0, (double)(c1 - c0) / (double)n);
