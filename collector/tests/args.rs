@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 const ARGPROBE: &str = include_str!("../../tests/probes/argprobe.c");
+const ARG_CYCLE: &str = include_str!("../../tests/probes/arg_cycle.c");
 
 /// What the static probe itself does around the calls asked of it: glibc's
 /// start-up makes its RELRO read-only (`mprotect(PROT_READ)`: prot & 6 =
@@ -35,6 +36,10 @@ fn x86(nr: u32) -> SyscallKey {
 
 fn i386(nr: u32) -> SyscallKey {
     SyscallKey { abi: Abi::I386, nr }
+}
+
+fn x32(nr: u32) -> SyscallKey {
+    SyscallKey { abi: Abi::X32, nr }
 }
 
 /// Runs `argprobe SPECS` in a fresh cgroup tracked by `c` and returns its
@@ -130,6 +135,12 @@ fn distinct_masked_values_are_recorded_per_abi() {
         ("int80:136:0xffffffff", "ok"),
         ("int80:125:0:0:7", "ok"),
         ("int80:120:0x4000011", "ok"),
+        // x32 (x86_64 registers, NR | 0x40000000): socket shares its
+        // number with x86_64, ioctl has its own (514). This kernel is
+        // built without the x32 ABI: the calls reach sys_enter (and are
+        // recorded, as they are counted), then get ENOSYS.
+        ("x32:41:10:2", "E38"),
+        ("x32:514:0xffffffff:0x5401", "E38"),
     ];
     let (out, key) = run(&mut c, &probe, &specs(&calls.map(|(s, _)| s)));
     assert_eq!(out, outcome(&calls));
@@ -152,6 +163,8 @@ fn distinct_masked_values_are_recorded_per_abi() {
         (i386(136), ArgTrack::Personality, vec![vec![0xffff_ffff]]),
         (i386(125), ArgTrack::Mprotect, vec![vec![6]]),
         (i386(120), ArgTrack::Clone, vec![vec![0x0400_0000]]),
+        (x32(41), ArgTrack::Socket, vec![vec![10, 2]]),
+        (x32(514), ArgTrack::Ioctl, vec![vec![0x5401]]),
     ]);
     let got = c.args_of(&key).expect("args");
     assert_eq!(got, expected(want));
@@ -231,5 +244,45 @@ fn values_over_the_bound_are_counted_never_invented() {
     want.insert(x86(16), (ArgTrack::Ioctl, ioctl.clone()));
     want.insert(x86(54), (ArgTrack::Setsockopt, sso.clone()));
     assert_eq!(got, want);
+    c.untrack(&key).expect("untrack");
+}
+
+/// Two processes of one workload, one per CPU, cycle through the same 32
+/// ioctl requests (the row's bound) 3,000 times each: both CPUs record
+/// the same new values at once. A value recorded twice would take a
+/// second cell and push another value out into the overflow; the row
+/// holds exactly the 32, once each, with no overflow.
+#[test]
+fn concurrent_recording_of_the_same_values_never_duplicates() {
+    let mut c = load(64);
+    let probe = probes::build("arg_cycle", ARG_CYCLE);
+    let cg = Cgroup::create("argrace").expect("create cgroup");
+    let key = WorkloadKey {
+        cgroup_id: cg.id(),
+        mntns_id: ebpf::mntns_id("self").expect("mntns id"),
+    };
+    c.track(key).expect("track");
+    let children: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            let procs = cg.procs_file();
+            let mut cmd = Command::new(&probe);
+            cmd.args(["16", "0xffffffff", "0x80002000", "32", "3000"]);
+            // SAFETY: the closure only opens and writes a file.
+            unsafe {
+                cmd.pre_exec(move || std::fs::write(&procs, b"0"));
+            }
+            cmd.spawn().expect("spawn arg_cycle")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let got = c.args_of(&key).expect("args");
+    let (track, ioctl) = got.get(&x86(16)).expect("ioctl recorded");
+    assert_eq!(*track, ArgTrack::Ioctl);
+    let want: std::collections::BTreeSet<Vec<u32>> =
+        (0..32).map(|i| vec![0x8000_2000 + i]).collect();
+    assert_eq!(ioctl.values, want);
+    assert_eq!(ioctl.overflow, 0);
     c.untrack(&key).expect("untrack");
 }
