@@ -14,7 +14,11 @@
 // With NR (C literals, 0x... allowed), the call is syscall(NR, A0, A1, A2)
 // instead (arguments default to 0): e.g. `loop N 135 0xffffffff`, the
 // personality query, a call whose argument sandmine records (body.sh
-// LOOP_ARGS).
+// LOOP_ARGS). With LOOP_VARY=K in the environment, the warm-up first makes
+// the call with the last argument given set to each of its value,
+// value+1, ..., value+K-1, and the timed loop then uses value+K: e.g.
+// `LOOP_VARY=32 loop N 16 0xffffffff 0x80003000` fills sandmine's 32-value
+// ioctl row, so every timed call is a 33rd value (its worst case).
 //
 // Output (one line on stdout, parsed by run.sh):
 //   loop: n=5000000 ns_total=... ns_per_call=123.45 cpu_ns=... cpu_ns_per_call=120.00
@@ -62,6 +66,16 @@ int main(int argc, char **argv)
 		t1 = clock_ns(CLOCK_MONOTONIC);
 		c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	} else {
+		const char *vary = getenv("LOOP_VARY");
+		int last = argc - 4; /* index of the last argument given */
+		if (vary != NULL && last >= 0) {
+			long k = strtol(vary, NULL, 0);
+			for (long v = 0; v < k; v++) {
+				a[last] += v == 0 ? 0 : 1;
+				syscall(nr, a[0], a[1], a[2]);
+			}
+			a[last] += 1;
+		}
 		for (long long i = 0; i < warm; i++)
 			syscall(nr, a[0], a[1], a[2]);
 		c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
