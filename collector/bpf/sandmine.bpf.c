@@ -14,7 +14,10 @@
  * the slot's shared state, its per-CPU counters) and one plain per-CPU
  * store; the hash lookup (workload -> slot) only when the CPU's last
  * workload was another. Shared words are written only the first time (a
- * phase bit, a dense index) or once every SM_SPILL calls.
+ * phase bit, a dense index) or once every SM_SPILL calls. A call of one
+ * of the few syscalls whose arguments are recorded (sm_arg_track, one
+ * byte load for every call) also compares its masked argument(s) with the
+ * workload's cells for that syscall (record_args).
  *
  * Nothing here allocates: every map is preallocated (see sandmine.h), so a
  * burst of new workloads is counted from its first call up to the
@@ -357,14 +360,20 @@ static __always_inline __u32 arg_of(struct pt_regs *regs, __u32 abi, __u8 i)
 
 /* Record the value of track `k`'s arguments in this call into the
  * workload's sm_args: nothing if it is there already, else into the first
- * free cell of the track (cells fill in order and are never cleared, so a
- * value is found before any free cell and is never recorded twice, even
- * by two CPUs at once), else it counts as an overflow. */
+ * free cell of its probe sequence, else it counts as an overflow. The
+ * sequence visits every cell of the track's row once, starting at a hash
+ * of the value (open addressing; the row's size is a power of two), so a
+ * known value is found in a few compares even in a full row. Cells are
+ * never cleared while the slot is held, so every cell before a value's
+ * in its sequence stays taken: the value is found before any free cell
+ * and is never recorded twice, even by two CPUs at once (the
+ * compare-and-swap decides); and a value overflows only when the row is
+ * full. */
 static __always_inline void record_args(struct pt_regs *regs, __u32 idx, __u32 abi, __u32 k)
 {
 	struct sm_args *a;
 	__u64 want, hi = 0;
-	__u32 off, cap, i;
+	__u32 off, cap, start, i;
 	__u8 a0, a1;
 
 	if (k >= SM_ARG_TRACKS || abi >= SM_NR_ABIS)
@@ -383,8 +392,10 @@ static __always_inline void record_args(struct pt_regs *regs, __u32 idx, __u32 a
 	want |= SM_ARG_PRESENT | (hi << 32);
 	off = sm_arg_desc[k].off;
 	cap = sm_arg_desc[k].cap;
+	/* Fibonacci hashing of both halves; the top bits are the best. */
+	start = (__u32)(((want ^ (want >> 29)) * 0x9e3779b97f4a7c15ULL) >> 32);
 	for (i = 0; i < SM_ARG_MAX_CAP; i++) {
-		__u32 j = off + i;
+		__u32 j = off + ((start + i) & (cap - 1));
 		__u64 *c, old;
 
 		if (i >= cap)

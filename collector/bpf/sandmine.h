@@ -150,8 +150,9 @@ struct sm_inflight {
  * its numbers per ABI and the reasons are in collector/src/ebpf/args.rs,
  * which writes sm_arg_track and sm_arg_desc before load), each workload
  * records the distinct values of one or two chosen arguments, masked and
- * cut to their low 32 bits. A track of one ABI has `cap` cells in
- * sm_args.cell[abi]; a cell is 0 while free, else SM_ARG_PRESENT | the
+ * cut to their low 32 bits. A track of one ABI has `cap` cells (a power
+ * of two) in sm_args.cell[abi], filled by open addressing (see
+ * record_args); a cell is 0 while free, else SM_ARG_PRESENT | the
  * second argument's value << 32 | the first's. A value that finds no free
  * cell (or a second value with bit 31 set, which a cell cannot hold) is
  * not recorded: it counts in overflow[abi][track] instead, so a set is

@@ -86,7 +86,8 @@ pub struct ArgSpec {
     /// The arguments recorded, in the order of each recorded value: (the
     /// argument's index, 0-2; the mask applied to its low 32 bits).
     pub args: &'static [(u8, u32)],
-    /// Distinct values held per workload and ABI.
+    /// Distinct values held per workload and ABI: a power of two (the
+    /// program's probe sequence masks with `cap - 1`).
     pub cap: u8,
 }
 
@@ -260,9 +261,13 @@ pub(crate) fn descs() -> [RawArgDesc; NR_TRACKS] {
 /// number beyond the capture's table.
 pub(crate) fn track_table() -> Result<[[u8; super::NR_SLOTS]; NR_ABIS], String> {
     let cells: usize = TRACKS.iter().map(|s| usize::from(s.cap)).sum();
-    if cells != NR_CELLS || TRACKS.iter().any(|s| s.cap > MAX_CAP) {
+    if cells != NR_CELLS
+        || TRACKS
+            .iter()
+            .any(|s| s.cap > MAX_CAP || !s.cap.is_power_of_two())
+    {
         return Err(format!(
-            "argument tracks: {cells} cells for {NR_CELLS}, or a cap above {MAX_CAP}"
+            "argument tracks: {cells} cells for {NR_CELLS}, or a cap above {MAX_CAP} or not a power of two"
         ));
     }
     let mut t = [[0u8; super::NR_SLOTS]; NR_ABIS];
@@ -377,7 +382,9 @@ mod tests {
     fn caps_fill_the_cells_and_fit_the_program_loop() {
         let total: usize = TRACKS.iter().map(|s| usize::from(s.cap)).sum();
         assert_eq!(total, NR_CELLS);
-        assert!(TRACKS.iter().all(|s| s.cap <= MAX_CAP && s.cap > 0));
+        assert!(TRACKS
+            .iter()
+            .all(|s| s.cap <= MAX_CAP && s.cap.is_power_of_two()));
         assert!(TRACKS
             .iter()
             .all(|s| (1..=2).contains(&s.args.len()) && s.args.iter().all(|a| a.0 <= 2)));
