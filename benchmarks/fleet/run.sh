@@ -15,10 +15,18 @@
 #   INTERVALS  scale: intervals per host count                   [6]
 #   CROSS_HOUR scale: also run one host count with an interval that ends in
 #              a new hour (hourly incidence refresh); "" to skip  [""]
+#   MODEL      scale: the generator's model, uniform or realistic (heavy-tailed
+#              image and syscall popularity, per-host churn; fleetgen's doc) [uniform]
+#   PERF=1     scale: sample the aggregator with `perf record` (499 Hz, user and
+#              kernel) while it drains; its flat profile (self time by symbol,
+#              and grouped by crate) goes beside the JSON
 #   SO_N       scaleout: envelopes (= hosts, one interval) per run [2000]
 #   SO_REPS    scaleout: repetitions of the pair (1 and 2 aggregators,
 #              in a random order each time)                   [5]
 #   SO_SEED    scaleout: seed of that order                   [$$]
+#   SO_BROKER  scaleout: nats (one durable consumer) or kafka (one consumer
+#              group on a topic of SO_PARTITIONS partitions, tansu)  [nats]
+#   SO_PARTITIONS scaleout with kafka: the topic's partitions      [2]
 #   CONTAINERS footprint: containers                             [100]
 #   DURATION   footprint: measured seconds                       [150]
 #
@@ -34,9 +42,13 @@ BATCH=${BATCH:-1000}
 HOSTS=${HOSTS:-"1000 2500 5000 10000"}
 INTERVALS=${INTERVALS:-6}
 CROSS_HOUR=${CROSS_HOUR:-}
+MODEL=${MODEL:-uniform}
+PERF=${PERF:-0}
 SO_N=${SO_N:-2000}
 SO_REPS=${SO_REPS:-5}
 SO_SEED=${SO_SEED:-$$}
+SO_BROKER=${SO_BROKER:-nats}
+SO_PARTITIONS=${SO_PARTITIONS:-2}
 CONTAINERS=${CONTAINERS:-100}
 DURATION=${DURATION:-150}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -103,6 +115,24 @@ start_nats() {
     NATS_URL=nats://127.0.0.1:$NATS_PORT
 }
 
+# tansu (the Kafka-protocol broker the tests use), SQLite storage in $WORK.
+start_tansu() {
+    KAFKA_PORT=$(free_port)
+    local d=$WORK/tansu-$KAFKA_PORT bin=${SANDMINE_TANSU:-/var/cache/sandmine/tansu/bin/tansu}
+    [ -x "$bin" ] || die "no tansu at $bin (scripts/install-deps.sh builds it)"
+    mkdir -p "$d"
+    # tansu resolves a sqlite:// path relative to its working directory.
+    (cd "$d" && exec "$bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db) >"$d/log" 2>&1 &
+    KAFKA_PID=$!; PIDS+=("$KAFKA_PID")
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "tansu did not start: $(tail -5 "$d/log")"
+    KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+}
+
 start_clickhouse() {
     CH_HTTP=$(free_port); CH_TCP=$(free_port)
     local d=$WORK/ch-$CH_HTTP
@@ -151,14 +181,18 @@ now() { date +%s.%N; }
 
 # The config every sandmine process here uses; per-run keys go in --set.
 write_config() {
+    local broker
+    if [ "${BROKER_KIND:-nats}" = kafka ]; then
+        broker=$(printf 'kind = "kafka"\nbrokers = "%s"\npartitions = %s\ntimeout = "30s"' "$KAFKA_BROKERS" "$SO_PARTITIONS")
+    else
+        broker=$(printf 'kind = "nats"\nurl = "%s"\ntimeout = "30s"' "$NATS_URL")
+    fi
     cat >"$WORK/sandmine.toml" <<EOF
 [collector]
 interval = "10s"
 
 [broker]
-kind = "nats"
-url = "$NATS_URL"
-timeout = "30s"
+$broker
 
 [store.clickhouse]
 url = "http://127.0.0.1:${CH_HTTP:-8123}"
@@ -170,13 +204,27 @@ batch_max_messages = $BATCH
 EOF
 }
 
-# sandmine aggregate with database $1, durable $2, stream suffix $3, extra args.
+# sandmine aggregate with database $1, durable (NATS) or group (Kafka) $2,
+# stream/topic suffix $3.
 agg_args() {
-    echo --config "$WORK/sandmine.toml" \
-        --set "store.clickhouse.database=\"$1\"" \
-        --set "broker.durable=\"$2\"" \
-        --set "broker.stream=\"S$3\"" --set "broker.subject=\"sm.d$3\"" \
-        --set "broker.dead_letter_stream=\"S$3_DL\"" --set "broker.dead_letter_subject=\"sm.d$3-dl\""
+    echo --config "$WORK/sandmine.toml" --set "store.clickhouse.database=\"$1\""
+    if [ "${BROKER_KIND:-nats}" = kafka ]; then
+        echo --set "broker.group_id=\"$2\"" \
+            --set "broker.topic=\"t$3\"" --set "broker.dead_letter_topic=\"t$3.dl\""
+    else
+        echo --set "broker.durable=\"$2\"" \
+            --set "broker.stream=\"S$3\"" --set "broker.subject=\"sm.d$3\"" \
+            --set "broker.dead_letter_stream=\"S$3_DL\"" --set "broker.dead_letter_subject=\"sm.d$3-dl\""
+    fi
+}
+
+# fleetgen's broker arguments for stream/topic suffix $1.
+gen_broker_args() {
+    if [ "${BROKER_KIND:-nats}" = kafka ]; then
+        echo --kafka "$KAFKA_BROKERS" --topic "t$1" --partitions "$SO_PARTITIONS"
+    else
+        echo --nats "$NATS_URL" --stream "S$1" --subject "sm.d$1"
+    fi
 }
 
 total_rows() {
@@ -263,9 +311,23 @@ scale_one() { # hosts, label, extra fleetgen args
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mport/metrics" >/dev/null && break; sleep 0.1; done
     local a0 c0 n0 t0; a0=$(cpu_ticks "$ap"); c0=$(cpu_ticks "$CH_PID"); n0=$(cpu_ticks "$NATS_PID")
     t0=$(now)
+    local perf_pid=""
+    if [ "$PERF" = 1 ]; then
+        # Started now, it also samples the generator's pre-encoding (the
+        # aggregator is idle then: nothing to sample).
+        perf record -F 499 -p "$ap" -o "$WORK/perf-$label.data" 2>"$WORK/perf-$label.log" &
+        perf_pid=$!
+    fi
     "$FLEETGEN" scale --nats "$NATS_URL" --stream "S$label" --subject "sm.d$label" --hosts "$h" \
-        --intervals "$INTERVALS" --metrics "127.0.0.1:$mport" "$@" >"$WORK/scale-$label.json"
+        --intervals "$INTERVALS" --metrics "127.0.0.1:$mport" --model "$MODEL" "$@" >"$WORK/scale-$label.json"
     local t1; t1=$(now)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$WORK/perf-$label.data" --no-children --sort dso,symbol --stdio \
+            --percent-limit 0.2 2>/dev/null >"$OUT/perf-$label.txt"
+        perf report -i "$WORK/perf-$label.data" --no-children --sort symbol --stdio -F overhead,sym \
+            --percent-limit 0 2>/dev/null | python3 "$HERE/perf_by_crate.py" >"$OUT/perf-$label-by-crate.txt"
+    fi
     local a1 c1 n1; a1=$(cpu_ticks "$ap"); c1=$(cpu_ticks "$CH_PID"); n1=$(cpu_ticks "$NATS_PID")
     kill "$ap"; wait "$ap" 2>/dev/null || true
     # CPU over the publishing window (generation time excluded: it is
@@ -299,13 +361,13 @@ bench_scale() {
 scaleout_one() { # aggregators, rep
     local k=$1 r=$2 label=o$2k$1
     local db=so_$label
-    "$FLEETGEN" prepare --nats "$NATS_URL" --hosts "$SO_N" --timing 0 \
-        --stream "S$label" --subject "sm.d$label" >"$WORK/prepare-$label.json"
+    "$FLEETGEN" prepare $(gen_broker_args "$label") --hosts "$SO_N" --timing 0 \
+        >"$WORK/prepare-$label.json"
     local expected; expected=$(jq .expected.rows "$WORK/prepare-$label.json")
     # Same DDL for every run, created outside the timed part.
     "$SANDMINE" aggregate $(agg_args "$db" agg "$label") --migrate-only >/dev/null 2>&1
     local ch0; ch0=$(cpu_ticks "$CH_PID")
-    local n0; n0=$(cpu_ticks "$NATS_PID")
+    local n0; n0=$(cpu_ticks "$BROKER_PID")
     local aps=() ports=()
     local t0; t0=$(now)
     for i in $(seq "$k"); do
@@ -323,7 +385,7 @@ scaleout_one() { # aggregators, rep
         sleep 0.02
     done
     local t1; t1=$(now)
-    local chcpu=$(( $(cpu_ticks "$CH_PID") - ch0 )) natscpu=$(( $(cpu_ticks "$NATS_PID") - n0 ))
+    local chcpu=$(( $(cpu_ticks "$CH_PID") - ch0 )) natscpu=$(( $(cpu_ticks "$BROKER_PID") - n0 ))
     # Per aggregator: messages it stored (its own metrics; the counter
     # moves right after the insert, the ack comes after the next fetch) and
     # its CPU. Read once their sum covers every envelope.
@@ -349,15 +411,21 @@ scaleout_one() { # aggregators, rep
     jq -cn --argjson k "$k" --argjson rep "$r" --argjson secs "$secs" --argjson rows "$expected" \
         --argjson envelopes "$SO_N" --argjson per "$per" \
         --argjson chcpu "$(python3 -c "print($chcpu/$TICK)")" --argjson natscpu "$(python3 -c "print($natscpu/$TICK)")" \
-        --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        --arg broker "$SO_BROKER" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
         '{aggregators:$k, rep:$rep, secs:$secs, rows:$rows, envelopes:$envelopes, rows_per_s:($rows/$secs),
-          per_aggregator:$per, clickhouse_cpu_s:$chcpu, nats_cpu_s:$natscpu, loadavg_after:$load}' | tee -a "$OUT/scaleout.jsonl" >&2
+          per_aggregator:$per, clickhouse_cpu_s:$chcpu, broker:$broker, broker_cpu_s:$natscpu, loadavg_after:$load}' | tee -a "$OUT/scaleout.jsonl" >&2
     ch "DROP DATABASE $db"
 }
 
 bench_scaleout() {
-    log "scaleout: SO_N=$SO_N envelopes per run, SO_REPS=$SO_REPS pairs, seed $SO_SEED, batch_max_messages=$BATCH, $(nproc) CPUs"
-    start_nats; start_clickhouse; write_config
+    log "scaleout: SO_N=$SO_N envelopes per run, SO_REPS=$SO_REPS pairs, seed $SO_SEED, broker $SO_BROKER, batch_max_messages=$BATCH, $(nproc) CPUs"
+    BROKER_KIND=$SO_BROKER
+    if [ "$SO_BROKER" = kafka ]; then
+        start_tansu; BROKER_PID=$KAFKA_PID
+    else
+        start_nats; BROKER_PID=$NATS_PID
+    fi
+    start_clickhouse; write_config
     : >"$OUT/scaleout.jsonl"
     RANDOM=$SO_SEED
     for r in $(seq "$SO_REPS"); do
@@ -398,7 +466,7 @@ print(json.dumps({
 }, indent=1))
 PY
     jq '{pairs, ratios_2_over_1, ratio_mean, ratio_ci95, median_rows_per_s, median_secs, smaller_share_with_2}' "$OUT/scaleout.json"
-    kill "$NATS_PID" "$CH_PID"; wait "$NATS_PID" "$CH_PID" 2>/dev/null || true
+    kill "$BROKER_PID" "$CH_PID"; wait "$BROKER_PID" "$CH_PID" 2>/dev/null || true
 }
 
 # --- 3. wire ----------------------------------------------------------------

@@ -11,6 +11,18 @@
 //! container's first interval) is assumed to have happened before the
 //! run: interval 0 is already steady.
 //!
+//! `--model realistic` (for `prepare` and `scale`) replaces the uniform
+//! draws with heavy tails ([`Model::Realistic`]): image popularity is Zipf
+//! (a few images run on most hosts), syscall popularity is Zipf (every
+//! image uses `read`-like syscalls, few use the rare ones), image sizes
+//! vary (40-150 syscalls), a steady container calls its image's core set
+//! every interval and each tail syscall with a probability that falls as a
+//! power of its rank (so a long-lived container still meets a syscall for
+//! the first time now and then: incidence rows), a new container calls its
+//! start-up set, and churn differs by host (most hosts little, a few batch
+//! hosts a fifth of their containers per interval). `--cross-hour-at`
+//! adds the hourly refresh burst to either model.
+//!
 //! Subcommands (all print one JSON object on stdout):
 //! - `prepare`: one interval of N hosts, published to JetStream with
 //!   `publish_many`; writes the exact rows `rows::explode` makes as TSV
@@ -34,7 +46,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use transport::{BrokerConfig, NatsConfig, Publisher};
+use transport::{BrokerConfig, KafkaConfig, NatsConfig, Publisher};
 
 const CONTAINERS_PER_HOST: usize = 50;
 const IMAGES_PER_HOST: usize = 5;
@@ -70,13 +82,134 @@ impl Rng {
     }
 }
 
+/// How the fleet's draws are made.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Model {
+    /// 80 syscalls per image drawn uniformly, the same 30 hot ones every
+    /// interval, images drawn uniformly, 1 exit and 1 start per host per
+    /// interval (`--churn`).
+    Uniform,
+    /// Heavy tails everywhere (see the module doc and [`realistic_images`]).
+    Realistic,
+}
+
+impl Model {
+    fn parse(a: &Args) -> Result<Model> {
+        match a.get("model", "uniform").as_str() {
+            "uniform" => Ok(Model::Uniform),
+            "realistic" => Ok(Model::Realistic),
+            m => bail!("--model {m}: expected uniform or realistic"),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Model::Uniform => "uniform",
+            Model::Realistic => "realistic",
+        }
+    }
+}
+
 struct Image {
     name: String,
     digest: String,
-    /// All 80, sorted.
+    /// Uniform: all 80, sorted. Realistic: the image's syscalls, most
+    /// popular (fleet-wide) first.
     all: Vec<u32>,
-    /// The 30 a steady container calls, sorted.
+    /// Uniform: the 30 a steady container calls, sorted. Realistic: the
+    /// core, `all[..core]`, called every interval.
     hot: Vec<u32>,
+    /// Realistic: what a new container calls in its first interval,
+    /// `all[..startup]`.
+    startup: usize,
+}
+
+/// Realistic: the chance that a steady container calls the `k`-th syscall
+/// past its image's core (k from 1) in a given interval: 0.5 k^-1.2, so
+/// the first tail syscall every other interval, the 10th about once in 32,
+/// the 100th about once in 500 (a rare admin path).
+fn tail_p(k: usize) -> f64 {
+    0.5 * (k as f64).powf(-1.2)
+}
+
+/// Zipf weights 1/(rank+1)^s for `n` ranks.
+fn zipf(n: usize, s: f64) -> Vec<f64> {
+    (0..n).map(|r| 1.0 / ((r + 1) as f64).powf(s)).collect()
+}
+
+/// A draw from [0, 1).
+fn unit(rng: &mut Rng) -> f64 {
+    (rng.next() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Index drawn with probability proportional to `cum`'s steps (a
+/// cumulative weight table).
+fn pick(rng: &mut Rng, cum: &[f64]) -> usize {
+    let total = cum.last().copied().unwrap_or(0.0);
+    let x = unit(rng) * total;
+    cum.partition_point(|&c| c <= x).min(cum.len().saturating_sub(1))
+}
+
+fn cumulative(w: &[f64]) -> Vec<f64> {
+    w.iter()
+        .scan(0.0, |acc, x| {
+            *acc += x;
+            Some(*acc)
+        })
+        .collect()
+}
+
+/// The realistic image pool: syscall numbers get a fleet-wide Zipf
+/// popularity (s = 1.1, ranks in a seeded random order); each image draws
+/// 40-150 of them (skewed small: 40 + 110 u^2, mean ~77) by weighted
+/// sampling without replacement (Efraimidis-Spirakis keys), ordered most
+/// popular first; its core (called every interval) is its first 15-39,
+/// its start-up set its first core + 20.
+fn realistic_images() -> Vec<Image> {
+    let mut rng = Rng(4242);
+    let nrs = 335usize;
+    let mut rank: Vec<usize> = (0..nrs).collect();
+    for k in 0..nrs {
+        let j = k + rng.below((nrs - k) as u64) as usize;
+        rank.swap(k, j);
+    }
+    // rank[nr] = its popularity rank.
+    let w = zipf(nrs, 1.1);
+    (0..IMAGE_POOL)
+        .map(|i| {
+            let u = unit(&mut rng);
+            let n = 40 + (110.0 * u * u) as usize;
+            let mut keyed: Vec<(f64, u32)> = (0..nrs)
+                .map(|nr| {
+                    let u = unit(&mut rng).max(f64::MIN_POSITIVE);
+                    (u.ln() / w[rank[nr]], nr as u32)
+                })
+                .collect();
+            keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut all: Vec<u32> = keyed[..n].iter().map(|k| k.1).collect();
+            all.sort_by_key(|&nr| rank[nr as usize]);
+            let core = (15 + rng.below(25) as usize).min(n);
+            let startup = (core + 20).min(n);
+            Image {
+                name: format!(
+                    "registry.example.com/team-{:02}/service-{i:03}:1.{}.{}",
+                    i % 17,
+                    i % 7,
+                    i % 11
+                ),
+                digest: format!("sha256:{}", rng.hex(64)),
+                hot: all[..core].to_vec(),
+                all,
+                startup,
+            }
+        })
+        .collect()
+}
+
+fn pool(model: Model) -> Vec<Image> {
+    match model {
+        Model::Uniform => images(),
+        Model::Realistic => realistic_images(),
+    }
 }
 
 fn images() -> Vec<Image> {
@@ -103,6 +236,7 @@ fn images() -> Vec<Image> {
                 digest: format!("sha256:{}", rng.hex(64)),
                 all,
                 hot,
+                startup: SYSCALLS_PER_IMAGE,
             }
         })
         .collect()
@@ -113,6 +247,17 @@ struct Slot {
     image: usize,
     pod: PodRef,
     started_ms: u64,
+    /// Realistic: the syscalls it has called (a bit per number).
+    seen: [u64; 6],
+}
+
+impl Slot {
+    fn seen(&self, nr: u32) -> bool {
+        self.seen[(nr >> 6) as usize] & (1 << (nr & 63)) != 0
+    }
+    fn see(&mut self, nr: u32) {
+        self.seen[(nr >> 6) as usize] |= 1 << (nr & 63);
+    }
 }
 
 struct Host {
@@ -122,10 +267,14 @@ struct Host {
     images: Vec<usize>,
     slots: Vec<Slot>,
     rng: Rng,
+    /// Realistic: containers that exit (and start) per interval, in
+    /// tenths: 5 on 70% of hosts, 25 on 25%, 100 (a fifth of 50) on the
+    /// 5% that run batch work. None: the uniform model's `--churn`.
+    churn_tenths: Option<u64>,
 }
 
 impl Host {
-    fn new(index: usize, t0: u64) -> Host {
+    fn new(index: usize, t0: u64, model: Model, imgs: &[Image]) -> Host {
         let mut rng = Rng(0xF1EE7 ^ (index as u64).wrapping_mul(0x1000_0000_01B3));
         let id = rng.hex(32);
         let b = rng.hex(32);
@@ -137,9 +286,34 @@ impl Host {
             &b[16..20],
             &b[20..32]
         );
-        let images = (0..IMAGES_PER_HOST)
-            .map(|_| rng.below(IMAGE_POOL as u64) as usize)
-            .collect::<Vec<_>>();
+        let (images, churn_tenths) = match model {
+            Model::Uniform => (
+                (0..IMAGES_PER_HOST)
+                    .map(|_| rng.below(IMAGE_POOL as u64) as usize)
+                    .collect::<Vec<_>>(),
+                None,
+            ),
+            Model::Realistic => {
+                // Zipf (s = 1) image popularity: 5 distinct images.
+                let cum = cumulative(&zipf(IMAGE_POOL, 1.0));
+                let mut v: Vec<usize> = Vec::with_capacity(IMAGES_PER_HOST);
+                while v.len() < IMAGES_PER_HOST {
+                    let i = pick(&mut rng, &cum);
+                    if !v.contains(&i) {
+                        v.push(i);
+                    }
+                }
+                let u = unit(&mut rng);
+                let churn = if u < 0.70 {
+                    5
+                } else if u < 0.95 {
+                    25
+                } else {
+                    100
+                };
+                (v, Some(churn))
+            }
+        };
         let mut h = Host {
             id,
             boot,
@@ -147,11 +321,29 @@ impl Host {
             images,
             slots: Vec::new(),
             rng,
+            churn_tenths,
         };
         for i in 0..CONTAINERS_PER_HOST {
             // Started within the last day: steady.
             let started = t0 - 60_000 - h.rng.below(86_400_000);
-            let s = h.new_slot(i, started);
+            let mut s = h.new_slot(i, started);
+            if model == Model::Realistic {
+                // What it has called since it started: its core, and each
+                // tail syscall with the chance of being met in that many
+                // intervals.
+                let img = &imgs[s.image];
+                let age = ((t0 - started) / 10_000) as f64;
+                for (j, &nr) in img.all.iter().enumerate() {
+                    let met = if j < img.hot.len() {
+                        1.0
+                    } else {
+                        1.0 - (1.0 - tail_p(j + 1 - img.hot.len())).powf(age)
+                    };
+                    if unit(&mut h.rng) < met {
+                        s.see(nr);
+                    }
+                }
+            }
             h.slots.push(s);
         }
         h
@@ -169,15 +361,43 @@ impl Host {
                 container: deploy,
             },
             started_ms,
+            seen: [0; 6],
         }
+    }
+
+    /// Realistic: what steady container `s` calls in the interval
+    /// `[start, start + len)`: its core and some of its tail, each with
+    /// its first-seen time (this interval's for a syscall never called
+    /// before, which makes it news).
+    fn realistic_calls(
+        &mut self,
+        img: &Image,
+        s: &mut Slot,
+        start: u64,
+        len: u64,
+    ) -> Vec<(u32, u64)> {
+        let core = img.hot.len();
+        let mut v = Vec::with_capacity(core + 8);
+        for (j, &nr) in img.all.iter().enumerate() {
+            if j >= core && unit(&mut self.rng) >= tail_p(j + 1 - core) {
+                continue;
+            }
+            let first = if s.seen(nr) {
+                s.started_ms
+            } else {
+                s.see(nr);
+                start + self.rng.below(len)
+            };
+            v.push((nr, first));
+        }
+        v
     }
 
     fn delta(
         &mut self,
         img: &Image,
         s: &Slot,
-        syscalls: &[u32],
-        first_seen: u64,
+        syscalls: &[(u32, u64)],
         last_seen: u64,
         exited: Option<u64>,
     ) -> ContainerDelta {
@@ -199,44 +419,74 @@ impl Host {
             denials: Default::default(),
             syscalls: syscalls
                 .iter()
-                .map(|&nr| SyscallDelta {
+                .map(|&(nr, first_seen_ms)| SyscallDelta {
                     abi: Abi::X86_64,
                     nr,
                     calls: 1 + self.rng.below(5000),
                     phases,
-                    first_seen_ms: first_seen,
+                    first_seen_ms,
                 })
                 .collect(),
         }
     }
 
     /// The envelope of interval `[start, start + len)`: steady containers,
-    /// `churn` exits and as many starts.
+    /// `churn` exits and as many starts (realistic: the host's own churn).
     fn interval(&mut self, imgs: &[Image], start: u64, len: u64, churn: usize) -> Envelope {
         let end = start + len;
         self.seq += 1;
+        let realistic = self.churn_tenths.is_some();
+        let churn = match self.churn_tenths {
+            None => churn,
+            Some(t) => {
+                let extra = self.rng.below(10) < t % 10;
+                ((t / 10) as usize + usize::from(extra)).min(CONTAINERS_PER_HOST)
+            }
+        };
         let mut containers = Vec::with_capacity(CONTAINERS_PER_HOST + churn);
         let mut churned = Vec::new();
-        for _ in 0..churn {
-            churned.push(self.rng.below(CONTAINERS_PER_HOST as u64) as usize);
+        if realistic {
+            // Distinct slots.
+            while churned.len() < churn {
+                let i = self.rng.below(CONTAINERS_PER_HOST as u64) as usize;
+                if !churned.contains(&i) {
+                    churned.push(i);
+                }
+            }
+        } else {
+            for _ in 0..churn {
+                churned.push(self.rng.below(CONTAINERS_PER_HOST as u64) as usize);
+            }
         }
         let slots = std::mem::take(&mut self.slots);
         let mut next = Vec::with_capacity(slots.len());
-        for (i, s) in slots.into_iter().enumerate() {
+        for (i, mut s) in slots.into_iter().enumerate() {
             let img = &imgs[s.image];
-            if churned.contains(&i) {
+            let exiting = churned.contains(&i);
+            let (last, exited) = if exiting {
                 let exit = start + 1 + self.rng.below(len / 2);
-                let d = self.delta(img, &s, &img.hot, s.started_ms, exit, Some(exit));
-                containers.push(d);
+                (exit, Some(exit))
+            } else {
+                (end, None)
+            };
+            let calls: Vec<(u32, u64)> = if realistic {
+                self.realistic_calls(img, &mut s, start, last - start)
+            } else {
+                img.hot.iter().map(|&nr| (nr, s.started_ms)).collect()
+            };
+            containers.push(self.delta(img, &s, &calls, last, exited));
+            if let Some(exit) = exited {
                 let born = exit + 1 + self.rng.below(len / 4);
-                let n = self.new_slot(i, born);
+                let mut n = self.new_slot(i, born);
                 let img = &imgs[n.image];
-                let d = self.delta(img, &n, &img.all, born, end, None);
-                containers.push(d);
+                let calls: Vec<(u32, u64)> =
+                    img.all[..img.startup].iter().map(|&nr| (nr, born)).collect();
+                for &(nr, _) in &calls {
+                    n.see(nr);
+                }
+                containers.push(self.delta(img, &n, &calls, end, None));
                 next.push(n);
             } else {
-                let d = self.delta(img, &s, &img.hot, s.started_ms, end, None);
-                containers.push(d);
                 next.push(s);
             }
         }
@@ -260,7 +510,8 @@ impl Host {
             let born = start + 1 + self.rng.below(len / 2);
             let n = self.new_slot(i, born);
             let img = &imgs[n.image];
-            containers.push(self.delta(img, &n, &img.all, born, end, None));
+            let calls: Vec<(u32, u64)> = img.all.iter().map(|&nr| (nr, born)).collect();
+            containers.push(self.delta(img, &n, &calls, end, None));
         }
         Envelope {
             host_id: self.id.clone(),
@@ -302,7 +553,20 @@ impl Args {
     }
 }
 
+/// NATS (`--nats URL --stream S --subject S`), or Kafka with `--kafka
+/// BROKERS --topic T --partitions P` (the topic created with P partitions
+/// if missing).
 fn broker(a: &Args) -> BrokerConfig {
+    if let Some(brokers) = a.0.get("kafka") {
+        return BrokerConfig::Kafka(KafkaConfig {
+            brokers: brokers.clone(),
+            topic: a.get("topic", "sandmine.deltas"),
+            dead_letter_topic: a.get("topic", "sandmine.deltas") + ".dl",
+            partitions: a.get("partitions", "2").parse().unwrap_or(2),
+            timeout: Duration::from_secs(30),
+            ..KafkaConfig::default()
+        });
+    }
     BrokerConfig::Nats(NatsConfig {
         url: a.get("nats", "nats://127.0.0.1:4222"),
         stream: a.get("stream", "SANDMINE_DELTAS"),
@@ -413,10 +677,11 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
     let hosts = a.num("hosts", 2000)? as usize;
     let churn = a.num("churn", 1)? as usize;
     let out = PathBuf::from(a.get("out", "fleet-rows"));
-    let imgs = images();
+    let model = Model::parse(a)?;
+    let imgs = pool(model);
     let mut envs = Vec::with_capacity(hosts);
     for i in 0..hosts {
-        let mut h = Host::new(i, T0_MS);
+        let mut h = Host::new(i, T0_MS, model, &imgs);
         envs.push(h.interval(&imgs, T0_MS, 10_000, churn));
     }
     let msgs = encode_all(&envs)?;
@@ -453,6 +718,7 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
     publish(&p, &msgs).await?;
     let pub_s = t.elapsed().as_secs_f64();
     Ok(serde_json::json!({
+        "model": model.name(),
         "envelopes": hosts,
         "payload_bytes": bytes,
         "expected": counts(&rows),
@@ -485,9 +751,12 @@ async fn scale(a: &Args) -> Result<serde_json::Value> {
     let secs = a.num("interval", 10)?;
     let cross = a.num("cross-hour-at", u64::MAX)?;
     let metrics = a.get("metrics", "127.0.0.1:9464");
-    let imgs = images();
+    let model = Model::parse(a)?;
+    let imgs = pool(model);
     let t = Instant::now();
-    let mut hosts: Vec<Host> = (0..n).map(|i| Host::new(i, T0_MS)).collect();
+    let mut hosts: Vec<Host> = (0..n)
+        .map(|i| Host::new(i, T0_MS, model, &imgs))
+        .collect();
     let mut intervals = Vec::new();
     let mut per_interval_rows = Vec::new();
     for i in 0..k {
@@ -587,10 +856,11 @@ async fn scale(a: &Args) -> Result<serde_json::Value> {
         .iter()
         .all(|d| matches!(d, Some(s) if *s < secs as f64));
     Ok(serde_json::json!({
+        "model": model.name(),
         "hosts": n,
         "containers_per_host": CONTAINERS_PER_HOST,
         "interval_s": secs,
-        "churn_per_host_per_interval": churn,
+        "churn_per_host_per_interval": if model == Model::Uniform { Some(churn) } else { None },
         "generate_s": gen_s,
         "sustained": sustained,
         "intervals": report,
@@ -619,7 +889,7 @@ async fn wire_sizes(a: &Args) -> Result<serde_json::Value> {
     let mut busy = Vec::new();
     let mut steady_env = Vec::new();
     for i in 0..m {
-        let mut h = Host::new(i, T0_MS);
+        let mut h = Host::new(i, T0_MS, Model::Uniform, &imgs);
         steady_nochurn.push(
             wire::encode(&h.interval(&imgs, T0_MS, 10_000, 0))
                 .map_err(|e| anyhow!("{e}"))?
