@@ -4,13 +4,23 @@
 //! binary (the `reach` crate), compiled by the policy compiler under the
 //! single-host policy with the reachable tier `allow`.
 //!
+//! The container profile (`sandmine-ROLE.json`, for Docker, podman and the
+//! kubelet) also allows the runtime's post-filter calls: runc makes them
+//! after it installs the filter and before it execs sandmine (runc 1.1.5's
+//! CVE-2024-21626 fix calls `fstatfs` on /proc/self/fd), so without them
+//! the container never starts. They come from a measured runtime base
+//! (`--runtime-base`, the file `sandmine mine-image` caches after starting
+//! its probe container under the mining filter). The systemd drop-in is
+//! compiled without them: no runtime stands between systemd and sandmine.
+//!
 //! `deploy/own-profile/build.sh` runs it; deploy/README.md says why the
 //! tier is `allow` and what EPERM means for a rare path.
 //!
 //! ```text
 //! cargo run --release --example own_profile -- \
 //!     --mined deploy/own-profile/mined --binary target/release/sandmine \
-//!     --out deploy/own-profile --units deploy/systemd
+//!     --out deploy/own-profile --units deploy/systemd \
+//!     --runtime-base deploy/own-profile/mined/runtime-base.json
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -41,11 +51,13 @@ struct Args {
     binary: PathBuf,
     out: PathBuf,
     units: Option<PathBuf>,
+    runtime_base: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
-    let (mut mined, mut binary, mut out, mut units) = (None, None, None, None);
+    let (mut mined, mut binary, mut out, mut units, mut runtime_base) =
+        (None, None, None, None, None);
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
@@ -53,7 +65,8 @@ fn args() -> Result<Args> {
             "--binary" => binary = Some(PathBuf::from(val()?)),
             "--out" => out = Some(PathBuf::from(val()?)),
             "--units" => units = Some(PathBuf::from(val()?)),
-            _ => bail!("unknown argument {a}; usage: own_profile --mined DIR --binary FILE --out DIR [--units DIR]"),
+            "--runtime-base" => runtime_base = Some(PathBuf::from(val()?)),
+            _ => bail!("unknown argument {a}; usage: own_profile --mined DIR --binary FILE --out DIR [--units DIR] [--runtime-base FILE]"),
         }
     }
     Ok(Args {
@@ -61,6 +74,7 @@ fn args() -> Result<Args> {
         binary: binary.context("--binary FILE is required")?,
         out: out.context("--out DIR is required")?,
         units,
+        runtime_base,
     })
 }
 
@@ -179,6 +193,13 @@ fn main() -> Result<()> {
     }
     .resolve()
     .context("the single-host policy")?;
+    let base = match &args.runtime_base {
+        None => None,
+        Some(p) => Some(
+            collector::mining::runtime_base::load_file(p)
+                .with_context(|| format!("the runtime base {}", p.display()))?,
+        ),
+    };
     let mut table = String::from(
         "role\truns\tobserved\treachable\treachable_not_observed_allowed\theld_back\tallowed\n",
     );
@@ -198,7 +219,40 @@ fn main() -> Result<()> {
         if !c.decision.enforcing() {
             bail!("{name}: the profile would not enforce");
         }
-        let json = c.profile.to_json().context("rendering the profile")?;
+        // The container profile: the same, plus the runtime's post-filter
+        // calls (as runtime-phase observations, which the compiler allows).
+        let container = match &base {
+            None => None,
+            Some(b) => {
+                let mut with_base = obs.clone();
+                b.apply(&mut with_base);
+                let image = schemas::fleet::ImageObservations::single_run(
+                    &name,
+                    "unconfined",
+                    &with_base,
+                    &BTreeMap::new(),
+                    AT_MS,
+                    AT_MS,
+                );
+                let c = policy_compiler::compile::compile_image_with(
+                    &image,
+                    Some(&reach),
+                    &policy,
+                    AT_MS,
+                )
+                .with_context(|| format!("compiling {name} with the runtime base"))?;
+                if !c.decision.enforcing() {
+                    bail!("{name}: the container profile would not enforce");
+                }
+                Some(c)
+            }
+        };
+        let json = container
+            .as_ref()
+            .unwrap_or(&c)
+            .profile
+            .to_json()
+            .context("rendering the profile")?;
         let dropin = c
             .files
             .get("systemd.conf")
@@ -210,7 +264,10 @@ fn main() -> Result<()> {
         };
         write(format!("{name}.json"), json.as_bytes())?;
         write(format!("{name}.systemd.conf"), dropin.as_bytes())?;
-        write(format!("{name}.report.txt"), c.report_text.as_bytes())?;
+        // The report of the container profile: the systemd drop-in is the
+        // same less the runtime base's lines.
+        let report = &container.as_ref().unwrap_or(&c).report_text;
+        write(format!("{name}.report.txt"), report.as_bytes())?;
         if let (Some(dir), Some(unit)) = (&args.units, unit) {
             apply_to_unit(&dir.join(unit), role, &dropin)?;
         }

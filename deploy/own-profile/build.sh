@@ -10,7 +10,11 @@
 #      `sandmine ROLE ...` a test starts in `sandmine mine --backend ebpf
 #      --observation mined/ROLE-PID-N.obs.json -- sandmine ROLE ...`
 #      (the raw data, committed; the tests' output goes to mined/tests-*.log);
-#   3. joins the observations of each role with the static reach of the
+#   3. measures runc's post-filter calls (the runtime base: `sandmine
+#      mine-image` starts its probe container 50 times under the mining
+#      filter; mined/runtime-base.json), which the container profiles need
+#      to start at all;
+#   4. joins the observations of each role with the static reach of the
 #      release binary and compiles them (examples/own_profile.rs): writes
 #      sandmine-ROLE.json (Docker/OCI, for `sandmine run` and the kubelet),
 #      sandmine-ROLE.systemd.conf, sandmine-ROLE.report.txt, counts.tsv, and
@@ -58,6 +62,15 @@ fi
 # the same analysis).
 "$target/release/sandmine" analyze "$target/release/sandmine" >"$mined/analyze.txt"
 
+# The runtime base, measured on this engine (a cache directory of its own,
+# so a base cached earlier is not reused).
+base_cache=$(mktemp -d)
+"$target/release/sandmine" mine-image --runtime-starts 50 --runtime-base-cache "$base_cache" \
+    --reachable off --output /dev/null --workload true sandmine-test/busybox:1 >/dev/null
+mv "$base_cache"/*.json "$mined/runtime-base.json"
+rmdir "$base_cache"
+
 cargo run --release --example own_profile -- \
     --mined "$mined" --binary "$target/release/sandmine" \
-    --out "$out" --units "$root/deploy/systemd"
+    --out "$out" --units "$root/deploy/systemd" \
+    --runtime-base "$mined/runtime-base.json"
