@@ -7,7 +7,8 @@ import re
 import sys
 from collections import defaultdict
 
-LINE = re.compile(r"^\s*([0-9.]+)%\s+\[(.)\]\s+(.*\S)\s*$")
+# "12.3%  [.] sym", or with a DSO column: "12.3%  libc.so.6  [.] sym".
+LINE = re.compile(r"^\s*([0-9.]+)%\s+(?:\S+\s+)?\[(.)\]\s+(.*?)\s*(?:-\s+-\s*)?$")
 
 
 def group(kind: str, sym: str) -> str:
@@ -21,13 +22,19 @@ def group(kind: str, sym: str) -> str:
             s = s.split(" for ", 1)[-1]
         if s.startswith("&"):
             s = s.lstrip("&").removeprefix("mut ")
+    if " as " in s.split("::", 1)[0]:
+        # <usize as core::fmt::Display>::fmt: a primitive's std impl.
+        return "std/core/alloc"
     if "::" in s:
         crate = s.split("::", 1)[0]
         return {"std": "std/core/alloc", "core": "std/core/alloc", "alloc": "std/core/alloc"}.get(crate, crate)
     if s.startswith("0x"):
         return "unresolved"
     # C symbols: libc string/memory, malloc, and the rest by name
-    if re.match(r"^(__)?(mem|str|malloc|free|realloc|calloc|_int_|cfree|tcache|__libc)", s):
+    if re.match(
+        r"^(__)?(mem|str|malloc|free|realloc|calloc|_int_|cfree|tcache|__libc_(malloc|calloc|free|realloc)|unlink_chunk|alloc_perturb|sysmalloc)",
+        s,
+    ):
         return "libc (mem*, malloc)"
     return "other C: " + s.split("@")[0]
 

@@ -573,6 +573,9 @@ fn broker(a: &Args) -> BrokerConfig {
         subject: a.get("subject", "sandmine.deltas"),
         dead_letter_stream: a.get("stream", "SANDMINE_DELTAS") + "_DL",
         dead_letter_subject: a.get("subject", "sandmine.deltas") + "-dl",
+        // As the aggregator's config says (run.sh): the stream is updated
+        // to whichever limit connects last.
+        stream_max_bytes: a.get("stream-max-bytes", "1073741824").parse().unwrap_or(1 << 30),
         timeout: Duration::from_secs(30),
         ..NatsConfig::default()
     })
