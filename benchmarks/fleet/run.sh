@@ -15,8 +15,15 @@
 #   INTERVALS  scale: intervals per host count                   [6]
 #   CROSS_HOUR scale: also run one host count with an interval that ends in
 #              a new hour (hourly incidence refresh); "" to skip  [""]
+#   STREAM_MAX_BYTES  the NATS delta stream's max_bytes, for the aggregator
+#              and the generator alike. On nats-server < 2.11 sandmine also
+#              bounds the stream to max_bytes / 64 KiB messages (docs/CONFIG.md):
+#              the default 1 GiB holds 16,384, less than two intervals of
+#              10,000 hosts, so a backlog refuses publishes   [4294967296]
 #   MODEL      scale: the generator's model, uniform or realistic (heavy-tailed
 #              image and syscall popularity, per-host churn; fleetgen's doc) [uniform]
+#   PERF_CALLERS=1  with PERF=1: DWARF call graphs (199 Hz) and the callers
+#              of every symbol over 2 % (perf-LABEL-callers.txt)
 #   PERF=1     scale: sample the aggregator with `perf record` (499 Hz, user and
 #              kernel) while it drains; its flat profile (self time by symbol,
 #              and grouped by crate) goes beside the JSON
@@ -43,6 +50,7 @@ HOSTS=${HOSTS:-"1000 2500 5000 10000"}
 INTERVALS=${INTERVALS:-6}
 CROSS_HOUR=${CROSS_HOUR:-}
 MODEL=${MODEL:-uniform}
+STREAM_MAX_BYTES=${STREAM_MAX_BYTES:-4294967296}
 PERF=${PERF:-0}
 SO_N=${SO_N:-2000}
 SO_REPS=${SO_REPS:-5}
@@ -185,7 +193,7 @@ write_config() {
     if [ "${BROKER_KIND:-nats}" = kafka ]; then
         broker=$(printf 'kind = "kafka"\nbrokers = "%s"\npartitions = %s\ntimeout = "30s"' "$KAFKA_BROKERS" "$SO_PARTITIONS")
     else
-        broker=$(printf 'kind = "nats"\nurl = "%s"\ntimeout = "30s"' "$NATS_URL")
+        broker=$(printf 'kind = "nats"\nurl = "%s"\ntimeout = "30s"\nstream_max_bytes = %s' "$NATS_URL" "$STREAM_MAX_BYTES")
     fi
     cat >"$WORK/sandmine.toml" <<EOF
 [collector]
@@ -223,7 +231,7 @@ gen_broker_args() {
     if [ "${BROKER_KIND:-nats}" = kafka ]; then
         echo --kafka "$KAFKA_BROKERS" --topic "t$1" --partitions "$SO_PARTITIONS"
     else
-        echo --nats "$NATS_URL" --stream "S$1" --subject "sm.d$1"
+        echo --nats "$NATS_URL" --stream "S$1" --subject "sm.d$1" --stream-max-bytes "$STREAM_MAX_BYTES"
     fi
 }
 
@@ -237,7 +245,7 @@ bench_throughput() {
     log "throughput: N=$N envelopes, REPS=$REPS, batch_max_messages=$BATCH"
     start_nats; start_clickhouse; write_config
     local rows=$WORK/rows
-    "$FLEETGEN" prepare --nats "$NATS_URL" --hosts "$N" --out "$rows" \
+    "$FLEETGEN" prepare --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --hosts "$N" --out "$rows" \
         --stream ST --subject sm.dT >"$WORK/prepare.json"
     local expected; expected=$(jq .expected.rows "$WORK/prepare.json")
     log "published $N envelopes; expected rows: $(jq -c .expected "$WORK/prepare.json")"
@@ -315,10 +323,11 @@ scale_one() { # hosts, label, extra fleetgen args
     if [ "$PERF" = 1 ]; then
         # Started now, it also samples the generator's pre-encoding (the
         # aggregator is idle then: nothing to sample).
-        perf record -F 499 -p "$ap" -o "$WORK/perf-$label.data" 2>"$WORK/perf-$label.log" &
+        local cg=(); [ "${PERF_CALLERS:-0}" = 1 ] && cg=(--call-graph dwarf,16384 -F 199)
+        perf record -F 499 "${cg[@]}" -p "$ap" -o "$WORK/perf-$label.data" 2>"$WORK/perf-$label.log" &
         perf_pid=$!
     fi
-    "$FLEETGEN" scale --nats "$NATS_URL" --stream "S$label" --subject "sm.d$label" --hosts "$h" \
+    "$FLEETGEN" scale --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --stream "S$label" --subject "sm.d$label" --hosts "$h" \
         --intervals "$INTERVALS" --metrics "127.0.0.1:$mport" --model "$MODEL" "$@" >"$WORK/scale-$label.json"
     local t1; t1=$(now)
     if [ -n "$perf_pid" ]; then
@@ -327,6 +336,12 @@ scale_one() { # hosts, label, extra fleetgen args
             --percent-limit 0.2 2>/dev/null >"$OUT/perf-$label.txt"
         perf report -i "$WORK/perf-$label.data" --no-children --sort symbol --stdio -F overhead,sym \
             --percent-limit 0 2>/dev/null | python3 "$HERE/perf_by_crate.py" >"$OUT/perf-$label-by-crate.txt"
+        if [ "${PERF_CALLERS:-0}" = 1 ]; then
+            # Who calls the hottest symbols (inverted call graph, callers
+            # of each symbol over 2 %).
+            perf report -i "$WORK/perf-$label.data" --no-children --sort symbol --stdio -G \
+                --percent-limit 2 2>/dev/null | grep -v '^$' | cut -c1-220 >"$OUT/perf-$label-callers.txt"
+        fi
     fi
     local a1 c1 n1; a1=$(cpu_ticks "$ap"); c1=$(cpu_ticks "$CH_PID"); n1=$(cpu_ticks "$NATS_PID")
     kill "$ap"; wait "$ap" 2>/dev/null || true
@@ -364,21 +379,37 @@ scaleout_one() { # aggregators, rep
     "$FLEETGEN" prepare $(gen_broker_args "$label") --hosts "$SO_N" --timing 0 \
         >"$WORK/prepare-$label.json"
     local expected; expected=$(jq .expected.rows "$WORK/prepare-$label.json")
-    # Same DDL for every run, created outside the timed part.
-    "$SANDMINE" aggregate $(agg_args "$db" agg "$label") --migrate-only >/dev/null 2>&1
+    # Same DDL for every run, created outside the timed part. A consumer
+    # group (durable) of its own per run: tansu keeps a killed run's
+    # members in a group, and a later run joining that group waited
+    # minutes for the rebalance (results/sok0-stall).
+    "$SANDMINE" aggregate $(agg_args "$db" "agg$label" "$label") --migrate-only >/dev/null 2>&1
     local ch0; ch0=$(cpu_ticks "$CH_PID")
     local n0; n0=$(cpu_ticks "$BROKER_PID")
     local aps=() ports=()
     local t0; t0=$(now)
     for i in $(seq "$k"); do
         local mport; mport=$(free_port)
-        SANDMINE_LOG=warn "$SANDMINE" aggregate $(agg_args "$db" agg "$label") \
+        SANDMINE_LOG=warn "$SANDMINE" aggregate $(agg_args "$db" "agg$label" "$label") \
             --set "metrics.listen=\"127.0.0.1:$mport\"" >"$WORK/agg-$label-$i.log" 2>&1 &
         aps+=($!); ports+=("$mport"); PIDS+=($!)
     done
+    # Done when every envelope's rows are in. A redelivered envelope
+    # (Kafka moves a partition whose batch was fetched but not committed
+    # when the second aggregator joins) is inserted twice, identically:
+    # merges collapse the copies and queries never count them (docs/STORE.md,
+    # "Why it is idempotent"), but count() does. So count() reaching the
+    # expected rows is only the first sign; then every envelope must have
+    # its calls rows (written last of an envelope's tables).
     while :; do
         local got; got=$(total_rows "$db")
         [ "$got" -ge "$expected" ] && break
+        for p in "${aps[@]}"; do
+            kill -0 "$p" 2>/dev/null || die "aggregator exited: $(tail -5 "$WORK"/agg-$label-*.log)"
+        done
+        sleep 0.02
+    done
+    while [ "$(ch "SELECT uniqExact(host_id, boot_id, seq) FROM $db.calls")" -lt "$SO_N" ]; do
         for p in "${aps[@]}"; do
             kill -0 "$p" 2>/dev/null || die "aggregator exited: $(tail -5 "$WORK"/agg-$label-*.log)"
         done
@@ -405,15 +436,19 @@ scaleout_one() { # aggregators, rep
             '. + [{stored:$s, cpu_s:$c}]' <<<"$per")
     done
     for p in "${aps[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+    # Copies of a redelivered envelope counted, then collapsed: exact after.
+    local copies; copies=$(( $(total_rows "$db") - expected ))
+    for t in calls incidence containers; do ch "OPTIMIZE TABLE $db.$t FINAL"; done
     local got; got=$(total_rows "$db")
-    [ "$got" = "$expected" ] || die "$db holds $got rows, expected $expected"
+    [ "$got" = "$expected" ] || die "$db holds $got rows after OPTIMIZE FINAL, expected $expected"
     local secs; secs=$(python3 -c "print(round($t1-$t0,4))")
     jq -cn --argjson k "$k" --argjson rep "$r" --argjson secs "$secs" --argjson rows "$expected" \
         --argjson envelopes "$SO_N" --argjson per "$per" \
         --argjson chcpu "$(python3 -c "print($chcpu/$TICK)")" --argjson natscpu "$(python3 -c "print($natscpu/$TICK)")" \
-        --arg broker "$SO_BROKER" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        --arg broker "$SO_BROKER" --argjson copies "$copies" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
         '{aggregators:$k, rep:$rep, secs:$secs, rows:$rows, envelopes:$envelopes, rows_per_s:($rows/$secs),
-          per_aggregator:$per, clickhouse_cpu_s:$chcpu, broker:$broker, broker_cpu_s:$natscpu, loadavg_after:$load}' | tee -a "$OUT/scaleout.jsonl" >&2
+          per_aggregator:$per, clickhouse_cpu_s:$chcpu, broker:$broker, broker_cpu_s:$natscpu,
+          duplicate_rows_before_merge:$copies, loadavg_after:$load}' | tee -a "$OUT/scaleout.jsonl" >&2
     ch "DROP DATABASE $db"
 }
 
@@ -474,7 +509,7 @@ PY
 bench_wire() {
     log "wire: encoded sizes and NATS bytes per message"
     start_nats
-    "$FLEETGEN" wire --nats "$NATS_URL" --stream SW --subject sm.dW >"$OUT/wire.json"
+    "$FLEETGEN" wire --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --stream SW --subject sm.dW >"$OUT/wire.json"
     jq . "$OUT/wire.json"
     kill "$NATS_PID"; wait "$NATS_PID" 2>/dev/null || true
 }
