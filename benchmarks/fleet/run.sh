@@ -2,7 +2,7 @@
 # Fleet benchmarks: aggregator throughput vs a bulk insert, fleet scale,
 # bytes on the wire, and the collector's own footprint.
 #
-#   benchmarks/fleet/run.sh [throughput|scale|scaleout|wire|footprint|all]...
+#   benchmarks/fleet/run.sh [throughput|scale|scaleout|abagg|wire|footprint|all]...
 #
 # Knobs (environment):
 #   SANDMINE   the sandmine binary (default: $CARGO_TARGET_DIR/release/sandmine,
@@ -19,7 +19,9 @@
 #              and the generator alike. On nats-server < 2.11 sandmine also
 #              bounds the stream to max_bytes / 64 KiB messages (docs/CONFIG.md):
 #              the default 1 GiB holds 16,384, less than two intervals of
-#              10,000 hosts, so a backlog refuses publishes   [4294967296]
+#              10,000 hosts, so a backlog refuses publishes. JetStream
+#              reserves it per stream, and every run has a stream of its
+#              own: 4 GiB for scale, 1 GiB for the others   [by benchmark]
 #   MODEL      scale: the generator's model, uniform or realistic (heavy-tailed
 #              image and syscall popularity, per-host churn; fleetgen's doc) [uniform]
 #   PERF_CALLERS=1  with PERF=1: DWARF call graphs (199 Hz) and the callers
@@ -34,6 +36,9 @@
 #   SO_BROKER  scaleout: nats (one durable consumer) or kafka (one consumer
 #              group on a topic of SO_PARTITIONS partitions, tansu)  [nats]
 #   SO_PARTITIONS scaleout with kafka: the topic's partitions      [2]
+#   AB_A, AB_B abagg: two sandmine binaries, one aggregator each, draining the
+#              same AB_N envelopes (NATS) in AB_REPS pairs of random order
+#              (AB_SEED); ratios B over A of rows/s and CPU-s  [2000, 6]
 #   CONTAINERS footprint: containers                             [100]
 #   DURATION   footprint: measured seconds                       [150]
 #
@@ -50,12 +55,15 @@ HOSTS=${HOSTS:-"1000 2500 5000 10000"}
 INTERVALS=${INTERVALS:-6}
 CROSS_HOUR=${CROSS_HOUR:-}
 MODEL=${MODEL:-uniform}
-STREAM_MAX_BYTES=${STREAM_MAX_BYTES:-4294967296}
+STREAM_MAX_BYTES=${STREAM_MAX_BYTES:-}
 PERF=${PERF:-0}
 SO_N=${SO_N:-2000}
 SO_REPS=${SO_REPS:-5}
 SO_SEED=${SO_SEED:-$$}
 SO_BROKER=${SO_BROKER:-nats}
+AB_N=${AB_N:-2000}
+AB_REPS=${AB_REPS:-6}
+AB_SEED=${AB_SEED:-$$}
 SO_PARTITIONS=${SO_PARTITIONS:-2}
 CONTAINERS=${CONTAINERS:-100}
 DURATION=${DURATION:-150}
@@ -193,7 +201,7 @@ write_config() {
     if [ "${BROKER_KIND:-nats}" = kafka ]; then
         broker=$(printf 'kind = "kafka"\nbrokers = "%s"\npartitions = %s\ntimeout = "30s"' "$KAFKA_BROKERS" "$SO_PARTITIONS")
     else
-        broker=$(printf 'kind = "nats"\nurl = "%s"\ntimeout = "30s"\nstream_max_bytes = %s' "$NATS_URL" "$STREAM_MAX_BYTES")
+        broker=$(printf 'kind = "nats"\nurl = "%s"\ntimeout = "30s"\nstream_max_bytes = %s' "$NATS_URL" "${STREAM_MAX_BYTES:-1073741824}")
     fi
     cat >"$WORK/sandmine.toml" <<EOF
 [collector]
@@ -231,7 +239,7 @@ gen_broker_args() {
     if [ "${BROKER_KIND:-nats}" = kafka ]; then
         echo --kafka "$KAFKA_BROKERS" --topic "t$1" --partitions "$SO_PARTITIONS"
     else
-        echo --nats "$NATS_URL" --stream "S$1" --subject "sm.d$1" --stream-max-bytes "$STREAM_MAX_BYTES"
+        echo --nats "$NATS_URL" --stream "S$1" --subject "sm.d$1" --stream-max-bytes "${STREAM_MAX_BYTES:-1073741824}"
     fi
 }
 
@@ -245,7 +253,7 @@ bench_throughput() {
     log "throughput: N=$N envelopes, REPS=$REPS, batch_max_messages=$BATCH"
     start_nats; start_clickhouse; write_config
     local rows=$WORK/rows
-    "$FLEETGEN" prepare --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --hosts "$N" --out "$rows" \
+    "$FLEETGEN" prepare --nats "$NATS_URL" --stream-max-bytes "${STREAM_MAX_BYTES:-1073741824}" --hosts "$N" --out "$rows" \
         --stream ST --subject sm.dT >"$WORK/prepare.json"
     local expected; expected=$(jq .expected.rows "$WORK/prepare.json")
     log "published $N envelopes; expected rows: $(jq -c .expected "$WORK/prepare.json")"
@@ -327,7 +335,7 @@ scale_one() { # hosts, label, extra fleetgen args
         perf record -F 499 "${cg[@]}" -p "$ap" -o "$WORK/perf-$label.data" 2>"$WORK/perf-$label.log" &
         perf_pid=$!
     fi
-    "$FLEETGEN" scale --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --stream "S$label" --subject "sm.d$label" --hosts "$h" \
+    "$FLEETGEN" scale --nats "$NATS_URL" --stream-max-bytes "${STREAM_MAX_BYTES:-1073741824}" --stream "S$label" --subject "sm.d$label" --hosts "$h" \
         --intervals "$INTERVALS" --metrics "127.0.0.1:$mport" --model "$MODEL" "$@" >"$WORK/scale-$label.json"
     local t1; t1=$(now)
     if [ -n "$perf_pid" ]; then
@@ -356,6 +364,7 @@ scale_one() { # hosts, label, extra fleetgen args
 }
 
 bench_scale() {
+    : "${STREAM_MAX_BYTES:=4294967296}"
     log "scale: HOSTS=$HOSTS x 50 containers, $INTERVALS intervals of 10 s, batch_max_messages=$BATCH"
     start_nats; start_clickhouse; write_config
     for h in $HOSTS; do
@@ -366,6 +375,70 @@ bench_scale() {
         log "scale: $CROSS_HOUR hosts, interval 2 ends in a new hour"
         scale_one "$CROSS_HOUR" "x$CROSS_HOUR" --cross-hour-at 2
     fi
+    kill "$NATS_PID" "$CH_PID"; wait "$NATS_PID" "$CH_PID" 2>/dev/null || true
+}
+
+# --- A/B: two aggregator builds side by side ---------------------------------
+
+# One run: AB_N envelopes published to a fresh stream, then one aggregator
+# of build $1 (A or B) drains it into a fresh database.
+abagg_one() { # build, rep
+    local which=$1 r=$2 label=ab$2$1 bin=$AB_A
+    [ "$which" = B ] && bin=$AB_B
+    local db=db_$label
+    "$FLEETGEN" prepare $(gen_broker_args "$label") --hosts "$AB_N" --timing 0 >"$WORK/prepare-$label.json"
+    local expected; expected=$(jq .expected.rows "$WORK/prepare-$label.json")
+    "$bin" aggregate $(agg_args "$db" "agg$label" "$label") --migrate-only >/dev/null 2>&1
+    local ch0; ch0=$(cpu_ticks "$CH_PID")
+    local t0; t0=$(now)
+    SANDMINE_LOG=warn "$bin" aggregate $(agg_args "$db" "agg$label" "$label") >"$WORK/agg-$label.log" 2>&1 &
+    local ap=$!; PIDS+=("$ap")
+    while [ "$(total_rows "$db")" -lt "$expected" ]; do
+        kill -0 "$ap" 2>/dev/null || die "aggregator exited: $(tail -5 "$WORK/agg-$label.log")"
+        sleep 0.02
+    done
+    local t1; t1=$(now)
+    local cpu; cpu=$(python3 -c "print($(cpu_ticks "$ap")/$TICK)")
+    local chcpu; chcpu=$(python3 -c "print(($(cpu_ticks "$CH_PID") - $ch0)/$TICK)")
+    kill "$ap"; wait "$ap" 2>/dev/null || true
+    local got; got=$(total_rows "$db")
+    [ "$got" = "$expected" ] || die "$db holds $got rows, expected $expected"
+    jq -cn --arg build "$which" --arg bin "$bin" --argjson rep "$r" --argjson secs "$(python3 -c "print(round($t1-$t0,4))")" \
+        --argjson rows "$expected" --argjson cpu "$cpu" --argjson chcpu "$chcpu" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        '{build:$build, binary:$bin, rep:$rep, secs:$secs, rows:$rows, rows_per_s:($rows/$secs), aggregator_cpu_s:$cpu,
+          clickhouse_cpu_s:$chcpu, loadavg_after:$load}' | tee -a "$OUT/abagg.jsonl" >&2
+    ch "DROP DATABASE $db"
+}
+
+bench_abagg() {
+    [ -x "${AB_A:-}" ] && [ -x "${AB_B:-}" ] || die "abagg needs AB_A and AB_B (two sandmine binaries)"
+    log "abagg: A=$AB_A B=$AB_B, AB_N=$AB_N envelopes, AB_REPS=$AB_REPS pairs, seed $AB_SEED"
+    BROKER_KIND=nats
+    start_nats; start_clickhouse; write_config
+    : >"$OUT/abagg.jsonl"
+    RANDOM=$AB_SEED
+    for r in $(seq "$AB_REPS"); do
+        local order="A B"; [ $((RANDOM % 2)) = 1 ] && order="B A"
+        log "abagg: pair $r, order $order"
+        for w in $order; do abagg_one "$w" "$r"; done
+    done
+    python3 - "$OUT/abagg.jsonl" "$AB_SEED" >"$OUT/abagg.json" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+t95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201}
+by = {}
+for r in runs:
+    by.setdefault(r["rep"], {})[r["build"]] = r
+def ratio(k):
+    v = [p["B"][k] / p["A"][k] for p in by.values() if "A" in p and "B" in p]
+    n = len(v); m = statistics.mean(v)
+    h = t95.get(n - 1, 2.0) * statistics.stdev(v) / n ** 0.5 if n > 1 else None
+    return {"per_pair": v, "mean": m, "ci95": None if h is None else [m - h, m + h]}
+print(json.dumps({"seed": int(sys.argv[2]), "pairs": len(by),
+                  "B_over_A_rows_per_s": ratio("rows_per_s"), "B_over_A_aggregator_cpu_s": ratio("aggregator_cpu_s"),
+                  "runs": runs}, indent=1))
+PY
+    jq '{pairs, B_over_A_rows_per_s: (.B_over_A_rows_per_s | {mean, ci95}), B_over_A_aggregator_cpu_s: (.B_over_A_aggregator_cpu_s | {mean, ci95})}' "$OUT/abagg.json"
     kill "$NATS_PID" "$CH_PID"; wait "$NATS_PID" "$CH_PID" 2>/dev/null || true
 }
 
@@ -509,7 +582,7 @@ PY
 bench_wire() {
     log "wire: encoded sizes and NATS bytes per message"
     start_nats
-    "$FLEETGEN" wire --nats "$NATS_URL" --stream-max-bytes "$STREAM_MAX_BYTES" --stream SW --subject sm.dW >"$OUT/wire.json"
+    "$FLEETGEN" wire --nats "$NATS_URL" --stream-max-bytes "${STREAM_MAX_BYTES:-1073741824}" --stream SW --subject sm.dW >"$OUT/wire.json"
     jq . "$OUT/wire.json"
     kill "$NATS_PID"; wait "$NATS_PID" 2>/dev/null || true
 }
@@ -571,10 +644,11 @@ for b in "$@"; do
         throughput) bench_throughput ;;
         scale) bench_scale ;;
         scaleout) bench_scaleout ;;
+        abagg) bench_abagg ;;
         wire) bench_wire ;;
         footprint) bench_footprint ;;
         all) bench_wire; bench_throughput; bench_scale; bench_footprint ;;
-        *) die "unknown benchmark $b (throughput|scale|scaleout|wire|footprint|all)" ;;
+        *) die "unknown benchmark $b (throughput|scale|scaleout|abagg|wire|footprint|all)" ;;
     esac
 done
 log "results in $OUT"
