@@ -214,9 +214,68 @@ pub fn command_files(root: &Path, command: &[String]) -> Vec<String> {
     }
 }
 
-/// Analyses the files that ran (and the declared tools) inside `root`.
-pub fn analyse(root: &Path, ran: &Ran, tools: &[String]) -> Reachability {
-    let mut analyzer = reach::Analyzer::new(root);
+/// The default `--reach-cache`: the host's cache of file summaries.
+pub const DEFAULT_REACH_CACHE: &str = "/var/lib/sandmine/reach-cache";
+
+/// The analyser for `root`, with the host's disk cache at `cache` (`off`:
+/// none). The cache's entries are kept per build of this binary (its
+/// version, size, inode and modification time), so an upgraded or rebuilt
+/// sandmine never reads a summary an older analysis wrote.
+pub fn analyzer(root: &Path, cache: &Path) -> anyhow::Result<reach::Analyzer> {
+    let an = reach::Analyzer::new(root);
+    if cache.as_os_str() == "off" {
+        return Ok(an);
+    }
+    let build = build_key().context("identifying this binary for the analysis cache")?;
+    let disk = reach::cache::DiskCache::open(cache, &build)
+        .map_err(|e| anyhow::anyhow!("{e} (--reach-cache off analyses without it)"))?;
+    Ok(an.with_disk_cache(disk))
+}
+
+/// `VERSION-HASH`: this binary's version and a hash of its identity on
+/// disk (size, inode, modification time).
+fn build_key() -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let m = std::fs::metadata(&exe).with_context(|| format!("reading {}", exe.display()))?;
+    let id = format!(
+        "{} {} {} {} {}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    );
+    let h = Sha256::digest(id.as_bytes());
+    let hex: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{}-{hex}", env!("CARGO_PKG_VERSION")))
+}
+
+/// One line on the cache's use, for a command's progress output.
+pub fn cache_line(an: &reach::Analyzer) -> Option<String> {
+    let c = an.disk_cache()?;
+    Some(format!(
+        "analysis cache {}: {} file(s) read from it, {} analysed{}",
+        c.dir().display(),
+        c.hits(),
+        c.misses(),
+        if c.corrupt() > 0 {
+            format!(" ({} unreadable entries replaced)", c.corrupt())
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// Analyses the files that ran (and the declared tools) inside `root`,
+/// with `analyzer` ([`analyzer`]).
+pub fn analyse(
+    analyzer: &mut reach::Analyzer,
+    root: &Path,
+    ran: &Ran,
+    tools: &[String],
+) -> Reachability {
     let mut gaps = Vec::new();
     // Path -> ran (true) or declared (false); a file both ran and declared
     // counts as ran.

@@ -132,3 +132,55 @@ fn several_files_in_one_run() {
     // Both load the same libc: the same file, the same digest.
     assert_eq!(v[0]["objects"][1]["sha256"], v[1]["objects"][1]["sha256"]);
 }
+
+/// The host's analysis cache: a second `analyze` of the same probe reads
+/// all 3 objects (the probe, libc, ld.so) from it and prints the same
+/// answer; `--reach-cache off` uses none; a cache directory others can
+/// write is refused with one line and exit 2.
+#[test]
+fn the_host_cache_answers_a_second_run_and_must_be_private() {
+    let f = Fixture::new();
+    let bin = f.probe("killfsync", KILL_FSYNC);
+    let bin = bin.to_str().unwrap();
+    let cache = f.path("reach-cache");
+    let cache = cache.to_str().unwrap();
+    let first = f.sandmine(&["analyze", bin, "--format", "json", "--reach-cache", cache]);
+    assert!(first.status.success(), "{}", first.describe());
+    assert!(
+        first
+            .stderr
+            .contains(&format!("sandmine: analysis cache {cache}/"))
+            && first
+                .stderr
+                .contains(": 0 file(s) read from it, 3 analysed"),
+        "{}",
+        first.stderr
+    );
+    let second = f.sandmine(&["analyze", bin, "--format", "json", "--reach-cache", cache]);
+    assert!(second.status.success(), "{}", second.describe());
+    assert!(
+        second
+            .stderr
+            .contains(": 3 file(s) read from it, 0 analysed"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stdout, first.stdout);
+    let off = f.sandmine(&["analyze", bin, "--format", "json", "--reach-cache", "off"]);
+    assert!(off.status.success(), "{}", off.describe());
+    assert!(!off.stderr.contains("analysis cache"), "{}", off.stderr);
+    assert_eq!(off.stdout, first.stdout);
+
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o775)).unwrap();
+    }
+    let o = f.sandmine(&["analyze", bin, "--reach-cache", cache]);
+    assert_eq!(o.code(), Some(2), "{}", o.describe());
+    assert_eq!(
+        one_error_line(&o),
+        format!(
+            "sandmine: error: cannot use {cache} as the analysis cache: writable by its group or others (mode 775); chmod go-w it (--reach-cache off analyses without it)"
+        )
+    );
+}

@@ -27,7 +27,7 @@ out=${OUT:-$here/results}
 mkdir -p "$out"
 {
     echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; $("$bin" --version)"
-    echo "# command: $bin analyze --root ${ROOT:-/} FILE... --format json (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
+    echo "# command: $bin analyze --root ${ROOT:-/} FILE... --format json --reach-cache off (3 runs each); load: $(cut -d" " -f1-3 /proc/loadavg)"
 } > "$out/summary.txt"
 # An image's executed binaries in one run (one analysis per library):
 # postgres's, as its Debian image's entrypoint runs them.
@@ -50,7 +50,10 @@ for t in "${targets[@]}" "${groups[@]}"; do
             sync
             echo 3 > /proc/sys/vm/drop_caches
         fi
-        /usr/bin/time -v -o "$out/$name.time.$i" "$bin" analyze --root "${ROOT:-/}" "${files[@]}" --format json > "$out/$name.json"
+        # --reach-cache off: every library analysed (cache.sh measures
+        # the host cache).
+        /usr/bin/time -v -o "$out/$name.time.$i" "$bin" analyze --root "${ROOT:-/}" "${files[@]}" \
+            --format json --reach-cache off > "$out/$name.json"
         secs+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + a[k]; print s}' "$out/$name.time.$i")")
         kbs+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/$name.time.$i")")
     done

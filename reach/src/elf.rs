@@ -26,7 +26,9 @@ type Hdr = elf::FileHeader64<LE>;
 pub const NARGS: usize = 8;
 pub type Args = [Val; NARGS];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Val {
     #[default]
     Unknown,
@@ -50,7 +52,7 @@ impl Val {
 }
 
 /// What a call or jump goes to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// A function of this object (index into [`Object::funcs`]).
     Func(usize),
@@ -59,7 +61,7 @@ pub enum Target {
     Import(usize),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EdgeKind {
     Call,
     /// A jump out of the function (a tail call, or a cold part).
@@ -69,7 +71,7 @@ pub enum EdgeKind {
     Ref,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Edge {
     pub site: u64,
     pub to: Target,
@@ -82,14 +84,16 @@ pub struct Edge {
 /// A syscall site whose number is an argument of the enclosing function
 /// (glibc's and musl's `syscall()`, and any wrapper of them inside the
 /// same object): its number is known only at each call site.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct WrapperSite {
     pub abi: Abi,
     pub arg: u8,
     pub site: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Func {
     pub start: u64,
     pub end: u64,
@@ -113,14 +117,14 @@ pub struct Func {
     pub go: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Import {
     pub name: String,
     pub version: Option<String>,
     pub weak: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum ExportKind {
     Func(usize),
     /// An IFUNC: every candidate the resolver can return (`lea` of a
@@ -132,7 +136,7 @@ pub enum ExportKind {
     Data,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Export {
     pub version: Option<String>,
     /// Not the default version (`sym@V`, not `sym@@V`).
@@ -140,7 +144,7 @@ pub struct Export {
     pub kind: ExportKind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RootKind {
     Entry,
     Init,
@@ -168,7 +172,7 @@ impl RootKind {
 }
 
 /// The analysis of one ELF file.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Object {
     pub needed: Vec<String>,
     pub rpath: Vec<String>,

@@ -13,6 +13,7 @@
 //! library, an IFUNC whose candidates are unknown) is counted in
 //! [`Limits`] and listed.
 
+pub mod cache;
 pub mod elf;
 pub mod root;
 pub mod unpack;
@@ -38,6 +39,8 @@ pub enum ReachError {
     Elf { path: String, what: String },
     #[error("{path} is not an x86_64 ELF file")]
     NotX86_64 { path: String },
+    #[error("cannot use {dir} as the analysis cache: {why}")]
+    Cache { dir: PathBuf, why: String },
 }
 
 /// The limits of one analysis, in numbers. Each is a place where the
@@ -217,6 +220,7 @@ pub struct Analyzer {
     root: root::Root,
     by_hash: HashMap<[u8; 32], Arc<Object>>,
     by_path: HashMap<PathBuf, ([u8; 32], Arc<Object>)>,
+    disk: Option<cache::DiskCache>,
 }
 
 struct Loaded {
@@ -232,7 +236,21 @@ impl Analyzer {
             root: root::Root::new(root),
             by_hash: HashMap::new(),
             by_path: HashMap::new(),
+            disk: None,
         }
+    }
+
+    /// Also keep every file's summary in `disk`, and read it from there
+    /// first: a file already analysed on this host (by this build) is not
+    /// disassembled again.
+    pub fn with_disk_cache(mut self, disk: cache::DiskCache) -> Analyzer {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// The disk cache, if any (its hit and miss counts).
+    pub fn disk_cache(&self) -> Option<&cache::DiskCache> {
+        self.disk.as_ref()
     }
 
     /// Files analysed so far (distinct contents).
@@ -252,7 +270,17 @@ impl Analyzer {
         let obj = match self.by_hash.get(&hash) {
             Some(o) => o.clone(),
             None => {
-                let o = Arc::new(elf::analyse(&f.path, &data)?);
+                let cached = self.disk.as_mut().and_then(|d| d.get(&hash));
+                let o = match cached {
+                    Some(o) => Arc::new(o),
+                    None => {
+                        let o = Arc::new(elf::analyse(&f.path, &data)?);
+                        if let Some(d) = &self.disk {
+                            d.put(&hash, &o);
+                        }
+                        o
+                    }
+                };
                 self.by_hash.insert(hash, o.clone());
                 o
             }

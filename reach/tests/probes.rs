@@ -485,3 +485,79 @@ fn runpath_origin_and_a_chain_through_two_libraries() {
         "/app/prog -> foo_sync -> libfoo.so:foo_sync -> fsync@GLIBC_2.2.5 -> libc.so.6:fsync"
     );
 }
+
+/// The host's disk cache: a second analyser (another process, another
+/// run) reads every file's summary from the cache and reaches exactly the
+/// same syscalls with the same chains and limits; a corrupt entry is a
+/// miss, analysed again and rewritten; a directory others can write is
+/// refused.
+#[test]
+fn the_disk_cache_gives_the_same_answers_and_refuses_a_shared_directory() {
+    use reach::cache::DiskCache;
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path().join("reach-cache");
+    let run = |dir: &Path| {
+        let mut an = Analyzer::new(Path::new("/"))
+            .with_disk_cache(DiskCache::open(dir, "test-build").expect("open the cache"));
+        let a = an.analyse("/bin/ls").expect("ls");
+        let c = an.disk_cache().expect("cache");
+        let counts = (c.hits(), c.misses(), c.corrupt());
+        (
+            format!("{:?} {:?}", a.syscalls, a.limits),
+            a.objects.len(),
+            counts,
+        )
+    };
+    let uncached = {
+        let a = Analyzer::new(Path::new("/"))
+            .analyse("/bin/ls")
+            .expect("ls");
+        format!("{:?} {:?}", a.syscalls, a.limits)
+    };
+    let (first, n, counts) = run(&dir);
+    assert_eq!(first, uncached);
+    assert_eq!(counts, (0, n, 0), "a cold cache misses every object");
+    let (second, _, counts) = run(&dir);
+    assert_eq!(second, uncached);
+    assert_eq!(counts, (n, 0, 0), "a warm cache hits every object");
+
+    // Truncate one entry: that file is analysed again, the answer holds,
+    // and the entry is whole again for the next run.
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.join("test-build-f1"))
+        .expect("entries")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), n);
+    let bytes = std::fs::read(&entries[0]).expect("entry");
+    std::fs::write(&entries[0], &bytes[..bytes.len() / 2]).expect("truncate");
+    let (third, _, counts) = run(&dir);
+    assert_eq!(third, uncached);
+    assert_eq!(counts, (n - 1, 1, 1));
+    assert_eq!(run(&dir).2, (n, 0, 0));
+
+    // Another build's entries are never read, and opening the cache for
+    // one build removes the others' (the cache does not grow with
+    // upgrades); what is not a build's directory stays.
+    std::fs::create_dir(dir.join("notes")).expect("mkdir");
+    let other = DiskCache::open(&dir, "other-build").expect("open");
+    assert!(other.dir().ends_with("other-build-f1"));
+    assert!(!dir.join("test-build-f1").exists());
+    assert!(dir.join("notes").is_dir());
+    assert_eq!(run(&dir).2, (0, n, 0));
+    assert!(!dir.join("other-build-f1").exists());
+
+    // Writable by others: refused, with the reason.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let e = DiskCache::open(&dir, "test-build").expect_err("a shared directory");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot use {} as the analysis cache: writable by its group or others (mode 777); chmod go-w it",
+            dir.display()
+        )
+    );
+    assert!(DiskCache::open(&dir, "../x").is_err());
+}

@@ -33,7 +33,9 @@ sandmine analyze --image sandmine-paper/nginx:latest\n  \
 sandmine analyze --image redis:local /usr/bin/redis-server /usr/bin/redis-cli\n\n\
 With --image, the files are read from a local image (through the Engine API: a container \
 is created, never started, exported and removed); with no FILE, its command is analysed \
-(a script through its interpreter)."
+(a script through its interpreter).\n\n\
+Each file's analysis is kept in the host's cache (--reach-cache, by the file's sha256, per \
+sandmine build): a library analysed once, by analyze or mine-image, is read from there."
 )]
 pub struct AnalyzeArgs {
     /// The files, as paths inside ROOT (or the image).
@@ -51,6 +53,11 @@ pub struct AnalyzeArgs {
     pub socket: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// The host's cache of analysed files (by sha256, per sandmine
+    /// build): a file analysed before, by any command, is read from it;
+    /// `off` for none. Must be this user's and not writable by others.
+    #[arg(long, value_name = "DIR|off", default_value = crate::reaching::DEFAULT_REACH_CACHE)]
+    pub reach_cache: PathBuf,
 }
 
 fn name(abi: Abi, nr: u32) -> String {
@@ -280,7 +287,7 @@ pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => (args.root.clone(), args.files.clone()),
     };
-    let mut an = reach::Analyzer::new(&root);
+    let mut an = crate::reaching::analyzer(&root, &args.reach_cache)?;
     let mut all = Vec::new();
     for f in &files {
         // On the host's root, a relative path is relative to the current
@@ -303,6 +310,9 @@ pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
             a.root = PathBuf::from(format!("image {image}"));
         }
         all.push(a);
+    }
+    if let Some(line) = crate::reaching::cache_line(&an) {
+        eprintln!("sandmine: {line}");
     }
     let mut out = match (args.format, all.as_slice()) {
         (Format::Json, [one]) => serde_json::to_string_pretty(&to_json(one))?,

@@ -116,6 +116,12 @@ pub struct MineImageArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// The host's cache of analysed files (by sha256, per sandmine
+    /// build), so each library is analysed once per host; `off` for none.
+    /// Must be this user's and not writable by others.
+    #[arg(long, value_name = "DIR|off", default_value = reaching::DEFAULT_REACH_CACHE)]
+    pub reach_cache: PathBuf,
+
     /// The container's command, replacing the image's CMD (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub container_cmd: Vec<String>,
@@ -233,7 +239,7 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         );
     }
     let reach = match (tier, &scratch) {
-        (Some(_), Some(dir)) => Some(analyse_run(&run, dir.path(), &tools)?),
+        (Some(_), Some(dir)) => Some(analyse_run(&run, dir.path(), &tools, &args.reach_cache)?),
         _ => None,
     };
     eprintln!("sandmine: image {} ({})", args.image, image.id);
@@ -277,6 +283,7 @@ fn analyse_run(
     run: &collector::mining::container::ContainerRun,
     scratch: &std::path::Path,
     tools: &[String],
+    cache: &std::path::Path,
 ) -> Result<policy_compiler::reachable::Reachability> {
     if let Some(e) = &run.export_error {
         anyhow::bail!("exporting the container's file system for the static analysis: {e} (--reachable off skips the analysis)");
@@ -290,7 +297,9 @@ fn analyse_run(
     // The archive is no longer needed; the tree is removed with `scratch`.
     let _ = std::fs::remove_file(&tar);
     let t0 = std::time::Instant::now();
+    let mut analyzer = reaching::analyzer(&root, cache)?;
     let r = reaching::analyse(
+        &mut analyzer,
         &root,
         &reaching::Ran {
             executables: &run.executed,
@@ -317,5 +326,8 @@ fn analyse_run(
         },
         t0.elapsed().as_secs_f64()
     );
+    if let Some(line) = reaching::cache_line(&analyzer) {
+        eprintln!("sandmine: {line}");
+    }
     Ok(r)
 }
