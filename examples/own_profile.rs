@@ -206,19 +206,25 @@ fn main() -> Result<()> {
     for (role, unit) in ROLES {
         let (obs, runs) = observed(&args.mined, role)?;
         let name = format!("sandmine-{role}");
-        let image = schemas::fleet::ImageObservations::single_run(
-            &name,
-            "unconfined",
-            &obs,
-            &BTreeMap::new(),
-            AT_MS,
-            AT_MS,
-        );
-        let c = policy_compiler::compile::compile_image_with(&image, Some(&reach), &policy, AT_MS)
-            .with_context(|| format!("compiling {name}"))?;
-        if !c.decision.enforcing() {
-            bail!("{name}: the profile would not enforce");
-        }
+        // An enforcing profile of `obs`, under the single-host policy.
+        let compile = |obs: &Observation, what: &str| -> Result<_> {
+            let image = schemas::fleet::ImageObservations::single_run(
+                &name,
+                "unconfined",
+                obs,
+                &BTreeMap::new(),
+                AT_MS,
+                AT_MS,
+            );
+            let c =
+                policy_compiler::compile::compile_image_with(&image, Some(&reach), &policy, AT_MS)
+                    .with_context(|| format!("compiling {name}{what}"))?;
+            if !c.decision.enforcing() {
+                bail!("{name}{what}: the profile would not enforce");
+            }
+            Ok(c)
+        };
+        let c = compile(&obs, "")?;
         // The container profile: the same, plus the runtime's post-filter
         // calls (as runtime-phase observations, which the compiler allows).
         let container = match &base {
@@ -226,25 +232,7 @@ fn main() -> Result<()> {
             Some(b) => {
                 let mut with_base = obs.clone();
                 b.apply(&mut with_base);
-                let image = schemas::fleet::ImageObservations::single_run(
-                    &name,
-                    "unconfined",
-                    &with_base,
-                    &BTreeMap::new(),
-                    AT_MS,
-                    AT_MS,
-                );
-                let c = policy_compiler::compile::compile_image_with(
-                    &image,
-                    Some(&reach),
-                    &policy,
-                    AT_MS,
-                )
-                .with_context(|| format!("compiling {name} with the runtime base"))?;
-                if !c.decision.enforcing() {
-                    bail!("{name}: the container profile would not enforce");
-                }
-                Some(c)
+                Some(compile(&with_base, " with the runtime base")?)
             }
         };
         let json = container

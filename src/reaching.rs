@@ -217,19 +217,33 @@ pub fn command_files(root: &Path, command: &[String]) -> Vec<String> {
 /// The default `--reach-cache`: the host's cache of file summaries.
 pub const DEFAULT_REACH_CACHE: &str = "/var/lib/sandmine/reach-cache";
 
-/// The analyser for `root`, with the host's disk cache at `cache` (`off`:
-/// none). The cache's entries are kept per build of this binary (its
-/// version, size, inode and modification time), so an upgraded or rebuilt
-/// sandmine never reads a summary an older analysis wrote.
-pub fn analyzer(root: &Path, cache: &Path) -> anyhow::Result<reach::Analyzer> {
+/// The analyser for `root`, with the host's disk cache: `cache` names it
+/// (`off`: none; a directory that cannot be used is an error), or `None`
+/// takes [`DEFAULT_REACH_CACHE`], which a user who cannot create or own it
+/// (analysis needs no privilege) skips with one warning. The cache's
+/// entries are kept per build of this binary (its version, size, inode and
+/// modification time), so an upgraded or rebuilt sandmine never reads a
+/// summary an older analysis wrote.
+pub fn analyzer(root: &Path, cache: Option<&Path>) -> anyhow::Result<reach::Analyzer> {
     let an = reach::Analyzer::new(root);
-    if cache.as_os_str() == "off" {
-        return Ok(an);
-    }
+    let (dir, chosen) = match cache {
+        Some(c) if c.as_os_str() == "off" => return Ok(an),
+        Some(c) => (c, true),
+        None => (Path::new(DEFAULT_REACH_CACHE), false),
+    };
     let build = build_key().context("identifying this binary for the analysis cache")?;
-    let disk = reach::cache::DiskCache::open(cache, &build)
-        .map_err(|e| anyhow::anyhow!("{e} (--reach-cache off analyses without it)"))?;
-    Ok(an.with_disk_cache(disk))
+    match reach::cache::DiskCache::open(dir, &build) {
+        Ok(disk) => Ok(an.with_disk_cache(disk)),
+        Err(e) if chosen => Err(anyhow::anyhow!(
+            "{e} (--reach-cache off analyses without it)"
+        )),
+        Err(e) => {
+            eprintln!(
+                "sandmine: warning: {e}; analysing without it (--reach-cache DIR names another)"
+            );
+            Ok(an)
+        }
+    }
 }
 
 /// `VERSION-HASH`: this binary's version and a hash of its identity on

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{one_error_line, Fixture};
+use std::process::Command;
 
 const KILL_FSYNC: &str = r#"
 #include <signal.h>
@@ -182,5 +183,37 @@ fn the_host_cache_answers_a_second_run_and_must_be_private() {
         format!(
             "sandmine: error: cannot use {cache} as the analysis cache: writable by its group or others (mode 775); chmod go-w it (--reach-cache off analyses without it)"
         )
+    );
+}
+
+/// The default cache (/var/lib/sandmine/reach-cache, under root's 0700
+/// /var/lib/sandmine) belongs to root: a user who cannot use it still analyses (the analysis needs no
+/// privilege), with one warning naming why, and the same answer.
+#[test]
+fn a_user_who_cannot_use_the_default_cache_analyses_without_it() {
+    let f = Fixture::new();
+    let root = f.sandmine(&["analyze", "/usr/bin/true", "--format", "json"]);
+    assert!(root.status.success(), "{}", root.describe());
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            common::SANDMINE,
+            "analyze",
+            "/usr/bin/true",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), root.stdout);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "sandmine: warning: cannot use /var/lib/sandmine/reach-cache as the analysis cache: \
+          cannot create it: Permission denied (os error 13); analysing without it \
+          (--reach-cache DIR names another)"
+        ],
     );
 }

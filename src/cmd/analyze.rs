@@ -56,8 +56,10 @@ pub struct AnalyzeArgs {
     /// The host's cache of analysed files (by sha256, per sandmine
     /// build): a file analysed before, by any command, is read from it;
     /// `off` for none. Must be this user's and not writable by others.
-    #[arg(long, value_name = "DIR|off", default_value = crate::reaching::DEFAULT_REACH_CACHE)]
-    pub reach_cache: PathBuf,
+    /// Default: /var/lib/sandmine/reach-cache, skipped with a warning when
+    /// this user cannot use it.
+    #[arg(long, value_name = "DIR|off")]
+    pub reach_cache: Option<PathBuf>,
 }
 
 fn name(abi: Abi, nr: u32) -> String {
@@ -287,7 +289,7 @@ pub fn main(args: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => (args.root.clone(), args.files.clone()),
     };
-    let mut an = crate::reaching::analyzer(&root, &args.reach_cache)?;
+    let mut an = crate::reaching::analyzer(&root, args.reach_cache.as_deref())?;
     let mut all = Vec::new();
     for f in &files {
         // On the host's root, a relative path is relative to the current

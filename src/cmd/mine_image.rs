@@ -118,9 +118,11 @@ pub struct MineImageArgs {
 
     /// The host's cache of analysed files (by sha256, per sandmine
     /// build), so each library is analysed once per host; `off` for none.
-    /// Must be this user's and not writable by others.
-    #[arg(long, value_name = "DIR|off", default_value = reaching::DEFAULT_REACH_CACHE)]
-    pub reach_cache: PathBuf,
+    /// Must be this user's and not writable by others. Default:
+    /// /var/lib/sandmine/reach-cache, skipped with a warning when this
+    /// user cannot use it.
+    #[arg(long, value_name = "DIR|off")]
+    pub reach_cache: Option<PathBuf>,
 
     /// The container's command, replacing the image's CMD (after `--`).
     #[arg(last = true, value_name = "CMD")]
@@ -239,7 +241,12 @@ pub fn main(args: MineImageArgs) -> Result<ExitCode> {
         );
     }
     let reach = match (tier, &scratch) {
-        (Some(_), Some(dir)) => Some(analyse_run(&run, dir.path(), &tools, &args.reach_cache)?),
+        (Some(_), Some(dir)) => Some(analyse_run(
+            &run,
+            dir.path(),
+            &tools,
+            args.reach_cache.as_deref(),
+        )?),
         _ => None,
     };
     eprintln!("sandmine: image {} ({})", args.image, image.id);
@@ -283,7 +290,7 @@ fn analyse_run(
     run: &collector::mining::container::ContainerRun,
     scratch: &std::path::Path,
     tools: &[String],
-    cache: &std::path::Path,
+    cache: Option<&std::path::Path>,
 ) -> Result<policy_compiler::reachable::Reachability> {
     if let Some(e) = &run.export_error {
         anyhow::bail!("exporting the container's file system for the static analysis: {e} (--reachable off skips the analysis)");

@@ -556,18 +556,18 @@ impl Args {
 /// NATS (`--nats URL --stream S --subject S`), or Kafka with `--kafka
 /// BROKERS --topic T --partitions P` (the topic created with P partitions
 /// if missing).
-fn broker(a: &Args) -> BrokerConfig {
+fn broker(a: &Args) -> Result<BrokerConfig> {
     if let Some(brokers) = a.0.get("kafka") {
-        return BrokerConfig::Kafka(KafkaConfig {
+        return Ok(BrokerConfig::Kafka(KafkaConfig {
             brokers: brokers.clone(),
             topic: a.get("topic", "sandmine.deltas"),
             dead_letter_topic: a.get("topic", "sandmine.deltas") + ".dl",
-            partitions: a.get("partitions", "2").parse().unwrap_or(2),
+            partitions: i32::try_from(a.num("partitions", 2)?).context("--partitions")?,
             timeout: Duration::from_secs(30),
             ..KafkaConfig::default()
-        });
+        }));
     }
-    BrokerConfig::Nats(NatsConfig {
+    Ok(BrokerConfig::Nats(NatsConfig {
         url: a.get("nats", "nats://127.0.0.1:4222"),
         stream: a.get("stream", "SANDMINE_DELTAS"),
         subject: a.get("subject", "sandmine.deltas"),
@@ -575,10 +575,11 @@ fn broker(a: &Args) -> BrokerConfig {
         dead_letter_subject: a.get("subject", "sandmine.deltas") + "-dl",
         // As the aggregator's config says (run.sh): the stream is updated
         // to whichever limit connects last.
-        stream_max_bytes: a.get("stream-max-bytes", "1073741824").parse().unwrap_or(1 << 30),
+        stream_max_bytes: i64::try_from(a.num("stream-max-bytes", 1 << 30)?)
+            .context("--stream-max-bytes")?,
         timeout: Duration::from_secs(30),
         ..NatsConfig::default()
-    })
+    }))
 }
 
 fn encode_all(envs: &[Envelope]) -> Result<Vec<(String, Vec<u8>)>> {
@@ -690,7 +691,7 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
     let msgs = encode_all(&envs)?;
     let bytes: usize = msgs.iter().map(|m| m.1.len()).sum();
     let rows = rows::explode(&envs);
-    if a.0.get("out").is_some() {
+    if a.0.contains_key("out") {
         write_tsv(&out, &rows)?;
     }
     // Where an aggregator's CPU goes before the HTTP insert: decode and row
@@ -714,7 +715,7 @@ async fn prepare(a: &Args) -> Result<serde_json::Value> {
             bail!("explode is not deterministic");
         }
     }
-    let p = Publisher::connect(&broker(a))
+    let p = Publisher::connect(&broker(a)?)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let t = Instant::now();
@@ -786,7 +787,7 @@ async fn scale(a: &Args) -> Result<serde_json::Value> {
     }
     let gen_s = t.elapsed().as_secs_f64();
     drop(hosts);
-    let p = Publisher::connect(&broker(a))
+    let p = Publisher::connect(&broker(a)?)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let base = acked(&metrics).await.context("aggregator metrics")?;
@@ -913,7 +914,7 @@ async fn wire_sizes(a: &Args) -> Result<serde_json::Value> {
     // Publisher leg: everything this process writes to its socket while
     // publishing M messages (HPUB line, headers, reply inbox). Only writes:
     // the client receives with recv(), which /proc/self/io does not count.
-    let p = Publisher::connect(&broker(a))
+    let p = Publisher::connect(&broker(a)?)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let (_, w0) = proc_io()?;
@@ -921,7 +922,7 @@ async fn wire_sizes(a: &Args) -> Result<serde_json::Value> {
     let (_, w1) = proc_io()?;
     // Consumer leg: fetch and ack them with a fresh durable (what the
     // aggregator sends back: pull requests and acks).
-    let mut cfg = match broker(a) {
+    let mut cfg = match broker(a)? {
         BrokerConfig::Nats(c) => c,
         BrokerConfig::Kafka(_) => bail!("nats only"),
     };
