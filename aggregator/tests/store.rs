@@ -119,6 +119,7 @@ fn expected_nginx() -> ImageObservations {
             },
         ],
         out_of_range: 0,
+        args: Default::default(),
     }
 }
 
@@ -1032,6 +1033,7 @@ fn expected_incomplete() -> ImageObservations {
             c("noslot", T0 + 15_000, T0 + 20_000, true, vec![]),
         ],
         out_of_range: 0,
+        args: Default::default(),
     }
 }
 

@@ -863,7 +863,8 @@ impl EbpfCollector {
     }
 
     /// A snapshot of what `key` did so far, exact: per (ABI, number), the
-    /// spilled count plus every CPU's counter. Empty when `key` is not
+    /// spilled count plus every CPU's counter, and its recorded argument
+    /// values ([`EbpfCollector::args_of`]). Empty when `key` is not
     /// tracked.
     pub fn observe(&self, key: &WorkloadKey) -> Result<Observation> {
         // A spill (add to the shared total, then reset the per-CPU counter)
@@ -884,7 +885,9 @@ impl EbpfCollector {
                 return Ok(Observation::default());
             };
             if before.spill == after.spill {
-                return Ok(fold(&after, counts.iter()));
+                let mut obs = fold(&after, counts.iter());
+                obs.args = args::to_sets(&self.args_of(key)?);
+                return Ok(obs);
             }
         }
         Err(CollectError::Ebpf(format!(

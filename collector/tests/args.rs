@@ -173,6 +173,25 @@ fn distinct_masked_values_are_recorded_per_abi() {
     let all = c.args().expect("all args");
     assert_eq!(all.len(), 1);
     assert_eq!(all.get(&key), Some(&got));
+    // And in the workload's observation, as the compiler and the wire
+    // take them: each set with its track's indices and masks.
+    let sets = c.observe(&key).expect("observe").args;
+    assert_eq!(sets, ebpf::args::to_sets(&got));
+    let socket = &sets[&x86(41)];
+    assert_eq!(
+        socket.fields,
+        vec![
+            schemas::ArgField {
+                index: 0,
+                mask: 0xffff_ffff
+            },
+            schemas::ArgField {
+                index: 1,
+                mask: 0xf
+            }
+        ]
+    );
+    assert!(sets.values().all(|s| s.check().is_ok()), "{sets:?}");
     c.untrack(&key).expect("untrack");
     assert_eq!(c.args_of(&key).expect("args"), Args::new());
 }

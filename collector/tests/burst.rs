@@ -704,6 +704,7 @@ fn over_capacity_through_the_daemon(version: u16) {
         syscalls: vec![],
         incidence: vec![],
         out_of_range: 0,
+        args: Default::default(),
     });
     let (mut complete, mut incomplete, mut want_calls) = (0u64, 0u64, 0u64);
     for c in &obs.incidence {

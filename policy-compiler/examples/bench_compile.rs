@@ -159,6 +159,7 @@ fn synth(seed: u64) -> ImageObservations {
         syscalls: totals.into_values().collect(),
         incidence,
         out_of_range: 0,
+        args: Default::default(),
     }
 }
 

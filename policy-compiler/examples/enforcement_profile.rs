@@ -162,6 +162,7 @@ fn observations() -> Result<ImageObservations, String> {
             .collect(),
         incidence,
         out_of_range: 0,
+        args: Default::default(),
     })
 }
 

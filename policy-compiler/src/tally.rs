@@ -511,6 +511,7 @@ mod tests {
             syscalls: Vec::new(),
             incidence,
             out_of_range: 0,
+            args: Default::default(),
         };
         let d = crate::decide::decide(&obs, &Policy::default().resolve().unwrap(), 1000);
         (

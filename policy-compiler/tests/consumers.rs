@@ -284,6 +284,7 @@ fn observations() -> ImageObservations {
         syscalls,
         incidence,
         out_of_range: 0,
+        args: Default::default(),
     }
 }
 

@@ -127,6 +127,7 @@ fn image(name: &str, cs: &[C]) -> ImageObservations {
         syscalls,
         incidence,
         out_of_range: 0,
+        args: Default::default(),
     }
 }
 

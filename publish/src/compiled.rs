@@ -163,6 +163,7 @@ mod tests {
                 c(3, "h3", true, &[0, 101]),
             ],
             out_of_range: 0,
+            args: Default::default(),
         };
         let policy = Policy::default();
         let compiled =

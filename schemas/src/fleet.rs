@@ -90,6 +90,11 @@ pub struct ImageObservations {
     /// than the build), which no profile can name.
     #[serde(default)]
     pub out_of_range: u64,
+    /// Recorded argument values of the image's syscalls (issue 11):
+    /// the evidence for argument rules, under the same thresholds as the
+    /// syscalls. Empty when no collector recorded any.
+    #[serde(default, skip_serializing_if = "crate::ArgEvidence::is_empty")]
+    pub args: crate::ArgEvidence,
 }
 
 /// The host and container names of a single run seen as a fleet of one.
@@ -160,6 +165,7 @@ impl ImageObservations {
             syscalls,
             incidence: vec![container],
             out_of_range: obs.out_of_range,
+            args: crate::ArgEvidence::single_run(&obs.args),
         }
     }
 
@@ -235,6 +241,7 @@ impl ImageObservations {
             syscalls,
             incidence,
             out_of_range: 0,
+            args: crate::ArgEvidence::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - This crate does no I/O.
 
 pub mod abi;
+pub mod args;
 pub mod fleet;
 pub mod observation;
 pub mod slug;
@@ -16,6 +17,7 @@ pub mod syscalls;
 pub mod wire;
 
 pub use abi::Abi;
+pub use args::{ArgEvidence, ArgField, ArgOverflow, ArgSet, ArgSets, ArgTotals};
 pub use observation::{
     DenialKey, Denials, DenyAction, Observation, Phase, PhaseSet, SyscallKey, SyscallUse,
 };

@@ -102,6 +102,16 @@ pub struct Observation {
     /// Calls whose number was outside the capture's table (counted, not
     /// named). Non-zero means the kernel knows syscalls this build does not.
     pub out_of_range: u64,
+    /// Recorded argument values (issue 11), per syscall: only the syscalls
+    /// the collector records arguments of (`collector/src/ebpf/args.rs`),
+    /// and only with the eBPF backend. In JSON: a sorted list of
+    /// `{abi, nr, fields, values, overflow}`, left out when empty.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "crate::args::arg_list"
+    )]
+    pub args: crate::args::ArgSets,
 }
 
 /// The JSON form of [`Observation::syscalls`]: a map keyed by a struct has
@@ -177,6 +187,9 @@ impl Observation {
             u.phases = u.phases.union(v.phases);
         }
         self.out_of_range += other.out_of_range;
+        for (k, a) in &other.args {
+            self.args.entry(*k).or_default().merge(a);
+        }
     }
 
     /// True when some call went through a seccomp filter. A workload that

@@ -431,6 +431,7 @@ mod tests {
                 c("x", 15, true, vec![e(9, 16)]),
             ],
             out_of_range: 0,
+            args: Default::default(),
         };
         assert_eq!(
             convergence(&obs),

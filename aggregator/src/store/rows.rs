@@ -431,5 +431,6 @@ pub fn assemble(
         syscalls,
         incidence: list,
         out_of_range: 0,
+        args: Default::default(),
     }))
 }

@@ -354,6 +354,34 @@ pub(crate) fn decode(raw: &RawArgs) -> Result<Args, String> {
     Ok(out)
 }
 
+/// One workload's recorded arguments in the shared, self-describing form
+/// ([`schemas::ArgSet`]: each set carries its track's argument indices and
+/// masks), as the compiler and the wire take them.
+pub fn to_sets(args: &Args) -> schemas::ArgSets {
+    args.iter()
+        .map(|(k, (track, v))| {
+            let fields = TRACKS
+                .iter()
+                .find(|s| s.track == *track)
+                .map(|s| {
+                    s.args
+                        .iter()
+                        .map(|&(index, mask)| schemas::ArgField { index, mask })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                *k,
+                schemas::ArgSet {
+                    fields,
+                    values: v.values.clone(),
+                    overflow: v.overflow,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Bytes that identify the tables the loader writes (for the daemon's
 /// pinned-build hash: a change of [`TRACKS`] must load a new program).
 pub(crate) fn fingerprint() -> Vec<u8> {
