@@ -154,6 +154,20 @@ pub struct ArgOverflow {
     pub containers: u64,
 }
 
+/// How many verified containers of an image recorded a set (values or an
+/// overflow) for one syscall. A container that made the call but recorded
+/// no set (an older collector, a `max_wire_version` below the arguments'
+/// version, the ptrace backend) leaves its values unknown: the compiler
+/// narrows a syscall only when every verified container that made it is
+/// counted here.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgRecorded {
+    pub abi: Abi,
+    pub nr: u32,
+    pub containers: u64,
+}
+
 /// What the store knows of an image's argument values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,11 +178,14 @@ pub struct ArgEvidence {
     /// Sorted by (abi, nr).
     #[serde(default)]
     pub overflow: Vec<ArgOverflow>,
+    /// Sorted by (abi, nr).
+    #[serde(default)]
+    pub recorded: Vec<ArgRecorded>,
 }
 
 impl ArgEvidence {
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.overflow.is_empty()
+        self.values.is_empty() && self.overflow.is_empty() && self.recorded.is_empty()
     }
 
     /// One workload's sets as the evidence of a fleet of one (one host,
@@ -186,6 +203,11 @@ impl ArgEvidence {
                     containers: 1,
                 });
             }
+            e.recorded.push(ArgRecorded {
+                abi: k.abi,
+                nr: k.nr,
+                containers: 1,
+            });
             if s.overflowed() {
                 e.overflow.push(ArgOverflow {
                     abi: k.abi,
@@ -197,6 +219,7 @@ impl ArgEvidence {
         }
         e.values.sort();
         e.overflow.sort();
+        e.recorded.sort();
         e
     }
 }

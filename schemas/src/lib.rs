@@ -17,7 +17,7 @@ pub mod syscalls;
 pub mod wire;
 
 pub use abi::Abi;
-pub use args::{ArgEvidence, ArgField, ArgOverflow, ArgSet, ArgSets, ArgTotals};
+pub use args::{ArgEvidence, ArgField, ArgOverflow, ArgRecorded, ArgSet, ArgSets, ArgTotals};
 pub use observation::{
     DenialKey, Denials, DenyAction, Observation, Phase, PhaseSet, SyscallKey, SyscallUse,
 };
