@@ -3,7 +3,7 @@
 # on real servers. As root, unattended:
 #
 #   benchmarks/paper/run.sh [--apps a,b] [--reps N] [--quick] [--no-build] [--mine-only]
-#                           [--no-overhead] [--declared-tools none|generic]
+#                           [--no-overhead] [--declared-tools none|generic] [--args-compare]
 #
 # Per app (nginx apache2 node django redis postgresql mariadb, one at a time):
 #   1. mine the image under the paper's workload (sandmine mine-image); the
@@ -30,6 +30,11 @@
 #              way, fixed before any run (lib/generic-tools.sh): the shell
 #              and every program of the image's coreutils package, passed
 #              to mine-image with --tools-file (declared-tools.txt)
+# --args-compare  also run the use cases under the same profile without its
+#              argument rules (lib/name_only.py: each narrowed name back in
+#              the name-only allow list), in APP/name-only/, so that the
+#              rules' effect on the pass rate is measured in the same run
+#              (lib/args_report.py writes the comparison)
 # Environment: SANDMINE (binary; default: build with cargo into
 # CARGO_TARGET_DIR, default /work/target-paper), RESULTS_DIR (default
 # benchmarks/paper/results), PG_MINE_T / SB_MINE_T (mining run lengths),
@@ -37,7 +42,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-apps_arg="" reps=5 quick=0 build=1 mine_only=0 overhead=1 declared=none
+apps_arg="" reps=5 quick=0 build=1 mine_only=0 overhead=1 declared=none args_compare=0
 while (($#)); do
     case $1 in
     --apps) apps_arg=$2; shift 2 ;;
@@ -47,6 +52,7 @@ while (($#)); do
     --mine-only) mine_only=1; shift ;;
     --no-overhead) overhead=0; shift ;;
     --declared-tools) declared=$2; shift 2 ;;
+    --args-compare) args_compare=1; shift ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1" ;;
     esac
@@ -149,6 +155,12 @@ for app in "${apps[@]}"; do
 
     # 3. use cases under the mined profile
     "$LIB/usecases.sh" "$app" "$r"
+    if ((args_compare)); then
+        mkdir -p "$r/name-only"
+        python3 "$LIB/name_only.py" "$r/profile.json" >"$r/name-only/profile.json"
+        log "$app: use cases again without the argument rules"
+        "$LIB/usecases.sh" "$app" "$r/name-only"
+    fi
 
     # 4. overhead
     ((overhead)) && "$LIB/overhead.sh" "$app" "$r" "$reps"

@@ -177,6 +177,8 @@ struct ReportJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reach: Option<&'a crate::reachable::ReachSummary>,
     syscalls: &'a [crate::decide::SyscallDecision],
+    #[serde(skip_serializing_if = "crate::args::ArgDecisions::is_empty")]
+    args: &'a crate::args::ArgDecisions,
     policy: &'a Policy,
 }
 
@@ -201,6 +203,7 @@ pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileEr
         logged: d.logged_union(),
         reach: d.reach.as_ref(),
         syscalls: &d.syscalls,
+        args: &d.args,
         policy: &d.policy,
     };
     // Into one buffer sized for a typical report (~300 bytes per syscall
@@ -209,6 +212,28 @@ pub fn report_json(d: &Decision, content_hash: &str) -> Result<String, ProfileEr
     serde_json::to_writer(&mut buf, &r).map_err(|e| ProfileError::Emit(e.to_string()))?;
     buf.push(b'\n');
     String::from_utf8(buf).map_err(|e| ProfileError::Emit(e.to_string()))
+}
+
+/// The argument rules' part of the text report.
+fn args_text(s: &mut String, a: &crate::args::ArgDecisions) {
+    if a.is_empty() {
+        return;
+    }
+    s.push_str("argument rules (allowed only with these values; every other value gets the default action):\n");
+    for (name, r) in &a.rules {
+        let values: Vec<String> = r
+            .values
+            .iter()
+            .map(|v| crate::args::show_value(&r.fields, v))
+            .collect();
+        let _ = writeln!(s, "  {name}: {}", values.join(" | "));
+    }
+    for (name, why) in &a.name_only {
+        let _ = writeln!(s, "  {name}: name only: {why}");
+    }
+    for d in &a.dropped {
+        let _ = writeln!(s, "  left out: {d}");
+    }
 }
 
 /// The report as text.
@@ -285,6 +310,7 @@ pub fn report_text(d: &Decision, content_hash: &str) -> String {
     if let Some(r) = &d.reach {
         reach_text(&mut s, d, r);
     }
+    args_text(&mut s, &d.args);
     s.push_str("syscalls (abi name: hosts containers share calls -> decision):\n");
     // Written straight into `s`: no temporary string per syscall.
     for sd in &d.syscalls {

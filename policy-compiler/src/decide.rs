@@ -10,6 +10,7 @@
 //! sorted keys everywhere, so the order of the input lists does not change
 //! the result.
 
+use crate::args::{decide_args, ArgDecisions};
 use crate::confidence::Confidence;
 use crate::policy::{Mode, Policy, ResolvedPolicy};
 use crate::reachable::{ReachSummary, Reachability, Tier};
@@ -185,6 +186,9 @@ pub struct Decision {
     pub reach: Option<ReachSummary>,
     /// Calls with numbers outside the capture's table.
     pub out_of_range: u64,
+    /// The argument rules ([`crate::args`]).
+    #[serde(skip_serializing_if = "ArgDecisions::is_empty")]
+    pub args: ArgDecisions,
     pub policy: Policy,
 }
 
@@ -533,6 +537,13 @@ pub fn decide_with(
         .collect();
     let reach = reach.map(|r| reach_summary(r, policy.reachable, &out, other_abi, held_back));
     let logged: BTreeSet<SyscallKey> = logged.into_keys().collect();
+    let args = decide_args(obs, &out, policy);
+    let entries = args.entries().len() + 4;
+    if entries >= crate::args::ENTRIES_WARN {
+        warnings.push(format!(
+            "about {entries} syscall entries with the argument rules: runtimes that pull profiles as OCI artifacts refuse more than 128; narrow fewer syscalls (narrow_args) if this grows"
+        ));
+    }
 
     Decision {
         image: obs.image.clone(),
@@ -554,6 +565,7 @@ pub fn decide_with(
         logged,
         reach,
         out_of_range: obs.out_of_range,
+        args,
         policy: policy.clone(),
     }
 }

@@ -17,6 +17,8 @@
 //! - [`must_deny`]: syscalls denied even when observed (clone3), with their
 //!   fallbacks;
 //! - [`probes`]: the syscalls that get `ENOSYS` rather than `EPERM`;
+//! - [`args`]: argument rules, which allowed syscalls are narrowed to
+//!   their recorded argument values and which values;
 //! - [`reachable`]: static reachability as evidence, and the tier a
 //!   reachable but unobserved syscall gets (`reachable = "log"`);
 //! - [`oci`]: the Docker/OCI seccomp profile JSON (parse, validate, emit);
@@ -28,6 +30,7 @@
 //! Invariant: this crate does no I/O and makes no syscalls; installing a
 //! filter is the binary's job (`src/enforce.rs`).
 
+pub mod args;
 pub mod baseline;
 pub mod bpf;
 pub mod compile;

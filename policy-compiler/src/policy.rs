@@ -12,6 +12,7 @@
 //! must_deny = ["clone3", "ptrace"]
 //! recent_window = 20
 //! reachable = "log"     # reachable but never observed: allow, log or deny
+//! narrow_args = ["socket", "clone", "personality"]  # argument rules (crate::args)
 //!
 //! [syscall]            # per syscall, to be allowed from observations
 //! min_hosts = 2
@@ -204,6 +205,51 @@ pub struct Policy {
     /// the default (log).
     #[serde(skip_serializing_if = "Tier::is_log")]
     pub reachable: Tier,
+    /// The syscalls narrowed to their recorded argument values
+    /// ([`crate::args`]); the others keep name-only rules. Not written in
+    /// reports when it is the default ([`DEFAULT_NARROW_ARGS`]).
+    #[serde(skip_serializing_if = "is_default_narrow")]
+    pub narrow_args: Vec<String>,
+}
+
+/// The syscalls narrowed by default: each one where an argument rule
+/// closes a known escape or attack surface, and whose values a workload
+/// uses the same way on its rare paths as on its common ones.
+///
+/// - `socket` (family, type): AF_PACKET, AF_NETLINK, AF_VSOCK and raw
+///   sockets, as systemd's `RestrictAddressFamilies=`.
+/// - `clone` and `unshare` (the `CLONE_NEW*` bits), `setns` (nstype):
+///   namespace creation and entry, as `RestrictNamespaces=` and Docker's
+///   own clone rule.
+/// - `personality`: READ_IMPLIES_EXEC and friends, as `LockPersonality=`.
+/// - `mmap`, `mmap2`, `mprotect`, `pkey_mprotect` (PROT_WRITE|PROT_EXEC
+///   together): `MemoryDenyWriteExecute=`.
+/// - `bpf` (command) and `keyctl` (operation): program loading and the
+///   kernel keyring, each with a long CVE history.
+///
+/// Not by default: `ioctl` (requests), `prctl` (options) and
+/// `setsockopt` (level, option). Their values follow the path taken (a
+/// terminal, an admin tool, a reload), so a value mining did not see is
+/// likely on a path it did not run, and a rule on it would break that
+/// path. A policy can list them to narrow them anyway.
+pub const DEFAULT_NARROW_ARGS: &[&str] = &[
+    "bpf",
+    "clone",
+    "keyctl",
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "personality",
+    "pkey_mprotect",
+    "setns",
+    "socket",
+    "unshare",
+];
+
+fn is_default_narrow(v: &[String]) -> bool {
+    v.iter()
+        .map(String::as_str)
+        .eq(DEFAULT_NARROW_ARGS.iter().copied())
 }
 
 impl Default for Policy {
@@ -241,6 +287,7 @@ impl Default for Policy {
             mode: Mode::State,
             profile_evidence: false,
             reachable: Tier::Log,
+            narrow_args: DEFAULT_NARROW_ARGS.iter().map(|n| n.to_string()).collect(),
         }
     }
 }
@@ -319,6 +366,7 @@ struct RawPolicy {
     mode: Option<Mode>,
     profile_evidence: Option<bool>,
     reachable: Option<Tier>,
+    narrow_args: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -400,6 +448,11 @@ impl Policy {
             mode: raw.mode.unwrap_or(d.mode),
             profile_evidence: raw.profile_evidence.unwrap_or(d.profile_evidence),
             reachable: raw.reachable.unwrap_or(d.reachable),
+            narrow_args: raw.narrow_args.map_or(d.narrow_args, |mut v| {
+                v.sort();
+                v.dedup();
+                v
+            }),
         };
         p.validate()?;
         Ok(p)
@@ -490,6 +543,7 @@ impl Policy {
         for (key, names) in [
             ("must_allow", &self.must_allow),
             ("must_deny", &self.must_deny),
+            ("narrow_args", &self.narrow_args),
         ] {
             if let Some(bad) = names.iter().find(|n| !syscalls::is_known(n)) {
                 return Err(invalid(

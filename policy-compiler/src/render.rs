@@ -7,7 +7,8 @@
 use crate::decide::{AllowReason, Decision, DenyReason, Verdict};
 use crate::filter::{build_resolved, ret_value, tables, FilterError};
 use crate::oci::{
-    Action, Metadata, OciProfile, ScmpArch, SyscallRule, UnnamedSyscall, METADATA_VERSION,
+    Action, ArgCmp, CmpOp, Metadata, OciProfile, ScmpArch, SyscallRule, UnnamedSyscall,
+    METADATA_VERSION,
 };
 use crate::probes::PROBED;
 use crate::{ENOSYS, EPERM};
@@ -102,15 +103,21 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
     let allow = d.allowed_union();
     let (enosys, eperm) = denied_rules(d, &allow);
     let mut rules = Vec::new();
-    if !allow.is_empty() {
+    let name_only: Vec<String> = allow
+        .iter()
+        .filter(|n| !d.args.rules.contains_key(*n))
+        .map(|s| s.to_string())
+        .collect();
+    if !name_only.is_empty() {
         rules.push(SyscallRule {
-            names: allow.iter().map(|s| s.to_string()).collect(),
+            names: name_only,
             action: Action::Allow,
             errno_ret: None,
             comment: Some("allowed by sandmine from fleet observations under the policy's thresholds (see the report)".into()),
             ..Default::default()
         });
     }
+    rules.extend(arg_rules(d));
     // The log tier (reachable, never observed): only where the default
     // denies; in log mode the default already logs them.
     let logged = d.logged_union();
@@ -223,6 +230,42 @@ pub fn oci_profile(d: &Decision) -> OciProfile {
     }
 }
 
+/// The argument rules ([`crate::args`]): one allow entry per distinct
+/// comparison list, each comparison `SCMP_CMP_MASKED_EQ` with `value` the
+/// field's mask and `valueTwo` the recorded value, never `EQ`: seccomp
+/// compares 64 bits, and an exact match on a 32-bit argument breaks on
+/// callers that sign-extend it (musl's `ioctl`) and was CVE-2019-10063's
+/// bypass. libseccomp ORs the entries of one name. Names that share a
+/// comparison list share an entry, which keeps the entry count low.
+fn arg_rules(d: &Decision) -> Vec<SyscallRule> {
+    d.args
+        .entries()
+        .into_iter()
+        .map(|(cmp, names)| SyscallRule {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            action: Action::Allow,
+            errno_ret: None,
+            comment: Some(format!(
+                "allowed only with {}, the value recorded under the policy's thresholds (see the report)",
+                cmp.iter()
+                    .map(|(f, v)| crate::args::show_value(&[*f], &[*v]))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+            args: cmp
+                .iter()
+                .map(|(f, v)| ArgCmp {
+                    index: f.index,
+                    value: u64::from(f.mask),
+                    value_two: u64::from(*v),
+                    op: CmpOp::MaskedEq,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// The evidence behind a profile, into its metadata: calls per named
 /// syscall (every phase), the names seen only where the filter never
 /// judges (the runtime's set-up; unfiltered calls of a filtered workload),
@@ -315,6 +358,17 @@ fn spo_object(d: &Decision, profile: &OciProfile, content_hash: &str, name: &str
             for n in &r.names {
                 let _ = writeln!(y, "    - {n}");
             }
+            if !r.args.is_empty() {
+                y.push_str("    args:\n");
+                for a in &r.args {
+                    let _ = writeln!(y, "    - index: {}", a.index);
+                    let _ = writeln!(y, "      value: {}", a.value);
+                    if a.value_two != 0 {
+                        let _ = writeln!(y, "      valueTwo: {}", a.value_two);
+                    }
+                    let _ = writeln!(y, "      op: {}", a.op.as_str());
+                }
+            }
         }
     }
     y
@@ -375,6 +429,7 @@ pub fn systemd_dropin(d: &Decision, profile: &OciProfile, content_hash: &str) ->
         for chunk in names.chunks(16) {
             let _ = writeln!(s, "SystemCallFilter={}", chunk.join(" "));
         }
+        systemd_arg_settings(d, &mut s);
         // The log tier: allowed by the filter and logged by SystemCallLog=
         // (systemd installs a second filter; LOG wins over ALLOW).
         let logged: Vec<&str> = d.logged_union().into_iter().collect();
@@ -400,6 +455,144 @@ pub fn systemd_dropin(d: &Decision, profile: &OciProfile, content_hash: &str) ->
     s
 }
 
+/// Address families by number, as systemd's `RestrictAddressFamilies=`
+/// names them (Linux's `include/linux/socket.h`).
+const AF_NAMES: &[(u32, &str)] = &[
+    (1, "AF_UNIX"),
+    (2, "AF_INET"),
+    (3, "AF_AX25"),
+    (4, "AF_IPX"),
+    (5, "AF_APPLETALK"),
+    (9, "AF_X25"),
+    (10, "AF_INET6"),
+    (15, "AF_KEY"),
+    (16, "AF_NETLINK"),
+    (17, "AF_PACKET"),
+    (21, "AF_RDS"),
+    (29, "AF_CAN"),
+    (31, "AF_BLUETOOTH"),
+    (38, "AF_ALG"),
+    (40, "AF_VSOCK"),
+    (43, "AF_SMC"),
+    (44, "AF_XDP"),
+];
+
+/// Namespace flags as `RestrictNamespaces=` names them.
+const NS_NAMES: &[(u32, &str)] = &[
+    (0x0200_0000, "cgroup"),
+    (0x0800_0000, "ipc"),
+    (0x4000_0000, "net"),
+    (0x0002_0000, "mnt"),
+    (0x2000_0000, "pid"),
+    (0x1000_0000, "user"),
+    (0x0400_0000, "uts"),
+];
+
+/// The argument rules that systemd's sandboxing settings express, each
+/// written only where it says no more than the rule (enforcing only; the
+/// OCI profile and the BPF program carry every rule):
+///
+/// - `RestrictAddressFamilies=`: the families of a narrowed `socket` (the
+///   socket types it also narrows have no systemd setting);
+/// - `RestrictNamespaces=`: the namespace flags of narrowed `clone` and
+///   `unshare`, when `setns` is not allowed (systemd also restricts
+///   `setns` by type, which a recorded `setns(fd, 0)` would fail);
+/// - `LockPersonality=yes`: a narrowed `personality` that only queries
+///   (0xffffffff) or sets PER_LINUX (0);
+/// - `MemoryDenyWriteExecute=yes`: narrowed `mmap`/`mmap2` never asked for
+///   PROT_WRITE|PROT_EXEC, and narrowed `mprotect`/`pkey_mprotect` never
+///   for PROT_EXEC (systemd denies any executable `mprotect`).
+fn systemd_arg_settings(d: &Decision, s: &mut String) {
+    let allowed = d.allowed_union();
+    let rule = |n: &str| d.args.rules.get(n);
+    // Values of a one-field rule.
+    let single = |n: &str| -> Option<BTreeSet<u32>> {
+        rule(n).map(|r| r.values.iter().filter_map(|v| v.first().copied()).collect())
+    };
+    // Allowed and narrowed, or not allowed at all.
+    let closed = |n: &str| !allowed.contains(n) || rule(n).is_some();
+    if let Some(r) = rule("socket") {
+        let fams: BTreeSet<u32> = r.values.iter().filter_map(|v| v.first().copied()).collect();
+        let named: Vec<&str> = fams
+            .iter()
+            .filter_map(|f| AF_NAMES.iter().find(|(n, _)| n == f).map(|(_, a)| *a))
+            .collect();
+        if named.len() == fams.len() {
+            s.push_str(
+                "# the socket families of the argument rule (its socket types have no setting)
+",
+            );
+            let _ = writeln!(s, "RestrictAddressFamilies={}", named.join(" "));
+        } else {
+            s.push_str(
+                "# RestrictAddressFamilies= not written: a recorded family has no systemd name
+",
+            );
+        }
+    }
+    let ns_narrowed = rule("clone").is_some() || rule("unshare").is_some();
+    if ns_narrowed && closed("clone") && closed("unshare") && !allowed.contains("setns") {
+        let mut flags = 0u32;
+        for n in ["clone", "unshare"] {
+            flags |= single(n)
+                .unwrap_or_default()
+                .into_iter()
+                .fold(0, |a, b| a | b);
+        }
+        let names: Vec<&str> = NS_NAMES
+            .iter()
+            .filter(|(f, _)| flags & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        if names.is_empty() {
+            s.push_str(
+                "# clone and unshare create no namespace (argument rules)
+",
+            );
+            s.push_str(
+                "RestrictNamespaces=yes
+",
+            );
+        } else {
+            s.push_str(
+                "# the namespaces clone and unshare create (argument rules)
+",
+            );
+            let _ = writeln!(s, "RestrictNamespaces={}", names.join(" "));
+        }
+    }
+    if single("personality").is_some_and(|v| v.iter().all(|p| *p == 0 || *p == u32::MAX)) {
+        s.push_str(
+            "# personality only queried or set to PER_LINUX (argument rule)
+",
+        );
+        s.push_str(
+            "LockPersonality=yes
+",
+        );
+    }
+    let maps = ["mmap", "mmap2"];
+    let prots = ["mprotect", "pkey_mprotect"];
+    let any_narrowed = maps.iter().chain(&prots).any(|n| rule(n).is_some());
+    let all_closed = maps.iter().chain(&prots).all(|n| closed(n));
+    let no_wx = maps
+        .iter()
+        .all(|n| single(n).is_none_or(|v| !v.contains(&6)));
+    let no_x = prots
+        .iter()
+        .all(|n| single(n).is_none_or(|v| v.iter().all(|p| p & 4 == 0)));
+    if any_narrowed && all_closed && no_wx && no_x {
+        s.push_str(
+            "# never writable and executable at once (argument rules)
+",
+        );
+        s.push_str(
+            "MemoryDenyWriteExecute=yes
+",
+        );
+    }
+}
+
 /// The host ABI families a decision needs filters for: each family is the
 /// ABI list a kernel of that architecture runs ([`Abi::host_abis`] of that
 /// machine), in filter order.
@@ -423,8 +616,13 @@ pub fn host_families(d: &Decision) -> Vec<(&'static str, &'static [Abi])> {
 /// host)` (a test checks it), with names resolved through [`schemas::syscalls`]
 /// and without re-validating a profile this module built.
 pub fn bpf_bytes(profile: &OciProfile, host: &[Abi]) -> Result<Vec<u8>, FilterError> {
-    let default_ret = ret_value(profile.default_action, profile.default_errno());
-    let prog = build_resolved(&tables(profile, host), default_ret, host)?;
+    let prog = if profile.syscalls.iter().any(|r| !r.args.is_empty()) {
+        // Argument rules need the full compiler (comparisons per rule).
+        crate::filter::build_for(profile, crate::filter::DefaultOverride::Errno, host)?
+    } else {
+        let default_ret = ret_value(profile.default_action, profile.default_errno());
+        build_resolved(&tables(profile, host), default_ret, host)?
+    };
     let mut out = Vec::with_capacity(prog.len() * 8);
     for i in prog {
         out.extend_from_slice(&i.code.to_le_bytes());

@@ -467,7 +467,7 @@ impl Profile {
             p.json["syscalls"][0]["action"], "SCMP_ACT_ALLOW",
             "syscalls[0] is not the ALLOW rule"
         );
-        let names = p.names();
+        let names = strings(&p.json["syscalls"][0]["names"], "syscalls[0].names");
         let mut sorted = names.clone();
         sorted.sort();
         sorted.dedup();
@@ -479,9 +479,30 @@ impl Profile {
         p
     }
 
-    /// The allow list, `syscalls[0].names`.
+    /// Every name some `SCMP_ACT_ALLOW` rule allows, sorted: the name-only
+    /// allow list (`syscalls[0]`) and the names of the argument rules
+    /// (allowed with some values only).
     pub fn names(&self) -> Vec<String> {
-        strings(&self.json["syscalls"][0]["names"], "syscalls[0].names")
+        let mut names = std::collections::BTreeSet::new();
+        for r in self.json["syscalls"].as_array().expect("syscalls") {
+            if r["action"] == "SCMP_ACT_ALLOW" {
+                names.extend(strings(&r["names"], "syscalls[].names"));
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// The names allowed with argument rules only (issue 11).
+    pub fn narrowed(&self) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for r in self.json["syscalls"].as_array().expect("syscalls") {
+            if r["action"] == "SCMP_ACT_ALLOW"
+                && r["args"].as_array().is_some_and(|a| !a.is_empty())
+            {
+                names.extend(strings(&r["names"], "syscalls[].names"));
+            }
+        }
+        names.into_iter().collect()
     }
 
     pub fn allows(&self, name: &str) -> bool {
@@ -539,8 +560,14 @@ impl Profile {
     /// A copy with `remove` taken out of the allow list, written to `dest`.
     pub fn write_without(&self, remove: &[&str], dest: &Path) -> PathBuf {
         let mut json = self.json.clone();
-        let names = json["syscalls"][0]["names"].as_array_mut().unwrap();
-        names.retain(|n| !remove.contains(&n.as_str().unwrap()));
+        let rules = json["syscalls"].as_array_mut().unwrap();
+        for r in rules.iter_mut() {
+            if r["action"] == "SCMP_ACT_ALLOW" {
+                let names = r["names"].as_array_mut().unwrap();
+                names.retain(|n| !remove.contains(&n.as_str().unwrap()));
+            }
+        }
+        rules.retain(|r| r["names"].as_array().is_some_and(|n| !n.is_empty()));
         std::fs::write(dest, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         dest.to_path_buf()
     }
