@@ -301,7 +301,8 @@ fn the_compiled_program_allows_each_value_and_denies_the_others() {
         r[..x.len()].copy_from_slice(x);
         r
     };
-    let cases: &[(Abi, &str, [u64; 6], (Action, Option<u32>))] = &[
+    type Case = (Abi, &'static str, [u64; 6], (Action, Option<u32>));
+    let cases: &[Case] = &[
         (X, "socket", a(&[2, 1]), allow),
         // SOCK_CLOEXEC | SOCK_NONBLOCK are outside the type mask.
         (X, "socket", a(&[2, 1 | 0x80000 | 0x800]), allow),
