@@ -492,3 +492,33 @@ fn a_syscall_allowed_for_another_reason_too_is_not_narrowed() {
         "{why}"
     );
 }
+
+#[test]
+fn a_profile_near_the_runtimes_entry_cap_is_warned_about() {
+    let mut obs = fleet(&["h1", "h2", "h3"], 2, &[]);
+    let mut e = evidence(6);
+    // 100 more (family, type) values, each on every host.
+    for fam in 100..200u32 {
+        e.values
+            .push(v(X, "socket", &[f(0, WHOLE), f(1, 0xf)], &[fam, 1], 3, 6));
+    }
+    e.values.sort();
+    obs.args = e;
+    let c = compile(&obs, &enforcing());
+    let entries = rules_json(&c).len();
+    assert_eq!(
+        entries, 110,
+        "the name-only rule, 108 argument entries and the ENOSYS rule of probed names"
+    );
+    assert!(
+        c.decision.warnings.contains(
+            &"about 112 syscall entries with the argument rules: runtimes that pull profiles as OCI artifacts refuse more than 128; narrow fewer syscalls (narrow_args) if this grows".to_string()
+        ),
+        "{:?}",
+        c.decision.warnings
+    );
+    // The fixture's own profile is far from it.
+    let mut obs = fleet(&["h1", "h2", "h3"], 2, &[]);
+    obs.args = evidence(6);
+    assert!(compile(&obs, &enforcing()).decision.warnings.is_empty());
+}
