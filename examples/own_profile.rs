@@ -147,6 +147,7 @@ fn reachability(binary: &Path) -> Result<Reachability> {
             syscalls: a.syscalls.len(),
         }],
         gaps: Vec::new(),
+        arg_sites: Default::default(),
     })
 }
 

@@ -375,6 +375,7 @@ pub fn analyse(
         syscalls,
         files,
         gaps,
+        arg_sites: Default::default(),
     }
 }
 

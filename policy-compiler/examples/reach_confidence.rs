@@ -330,6 +330,7 @@ fn main() {
                 syscalls: NAMES.len(),
             }],
             gaps: Vec::new(),
+            arg_sites: Default::default(),
         };
         let without = first_enforce(&fleet, None, &held_out);
         let with = first_enforce(&fleet, Some(&reach), &held_out);

@@ -76,6 +76,13 @@ pub struct Reachability {
     /// Files seen running or declared that could not be analysed, each
     /// with why.
     pub gaps: Vec<String>,
+    /// Argument values at the sites of the syscalls whose arguments the
+    /// collector records (issue 11): per reachable syscall, each site's
+    /// first three arguments, their low 32 bits, `None` where the
+    /// analysis found no constant. A constant value is evidence too: it
+    /// widens an argument rule ([`crate::args`]). Empty when the analysis
+    /// gave none.
+    pub arg_sites: BTreeMap<SyscallKey, std::collections::BTreeSet<[Option<u32>; 3]>>,
 }
 
 impl Reachability {

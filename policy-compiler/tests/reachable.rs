@@ -58,6 +58,7 @@ fn reach(known: bool) -> Reachability {
             syscalls: 9,
         }],
         gaps: Vec::new(),
+        arg_sites: Default::default(),
     }
 }
 
