@@ -26,11 +26,22 @@
 //! Values below them are listed in [`ArgDecisions::dropped`]; calls with
 //! them get the profile's default action.
 //!
-//! Static reachability gives no argument values yet (`reach` finds
-//! syscall numbers, not their arguments), so it cannot widen a rule.
+//! Static reachability widens a rule: a constant argument at a call site
+//! that the image's binaries can reach (`Reachability::arg_sites`, such as
+//! `socket(AF_INET, SOCK_STREAM, 0)`) is evidence too. A value found that
+//! way and never observed is allowed under the policy's `reachable` tiers
+//! `allow` and `log`, and only reported under `deny`. The log tier cannot
+//! log it: an `SCMP_ACT_LOG` entry with argument conditions beside the
+//! rule's `SCMP_ACT_ALLOW` ones, for one syscall, is a pair of
+//! conditional rules with different actions, whose outcome depends on how
+//! libseccomp merges its rule trees (`sandmine run` refuses such a
+//! profile, `ProfileError::AmbiguousConditionalRules`); a call that runs
+//! is what the log tier promises, so it is allowed. A site whose argument
+//! is not a constant widens nothing.
 
 use crate::decide::{AllowReason, SyscallDecision, Verdict};
 use crate::policy::Policy;
+use crate::reachable::{Reachability, Tier};
 use schemas::fleet::ImageObservations;
 use schemas::{syscalls, ArgField, SyscallKey};
 use serde::Serialize;
@@ -47,6 +58,11 @@ pub const ENTRIES_WARN: usize = 100;
 pub struct ArgRule {
     pub fields: Vec<ArgField>,
     pub values: BTreeSet<Vec<u32>>,
+    /// Values found only by static reachability (constants at reachable
+    /// call sites, never observed): allowed under the `allow` and `log`
+    /// tiers (see the module documentation).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub reachable: BTreeSet<Vec<u32>>,
 }
 
 /// What the compiler decided about arguments, per syscall name (the
@@ -64,6 +80,9 @@ pub struct ArgDecisions {
     /// with the numbers).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
+    /// The tier of values found only by static reachability.
+    #[serde(skip)]
+    pub tier: Tier,
 }
 
 impl ArgDecisions {
@@ -76,9 +95,16 @@ impl ArgDecisions {
     /// one, such as `mmap` and `mprotect` with the same `prot`, share an
     /// entry).
     pub fn entries(&self) -> BTreeMap<Vec<(ArgField, u32)>, Vec<&'static str>> {
+        self.merged(|r| Box::new(r.values.iter().chain(&r.reachable)))
+    }
+
+    fn merged<'a>(
+        &'a self,
+        values: impl Fn(&'a ArgRule) -> Box<dyn Iterator<Item = &'a Vec<u32>> + 'a>,
+    ) -> BTreeMap<Vec<(ArgField, u32)>, Vec<&'static str>> {
         let mut m: BTreeMap<Vec<(ArgField, u32)>, Vec<&'static str>> = BTreeMap::new();
         for (name, r) in &self.rules {
-            for v in &r.values {
+            for v in values(r) {
                 let cmp: Vec<(ArgField, u32)> =
                     r.fields.iter().copied().zip(v.iter().copied()).collect();
                 m.entry(cmp).or_default().push(name);
@@ -94,8 +120,12 @@ pub fn decide_args(
     obs: &ImageObservations,
     decisions: &[SyscallDecision],
     policy: &Policy,
+    reach: Option<&Reachability>,
 ) -> ArgDecisions {
-    let mut out = ArgDecisions::default();
+    let mut out = ArgDecisions {
+        tier: policy.reachable,
+        ..ArgDecisions::default()
+    };
     let narrow: BTreeSet<&str> = policy.narrow_args.iter().map(String::as_str).collect();
     let ev = &obs.args;
     // Verified containers that made each syscall (any phase), and whether
@@ -189,7 +219,10 @@ pub fn decide_args(
             min_containers,
             &mut out.dropped,
         ) {
-            Ok(rule) => {
+            Ok(mut rule) => {
+                if let Some(r) = reach.filter(|_| policy.reachable != Tier::Deny) {
+                    rule.reachable = reachable_values(&rule, keys, r);
+                }
                 out.rules.insert(name, rule);
             }
             Err(why) => {
@@ -275,7 +308,44 @@ fn narrow_one(
         ));
     }
     dropped.extend(below);
-    Ok(ArgRule { fields, values })
+    Ok(ArgRule {
+        fields,
+        values,
+        reachable: BTreeSet::new(),
+    })
+}
+
+/// The values of `rule`'s fields at the reachable sites of its syscall
+/// (every ABI that allows it) whose arguments are constants, less those
+/// the rule already allows.
+fn reachable_values(
+    rule: &ArgRule,
+    keys: &[&SyscallDecision],
+    r: &Reachability,
+) -> BTreeSet<Vec<u32>> {
+    let mut out = BTreeSet::new();
+    for d in keys {
+        let key = SyscallKey {
+            abi: d.abi,
+            nr: d.nr,
+        };
+        for site in r.arg_sites.get(&key).into_iter().flatten() {
+            let v: Option<Vec<u32>> = rule
+                .fields
+                .iter()
+                .map(|f| {
+                    site.get(usize::from(f.index))
+                        .copied()
+                        .flatten()
+                        .map(|x| x & f.mask)
+                })
+                .collect();
+            if let Some(v) = v.filter(|v| !rule.values.contains(v)) {
+                out.insert(v);
+            }
+        }
+    }
+    out
 }
 
 fn other_reason(r: &AllowReason) -> &'static str {

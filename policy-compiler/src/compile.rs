@@ -227,6 +227,19 @@ fn args_text(s: &mut String, a: &crate::args::ArgDecisions) {
             .map(|v| crate::args::show_value(&r.fields, v))
             .collect();
         let _ = writeln!(s, "  {name}: {}", values.join(" | "));
+        if !r.reachable.is_empty() {
+            let values: Vec<String> = r
+                .reachable
+                .iter()
+                .map(|v| crate::args::show_value(&r.fields, v))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {name}: also allowed, at reachable call sites but never observed (reachable = {}): {}",
+                a.tier.as_str(),
+                values.join(" | ")
+            );
+        }
     }
     for (name, why) in &a.name_only {
         let _ = writeln!(s, "  {name}: name only: {why}");

@@ -535,9 +535,9 @@ pub fn decide_with(
         .into_keys()
         .filter(|k| syscalls::name(k.abi, k.nr).is_some())
         .collect();
+    let args = decide_args(obs, &out, policy, reach);
     let reach = reach.map(|r| reach_summary(r, policy.reachable, &out, other_abi, held_back));
     let logged: BTreeSet<SyscallKey> = logged.into_keys().collect();
-    let args = decide_args(obs, &out, policy);
     let entries = args.entries().len() + 4;
     if entries >= crate::args::ENTRIES_WARN {
         warnings.push(format!(

@@ -246,7 +246,7 @@ fn arg_rules(d: &Decision) -> Vec<SyscallRule> {
             action: Action::Allow,
             errno_ret: None,
             comment: Some(format!(
-                "allowed only with {}, the value recorded under the policy's thresholds (see the report)",
+                "allowed only with {}: a value recorded under the policy's thresholds, or a constant at a reachable call site (see the report)",
                 cmp.iter()
                     .map(|(f, v)| crate::args::show_value(&[*f], &[*v]))
                     .collect::<Vec<_>>()

@@ -522,3 +522,79 @@ fn a_profile_near_the_runtimes_entry_cap_is_warned_about() {
     obs.args = evidence(6);
     assert!(compile(&obs, &enforcing()).decision.warnings.is_empty());
 }
+
+#[test]
+fn constants_at_reachable_call_sites_widen_a_rule_with_the_reachability_tier() {
+    use policy_compiler::compile::compile_image_with;
+    use policy_compiler::reachable::{Reachability, Tier};
+    let mut obs = fleet(&["h1", "h2", "h3"], 2, &[]);
+    obs.args = evidence(6);
+    let mut reach = Reachability::default();
+    for n in NAMES {
+        reach
+            .syscalls
+            .insert(key(X, n), format!("/bin/app: {n}@GLIBC_2.2.5 -> libc.so.6"));
+    }
+    reach.arg_sites.insert(
+        key(X, "socket"),
+        [
+            // AF_INET6 stream: never observed.
+            [Some(10), Some(1), Some(0)],
+            // AF_INET stream with SOCK_CLOEXEC: observed once masked.
+            [Some(2), Some(0x80001), Some(0)],
+            // A family from a variable: widens nothing.
+            [None, Some(2), Some(0)],
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let run = |tier: Tier| {
+        let p = Policy {
+            reachable: tier,
+            ..enforcing()
+        };
+        compile_image_with(&obs, Some(&reach), &p.resolve().unwrap(), T0 + 100 * H).unwrap()
+    };
+    let inet6 = serde_json::json!([cmp(0, WHOLE, 10), cmp(1, 0xf, 1)]);
+    let with = |c: &Compiled, action: &str| -> bool {
+        rules_json(c).iter().any(|r| {
+            r["action"] == action
+                && r["args"] == inet6
+                && r["names"] == serde_json::json!(["socket"])
+        })
+    };
+    // log (the default tier) and allow: allowed, beside the observed
+    // values (an SCMP_ACT_LOG entry with conditions beside the allow ones
+    // would be ambiguous in libseccomp).
+    for tier in [Tier::Log, Tier::Allow] {
+        let c = run(tier);
+        let rule = &c.decision.args.rules["socket"];
+        assert_eq!(rule.values.len(), 3);
+        assert_eq!(rule.reachable, [vec![10, 1]].into_iter().collect());
+        assert!(with(&c, "SCMP_ACT_ALLOW"), "{:?}", rules_json(&c));
+        assert!(!with(&c, "SCMP_ACT_LOG"));
+        assert!(
+            c.report_text.contains(&format!(
+                "  socket: also allowed, at reachable call sites but never observed (reachable = {}): arg0=0xa,arg1&0xf=0x1\n",
+                tier.as_str()
+            )),
+            "{}",
+            c.report_text
+        );
+        // sandmine run accepts it.
+        c.profile
+            .resolve(&Conditions::from_bounding_mask(
+                0,
+                X,
+                KernelVersion {
+                    kernel: 6,
+                    major: 18,
+                },
+            ))
+            .unwrap();
+    }
+    // deny: only the observed values.
+    let c = run(Tier::Deny);
+    assert!(c.decision.args.rules["socket"].reachable.is_empty());
+    assert!(!with(&c, "SCMP_ACT_ALLOW") && !with(&c, "SCMP_ACT_LOG"));
+}
