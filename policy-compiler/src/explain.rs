@@ -122,6 +122,27 @@ fn allow_sentence(
 
 /// Why a syscall is allowed or denied for this decision. The caller
 /// resolves a name to its key once (`schemas::syscalls::number`).
+/// The argument rule of `name`, or why it has none though values were
+/// recorded ([`crate::args`]); empty otherwise.
+fn args_sentence(d: &Decision, name: &str) -> String {
+    if let Some(r) = d.args.rules.get(name) {
+        let values: Vec<String> = r
+            .values
+            .iter()
+            .chain(&r.reachable)
+            .map(|v| crate::args::show_value(&r.fields, v))
+            .collect();
+        format!(
+            "; only with these argument values (every other value gets the default action): {}",
+            values.join(" | ")
+        )
+    } else if let Some(why) = d.args.name_only.get(name) {
+        format!("; by name, with any argument values: {why}")
+    } else {
+        String::new()
+    }
+}
+
 pub fn explain(d: &Decision, key: SyscallKey) -> String {
     let abi = key.abi;
     let name: String =
@@ -147,7 +168,11 @@ pub fn explain(d: &Decision, key: SyscallKey) -> String {
                     .iter()
                     .map(|r| allow_sentence(r, d, abi, name, sd.stats.as_ref()))
                     .collect();
-                format!("{head}: allowed ({state} profile): {}", why.join("; and "))
+                format!(
+                    "{head}: allowed ({state} profile): {}{}",
+                    why.join("; and "),
+                    args_sentence(d, name)
+                )
             }
             Verdict::Logged { chain } => format!(
                 "{head}: logged ({state} profile): never observed, but the image's binaries can reach it ({chain}); the call runs and the kernel logs it (reachable = \"log\"), so a path mining never ran does not break, and the fleet sees it when it happens"

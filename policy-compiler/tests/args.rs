@@ -270,6 +270,13 @@ fn narrowed_syscalls_get_one_masked_rule_per_value_above_the_thresholds() {
         "{}",
         c.report_text
     );
+    assert!(
+        policy_compiler::explain(&c.decision, key(X, "personality")).ends_with(
+            "; only with these argument values (every other value gets the default action): arg0=0xffffffff"
+        ),
+        "{}",
+        policy_compiler::explain(&c.decision, key(X, "personality"))
+    );
     let rj: serde_json::Value = serde_json::from_str(&c.report_json).unwrap();
     assert_eq!(
         rj["args"]["rules"]["personality"]["values"],
