@@ -1,6 +1,7 @@
 // loop.c - syscall-bound loop for the enforcement-cost benchmark.
 //
-// Usage: loop SYSCALL N      SYSCALL: getppid (allowed) or acct (denied)
+// Usage: loop SYSCALL N      SYSCALL: getppid (allowed), acct (denied) or
+//                            personality (personality(0xffffffff), allowed)
 // Makes SYSCALL N times (after a short untimed warm-up) and prints the mean
 // cost per call, as ../collector-cost/loop.c does:
 //   ns_per_call      wall time (CLOCK_MONOTONIC, the vDSO: no syscall);
@@ -11,6 +12,11 @@
 // filter denies it first; the loop checks that every call failed with the
 // errno it expects (EPERM) and that getppid succeeded, so a filter that
 // answers something else is noticed.
+// personality(0xffffffff) only reads the calling task's persona (any other
+// value would set it): one integer argument, no state change, no lock, so
+// it is as cheap as getppid; it is the call the argument-rule variants of
+// the profile narrow on its first argument (run.sh). It must succeed
+// (return the persona, >= 0).
 // Built static (-static) so that it runs in a busybox image without libc.
 //
 // Output (one line on stdout):
@@ -34,10 +40,13 @@ static long long clock_ns(clockid_t id)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|acct N\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|acct|personality N\n", argv[0]);
 		return 2;
 	}
 	long nr;
+	/* The first argument: ignored by getppid, NULL for acct, the
+	 * query value for personality (unsigned, so the high word is 0). */
+	unsigned long arg = 0;
 	int want_errno;
 	if (strcmp(argv[1], "getppid") == 0) {
 		nr = SYS_getppid;
@@ -45,8 +54,12 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[1], "acct") == 0) {
 		nr = SYS_acct;
 		want_errno = EPERM;
+	} else if (strcmp(argv[1], "personality") == 0) {
+		nr = SYS_personality;
+		arg = 0xffffffffUL;
+		want_errno = 0;
 	} else {
-		fprintf(stderr, "loop: unknown syscall '%s' (getppid or acct)\n", argv[1]);
+		fprintf(stderr, "loop: unknown syscall '%s' (getppid, acct or personality)\n", argv[1]);
 		return 2;
 	}
 	char *end;
@@ -58,9 +71,9 @@ int main(int argc, char **argv)
 
 	long long warm = n / 100 < 10000 ? n / 100 : 10000;
 	for (long long i = 0; i < warm; i++)
-		syscall(nr, 0);
+		syscall(nr, arg);
 	errno = 0;
-	long r = syscall(nr, 0);
+	long r = syscall(nr, arg);
 	int got = r < 0 ? errno : 0;
 	if (got != want_errno) {
 		fprintf(stderr, "loop: %s returned %ld errno %d (%s), expected errno %d\n",
@@ -71,7 +84,7 @@ int main(int argc, char **argv)
 	long long c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	long long t0 = clock_ns(CLOCK_MONOTONIC);
 	for (long long i = 0; i < n; i++)
-		syscall(nr, 0);
+		syscall(nr, arg);
 	long long t1 = clock_ns(CLOCK_MONOTONIC);
 	long long c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 
