@@ -9,18 +9,88 @@ CPU time), and the cost a filter adds over the same setting without one
 docker_unconfined), as the difference of medians and as the median of the
 per-round paired differences (which cancels slow drift of the machine), and
 the generated profile's added cost as a share of Docker's default's.
+
+Argument rules (issue 11): for personality, each argument-rule variant
+against its name-only baseline in the same round (docker_sandmine_args1/8
+against docker_sandmine, host_run_args1/8 against host_run): the median of
+the per-round differences (the ns an argument-checked call adds over a
+name-only allowed one) and of the per-round ratios, each with a
+distribution-free confidence interval for the median (order statistics
+k and n+1-k of the n rounds, the largest k whose coverage, printed, is at
+least 95%).
 """
 import csv
+import math
 import statistics
 import sys
 
-ORDER = ["host_none", "host_sandmine", "docker_unconfined", "docker_default", "docker_sandmine", "docker_sandmine_log"]
-BASE = {"host_sandmine": "host_none", "docker_default": "docker_unconfined",
-        "docker_sandmine": "docker_unconfined", "docker_sandmine_log": "docker_unconfined"}
-SYSCALLS = ["getppid", "acct"]
+ORDER = ["host_none", "host_sandmine", "host_run", "host_run_args1", "host_run_args8",
+         "docker_unconfined", "docker_default", "docker_sandmine", "docker_sandmine_log",
+         "docker_sandmine_args1", "docker_sandmine_args8"]
+BASE = {"host_sandmine": "host_none", "host_run": "host_none", "host_run_args1": "host_none",
+        "host_run_args8": "host_none", "docker_default": "docker_unconfined",
+        "docker_sandmine": "docker_unconfined", "docker_sandmine_log": "docker_unconfined",
+        "docker_sandmine_args1": "docker_unconfined", "docker_sandmine_args8": "docker_unconfined"}
+SYSCALLS = ["getppid", "acct", "personality"]
+LABEL = {"getppid": "getppid (allowed)", "acct": "acct (denied)", "personality": "personality"}
+# (argument-rule configuration, its name-only baseline), for personality.
+ARG_PAIRS = [("docker_sandmine_args1", "docker_sandmine"), ("docker_sandmine_args8", "docker_sandmine"),
+             ("docker_sandmine_args8", "docker_sandmine_args1"), ("docker_default", "docker_sandmine"),
+             ("host_run_args1", "host_run"), ("host_run_args8", "host_run"),
+             ("host_run_args8", "host_run_args1")]
 # Added costs below this many ns are not told apart from noise here (the
 # spread of one configuration's rounds is tens of ns on a shared machine).
 NOISE = 5.0
+
+
+def median_ci(vals, level=0.95):
+    """Median of vals and a distribution-free interval for it: the k-th
+    smallest and k-th largest, k the largest with coverage >= level
+    (coverage = 1 - 2 P(Binomial(n, 1/2) <= k - 1)). None when n is too
+    small for any k."""
+    v = sorted(vals)
+    n = len(v)
+    best = None
+    for k in range(1, n // 2 + 1):
+        tail = sum(math.comb(n, i) for i in range(k)) / 2 ** n
+        cover = 1 - 2 * tail
+        if cover >= level:
+            best = (k, cover)
+    if best is None:
+        return statistics.median(v), None
+    k, cover = best
+    return statistics.median(v), (v[k - 1], v[n - k], k, cover)
+
+
+def fmt_ci(med, ci, unit, digits):
+    if ci is None:
+        return f"{med:+.{digits}f}{unit} (too few rounds for an interval)"
+    lo, hi, k, cover = ci
+    return f"{med:+.{digits}f}{unit} [{lo:+.{digits}f}, {hi:+.{digits}f}] ({cover:.1%}; k={k})"
+
+
+def arg_rules(by, idx):
+    sc = "personality"
+    lines = []
+    for cfg, base in ARG_PAIRS:
+        a, b = by.get((cfg, sc)), by.get((base, sc))
+        if not a or not b:
+            continue
+        keys = sorted(k for k in a if k in b)
+        if not keys:
+            continue
+        d = [a[k][idx] - b[k][idx] for k in keys]
+        r = [a[k][idx] / b[k][idx] for k in keys]
+        dm, dci = median_ci(d)
+        rm, rci = median_ci(r)
+        lines.append(f"| {cfg} - {base} | {len(keys)} | {fmt_ci(dm, dci, '', 1)} | "
+                     f"{fmt_ci(rm, rci, '', 3).lstrip('+')} |")
+    if lines:
+        print(f"\n### personality: argument rules vs the name-only allow, paired by round\n")
+        print("| configuration - baseline | rounds | added ns per call: median [CI] | ratio: median [CI] |")
+        print("|---|---|---|---|")
+        for line in lines:
+            print(line)
 
 
 def main(path):
@@ -35,12 +105,13 @@ def main(path):
         print(m)
     for metric, idx in (("wall ns/call", 0), ("CPU ns/call", 1)):
         print(f"\n## {metric} (median of {max(len(v) for v in by.values())} rounds; added = paired median vs the same setting unfiltered)\n")
-        print("| configuration | getppid (allowed): median (min-max) | added | acct (denied): median (min-max) | added |")
-        print("|---|---|---|---|---|")
+        scs = [sc for sc in SYSCALLS if any(k[1] == sc for k in by)]
+        print("| configuration | " + " | ".join(f"{LABEL[sc]}: median (min-max) | added" for sc in scs) + " |")
+        print("|---" * (1 + 2 * len(scs)) + "|")
         med = {}
         for cfg in ORDER:
             cells = []
-            for sc in SYSCALLS:
+            for sc in scs:
                 runs = by.get((cfg, sc))
                 if not runs:
                     cells += ["not run", ""]
@@ -58,7 +129,7 @@ def main(path):
                 cells += [f"{m:.1f} ({min(vals):.0f}-{max(vals):.0f})", added]
             print(f"| {cfg} | " + " | ".join(cells) + " |")
         print()
-        for sc in SYSCALLS:
+        for sc in ("getppid", "acct"):
             a = med.get(("docker_sandmine", sc, "added"))
             b = med.get(("docker_default", sc, "added"))
             if a is not None and b is not None:
@@ -81,6 +152,7 @@ def main(path):
                     # statistics k and n+1-k (k = 2 covers >= 97% from n = 9).
                     print(f"  per-round paired ratio: median {statistics.median(r):.2f}, "
                           f"interval for the median [{r[1]:.2f}, {r[-2]:.2f}] (2nd and {len(r) - 1}th of {len(r)} rounds)")
+        arg_rules(by, idx)
 
 
 if __name__ == "__main__":

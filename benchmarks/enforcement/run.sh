@@ -2,7 +2,8 @@
 # run.sh - what does enforcing a generated seccomp profile cost per syscall?
 #
 # Runs loop.c (N calls of one syscall: getppid, which every profile allows,
-# or acct, which every profile here denies) under five configurations,
+# acct, which every profile here denies, or personality(0xffffffff), allowed
+# by name or by argument rules) under the configurations below,
 # interleaved round by round (the order rotates each round), and reports
 # median ns/call and the cost added over no filter (analyze.py):
 #
@@ -16,6 +17,19 @@
 #                      rule to an SCMP_ACT_LOG rule, as the reachability log
 #                      tier writes it: the call runs, skips the kernel's
 #                      action cache and writes an audit record
+#   docker_sandmine_args1  the profile with personality's name-only allow
+#                      replaced by one SCMP_ACT_ALLOW rule with
+#                      args [{index 0, value (mask) 0xffffffff, valueTwo
+#                      0xffffffff, SCMP_CMP_MASKED_EQ}]: the loop's value
+#   docker_sandmine_args8  the same with 8 such rules, the loop's value last
+#   host_run           the loop as nobody under `sandmine run --profile
+#                      <generated seccomp.json>` (sandmine's own BPF compiler,
+#                      policy-compiler/src/filter.rs): the name-only baseline
+#                      of the two below
+#   host_run_args1     sandmine run with the args1 profile
+#   host_run_args8     sandmine run with the args8 profile
+# The argument-rule configurations and host_run run personality only (the
+# only call they change); the others run every call in SYSCALLS.
 #
 # The generated profile comes from policy-compiler's example
 # `enforcement_profile` (an enforced allow-list of what runc and the loop
@@ -30,7 +44,11 @@
 #   N=2000000   calls per measurement
 #   OUT=FILE    raw CSV; default results/<UTC time>.csv here
 #   IMAGE=sandmine-test/busybox:1
-#   CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log"
+#   CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log
+#            docker_sandmine_args1 docker_sandmine_args8 host_run host_run_args1 host_run_args8"
+#   SYSCALLS="getppid acct personality"
+#   SANDMINE=PATH  the sandmine binary for host_run*; default: cargo build
+#               --release -p sandmine, then $CARGO_TARGET_DIR/release/sandmine
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,8 +56,18 @@ REPO=$(cd "$HERE/../.." && pwd)
 ROUNDS=${ROUNDS:-7}
 N=${N:-2000000}
 IMAGE=${IMAGE:-sandmine-test/busybox:1}
-ALL_CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log"
+ALL_CONFIGS="host_none host_sandmine docker_unconfined docker_default docker_sandmine docker_sandmine_log docker_sandmine_args1 docker_sandmine_args8 host_run host_run_args1 host_run_args8"
 CONFIGS=${CONFIGS:-$ALL_CONFIGS}
+ALL_SYSCALLS="getppid acct personality"
+SYSCALLS=${SYSCALLS:-$ALL_SYSCALLS}
+# The argument-rule variants narrow personality only; host_run is their
+# name-only baseline. They run personality and nothing else.
+ARGS_ONLY="docker_sandmine_args1 docker_sandmine_args8 host_run host_run_args1 host_run_args8"
+# personality(0xffffffff) (the loop's value) and seven other personas, the
+# loop's last: Docker's default profile's values (0, PER_LINUX32, UNAME26,
+# both) and ADDR_NO_RANDOMIZE alone, with PER_LINUX32, and READ_IMPLIES_EXEC.
+ARG_VALUES_8="0 8 131072 131080 262144 262152 4194304 4294967295"
+ARG_VALUE_1="4294967295"
 BUILD=$HERE/build
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
@@ -58,6 +86,12 @@ read -r -a CFGS <<<"$CONFIGS"
 for c in "${CFGS[@]}"; do
     case " $ALL_CONFIGS " in *" $c "*) ;; *) die "unknown config '$c' (known: $ALL_CONFIGS)";; esac
 done
+read -r -a SCS <<<"$SYSCALLS"
+for s in "${SCS[@]}"; do
+    case " $ALL_SYSCALLS " in *" $s "*) ;; *) die "unknown syscall '$s' (known: $ALL_SYSCALLS)";; esac
+done
+NEED_SANDMINE=0
+for c in "${CFGS[@]}"; do case "$c" in host_run*) NEED_SANDMINE=1 ;; esac; done
 
 exec 9>/tmp/sandmine-enforcement.lock
 flock -n 9 || die "another run.sh is running"
@@ -84,6 +118,33 @@ allow[0]["names"].remove("getppid")
 p["syscalls"].append({"names": ["getppid"], "action": "SCMP_ACT_LOG"})
 json.dump(p, open(sys.argv[2], "w"), indent=1)
 PY
+# Argument rules: personality leaves the allow rule for one SCMP_ACT_ALLOW
+# rule per value, each comparing the whole low 32 bits of the first
+# argument (SCMP_CMP_MASKED_EQ, value = mask, valueTwo = the masked value),
+# as policy-compiler writes a syscall narrowed on an argument.
+JSON_ARGS1=$BUILD/profile/seccomp-args1.json
+JSON_ARGS8=$BUILD/profile/seccomp-args8.json
+for v in "$JSON_ARGS1:$ARG_VALUE_1" "$JSON_ARGS8:$ARG_VALUES_8"; do
+    python3 - "$JSON" "${v%%:*}" ${v#*:} <<'PY' || die "writing the argument-rule profile ${v%%:*} failed"
+import json, sys
+p = json.load(open(sys.argv[1]))
+allow = [r for r in p["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and "personality" in r["names"]]
+assert len(allow) == 1, "personality must be in exactly one allow rule"
+assert not any("personality" in r["names"] for r in p["syscalls"] if r is not allow[0]), "personality in another rule"
+allow[0]["names"].remove("personality")
+for v in sys.argv[3:]:
+    p["syscalls"].append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 4294967295, "valueTwo": int(v), "op": "SCMP_CMP_MASKED_EQ"}]})
+json.dump(p, open(sys.argv[2], "w"), indent=1)
+PY
+done
+if [ "$NEED_SANDMINE" = 1 ]; then
+    if [ -z "${SANDMINE:-}" ]; then
+        (cd "$REPO" && cargo build -q --release -p sandmine) >&2 || die "building sandmine failed"
+        SANDMINE=$CARGO_TARGET_DIR/release/sandmine
+    fi
+    [ -x "$SANDMINE" ] || die "no sandmine binary at $SANDMINE"
+fi
 grep -qw log /proc/sys/kernel/seccomp/actions_logged ||
     die "kernel.seccomp.actions_logged lacks 'log': a logged call would write no record"
 
@@ -101,6 +162,11 @@ run_config() {
     docker_default) out=$("${DOCKER[@]}" "$IMAGE" /loop "$sc" "$n") ;;
     docker_sandmine) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON" "$IMAGE" /loop "$sc" "$n") ;;
     docker_sandmine_log) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON_LOG" "$IMAGE" /loop "$sc" "$n") ;;
+    docker_sandmine_args1) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON_ARGS1" "$IMAGE" /loop "$sc" "$n") ;;
+    docker_sandmine_args8) out=$("${DOCKER[@]}" --security-opt "seccomp=$JSON_ARGS8" "$IMAGE" /loop "$sc" "$n") ;;
+    host_run) out=$("${NOBODY[@]}" "$SANDMINE" run --profile "$JSON" -- "$BUILD/loop" "$sc" "$n") ;;
+    host_run_args1) out=$("${NOBODY[@]}" "$SANDMINE" run --profile "$JSON_ARGS1" -- "$BUILD/loop" "$sc" "$n") ;;
+    host_run_args8) out=$("${NOBODY[@]}" "$SANDMINE" run --profile "$JSON_ARGS8" -- "$BUILD/loop" "$sc" "$n") ;;
     esac || die "$cfg $sc failed"
     RESULT=$(sed -n 's/^loop: .* ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
     CPU_RESULT=$(sed -n 's/^loop: .* cpu_ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
@@ -119,12 +185,23 @@ mkdir -p "$(dirname "$OUT")"
     echo "# rounds: $ROUNDS"
     echo "# n: $N"
     echo "# profile: $(sha256sum "$JSON" | cut -c1-64) ($(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(len(p["syscalls"][0]["names"]), "allowed names, default", p["defaultAction"])' "$JSON")); bpf $(($(stat -c %s "$BPF") / 8)) instructions"
+    echo "# argument rules: personality arg 0 MASKED_EQ mask 4294967295; args1 values $ARG_VALUE_1; args8 values $ARG_VALUES_8"
+    if [ "$NEED_SANDMINE" = 1 ]; then
+        echo "# sandmine: $SANDMINE ($(date -u -r "$SANDMINE" +%Y-%m-%dT%H:%M:%SZ))"
+    fi
+    echo "# loadavg_start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "round,order,config,syscall,n,ns_per_call,cpu_ns_per_call,loadavg1,time_utc"
 } >"$OUT"
 
 # Every pair of (config, syscall), rotated each round.
 PAIRS=()
-for c in "${CFGS[@]}"; do for s in getppid acct; do PAIRS+=("$c:$s"); done; done
+for c in "${CFGS[@]}"; do
+    for s in "${SCS[@]}"; do
+        case " $ARGS_ONLY " in *" $c "*) [ "$s" = personality ] || continue ;; esac
+        PAIRS+=("$c:$s")
+    done
+done
+[ "${#PAIRS[@]}" -gt 0 ] || die "nothing to run (the argument-rule configurations run personality only)"
 note "preflight (each configuration once, small N)"
 for p in "${PAIRS[@]}"; do run_config "${p%%:*}" "${p##*:}" 10000; done
 np=${#PAIRS[@]}
@@ -136,5 +213,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
         note "round $r/$ROUNDS $(printf '%-18s %-8s' "${p%%:*}" "${p##*:}") $RESULT ns/call (cpu $CPU_RESULT)"
     done
 done
+echo "# loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
 note "raw results: $OUT"
 python3 "$HERE/analyze.py" "$OUT"
