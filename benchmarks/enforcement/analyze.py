@@ -62,11 +62,12 @@ def median_ci(vals, level=0.95):
     return statistics.median(v), (v[k - 1], v[n - k], k, cover)
 
 
-def fmt_ci(med, ci, unit, digits):
+def fmt_ci(med, ci, digits, sign):
+    f = f"{{:{'+' if sign else ''}.{digits}f}}".format
     if ci is None:
-        return f"{med:+.{digits}f}{unit} (too few rounds for an interval)"
+        return f"{f(med)} (too few rounds for an interval)"
     lo, hi, k, cover = ci
-    return f"{med:+.{digits}f}{unit} [{lo:+.{digits}f}, {hi:+.{digits}f}] ({cover:.1%}; k={k})"
+    return f"{f(med)} [{f(lo)}, {f(hi)}] ({cover:.1%}, k={k})"
 
 
 def arg_rules(by, idx):
@@ -83,10 +84,12 @@ def arg_rules(by, idx):
         r = [a[k][idx] / b[k][idx] for k in keys]
         dm, dci = median_ci(d)
         rm, rci = median_ci(r)
-        lines.append(f"| {cfg} - {base} | {len(keys)} | {fmt_ci(dm, dci, '', 1)} | "
-                     f"{fmt_ci(rm, rci, '', 3).lstrip('+')} |")
+        lines.append(f"| {cfg} - {base} | {len(keys)} | {fmt_ci(dm, dci, 1, True)} | "
+                     f"{fmt_ci(rm, rci, 3, False)} |")
     if lines:
         print(f"\n### personality: argument rules vs the name-only allow, paired by round\n")
+        print("(CI: the k-th smallest and k-th largest of the per-round values, a distribution-free")
+        print("interval for their median with the coverage shown)\n")
         print("| configuration - baseline | rounds | added ns per call: median [CI] | ratio: median [CI] |")
         print("|---|---|---|---|")
         for line in lines:
