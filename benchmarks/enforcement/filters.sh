@@ -2,7 +2,7 @@
 # filters.sh - which filter each configuration of run.sh installs, and how
 # much of it one call walks: dumps the seccomp filter of a loop running
 # under each configuration (dumpfilter.c, PTRACE_SECCOMP_GET_FILTER) and
-# walks it (walk.py) for getppid, acct(NULL) and personality(0xffffffff):
+# walks it (walk.py) for getppid, acct(NULL) and personality(0):
 # instructions run, the result, and whether the kernel's action cache
 # covers the call (then the filter does not run at all).
 #
@@ -45,7 +45,7 @@ report() {
     for f in "$D/$name".*.bpf; do
         python3 "$HERE/walk.py" "$f" getppid 110 0
         python3 "$HERE/walk.py" "$f" acct 163 0
-        python3 "$HERE/walk.py" "$f" personality 135 0xffffffff
+        python3 "$HERE/walk.py" "$f" personality 135 0
     done
 }
 

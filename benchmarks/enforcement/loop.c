@@ -1,7 +1,7 @@
 // loop.c - syscall-bound loop for the enforcement-cost benchmark.
 //
 // Usage: loop SYSCALL N      SYSCALL: getppid (allowed), acct (denied) or
-//                            personality (personality(0xffffffff), allowed)
+//                            personality (personality(PER_LINUX), allowed)
 // Makes SYSCALL N times (after a short untimed warm-up) and prints the mean
 // cost per call, as ../collector-cost/loop.c does:
 //   ns_per_call      wall time (CLOCK_MONOTONIC, the vDSO: no syscall);
@@ -12,11 +12,13 @@
 // filter denies it first; the loop checks that every call failed with the
 // errno it expects (EPERM) and that getppid succeeded, so a filter that
 // answers something else is noticed.
-// personality(0xffffffff) only reads the calling task's persona (any other
-// value would set it): one integer argument, no state change, no lock, so
-// it is as cheap as getppid; it is the call the argument-rule variants of
-// the profile narrow on its first argument (run.sh). It must succeed
-// (return the persona, >= 0).
+// personality(0) sets the persona PER_LINUX (0), which the loop already has,
+// and returns the old one: one integer argument, no state change (the loop
+// checks that the first call returned 0), no lock; it is the call the
+// argument-rule variants of the profile narrow on its first argument
+// (run.sh). 0 rather than the query value 0xffffffff: runc's libseccomp
+// compares a syscall's values in descending order, so 0 is compared last
+// there, as it is last in the profile that sandmine's own compiler follows.
 // Built static (-static) so that it runs in a busybox image without libc.
 //
 // Output (one line on stdout):
@@ -44,8 +46,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	long nr;
-	/* The first argument: ignored by getppid, NULL for acct, the
-	 * query value for personality (unsigned, so the high word is 0). */
+	/* The first argument: ignored by getppid, NULL for acct,
+	 * PER_LINUX for personality. */
 	unsigned long arg = 0;
 	int want_errno;
 	if (strcmp(argv[1], "getppid") == 0) {
@@ -56,7 +58,7 @@ int main(int argc, char **argv)
 		want_errno = EPERM;
 	} else if (strcmp(argv[1], "personality") == 0) {
 		nr = SYS_personality;
-		arg = 0xffffffffUL;
+		arg = 0; /* PER_LINUX */
 		want_errno = 0;
 	} else {
 		fprintf(stderr, "loop: unknown syscall '%s' (getppid, acct or personality)\n", argv[1]);
@@ -75,6 +77,11 @@ int main(int argc, char **argv)
 	errno = 0;
 	long r = syscall(nr, arg);
 	int got = r < 0 ? errno : 0;
+	if (nr == SYS_personality && r != 0) {
+		/* The persona was not PER_LINUX: the warm-up changed it. */
+		fprintf(stderr, "loop: personality returned %ld, expected PER_LINUX (0)\n", r);
+		return 1;
+	}
 	if (got != want_errno) {
 		fprintf(stderr, "loop: %s returned %ld errno %d (%s), expected errno %d\n",
 			argv[1], r, got, strerror(got), want_errno);

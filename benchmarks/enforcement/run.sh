@@ -2,8 +2,8 @@
 # run.sh - what does enforcing a generated seccomp profile cost per syscall?
 #
 # Runs loop.c (N calls of one syscall: getppid, which every profile allows,
-# acct, which every profile here denies, or personality(0xffffffff), allowed
-# by name or by argument rules) under the configurations below,
+# acct, which every profile here denies, or personality(PER_LINUX = 0),
+# allowed by name or by argument rules) under the configurations below,
 # interleaved round by round (the order rotates each round), and reports
 # median ns/call and the cost added over no filter (analyze.py):
 #
@@ -19,9 +19,11 @@
 #                      action cache and writes an audit record
 #   docker_sandmine_args1  the profile with personality's name-only allow
 #                      replaced by one SCMP_ACT_ALLOW rule with
-#                      args [{index 0, value (mask) 0xffffffff, valueTwo
-#                      0xffffffff, SCMP_CMP_MASKED_EQ}]: the loop's value
+#                      args [{index 0, value (mask) 0xffffffff, valueTwo 0,
+#                      SCMP_CMP_MASKED_EQ}]: the loop's value
 #   docker_sandmine_args8  the same with 8 such rules, the loop's value last
+#                      (last in the profile, which filter.rs follows, and the
+#                      smallest, which runc's libseccomp compares last)
 #   host_run           the loop as nobody under `sandmine run --profile
 #                      <generated seccomp.json>` (sandmine's own BPF compiler,
 #                      policy-compiler/src/filter.rs): the name-only baseline
@@ -63,11 +65,12 @@ SYSCALLS=${SYSCALLS:-$ALL_SYSCALLS}
 # The argument-rule variants narrow personality only; host_run is their
 # name-only baseline. They run personality and nothing else.
 ARGS_ONLY="docker_sandmine_args1 docker_sandmine_args8 host_run host_run_args1 host_run_args8"
-# personality(0xffffffff) (the loop's value) and seven other personas, the
-# loop's last: Docker's default profile's values (0, PER_LINUX32, UNAME26,
-# both) and ADDR_NO_RANDOMIZE alone, with PER_LINUX32, and READ_IMPLIES_EXEC.
-ARG_VALUES_8="0 8 131072 131080 262144 262152 4194304 4294967295"
-ARG_VALUE_1="4294967295"
+# PER_LINUX (0, the loop's value) and seven other values, the loop's last:
+# Docker's default profile's other values (the query 0xffffffff,
+# UNAME26|PER_LINUX32, UNAME26, PER_LINUX32) and ADDR_NO_RANDOMIZE alone and
+# with PER_LINUX32, READ_IMPLIES_EXEC. Descending, as libseccomp orders them.
+ARG_VALUES_8="4294967295 4194304 262152 262144 131080 131072 8 0"
+ARG_VALUE_1="0"
 BUILD=$HERE/build
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
