@@ -397,6 +397,7 @@ mod tests {
                 incomplete: false,
                 unverified: false,
                 denials: Default::default(),
+                args: Default::default(),
                 syscalls: vec![SyscallDelta {
                     abi: schemas::Abi::X86_64,
                     nr: 39,

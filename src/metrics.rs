@@ -464,6 +464,7 @@ mod tests {
                 ))
                 .into_iter()
                 .collect(),
+            args: Default::default(),
         };
         let env = |containers| Envelope {
             host_id: "h".into(),

@@ -32,6 +32,7 @@ fn envelope(host: u64, seq: u64, t0: u64) -> Envelope {
             incomplete: false,
             unverified: false,
             denials: Default::default(),
+            args: Default::default(),
             syscalls: (0..40)
                 .map(|nr| SyscallDelta {
                     abi: Abi::X86_64,

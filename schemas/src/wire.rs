@@ -57,7 +57,7 @@
 //!   [`encode_signed`] only; a collector sends it once `[collector]
 //!   max_wire_version = 5` (the default stays 4 so that a rolling upgrade
 //!   never sends v5 to an aggregator that cannot read it; docs/CONFIG.md).
-//! - **6** (current): the v5 layout (signed the same way) plus per
+//! - **6**: the v5 layout (signed the same way) plus per
 //!   container its seccomp denials in the interval (issue 11):
 //!   `(abi, nr, action, errno, count)`, the calls the container's filter
 //!   answered in the kernel's place ([`ContainerDelta::denials`]). Which
@@ -67,6 +67,19 @@
 //!   denials. Denials are feedback on a profile, not evidence for one, so
 //!   a collector limited below 6 drops them (one warning) and sends the
 //!   rest as before.
+//! - **7** (current): the v6 layout (signed the same way) plus per
+//!   container its recorded argument values (issue 11): per (abi, nr) the
+//!   arguments recorded (`fields`: index and mask), the distinct masked
+//!   values, and the overflow (values that found the kernel's row full),
+//!   cumulative since the container started ([`ContainerDelta::args`]).
+//!   A container's set of a syscall is sent whole whenever it grew, so
+//!   the stores' merge is a set union (and a max of the overflow), the
+//!   same whatever the redelivery. v1 to v6 messages decode with no
+//!   arguments, and a collector limited below 7 drops them (one warning):
+//!   that is safe because the compiler builds an argument rule for a
+//!   syscall only when every verified container that made it recorded a
+//!   set for it (`ArgEvidence::recorded`); a container whose values did
+//!   not travel keeps the syscall allowed by name alone.
 //!
 //! | Version | Adds per container | Older messages decode as | A collector limited below it |
 //! |---|---|---|---|
@@ -76,6 +89,7 @@
 //! | 4 | `unverified` | verified | withholds unverified containers |
 //! | 5 | the host's signature (per message) | unsigned | sends unsigned messages, which an aggregator with `enrolled_hosts` dead-letters |
 //! | 6 | `denials` | no denials | drops the denials (one warning) |
+//! | 7 | `args` | no argument sets | drops the argument sets (one warning) |
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -97,6 +111,7 @@
 //! | `action` of a denial (v6) | 0 errno (with its errno), 1 trap, 2 kill (errno 0); each (abi, nr, action, errno) once per container, else [`WireError::Malformed`] |
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
+//! | argument sets (v7) | each [`ArgSet::check`] (1 or 2 fields of distinct indices 0-5 and non-zero masks, at most [`crate::args::MAX_VALUES`] values of one element per field, no bit outside its mask), `overflow` `0..=2^48` ([`MAX_CALLS`]); a known ABI code and each (abi, nr) once per container, each value once per set, else [`WireError::Malformed`] |
 //! | `incomplete` (v3), `unverified` (v4) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
 //! | signature (v5) | valid for the trailer's key under `verify_strict` (no small-order key, no malleable signature), else [`WireError::BadSignature`] |
 //!
@@ -104,20 +119,22 @@
 //! therefore has its messages dead-lettered, with the reason, rather than
 //! stored with a timestamp that would skew first/last-seen times.
 
-use crate::{Abi, DenialKey, Denials, DenyAction, PhaseSet};
+use crate::{Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, PhaseSet, SyscallKey};
 use serde::{Deserialize, Serialize};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
 /// The newest version: what [`decode`] reads up to, and what
 /// [`encode_signed`] writes.
-pub const CURRENT_VERSION: u16 = 6;
+pub const CURRENT_VERSION: u16 = 7;
 /// The first signed version (the signature trailer).
 pub const SIGNED_VERSION: u16 = 5;
 /// The newest unsigned version: what [`encode`] writes.
 pub const UNSIGNED_VERSION: u16 = 4;
 /// The first version that carries denials.
 pub const DENIALS_VERSION: u16 = 6;
+/// The first version that carries argument values.
+pub const ARGS_VERSION: u16 = 7;
 /// Bytes of a signed (v5 and later) message after its body: public key,
 /// then signature.
 pub const TRAILER: usize = PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
@@ -335,6 +352,12 @@ pub struct ContainerDelta {
     /// at `sys_exit` (errno, trap) and at process exit (kill). The filter
     /// that denied them is `container.seccomp`. Empty below v6.
     pub denials: Denials,
+    /// The container's recorded argument values (v7), per syscall: the
+    /// whole set since the container started (values and cumulative
+    /// overflow), sent for the syscalls whose set changed since the last
+    /// message. Sets only grow, so a store merges them by union (values)
+    /// and max (overflow). Empty below v7.
+    pub args: ArgSets,
 }
 
 /// Who a container is.
@@ -513,15 +536,16 @@ pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
     encode_version(e, UNSIGNED_VERSION)
 }
 
-/// Encodes at [`CURRENT_VERSION`] (6), signed with `key`.
+/// Encodes at [`CURRENT_VERSION`] (7), signed with `key`.
 pub fn encode_signed(e: &Envelope, key: &HostKey) -> Result<Vec<u8>, WireError> {
     encode_as(e, CURRENT_VERSION, Some(key))
 }
 
-/// Encodes at `version`: v5 and v6 need `key` (a [`WireError::Encode`]
+/// Encodes at `version`: v5 to v7 need `key` (a [`WireError::Encode`]
 /// without one); older versions are unsigned and ignore it. The one
 /// writer of every version (the collector calls it with its
-/// `max_wire_version`). Below v6, denials are dropped.
+/// `max_wire_version`). Below v6, denials are dropped; below v7, argument
+/// sets.
 pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Vec<u8>, WireError> {
     if version < SIGNED_VERSION {
         return encode_version(e, version);
@@ -542,16 +566,20 @@ pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Ve
 }
 
 /// The header and body of a signed version, before its trailer: v5 is
-/// the v4 body, v6 adds the denials.
+/// the v4 body, v6 adds the denials, v7 the argument sets.
 fn encode_signed_body(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
     let mut out = match version {
         SIGNED_VERSION => encode_version(e, UNSIGNED_VERSION)?,
-        DENIALS_VERSION => {
+        DENIALS_VERSION | ARGS_VERSION => {
             let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
             out.extend_from_slice(&MAGIC);
             out.extend_from_slice(&version.to_le_bytes());
-            encode_body::<ContainerV6>(e, &mut out)
-                .map_err(|err| WireError::Encode(err.to_string()))?;
+            if version == DENIALS_VERSION {
+                encode_body::<ContainerV6>(e, &mut out)
+            } else {
+                encode_body::<ContainerV7>(e, &mut out)
+            }
+            .map_err(|err| WireError::Encode(err.to_string()))?;
             out
         }
         v => return Err(WireError::Encode(format!("no wire version {v}"))),
@@ -571,7 +599,7 @@ pub fn encoded_len(e: &Envelope, version: u16) -> Result<usize, WireError> {
 }
 
 /// Encodes at an unsigned version (a collector held back by
-/// `max_wire_version`, tests and fixtures; v5 and v6 are [`encode_as`]'s). Fields
+/// `max_wire_version`, tests and fixtures; v5 to v7 are [`encode_as`]'s). Fields
 /// the version lacks are dropped, except `incomplete` and `unverified`:
 /// below version 3 an incomplete container, below 4 an unverified one, is
 /// a [`WireError::Encode`], so it can never travel as complete or verified
@@ -601,7 +629,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
         2 => encode_body::<ContainerV2>(e, &mut out),
         3 => encode_body::<ContainerV3>(e, &mut out),
         4 => encode_body::<ContainerV4>(e, &mut out),
-        SIGNED_VERSION | DENIALS_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION => {
             return Err(WireError::Encode(format!(
                 "wire version {version} is signed: encode it with a host key (encode_as)"
             )));
@@ -615,7 +643,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
 }
 
 /// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`],
-/// checks a v5 or v6 signature against its own key, and checks the values
+/// checks a v5 to v7 signature against its own key, and checks the values
 /// against the module's "Ranges". Who signed is [`decode_with_signer`]'s.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     decode_with_signer(bytes).map(|(env, _)| env)
@@ -649,13 +677,13 @@ fn decode_unchecked_with_signer(bytes: &[u8]) -> Result<(Envelope, Option<Public
         2 => unsigned(decode_body::<ContainerV2>(body)),
         3 => unsigned(decode_body::<ContainerV3>(body)),
         4 => unsigned(decode_body::<ContainerV4>(body)),
-        SIGNED_VERSION | DENIALS_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION => {
             let signer = check_signature(bytes, version)?;
             let body = &bytes[HEADER..bytes.len() - TRAILER];
-            let env = if version == SIGNED_VERSION {
-                decode_body::<ContainerV4>(body)
-            } else {
-                decode_body::<ContainerV6>(body)
+            let env = match version {
+                SIGNED_VERSION => decode_body::<ContainerV4>(body),
+                DENIALS_VERSION => decode_body::<ContainerV6>(body),
+                _ => decode_body::<ContainerV7>(body),
             }
             .map_err(malformed)?;
             Ok((env, Some(signer)))
@@ -831,6 +859,78 @@ struct DenialV6 {
     count: u64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ContainerV7 {
+    head: HeadV2,
+    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
+    incomplete: bool,
+    /// See [`ContainerDelta::unverified`].
+    unverified: bool,
+    syscalls: Vec<SyscallV1>,
+    /// See [`ContainerDelta::denials`]; sorted by (abi, nr, action, errno).
+    denials: Vec<DenialV6>,
+    /// See [`ContainerDelta::args`]; sorted by (abi, nr).
+    args: Vec<ArgSetV7>,
+}
+
+/// One syscall's recorded arguments in one container: (abi code, nr,
+/// fields, values, overflow).
+#[derive(Serialize, Deserialize)]
+struct ArgSetV7 {
+    abi: u8,
+    nr: u32,
+    /// (argument index, mask), in the values' order.
+    fields: Vec<(u8, u32)>,
+    /// Sorted, each once; one element per field.
+    values: Vec<Vec<u32>>,
+    overflow: u64,
+}
+
+fn args_out(a: &ArgSets) -> Vec<ArgSetV7> {
+    a.iter()
+        .map(|(k, s)| ArgSetV7 {
+            abi: k.abi.code(),
+            nr: k.nr,
+            fields: s.fields.iter().map(|f| (f.index, f.mask)).collect(),
+            values: s.values.iter().cloned().collect(),
+            overflow: s.overflow,
+        })
+        .collect()
+}
+
+/// The sets of a v7 container: the format alone (a known ABI, each
+/// syscall and each value once); what a collector can record is
+/// [`check_ranges`]'s.
+fn args_in(v: Vec<ArgSetV7>) -> Result<ArgSets, String> {
+    let mut out = ArgSets::new();
+    for a in v {
+        let abi = Abi::from_code(a.abi).ok_or_else(|| format!("unknown ABI code {}", a.abi))?;
+        let n = a.values.len();
+        let set = ArgSet {
+            fields: a
+                .fields
+                .into_iter()
+                .map(|(index, mask)| ArgField { index, mask })
+                .collect(),
+            values: a.values.into_iter().collect(),
+            overflow: a.overflow,
+        };
+        if set.values.len() != n {
+            return Err(format!(
+                "arguments of syscall ({abi}, {}): a value listed twice",
+                a.nr
+            ));
+        }
+        if out.insert(SyscallKey { abi, nr: a.nr }, set).is_some() {
+            return Err(format!(
+                "arguments of syscall ({abi}, {}) listed twice in one container",
+                a.nr
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// A deny action's wire code and errno.
 pub fn action_code(a: DenyAction) -> (u8, u16) {
     match a {
@@ -983,6 +1083,16 @@ fn check_ranges(e: &Envelope) -> Result<(), String> {
                 ));
             }
         }
+        for (k, a) in &c.args {
+            a.check()
+                .map_err(|r| format!("container {ci} args of {} {}: {r}", k.abi, k.nr))?;
+            if a.overflow > MAX_CALLS {
+                return Err(format!(
+                    "container {ci} args of {} {}: overflow {} not in 0..={MAX_CALLS}",
+                    k.abi, k.nr, a.overflow
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -1064,6 +1174,7 @@ impl WireContainer for ContainerV1 {
             incomplete: false,
             unverified: false,
             denials: Denials::new(),
+            args: ArgSets::new(),
         })
     }
 }
@@ -1106,6 +1217,7 @@ impl HeadV2 {
             incomplete,
             unverified,
             denials: Denials::new(),
+            args: ArgSets::new(),
         })
     }
 }
@@ -1169,6 +1281,28 @@ impl WireContainer for ContainerV6 {
             .head
             .into_delta(self.syscalls, self.incomplete, self.unverified)?;
         d.denials = denials_in(self.denials)?;
+        Ok(d)
+    }
+}
+
+impl WireContainer for ContainerV7 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV7 {
+            head: HeadV2::from_delta(c),
+            incomplete: c.incomplete,
+            unverified: c.unverified,
+            syscalls: syscalls_out(&c.syscalls),
+            denials: denials_out(&c.denials),
+            args: args_out(&c.args),
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        let mut d = self
+            .head
+            .into_delta(self.syscalls, self.incomplete, self.unverified)?;
+        d.denials = denials_in(self.denials)?;
+        d.args = args_in(self.args)?;
         Ok(d)
     }
 }

@@ -10,7 +10,9 @@ use schemas::wire::{
     encoded_len, message_id, peek_version, ContainerDelta, ContainerRef, Envelope, HostKey, PodRef,
     PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
 };
-use schemas::{Abi, DenialKey, Denials, DenyAction, PhaseSet};
+use schemas::{
+    Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, PhaseSet, SyscallKey,
+};
 use std::path::PathBuf;
 
 fn sample() -> Envelope {
@@ -72,6 +74,42 @@ fn sample() -> Envelope {
                         1 << 48,
                     ),
                 ]),
+                args: ArgSets::from([
+                    (
+                        SyscallKey {
+                            abi: Abi::X86_64,
+                            nr: 41,
+                        },
+                        ArgSet {
+                            fields: vec![
+                                ArgField {
+                                    index: 0,
+                                    mask: 0xffff_ffff,
+                                },
+                                ArgField {
+                                    index: 1,
+                                    mask: 0xf,
+                                },
+                            ],
+                            values: [vec![1, 2], vec![2, 1], vec![10, 2]].into(),
+                            overflow: 0,
+                        },
+                    ),
+                    (
+                        SyscallKey {
+                            abi: Abi::X86_64,
+                            nr: 135,
+                        },
+                        ArgSet {
+                            fields: vec![ArgField {
+                                index: 0,
+                                mask: 0xffff_ffff,
+                            }],
+                            values: [vec![0xffff_ffff]].into(),
+                            overflow: 1 << 48,
+                        },
+                    ),
+                ]),
                 syscalls: vec![
                     sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
                     sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
@@ -93,6 +131,7 @@ fn sample() -> Envelope {
                 incomplete: true,
                 unverified: false,
                 denials: Denials::new(),
+                args: ArgSets::new(),
                 syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
             },
         ],
@@ -101,10 +140,13 @@ fn sample() -> Envelope {
 
 /// What a message of `version` can carry of `e`: v1 has no pod and no
 /// filter, v1 and v2 have no `incomplete` (they decode as complete),
-/// v1 to v3 have no `unverified` (they decode as verified), and v1 to v5
-/// no denials.
+/// v1 to v3 have no `unverified` (they decode as verified), v1 to v5
+/// no denials and v1 to v6 no argument sets.
 fn as_version(mut e: Envelope, version: u16) -> Envelope {
     for c in &mut e.containers {
+        if version < 7 {
+            c.args.clear();
+        }
         if version < 6 {
             c.denials.clear();
         }
@@ -172,8 +214,25 @@ fn every_version_decodes_from_its_golden_bytes() {
         decode_unchecked(&golden(5)).unwrap(),
         as_version(sample(), 5)
     );
-    assert_eq!(decode_unchecked(&golden(6)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 6, "a new version needs a new fixture here");
+    assert_eq!(
+        decode_unchecked(&golden(6)).unwrap(),
+        as_version(sample(), 6)
+    );
+    assert_eq!(decode_unchecked(&golden(7)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 7, "a new version needs a new fixture here");
+    // v7 carries the argument sets; older versions decode with none.
+    let args = |v: u16| -> usize {
+        decode_unchecked(&golden(v))
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.args.len())
+            .sum()
+    };
+    for v in 1..=6 {
+        assert_eq!(args(v), 0, "v{v}");
+    }
+    assert_eq!(args(7), 2);
     // v6 carries the denials; older versions decode with none.
     let denials = |v: u16| -> usize {
         decode_unchecked(&golden(v))
@@ -187,6 +246,7 @@ fn every_version_decodes_from_its_golden_bytes() {
         assert_eq!(denials(v), 0, "v{v}");
     }
     assert_eq!(denials(6), 3);
+    assert_eq!(denials(7), 3);
     // v1 and v2 decode as complete; v3 carries the flag.
     let flags = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -202,6 +262,7 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(flags(4), [false, true]);
     assert_eq!(flags(5), [false, true]);
     assert_eq!(flags(6), [false, true]);
+    assert_eq!(flags(7), [false, true]);
     // v1 to v3 decode as verified; v4 carries the flag.
     let unverified = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -217,9 +278,10 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(unverified(4), [true, false]);
     assert_eq!(unverified(5), [true, false]);
     assert_eq!(unverified(6), [true, false]);
+    assert_eq!(unverified(7), [true, false]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2, 3, 4, 5, 6] {
+    for v in [1, 2, 3, 4, 5, 6, 7] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -236,7 +298,12 @@ fn the_encoder_still_writes_the_golden_bytes() {
         encode_signed(&sample(), &fixture_key()).unwrap(),
         golden(CURRENT_VERSION)
     );
-    // Below v6 the denials are dropped: the same bytes as before them.
+    // Below v7 the argument sets are dropped, below v6 the denials: the
+    // same bytes as before them.
+    assert_eq!(
+        encode_as(&sample(), 6, Some(&fixture_key())).unwrap(),
+        golden(6)
+    );
     assert_eq!(
         encode_as(&sample(), 5, Some(&fixture_key())).unwrap(),
         golden(5)
@@ -284,6 +351,27 @@ fn header_is_magic_and_little_endian_version() {
         "v6 fixture size changed"
     );
     assert_eq!(b[b.len() - 96..b.len() - 64], fixture_key().public_key().0);
+    let b7 = golden(7);
+    assert_eq!(&b7[..6], b"SMDW\x07\x00");
+    assert_eq!(peek_version(&b7), Ok(7));
+    // The v6 body, a set count per container (1 byte each) and the
+    // sets, then the trailer. Socket: abi 1, nr 1, fields (count 1,
+    // (0, 0xffffffff) 1 + 5, (1, 0xf) 1 + 1), values (count 1, three
+    // values of count 1 and two 1-byte elements), overflow 0 in 1.
+    // Personality: abi 1, nr 1, fields (1, 1 + 5), values (1, 1 + 5),
+    // overflow 2^48 in 9.
+    let socket = 1 + 1 + (1 + 6 + 2) + (1 + 3 * 3) + 1;
+    let personality = 1 + 1 + (1 + 6) + (1 + 6) + 9;
+    assert_eq!((socket, personality), (22, 25));
+    assert_eq!(
+        b7.len(),
+        413 + 2 + 5 + 5 + 13 + 2 + socket + personality + 96,
+        "v7 fixture size changed"
+    );
+    assert_eq!(
+        b7[b7.len() - 96..b7.len() - 64],
+        fixture_key().public_key().0
+    );
 }
 
 /// Who signed a v5 message is known and checked; v1 to v4 are unsigned.
@@ -321,17 +409,18 @@ fn a_signed_message_names_its_signer() {
         Err("cannot encode: wire version 5 is signed and no host key was given".into())
     );
     assert!(encode_version(&e, 5).is_err());
-    assert_eq!(encode_as(&e, 6, Some(&key)), encode_signed(&e, &key));
+    assert_eq!(encode_as(&e, 7, Some(&key)), encode_signed(&e, &key));
     assert_eq!(encode_as(&e, 4, Some(&key)), encode(&e));
-    assert!(encode_as(&e, 7, Some(&key)).is_err());
+    assert!(encode_as(&e, 8, Some(&key)).is_err());
     assert!(encode_version(&e, 6).is_err());
+    assert!(encode_version(&e, 7).is_err());
     // v5 is signed too, without the denials.
     let b5 = encode_as(&e, 5, Some(&key)).unwrap();
     assert_eq!(
         decode_with_signer(&b5),
         Ok((as_version(e.clone(), 5), Some(key.public_key())))
     );
-    for v in [3, 4, 5, 6] {
+    for v in [3, 4, 5, 6, 7] {
         let mut e = in_range();
         e.containers.retain(|c| !c.unverified);
         assert_eq!(
@@ -352,7 +441,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
     let good = encode_signed(&e, &key).unwrap();
     let n = good.len();
     let bad_sig = |b: &[u8]| match decode(b) {
-        Err(WireError::BadSignature { version: 6, reason }) => reason,
+        Err(WireError::BadSignature { version: 7, reason }) => reason,
         other => panic!("not a bad signature: {other:?}"),
     };
     // A body byte changed (a count raised on the way).
@@ -396,7 +485,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             assert_eq!(
                 err,
                 WireError::Malformed {
-                    version: 6,
+                    version: 7,
                     reason: format!(
                         "{} bytes after the header: too short for the 96-byte signature trailer",
                         n - cut - 6
@@ -405,7 +494,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             );
         } else {
             assert!(
-                matches!(err, WireError::BadSignature { version: 6, .. }),
+                matches!(err, WireError::BadSignature { version: 7, .. }),
                 "{cut}: {err}"
             );
         }
@@ -525,15 +614,15 @@ fn the_v3_flag_is_a_strict_bool() {
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(6);
-    b[4] = 7;
+    let mut b = golden(7);
+    b[4] = 8;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 7,
+            version: 8,
             oldest: 1,
-            newest: 6
+            newest: 7
         }
     );
     assert!(err.is_unknown_version());
@@ -698,9 +787,9 @@ fn denials_travel_from_version_6() {
         },
         7,
     );
-    let b = encode_signed(&e, &key).unwrap();
+    let b = encode_as(&e, 6, Some(&key)).unwrap();
     assert_eq!(peek_version(&b), Ok(6));
-    assert_eq!(decode(&b), Ok(e.clone()));
+    assert_eq!(decode(&b), Ok(as_version(e.clone(), 6)));
     assert_eq!(
         decode(&encode_as(&e, 5, Some(&key)).unwrap()),
         Ok(as_version(e.clone(), 5))
@@ -715,7 +804,7 @@ fn denials_travel_from_version_6() {
             },
             n,
         );
-        decode(&encode_signed(&e, &key).unwrap()).map(|_| ())
+        decode(&encode_as(&e, 6, Some(&key)).unwrap()).map(|_| ())
     };
     assert_eq!(range(1), Ok(()));
     assert_eq!(range(1 << 48), Ok(()));
@@ -747,7 +836,7 @@ fn denials_travel_from_version_6() {
     e.containers[0]
         .denials
         .retain(|k, _| k.action == DenyAction::Errno(1));
-    let good = encode_signed(&e, &key).unwrap();
+    let good = encode_as(&e, 6, Some(&key)).unwrap();
     let body = &good[..good.len() - TRAILER];
     // The body ends with the one denial (bincode varints below 251 are
     // one byte): abi 0, nr 165, action 0, errno 1, count 3.
@@ -788,4 +877,130 @@ fn a_profile_file_has_the_version_of_its_compacted_json() {
     assert_eq!(full.version(), v);
     assert_eq!(SeccompFilter::RuntimeDefault.version(), "runtime/default");
     assert_eq!(SeccompFilter::Unknown.version(), "unknown");
+}
+
+/// `body` (header and body of a signed message) with the fixture key's
+/// trailer: a patched message whose signature is valid, so that what
+/// decides is the body decoder.
+fn resign(body: &[u8]) -> Vec<u8> {
+    let key = fixture_key();
+    let mut out = body.to_vec();
+    out.extend_from_slice(&key.public_key().0);
+    let sig = key.sign(&out);
+    out.extend_from_slice(&sig);
+    out
+}
+
+fn one_set(fields: &[(u8, u32)], values: &[&[u32]], overflow: u64) -> ArgSet {
+    ArgSet {
+        fields: fields
+            .iter()
+            .map(|&(index, mask)| ArgField { index, mask })
+            .collect(),
+        values: values.iter().map(|v| v.to_vec()).collect(),
+        overflow,
+    }
+}
+
+/// v7 carries each container's argument sets exactly; what no collector
+/// records is out of range, a repeated syscall or value or an unknown ABI
+/// is malformed, and v6 drops the sets.
+#[test]
+fn argument_sets_travel_from_version_7() {
+    let key = fixture_key();
+    let e = in_range();
+    let b = encode_signed(&e, &key).unwrap();
+    assert_eq!(peek_version(&b), Ok(7));
+    assert_eq!(decode(&b), Ok(e.clone()));
+    assert_eq!(e.containers[0].args.len(), 2);
+    assert_eq!(
+        decode(&encode_as(&e, 6, Some(&key)).unwrap()),
+        Ok(as_version(e.clone(), 6))
+    );
+    let with = |set: ArgSet| {
+        let mut e = in_range();
+        e.containers[1].args.insert(
+            SyscallKey {
+                abi: Abi::X32,
+                nr: 0x4000_0029,
+            },
+            set,
+        );
+        decode(&encode_signed(&e, &key).unwrap())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let out = |what: &str| {
+        Err(format!(
+            "version-7 message out of range: container 1 args of x32 1073741865: {what}"
+        ))
+    };
+    assert_eq!(with(one_set(&[(5, 1)], &[&[1], &[0]], 1 << 48)), Ok(()));
+    assert_eq!(
+        with(one_set(&[(1, 0xf)], &[&[0x10]], 0)),
+        out("argument 1 value 0x10 has bits outside its mask 0xf")
+    );
+    assert_eq!(
+        with(one_set(&[(0, 1), (1, 1), (2, 1)], &[], 0)),
+        out("3 argument fields (1 to 2)")
+    );
+    assert_eq!(
+        with(one_set(&[(0, 1)], &[&[1]], (1 << 48) + 1)),
+        out("overflow 281474976710657 not in 0..=281474976710656")
+    );
+    assert_eq!(
+        with(one_set(&[(0, !0)], &[&[1, 2]], 0)),
+        out("an argument value of 2 elements for 1 fields")
+    );
+    // Patched bodies: the one container's sets end the body (a set count,
+    // then each set: abi, nr, fields, values, overflow).
+    let mut e = in_range();
+    e.containers.truncate(1);
+    e.containers[0].args = ArgSets::from([
+        (
+            SyscallKey {
+                abi: Abi::X86_64,
+                nr: 41,
+            },
+            one_set(&[(0, 0xff)], &[&[1], &[2]], 0),
+        ),
+        (
+            SyscallKey {
+                abi: Abi::X86_64,
+                nr: 42,
+            },
+            one_set(&[(0, 0xff)], &[&[1]], 0),
+        ),
+    ]);
+    let good = encode_signed(&e, &key).unwrap();
+    let body = &good[..good.len() - TRAILER];
+    let n = body.len();
+    // 2 sets: [0, 41, 1, (0, 255 = 251 then 2 bytes), 2, [1, 1], [1, 2], 0]
+    // and [0, 42, 1, (0, 251 255 0), 1, [1, 1], 0].
+    let set41 = [0, 41, 1, 0, 251, 255, 0, 2, 1, 1, 1, 2, 0];
+    let set42 = [0, 42, 1, 0, 251, 255, 0, 1, 1, 1, 0];
+    assert_eq!(body[n - 11..], set42);
+    assert_eq!(body[n - 24..n - 11], set41);
+    assert_eq!(body[n - 25], 2);
+    assert_eq!(decode(&resign(body)), Ok(e.clone()));
+    let patched = |at: usize, byte: u8| {
+        let mut b = body.to_vec();
+        b[at] = byte;
+        decode(&resign(&b)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        patched(n - 10, 41),
+        Err("malformed version-7 body: arguments of syscall (x86_64, 41) listed twice in one container".into())
+    );
+    assert_eq!(
+        patched(n - 24 + 11, 1),
+        Err(
+            "malformed version-7 body: arguments of syscall (x86_64, 41): a value listed twice"
+                .into()
+        )
+    );
+    assert_eq!(
+        patched(n - 11, 9),
+        Err("malformed version-7 body: unknown ABI code 9".into())
+    );
 }

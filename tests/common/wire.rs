@@ -55,6 +55,7 @@ pub fn one_container(
             incomplete: false,
             unverified: false,
             denials: Default::default(),
+            args: Default::default(),
             syscalls,
         }],
     }

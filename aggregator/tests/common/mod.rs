@@ -53,6 +53,7 @@ pub fn ctr(
         incomplete: false,
         unverified: false,
         denials: Default::default(),
+        args: Default::default(),
         syscalls,
     }
 }

@@ -274,6 +274,7 @@ pub(super) fn cut(
             incomplete: record.incomplete,
             unverified: record.unverified,
             denials,
+            args: Default::default(),
         });
     }
     // Withheld calls alone need no message (they are never sent); an exit
@@ -389,6 +390,7 @@ mod tests {
                     incomplete: false,
                     unverified: false,
                     denials: Default::default(),
+                    args: Default::default(),
                     syscalls: (0..syscalls)
                         .map(|nr| SyscallDelta {
                             abi: Abi::X86_64,

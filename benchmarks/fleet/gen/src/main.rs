@@ -417,6 +417,7 @@ impl Host {
             incomplete: false,
             unverified: false,
             denials: Default::default(),
+            args: Default::default(),
             syscalls: syscalls
                 .iter()
                 .map(|&(nr, first_seen_ms)| SyscallDelta {
