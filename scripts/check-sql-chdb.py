@@ -147,6 +147,32 @@ def explode_denials(envs):
     return out
 
 
+# Argument sets (wire v7, migration 6) of some of those envelopes, per
+# (host, boot, seq): (container, image, abi, nr, fields, [values], overflow)
+# in rows.rs's text forms. c1's set of socket grows and is sent whole
+# again; n1's counts nowhere (unverified).
+FT = "0:ffffffff,1:f"
+ARGS = {
+    ("h1", "b1", 1): [("c1", "nginx:1", X86_64, 41, FT, ["2,1", "1,2"], 0),
+                      ("c2", "nginx:1", X86_64, 41, FT, ["2,1"], 3)],
+    ("h1", "b1", 2): [("c1", "nginx:1", X86_64, 41, FT, ["2,1", "1,2", "a,2"], 0)],
+    ("h2", "b9", 1): [("c3", "nginx:1", X86_64, 41, FT, ["2,1"], 0)],
+    ("h3", "b3", 2): [("n1", "app:1", X86_64, 41, FT, ["a,2"], 1)],
+}
+
+
+def explode_args(envs):
+    """The `arg_values` and `arg_sets` rows of rows.rs `explode`."""
+    values, sets = [], []
+    for host, boot, seq, start, _ in envs:
+        end = start + 10_000
+        for cid, image, abi, nr, fields, vals, overflow in ARGS.get((host, boot, seq), []):
+            for v in vals:
+                values.append((image, abi, nr, host, boot, cid, fields, v, end))
+            sets.append((image, abi, nr, host, boot, cid, fields, overflow, end))
+    return values, sets
+
+
 def explode(envs):
     """Python twin of aggregator/src/store/rows.rs `explode`."""
     calls, inc, cont, incomplete, unverified = [], [], [], [], []
@@ -184,14 +210,18 @@ COLUMNS = {
     "incomplete_containers": "image, host_id, boot_id, container_id",
     "unverified_containers": "image, host_id, boot_id, container_id",
     "denials": "image, abi, nr, action, errno, profile, host_id, boot_id, container_id, seq, count, interval_end_ms",
+    "arg_values": "image, abi, nr, host_id, boot_id, container_id, fields, value, first_seen_ms",
+    "arg_sets": "image, abi, nr, host_id, boot_id, container_id, fields, overflow, last_seen_ms",
 }
 
 
 def insert(sess, envs):
     calls, inc, cont, incomplete, unverified = explode(envs)
+    arg_values, arg_sets = explode_args(envs)
     for table, rows in (("containers", cont), ("incomplete_containers", incomplete),
                         ("unverified_containers", unverified), ("incidence", inc), ("calls", calls),
-                        ("denials", explode_denials(envs))):
+                        ("denials", explode_denials(envs)), ("arg_values", arg_values),
+                        ("arg_sets", arg_sets)):
         if rows:
             values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
             run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
@@ -218,7 +248,7 @@ def answers(sess):
     out = {}
     out["q_migrations"] = run(sess, read("q_migrations.sql"))
     out["q_images"] = run(sess, read("q_images.sql"))
-    for q in ("q_image_containers", "q_image_calls", "q_image_incidence"):
+    for q in ("q_image_containers", "q_image_calls", "q_image_incidence", "q_image_arg_values", "q_image_arg_sets"):
         for image in ("nginx:1", "redis:7", "app:1", "nope"):
             sql = read(q + ".sql")
             out[f"{q}({image})"] = run(sess, bind(sql, *[image] * sql.count("?")))
@@ -259,7 +289,25 @@ def u64(v):
 
 
 WANT = {
-    "q_migrations": (["UInt32"], [[1], [2], [4], [5]]),
+    "q_migrations": (["UInt32"], [[1], [2], [4], [5], [6]]),
+    "q_image_arg_values(nginx:1)": (
+        ["UInt8", "UInt32", "String", "String", "UInt64", "UInt64"],
+        [
+            [X86_64, 41, FT, "1,2", u64(1), u64(1)],
+            [X86_64, 41, FT, "2,1", u64(2), u64(3)],
+            [X86_64, 41, FT, "a,2", u64(1), u64(1)],
+        ],
+    ),
+    "q_image_arg_values(redis:7)": ([], []),
+    "q_image_arg_values(app:1)": ([], []),
+    "q_image_arg_values(nope)": ([], []),
+    "q_image_arg_sets(nginx:1)": (
+        ["UInt8", "UInt32", "UInt64", "UInt64", "UInt64"],
+        [[X86_64, 41, u64(3), u64(1), u64(1)]],
+    ),
+    "q_image_arg_sets(redis:7)": ([], []),
+    "q_image_arg_sets(app:1)": ([], []),
+    "q_image_arg_sets(nope)": ([], []),
     "q_images": (["String"], [["app:1"], ["nginx:1"], ["redis:7"]]),
     "q_image_containers(nginx:1)": (
         ["String", "String", "String", "UInt64", "UInt64", "String", "String", "UInt8", "UInt8"],
@@ -419,7 +467,7 @@ def main():
         print(f"current ClickHouse (chdb): {v[0][0]}")
         migrate(sess)
         migrate(sess)  # idempotent: nothing to apply, nothing breaks
-        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")) + split(read("0005_denials.sql")):
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")) + split(read("0005_denials.sql")) + split(read("0006_args.sql")):
             run(sess, s)  # every DDL statement again: IF NOT EXISTS
         check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1, 1))
         check_answers(sess, "once")

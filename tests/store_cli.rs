@@ -146,7 +146,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         one_error_line(&o),
         format!(
-            "sandmine: error: embedded store: {} is not a usable store backup: it has migration 99, which this sandmine does not know (it knows 1, 2, 3, 4, 5): restore it with the sandmine that wrote it",
+            "sandmine: error: embedded store: {} is not a usable store backup: it has migration 99, which this sandmine does not know (it knows 1, 2, 3, 4, 5, 6): restore it with the sandmine that wrote it",
             f.arg("newer.db")
         )
     );

@@ -26,7 +26,7 @@ async fn https_with_ca_file_migrates_inserts_and_answers() {
         Ok(s) => s,
         Err(e) => panic!("open over https: {e}"),
     };
-    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 4, 5]);
+    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 4, 5, 6]);
     let stats = s.insert(&hand_made()).await.unwrap();
     assert_eq!(
         stats,

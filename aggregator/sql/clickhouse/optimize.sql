@@ -4,4 +4,6 @@ OPTIMIZE TABLE {db}.containers FINAL;
 OPTIMIZE TABLE {db}.incomplete_containers FINAL;
 OPTIMIZE TABLE {db}.unverified_containers FINAL;
 OPTIMIZE TABLE {db}.denials FINAL;
+OPTIMIZE TABLE {db}.arg_values FINAL;
+OPTIMIZE TABLE {db}.arg_sets FINAL;
 OPTIMIZE TABLE {db}.schema_migrations FINAL

@@ -450,6 +450,8 @@ impl ClickHouseStore {
         incidence?;
         calls?;
         self.insert_rows("denials", &rows.denials).await?;
+        self.insert_rows("arg_values", &rows.arg_values).await?;
+        self.insert_rows("arg_sets", &rows.arg_sets).await?;
         Ok(InsertStats {
             calls: rows.calls.len() as u64,
             incidence: rows.incidence.len() as u64,
@@ -495,7 +497,33 @@ impl ClickHouseStore {
                     .fetch_all::<IncidenceSummary>(),
             )
             .await?;
-        Ok(super::rows::assemble(image, containers, calls, incidence)?)
+        let q = self.sql(sql::Q_IMAGE_ARG_VALUES);
+        let values = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(image)
+                    .fetch_all::<super::rows::ArgValueSummary>(),
+            )
+            .await?;
+        let q = self.sql(sql::Q_IMAGE_ARG_SETS);
+        let sets = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(image)
+                    .fetch_all::<super::rows::ArgSetSummary>(),
+            )
+            .await?;
+        let args = super::rows::assemble_args(values, sets)?;
+        Ok(
+            super::rows::assemble(image, containers, calls, incidence)?.map(|mut o| {
+                o.args = args;
+                o
+            }),
+        )
     }
 
     pub async fn syscall_totals(&self) -> Result<Vec<TotalsRow>, StoreError> {

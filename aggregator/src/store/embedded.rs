@@ -156,6 +156,28 @@ const Q_REACH_CONTAINERS: &str = "SELECT image, count(DISTINCT host_id), count(*
 /// place like `calls_hourly` (the ledger makes that exact).
 const UPSERT_DENIALS: &str = "INSERT INTO denials (image, abi, nr, action, errno, profile, host_id, boot_id, container_id, hour_ms, count, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
  ON CONFLICT (image, abi, nr, action, errno, profile, host_id, boot_id, container_id, hour_ms) DO UPDATE SET count = CASE WHEN excluded.count > 9223372036854775807 - count THEN 9223372036854775807 ELSE count + excluded.count END, first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)";
+/// Argument values and sets (migration 6): the ledger stores each
+/// envelope once; a set resent whole keeps the earliest first seen and
+/// the largest overflow.
+const UPSERT_ARG_VALUES: &str = "INSERT INTO arg_values (image, abi, nr, host_id, boot_id, container_id, fields, value, first_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ ON CONFLICT (image, abi, nr, fields, value, host_id, boot_id, container_id) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)";
+const UPSERT_ARG_SETS: &str = "INSERT INTO arg_sets (image, abi, nr, host_id, boot_id, container_id, fields, overflow, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ ON CONFLICT (image, abi, nr, host_id, boot_id, container_id, fields) DO UPDATE SET overflow = max(overflow, excluded.overflow), last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+/// `q_image_arg_values.sql`: per value the distinct hosts and containers,
+/// verified ones only.
+const Q_IMAGE_ARG_VALUES: &str = "SELECT abi, nr, fields, value, count(DISTINCT host_id), count(*)
+ FROM (SELECT DISTINCT abi, nr, fields, value, host_id, boot_id, container_id FROM arg_values a
+       WHERE a.image = ?1 AND NOT EXISTS (SELECT 1 FROM unverified_containers u WHERE u.image = a.image AND u.host_id = a.host_id AND u.boot_id = a.boot_id AND u.container_id = a.container_id))
+ GROUP BY abi, nr, fields, value
+ ORDER BY abi, nr, fields, value";
+/// `q_image_arg_sets.sql`: per syscall the verified containers with a
+/// set, and the hosts and containers whose overflow is not 0.
+const Q_IMAGE_ARG_SETS: &str = "SELECT abi, nr, count(*), count(DISTINCT CASE WHEN o > 0 THEN host_id END), sum(o > 0)
+ FROM (SELECT abi, nr, host_id, boot_id, container_id, max(overflow) AS o FROM arg_sets a
+       WHERE a.image = ?1 AND NOT EXISTS (SELECT 1 FROM unverified_containers u WHERE u.image = a.image AND u.host_id = a.host_id AND u.boot_id = a.boot_id AND u.container_id = a.container_id)
+       GROUP BY abi, nr, host_id, boot_id, container_id)
+ GROUP BY abi, nr
+ ORDER BY abi, nr";
 /// `query denials` (see `q_denials.sql`): `?1` is the image, or '' for
 /// all; `?2` the first hour.
 const Q_DENIALS: &str = "SELECT image, abi, nr, action, errno, profile, sum(h), sum(l), count(DISTINCT host_id), count(*), min(f), max(z)
@@ -322,6 +344,8 @@ impl EmbeddedStore {
                 let mut hourly = tx.prepare_cached(UPSERT_CALLS_HOURLY)?;
                 let mut unverified = tx.prepare_cached(INSERT_UNVERIFIED)?;
                 let mut denials = tx.prepare_cached(UPSERT_DENIALS)?;
+                let mut arg_values = tx.prepare_cached(UPSERT_ARG_VALUES)?;
+                let mut arg_sets = tx.prepare_cached(UPSERT_ARG_SETS)?;
                 let now = now_ms();
                 for e in &batch {
                     if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
@@ -413,6 +437,32 @@ impl EmbeddedStore {
                             i(x.interval_end_ms)
                         ])?;
                     }
+                    for x in &r.arg_values {
+                        arg_values.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            x.fields,
+                            x.value,
+                            i(x.first_seen_ms)
+                        ])?;
+                    }
+                    for x in &r.arg_sets {
+                        arg_sets.execute(params![
+                            x.image,
+                            x.abi,
+                            x.nr,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            x.fields,
+                            i(x.overflow),
+                            i(x.last_seen_ms)
+                        ])?;
+                    }
                     stats.calls += r.calls.len() as u64;
                     stats.incidence += r.incidence.len() as u64;
                     stats.containers += r.containers.len() as u64;
@@ -440,7 +490,7 @@ impl EmbeddedStore {
         image: &str,
     ) -> Result<Option<ImageObservations>, StoreError> {
         let img = image.to_string();
-        let (containers, calls, incidence) = self
+        let (containers, calls, incidence, values, sets) = self
             .with(move |c| {
                 let tx = c.transaction()?;
                 let containers = {
@@ -496,14 +546,53 @@ impl EmbeddedStore {
                         .collect::<Result<Vec<_>, _>>()?;
                     v
                 };
+                let values = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_ARG_VALUES)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(rows::ArgValueSummary {
+                                abi: r.get(0)?,
+                                nr: r.get(1)?,
+                                fields: r.get(2)?,
+                                value: r.get(3)?,
+                                hosts: u(r.get(4)?),
+                                containers: u(r.get(5)?),
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
+                let sets = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_ARG_SETS)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(rows::ArgSetSummary {
+                                abi: r.get(0)?,
+                                nr: r.get(1)?,
+                                containers: u(r.get(2)?),
+                                overflow_hosts: u(r.get(3)?),
+                                overflow_containers: u(r.get(4)?),
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
                 Ok((
                     containers,
                     merge_call_phases(calls),
                     merge_phases(incidence),
+                    values,
+                    sets,
                 ))
             })
             .await?;
-        Ok(rows::assemble(image, containers, calls, incidence)?)
+        let args = rows::assemble_args(values, sets)?;
+        Ok(
+            rows::assemble(image, containers, calls, incidence)?.map(|mut o| {
+                o.args = args;
+                o
+            }),
+        )
     }
 
     pub async fn syscall_totals(&self) -> Result<Vec<TotalsRow>, StoreError> {

@@ -90,6 +90,8 @@ pub enum StoreError {
     Embedded(String),
     #[error(transparent)]
     UnknownAbi(#[from] rows::UnknownAbi),
+    #[error(transparent)]
+    BadStoredText(#[from] rows::BadStoredText),
 }
 
 impl StoreError {

@@ -9,6 +9,7 @@
 use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, SyscallTotals};
 use schemas::wire::Envelope;
 use schemas::{Abi, Phase, PhaseSet};
+use schemas::{ArgEvidence, ArgField, ArgOverflow, ArgRecorded, ArgTotals};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -131,6 +132,45 @@ pub struct DenialRow {
     pub interval_end_ms: u64,
 }
 
+/// One recorded value of one syscall's arguments in one container (wire
+/// v7, migration 6). A container's set is sent whole whenever it grows,
+/// so the same row comes again with a later `first_seen_ms`: the key
+/// leaves it out and readers take the least (SQLite keeps it so; in
+/// ClickHouse a merge keeps one of the copies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct ArgValueRow {
+    pub image: String,
+    pub abi: u8,
+    pub nr: u32,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    /// [`fields_text`]
+    pub fields: String,
+    /// [`value_text`]
+    pub value: String,
+    /// The end of the interval of the message that carried it.
+    pub first_seen_ms: u64,
+}
+
+/// One container recorded a set for one syscall (wire v7, migration 6):
+/// presence says its values are known, `overflow` (cumulative, so the
+/// stores keep the largest) says some were not recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct ArgSetRow {
+    pub image: String,
+    pub abi: u8,
+    pub nr: u32,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    /// [`fields_text`]
+    pub fields: String,
+    pub overflow: u64,
+    /// The end of the interval of the message that carried it.
+    pub last_seen_ms: u64,
+}
+
 /// The rows of a batch of envelopes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
@@ -140,6 +180,49 @@ pub struct Rows {
     pub incomplete: Vec<IncompleteRow>,
     pub unverified: Vec<UnverifiedRow>,
     pub denials: Vec<DenialRow>,
+    pub arg_values: Vec<ArgValueRow>,
+    pub arg_sets: Vec<ArgSetRow>,
+}
+
+/// The stored text of a set's fields: `index:mask` with the mask in
+/// lowercase hex, comma-separated, in order (`0:ffffffff,1:f`).
+pub fn fields_text(fields: &[ArgField]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}:{:x}", f.index, f.mask))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The stored text of a value: its elements in lowercase hex,
+/// comma-separated (`2,1`; `ffffffff`).
+pub fn value_text(value: &[u32]) -> String {
+    value
+        .iter()
+        .map(|x| format!("{x:x}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// [`fields_text`] read back.
+pub fn parse_fields(s: &str) -> Result<Vec<ArgField>, BadStoredText> {
+    let bad = || BadStoredText(s.to_string());
+    s.split(',')
+        .map(|f| {
+            let (i, m) = f.split_once(':').ok_or_else(bad)?;
+            Ok(ArgField {
+                index: i.parse().map_err(|_| bad())?,
+                mask: u32::from_str_radix(m, 16).map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// [`value_text`] read back.
+pub fn parse_value(s: &str) -> Result<Vec<u32>, BadStoredText> {
+    s.split(',')
+        .map(|x| u32::from_str_radix(x, 16).map_err(|_| BadStoredText(s.to_string())))
+        .collect()
 }
 
 /// Whether a container's use of a syscall in this envelope is worth an
@@ -227,6 +310,33 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                     container_id: r.id.clone(),
                 });
             }
+            for (k, a) in &c.args {
+                let fields = fields_text(&a.fields);
+                for v in &a.values {
+                    out.arg_values.push(ArgValueRow {
+                        image: r.image.clone(),
+                        abi: k.abi.code(),
+                        nr: k.nr,
+                        host_id: e.host_id.clone(),
+                        boot_id: e.boot_id.clone(),
+                        container_id: r.id.clone(),
+                        fields: fields.clone(),
+                        value: value_text(v),
+                        first_seen_ms: e.interval_end_ms,
+                    });
+                }
+                out.arg_sets.push(ArgSetRow {
+                    image: r.image.clone(),
+                    abi: k.abi.code(),
+                    nr: k.nr,
+                    host_id: e.host_id.clone(),
+                    boot_id: e.boot_id.clone(),
+                    container_id: r.id.clone(),
+                    fields,
+                    overflow: a.overflow.min(MAX_STORED_CALLS),
+                    last_seen_ms: e.interval_end_ms,
+                });
+            }
             let profile = r.seccomp.version();
             for (k, n) in &c.denials {
                 let (action, errno) = schemas::wire::action_code(k.action);
@@ -305,6 +415,75 @@ pub struct IncidenceSummary {
     pub phases: u8,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
+}
+
+/// One argument value of an image's syscall: the distinct hosts and
+/// containers, verified ones only, that recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct ArgValueSummary {
+    pub abi: u8,
+    pub nr: u32,
+    pub fields: String,
+    pub value: String,
+    pub hosts: u64,
+    pub containers: u64,
+}
+
+/// One syscall of an image with argument sets: the verified containers
+/// that recorded one, and the hosts and containers among them whose
+/// overflow is not 0.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct ArgSetSummary {
+    pub abi: u8,
+    pub nr: u32,
+    pub containers: u64,
+    pub overflow_hosts: u64,
+    pub overflow_containers: u64,
+}
+
+/// Stored argument text ([`fields_text`], [`value_text`]) that this build
+/// cannot read: the store was written by a newer sandmine.
+#[derive(Debug, thiserror::Error)]
+#[error("stored argument text {0:?} is unknown to this build (written by a newer sandmine?)")]
+pub struct BadStoredText(pub String);
+
+/// The image's [`ArgEvidence`] from the two argument queries, the same way
+/// for both stores, sorted as its fields document.
+pub fn assemble_args(
+    values: Vec<ArgValueSummary>,
+    sets: Vec<ArgSetSummary>,
+) -> Result<ArgEvidence, super::StoreError> {
+    let mut e = ArgEvidence::default();
+    for v in values {
+        e.values.push(ArgTotals {
+            abi: abi(v.abi)?,
+            nr: v.nr,
+            fields: parse_fields(&v.fields)?,
+            value: parse_value(&v.value)?,
+            hosts: v.hosts,
+            containers: v.containers,
+        });
+    }
+    for s in sets {
+        let a = abi(s.abi)?;
+        e.recorded.push(ArgRecorded {
+            abi: a,
+            nr: s.nr,
+            containers: s.containers,
+        });
+        if s.overflow_containers > 0 {
+            e.overflow.push(ArgOverflow {
+                abi: a,
+                nr: s.nr,
+                hosts: s.overflow_hosts,
+                containers: s.overflow_containers,
+            });
+        }
+    }
+    e.values.sort();
+    e.overflow.sort();
+    e.recorded.sort();
+    Ok(e)
 }
 
 /// A stored ABI code that this build does not know: the store was written

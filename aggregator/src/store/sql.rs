@@ -50,17 +50,29 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0005_denials.sql",
         sql: include_str!("../../sql/clickhouse/0005_denials.sql"),
     },
+    // `arg_values` and `arg_sets` (wire v7, issue 11): per container and
+    // syscall its recorded argument values, and its set (presence: the
+    // values are known; `overflow`, the largest wins: some were not
+    // recorded). Sets only grow and are resent whole, so rows are a set
+    // union and a redelivery rewrites the same rows.
+    Migration {
+        version: 6,
+        file: "0006_args.sql",
+        sql: include_str!("../../sql/clickhouse/0006_args.sql"),
+    },
 ];
 
 /// The tables sandmine stores rows in (every table of the migrations but
 /// `schema_migrations`).
-pub const DATA_TABLES: [&str; 6] = [
+pub const DATA_TABLES: [&str; 8] = [
     "calls",
     "incidence",
     "containers",
     "incomplete_containers",
     "unverified_containers",
     "denials",
+    "arg_values",
+    "arg_sets",
 ];
 
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
@@ -69,6 +81,12 @@ pub const Q_IMAGES: &str = include_str!("../../sql/clickhouse/q_images.sql");
 pub const Q_IMAGE_CONTAINERS: &str = include_str!("../../sql/clickhouse/q_image_containers.sql");
 pub const Q_IMAGE_CALLS: &str = include_str!("../../sql/clickhouse/q_image_calls.sql");
 pub const Q_IMAGE_INCIDENCE: &str = include_str!("../../sql/clickhouse/q_image_incidence.sql");
+/// An image's argument values: per (abi, nr, fields, value) the distinct
+/// hosts and containers that recorded it, unverified containers left out.
+pub const Q_IMAGE_ARG_VALUES: &str = include_str!("../../sql/clickhouse/q_image_arg_values.sql");
+/// An image's argument sets: per (abi, nr) the verified containers that
+/// recorded one, and the hosts and containers with an overflow.
+pub const Q_IMAGE_ARG_SETS: &str = include_str!("../../sql/clickhouse/q_image_arg_sets.sql");
 pub const Q_SYSCALL_TOTALS: &str = include_str!("../../sql/clickhouse/q_syscall_totals.sql");
 /// Runtime-phase syscalls per (runtime, image); `2` is `Phase::Runtime`'s
 /// bit (checked by a test).
@@ -187,6 +205,14 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         file: "0005_denials.sql",
         sql: include_str!("../../sql/sqlite/0005_denials.sql"),
     },
+    // The same number as ClickHouse's migration 6 (`arg_values`,
+    // `arg_sets`); the ledger makes each insert once, and conflicts keep
+    // the earliest first seen and the largest overflow.
+    Migration {
+        version: 6,
+        file: "0006_args.sql",
+        sql: include_str!("../../sql/sqlite/0006_args.sql"),
+    },
 ];
 
 /// Every ClickHouse file the store uses, by name, with its text: what the
@@ -201,6 +227,8 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_image_containers.sql", Q_IMAGE_CONTAINERS),
         ("q_image_calls.sql", Q_IMAGE_CALLS),
         ("q_image_incidence.sql", Q_IMAGE_INCIDENCE),
+        ("q_image_arg_values.sql", Q_IMAGE_ARG_VALUES),
+        ("q_image_arg_sets.sql", Q_IMAGE_ARG_SETS),
         ("q_syscall_totals.sql", Q_SYSCALL_TOTALS),
         ("q_runtime_syscalls.sql", Q_RUNTIME_SYSCALLS),
         ("q_uses_calls.sql", Q_USES_CALLS),
@@ -438,8 +466,8 @@ mod tests {
         {
             n += render_file_for_cluster(sql, "c1").unwrap().len();
         }
-        // 1 database + 1 schema_migrations + 6 tables x 2 + 6 optimize.
-        assert_eq!(n, 20);
+        // 1 database + 1 schema_migrations + 8 tables x 2 + 8 optimize.
+        assert_eq!(n, 26);
         let boot = render_file_for_cluster(BOOTSTRAP, "c1").unwrap();
         assert_eq!(
             boot,
@@ -474,7 +502,17 @@ mod tests {
             opt[0],
             "OPTIMIZE TABLE {db}.calls_local ON CLUSTER c1 FINAL"
         );
-        assert_eq!(opt.len(), 6);
+        assert_eq!(opt.len(), 8);
+        let args = render_file_for_cluster(MIGRATIONS[4].sql, "c1").unwrap();
+        assert_eq!(args.len(), 4);
+        assert_eq!(
+            args[2],
+            "CREATE TABLE IF NOT EXISTS {db}.arg_sets_local ON CLUSTER c1 (image String, abi UInt8, \
+             nr UInt32, host_id String, boot_id String, container_id String, fields String, \
+             overflow UInt64, last_seen_ms UInt64) ENGINE = ReplicatedReplacingMergeTree(\
+             '/clickhouse/sandmine/c1/{db}/{shard}/arg_sets_local', '{replica}', overflow) \
+             ORDER BY (image, abi, nr, host_id, boot_id, container_id, fields)"
+        );
         for bad in [
             "ALTER TABLE {db}.calls ADD COLUMN x UInt8",
             "CREATE TABLE IF NOT EXISTS {db}.t (a UInt8) ENGINE = MergeTree ORDER BY a",
@@ -557,8 +595,8 @@ mod tests {
         let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(split(MIGRATIONS[2].sql).len(), 1);
         // 3 is the embedded store's alone (calls_hourly).
-        assert_eq!(versions, [1, 2, 4, 5]);
-        assert_eq!(sqlite, [1, 2, 3, 4, 5]);
+        assert_eq!(versions, [1, 2, 4, 5, 6]);
+        assert_eq!(sqlite, [1, 2, 3, 4, 5, 6]);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

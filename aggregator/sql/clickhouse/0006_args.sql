@@ -1,0 +1,2 @@
+CREATE TABLE IF NOT EXISTS {db}.arg_values (image String, abi UInt8, nr UInt32, host_id String, boot_id String, container_id String, fields String, value String, first_seen_ms UInt64) ENGINE = ReplacingMergeTree ORDER BY (image, abi, nr, fields, value, host_id, boot_id, container_id);
+CREATE TABLE IF NOT EXISTS {db}.arg_sets (image String, abi UInt8, nr UInt32, host_id String, boot_id String, container_id String, fields String, overflow UInt64, last_seen_ms UInt64) ENGINE = ReplacingMergeTree(overflow) ORDER BY (image, abi, nr, host_id, boot_id, container_id, fields)
