@@ -5,9 +5,9 @@
 //! documentation of [`super`]) live here only.
 
 use super::state::{ContainerRecord, KeyState, State};
-use schemas::wire::{action_code, action_from_code, DENIALS_VERSION};
+use schemas::wire::{action_code, action_from_code, ARGS_VERSION, DENIALS_VERSION};
 use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SyscallDelta};
-use schemas::{DenialKey, Denials, Observation, Phase, PhaseSet, SyscallKey};
+use schemas::{ArgSets, DenialKey, Denials, Observation, Phase, PhaseSet, SyscallKey};
 use std::collections::{BTreeMap, HashMap};
 
 /// One workload key of a container, as read this tick.
@@ -20,7 +20,9 @@ pub(super) struct Observed {
     pub alive: bool,
     /// When the kernel first saw the key (wall clock, ms).
     pub created_ms: u64,
-    /// The kernel's cumulative counts for the key.
+    /// The kernel's cumulative counts for the key, and its recorded
+    /// argument values (`usage.args`: the whole sets, which only grow
+    /// while the key holds its slot).
     pub usage: Observation,
     /// Calls of the key the kernel could not count (cumulative): it had no
     /// slot (over capacity), or used more distinct syscalls than a slot
@@ -59,6 +61,10 @@ pub(super) struct Cut {
     /// version is below 6 ([`DENIALS_VERSION`]). The state still moves
     /// past them.
     pub dropped_denials: u64,
+    /// Argument sets that changed since the committed state but were not
+    /// sent: the wire version is below 7 ([`ARGS_VERSION`]). The state
+    /// still moves past them.
+    pub dropped_arg_sets: u64,
 }
 
 /// What one tick saw of one container.
@@ -74,6 +80,9 @@ struct ContainerTick {
     unverified: Option<String>,
     /// Denials since the snapshot.
     denials: Denials,
+    /// The whole argument sets of the syscalls whose set changed since
+    /// the snapshot (merged over the container's keys).
+    args: ArgSets,
 }
 
 /// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
@@ -181,12 +190,34 @@ pub(super) fn cut(
                 *e = e.saturating_add(delta);
             }
         }
+        // A set is sent whole when it changed: sets only grow while a key
+        // holds its slot, so its size and overflow say whether it did.
+        let before_args: HashMap<(u8, u32), (u64, u64)> = state
+            .keys
+            .get(&o.key)
+            .map(|k| {
+                k.args
+                    .iter()
+                    .map(|&(a, nr, v, over)| ((a, nr), (v, over)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut args = Vec::with_capacity(o.usage.args.len());
+        for (sk, set) in &o.usage.args {
+            let seen = (set.values.len() as u64, set.overflow);
+            let code = sk.abi.code();
+            args.push((code, sk.nr, seen.0, seen.1));
+            if before_args.get(&(code, sk.nr)) != Some(&seen) {
+                entry.args.entry(*sk).or_default().merge(set);
+            }
+        }
         state.keys.insert(
             o.key.clone(),
             KeyState {
                 container_id: o.container_id.clone(),
                 counts,
                 denied,
+                args,
                 done: false,
             },
         );
@@ -198,6 +229,7 @@ pub(super) fn cut(
     let mut newly_unverified = Vec::new();
     let mut withheld = Vec::new();
     let mut dropped_denials = 0u64;
+    let mut dropped_arg_sets = 0u64;
     for (id, tick) in per_container {
         let ContainerTick {
             syscalls,
@@ -205,7 +237,12 @@ pub(super) fn cut(
             lost,
             unverified,
             mut denials,
+            mut args,
         } = tick;
+        if version < ARGS_VERSION && !args.is_empty() {
+            dropped_arg_sets = dropped_arg_sets.saturating_add(args.len() as u64);
+            args.clear();
+        }
         if version < DENIALS_VERSION && !denials.is_empty() {
             dropped_denials = denials
                 .values()
@@ -229,7 +266,13 @@ pub(super) fn cut(
             }
             _ => false,
         };
-        if syscalls.is_empty() && denials.is_empty() && !exiting && !newly && !newly_unv {
+        if syscalls.is_empty()
+            && denials.is_empty()
+            && args.is_empty()
+            && !exiting
+            && !newly
+            && !newly_unv
+        {
             continue;
         }
         let mut first: HashMap<(u8, u32), u64> = record
@@ -274,7 +317,7 @@ pub(super) fn cut(
             incomplete: record.incomplete,
             unverified: record.unverified,
             denials,
-            args: Default::default(),
+            args,
         });
     }
     // Withheld calls alone need no message (they are never sent); an exit
@@ -310,6 +353,7 @@ pub(super) fn cut(
         newly_unverified,
         withheld,
         dropped_denials,
+        dropped_arg_sets,
     })
 }
 
@@ -887,5 +931,157 @@ mod tests {
         assert!(d(&c4).is_empty());
         assert_eq!(c4.dropped_denials, 5);
         assert_eq!(c4.state.keys["1:2"].denied, [(0, PIVOT_ROOT, 0, 1, 5)]);
+    }
+
+    const SOCKET: u32 = 41;
+    const PERSONALITY: u32 = 135;
+
+    /// One argument set of `nr`: fields (index, mask), values, overflow.
+    type SetSpec<'a> = (u32, &'a [(u8, u32)], &'a [&'a [u32]], u64);
+
+    fn arg_sets(sets: &[SetSpec]) -> ArgSets {
+        sets.iter()
+            .map(|&(nr, fields, values, overflow)| {
+                (
+                    SyscallKey {
+                        abi: Abi::X86_64,
+                        nr,
+                    },
+                    schemas::ArgSet {
+                        fields: fields
+                            .iter()
+                            .map(|&(index, mask)| schemas::ArgField { index, mask })
+                            .collect(),
+                        values: values.iter().map(|v| v.to_vec()).collect(),
+                        overflow,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A key of container `id` that made `calls` getpid calls and
+    /// recorded `sets`.
+    fn recorded(key: &str, id: &str, calls: u64, sets: &[SetSpec]) -> Observed {
+        let mut u = usage(&[(GETPID, calls, &[Phase::Image])]);
+        u.args = arg_sets(sets);
+        observed(key, id, true, u)
+    }
+
+    const FT: &[(u8, u32)] = &[(0, 0xffff_ffff), (1, 0xf)];
+    const P: &[(u8, u32)] = &[(0, 0xffff_ffff)];
+
+    /// Argument sets go out whole, per container (merged over its keys),
+    /// when they changed since the committed state (grew, or overflowed
+    /// more); a tick whose only news is a set sends it; an unchanged set
+    /// is not sent again; below wire version 7 they are dropped (counted
+    /// in `dropped_arg_sets`) and the state moves past them.
+    #[test]
+    fn argument_sets_are_sent_whole_when_they_change_and_dropped_below_version_7() {
+        let s0 = State::new("h", "b").expect("new state");
+        let args = |c: &Cut| -> Vec<(String, ArgSets)> {
+            c.envelope
+                .containers
+                .iter()
+                .map(|x| (x.container.id.clone(), x.args.clone()))
+                .collect()
+        };
+        let tick1 = [
+            recorded("1:2", "a", 1, &[(SOCKET, FT, &[&[2, 1]], 0)]),
+            recorded(
+                "1:3",
+                "a",
+                1,
+                &[(SOCKET, FT, &[&[1, 2]], 0), (PERSONALITY, P, &[&[0]], 0)],
+            ),
+        ];
+        let c1 = cut(&s0, &tick1, 10_000, 0, 7).expect("a delta");
+        assert_eq!(
+            args(&c1),
+            [(
+                "a".to_string(),
+                arg_sets(&[
+                    (SOCKET, FT, &[&[1, 2], &[2, 1]], 0),
+                    (PERSONALITY, P, &[&[0]], 0)
+                ])
+            )]
+        );
+        assert_eq!(c1.dropped_arg_sets, 0);
+        assert_eq!(
+            c1.state.keys["1:3"].args,
+            [(0, SOCKET, 1, 0), (0, PERSONALITY, 1, 0)]
+        );
+        // Nothing new: no message.
+        assert!(cut(&c1.state, &tick1, 20_000, 0, 7).is_none());
+        // Only a grown set (calls unchanged): a delta with that set whole,
+        // the unchanged ones left out.
+        let tick3 = [
+            recorded("1:2", "a", 1, &[(SOCKET, FT, &[&[2, 1], &[10, 2]], 0)]),
+            tick1[1].clone(),
+        ];
+        let c3 = cut(&c1.state, &tick3, 30_000, 0, 7).expect("a delta");
+        assert_eq!(
+            args(&c3),
+            [(
+                "a".to_string(),
+                arg_sets(&[(SOCKET, FT, &[&[2, 1], &[10, 2]], 0)])
+            )]
+        );
+        assert!(c3.envelope.containers[0].syscalls.is_empty());
+        // More overflow, the same values: sent again, with the cumulative
+        // overflow (the stores keep the largest).
+        let tick4 = [
+            tick3[0].clone(),
+            recorded(
+                "1:3",
+                "a",
+                1,
+                &[(SOCKET, FT, &[&[1, 2]], 2), (PERSONALITY, P, &[&[0]], 0)],
+            ),
+        ];
+        let c4 = cut(&c3.state, &tick4, 40_000, 0, 7).expect("a delta");
+        assert_eq!(
+            args(&c4),
+            [("a".to_string(), arg_sets(&[(SOCKET, FT, &[&[1, 2]], 2)]))]
+        );
+        // Version 6: the grown set is dropped with the calls sent; the
+        // state moves past it, so version 7 later does not send it.
+        let tick5 = [
+            recorded(
+                "1:2",
+                "a",
+                3,
+                &[(SOCKET, FT, &[&[2, 1], &[10, 2], &[2, 2]], 0)],
+            ),
+            tick4[1].clone(),
+        ];
+        let c5 = cut(&c4.state, &tick5, 50_000, 0, 6).expect("a delta");
+        assert_eq!(args(&c5), [("a".to_string(), ArgSets::new())]);
+        assert_eq!(c5.envelope.containers[0].syscalls.len(), 1);
+        assert_eq!(c5.dropped_arg_sets, 1);
+        assert_eq!(c5.state.keys["1:2"].args, [(0, SOCKET, 3, 0)]);
+        assert!(cut(&c5.state, &tick5, 60_000, 0, 7).is_none());
+        // A state written before argument sets (none recorded per key):
+        // every set is sent again, whole.
+        let mut old = c5.state.clone();
+        for k in old.keys.values_mut() {
+            k.args.clear();
+        }
+        let c6 = cut(&old, &tick5, 60_000, 0, 7).expect("a delta");
+        assert_eq!(
+            args(&c6),
+            [(
+                "a".to_string(),
+                arg_sets(&[
+                    (SOCKET, FT, &[&[1, 2], &[2, 1], &[2, 2], &[10, 2]], 2),
+                    (PERSONALITY, P, &[&[0]], 0)
+                ])
+            )]
+        );
+        // The message encodes at version 7 and decodes to the same sets.
+        let key = schemas::wire::HostKey::from_seed([3; 32]);
+        let b = schemas::wire::encode_signed(&c6.envelope, &key).expect("encode");
+        let back = schemas::wire::decode_unchecked(&b).expect("decode");
+        assert_eq!(back.containers[0].args, c6.envelope.containers[0].args);
     }
 }

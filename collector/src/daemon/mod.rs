@@ -82,6 +82,14 @@
 //!   wire version 6; below it they are dropped, with one warning per
 //!   process ([`TickStats::dropped_denials`]): they are feedback on a
 //!   profile, not evidence for one.
+//! - Argument values (issue 11): each workload's observation carries its
+//!   recorded argument sets (whole, cumulative); per container, the sets
+//!   of the syscalls whose set grew since the committed snapshot (the
+//!   state keeps each set's size and overflow per key) are sent whole, so
+//!   a store's union is the same whatever the redelivery. They travel
+//!   from wire version 7; below it they are dropped, with one warning per
+//!   process ([`TickStats::dropped_arg_sets`]): a container with no set
+//!   keeps the syscall allowed by name alone.
 //!
 //! # Spool full
 //!
@@ -259,6 +267,9 @@ pub struct TickStats {
     /// Seccomp denials of this tick's delta not sent because
     /// `max_wire_version` is below 6.
     pub dropped_denials: u64,
+    /// Argument sets of this tick's delta not sent because
+    /// `max_wire_version` is below 7.
+    pub dropped_arg_sets: u64,
 }
 
 fn read_trimmed(path: &str) -> Result<String, DaemonError> {
@@ -359,6 +370,7 @@ pub struct Daemon {
     /// Denials were dropped because `max_wire_version` is below 6 (said
     /// once per process).
     denials_dropped_warned: bool,
+    args_dropped_warned: bool,
     incomplete_total: u64,
     spool_full_warned: bool,
     last_stats: TickStats,
@@ -452,6 +464,7 @@ impl Daemon {
             unverified_total: 0,
             withheld_warned: HashSet::new(),
             denials_dropped_warned: false,
+            args_dropped_warned: false,
             incomplete_total: 0,
             spool_full_warned: false,
             last_stats: TickStats::default(),
@@ -539,6 +552,15 @@ impl Daemon {
                     "seccomp denials counted ({} in this delta) are not sent: max_wire_version {version} is below {} (denials are feedback on a profile, not evidence for one; the calls are sent as before)",
                     cut.dropped_denials,
                     schemas::wire::DENIALS_VERSION
+                );
+            }
+            stats.dropped_arg_sets = cut.dropped_arg_sets;
+            if cut.dropped_arg_sets > 0 && !self.args_dropped_warned {
+                self.args_dropped_warned = true;
+                log::warn!(
+                    "recorded argument values ({} changed sets in this delta) are not sent: max_wire_version {version} is below {} (the compiler then keeps those syscalls allowed by name alone; the calls are sent as before)",
+                    cut.dropped_arg_sets,
+                    schemas::wire::ARGS_VERSION
                 );
             }
         }
@@ -936,29 +958,29 @@ mod tests {
         // read it: signing is the operator's switch (docs/CONFIG.md).
         assert_eq!(DaemonConfig::default().max_wire_version, UNSIGNED_VERSION);
         assert_eq!(UNSIGNED_VERSION, 4);
-        assert_eq!(CURRENT_VERSION, 6);
+        assert_eq!(CURRENT_VERSION, 7);
         assert_eq!(DaemonConfig::default().signing_key, None);
-        for v in [1u16, 2, 3, 4, 5, 6] {
+        for v in [1u16, 2, 3, 4, 5, 6, 7] {
             let c: DaemonConfig =
                 serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
             assert_eq!(c.max_wire_version, v);
         }
-        for v in [0u64, 7, 65539] {
+        for v in [0u64, 8, 65539] {
             let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.starts_with(&format!(
-                    "max_wire_version {v} is not a wire version this collector writes (1 to 6)"
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 7)"
                 )),
                 "{v}: {e}"
             );
         }
         assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
-        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":7}"#).unwrap_err();
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":8}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "max_wire_version 7 is not a wire version this collector writes (1 to 6) at line 1 column 22"
+            "max_wire_version 8 is not a wire version this collector writes (1 to 7) at line 1 column 22"
         );
         let c: DaemonConfig = serde_json::from_str(r#"{"signing_key":"/k"}"#).unwrap();
         assert_eq!(c.signing_key, Some(PathBuf::from("/k")));

@@ -90,6 +90,16 @@ pub(super) struct KeyState {
     /// kernel counted so far).
     #[serde(default)]
     pub denied: Vec<(u8, u32, u8, u16, u64)>,
+    /// (wire abi code, nr, distinct values, overflow): the size of each
+    /// argument set the last commit had seen (sent whole at wire version
+    /// 7 when it changed, dropped below it). Sets only grow while a key
+    /// holds its slot, so the size says whether one changed; one entry
+    /// per recorded syscall of the key, so the state stays small. Absent
+    /// in state files written before argument sets were sent (read as
+    /// none: the next tick sends every set, which the stores' union
+    /// absorbs).
+    #[serde(default)]
+    pub args: Vec<(u8, u32, u64, u64)>,
     /// Its final delta is committed: delete it from the kernel.
     pub done: bool,
 }
@@ -278,6 +288,8 @@ mod tests {
         std::fs::write(dir.path().join("state.json"), old).expect("write");
         let (mut s, new) = f.load("h", "b").expect("old format");
         assert_eq!((s.seq, new), (3, false));
+        // Nor denials nor argument sets: read as none sent.
+        assert!(s.keys["1:2"].denied.is_empty() && s.keys["1:2"].args.is_empty());
         let c = &s.containers["c"];
         assert_eq!(
             (c.image.as_str(), c.incomplete, c.unverified),
@@ -316,6 +328,7 @@ mod tests {
                 container_id: "c".into(),
                 counts: vec![(0, 39, 5)],
                 denied: vec![(0, 155, 0, 1, 3)],
+                args: vec![(0, 41, 2, 0)],
                 done: false,
             },
         );
