@@ -233,7 +233,7 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
                 node,
                 &format!("SELECT DISTINCT version FROM {DB}.schema_migrations ORDER BY version")
             ),
-            ["1", "2", "4", "5"]
+            ["1", "2", "4", "5", "6"]
         );
         assert_eq!(
             q(node, &format!("SELECT engine_full FROM system.tables WHERE database = '{DB}' AND name = 'calls'")),
@@ -409,13 +409,13 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
         assert_eq!(
             e,
             format!(
-                "store configuration: ClickHouse database {DB}: table calls is Distributed, made for a \
+                "store configuration: ClickHouse database {DB}: table arg_sets is Distributed, made for a \
                  cluster: set [store.clickhouse] cluster to its cluster's name"
             )
         );
         let as_cluster = ClickHouseConfig { cluster: Some(CLUSTER.into()), ..one.clone() };
         let e = Store::open(&StoreConfig::ClickHouse(as_cluster)).await.unwrap_err().to_string();
-        assert!(e.starts_with(&format!("store configuration: ClickHouse database {DB}: table calls is a ReplacingMergeTree, made for one server")), "{e}");
+        assert!(e.starts_with(&format!("store configuration: ClickHouse database {DB}: table arg_sets is a ReplacingMergeTree, made for one server")), "{e}");
         let bad = ClickHouseConfig { cluster: Some("a-b".into()), ..on1.clone() };
         let e = Store::open(&StoreConfig::ClickHouse(bad)).await.unwrap_err().to_string();
         assert_eq!(e, "store configuration: ClickHouse cluster name \"a-b\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");

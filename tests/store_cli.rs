@@ -54,7 +54,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         o.stdout,
         format!(
-            "backed up {} to {}: 3 envelopes, migration 5, {bytes} bytes\n",
+            "backed up {} to {}: 3 envelopes, migration 6, {bytes} bytes\n",
             f.arg("store.db"),
             f.arg("b.db")
         )
@@ -169,7 +169,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         o.stdout,
         format!(
-            "restored {} from {}: 3 envelopes, migration 5\n",
+            "restored {} from {}: 3 envelopes, migration 6\n",
             f.arg("store.db"),
             f.arg("b.db")
         )
