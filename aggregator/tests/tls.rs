@@ -46,7 +46,7 @@ async fn https_with_ca_file_migrates_inserts_and_answers() {
     // The rows really are in the server (read back over plain HTTP).
     assert_eq!(
         ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
-        "calls\ncontainers\ndenials\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
+        "arg_sets\narg_values\ncalls\ncontainers\ndenials\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
     );
     // Over https the same answers as over http.
     let plain = open_ch(&ch).await;
