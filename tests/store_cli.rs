@@ -322,7 +322,7 @@ fn prune_keeps_the_window_and_the_ledger() {
         "b2",
         1,
         late_t,
-        vec![ctr(
+        vec![with_args(ctr(
             "c9",
             "nginx:1",
             late_t,
@@ -332,11 +332,13 @@ fn prune_keeps_the_window_and_the_ledger() {
                 sc(Abi::X86_64, 0, 7, &[Phase::Image], late_t + 1),
                 sc(Abi::X86_64, 60, 1, &[Phase::Image], late_t + 2),
             ],
-        )],
+        ))],
     )];
+    let mut old = store_common::hand_made();
+    old[0].containers[0] = with_args(old[0].containers[0].clone());
     rt.block_on(async {
         let s = store_common::open_embedded(f.path("").as_path()).await;
-        s.insert(&store_common::hand_made()).await.expect("old");
+        s.insert(&old).await.expect("old");
         s.insert(&late).await.expect("late");
         std::fs::create_dir(f.path("ref")).expect("ref dir");
         let r = store_common::open_embedded(f.path("ref").as_path()).await;
@@ -367,7 +369,16 @@ fn prune_keeps_the_window_and_the_ledger() {
     assert_eq!(o.stdout, format!("table\tremoved\n{want}"));
     // Something did go from each main table.
     for ((t, b), (_, r)) in before.iter().zip(&reference) {
-        if ["calls", "calls_hourly", "incidence", "containers"].contains(t) {
+        if [
+            "calls",
+            "calls_hourly",
+            "incidence",
+            "arg_values",
+            "arg_sets",
+            "containers",
+        ]
+        .contains(t)
+        {
             assert!(b > r, "{t}: {b} > {r}");
         }
     }
@@ -413,9 +424,35 @@ fn prune_keeps_the_window_and_the_ledger() {
     );
 }
 
-/// Flags and a denial on a container, so that every ClickHouse table has
-/// rows to prune and rows to keep.
-fn flagged(mut c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
+/// An argument set (socket's family and type) on a container.
+fn with_args(mut c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
+    c.args.insert(
+        schemas::SyscallKey {
+            abi: Abi::X86_64,
+            nr: 41,
+        },
+        schemas::ArgSet {
+            fields: vec![
+                schemas::ArgField {
+                    index: 0,
+                    mask: 0xffff_ffff,
+                },
+                schemas::ArgField {
+                    index: 1,
+                    mask: 0xf,
+                },
+            ],
+            values: [vec![2, 1], vec![1, 2]].into(),
+            overflow: 1,
+        },
+    );
+    c
+}
+
+/// Flags, a denial and an argument set on a container, so that every
+/// ClickHouse table has rows to prune and rows to keep.
+fn flagged(c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
+    let mut c = with_args(c);
     c.incomplete = true;
     c.unverified = true;
     c.denials.insert(

@@ -908,14 +908,17 @@ fn merge_call_phases(v: Vec<CallSummary>) -> Vec<CallSummary> {
 /// Retention (`sandmine store prune`): per table, what goes. The ledger
 /// (`messages`) is kept: it is what makes a redelivered old envelope count
 /// zero times, and a pruned envelope redelivered must stay skipped.
-/// Incomplete and unverified flags go with their container, before it.
-const PRUNE: [(&str, &str); 8] = [
+/// Incomplete and unverified flags and argument values and sets go with
+/// their container, before it.
+const PRUNE: [(&str, &str); 10] = [
     ("calls", "DELETE FROM calls WHERE last_seen_ms < ?1"),
     ("calls_hourly", "DELETE FROM calls_hourly WHERE hour_ms + 3600000 <= ?1"),
     ("incidence", "DELETE FROM incidence WHERE last_seen_ms < ?1"),
     ("denials", "DELETE FROM denials WHERE hour_ms + 3600000 <= ?1"),
     ("incomplete_containers", "DELETE FROM incomplete_containers WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = incomplete_containers.image AND c.host_id = incomplete_containers.host_id AND c.boot_id = incomplete_containers.boot_id AND c.container_id = incomplete_containers.container_id AND c.last_seen_ms < ?1)"),
     ("unverified_containers", "DELETE FROM unverified_containers WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = unverified_containers.image AND c.host_id = unverified_containers.host_id AND c.boot_id = unverified_containers.boot_id AND c.container_id = unverified_containers.container_id AND c.last_seen_ms < ?1)"),
+    ("arg_values", "DELETE FROM arg_values WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = arg_values.image AND c.host_id = arg_values.host_id AND c.boot_id = arg_values.boot_id AND c.container_id = arg_values.container_id AND c.last_seen_ms < ?1)"),
+    ("arg_sets", "DELETE FROM arg_sets WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = arg_sets.image AND c.host_id = arg_sets.host_id AND c.boot_id = arg_sets.boot_id AND c.container_id = arg_sets.container_id AND c.last_seen_ms < ?1)"),
     ("containers", "DELETE FROM containers WHERE last_seen_ms < ?1"),
     ("messages", ""),
 ];

@@ -540,6 +540,8 @@ mod tests {
                 "denials",
                 "incomplete_containers",
                 "unverified_containers",
+                "arg_values",
+                "arg_sets",
                 "containers"
             ]
         );
@@ -552,7 +554,7 @@ mod tests {
             assert_eq!(s.predicate.matches('?').count(), 1, "{}", s.table);
         }
         let c = render_file_for_cluster(PRUNE, "c1").unwrap();
-        assert_eq!(c.len(), 6);
+        assert_eq!(c.len(), 8);
         assert_eq!(
             c[0],
             "ALTER TABLE {db}.calls_local ON CLUSTER c1 DELETE WHERE \
@@ -569,6 +571,10 @@ mod tests {
         );
         assert_eq!(
             c[5],
+            format!("ALTER TABLE {{db}}.arg_values_local ON CLUSTER c1 DELETE WHERE {sub}")
+        );
+        assert_eq!(
+            c[7],
             format!("ALTER TABLE {{db}}.containers_local ON CLUSTER c1 DELETE WHERE {sub}")
         );
         assert!(c[1].starts_with("ALTER TABLE {db}.incidence_local ON CLUSTER c1 DELETE WHERE "));
