@@ -18,7 +18,7 @@ AF = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACK
 TYPE = {1: "STREAM", 2: "DGRAM", 3: "RAW", 4: "RDM", 5: "SEQPACKET", 10: "PACKET"}
 NS = {0x02000000: "CLONE_NEWCGROUP", 0x04000000: "CLONE_NEWUTS", 0x08000000: "CLONE_NEWIPC", 0x10000000: "CLONE_NEWUSER",
       0x20000000: "CLONE_NEWPID", 0x40000000: "CLONE_NEWNET", 0x00020000: "CLONE_NEWNS", 0x00000080: "CLONE_NEWTIME"}
-PROT = {0: "neither", 2: "PROT_WRITE", 4: "PROT_EXEC", 6: "PROT_WRITE|PROT_EXEC"}
+PROT = {0: "neither", 2: "PROT_WRITE", 4: "PROT_EXEC", 6: "PROT_WRITE+PROT_EXEC"}
 PERSONA = {0xFFFFFFFF: "query (0xffffffff)", 0: "PER_LINUX", 8: "PER_LINUX32"}
 
 
@@ -57,7 +57,7 @@ def denies(name, values):
     if name == "personality":
         return "every other persona, e.g. READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE"
     if name in ("mmap", "mmap2"):
-        return "PROT_WRITE|PROT_EXEC together" if (6,) not in vs else "-"
+        return "PROT_WRITE+PROT_EXEC together" if (6,) not in vs else "-"
     if name in ("mprotect", "pkey_mprotect"):
         bad = [PROT[p] for p in (6, 4) if (p,) not in vs]
         return " and ".join(bad) if bad else "-"
@@ -102,8 +102,13 @@ def main():
     run = json.load(open(os.path.join(res, "run.json")))
     apps = sorted(d for d in os.listdir(res) if os.path.exists(os.path.join(res, d, "profile.json")))
     print("# Argument rules on the paper's images (issue 11)\n")
-    print(f"Run: sandmine {run.get('sandmine', '?')} at {run.get('commit', '?')}, {run.get('date', '?')}, "
-          f"kernel {run.get('kernel', '?')}, Docker {run.get('engine', '?')}; load {run.get('loadavg_start', '?')}.\n")
+    print(f"Run: {run.get('sandmine', '?')} (repository at {run.get('commit', '?')}, {run.get('date', '?')}, "
+          f"kernel {run.get('kernel', '?')}, Docker {run.get('engine', '?')}; load {run.get('loadavg_start', '?')}). "
+          "The binary is given by SANDMINE (see ARGS.md's command).\n")
+    print("Made by (as root, the paper's images built, sandmine built at d360249 into /work/tgt/paper):\n")
+    print("```sh\nSANDMINE=/work/tgt/paper/release/sandmine RESULTS_DIR=$PWD/benchmarks/paper/results-args \\\n"
+          "    benchmarks/paper/run.sh --no-build --no-overhead --args-compare      # 813 s\n"
+          "python3 benchmarks/paper/lib/args_report.py benchmarks/paper/results-args > benchmarks/paper/ARGS.md\n```\n")
     print("Each app was mined once; its use cases then ran under the mined profile (with its argument rules) "
           "and, in the same run, under the same profile with every argument rule turned back into a name-only "
           "allow (`lib/name_only.py`).\n")
