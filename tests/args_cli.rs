@@ -142,6 +142,45 @@ fn argument_values_reach_the_store_exactly_and_below_version_7_are_dropped() {
         got = stored(&fleet);
     }
     assert_eq!(got, (want, 3), "logs:\n{}", fleet.logs());
+    // `query args` shows the same, one row per value.
+    let q = fleet
+        .cmd(&["query"])
+        .args(["args", "--image", BUSYBOX, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    let rows: Vec<Value> = serde_json::from_slice::<Value>(&q.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["syscall"] == "socket" || r["syscall"] == "personality")
+        .cloned()
+        .collect();
+    let row = |syscall: &str, args: &str, value: &str, containers: u64, recorded: u64| {
+        json!({"abi": "x86_64", "syscall": syscall, "args": args, "value": value,
+               "hosts": 1, "containers": containers, "recorded": recorded, "overflowed": 0})
+    };
+    let ft = "arg0&0xffffffff,arg1&0xf";
+    assert_eq!(
+        rows,
+        [
+            row("socket", ft, "0x1,0x2", 1, 2),
+            row("socket", ft, "0x2,0x1", 2, 2),
+            row("socket", ft, "0x10,0x3", 2, 2),
+            row("personality", "arg0&0xffffffff", "0xffffffff", 1, 1),
+        ]
+    );
+    let o = fleet
+        .cmd(&["query"])
+        .args(["args", "--image", "nope:0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim_end(),
+        "sandmine: error: image \"nope:0\" is not in the store (see `sandmine query images`)"
+    );
     // hB said once that it dropped the sets; hA said nothing of it.
     let b = fleet.collectors.remove("hB").unwrap();
     wait_for_line(

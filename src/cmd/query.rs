@@ -199,6 +199,15 @@ sandmine query breaks --profile strict.json --caps docker --cap-add CAP_SYS_PTRA
 sandmine query breaks --profile app.json --image app:1 --since 2026-11-01 || echo 'app:1 would break'"
     )]
     Breaks(BreaksArgs),
+    /// Recorded argument values of an image's syscalls: per value, the
+    /// hosts and containers that recorded it.
+    #[command(
+        long_about = "Argument values the collectors recorded in the kernel (wire version 7: collectors with max_wire_version = 7) for one image: per syscall, the arguments recorded (argN&MASK, the mask applied before recording), each distinct value (its elements in hex, in the arguments' order), the distinct hosts and verified containers that recorded it, the verified containers that recorded a set for the syscall at all (recorded), and those whose set overflowed (overflowed: some values were not recorded, so no argument rule is built for the syscall). Unverified containers count nowhere.",
+        after_help = "Examples:\n  \
+sandmine query args --image nginx:1.27\n  \
+sandmine query args --image nginx:1.27 --format csv"
+    )]
+    Args(ArgsArgs),
     /// Seccomp denials reported by the collectors: per image, syscall,
     /// action and profile version, the denied calls, hosts, containers,
     /// first and last seen.
@@ -222,6 +231,15 @@ sandmine query --set store.embedded.path=/var/lib/sandmine/standalone.db denials
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ArgsArgs {
+    /// The image.
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -415,6 +433,15 @@ pub fn main(args: QueryArgs) -> Result<ExitCode> {
                 let a = denials(&store, image.as_deref(), since).await?;
                 a.write(format, &mut out)?;
             }
+            What::Args(a) => {
+                let Some(obs) = store.image_observations(&a.image).await? else {
+                    bail!(
+                        "image {:?} is not in the store (see `sandmine query images`)",
+                        a.image
+                    );
+                };
+                arg_values(&obs.args).write(a.format, &mut out)?;
+            }
             What::Breaks(b) => {
                 let (a, broken) = breaks(&store, &b).await?;
                 a.write(b.format, &mut out)?;
@@ -565,6 +592,55 @@ async fn denials(store: &Store, image: Option<&str>, since: Option<u64>) -> Resu
         ]);
     }
     Ok(ans)
+}
+
+/// `query args`: one row per recorded value, with its syscall's recorded
+/// and overflowed containers.
+fn arg_values(e: &schemas::ArgEvidence) -> Answer {
+    let mut ans = Answer::new(&[
+        "abi",
+        "syscall",
+        "args",
+        "value",
+        "hosts",
+        "containers",
+        "recorded",
+        "overflowed",
+    ]);
+    let recorded = |abi, nr| {
+        e.recorded
+            .iter()
+            .find(|r| (r.abi, r.nr) == (abi, nr))
+            .map_or(0, |r| r.containers)
+    };
+    let overflowed = |abi, nr| {
+        e.overflow
+            .iter()
+            .find(|r| (r.abi, r.nr) == (abi, nr))
+            .map_or(0, |r| r.containers)
+    };
+    for v in &e.values {
+        let name = syscalls::name(v.abi, v.nr)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("#{}", v.nr));
+        let args: Vec<String> = v
+            .fields
+            .iter()
+            .map(|f| format!("arg{}&{:#x}", f.index, f.mask))
+            .collect();
+        let value: Vec<String> = v.value.iter().map(|x| format!("{x:#x}")).collect();
+        ans.push(vec![
+            Cell::text(v.abi.as_str()),
+            Cell::text(name),
+            Cell::text(args.join(",")),
+            Cell::text(value.join(",")),
+            Cell::Int(v.hosts),
+            Cell::Int(v.containers),
+            Cell::Int(recorded(v.abi, v.nr)),
+            Cell::Int(overflowed(v.abi, v.nr)),
+        ]);
+    }
+    ans
 }
 
 fn risk_catalogue() -> Answer {
