@@ -14,8 +14,8 @@ use crate::ReachError;
 use std::path::{Path, PathBuf};
 
 /// The encoding of the entries; part of every entry's directory, so a
-/// change of layout never reads an old entry.
-const FORMAT: u32 = 1;
+/// change of layout never reads an old entry (2: argument sites).
+const FORMAT: u32 = 2;
 
 /// An open cache directory.
 #[derive(Debug)]

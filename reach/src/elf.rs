@@ -27,7 +27,17 @@ pub const NARGS: usize = 8;
 pub type Args = [Val; NARGS];
 
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum Val {
     #[default]
@@ -91,7 +101,75 @@ pub struct WrapperSite {
     pub abi: Abi,
     pub arg: u8,
     pub site: u64,
+    /// The site's first three syscall arguments (see [`ArgSite::args`]),
+    /// for when the number turns out to be one of [`ARG_SYSCALLS`].
+    pub args: SiteArgs,
 }
+
+/// The first three arguments of a syscall site: rdi, rsi, rdx at a
+/// `syscall`; ebx, ecx, edx at an `int 0x80`.
+pub type SiteArgs = [Val; 3];
+
+/// The syscalls whose argument values are recorded (those whose
+/// arguments the collector records: `collector/src/ebpf/args.rs`), by
+/// name in each ABI.
+pub const ARG_SYSCALLS: &[&str] = &[
+    "socket",
+    "setsockopt",
+    "clone",
+    "unshare",
+    "setns",
+    "personality",
+    "prctl",
+    "ioctl",
+    "keyctl",
+    "bpf",
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "pkey_mprotect",
+];
+
+/// Whether the arguments of `(abi, nr)` are recorded ([`ARG_SYSCALLS`]).
+pub fn tracks_args(abi: Abi, nr: u32) -> bool {
+    schemas::syscalls::name(abi, nr).is_some_and(|n| ARG_SYSCALLS.contains(&n))
+}
+
+/// A site of one of [`ARG_SYSCALLS`] with a constant number, and its
+/// arguments as the function holding this entry sees them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ArgSite {
+    pub abi: Abi,
+    pub nr: u32,
+    /// The `syscall` instruction (in this function, or in the callee of
+    /// the same object this entry was carried up from).
+    pub site: u64,
+    /// Each a constant, unknown, or an incoming argument of this
+    /// function: then the value is known only at its call sites (an
+    /// *argument wrapper*: glibc's `socket`, `mmap`, `personality`).
+    pub args: SiteArgs,
+}
+
+impl ArgSite {
+    /// Whether some argument is an incoming argument of the function.
+    pub fn wraps(&self) -> bool {
+        self.args.iter().any(|v| matches!(v, Val::Arg(_)))
+    }
+}
+
+/// What a callee's `Val::Arg(i)` is at a call passing `args`.
+pub fn subst(v: Val, args: &Args) -> Val {
+    match v {
+        Val::Arg(i) => args.get(usize::from(i)).copied().unwrap_or_default(),
+        x => x,
+    }
+}
+
+/// How many argument sites a function may carry up from its callees
+/// (beyond it, their values are unknown at its callers' sites: sound).
+const MAX_CARRIED: usize = 64;
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Func {
@@ -101,6 +179,10 @@ pub struct Func {
     /// Syscalls with a constant number: (abi, nr, site address).
     pub syscalls: Vec<(Abi, u32, u64)>,
     pub wrapper_sites: Vec<WrapperSite>,
+    /// Sites of [`ARG_SYSCALLS`] with their arguments: this function's own
+    /// (constant number), and those of callees in the same object whose
+    /// arguments this function passes on from its own (sorted).
+    pub arg_sites: Vec<ArgSite>,
     /// Sites of `syscall`/`int 0x80` whose number is not constant.
     pub nonconst_sites: Vec<u64>,
     pub edges: Vec<Edge>,
@@ -212,6 +294,10 @@ struct ExecSection<'d> {
 
 const ARG_REGS: [usize; 6] = [7, 6, 2, 1, 8, 9]; // rdi rsi rdx rcx r8 r9
 const RAX: usize = 0;
+const RCX: usize = 1;
+const RDX: usize = 2;
+const RBX: usize = 3;
+const RSI: usize = 6;
 const RDI: usize = 7;
 /// Clobbered by a call (System V).
 const CALLER_SAVED: [usize; 9] = [0, 1, 2, 6, 7, 8, 9, 10, 11];
@@ -1054,11 +1140,15 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
     }
 
     // Wrappers inside the object: a function that passes its own argument
-    // on as the number of a wrapper is a wrapper too.
+    // on as the number of a wrapper is a wrapper too; one that passes its
+    // own argument on as an argument of a site of [`ARG_SYSCALLS`] (a
+    // wrapper's whose number it gives as a constant, or an argument
+    // wrapper's) is an argument wrapper.
     for _ in 0..8 {
         let mut changed = false;
         for fi in 0..summaries.len() {
             let mut add = Vec::new();
+            let mut add_args = Vec::new();
             for ed in &summaries[fi].edges {
                 if ed.kind == EdgeKind::Ref {
                     continue;
@@ -1067,18 +1157,50 @@ pub fn analyse(path: &str, data: &[u8]) -> Result<Object, ReachError> {
                 if summaries[g].go != summaries[fi].go {
                     continue;
                 }
+                let args_at = |a: &SiteArgs| a.map(|v| subst(v, &ed.args));
                 for w in &summaries[g].wrapper_sites {
-                    if let Val::Arg(j) = ed.args[usize::from(w.arg)] {
-                        let nw = WrapperSite {
-                            abi: w.abi,
-                            arg: j,
-                            site: w.site,
-                        };
-                        if !summaries[fi].wrapper_sites.contains(&nw) {
-                            add.push(nw);
+                    match ed.args[usize::from(w.arg)] {
+                        Val::Arg(j) => {
+                            let nw = WrapperSite {
+                                abi: w.abi,
+                                arg: j,
+                                site: w.site,
+                                args: args_at(&w.args),
+                            };
+                            if !summaries[fi].wrapper_sites.contains(&nw) {
+                                add.push(nw);
+                            }
                         }
+                        Val::Const(c) => {
+                            if let (abi, Some(nr)) = classify(w.abi, c) {
+                                if tracks_args(abi, nr) {
+                                    add_args.push(ArgSite {
+                                        abi,
+                                        nr,
+                                        site: w.site,
+                                        args: args_at(&w.args),
+                                    });
+                                }
+                            }
+                        }
+                        Val::Unknown => {}
                     }
                 }
+                for a in summaries[g].arg_sites.iter().filter(|a| a.wraps()) {
+                    add_args.push(ArgSite {
+                        args: args_at(&a.args),
+                        ..*a
+                    });
+                }
+            }
+            add_args.retain(|a| a.wraps() && summaries[fi].arg_sites.binary_search(a).is_err());
+            add_args.sort_unstable();
+            add_args.dedup();
+            add_args.truncate(MAX_CARRIED.saturating_sub(summaries[fi].arg_sites.len()));
+            if !add_args.is_empty() {
+                summaries[fi].arg_sites.extend(add_args);
+                summaries[fi].arg_sites.sort_unstable();
+                changed = true;
             }
             if !add.is_empty() {
                 add.sort_unstable();
@@ -1380,7 +1502,14 @@ fn summarise(
         state_in.insert(0, State::entry(ctx.gofns.get(&f.start)));
         work.push(0);
     }
-    let mut sites: HashMap<u64, (Abi, Val)> = HashMap::new();
+    let mut sites: HashMap<u64, (Abi, Val, SiteArgs)> = HashMap::new();
+    let mut record = |site: u64, abi: Abi, v: Val, a: SiteArgs| {
+        let e = sites.entry(site).or_insert((abi, v, a));
+        e.1 = e.1.merge(v);
+        for (x, y) in e.2.iter_mut().zip(a) {
+            *x = x.merge(y);
+        }
+    };
     let mut edges: HashMap<(u64, Target, u8), Args> = HashMap::new();
     let mut indirect_calls: HashSet<u64> = HashSet::new();
     let mut indirect_jumps: HashSet<u64> = HashSet::new();
@@ -1465,9 +1594,8 @@ fn summarise(
             let fc = ins.flow_control();
             match ins.mnemonic() {
                 Mnemonic::Syscall => {
-                    let v = st.regs[RAX];
-                    let e = sites.entry(ins.ip()).or_insert((Abi::X86_64, v));
-                    e.1 = e.1.merge(v);
+                    let a = [st.regs[RDI], st.regs[RSI], st.regs[RDX]];
+                    record(ins.ip(), Abi::X86_64, st.regs[RAX], a);
                     for r in [RAX, 1, 11] {
                         st.regs[r] = Val::Unknown;
                     }
@@ -1479,8 +1607,8 @@ fn summarise(
                         Val::Const(c) => Val::Const(c & 0xffff_ffff),
                         x => x,
                     };
-                    let e = sites.entry(ins.ip()).or_insert((Abi::I386, v));
-                    e.1 = e.1.merge(v);
+                    let a = [st.regs[RBX], st.regs[RCX], st.regs[RDX]];
+                    record(ins.ip(), Abi::I386, v, a);
                     st.regs[RAX] = Val::Unknown;
                     k += 1;
                     continue;
@@ -1600,20 +1728,36 @@ fn summarise(
     }
     let _ = ctx.fi;
     *undecodable += bad.len() as u32;
-    for (site, (abi, v)) in sites {
+    for (site, (abi, v, args)) in sites {
         match v {
             Val::Const(c) => {
                 let (abi, nr) = classify(abi, c);
                 match nr {
-                    Some(nr) => out.syscalls.push((abi, nr, site)),
+                    Some(nr) => {
+                        out.syscalls.push((abi, nr, site));
+                        if tracks_args(abi, nr) {
+                            out.arg_sites.push(ArgSite {
+                                abi,
+                                nr,
+                                site,
+                                args,
+                            });
+                        }
+                    }
                     None => out.nonconst_sites.push(site),
                 }
             }
-            Val::Arg(a) => out.wrapper_sites.push(WrapperSite { abi, arg: a, site }),
+            Val::Arg(a) => out.wrapper_sites.push(WrapperSite {
+                abi,
+                arg: a,
+                site,
+                args,
+            }),
             Val::Unknown => out.nonconst_sites.push(site),
         }
     }
     out.syscalls.sort_unstable();
+    out.arg_sites.sort_unstable();
     out.nonconst_sites.sort_unstable();
     out.wrapper_sites.sort_unstable();
     let mut es: Vec<Edge> = edges
@@ -1754,7 +1898,6 @@ fn transfer(
             }
         }
     }
-    let _ = RDI;
 }
 
 /// Go code with a known rsp: the stack slots. Returns true when the

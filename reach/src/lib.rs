@@ -18,10 +18,10 @@ pub mod elf;
 pub mod root;
 pub mod unpack;
 
-use elf::{EdgeKind, ExportKind, Object, RootKind, Target, Val};
+use elf::{ArgSite, EdgeKind, ExportKind, Object, RootKind, Target, Val};
 use schemas::Abi;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -204,7 +204,21 @@ pub struct Analysis {
     pub nonconst_sites: Vec<String>,
     /// Whether the root's `ld.so.cache` was read.
     pub ld_so_cache: bool,
+    /// For each reachable syscall of [`elf::ARG_SYSCALLS`]: the first three
+    /// arguments at each reached site (or at each reached call of an
+    /// argument wrapper), their low 32 bits, `None` where not a constant.
+    /// At most [`ARG_SITES_CAP`] tuples per syscall: a larger set keeps
+    /// `[None, None, None]` (any value) and the smallest others, and its
+    /// syscall is listed in [`Analysis::arg_sites_over_cap`].
+    pub arg_sites: BTreeMap<(Abi, u32), BTreeSet<ArgTuple>>,
+    pub arg_sites_over_cap: Vec<(Abi, u32)>,
 }
+
+/// A site's first three arguments (low 32 bits; `None`: not a constant).
+pub type ArgTuple = [Option<u32>; 3];
+
+/// The most argument tuples kept per syscall.
+pub const ARG_SITES_CAP: usize = 256;
 
 impl Analysis {
     /// Whether the reachable set is known: no syscall site with a number
@@ -416,7 +430,22 @@ impl Analyzer {
                 )
             })
             .collect();
+        let mut arg_sites_over_cap = Vec::new();
+        let arg_sites = std::mem::take(&mut w.args)
+            .into_iter()
+            .map(|(key, set)| {
+                if set.len() <= ARG_SITES_CAP {
+                    return (key, set);
+                }
+                arg_sites_over_cap.push(key);
+                let mut kept: BTreeSet<ArgTuple> = BTreeSet::from([[None; 3]]);
+                kept.extend(set.into_iter().take(ARG_SITES_CAP - 1));
+                (key, kept)
+            })
+            .collect();
         Ok(Analysis {
+            arg_sites,
+            arg_sites_over_cap,
             file: found.path,
             root: self.root.host().to_path_buf(),
             syscalls,
@@ -460,6 +489,10 @@ struct Walk<'a> {
     nonconst_list: Vec<String>,
     ref_wrappers: HashSet<Node>,
     data_released: bool,
+    /// Argument tuples per syscall of [`elf::ARG_SYSCALLS`] (unbounded
+    /// here: the cap is applied once the walk is done, so that which
+    /// tuples are kept does not depend on the walk's order).
+    args: BTreeMap<(Abi, u32), BTreeSet<ArgTuple>>,
 }
 
 impl<'a> Walk<'a> {
@@ -478,6 +511,7 @@ impl<'a> Walk<'a> {
             nonconst_list: Vec::new(),
             ref_wrappers: HashSet::new(),
             data_released: false,
+            args: BTreeMap::new(),
         }
     }
 
@@ -539,6 +573,41 @@ impl<'a> Walk<'a> {
         for s in sites {
             self.nonconst(n, s);
         }
+        let asites: Vec<ArgSite> = self.objs[n.0].obj.funcs[n.1]
+            .arg_sites
+            .iter()
+            .filter(|a| a.wraps())
+            .copied()
+            .collect();
+        for a in asites {
+            self.record_args(&a);
+        }
+    }
+
+    /// A site's arguments: constants as values, anything else unknown.
+    fn record_args(&mut self, a: &ArgSite) {
+        let t = a.args.map(|v| match v {
+            Val::Const(c) => Some(c as u32),
+            _ => None,
+        });
+        self.args.entry((a.abi, a.nr)).or_default().insert(t);
+    }
+
+    /// An argument site of callee `g`, with the arguments the call from
+    /// `caller` gives it: recorded, unless the caller passes its own
+    /// argument on and carries the site itself (`elf` found that when
+    /// both are in one object): it is then evaluated at its own callers.
+    fn args_at_call(&mut self, caller: Node, g: Node, a: ArgSite) {
+        if a.wraps()
+            && caller.0 == g.0
+            && self.objs[caller.0].obj.funcs[caller.1]
+                .arg_sites
+                .binary_search(&a)
+                .is_ok()
+        {
+            return;
+        }
+        self.record_args(&a);
     }
 
     fn found(&mut self, key: (Abi, u32), at: Node, site: u64, via: Option<Node>) {
@@ -560,7 +629,11 @@ impl<'a> Walk<'a> {
                 // The caller passes its own argument on: it is a wrapper of
                 // the same site (`elf` found that when both are in one
                 // object), evaluated at its own callers.
-                let mine = elf::WrapperSite { arg: j, ..w };
+                let mine = elf::WrapperSite {
+                    arg: j,
+                    args: w.args.map(|v| elf::subst(v, args)),
+                    ..w
+                };
                 if caller.0 == g.0
                     && self.objs[caller.0].obj.funcs[caller.1]
                         .wrapper_sites
@@ -571,11 +644,35 @@ impl<'a> Walk<'a> {
             }
             match args[usize::from(w.arg)] {
                 Val::Const(c) => match elf::classify(w.abi, c) {
-                    (abi, Some(nr)) => self.found((abi, nr), caller, site, Some(g)),
+                    (abi, Some(nr)) => {
+                        self.found((abi, nr), caller, site, Some(g));
+                        if elf::tracks_args(abi, nr) {
+                            let a = ArgSite {
+                                abi,
+                                nr,
+                                site: w.site,
+                                args: w.args.map(|v| elf::subst(v, args)),
+                            };
+                            self.args_at_call(caller, g, a);
+                        }
+                    }
                     (_, None) => self.nonconst(caller, site),
                 },
                 _ => self.nonconst(caller, site),
             }
+        }
+        let asites: Vec<ArgSite> = self.objs[g.0].obj.funcs[g.1]
+            .arg_sites
+            .iter()
+            .filter(|a| a.wraps())
+            .copied()
+            .collect();
+        for a in asites {
+            let a = ArgSite {
+                args: a.args.map(|v| elf::subst(v, args)),
+                ..a
+            };
+            self.args_at_call(caller, g, a);
         }
     }
 
@@ -617,6 +714,9 @@ impl<'a> Walk<'a> {
             }
             for &s in &func.nonconst_sites {
                 self.nonconst(n, s);
+            }
+            for a in func.arg_sites.iter().filter(|a| !a.wraps()) {
+                self.record_args(a);
             }
             self.limits[o].indirect_calls += func.indirect_calls;
             self.limits[o].indirect_jumps += func.indirect_jumps;

@@ -503,7 +503,7 @@ fn the_disk_cache_gives_the_same_answers_and_refuses_a_shared_directory() {
         let c = an.disk_cache().expect("cache");
         let counts = (c.hits(), c.misses(), c.corrupt());
         (
-            format!("{:?} {:?}", a.syscalls, a.limits),
+            format!("{:?} {:?} {:?}", a.syscalls, a.limits, a.arg_sites),
             a.objects.len(),
             counts,
         )
@@ -512,7 +512,7 @@ fn the_disk_cache_gives_the_same_answers_and_refuses_a_shared_directory() {
         let a = Analyzer::new(Path::new("/"))
             .analyse("/bin/ls")
             .expect("ls");
-        format!("{:?} {:?}", a.syscalls, a.limits)
+        format!("{:?} {:?} {:?}", a.syscalls, a.limits, a.arg_sites)
     };
     let (first, n, counts) = run(&dir);
     assert_eq!(first, uncached);
@@ -523,7 +523,7 @@ fn the_disk_cache_gives_the_same_answers_and_refuses_a_shared_directory() {
 
     // Truncate one entry: that file is analysed again, the answer holds,
     // and the entry is whole again for the next run.
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir.join("test-build-f1"))
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.join("test-build-f2"))
         .expect("entries")
         .map(|e| e.expect("entry").path())
         .collect();
@@ -540,11 +540,11 @@ fn the_disk_cache_gives_the_same_answers_and_refuses_a_shared_directory() {
     // upgrades); what is not a build's directory stays.
     std::fs::create_dir(dir.join("notes")).expect("mkdir");
     let other = DiskCache::open(&dir, "other-build").expect("open");
-    assert!(other.dir().ends_with("other-build-f1"));
-    assert!(!dir.join("test-build-f1").exists());
+    assert!(other.dir().ends_with("other-build-f2"));
+    assert!(!dir.join("test-build-f2").exists());
     assert!(dir.join("notes").is_dir());
     assert_eq!(run(&dir).2, (0, n, 0));
-    assert!(!dir.join("other-build-f1").exists());
+    assert!(!dir.join("other-build-f2").exists());
 
     // Writable by others: refused, with the reason.
     {
