@@ -317,6 +317,7 @@ pub fn analyse(
     }
     let mut files = Vec::new();
     let mut syscalls: BTreeMap<SyscallKey, String> = BTreeMap::new();
+    let mut arg_sites: BTreeMap<SyscallKey, BTreeSet<[Option<u32>; 3]>> = BTreeMap::new();
     let mut loaded: BTreeSet<String> = BTreeSet::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
     // Files that ran first, so that a syscall's chain starts, where it
@@ -345,6 +346,14 @@ pub fn analyse(
                     syscalls
                         .entry(SyscallKey { abi: *abi, nr: *nr })
                         .or_insert_with(|| format!("{}: {}", a.file, r.render()));
+                }
+                // Every file's tuples: the union. A set over reach's cap
+                // already holds `[None; 3]` (any value).
+                for (&(abi, nr), t) in &a.arg_sites {
+                    arg_sites
+                        .entry(SyscallKey { abi, nr })
+                        .or_default()
+                        .extend(t.iter().copied());
                 }
                 files.push(AnalysedFile {
                     path: a.file.clone(),
@@ -375,7 +384,7 @@ pub fn analyse(
         syscalls,
         files,
         gaps,
-        arg_sites: Default::default(),
+        arg_sites,
     }
 }
 

@@ -144,7 +144,26 @@ fn to_json(a: &Analysis) -> serde_json::Value {
         "missing_libraries": a.missing_libraries,
         "unresolved_imports": a.unresolved_imports,
         "nonconst_sites": a.nonconst_sites,
+        "arg_sites": a.arg_sites.iter().map(|(&(abi, nr), t)| serde_json::json!({
+            "abi": abi, "nr": nr, "name": name(abi, nr),
+            "over_cap": a.arg_sites_over_cap.contains(&(abi, nr)),
+            "sites": t,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// One argument tuple: `(2, 1, 0)`, `?` where not a constant, large
+/// values in hex.
+fn tuple_text(t: &reach::ArgTuple) -> String {
+    let v: Vec<String> = t
+        .iter()
+        .map(|x| match x {
+            None => "?".to_string(),
+            Some(v) if *v < 0x1000 => v.to_string(),
+            Some(v) => format!("0x{v:x}"),
+        })
+        .collect();
+    format!("({})", v.join(", "))
 }
 
 fn text(a: &Analysis) -> String {
@@ -186,6 +205,28 @@ fn text(a: &Analysis) -> String {
             nr,
             r.render()
         );
+    }
+    if !a.arg_sites.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "argument values at the sites (first three arguments, ? = not a constant):"
+        );
+        for (&(abi, nr), t) in &a.arg_sites {
+            let over = if a.arg_sites_over_cap.contains(&(abi, nr)) {
+                format!(" (over the cap of {}: any value)", reach::ARG_SITES_CAP)
+            } else {
+                String::new()
+            };
+            let ts: Vec<String> = t.iter().map(tuple_text).collect();
+            let _ = writeln!(
+                out,
+                "{:<24} {:>4} {abi:<7} {}{over}",
+                name(abi, nr),
+                nr,
+                ts.join(" ")
+            );
+        }
     }
     let _ = writeln!(out);
     let l = &a.limits;
