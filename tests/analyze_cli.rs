@@ -53,6 +53,44 @@ fn json_names_each_syscall_with_its_chain_and_the_limits() {
 }
 
 #[test]
+fn json_and_text_give_the_argument_values_at_the_sites() {
+    let f = Fixture::new();
+    let src = r#"
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+    (void)argv;
+    if (argc > 5) socket(AF_INET, SOCK_STREAM, 0);   /* never taken */
+    return 0;
+}
+"#;
+    let bin = f.probe("sock", src);
+    let o = f.sandmine(&["analyze", bin.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", o.describe());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+    let sites = v["arg_sites"].as_array().expect("arg_sites");
+    let socket = sites
+        .iter()
+        .find(|s| s["name"] == "socket")
+        .expect("socket's arguments");
+    assert_eq!(
+        socket,
+        &serde_json::json!({
+            "abi": "x86_64", "nr": 41, "name": "socket", "over_cap": false,
+            "sites": [[2, 1, 0]],
+        })
+    );
+    let o = f.sandmine(&["analyze", bin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", o.describe());
+    let line = o
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("argument values at the sites"))
+        .find(|l| l.starts_with("socket "))
+        .expect("a socket line in the argument section");
+    assert_eq!(line, format!("{:<24} {:>4} x86_64 (2, 1, 0)", "socket", 41));
+}
+
+#[test]
 fn text_says_whether_reach_is_known() {
     let f = Fixture::new();
     let bin = f.probe("killfsync", KILL_FSYNC);
