@@ -181,6 +181,24 @@ fn argument_values_reach_the_store_exactly_and_below_version_7_are_dropped() {
         String::from_utf8_lossy(&o.stderr).trim_end(),
         "sandmine: error: image \"nope:0\" is not in the store (see `sandmine query images`)"
     );
+    // The fleet's compiler keeps socket by name: hB's container made it,
+    // and its values never travelled (wire v6).
+    let o = fleet.f.run_cmd(
+        {
+            let mut c = fleet.cmd(&["explain"]);
+            c.args([BUSYBOX, "socket"]);
+            c
+        },
+        common::RUN_TIMEOUT,
+    );
+    assert_eq!(o.code(), Some(0), "{}", o.describe());
+    assert!(
+        o.stdout.contains(
+            "by name, with any argument values: x86_64: 1 of the 3 containers that made it recorded no values (an older collector, a max_wire_version below 7, or the ptrace backend)"
+        ),
+        "{}",
+        o.describe()
+    );
     // hB said once that it dropped the sets; hA said nothing of it.
     let b = fleet.collectors.remove("hB").unwrap();
     wait_for_line(

@@ -223,7 +223,14 @@ pub fn decide_args(
                 if let Some(r) = reach.filter(|_| policy.reachable != Tier::Deny) {
                     rule.reachable = reachable_values(&rule, keys, r);
                 }
-                out.rules.insert(name, rule);
+                if allows_every_value(&rule) {
+                    out.name_only.insert(
+                        name,
+                        "every value of its recorded arguments is allowed (observed or at reachable call sites): a rule would deny nothing and only cost a filter walk".into(),
+                    );
+                } else {
+                    out.rules.insert(name, rule);
+                }
             }
             Err(why) => {
                 out.name_only.insert(name, why);
@@ -313,6 +320,13 @@ fn narrow_one(
         values,
         reachable: BTreeSet::new(),
     })
+}
+
+/// True when `rule` allows every value its fields' masks can take (the
+/// `prot` rules have four: 0, W, X, W|X).
+fn allows_every_value(rule: &ArgRule) -> bool {
+    let bits: u32 = rule.fields.iter().map(|f| f.mask.count_ones()).sum();
+    bits <= 16 && rule.values.len() + rule.reachable.len() == 1usize << bits
 }
 
 /// The values of `rule`'s fields at the reachable sites of its syscall

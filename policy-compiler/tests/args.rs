@@ -605,3 +605,39 @@ fn constants_at_reachable_call_sites_widen_a_rule_with_the_reachability_tier() {
     assert!(c.decision.args.rules["socket"].reachable.is_empty());
     assert!(!with(&c, "SCMP_ACT_ALLOW") && !with(&c, "SCMP_ACT_LOG"));
 }
+
+#[test]
+fn a_rule_that_would_allow_every_value_stays_by_name() {
+    use policy_compiler::compile::compile_image_with;
+    use policy_compiler::reachable::Reachability;
+    let mut obs = fleet(&["h1", "h2", "h3"], 2, &[]);
+    obs.args = evidence(6);
+    // mmap was seen with prot & 6 = 0, 2 and 4; a reachable site passes
+    // PROT_READ|PROT_WRITE|PROT_EXEC (glibc's executable stacks): all four.
+    let mut reach = Reachability::default();
+    reach
+        .syscalls
+        .insert(key(X, "mmap"), "/bin/app: mmap".into());
+    reach.arg_sites.insert(
+        key(X, "mmap"),
+        [[None, None, Some(7)]].into_iter().collect(),
+    );
+    let c = compile_image_with(
+        &obs,
+        Some(&reach),
+        &enforcing().resolve().unwrap(),
+        T0 + 100 * H,
+    )
+    .unwrap();
+    assert!(!c.decision.args.rules.contains_key("mmap"));
+    assert_eq!(
+        c.decision.args.name_only.get("mmap").map(String::as_str),
+        Some("every value of its recorded arguments is allowed (observed or at reachable call sites): a rule would deny nothing and only cost a filter walk")
+    );
+    // mprotect keeps its rule, now for prot & 6 = 0 only... and mmap's
+    // shared entry is gone with it.
+    assert_eq!(
+        c.decision.args.rules["mprotect"].values,
+        [vec![0]].into_iter().collect()
+    );
+}
