@@ -21,34 +21,9 @@ use std::process::Command;
 const ARGPROBE: &str = include_str!("probes/argprobe.c");
 const IMAGE: &str = "sandmine-test/busybox:1";
 
-/// What runc calls after it installs the filter (see
-/// tests/docker_reference.rs): added to the mined profile's name-only
-/// allow list for the docker runs only.
-const RUNC_NEEDS: &[&str] = &[
-    "read",
-    "write",
-    "close",
-    "fstat",
-    "getpid",
-    "execve",
-    "fcntl",
-    "getcwd",
-    "chdir",
-    "setuid",
-    "setgid",
-    "getppid",
-    "setgroups",
-    "capget",
-    "capset",
-    "fstatfs",
-    "prctl",
-    "futex",
-    "getdents64",
-    "epoll_ctl",
-    "openat",
-    "newfstatat",
-    "faccessat2",
-];
+// What runc calls after it installs the filter (added to the mined
+// profile's name-only allow list for the docker runs only).
+include!("common/runc_needs.rs");
 
 /// The calls mined: socket (family, type) through both ABIs, and
 /// personality queries.

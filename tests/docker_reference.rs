@@ -33,33 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const SANDMINE: &str = env!("CARGO_BIN_EXE_sandmine");
 const IMAGE: &str = "sandmine-test/busybox:1";
 
-/// What runc calls after installing the filter, and the probe's harness
-/// (fork, wait, write, exit): never a target of the generated profiles.
-const RUNC_NEEDS: &[&str] = &[
-    "read",
-    "write",
-    "close",
-    "fstat",
-    "getpid",
-    "execve",
-    "fcntl",
-    "getcwd",
-    "chdir",
-    "setuid",
-    "setgid",
-    "getppid",
-    "setgroups",
-    "capget",
-    "capset",
-    "fstatfs",
-    "prctl",
-    "futex",
-    "getdents64",
-    "epoll_ctl",
-    "openat",
-    "newfstatat",
-    "faccessat2",
-];
+include!("common/runc_needs.rs");
 
 /// Syscalls whose answer does not depend on their arguments and that
 /// always succeed when allowed: the targets of generated profiles. Each
