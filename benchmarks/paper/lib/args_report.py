@@ -105,9 +105,9 @@ def main():
     print(f"Run: {run.get('sandmine', '?')} (repository at {run.get('commit', '?')}, {run.get('date', '?')}, "
           f"kernel {run.get('kernel', '?')}, Docker {run.get('engine', '?')}; load {run.get('loadavg_start', '?')}). "
           "The binary is given by SANDMINE (see ARGS.md's command).\n")
-    print("Made by (as root, the paper's images built, sandmine built at d360249 into /work/tgt/paper):\n")
+    print("Made by (as root, the paper's images built, sandmine built at fb3da74 into /work/tgt/paper):\n")
     print("```sh\nSANDMINE=/work/tgt/paper/release/sandmine RESULTS_DIR=$PWD/benchmarks/paper/results-args \\\n"
-          "    benchmarks/paper/run.sh --no-build --no-overhead --args-compare      # 813 s\n"
+          "    benchmarks/paper/run.sh --no-build --no-overhead --args-compare      # 779 s\n"
           "python3 benchmarks/paper/lib/args_report.py benchmarks/paper/results-args > benchmarks/paper/ARGS.md\n```\n")
     print("Each app was mined once; its use cases then ran under the mined profile (with its argument rules) "
           "and, in the same run, under the same profile with every argument rule turned back into a name-only "
@@ -135,7 +135,7 @@ def main():
     for app, rules, section in details:
         print(f"## {app}\n")
         if rules:
-            print("| syscall | allowed values | denied that the name-only profile allowed |")
+            print("| syscall | allowed values (observed, or constants at reachable call sites) | denied that the name-only profile allowed |")
             print("|---|---|---|")
             for n in sorted(rules):
                 vals = ", ".join(show(n, v) for v in sorted(rules[n]))
@@ -143,9 +143,9 @@ def main():
             print()
         else:
             print("No argument rule.\n")
-        rest = [l for l in section if "name only:" in l or l.startswith("left out:")]
+        rest = [l for l in section if "name only:" in l or l.startswith("left out:") or "also allowed" in l]
         if rest:
-            print("Kept name-only or left out, as the compiler's report says:\n")
+            print("Values from static reachability, syscalls kept name-only and values left out, as the compiler's report says:\n")
             for l in rest:
                 print(f"- {l}")
             print()
