@@ -2,40 +2,16 @@
 //! time, analysed, and the exact tuples found for `socket` and
 //! `personality` on the probe's own paths (never taken at run time).
 
-use reach::{Analysis, Analyzer, ArgTuple};
+mod common;
+
+use common::{analyse, compile};
+use reach::{Analysis, ArgTuple};
 use schemas::Abi;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SOCKET: u32 = 41;
 const PERSONALITY: u32 = 135;
-
-fn compile(dir: &Path, name: &str, src: &str, args: &[&str]) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&c, src).expect("write probe");
-    let out = Command::new("cc")
-        .arg("-O1")
-        .args(args)
-        .arg("-o")
-        .arg(&bin)
-        .arg(&c)
-        .output()
-        .unwrap_or_else(|e| panic!("cc must be installed (scripts/install-deps.sh): {e}"));
-    assert!(
-        out.status.success(),
-        "compiling {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
-}
-
-fn analyse(bin: &Path) -> Analysis {
-    Analyzer::new(Path::new("/"))
-        .analyse(bin.to_str().expect("utf-8 path"))
-        .expect("analysis")
-}
 
 fn tuples(a: &Analysis, nr: u32) -> BTreeSet<ArgTuple> {
     a.arg_sites
@@ -84,7 +60,7 @@ fn expected_socket() -> BTreeSet<ArgTuple> {
 fn glibc_dynamic_and_static_socket_and_personality_arguments() {
     let d = tempfile::tempdir().expect("tempdir");
     for (name, args) in [("dynamic", &[][..]), ("static", &["-static"][..])] {
-        let bin = compile(d.path(), name, PROBE, args);
+        let bin = compile(d.path(), name, PROBE, args, "cc");
         // The path is really not taken: the program runs without it.
         let run = Command::new(&bin).output().expect("run probe");
         assert!(run.status.success(), "{name}: {run:?}");
@@ -109,6 +85,7 @@ fn glibc_dynamic_and_static_socket_and_personality_arguments() {
             &format!("{name}-control"),
             CONTROL,
             args,
+            "cc",
         ));
         assert!(tuples(&ctl, SOCKET).is_empty(), "{name}");
         assert!(tuples(&ctl, PERSONALITY).is_empty(), "{name}");
@@ -157,7 +134,7 @@ void _start(void) {
 #[test]
 fn no_libc_wrappers_exact() {
     let d = tempfile::tempdir().expect("tempdir");
-    let bin = compile(d.path(), "nolibc", NOLIBC, &["-static", "-nostdlib"]);
+    let bin = compile(d.path(), "nolibc", NOLIBC, &["-static", "-nostdlib"], "cc");
     let run = Command::new(&bin).output().expect("run probe");
     assert!(run.status.success(), "{run:?}");
     let a = analyse(&bin);

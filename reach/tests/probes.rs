@@ -4,6 +4,9 @@
 //! never takes at run time, so only static reachability can find it; a
 //! control probe without it shows the syscall is not found by accident.
 
+mod common;
+
+use common::{analyse, compile};
 use reach::{Analysis, Analyzer, Hop};
 use schemas::Abi;
 use std::path::{Path, PathBuf};
@@ -16,32 +19,6 @@ const PERSONALITY: u32 = 135;
 const EXIT_GROUP: u32 = 231;
 /// i386 `getpid`.
 const I386_GETPID: u32 = 20;
-
-fn compile(dir: &Path, name: &str, src: &str, args: &[&str], cc: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&c, src).expect("write probe");
-    let out = Command::new(cc)
-        .arg("-O1")
-        .args(args)
-        .arg("-o")
-        .arg(&bin)
-        .arg(&c)
-        .output()
-        .unwrap_or_else(|e| panic!("{cc} must be installed (scripts/install-deps.sh): {e}"));
-    assert!(
-        out.status.success(),
-        "compiling {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
-}
-
-fn analyse(bin: &Path) -> Analysis {
-    Analyzer::new(Path::new("/"))
-        .analyse(bin.to_str().expect("utf-8 path"))
-        .expect("analysis")
-}
 
 fn has(a: &Analysis, abi: Abi, nr: u32) -> bool {
     a.syscalls.contains_key(&(abi, nr))
