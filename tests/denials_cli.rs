@@ -212,9 +212,10 @@ fn denials_reach_the_store_exactly_with_image_and_profile() {
         metrics.contains("\nsandmine_denials_total{image=\"(other)\"} 0\n"),
         "{metrics}"
     );
-    // The collector said nothing about dropping denials (it sends v6).
+    // The collector said nothing about dropping denials (it sends v6; it
+    // does say it drops the argument values, which need v7).
     let err = std::fs::read_to_string(&fleet.collectors["hD"].stderr).unwrap();
-    assert!(!err.contains("are not sent: max_wire_version"), "{err}");
+    assert!(!err.contains("seccomp denials counted"), "{err}");
 }
 
 /// Below wire version 6 the collector drops the denials, says so once,
@@ -262,11 +263,7 @@ fn below_version_6_denials_are_dropped_with_one_warning() {
     let c = fleet.collectors.remove("hE").unwrap();
     wait_for_line(&c, "are not sent: max_wire_version 5 is below 6");
     let err = std::fs::read_to_string(&c.stderr).unwrap();
-    assert_eq!(
-        err.matches("are not sent: max_wire_version").count(),
-        1,
-        "{err}"
-    );
+    assert_eq!(err.matches("seccomp denials counted").count(), 1, "{err}");
     let o = c.terminate(Duration::from_secs(30));
     assert_eq!(o.code(), Some(0), "{}", o.describe());
 }
@@ -378,7 +375,18 @@ impl Denied {
             });
         }
         fleet.assert_converges("two images on two hosts");
-        let policy = fleet.f.write("policy.toml", common::fleet::TEST_POLICY);
+        // TEST_POLICY, but any syscall seen once is allowed: an httpd
+        // container now and then makes a timing-dependent call (a restart
+        // after a signal, a wait) that no other container made, which
+        // under min_containers = 2 holds the image in log mode (about one
+        // run in fifteen here). These tests are about denials under an
+        // enforced profile, not about the thresholds (tests/fleet_cli.rs).
+        let text = common::fleet::TEST_POLICY.replace(
+            "[syscall]\nmin_hosts = 2\nmin_containers = 2\n",
+            "[syscall]\nmin_hosts = 1\nmin_containers = 1\n",
+        );
+        assert!(text.contains("min_containers = 1\n"), "{text}");
+        let policy = fleet.f.write("policy.toml", &text);
         let mut d = Denied {
             policy: policy.to_str().unwrap().to_string(),
             out: fleet.f.arg("published"),
@@ -392,8 +400,8 @@ impl Denied {
             version: String::new(),
             probe_before: Value::Null,
         };
-        d.publish();
-        assert_eq!(d.meta(BUSYBOX)["state"], "enforce");
+        let report = d.publish();
+        assert_eq!(d.meta(BUSYBOX)["state"], "enforce", "{report}");
         d.enforced_short = d.meta(BUSYBOX)["version_short"]
             .as_str()
             .unwrap()
