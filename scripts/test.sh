@@ -8,6 +8,13 @@
 #   1. scripts/install-deps.sh     apt packages (skipped when all present)
 #   2. scripts/start-dockerd.sh    the Docker Engine, if not running
 #   3. tests/images/build.sh       local test images (cached tarballs)
+#   3b. scripts/start-containerd-cri.sh  a containerd of sandmine's own with
+#                                  its CRI plugin (own socket
+#                                  /run/sandmine-cri/containerd.sock, cgroupfs,
+#                                  runc, no CNI: host-network pods only), a
+#                                  locally built pause image as sandbox_image
+#                                  and the test image in its k8s.io namespace
+#                                  (tests/cri_cli.rs)
 #   4. cargo fmt --all -- --check
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. bash schemas/gen/check.sh   the generated syscall tables are current
@@ -33,8 +40,8 @@
 #   -k  run every step even after a failure, then report all failures
 #       (also SANDMINE_KEEP_GOING=1). The default stops at the first failure.
 #
-# Tests that need dockerd or the test images fail (they never skip) when
-# either is missing; steps 2 and 3 provide them.
+# Tests that need dockerd, the test images or the CRI containerd fail (they
+# never skip) when one is missing; steps 2, 3 and 3b provide them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -134,6 +141,7 @@ step "free disk space" disk_space
 step "install dependencies" scripts/install-deps.sh
 step "dockerd" scripts/start-dockerd.sh
 step "test images" tests/images/build.sh
+step "containerd with CRI" scripts/start-containerd-cri.sh
 step "cargo fmt" cargo fmt --all -- --check --color=never
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "syscall tables" bash schemas/gen/check.sh
