@@ -9,6 +9,8 @@
 //! - [`cgroup`]: creating and removing the per-run cgroups.
 //! - [`docker`]: the Docker Engine API (also podman's compatible API), over
 //!   [`docker::http`], HTTP/1.1 on a unix socket.
+//! - [`cri`]: a Kubernetes runtime's CRI runtime service (containerd's CRI
+//!   plugin, CRI-O) over gRPC on its unix socket: who a pod's container is.
 //! - [`mining`]: a mining session (`sandmine mine`, `mine-image`): the
 //!   recorder, the container polling loop, stop rules and convergence, the
 //!   runtime's measured base.
@@ -17,6 +19,7 @@
 //! ClickHouse. It hands `schemas::Observation`s upward.
 
 pub mod cgroup;
+pub mod cri;
 pub mod daemon;
 pub mod docker;
 pub mod ebpf;

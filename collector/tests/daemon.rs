@@ -121,6 +121,7 @@ fn config(state_dir: &Path, pin_dir: &Path, parent: &str, spool_max_bytes: u64) 
         signing_key: None,
         docker_socket: Some(PathBuf::from("/var/run/docker.sock")),
         podman_socket: None,
+        cri_socket: None,
         cgroup_parent: Some(parent.to_string()),
         proc_root: PathBuf::from("/proc"),
     }

@@ -1,5 +1,6 @@
 //! Who a container is: image, digest, pod and seccomp filter, from the
-//! Docker Engine API (or podman's compatible one).
+//! Docker Engine API (or podman's compatible one), and for a Kubernetes
+//! pod's container from the node's CRI runtime (`[collector] cri_socket`).
 //!
 //! A container that lives milliseconds (`docker run --rm` of a program
 //! that exits at once) is gone long before the next tick. So a background
@@ -9,16 +10,26 @@
 //! A tick that meets an id the cache lacks (a container older than the
 //! daemon) inspects it then, and if the engine no longer knows it, reads
 //! the engine's recent events for its image name.
+//!
+//! The CRI runtime (containerd 1.6's CRI plugin has no container event
+//! stream: `GetContainerEvents` came with 1.7) is polled instead: a
+//! thread of its own lists the runtime's containers every [`CRI_POLL`] and
+//! caches each new one's `ContainerStatus`, and a tick that meets a pod's
+//! container the cache lacks asks for it then. A pod's containers stay
+//! listed after they exit until the kubelet removes them, so only a
+//! container created, exited and removed within one poll and before the
+//! next tick is missed: it is published by cgroup only, unverified.
 
+use crate::cri::{self, CriContainer};
 use crate::docker::{DockerClient, Event};
 use schemas::wire::{ContainerRef, PodRef, SeccompFilter};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::cgpath::CgroupContainer;
 use super::verify::{EngineCheck, EngineFacts};
@@ -36,6 +47,25 @@ struct Engine {
 struct Entry {
     r: ContainerRef,
     facts: Option<EngineFacts>,
+    /// The pod uid the CRI runtime gives it (CRI entries only).
+    pod_uid: Option<String>,
+}
+
+/// How often the CRI runtime's containers are listed.
+pub const CRI_POLL: Duration = Duration::from_millis(500);
+
+/// How long a tick waits for the CRI thread's answer.
+const CRI_ANSWER: Duration = Duration::from_secs(12);
+
+/// A lookup for the CRI thread: the id, and where to answer.
+type CriRequest = (String, mpsc::Sender<Option<Entry>>);
+
+/// The CRI runtime: its name ("containerd", "cri-o") and the thread that
+/// talks to it (its tokio runtime lives and dies in that thread, never in
+/// the daemon's async context).
+struct Cri {
+    runtime: String,
+    requests: mpsc::Sender<CriRequest>,
 }
 
 type Cache = Arc<Mutex<HashMap<String, Entry>>>;
@@ -43,6 +73,7 @@ type Cache = Arc<Mutex<HashMap<String, Entry>>>;
 /// Resolves container ids to [`ContainerRef`]s.
 pub struct Resolver {
     engines: Vec<Engine>,
+    cri: Option<Cri>,
     cache: Cache,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -52,7 +83,10 @@ impl Resolver {
     /// Connect to the engines that answer. An engine that does not answer
     /// is logged and skipped: its containers are still published, by the
     /// id and runtime their cgroup names give, without image.
-    pub fn new(docker: Option<&Path>, podman: Option<&Path>) -> Resolver {
+    /// Pods' containers are asked of the CRI runtime at `cri` when set: one
+    /// that does not answer at start is logged once, and pods' containers
+    /// are then attributed by cgroup name only (as without `cri`).
+    pub fn new(docker: Option<&Path>, podman: Option<&Path>, cri: Option<&Path>) -> Resolver {
         let mut engines = Vec::new();
         let docker_path = docker
             .map(Path::to_path_buf)
@@ -72,15 +106,34 @@ impl Resolver {
         }
         let cache: Cache = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = engines
+        let mut threads: Vec<_> = engines
             .iter()
             .map(|engine| {
                 let (engine, cache, stop) = (engine.clone(), cache.clone(), stop.clone());
                 std::thread::spawn(move || follow_events(&engine, &cache, &stop))
             })
             .collect();
+        let cri = cri.and_then(|path| match start_cri(path, &cache, &stop) {
+            Ok((cri, thread)) => {
+                log::info!(
+                    "pods' containers are resolved through the CRI runtime {} at {}",
+                    cri.runtime,
+                    path.display()
+                );
+                threads.push(thread);
+                Some(cri)
+            }
+            Err(err) => {
+                log::warn!(
+                    "CRI runtime at {} unreachable ({err}): pods' containers are attributed by cgroup name only",
+                    path.display()
+                );
+                None
+            }
+        });
         Resolver {
             engines,
+            cri,
             cache,
             stop,
             threads,
@@ -103,11 +156,31 @@ impl Resolver {
 
     /// What the engines say of the container, for
     /// [`super::verify::verify`]: no engine for its runtime (or a pod's
-    /// container, which no engine API here answers for) is
+    /// container without a CRI runtime for it) is
     /// [`EngineCheck::NoSource`]; engines that answer and do not know it,
-    /// [`EngineCheck::Unknown`].
+    /// [`EngineCheck::Unknown`]. A pod's container with the CRI runtime:
+    /// known with the parent cgroup and pid the runtime gives, or unknown
+    /// when the runtime does not know it or puts it in another pod.
     pub fn check(&self, c: &CgroupContainer) -> EngineCheck {
-        if c.in_pod() || self.engines_for(&c.runtime).next().is_none() {
+        if c.in_pod() {
+            let Some(cri) = self.cri_for(c) else {
+                return EngineCheck::NoSource;
+            };
+            return match self.lookup(c) {
+                Some(e) => match (&e.pod_uid, &c.pod_uid) {
+                    (Some(said), Some(cgroup)) if said != cgroup => EngineCheck::Unknown(format!(
+                        "{} says container {} is pod {said:?}'s, but its cgroup is pod {cgroup:?}'s",
+                        cri.runtime, c.id
+                    )),
+                    _ => EngineCheck::Known(e.facts),
+                },
+                None => EngineCheck::Unknown(format!(
+                    "the CRI runtime ({}) knows no container or pod sandbox {}",
+                    cri.runtime, c.id
+                )),
+            };
+        }
+        if self.engines_for(&c.runtime).next().is_none() {
             return EngineCheck::NoSource;
         }
         match self.lookup(c) {
@@ -123,10 +196,23 @@ impl Resolver {
         }
     }
 
-    /// The cache, else the engines' inspect, else their past events.
+    /// The cache, else (a pod's container) the CRI runtime, else the
+    /// engines' inspect, else their past events.
     fn lookup(&self, c: &CgroupContainer) -> Option<Entry> {
         if let Some(e) = self.cached(&c.id) {
             return Some(e);
+        }
+        if let Some(cri) = self.cri_for(c) {
+            let (tx, rx) = mpsc::channel();
+            if cri.requests.send((c.id.clone(), tx)).is_ok() {
+                if let Ok(Some(e)) = rx.recv_timeout(CRI_ANSWER) {
+                    return Some(e);
+                }
+            }
+            // A pod's container the runtime does not know: with a CRI
+            // runtime, the Docker engines are not asked (their past
+            // events would name no pod container).
+            return None;
         }
         for engine in self.engines_for(&c.runtime) {
             match inspect(engine, &c.id) {
@@ -146,6 +232,7 @@ impl Resolver {
                                 seccomp: SeccompFilter::Unknown,
                             },
                             facts: None,
+                            pod_uid: None,
                         };
                         self.insert(e.clone());
                         return Some(e);
@@ -172,6 +259,14 @@ impl Resolver {
         insert(&self.cache, e);
     }
 
+    /// The CRI runtime, for a pod's container whose cgroup names it (or
+    /// names no runtime).
+    fn cri_for(&self, c: &CgroupContainer) -> Option<&Cri> {
+        self.cri
+            .as_ref()
+            .filter(|cri| c.in_pod() && (c.runtime == "unknown" || c.runtime == cri.runtime))
+    }
+
     fn engines_for<'a>(&'a self, runtime: &'a str) -> impl Iterator<Item = &'a Engine> + 'a {
         self.engines
             .iter()
@@ -182,6 +277,8 @@ impl Resolver {
 impl Drop for Resolver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // The CRI thread ends when its request channel closes.
+        self.cri = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -212,6 +309,7 @@ fn inspect(engine: &Engine, id: &str) -> crate::Result<Option<Entry>> {
             pid: v.pointer("/State/Pid").and_then(Value::as_i64).unwrap_or(0),
             engine: engine.runtime.to_string(),
         }),
+        pod_uid: None,
     }))
 }
 
@@ -397,10 +495,160 @@ fn handle_event(engine: &Engine, cache: &Cache, v: &Value) {
                     seccomp: SeccompFilter::Unknown,
                 },
                 facts: None,
+                pod_uid: None,
             }
         }
     };
     insert(cache, e);
+}
+
+/// Connect to the CRI runtime at `path` in a thread of its own, which
+/// then serves lookups and polls the runtime until the request channel
+/// closes or `stop`. Fails when the runtime does not answer `Version`.
+fn start_cri(
+    path: &Path,
+    cache: &Cache,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Cri, std::thread::JoinHandle<()>), String> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (requests, requests_rx) = mpsc::channel::<CriRequest>();
+    let (path_buf, cache, stop) = (path.to_path_buf(), cache.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("sandmine-cri".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = started_tx.send(Err(format!("cannot start its async runtime: {e}")));
+                    return;
+                }
+            };
+            let connected = rt.block_on(async {
+                let mut client = cri::connect(&path_buf).await?;
+                let v = cri::version(&mut client).await?;
+                Ok::<_, cri::CriError>((client, v))
+            });
+            let (client, v) = match connected {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let runtime = if v.runtime_name.is_empty() {
+                "cri".to_string()
+            } else {
+                v.runtime_name.clone()
+            };
+            let _ = started_tx.send(Ok(runtime.clone()));
+            serve_cri(&rt, client, &runtime, &cache, &stop, &requests_rx);
+        })
+        .map_err(|e| format!("cannot start its thread: {e}"))?;
+    match started_rx.recv_timeout(CRI_ANSWER) {
+        Ok(Ok(runtime)) => Ok((Cri { runtime, requests }, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        // The thread goes on until its connect times out, then ends.
+        Err(_) => Err(format!("no answer in {CRI_ANSWER:?}")),
+    }
+}
+
+type CriClient = cri::Client;
+
+fn cri_entry(c: CriContainer) -> Entry {
+    let facts = (!c.cgroup_parent.is_empty()).then(|| EngineFacts {
+        cgroup_parent: c.cgroup_parent,
+        pid: c.pid,
+        engine: c.r.runtime.clone(),
+    });
+    Entry {
+        r: c.r,
+        facts,
+        pod_uid: (!c.pod_uid.is_empty()).then_some(c.pod_uid),
+    }
+}
+
+/// A container's status, else a pod sandbox's (its pause process has a
+/// cgroup of its own in the pod).
+async fn cri_lookup(client: &mut CriClient, runtime: &str, id: &str) -> Option<Entry> {
+    let found = match cri::container(client, runtime, id).await {
+        Ok(None) => cri::sandbox(client, runtime, id).await,
+        other => other,
+    };
+    match found {
+        Ok(c) => c.map(cri_entry),
+        Err(err) => {
+            log::warn!("asking the CRI runtime of container {}: {err}", short(id));
+            None
+        }
+    }
+}
+
+/// The CRI thread's loop: answer lookups; every [`CRI_POLL`], cache the
+/// containers the runtime lists that this thread has not seen yet.
+fn serve_cri(
+    rt: &tokio::runtime::Runtime,
+    mut client: CriClient,
+    runtime: &str,
+    cache: &Cache,
+    stop: &AtomicBool,
+    requests: &mpsc::Receiver<CriRequest>,
+) {
+    // Ids listed at the last poll: each is asked for once while listed
+    // (so a container the daemon published and forgot is not cached
+    // again).
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut next_poll = Instant::now();
+    let mut poll_failed = false;
+    while !stop.load(Ordering::Relaxed) {
+        match requests.recv_timeout(next_poll.saturating_duration_since(Instant::now())) {
+            Ok((id, reply)) => {
+                let e = rt.block_on(cri_lookup(&mut client, runtime, &id));
+                if let Some(e) = &e {
+                    insert(cache, e.clone());
+                }
+                let _ = reply.send(e);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        next_poll = Instant::now() + CRI_POLL;
+        let ids = match rt.block_on(cri::container_ids(&mut client)) {
+            Ok(ids) => {
+                poll_failed = false;
+                ids
+            }
+            Err(err) => {
+                if !poll_failed {
+                    log::warn!("listing the CRI runtime's containers: {err}");
+                }
+                poll_failed = true;
+                continue;
+            }
+        };
+        let listed: HashSet<String> = ids.into_iter().collect();
+        for id in listed.difference(&seen) {
+            if cache.lock().map(|m| m.contains_key(id)).unwrap_or(true) {
+                continue;
+            }
+            if let Ok(Some(c)) = rt.block_on(cri::container(&mut client, runtime, id)) {
+                // Its pid would be checked at a later tick, when it may
+                // be another process's: the parent is checked, not the pid.
+                let mut e = cri_entry(c);
+                if let Some(f) = e.facts.as_mut() {
+                    f.pid = 0;
+                }
+                insert(cache, e);
+            }
+        }
+        seen = listed;
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,13 @@ pub struct DaemonConfig {
     pub docker_socket: Option<PathBuf>,
     /// Podman's Docker-compatible API socket, when podman runs here.
     pub podman_socket: Option<PathBuf>,
+    /// The Kubernetes node's CRI runtime socket (containerd's
+    /// `/run/containerd/containerd.sock`, CRI-O's `/run/crio/crio.sock`):
+    /// pods' containers get their image, digest, pod, namespace and
+    /// container name from it, and are verified against it. Unset (the
+    /// default), or not answering at start (one warning): pods'
+    /// containers are attributed by cgroup name only.
+    pub cri_socket: Option<PathBuf>,
     /// Only publish containers whose cgroup's parent has this name (for
     /// example started with `docker run --cgroup-parent=/NAME`). Lets
     /// several collectors share one host, each with its own containers: a
@@ -225,6 +232,7 @@ impl Default for DaemonConfig {
             signing_key: None,
             docker_socket: None,
             podman_socket: None,
+            cri_socket: None,
             cgroup_parent: None,
             proc_root: PathBuf::from("/proc"),
         }
@@ -451,6 +459,7 @@ impl Daemon {
         let resolver = attrib::Resolver::new(
             config.docker_socket.as_deref(),
             config.podman_socket.as_deref(),
+            config.cri_socket.as_deref(),
         );
         let mut d = Daemon {
             config,

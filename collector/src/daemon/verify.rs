@@ -18,8 +18,13 @@
 //!    the recorded parent name must be the one inspect gives
 //!    (`HostConfig.CgroupParent`, else the runtime's defaults), and when
 //!    inspect gives a running pid, that pid's v2 cgroup id must be the
-//!    workload's. Kubernetes' pod list is not consulted (not implemented):
-//!    pods' containers take rule 3.
+//!    workload's. A pod's container is checked the same way against the
+//!    node's CRI runtime (`[collector] cri_socket`): the runtime must know
+//!    the id (a container's or a pod sandbox's), the pod uid it labels it
+//!    with must be the cgroup's, the parent of the OCI spec's
+//!    `linux.cgroupsPath` must be the recorded parent, and its pid's
+//!    cgroup the workload's. Without a CRI runtime pods' containers take
+//!    rule 3.
 //! 3. **Without a source** (no engine for the runtime, or it does not
 //!    answer, or it only remembers the container from events): the parent
 //!    directory must be owned by root and not delegated: the directory,
@@ -39,7 +44,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineCheck {
     /// No engine answers for this runtime (none configured or reachable,
-    /// or a Kubernetes pod's container): rule 3.
+    /// or a Kubernetes pod's container without a CRI runtime): rule 3.
     NoSource,
     /// The engine knows it; `None` when only its past events do (no
     /// inspect: rule 3 checks the parent then).
@@ -55,7 +60,8 @@ pub struct EngineFacts {
     pub cgroup_parent: String,
     /// `State.Pid` (0 when not running).
     pub pid: i64,
-    /// The engine's name: "docker" or "podman".
+    /// The engine's name: "docker", "podman", or the CRI runtime's
+    /// ("containerd", "cri-o"; its `cgroup_parent` is never "").
     pub engine: String,
 }
 
