@@ -18,14 +18,18 @@
 # network for them; it logs that CNI is not initialised, and that is all).
 #
 # Images (imported with `ctr -n k8s.io images import`, idempotent):
-#   docker.io/sandmine-test/pause:1    the sandbox image (`sandbox_image`): a
+#   localhost/sandmine-test/pause:1    the sandbox image (`sandbox_image`): a
 #       static C program that pauses until SIGINT/SIGTERM, built here with
 #       gcc -static, as a `docker save` tarball cached under
 #       /var/cache/sandmine/cri (keyed by this script), via dockerd.
-#   docker.io/sandmine-test/busybox:1  the test image, from dockerd
-#       (tests/images/build.sh builds it; `docker save`).
+#   localhost/sandmine-test/busybox:1  the test image, from dockerd
+#       (tests/images/build.sh builds it; `docker save`, renamed in the
+#       archive's manifest: a name without a host would be read as Docker
+#       Hub's).
 #
-# Idempotent: when the socket answers, only the images are (re)imported.
+# Idempotent: when the socket answers with this script's configuration, only
+# the images are (re)imported; a containerd of ours with another
+# configuration is restarted.
 # Concurrent callers are serialised by a lock. Needs root and dockerd
 # (scripts/start-dockerd.sh) for the image tarballs.
 #
@@ -41,10 +45,11 @@ timeout=${SANDMINE_CRI_TIMEOUT:-30}
 root_dir=/var/lib/sandmine-cri
 log=/var/log/sandmine-containerd-cri.log
 cache=/var/cache/sandmine/cri
-pause_image=docker.io/sandmine-test/pause:1
+pause_image=localhost/sandmine-test/pause:1
 test_image=sandmine-test/busybox:1
+test_image_cri=localhost/$test_image
 
-for tool in containerd ctr runc containerd-shim-runc-v2 gcc docker; do
+for tool in containerd ctr runc containerd-shim-runc-v2 gcc docker jq; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "start-containerd-cri: $tool is not installed (run scripts/install-deps.sh)" >&2
         exit 1
@@ -62,10 +67,7 @@ flock 9
 ctr_() { ctr -a "$sock" "$@"; }
 answers() { ctr_ version >/dev/null 2>&1; }
 
-if answers; then
-    echo "start-containerd-cri: containerd is already answering on $sock"
-else
-    cat >"$run/config.toml" <<EOF
+cat >"$run/config.toml.new" <<EOF
 version = 2
 root = "$root_dir"
 state = "$run/state"
@@ -98,14 +100,40 @@ state = "$run/state"
     bin_dir = "$run/cni/bin"
     conf_dir = "$run/cni/net.d"
 EOF
-    # A containerd of ours that is running but not answering yet.
-    pid=""
-    if [[ -f $run/containerd.pid ]]; then
-        old=$(tr -dc '0-9' <"$run/containerd.pid" || true)
-        if [[ -n $old && -r /proc/$old/cmdline ]] && tr '\0' ' ' <"/proc/$old/cmdline" | grep -q -- "--config $run/config.toml"; then
-            pid=$old
-        fi
+
+# Our containerd's pid, when it runs (its pid file, checked against its
+# command line).
+our_pid() {
+    local old
+    [[ -f $run/containerd.pid ]] || return 0
+    old=$(tr -dc '0-9' <"$run/containerd.pid" || true)
+    if [[ -n $old && -r /proc/$old/cmdline ]] && tr '\0' ' ' <"/proc/$old/cmdline" | grep -q -- "--config $run/config.toml"; then
+        echo "$old"
     fi
+}
+
+pid=$(our_pid)
+if answers && cmp -s "$run/config.toml" "$run/config.toml.new"; then
+    rm -f "$run/config.toml.new"
+    echo "start-containerd-cri: containerd is already answering on $sock"
+else
+    if [[ -n $pid ]] && ! cmp -s "$run/config.toml" "$run/config.toml.new"; then
+        # Ours, with another configuration (this script changed): restart.
+        echo "start-containerd-cri: restarting containerd (pid $pid) with the new configuration"
+        kill "$pid"
+        deadline=$((SECONDS + timeout))
+        while kill -0 "$pid" 2>/dev/null; do
+            if ((SECONDS >= deadline)); then
+                echo "start-containerd-cri: containerd (pid $pid) did not stop within ${timeout}s" >&2
+                exit 1
+            fi
+            sleep 0.2
+        done
+        pid=""
+    fi
+    mv -f "$run/config.toml.new" "$run/config.toml"
+    # Without a pid of ours, a containerd of ours is not running (one that
+    # runs but does not answer yet is waited for).
     if [[ -z $pid ]]; then
         rm -f "$sock" "$sock.ttrpc"
         echo "==== $(date -u +%FT%TZ) sandmine start-containerd-cri" >>"$log"
@@ -134,12 +162,13 @@ fi
 
 # ---- the images ------------------------------------------------------------
 
+work=$(mktemp -d "${TMPDIR:-/tmp}/sandmine-cri.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
 "$here/start-dockerd.sh" >/dev/null
 key=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
 pause_tar=$cache/pause-$key.tar
 if [[ ! -f $pause_tar ]]; then
-    work=$(mktemp -d "${TMPDIR:-/tmp}/sandmine-pause.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/rootfs"
     cat >"$work/pause.c" <<'EOF'
 /* The pod sandbox's process: holds the pod's namespaces until told to stop. */
@@ -167,5 +196,10 @@ if ! docker image inspect "$test_image" >/dev/null 2>&1; then
     echo "start-containerd-cri: dockerd has no $test_image (run tests/images/build.sh)" >&2
     exit 1
 fi
-docker save "$test_image" | ctr_ -n k8s.io images import - >/dev/null
+mkdir "$work/test-image"
+docker save "$test_image" | tar -C "$work/test-image" -xf -
+jq --arg name "$test_image_cri" '[.[] | .RepoTags = [$name]]' "$work/test-image/manifest.json" >"$work/manifest.json"
+mv "$work/manifest.json" "$work/test-image/manifest.json"
+rm -f "$work/test-image/repositories"
+tar -C "$work/test-image" -cf - . | ctr_ -n k8s.io images import - >/dev/null
 echo "start-containerd-cri: images in k8s.io: $(ctr_ -n k8s.io images ls -q | grep sandmine-test | tr '\n' ' ')"

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 /// scripts/start-containerd-cri.sh's socket.
 const SOCKET: &str = "/run/sandmine-cri/containerd.sock";
-/// The test image, as the script imports it (`docker save` of dockerd's).
-const IMAGE: &str = "docker.io/sandmine-test/busybox:1";
+/// The test image, as the script imports it (dockerd's, renamed).
+const IMAGE: &str = "localhost/sandmine-test/busybox:1";
 const NAMESPACE: &str = "sandmine-test";
 
 type Client = cri::Client;
@@ -93,6 +93,19 @@ fn host_network() -> Option<api::NamespaceOption> {
 
 static ONE_POD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// What [`run_pod`] makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// The kubelet's way.
+    Plain,
+    /// The container's `io.kubernetes.pod.uid` label names another pod
+    /// than the one whose cgroup it runs in.
+    ForeignUid,
+    /// The container is removed (the runtime forgets it) before the
+    /// collector's first tick: only its CRI poll knew it.
+    RemovedBeforeTheTick,
+}
+
 /// What one pod run left: the store, the ids and names, the collector's log.
 struct Run {
     f: Fixture,
@@ -107,10 +120,10 @@ struct Run {
 /// The collector (`standalone`, its `cri_socket` set to `cri_socket`),
 /// then a host-network pod whose container runs the probe, made over the
 /// CRI API of sandmine's containerd; the collector stopped cleanly after
-/// the probe exits; the pod removed (also when this panics). With
-/// `foreign_uid`, the container's `io.kubernetes.pod.uid` label names
-/// another pod than the one whose cgroup it runs in.
-fn run_pod(name: &str, cri_socket: &str, foreign_uid: bool) -> Run {
+/// the probe exits; the pod removed (also when this panics).
+fn run_pod(name: &str, cri_socket: &str, how: How) -> Run {
+    let foreign_uid = how == How::ForeignUid;
+    let removed = how == How::RemovedBeforeTheTick;
     // One pod at a time: each test's collector attributes every pod
     // container on the host, the other test's too.
     let _one = ONE_POD
@@ -145,7 +158,16 @@ fn run_pod(name: &str, cri_socket: &str, foreign_uid: bool) -> Run {
     ])
     .args(["--set", &format!("collector.pin_dir=\"{pins}\"")])
     .args(["--set", "collector.host_id=\"hC\""])
-    .args(["--set", "collector.interval=\"1s\""])
+    .args([
+        "--set",
+        if removed {
+            // No tick before the stop's.
+            "collector.interval=\"1h\""
+        } else {
+            "collector.interval=\"1s\""
+        },
+    ])
+    .env("SANDMINE_LOG", "debug")
     .args(["--set", &format!("collector.cri_socket=\"{cri_socket}\"")]);
     let r = f.spawn(cmd);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -270,6 +292,34 @@ fn run_pod(name: &str, cri_socket: &str, foreign_uid: bool) -> Run {
     let digest = cri::digest_of_ref(&status.image_ref);
     assert!(digest.starts_with("sha256:"), "{status:?}");
 
+    if removed {
+        // Once the collector's poll has cached it, the kubelet's removal
+        // (the runtime forgets it) before any tick.
+        let cached = format!("CRI runtime containerd: cached container {container_id}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&r.stderr)
+            .unwrap_or_default()
+            .contains(&cached)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the collector's CRI poll did not cache the container in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rt.block_on(client.remove_container(api::RemoveContainerRequest {
+            container_id: container_id.clone(),
+        }))
+        .expect("RemoveContainer");
+        let gone = rt
+            .block_on(client.container_status(api::ContainerStatusRequest {
+                container_id: container_id.clone(),
+                verbose: false,
+            }))
+            .expect_err("the removed container's status");
+        assert_eq!(gone.code(), cri::Code::NotFound, "{gone:?}");
+    }
+
     // A clean stop: the last delta is stored on SIGTERM.
     let o = r.terminate(Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(&pins);
@@ -306,7 +356,7 @@ fn stored(db: &str, id: &str) -> Vec<String> {
 
 #[test]
 fn the_collector_attributes_a_cri_pod_container_exactly() {
-    let run = run_pod("cri", SOCKET, false);
+    let run = run_pod("cri", SOCKET, How::Plain);
     assert!(
         run.log.contains(&format!(
             "pods' containers are resolved through the CRI runtime containerd at {SOCKET}"
@@ -378,7 +428,7 @@ fn the_collector_attributes_a_cri_pod_container_exactly() {
 #[test]
 fn without_an_answering_cri_socket_pod_containers_are_attributed_by_cgroup_only() {
     let missing = "/run/sandmine-cri/nobody.sock";
-    let run = run_pod("nocri", missing, false);
+    let run = run_pod("nocri", missing, How::Plain);
     let warning = format!("CRI runtime at {missing} unreachable");
     assert_eq!(run.log.matches(&warning).count(), 1, "{}", run.log);
     assert!(
@@ -402,7 +452,7 @@ fn without_an_answering_cri_socket_pod_containers_are_attributed_by_cgroup_only(
 /// whose pod and cgroup agree, is verified.
 #[test]
 fn a_container_the_runtime_puts_in_another_pod_is_unverified() {
-    let run = run_pod("foreign", SOCKET, true);
+    let run = run_pod("foreign", SOCKET, How::ForeignUid);
     assert_eq!(stored(&run.db, &run.container_id)[4], run.pod_name);
     let q = run.f.sandmine(&[
         "query",
@@ -421,4 +471,39 @@ fn a_container_the_runtime_puts_in_another_pod_is_unverified() {
     assert_eq!(v["incidence"][0]["unverified"], true, "{v}");
     let why = format!("containerd says container {} is pod", run.container_id);
     assert!(run.log.contains(&why), "{}", run.log);
+}
+
+/// A container the runtime no longer knows at the tick (created, run,
+/// exited and removed in between): attributed and verified from what the
+/// collector's CRI poll cached while it was listed.
+#[test]
+fn a_container_removed_before_the_tick_is_attributed_from_the_poll() {
+    let run = run_pod("removed", SOCKET, How::RemovedBeforeTheTick);
+    assert_eq!(
+        stored(&run.db, &run.container_id),
+        [
+            "containerd",
+            IMAGE,
+            &run.digest,
+            NAMESPACE,
+            &run.pod_name,
+            "probe",
+            "unconfined",
+        ]
+    );
+    let q = run.f.sandmine(&[
+        "query",
+        "--set",
+        &format!("store.embedded.path=\"{}\"", run.db),
+        "image",
+        IMAGE,
+    ]);
+    assert_eq!(q.code(), Some(0), "{}", q.describe());
+    let v: Value = serde_json::from_str(&q.stdout).expect("json");
+    assert_eq!(
+        v["incidence"][0]["container_id"],
+        run.container_id.as_str(),
+        "{v}"
+    );
+    assert_eq!(v["incidence"][0]["unverified"], Value::Null, "{v}");
 }

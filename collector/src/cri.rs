@@ -19,6 +19,9 @@ use api::runtime_service_client::RuntimeServiceClient;
 /// The CRI v1 messages and the runtime service's client.
 pub use k8s_cri::v1 as api;
 
+/// The gRPC status codes of the calls' errors.
+pub use tonic::Code;
+
 /// A connected runtime service client ([`connect`]).
 pub type Client = RuntimeServiceClient<Channel>;
 
@@ -33,9 +36,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
-    #[error("cannot connect to the CRI runtime at {path}: {source}")]
+    #[error("cannot connect to the CRI runtime at {}: {detail}", path.display())]
     Connect {
         path: PathBuf,
+        /// The error and its causes ("transport error: ... No such file").
+        detail: String,
         #[source]
         source: tonic::transport::Error,
     },
@@ -78,9 +83,25 @@ pub async fn connect(path: &Path) -> Result<RuntimeServiceClient<Channel>, CriEr
         .await
         .map_err(|source| CriError::Connect {
             path: path.to_path_buf(),
+            detail: chain(&source),
             source,
         })?;
     Ok(RuntimeServiceClient::new(channel))
+}
+
+/// An error and its causes, joined by ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// The runtime's name ("containerd", "cri-o") and version, from `Version`.
@@ -352,7 +373,7 @@ mod tests {
 
     #[test]
     fn image_refs() {
-        assert_eq!(digest_of_ref("docker.io/x/y@sha256:ab"), "sha256:ab");
+        assert_eq!(digest_of_ref("registry.example/x/y@sha256:ab"), "sha256:ab");
         assert_eq!(digest_of_ref("sha256:cd"), "sha256:cd");
     }
 

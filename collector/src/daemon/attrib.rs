@@ -644,6 +644,7 @@ fn serve_cri(
                 if let Some(f) = e.facts.as_mut() {
                     f.pid = 0;
                 }
+                log::debug!("CRI runtime {runtime}: cached container {id}");
                 insert(cache, e);
             }
         }

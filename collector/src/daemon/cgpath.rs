@@ -52,7 +52,8 @@ pub struct CgroupContainer {
 }
 
 impl CgroupContainer {
-    /// The parent is a Kubernetes pod's (no engine API answers for it).
+    /// The parent is a Kubernetes pod's (answered for by the CRI runtime,
+    /// `[collector] cri_socket`, not by the Docker or podman API).
     pub fn in_pod(&self) -> bool {
         self.pod_uid.is_some()
     }
