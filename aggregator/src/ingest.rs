@@ -154,7 +154,7 @@ pub async fn run(
     // The batch fetched while the previous one was being inserted.
     let mut next: Option<Vec<Delivery>> = None;
     while !*stop.borrow() {
-        let deliveries = match next.take() {
+        let mut deliveries = match next.take() {
             Some(d) => d,
             None => {
                 let fetched = tokio::select! {
@@ -180,6 +180,21 @@ pub async fn run(
                 }
             }
         };
+        // A rebalance while this batch waited (it may have been fetched
+        // during the previous insert) can have handed some of it to
+        // another aggregator, which gets it again from the committed
+        // offset: leave that to it. If the assignment cannot be read,
+        // storing them is only duplicate work (the store ignores copies).
+        match consumer.retain_owned(&mut deliveries).await {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "{n} fetched messages left to the consumer that took over their partition"
+            ),
+            Err(e) => log::debug!(
+                "could not check this batch's partitions are still ours: {}",
+                sysutil::error_chain(&e)
+            ),
+        }
         if let Some(e) = enrolled.as_mut() {
             e.refresh();
         }

@@ -384,6 +384,57 @@ impl KafkaConsumer {
         Ok(out)
     }
 
+    /// Drops from `deliveries` those of partitions no longer assigned to
+    /// this member, and forgets what it fetched of those partitions;
+    /// returns how many were dropped.
+    ///
+    /// A rebalance can revoke a partition between the fetch of a batch and
+    /// its turn to be stored (the aggregator fetches its next batch while
+    /// it stores one). The new owner starts that partition at the group's
+    /// committed offset, which never passed these deliveries, so it gets
+    /// them too: storing them here as well would only be duplicate work
+    /// (the store ignores the copy, but both pay for it). Nothing is lost:
+    /// under the eager protocol a partition assigned again, to this member
+    /// or another, restarts at the committed offset as well.
+    pub async fn retain_owned(
+        &mut self,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<usize, TransportError> {
+        let consumer = Arc::clone(&self.consumer);
+        let read = tokio::task::spawn_blocking(move || consumer.assignment());
+        let limit = self.cfg.timeout + Duration::from_secs(1);
+        let owned = match tokio::time::timeout(limit, read).await {
+            Err(_) => {
+                return Err(TransportError::kafka_timeout(
+                    &self.cfg.brokers,
+                    "read the assignment",
+                    limit,
+                ))
+            }
+            Ok(Err(join)) => {
+                return Err(TransportError::kafka(
+                    &self.cfg.brokers,
+                    "read the assignment",
+                    join,
+                ))
+            }
+            Ok(Ok(Err(e))) => return Err(connect_error(&self.cfg, "read the assignment", e)),
+            Ok(Ok(Ok(owned))) => owned,
+        };
+        let is_owned =
+            |topic: &str, partition: i32| owned.find_partition(topic, partition).is_some();
+        self.pending
+            .retain(|(topic, partition), _| is_owned(topic, *partition));
+        let before = deliveries.len();
+        deliveries.retain(|d| match &d.handle {
+            Handle::Kafka {
+                topic, partition, ..
+            } => is_owned(topic, *partition),
+            Handle::Nats(_) => true,
+        });
+        Ok(before - deliveries.len())
+    }
+
     /// Commits, synchronously, for each partition of `deliveries`, the
     /// first offset fetched and not acked yet (past the highest fetched
     /// once all are acked): never past a delivery that was not acked, and

@@ -223,6 +223,21 @@ impl Consumer {
         }
     }
 
+    /// Drops from `deliveries` those this consumer may no longer store
+    /// because another has taken them over since they were fetched (a
+    /// Kafka partition revoked in a rebalance: its new owner gets them
+    /// again from the committed offset); returns how many. NATS hands a
+    /// message to one consumer at a time: always 0.
+    pub async fn retain_owned(
+        &mut self,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<usize, TransportError> {
+        match self {
+            Consumer::Nats(_) => Ok(0),
+            Consumer::Kafka(c) => c.retain_owned(deliveries).await,
+        }
+    }
+
     /// Acknowledges deliveries; after this returns they are not
     /// redelivered. NATS: each ack confirmed by the server. Kafka: a
     /// synchronous commit of max offset + 1 per partition.

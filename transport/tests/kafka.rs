@@ -1,5 +1,6 @@
 //! Kafka tests against a real Kafka-protocol broker (tansu, via testsvc).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use testsvc::Kafka;
@@ -284,6 +285,96 @@ async fn kafka_a_message_over_message_max_bytes_is_refused_for_good() {
     p.publish("h.b.2", &[1, 2, 3]).await.expect("a small one");
     let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
     assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
+}
+
+/// What a member fetched of a partition it then lost is left to the new
+/// owner: A holds deliveries of both partitions when B joins and is given
+/// one of them, and B gets that partition's messages again from the
+/// committed offset. `retain_owned` drops exactly A's deliveries of B's
+/// partition (B got every one of them), keeps those of A's own, and A's
+/// ack of what it kept still commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_member_leaves_what_it_holds_of_a_lost_partition_to_its_new_owner() {
+    let k = Kafka::start();
+    let mut c = cfg(&k);
+    c.partitions = 2;
+    let p = Publisher::connect(&broker(&c)).await.expect("publisher");
+    for i in 0..20 {
+        p.publish(&format!("m-{i}"), b"x").await.expect("publish");
+    }
+    let mut a = Consumer::connect(&broker(&c)).await.expect("member A");
+    let mut held = fetch_n(&mut a, 20).await;
+    assert_eq!(held.len(), 20, "A alone gets both partitions");
+    let all: BTreeSet<String> = ids(&held).into_iter().collect();
+    // Nothing taken over yet: A keeps everything.
+    assert_eq!(a.retain_owned(&mut held).await.expect("assignment"), 0);
+    assert_eq!(held.len(), 20);
+    let mut b = Consumer::connect(&broker(&c)).await.expect("member B");
+    // Both poll (a member takes part in a rebalance only while it polls)
+    // until each has had its partition's messages again (nothing was
+    // committed, so both restart at offset 0).
+    let (mut a_new, mut b_got) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ra, rb) = tokio::join!(
+            a.fetch(100, Duration::from_millis(300)),
+            b.fetch(100, Duration::from_millis(300))
+        );
+        a_new.extend(ra.expect("A fetch"));
+        b_got.extend(rb.expect("B fetch"));
+        let seen: BTreeSet<String> = ids(&a_new).into_iter().chain(ids(&b_got)).collect();
+        if !b_got.is_empty() && !a_new.is_empty() && seen == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rebalance within 60 s: A got {} again, B got {}",
+            a_new.len(),
+            b_got.len()
+        );
+    }
+    let b_ids: BTreeSet<String> = ids(&b_got).into_iter().collect();
+    let a_ids: BTreeSet<String> = ids(&a_new).into_iter().collect();
+    assert!(
+        a_ids.is_disjoint(&b_ids),
+        "one partition each: A {a_ids:?}, B {b_ids:?}"
+    );
+    let dropped = a.retain_owned(&mut held).await.expect("assignment");
+    let kept: BTreeSet<String> = ids(&held).into_iter().collect();
+    let gone: BTreeSet<String> = all.difference(&kept).cloned().collect();
+    assert_eq!(dropped, gone.len());
+    assert_eq!(gone, b_ids, "exactly B's partition is dropped");
+    assert_eq!(kept, a_ids, "exactly A's own partition is kept");
+    // What A kept is still its to commit, and B commits its own.
+    a.ack(&held).await.expect("A commits what it kept");
+    a.ack(&a_new).await.expect("A commits its partition");
+    b.ack(&b_got).await.expect("B commits its partition");
+    drop(a);
+    drop(b);
+    // The group committed both partitions to their end: a new member gets
+    // only what comes after.
+    p.publish("m-20", b"x").await.expect("publish");
+    let mut n = Consumer::connect(&broker(&c)).await.expect("member N");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids(&got).contains(&"m-20".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "m-20 never came: {:?}",
+            ids(&got)
+        );
+        got.extend(
+            n.fetch(100, Duration::from_millis(500))
+                .await
+                .expect("fetch"),
+        );
+    }
+    got.extend(n.fetch(100, Duration::from_secs(2)).await.expect("fetch"));
+    assert_eq!(
+        ids(&got),
+        ["m-20"],
+        "delivered again after the group committed them"
+    );
 }
 
 /// Two members of one group (two aggregator replicas): A holds
