@@ -66,6 +66,9 @@ struct State {
     sockets: Vec<TcpStream>,
     /// Connections accepted (for the test's own checks).
     accepted: usize,
+    /// Connections accepted from this count on are never held
+    /// ([`Gate::pass_new_connections`]).
+    exempt_from: Option<usize>,
 }
 
 impl Gate {
@@ -165,6 +168,15 @@ impl Gate {
         self.lock().accepted
     }
 
+    /// From now on, new connections are forwarded as they come, tripped
+    /// or not; those already open stay as they are (held, if tripped). A
+    /// client whose connection is stuck can then get a working one by
+    /// connecting again.
+    pub fn pass_new_connections(&self) {
+        let mut st = self.lock();
+        st.exempt_from = Some(st.accepted);
+    }
+
     /// Closes every connection; whatever was held is dropped. The gate
     /// then forwards new connections again, untripped and with no needle.
     pub fn cut(&self) {
@@ -175,6 +187,7 @@ impl Gate {
         st.needle = None;
         st.api_key = None;
         st.tripped = false;
+        st.exempt_from = None;
         self.shared.changed.notify_all();
     }
 
@@ -204,19 +217,25 @@ fn connect(s: Arc<Shared>, client: TcpStream) {
     ) else {
         return;
     };
-    {
+    let exempt = {
         let mut st = s.state.lock().expect("gate lock");
+        let exempt = st.exempt_from.is_some_and(|from| st.accepted >= from);
         st.accepted += 1;
         st.sockets.push(c3);
         st.sockets.push(s3);
-    }
+        exempt
+    };
     // Replies: forwarded as they come.
     std::thread::spawn(move || {
         let (mut from, mut to) = (s2, c2);
         let _ = std::io::copy(&mut from, &mut to);
         let _ = to.shutdown(Shutdown::Write);
     });
-    if s.kafka {
+    if exempt {
+        let (mut from, mut to) = (client, server);
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    } else if s.kafka {
         kafka_requests(&s, client, server);
     } else {
         requests(&s, client, server);

@@ -743,7 +743,19 @@ pub struct NatsConsumer {
     client: async_nats::Client,
     consumer: PullConsumer,
     dead_letter: bool,
+    /// Pull requests in a row that got no answer at all (not even the
+    /// server's 408 at their expiry): see [`UNANSWERED_REBIND`].
+    unanswered: u32,
 }
+
+/// After this many pull requests in a row went unanswered on a connection
+/// the client still calls connected, the consumer connects and binds its
+/// durable again. A healthy server answers every pull request, with
+/// messages or with a 408 when it expires; silence means the connection
+/// or the server's side of this pull subscription is stuck, and retrying
+/// on it would wait forever. Deliveries already handed out keep their own
+/// connection for their acks.
+const UNANSWERED_REBIND: u32 = 2;
 
 impl std::fmt::Debug for NatsConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -801,6 +813,7 @@ impl NatsConsumer {
             client,
             consumer,
             dead_letter,
+            unanswered: 0,
         })
     }
 
@@ -817,34 +830,40 @@ impl NatsConsumer {
             return Err(e);
         }
         let url = self.cfg.url.clone();
+        let deadline = tokio::time::Instant::now() + wait + self.cfg.timeout;
         // JetStream treats a zero expiry as "wait forever"; a short wait
         // becomes a no-wait fetch instead.
-        let batch = if wait < Duration::from_millis(10) {
-            self.consumer.fetch().max_messages(max).messages().await
-        } else {
-            self.consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait)
-                .messages()
-                .await
+        let request = async {
+            if wait < Duration::from_millis(10) {
+                self.consumer.fetch().max_messages(max).messages().await
+            } else {
+                self.consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(wait)
+                    .messages()
+                    .await
+            }
+        };
+        let batch = match tokio::time::timeout_at(deadline, request).await {
+            Ok(b) => b,
+            Err(_) => return Err(self.unanswered(wait).await),
         };
         let mut batch = batch.map_err(|e| TransportError::nats(&url, "fetch", e))?;
-        let deadline = tokio::time::Instant::now() + wait + self.cfg.timeout;
         let mut out = Vec::with_capacity(max.min(4096));
         loop {
             match tokio::time::timeout_at(deadline, batch.next()).await {
                 Err(_) => {
                     if out.is_empty() {
-                        return Err(TransportError::nats_timeout(
-                            &url,
-                            "fetch",
-                            wait + self.cfg.timeout,
-                        ));
+                        return Err(self.unanswered(wait).await);
                     }
+                    self.unanswered = 0;
                     break;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    self.unanswered = 0;
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     if out.is_empty() {
                         return Err(TransportError::nats(&url, "fetch", e));
@@ -857,6 +876,30 @@ impl NatsConsumer {
             }
         }
         Ok(out)
+    }
+
+    /// A pull request got no answer within its expiry and the request
+    /// timeout: the error to return, after binding again once
+    /// [`UNANSWERED_REBIND`] of them came in a row (a failed rebind is
+    /// retried by the next one).
+    async fn unanswered(&mut self, wait: Duration) -> TransportError {
+        let url = self.cfg.url.clone();
+        let timeout = TransportError::nats_timeout(&url, "fetch", wait + self.cfg.timeout);
+        self.unanswered += 1;
+        if self.unanswered < UNANSWERED_REBIND {
+            return timeout;
+        }
+        log::warn!(
+            "nats: {} pull requests in a row to {url} went unanswered: connecting and binding the durable consumer again",
+            self.unanswered
+        );
+        match NatsConsumer::connect(&self.cfg, self.dead_letter).await {
+            Ok(fresh) => {
+                *self = fresh;
+                timeout
+            }
+            Err(e) => e,
+        }
     }
 
     fn delivery(&self, msg: jetstream::Message) -> Delivery {

@@ -910,3 +910,57 @@ async fn the_streams_max_msg_size_is_a_limit_too() {
     let mut cons = Consumer::connect(&broker(&c)).await.expect("consumer");
     assert_eq!(ids(&fetch_n(&mut cons, 1).await), ["h.b.2"]);
 }
+
+/// A pull subscription whose requests go unanswered (here: a gate holds
+/// every byte the consumer sends from its first pull request on, while
+/// the connection stays open, so the client still calls itself
+/// connected): the first two fetches time out, the second one binds the
+/// durable again on a new connection, and the third gets every message.
+/// Before the rebind, every later fetch waited on the stuck connection.
+#[tokio::test]
+async fn unanswered_pull_requests_rebind_the_consumer_on_a_new_connection() {
+    let n = Nats::start();
+    let gate = testsvc::gate::Gate::start(n.port);
+    let direct = cfg(&n);
+    let mut via_gate = direct.clone();
+    via_gate.url = format!("nats://127.0.0.1:{}", gate.port());
+    let p = Publisher::connect(&broker(&direct))
+        .await
+        .expect("publisher");
+    let mut cons = Consumer::connect(&broker(&via_gate))
+        .await
+        .expect("consumer");
+    assert_eq!(gate.accepted(), 1);
+    gate.trip_on_request(b"CONSUMER.MSG.NEXT", 1);
+    for i in 0..3 {
+        p.publish(&format!("m-{i}"), b"x").await.expect("publish");
+    }
+    let wait = Duration::from_millis(200);
+    let first = cons.fetch(10, wait).await;
+    assert!(gate.tripped(), "the pull request was not held");
+    assert!(
+        matches!(first, Err(TransportError::Timeout { .. })),
+        "first fetch: {first:?}"
+    );
+    // The stuck connection stays open; a new one would get through.
+    gate.pass_new_connections();
+    let second = cons.fetch(10, wait).await;
+    assert!(
+        matches!(second, Err(TransportError::Timeout { .. })),
+        "second fetch: {second:?}"
+    );
+    assert_eq!(
+        gate.accepted(),
+        2,
+        "the second unanswered fetch connects again"
+    );
+    let got = fetch_n(&mut cons, 3).await;
+    assert_eq!(ids(&got), ["m-0", "m-1", "m-2"]);
+    cons.ack(&got).await.expect("ack on the new connection");
+    let more = cons.fetch(10, wait).await.expect("fetch");
+    assert!(
+        more.is_empty(),
+        "acked, yet delivered again: {:?}",
+        ids(&more)
+    );
+}
