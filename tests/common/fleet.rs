@@ -695,8 +695,13 @@ pub fn nats_consumer_state(nats: &Nats, durable: &str) -> (u64, u64) {
 /// The JetStream state of every stream and consumer (`/jsz`), for a
 /// failure message: what the broker held and had delivered, unacked.
 pub fn nats_jsz(nats: &Nats) -> String {
+    nats_jsz_at(nats.monitor_port)
+}
+
+/// [`nats_jsz`] by the server's monitor port.
+pub fn nats_jsz_at(monitor_port: u16) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", nats.monitor_port)).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", monitor_port)).unwrap();
     write!(s, "GET /jsz?consumers=true HTTP/1.0\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
