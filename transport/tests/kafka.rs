@@ -39,6 +39,32 @@ fn ids(ds: &[Delivery]) -> Vec<String> {
         .collect()
 }
 
+/// A new member of the group gets `id`, published last, and nothing else:
+/// the group committed everything before it.
+async fn assert_a_new_member_gets_only(c: &KafkaConfig, id: &str) {
+    let mut n = Consumer::connect(&broker(c)).await.expect("member N");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids(&got).iter().any(|i| i == id) {
+        assert!(
+            Instant::now() < deadline,
+            "{id} never came: {:?}",
+            ids(&got)
+        );
+        got.extend(
+            n.fetch(100, Duration::from_millis(500))
+                .await
+                .expect("fetch"),
+        );
+    }
+    got.extend(n.fetch(100, Duration::from_secs(2)).await.expect("fetch"));
+    assert_eq!(
+        ids(&got),
+        [id],
+        "delivered again after the group committed them"
+    );
+}
+
 fn payloads(ds: &[Delivery]) -> Vec<Vec<u8>> {
     ds.iter().map(|d| d.payload.to_vec()).collect()
 }
@@ -354,27 +380,7 @@ async fn kafka_a_member_leaves_what_it_holds_of_a_lost_partition_to_its_new_owne
     // The group committed both partitions to their end: a new member gets
     // only what comes after.
     p.publish("m-20", b"x").await.expect("publish");
-    let mut n = Consumer::connect(&broker(&c)).await.expect("member N");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ids(&got).contains(&"m-20".to_string()) {
-        assert!(
-            Instant::now() < deadline,
-            "m-20 never came: {:?}",
-            ids(&got)
-        );
-        got.extend(
-            n.fetch(100, Duration::from_millis(500))
-                .await
-                .expect("fetch"),
-        );
-    }
-    got.extend(n.fetch(100, Duration::from_secs(2)).await.expect("fetch"));
-    assert_eq!(
-        ids(&got),
-        ["m-20"],
-        "delivered again after the group committed them"
-    );
+    assert_a_new_member_gets_only(&c, "m-20").await;
 }
 
 /// Two members of one group (two aggregator replicas): A holds
@@ -440,25 +446,5 @@ async fn kafka_a_member_never_commits_a_partition_it_lost() {
     // A new member starts where the group committed: only what comes
     // after.
     publish(60, 61).await;
-    let mut n = Consumer::connect(&broker(&c)).await.expect("member N");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ids(&got).contains(&"m-60".to_string()) {
-        assert!(
-            Instant::now() < deadline,
-            "m-60 never came: {:?}",
-            ids(&got)
-        );
-        got.extend(
-            n.fetch(100, Duration::from_millis(500))
-                .await
-                .expect("fetch"),
-        );
-    }
-    got.extend(n.fetch(100, Duration::from_secs(2)).await.expect("fetch"));
-    assert_eq!(
-        ids(&got),
-        ["m-60"],
-        "delivered again after the group committed them"
-    );
+    assert_a_new_member_gets_only(&c, "m-60").await;
 }
