@@ -865,6 +865,8 @@ impl NatsConsumer {
                     break;
                 }
                 Ok(Some(Err(e))) => {
+                    // An error status is an answer: the subscription works.
+                    self.unanswered = 0;
                     if out.is_empty() {
                         return Err(TransportError::nats(&url, "fetch", e));
                     }
