@@ -405,6 +405,7 @@ mod tests {
                     phases,
                     first_seen_ms: 1_700_000_000_000,
                 }],
+                executed: Default::default(),
             });
         }
         e

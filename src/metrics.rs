@@ -465,6 +465,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             args: Default::default(),
+            executed: Default::default(),
         };
         let env = |containers| Envelope {
             host_id: "h".into(),

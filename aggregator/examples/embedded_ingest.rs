@@ -31,6 +31,7 @@ fn envelope(seq: u64, t0: u64) -> Envelope {
             unverified: false,
             denials: Default::default(),
             args: Default::default(),
+            executed: Default::default(),
             syscalls: (0..40)
                 .map(|nr| SyscallDelta {
                     abi: Abi::X86_64,

@@ -33,6 +33,7 @@ fn envelope(host: u64, seq: u64, t0: u64) -> Envelope {
             unverified: false,
             denials: Default::default(),
             args: Default::default(),
+            executed: Default::default(),
             syscalls: (0..40)
                 .map(|nr| SyscallDelta {
                     abi: Abi::X86_64,

@@ -120,6 +120,7 @@ fn expected_nginx() -> ImageObservations {
         ],
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }
 }
 
@@ -1037,6 +1038,7 @@ fn expected_incomplete() -> ImageObservations {
         ],
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod cri;
 pub mod daemon;
 pub mod docker;
 pub mod ebpf;
+pub mod executed;
 pub mod launch;
 pub mod mining;
 pub mod ptrace;

@@ -705,6 +705,7 @@ fn over_capacity_through_the_daemon(version: u16) {
         incidence: vec![],
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     });
     let (mut complete, mut incomplete, mut want_calls) = (0u64, 0u64, 0u64);
     for c in &obs.incidence {

@@ -160,6 +160,7 @@ fn synth(seed: u64) -> ImageObservations {
         incidence,
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }
 }
 

@@ -167,6 +167,7 @@ fn observations() -> Result<ImageObservations, String> {
         incidence,
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     })
 }
 

@@ -512,6 +512,7 @@ mod tests {
             incidence,
             out_of_range: 0,
             args: Default::default(),
+            executed: Default::default(),
         };
         let d = crate::decide::decide(&obs, &Policy::default().resolve().unwrap(), 1000);
         (

@@ -285,6 +285,7 @@ fn observations() -> ImageObservations {
         incidence,
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }
 }
 

@@ -128,6 +128,7 @@ fn image(name: &str, cs: &[C]) -> ImageObservations {
         incidence,
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
             ],
             out_of_range: 0,
             args: Default::default(),
+            executed: Default::default(),
         };
         let policy = Policy::default();
         let compiled =

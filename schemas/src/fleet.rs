@@ -95,6 +95,11 @@ pub struct ImageObservations {
     /// syscalls. Empty when no collector recorded any.
     #[serde(default, skip_serializing_if = "crate::ArgEvidence::is_empty")]
     pub args: crate::ArgEvidence,
+    /// The files the image's verified containers ran as code (wire v8):
+    /// what the compiler's static reachability analyses in the image.
+    /// Empty when no collector sent any.
+    #[serde(default, skip_serializing_if = "crate::RanFiles::is_empty")]
+    pub executed: crate::RanFiles,
 }
 
 /// The host and container names of a single run seen as a fleet of one.
@@ -166,6 +171,7 @@ impl ImageObservations {
             incidence: vec![container],
             out_of_range: obs.out_of_range,
             args: crate::ArgEvidence::single_run(&obs.args),
+            executed: crate::RanFiles::default(),
         }
     }
 
@@ -242,6 +248,7 @@ impl ImageObservations {
             incidence,
             out_of_range: 0,
             args: crate::ArgEvidence::default(),
+            executed: crate::RanFiles::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod abi;
 pub mod args;
+pub mod executed;
 pub mod fleet;
 pub mod observation;
 pub mod slug;
@@ -18,6 +19,7 @@ pub mod wire;
 
 pub use abi::Abi;
 pub use args::{ArgEvidence, ArgField, ArgOverflow, ArgRecorded, ArgSet, ArgSets, ArgTotals};
+pub use executed::{ExecKind, ExecutedFile, ExecutedFiles, RanFiles};
 pub use observation::{
     DenialKey, Denials, DenyAction, Observation, Phase, PhaseSet, SyscallKey, SyscallUse,
 };

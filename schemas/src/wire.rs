@@ -67,7 +67,7 @@
 //!   denials. Denials are feedback on a profile, not evidence for one, so
 //!   a collector limited below 6 drops them (one warning) and sends the
 //!   rest as before.
-//! - **7** (current): the v6 layout (signed the same way) plus per
+//! - **7**: the v6 layout (signed the same way) plus per
 //!   container its recorded argument values (issue 11): per (abi, nr) the
 //!   arguments recorded (`fields`: index and mask), the distinct masked
 //!   values, and the overflow (values that found the kernel's row full),
@@ -80,6 +80,15 @@
 //!   syscall only when every verified container that made it recorded a
 //!   set for it (`ArgEvidence::recorded`); a container whose values did
 //!   not travel keeps the syscall allowed by name alone.
+//! - **8** (current): the v7 layout (signed the same way) plus per
+//!   container the files its processes ran as code (issue 10): path
+//!   inside the container's root, kind (0 executable, 1 executable
+//!   mapping), device and inode ([`ContainerDelta::executed`]), each sent
+//!   once per container. They tell the fleet compiler which files of the
+//!   image to analyse for static reachability. v1 to v7 messages decode
+//!   with none, and a collector limited below 8 drops them (one warning):
+//!   the compiler then analyses the image's command and declared tools
+//!   only, and reports that it does.
 //!
 //! | Version | Adds per container | Older messages decode as | A collector limited below it |
 //! |---|---|---|---|
@@ -90,6 +99,7 @@
 //! | 5 | the host's signature (per message) | unsigned | sends unsigned messages, which an aggregator with `enrolled_hosts` dead-letters |
 //! | 6 | `denials` | no denials | drops the denials (one warning) |
 //! | 7 | `args` | no argument sets | drops the argument sets (one warning) |
+//! | 8 | `executed` | no files | drops the files (one warning) |
 //!
 //! A reader reads every version up to its own; a newer version is
 //! rejected with [`WireError::UnknownVersion`] (the aggregator keeps such
@@ -112,6 +122,7 @@
 //! | every `*_ms` timestamp | `[2020-01-01, 2100-01-01)` UTC ([`MIN_TIME_MS`], [`END_TIME_MS`]) |
 //! | `interval_start_ms` | at most `interval_end_ms` |
 //! | argument sets (v7) | each [`ArgSet::check`] (1 or 2 fields of distinct indices 0-5 and non-zero masks, at most [`crate::args::MAX_VALUES`] values of one element per field, no bit outside its mask), `overflow` `0..=2^48` ([`MAX_CALLS`]); a known ABI code and each (abi, nr) once per container, each value once per set, else [`WireError::Malformed`] |
+//! | executed files (v8) | each [`ExecutedFile::check`] (an absolute path of at most 4096 bytes, no NUL, no `..`), at most [`crate::executed::MAX_FILES_PER_MESSAGE`] per container; a known kind code and each file once per container, else [`WireError::Malformed`] |
 //! | `incomplete` (v3), `unverified` (v4) | a bincode bool, byte 0 or 1 (anything else is [`WireError::Malformed`]) |
 //! | signature (v5) | valid for the trailer's key under `verify_strict` (no small-order key, no malleable signature), else [`WireError::BadSignature`] |
 //!
@@ -119,14 +130,17 @@
 //! therefore has its messages dead-lettered, with the reason, rather than
 //! stored with a timestamp that would skew first/last-seen times.
 
-use crate::{Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, PhaseSet, SyscallKey};
+use crate::{
+    Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, ExecKind, ExecutedFile,
+    ExecutedFiles, PhaseSet, SyscallKey,
+};
 use serde::{Deserialize, Serialize};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"SMDW";
 /// The newest version: what [`decode`] reads up to, and what
 /// [`encode_signed`] writes.
-pub const CURRENT_VERSION: u16 = 7;
+pub const CURRENT_VERSION: u16 = 8;
 /// The first signed version (the signature trailer).
 pub const SIGNED_VERSION: u16 = 5;
 /// The newest unsigned version: what [`encode`] writes.
@@ -135,6 +149,8 @@ pub const UNSIGNED_VERSION: u16 = 4;
 pub const DENIALS_VERSION: u16 = 6;
 /// The first version that carries argument values.
 pub const ARGS_VERSION: u16 = 7;
+/// The first version that carries the files containers ran.
+pub const EXECUTED_VERSION: u16 = 8;
 /// Bytes of a signed (v5 and later) message after its body: public key,
 /// then signature.
 pub const TRAILER: usize = PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
@@ -358,6 +374,11 @@ pub struct ContainerDelta {
     /// message. Sets only grow, so a store merges them by union (values)
     /// and max (overflow). Empty below v7.
     pub args: ArgSets,
+    /// Files the container's processes ran as code (v8), first seen since
+    /// its last message: each is sent once per container (again only
+    /// after a collector crash recomputes a delta), and the stores keep
+    /// the union. Empty below v8.
+    pub executed: ExecutedFiles,
 }
 
 /// Who a container is.
@@ -536,16 +557,16 @@ pub fn encode(e: &Envelope) -> Result<Vec<u8>, WireError> {
     encode_version(e, UNSIGNED_VERSION)
 }
 
-/// Encodes at [`CURRENT_VERSION`] (7), signed with `key`.
+/// Encodes at [`CURRENT_VERSION`] (8), signed with `key`.
 pub fn encode_signed(e: &Envelope, key: &HostKey) -> Result<Vec<u8>, WireError> {
     encode_as(e, CURRENT_VERSION, Some(key))
 }
 
-/// Encodes at `version`: v5 to v7 need `key` (a [`WireError::Encode`]
+/// Encodes at `version`: v5 to v8 need `key` (a [`WireError::Encode`]
 /// without one); older versions are unsigned and ignore it. The one
 /// writer of every version (the collector calls it with its
 /// `max_wire_version`). Below v6, denials are dropped; below v7, argument
-/// sets.
+/// sets; below v8, executed files.
 pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Vec<u8>, WireError> {
     if version < SIGNED_VERSION {
         return encode_version(e, version);
@@ -566,18 +587,19 @@ pub fn encode_as(e: &Envelope, version: u16, key: Option<&HostKey>) -> Result<Ve
 }
 
 /// The header and body of a signed version, before its trailer: v5 is
-/// the v4 body, v6 adds the denials, v7 the argument sets.
+/// the v4 body, v6 adds the denials, v7 the argument sets, v8 the
+/// executed files.
 fn encode_signed_body(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> {
     let mut out = match version {
         SIGNED_VERSION => encode_version(e, UNSIGNED_VERSION)?,
-        DENIALS_VERSION | ARGS_VERSION => {
+        DENIALS_VERSION | ARGS_VERSION | EXECUTED_VERSION => {
             let mut out = Vec::with_capacity(HEADER + 64 + e.containers.len() * 256);
             out.extend_from_slice(&MAGIC);
             out.extend_from_slice(&version.to_le_bytes());
-            if version == DENIALS_VERSION {
-                encode_body::<ContainerV6>(e, &mut out)
-            } else {
-                encode_body::<ContainerV7>(e, &mut out)
+            match version {
+                DENIALS_VERSION => encode_body::<ContainerV6>(e, &mut out),
+                ARGS_VERSION => encode_body::<ContainerV7>(e, &mut out),
+                _ => encode_body::<ContainerV8>(e, &mut out),
             }
             .map_err(|err| WireError::Encode(err.to_string()))?;
             out
@@ -599,7 +621,7 @@ pub fn encoded_len(e: &Envelope, version: u16) -> Result<usize, WireError> {
 }
 
 /// Encodes at an unsigned version (a collector held back by
-/// `max_wire_version`, tests and fixtures; v5 to v7 are [`encode_as`]'s). Fields
+/// `max_wire_version`, tests and fixtures; v5 to v8 are [`encode_as`]'s). Fields
 /// the version lacks are dropped, except `incomplete` and `unverified`:
 /// below version 3 an incomplete container, below 4 an unverified one, is
 /// a [`WireError::Encode`], so it can never travel as complete or verified
@@ -629,7 +651,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
         2 => encode_body::<ContainerV2>(e, &mut out),
         3 => encode_body::<ContainerV3>(e, &mut out),
         4 => encode_body::<ContainerV4>(e, &mut out),
-        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION | EXECUTED_VERSION => {
             return Err(WireError::Encode(format!(
                 "wire version {version} is signed: encode it with a host key (encode_as)"
             )));
@@ -643,7 +665,7 @@ pub fn encode_version(e: &Envelope, version: u16) -> Result<Vec<u8>, WireError> 
 }
 
 /// Decodes any version from [`OLDEST_VERSION`] to [`CURRENT_VERSION`],
-/// checks a v5 to v7 signature against its own key, and checks the values
+/// checks a v5 to v8 signature against its own key, and checks the values
 /// against the module's "Ranges". Who signed is [`decode_with_signer`]'s.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     decode_with_signer(bytes).map(|(env, _)| env)
@@ -677,13 +699,14 @@ fn decode_unchecked_with_signer(bytes: &[u8]) -> Result<(Envelope, Option<Public
         2 => unsigned(decode_body::<ContainerV2>(body)),
         3 => unsigned(decode_body::<ContainerV3>(body)),
         4 => unsigned(decode_body::<ContainerV4>(body)),
-        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION => {
+        SIGNED_VERSION | DENIALS_VERSION | ARGS_VERSION | EXECUTED_VERSION => {
             let signer = check_signature(bytes, version)?;
             let body = &bytes[HEADER..bytes.len() - TRAILER];
             let env = match version {
                 SIGNED_VERSION => decode_body::<ContainerV4>(body),
                 DENIALS_VERSION => decode_body::<ContainerV6>(body),
-                _ => decode_body::<ContainerV7>(body),
+                ARGS_VERSION => decode_body::<ContainerV7>(body),
+                _ => decode_body::<ContainerV8>(body),
             }
             .map_err(malformed)?;
             Ok((env, Some(signer)))
@@ -871,6 +894,68 @@ struct ContainerV7 {
     denials: Vec<DenialV6>,
     /// See [`ContainerDelta::args`]; sorted by (abi, nr).
     args: Vec<ArgSetV7>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContainerV8 {
+    head: HeadV2,
+    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
+    incomplete: bool,
+    /// See [`ContainerDelta::unverified`].
+    unverified: bool,
+    syscalls: Vec<SyscallV1>,
+    /// See [`ContainerDelta::denials`]; sorted by (abi, nr, action, errno).
+    denials: Vec<DenialV6>,
+    /// See [`ContainerDelta::args`]; sorted by (abi, nr).
+    args: Vec<ArgSetV7>,
+    /// See [`ContainerDelta::executed`]; sorted by (path, kind, dev, ino).
+    executed: Vec<ExecutedV8>,
+}
+
+/// One file a container ran as code: (path, kind code, dev, ino).
+#[derive(Serialize, Deserialize)]
+struct ExecutedV8 {
+    path: String,
+    /// 0 executable, 1 executable mapping ([`ExecKind::code`]).
+    kind: u8,
+    dev: u64,
+    ino: u64,
+}
+
+fn executed_out(x: &ExecutedFiles) -> Vec<ExecutedV8> {
+    x.iter()
+        .map(|f| ExecutedV8 {
+            path: f.path.clone(),
+            kind: f.kind.code(),
+            dev: f.dev,
+            ino: f.ino,
+        })
+        .collect()
+}
+
+/// The files of a v8 container: the format alone (a known kind, each
+/// file once); what a collector can send is [`check_ranges`]'s.
+fn executed_in(v: Vec<ExecutedV8>) -> Result<ExecutedFiles, String> {
+    let mut out = ExecutedFiles::new();
+    for x in v {
+        let kind =
+            ExecKind::from_code(x.kind).ok_or_else(|| format!("unknown file kind {}", x.kind))?;
+        let f = ExecutedFile {
+            path: x.path,
+            kind,
+            dev: x.dev,
+            ino: x.ino,
+        };
+        if out.contains(&f) {
+            return Err(format!(
+                "executed file {:?} ({}) listed twice in one container",
+                f.path,
+                kind.as_str()
+            ));
+        }
+        out.insert(f);
+    }
+    Ok(out)
 }
 
 /// One syscall's recorded arguments in one container: (abi code, nr,
@@ -1093,6 +1178,17 @@ fn check_ranges(e: &Envelope) -> Result<(), String> {
                 ));
             }
         }
+        if c.executed.len() > crate::executed::MAX_FILES_PER_MESSAGE {
+            return Err(format!(
+                "container {ci}: {} executed files (at most {} per message)",
+                c.executed.len(),
+                crate::executed::MAX_FILES_PER_MESSAGE
+            ));
+        }
+        for (fi, f) in c.executed.iter().enumerate() {
+            f.check()
+                .map_err(|r| format!("container {ci} executed file {fi}: {r}"))?;
+        }
     }
     Ok(())
 }
@@ -1175,6 +1271,7 @@ impl WireContainer for ContainerV1 {
             unverified: false,
             denials: Denials::new(),
             args: ArgSets::new(),
+            executed: ExecutedFiles::new(),
         })
     }
 }
@@ -1218,6 +1315,7 @@ impl HeadV2 {
             unverified,
             denials: Denials::new(),
             args: ArgSets::new(),
+            executed: ExecutedFiles::new(),
         })
     }
 }
@@ -1303,6 +1401,30 @@ impl WireContainer for ContainerV7 {
             .into_delta(self.syscalls, self.incomplete, self.unverified)?;
         d.denials = denials_in(self.denials)?;
         d.args = args_in(self.args)?;
+        Ok(d)
+    }
+}
+
+impl WireContainer for ContainerV8 {
+    fn from_delta(c: &ContainerDelta) -> Self {
+        ContainerV8 {
+            head: HeadV2::from_delta(c),
+            incomplete: c.incomplete,
+            unverified: c.unverified,
+            syscalls: syscalls_out(&c.syscalls),
+            denials: denials_out(&c.denials),
+            args: args_out(&c.args),
+            executed: executed_out(&c.executed),
+        }
+    }
+
+    fn into_delta(self) -> Result<ContainerDelta, String> {
+        let mut d = self
+            .head
+            .into_delta(self.syscalls, self.incomplete, self.unverified)?;
+        d.denials = denials_in(self.denials)?;
+        d.args = args_in(self.args)?;
+        d.executed = executed_in(self.executed)?;
         Ok(d)
     }
 }

@@ -11,7 +11,8 @@ use schemas::wire::{
     PublicKey, SeccompFilter, SyscallDelta, WireError, CURRENT_VERSION, TRAILER,
 };
 use schemas::{
-    Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, PhaseSet, SyscallKey,
+    Abi, ArgField, ArgSet, ArgSets, DenialKey, Denials, DenyAction, ExecKind, ExecutedFile,
+    ExecutedFiles, PhaseSet, SyscallKey,
 };
 use std::path::PathBuf;
 
@@ -110,6 +111,20 @@ fn sample() -> Envelope {
                         },
                     ),
                 ]),
+                executed: ExecutedFiles::from([
+                    ExecutedFile {
+                        path: "/usr/sbin/nginx".into(),
+                        kind: ExecKind::Exec,
+                        dev: 0x803,
+                        ino: 1_234_567,
+                    },
+                    ExecutedFile {
+                        path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
+                        kind: ExecKind::Mapped,
+                        dev: 0x803,
+                        ino: u64::MAX,
+                    },
+                ]),
                 syscalls: vec![
                     sc(Abi::X86_64, 0, 1000, 0b1000, 1_764_000_001_000),
                     sc(Abi::X86_64, 59, 1, 0b0010, 1_764_000_001_000),
@@ -132,6 +147,7 @@ fn sample() -> Envelope {
                 unverified: false,
                 denials: Denials::new(),
                 args: ArgSets::new(),
+                executed: ExecutedFiles::new(),
                 syscalls: vec![sc(Abi::X32, 0x4000_0001, u64::MAX, 0b1100, 0)],
             },
         ],
@@ -141,9 +157,12 @@ fn sample() -> Envelope {
 /// What a message of `version` can carry of `e`: v1 has no pod and no
 /// filter, v1 and v2 have no `incomplete` (they decode as complete),
 /// v1 to v3 have no `unverified` (they decode as verified), v1 to v5
-/// no denials and v1 to v6 no argument sets.
+/// no denials, v1 to v6 no argument sets and v1 to v7 no executed files.
 fn as_version(mut e: Envelope, version: u16) -> Envelope {
     for c in &mut e.containers {
+        if version < 8 {
+            c.executed.clear();
+        }
         if version < 7 {
             c.args.clear();
         }
@@ -218,8 +237,25 @@ fn every_version_decodes_from_its_golden_bytes() {
         decode_unchecked(&golden(6)).unwrap(),
         as_version(sample(), 6)
     );
-    assert_eq!(decode_unchecked(&golden(7)).unwrap(), sample());
-    assert_eq!(CURRENT_VERSION, 7, "a new version needs a new fixture here");
+    assert_eq!(
+        decode_unchecked(&golden(7)).unwrap(),
+        as_version(sample(), 7)
+    );
+    assert_eq!(decode_unchecked(&golden(8)).unwrap(), sample());
+    assert_eq!(CURRENT_VERSION, 8, "a new version needs a new fixture here");
+    // v8 carries the executed files; older versions decode with none.
+    let executed = |v: u16| -> usize {
+        decode_unchecked(&golden(v))
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.executed.len())
+            .sum()
+    };
+    for v in 1..=7 {
+        assert_eq!(executed(v), 0, "v{v}");
+    }
+    assert_eq!(executed(8), 2);
     // v7 carries the argument sets; older versions decode with none.
     let args = |v: u16| -> usize {
         decode_unchecked(&golden(v))
@@ -233,6 +269,7 @@ fn every_version_decodes_from_its_golden_bytes() {
         assert_eq!(args(v), 0, "v{v}");
     }
     assert_eq!(args(7), 2);
+    assert_eq!(args(8), 2);
     // v6 carries the denials; older versions decode with none.
     let denials = |v: u16| -> usize {
         decode_unchecked(&golden(v))
@@ -247,6 +284,7 @@ fn every_version_decodes_from_its_golden_bytes() {
     }
     assert_eq!(denials(6), 3);
     assert_eq!(denials(7), 3);
+    assert_eq!(denials(8), 3);
     // v1 and v2 decode as complete; v3 carries the flag.
     let flags = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -263,6 +301,7 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(flags(5), [false, true]);
     assert_eq!(flags(6), [false, true]);
     assert_eq!(flags(7), [false, true]);
+    assert_eq!(flags(8), [false, true]);
     // v1 to v3 decode as verified; v4 carries the flag.
     let unverified = |v: u16| -> Vec<bool> {
         decode_unchecked(&golden(v))
@@ -279,9 +318,10 @@ fn every_version_decodes_from_its_golden_bytes() {
     assert_eq!(unverified(5), [true, false]);
     assert_eq!(unverified(6), [true, false]);
     assert_eq!(unverified(7), [true, false]);
+    assert_eq!(unverified(8), [true, false]);
     // The sample's extremes (calls = u64::MAX, a zero timestamp) are
     // outside today's ranges: `decode` says so.
-    for v in [1, 2, 3, 4, 5, 6, 7] {
+    for v in [1, 2, 3, 4, 5, 6, 7, 8] {
         assert_eq!(
             decode(&golden(v)).map_err(|e| e.to_string()),
             Err(format!(
@@ -298,8 +338,12 @@ fn the_encoder_still_writes_the_golden_bytes() {
         encode_signed(&sample(), &fixture_key()).unwrap(),
         golden(CURRENT_VERSION)
     );
-    // Below v7 the argument sets are dropped, below v6 the denials: the
-    // same bytes as before them.
+    // Below v8 the executed files are dropped, below v7 the argument
+    // sets, below v6 the denials: the same bytes as before them.
+    assert_eq!(
+        encode_as(&sample(), 7, Some(&fixture_key())).unwrap(),
+        golden(7)
+    );
     assert_eq!(
         encode_as(&sample(), 6, Some(&fixture_key())).unwrap(),
         golden(6)
@@ -372,6 +416,25 @@ fn header_is_magic_and_little_endian_version() {
         b7[b7.len() - 96..b7.len() - 64],
         fixture_key().public_key().0
     );
+    let b8 = golden(8);
+    assert_eq!(&b8[..6], b"SMDW\x08\x00");
+    assert_eq!(peek_version(&b8), Ok(8));
+    // The v7 body, a file count per container (1 byte each) and the
+    // files, then the trailer. libc: path (1 + 35), kind 1, dev 0x803 (3),
+    // ino u64::MAX (9). nginx: path (1 + 15), kind 1, dev 3, ino
+    // 1,234,567 (5).
+    let libc = 1 + 35 + 1 + 3 + 9;
+    let nginx = 1 + 15 + 1 + 3 + 5;
+    assert_eq!((libc, nginx), (49, 25));
+    assert_eq!(
+        b8.len(),
+        b7.len() + 2 + libc + nginx,
+        "v8 fixture size changed"
+    );
+    assert_eq!(
+        b8[b8.len() - 96..b8.len() - 64],
+        fixture_key().public_key().0
+    );
 }
 
 /// Who signed a v5 message is known and checked; v1 to v4 are unsigned.
@@ -409,18 +472,19 @@ fn a_signed_message_names_its_signer() {
         Err("cannot encode: wire version 5 is signed and no host key was given".into())
     );
     assert!(encode_version(&e, 5).is_err());
-    assert_eq!(encode_as(&e, 7, Some(&key)), encode_signed(&e, &key));
+    assert_eq!(encode_as(&e, 8, Some(&key)), encode_signed(&e, &key));
     assert_eq!(encode_as(&e, 4, Some(&key)), encode(&e));
-    assert!(encode_as(&e, 8, Some(&key)).is_err());
+    assert!(encode_as(&e, 9, Some(&key)).is_err());
     assert!(encode_version(&e, 6).is_err());
     assert!(encode_version(&e, 7).is_err());
+    assert!(encode_version(&e, 8).is_err());
     // v5 is signed too, without the denials.
     let b5 = encode_as(&e, 5, Some(&key)).unwrap();
     assert_eq!(
         decode_with_signer(&b5),
         Ok((as_version(e.clone(), 5), Some(key.public_key())))
     );
-    for v in [3, 4, 5, 6, 7] {
+    for v in [3, 4, 5, 6, 7, 8] {
         let mut e = in_range();
         e.containers.retain(|c| !c.unverified);
         assert_eq!(
@@ -441,7 +505,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
     let good = encode_signed(&e, &key).unwrap();
     let n = good.len();
     let bad_sig = |b: &[u8]| match decode(b) {
-        Err(WireError::BadSignature { version: 7, reason }) => reason,
+        Err(WireError::BadSignature { version: 8, reason }) => reason,
         other => panic!("not a bad signature: {other:?}"),
     };
     // A body byte changed (a count raised on the way).
@@ -485,7 +549,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             assert_eq!(
                 err,
                 WireError::Malformed {
-                    version: 7,
+                    version: 8,
                     reason: format!(
                         "{} bytes after the header: too short for the 96-byte signature trailer",
                         n - cut - 6
@@ -494,7 +558,7 @@ fn a_bad_signature_or_a_truncated_trailer_is_refused() {
             );
         } else {
             assert!(
-                matches!(err, WireError::BadSignature { version: 7, .. }),
+                matches!(err, WireError::BadSignature { version: 8, .. }),
                 "{cut}: {err}"
             );
         }
@@ -614,15 +678,15 @@ fn the_v3_flag_is_a_strict_bool() {
 
 #[test]
 fn a_future_version_is_rejected_clearly() {
-    let mut b = golden(7);
-    b[4] = 8;
+    let mut b = golden(8);
+    b[4] = 9;
     let err = decode(&b).unwrap_err();
     assert_eq!(
         err,
         WireError::UnknownVersion {
-            version: 8,
+            version: 9,
             oldest: 1,
-            newest: 7
+            newest: 8
         }
     );
     assert!(err.is_unknown_version());
@@ -909,9 +973,9 @@ fn one_set(fields: &[(u8, u32)], values: &[&[u32]], overflow: u64) -> ArgSet {
 fn argument_sets_travel_from_version_7() {
     let key = fixture_key();
     let e = in_range();
-    let b = encode_signed(&e, &key).unwrap();
+    let b = encode_as(&e, 7, Some(&key)).unwrap();
     assert_eq!(peek_version(&b), Ok(7));
-    assert_eq!(decode(&b), Ok(e.clone()));
+    assert_eq!(decode(&b), Ok(as_version(e.clone(), 7)));
     assert_eq!(e.containers[0].args.len(), 2);
     assert_eq!(
         decode(&encode_as(&e, 6, Some(&key)).unwrap()),
@@ -926,7 +990,7 @@ fn argument_sets_travel_from_version_7() {
             },
             set,
         );
-        decode(&encode_signed(&e, &key).unwrap())
+        decode(&encode_as(&e, 7, Some(&key)).unwrap())
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -972,7 +1036,7 @@ fn argument_sets_travel_from_version_7() {
             one_set(&[(0, 0xff)], &[&[1]], 0),
         ),
     ]);
-    let good = encode_signed(&e, &key).unwrap();
+    let good = encode_as(&e, 7, Some(&key)).unwrap();
     let body = &good[..good.len() - TRAILER];
     let n = body.len();
     // 2 sets: [0, 41, 1, (0, 255 = 251 then 2 bytes), 2, [1, 1], [1, 2], 0]
@@ -982,7 +1046,7 @@ fn argument_sets_travel_from_version_7() {
     assert_eq!(body[n - 11..], set42);
     assert_eq!(body[n - 24..n - 11], set41);
     assert_eq!(body[n - 25], 2);
-    assert_eq!(decode(&resign(body)), Ok(e.clone()));
+    assert_eq!(decode(&resign(body)), Ok(as_version(e.clone(), 7)));
     let patched = |at: usize, byte: u8| {
         let mut b = body.to_vec();
         b[at] = byte;
@@ -1002,5 +1066,81 @@ fn argument_sets_travel_from_version_7() {
     assert_eq!(
         patched(n - 11, 9),
         Err("malformed version-7 body: unknown ABI code 9".into())
+    );
+}
+
+/// v8 carries each container's executed files exactly; a relative path
+/// or too many files is out of range, a repeated file or an unknown kind
+/// is malformed, and v7 drops the files.
+#[test]
+fn executed_files_travel_from_version_8() {
+    let key = fixture_key();
+    let file = |path: &str, kind| ExecutedFile {
+        path: path.into(),
+        kind,
+        dev: 2049,
+        ino: 77,
+    };
+    let mut e = in_range();
+    e.containers[1].executed = ExecutedFiles::from([
+        file("/bin/sh", ExecKind::Exec),
+        file("/bin/sh", ExecKind::Mapped),
+    ]);
+    let b = encode_signed(&e, &key).unwrap();
+    assert_eq!(peek_version(&b), Ok(8));
+    assert_eq!(decode(&b), Ok(e.clone()));
+    assert_eq!(
+        decode(&encode_as(&e, 7, Some(&key)).unwrap()),
+        Ok(as_version(e.clone(), 7))
+    );
+    let with = |files: ExecutedFiles| {
+        let mut e = in_range();
+        e.containers[1].executed = files;
+        decode(&encode_signed(&e, &key).unwrap())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        with(ExecutedFiles::from([file("bin/sh", ExecKind::Exec)])),
+        Err("version-8 message out of range: container 1 executed file 0: path \"bin/sh\" is not absolute".into())
+    );
+    let many: ExecutedFiles = (0..=schemas::executed::MAX_FILES_PER_MESSAGE)
+        .map(|i| file(&format!("/lib/m{i}.so"), ExecKind::Mapped))
+        .collect();
+    assert_eq!(
+        with(many),
+        Err("version-8 message out of range: container 1: 1025 executed files (at most 1024 per message)".into())
+    );
+    // Patched bodies: the one container's files end the body (a count,
+    // then each file: path, kind, dev, ino).
+    let mut e = in_range();
+    e.containers.truncate(1);
+    e.containers[0].executed =
+        ExecutedFiles::from([file("/a", ExecKind::Exec), file("/b", ExecKind::Exec)]);
+    let good = encode_signed(&e, &key).unwrap();
+    let body = &good[..good.len() - TRAILER];
+    let n = body.len();
+    // [2, (1 "/a" 0 [2049 = 251 1 8] 77), (1 "/b" 0 251 1 8 77)]
+    let fa = [2, b'/', b'a', 0, 251, 1, 8, 77];
+    let fb = [2, b'/', b'b', 0, 251, 1, 8, 77];
+    assert_eq!(body[n - 8..], fb);
+    assert_eq!(body[n - 16..n - 8], fa);
+    assert_eq!(body[n - 17], 2);
+    assert_eq!(decode(&resign(body)), Ok(e.clone()));
+    let patched = |at: usize, byte: u8| {
+        let mut b = body.to_vec();
+        b[at] = byte;
+        decode(&resign(&b)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        patched(n - 6, b'a'),
+        Err(
+            "malformed version-8 body: executed file \"/a\" (exec) listed twice in one container"
+                .into()
+        )
+    );
+    assert_eq!(
+        patched(n - 5, 2),
+        Err("malformed version-8 body: unknown file kind 2".into())
     );
 }

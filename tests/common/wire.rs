@@ -57,6 +57,7 @@ pub fn one_container(
             denials: Default::default(),
             args: Default::default(),
             syscalls,
+            executed: Default::default(),
         }],
     }
 }

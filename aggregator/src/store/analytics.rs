@@ -432,6 +432,7 @@ mod tests {
             ],
             out_of_range: 0,
             args: Default::default(),
+            executed: Default::default(),
         };
         assert_eq!(
             convergence(&obs),

@@ -611,5 +611,6 @@ pub fn assemble(
         incidence: list,
         out_of_range: 0,
         args: Default::default(),
+        executed: Default::default(),
     }))
 }

@@ -55,6 +55,7 @@ pub fn ctr(
         denials: Default::default(),
         args: Default::default(),
         syscalls,
+        executed: Default::default(),
     }
 }
 

@@ -5,9 +5,13 @@
 //! documentation of [`super`]) live here only.
 
 use super::state::{ContainerRecord, KeyState, State};
-use schemas::wire::{action_code, action_from_code, ARGS_VERSION, DENIALS_VERSION};
+use schemas::wire::{
+    action_code, action_from_code, ARGS_VERSION, DENIALS_VERSION, EXECUTED_VERSION,
+};
 use schemas::wire::{ContainerDelta, ContainerRef, Envelope, SyscallDelta};
-use schemas::{ArgSets, DenialKey, Denials, Observation, Phase, PhaseSet, SyscallKey};
+use schemas::{
+    ArgSets, DenialKey, Denials, ExecutedFiles, Observation, Phase, PhaseSet, SyscallKey,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// One workload key of a container, as read this tick.
@@ -37,6 +41,9 @@ pub(super) struct Observed {
     /// The key's cgroup failed verification ([`super::verify`]): why.
     /// Makes its container unverified for good.
     pub unverified: Option<String>,
+    /// What the processes of the key's mount namespace run as code now
+    /// ([`crate::executed`]; empty when none is alive).
+    pub executed: ExecutedFiles,
 }
 
 /// The next message and the state that commits it.
@@ -65,6 +72,10 @@ pub(super) struct Cut {
     /// sent: the wire version is below 7 ([`ARGS_VERSION`]). The state
     /// still moves past them.
     pub dropped_arg_sets: u64,
+    /// Executed files first seen since the committed state but not sent:
+    /// the wire version is below 8 ([`EXECUTED_VERSION`]). The state
+    /// still moves past them.
+    pub dropped_executed: u64,
 }
 
 /// What one tick saw of one container.
@@ -83,6 +94,8 @@ struct ContainerTick {
     /// The whole argument sets of the syscalls whose set changed since
     /// the snapshot (merged over the container's keys).
     args: ArgSets,
+    /// Files its processes run as code now (merged over its keys).
+    executed: ExecutedFiles,
 }
 
 /// Cuts the delta of `observed` against `committed` at `now_ms`. `None`:
@@ -139,6 +152,7 @@ pub(super) fn cut(
         if entry.unverified.is_none() {
             entry.unverified.clone_from(&o.unverified);
         }
+        entry.executed.extend(o.executed.iter().cloned());
         let mut counts = Vec::with_capacity(o.usage.syscalls.len());
         for (sk, u) in &o.usage.syscalls {
             let code = sk.abi.code();
@@ -230,6 +244,7 @@ pub(super) fn cut(
     let mut withheld = Vec::new();
     let mut dropped_denials = 0u64;
     let mut dropped_arg_sets = 0u64;
+    let mut dropped_executed = 0u64;
     for (id, tick) in per_container {
         let ContainerTick {
             syscalls,
@@ -238,6 +253,7 @@ pub(super) fn cut(
             unverified,
             mut denials,
             mut args,
+            executed,
         } = tick;
         if version < ARGS_VERSION && !args.is_empty() {
             dropped_arg_sets = dropped_arg_sets.saturating_add(args.len() as u64);
@@ -252,6 +268,11 @@ pub(super) fn cut(
         let Some(record) = state.containers.get_mut(&id) else {
             continue;
         };
+        let mut executed = new_files(&mut record.executed, executed);
+        if version < EXECUTED_VERSION && !executed.is_empty() {
+            dropped_executed = dropped_executed.saturating_add(executed.len() as u64);
+            executed.clear();
+        }
         let exiting = !any_alive && !record.exited;
         let newly = lost && !record.incomplete;
         if newly {
@@ -269,6 +290,7 @@ pub(super) fn cut(
         if syscalls.is_empty()
             && denials.is_empty()
             && args.is_empty()
+            && executed.is_empty()
             && !exiting
             && !newly
             && !newly_unv
@@ -318,6 +340,7 @@ pub(super) fn cut(
             unverified: record.unverified,
             denials,
             args,
+            executed,
         });
     }
     // Withheld calls alone need no message (they are never sent); an exit
@@ -354,7 +377,26 @@ pub(super) fn cut(
         withheld,
         dropped_denials,
         dropped_arg_sets,
+        dropped_executed,
     })
+}
+
+/// The files of `now` not yet in `sent` (fingerprints, sorted), at most
+/// [`schemas::executed::MAX_FILES_PER_MESSAGE`] of them (in path order),
+/// added to `sent`. The rest wait for a later tick that still sees them.
+fn new_files(sent: &mut Vec<u64>, now: ExecutedFiles) -> ExecutedFiles {
+    let mut out = ExecutedFiles::new();
+    for f in now {
+        if out.len() == schemas::executed::MAX_FILES_PER_MESSAGE {
+            break;
+        }
+        let fp = crate::executed::fingerprint(&f);
+        if let Err(at) = sent.binary_search(&fp) {
+            sent.insert(at, fp);
+            out.insert(f);
+        }
+    }
+    out
 }
 
 /// Splits `envelope` (message `seq`) into messages of whole containers
@@ -444,6 +486,7 @@ mod tests {
                             first_seen_ms: 1_700_000_000_000,
                         })
                         .collect(),
+                    executed: Default::default(),
                 })
                 .collect(),
         }
@@ -523,6 +566,7 @@ mod tests {
             lost_calls: 0,
             denials: Denials::new(),
             unverified: None,
+            executed: ExecutedFiles::new(),
             new_container: Some(ContainerRef {
                 runtime: "docker".into(),
                 id: id.into(),
@@ -762,6 +806,92 @@ mod tests {
         assert!(c2.finished_keys);
         assert!(c2.state.containers["bad"].exited);
         schemas::wire::encode_version(&c2.envelope, 2).expect("an empty v2 message");
+    }
+
+    fn ran(key: &str, id: &str, files: &[&str]) -> Observed {
+        Observed {
+            executed: files
+                .iter()
+                .map(|p| schemas::ExecutedFile {
+                    path: (*p).into(),
+                    kind: schemas::ExecKind::Exec,
+                    dev: 1,
+                    ino: p.len() as u64,
+                })
+                .collect(),
+            ..observed(key, id, true, usage(&[(GETPID, 1, &[Phase::Image])]))
+        }
+    }
+
+    fn paths(c: &Cut) -> Vec<Vec<String>> {
+        c.envelope
+            .containers
+            .iter()
+            .map(|d| d.executed.iter().map(|f| f.path.clone()).collect())
+            .collect()
+    }
+
+    /// Each file a container runs is sent once (merged over its keys),
+    /// also when no new call comes with it; below wire version 8 the
+    /// files are counted as dropped and the state moves past them.
+    #[test]
+    fn executed_files_are_sent_once_per_container() {
+        let s0 = State::new("h", "b").expect("new state");
+        let c1 = cut(
+            &s0,
+            &[
+                ran("1:2", "a", &["/usr/sbin/nginx", "/bin/sh"]),
+                ran("1:3", "a", &["/bin/sh"]),
+            ],
+            2_000,
+            1_000,
+            8,
+        )
+        .expect("a first delta");
+        assert_eq!(paths(&c1), [["/bin/sh", "/usr/sbin/nginx"]]);
+        assert_eq!(c1.dropped_executed, 0);
+        // The same files again, no new call: nothing to send.
+        let again = ran("1:2", "a", &["/usr/sbin/nginx", "/bin/sh"]);
+        assert!(cut(&c1.state, &[again], 3_000, 1_000, 8).is_none());
+        // A new file alone is sent.
+        let more = ran("1:2", "a", &["/usr/sbin/nginx", "/usr/bin/rm"]);
+        let c2 = cut(&c1.state, &[more], 3_000, 1_000, 8).expect("the new file");
+        assert_eq!(paths(&c2), [["/usr/bin/rm"]]);
+        assert_eq!(c2.envelope.containers[0].syscalls, []);
+        // Below v8: dropped, counted, and not sent later either.
+        let c3 = cut(&s0, &[ran("1:2", "a", &["/bin/sh"])], 2_000, 1_000, 7).expect("calls");
+        assert_eq!(paths(&c3), [Vec::<String>::new()]);
+        assert_eq!(c3.dropped_executed, 1);
+        let same = ran("1:2", "a", &["/bin/sh"]);
+        assert!(cut(&c3.state, &[same], 3_000, 1_000, 8).is_none());
+    }
+
+    /// At most MAX_FILES_PER_MESSAGE files of a container go in one
+    /// message; the rest follow in the next one that still sees them.
+    #[test]
+    fn a_container_with_too_many_files_sends_them_over_several_messages() {
+        let max = schemas::executed::MAX_FILES_PER_MESSAGE;
+        let names: Vec<String> = (0..max + 5).map(|i| format!("/lib/m{i:05}.so")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let s0 = State::new("h", "b").expect("new state");
+        let c1 = cut(&s0, &[ran("1:2", "a", &refs)], 2_000, 1_000, 8).expect("first");
+        assert_eq!(c1.envelope.containers[0].executed.len(), max);
+        let c2 = cut(&c1.state, &[ran("1:2", "a", &refs)], 3_000, 1_000, 8).expect("rest");
+        assert_eq!(paths(&c2), [names[max..].to_vec()]);
+        // A full message is one the aggregators accept.
+        let mut e = c1.envelope.clone();
+        e.interval_start_ms = 1_764_000_000_000;
+        e.interval_end_ms = 1_764_000_010_000;
+        for c in &mut e.containers {
+            (c.started_at_ms, c.last_seen_ms) = (e.interval_start_ms, e.interval_end_ms);
+            for s in &mut c.syscalls {
+                s.first_seen_ms = e.interval_start_ms;
+            }
+        }
+        let key = schemas::wire::HostKey::from_seed([1; 32]);
+        schemas::wire::encode_as(&e, 8, Some(&key))
+            .and_then(|b| schemas::wire::decode(&b))
+            .expect("a full message is in range");
     }
 
     fn forged(key: &str, id: &str, alive: bool, u: Observation) -> Observed {

@@ -90,6 +90,16 @@
 //!   from wire version 7; below it they are dropped, with one warning per
 //!   process ([`TickStats::dropped_arg_sets`]): a container with no set
 //!   keeps the syscall allowed by name alone.
+//! - Executed files (issue 10): at each tick, every process of a live
+//!   key's mount namespace is read under `proc_root`
+//!   ([`crate::executed`]: its executable and executable mappings, as
+//!   paths inside the container); per container, the files not sent
+//!   before (the committed state keeps a fingerprint of each) go in the
+//!   next message. They travel from wire version 8; below it they are
+//!   dropped, with one warning per process
+//!   ([`TickStats::dropped_executed`]). A process that lives less than a
+//!   tick can be missed: the files are a sample, and the compiler's
+//!   report says they are what was seen.
 //!
 //! # Spool full
 //!
@@ -278,6 +288,9 @@ pub struct TickStats {
     /// Argument sets of this tick's delta not sent because
     /// `max_wire_version` is below 7.
     pub dropped_arg_sets: u64,
+    /// Newly seen executed files of this tick's delta not sent because
+    /// `max_wire_version` is below 8.
+    pub dropped_executed: u64,
 }
 
 fn read_trimmed(path: &str) -> Result<String, DaemonError> {
@@ -298,18 +311,19 @@ fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Live mount namespaces: inode number → one pid in it, from the proc
-/// file system at `proc_root`.
-fn live_mntns(proc_root: &Path) -> HashMap<u32, i32> {
+/// Live mount namespaces: inode number → the pids in it (ascending), from
+/// the proc file system at `proc_root`.
+fn live_mntns(proc_root: &Path) -> HashMap<u32, Vec<i32>> {
     let mut out = HashMap::new();
     let Ok(rd) = std::fs::read_dir(proc_root) else {
         return out;
     };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
         if let Ok(link) = std::fs::read_link(proc_root.join(format!("{pid}/ns/mnt"))) {
             let l = link.to_string_lossy();
             if let Some(inum) = l
@@ -317,7 +331,7 @@ fn live_mntns(proc_root: &Path) -> HashMap<u32, i32> {
                 .and_then(|r| r.strip_suffix(']'))
                 .and_then(|n| n.parse::<u32>().ok())
             {
-                out.entry(inum).or_insert(pid);
+                out.entry(inum).or_insert_with(Vec::new).push(pid);
             }
         }
     }
@@ -379,6 +393,7 @@ pub struct Daemon {
     /// once per process).
     denials_dropped_warned: bool,
     args_dropped_warned: bool,
+    executed_dropped_warned: bool,
     incomplete_total: u64,
     spool_full_warned: bool,
     last_stats: TickStats,
@@ -474,6 +489,7 @@ impl Daemon {
             withheld_warned: HashSet::new(),
             denials_dropped_warned: false,
             args_dropped_warned: false,
+            executed_dropped_warned: false,
             incomplete_total: 0,
             spool_full_warned: false,
             last_stats: TickStats::default(),
@@ -561,6 +577,15 @@ impl Daemon {
                     "seccomp denials counted ({} in this delta) are not sent: max_wire_version {version} is below {} (denials are feedback on a profile, not evidence for one; the calls are sent as before)",
                     cut.dropped_denials,
                     schemas::wire::DENIALS_VERSION
+                );
+            }
+            stats.dropped_executed = cut.dropped_executed;
+            if cut.dropped_executed > 0 && !self.executed_dropped_warned {
+                self.executed_dropped_warned = true;
+                log::warn!(
+                    "files the containers ran ({} new in this delta) are not sent: max_wire_version {version} is below {} (the fleet compiler then analyses each image's command and declared tools only; the calls are sent as before)",
+                    cut.dropped_executed,
+                    schemas::wire::EXECUTED_VERSION
                 );
             }
             stats.dropped_arg_sets = cut.dropped_arg_sets;
@@ -714,10 +739,15 @@ impl Daemon {
         let mut gone_unattributed = Vec::new();
         for key in &keys {
             let meta = self.meta(key, now_ms, mono)?;
-            let alive = live.get(&meta.mntns_inum).is_some_and(|pid| {
-                crate::ebpf::mntns_id_in(&proc_root, &pid.to_string())
-                    .is_ok_and(|id| id == key.mntns_id)
+            // The namespace's pids, if it is still the key's (inode
+            // numbers are reused; the 64-bit id tells).
+            let pids = live.get(&meta.mntns_inum).filter(|pids| {
+                pids.first().is_some_and(|pid| {
+                    crate::ebpf::mntns_id_in(&proc_root, &pid.to_string())
+                        .is_ok_and(|id| id == key.mntns_id)
+                })
             });
+            let alive = pids.is_some();
             let Some(c) = meta.container else {
                 stats.unattributed_keys += 1;
                 if !alive {
@@ -734,6 +764,10 @@ impl Daemon {
             let denials = denials.remove(key).unwrap_or_default();
             let new_container =
                 (!self.state.containers.contains_key(&c.id)).then(|| self.resolver.resolve(&c));
+            let mut executed = schemas::ExecutedFiles::new();
+            for pid in pids.into_iter().flatten() {
+                crate::executed::sample_pid(&proc_root, &pid.to_string(), &mut executed);
+            }
             observed.push(delta::Observed {
                 key: key_text,
                 container_id: c.id,
@@ -744,6 +778,7 @@ impl Daemon {
                 denials,
                 new_container,
                 unverified: meta.unverified,
+                executed,
             });
         }
         // Workloads that found no slot: nothing counted, only their loss
@@ -752,6 +787,7 @@ impl Daemon {
         if !over.is_empty() {
             let live_ids: HashSet<u64> = live
                 .values()
+                .filter_map(|pids| pids.first())
                 .filter_map(|pid| crate::ebpf::mntns_id_in(&proc_root, &pid.to_string()).ok())
                 .collect();
             for (key, lost_calls, name) in over {
@@ -799,6 +835,7 @@ impl Daemon {
                     denials: denials.remove(&key).unwrap_or_default(),
                     new_container,
                     unverified,
+                    executed: schemas::ExecutedFiles::new(),
                 });
             }
         }
@@ -947,7 +984,11 @@ mod tests {
     #[test]
     fn live_namespaces_are_read_under_proc_root() {
         let root = tempfile::tempdir().unwrap();
-        for (pid, link) in [("7", "mnt:[4026530001]"), ("9", "mnt:[4026530002]")] {
+        for (pid, link) in [
+            ("7", "mnt:[4026530001]"),
+            ("10", "mnt:[4026530001]"),
+            ("9", "mnt:[4026530002]"),
+        ] {
             let ns = root.path().join(pid).join("ns");
             std::fs::create_dir_all(&ns).unwrap();
             std::os::unix::fs::symlink(link, ns.join("mnt")).unwrap();
@@ -956,7 +997,7 @@ mod tests {
         let live = live_mntns(root.path());
         assert_eq!(
             live,
-            HashMap::from([(4_026_530_001, 7), (4_026_530_002, 9)])
+            HashMap::from([(4_026_530_001, vec![7, 10]), (4_026_530_002, vec![9])])
         );
     }
 
@@ -967,29 +1008,29 @@ mod tests {
         // read it: signing is the operator's switch (docs/CONFIG.md).
         assert_eq!(DaemonConfig::default().max_wire_version, UNSIGNED_VERSION);
         assert_eq!(UNSIGNED_VERSION, 4);
-        assert_eq!(CURRENT_VERSION, 7);
+        assert_eq!(CURRENT_VERSION, 8);
         assert_eq!(DaemonConfig::default().signing_key, None);
-        for v in [1u16, 2, 3, 4, 5, 6, 7] {
+        for v in [1u16, 2, 3, 4, 5, 6, 7, 8] {
             let c: DaemonConfig =
                 serde_json::from_str(&format!(r#"{{"max_wire_version":{v}}}"#)).unwrap();
             assert_eq!(c.max_wire_version, v);
         }
-        for v in [0u64, 8, 65539] {
+        for v in [0u64, 9, 65539] {
             let e = serde_json::from_str::<DaemonConfig>(&format!(r#"{{"max_wire_version":{v}}}"#))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.starts_with(&format!(
-                    "max_wire_version {v} is not a wire version this collector writes (1 to 7)"
+                    "max_wire_version {v} is not a wire version this collector writes (1 to 8)"
                 )),
                 "{v}: {e}"
             );
         }
         assert!(serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":-1}"#).is_err());
-        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":8}"#).unwrap_err();
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"max_wire_version":9}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "max_wire_version 8 is not a wire version this collector writes (1 to 7) at line 1 column 22"
+            "max_wire_version 9 is not a wire version this collector writes (1 to 8) at line 1 column 22"
         );
         let c: DaemonConfig = serde_json::from_str(r#"{"signing_key":"/k"}"#).unwrap();
         assert_eq!(c.signing_key, Some(PathBuf::from("/k")));

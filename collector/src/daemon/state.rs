@@ -132,6 +132,14 @@ pub(super) struct ContainerRecord {
     /// `false`; the daemon verifies every key again after a restart).
     #[serde(default)]
     pub unverified: bool,
+    /// The files it ran as code that a committed message has carried (or
+    /// dropped, below wire version 8), by
+    /// [`crate::executed::fingerprint`], sorted: each is sent once.
+    /// Absent in state files written before them (read as none: the next
+    /// tick sends what its processes run, which the stores' union
+    /// absorbs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executed: Vec<u64>,
 }
 
 impl ContainerRecord {
@@ -148,6 +156,7 @@ impl ContainerRecord {
             exited: false,
             incomplete: false,
             unverified: false,
+            executed: Vec::new(),
         }
     }
 

@@ -418,6 +418,7 @@ impl Host {
             unverified: false,
             denials: Default::default(),
             args: Default::default(),
+            executed: Default::default(),
             syscalls: syscalls
                 .iter()
                 .map(|&(nr, first_seen_ms)| SyscallDelta {
