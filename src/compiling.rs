@@ -27,6 +27,8 @@ pub struct PolicyArgs {
     /// the policy file wins over this.
     #[arg(long, value_name = "auto|none|FILE", default_value = "auto")]
     pub runtime_base: String,
+    #[command(flatten)]
+    pub reach: crate::reaching::ReachArgs,
 }
 
 /// The policy, and where each image's runtime base comes from.
@@ -37,6 +39,8 @@ pub struct Compiler {
     observe_base: bool,
     /// The bases observed in the store, applied per image.
     observed: Option<ObservedRuntimeBases>,
+    /// Static reachability (`--reach-engine`).
+    reach: Option<crate::reaching::FleetReach>,
 }
 
 impl PolicyArgs {
@@ -69,6 +73,7 @@ impl PolicyArgs {
             policy,
             observe_base,
             observed: None,
+            reach: self.reach.load()?,
         })
     }
 }
@@ -141,9 +146,22 @@ impl Compiler {
             .with_context(|| format!("cannot read {image:?} from the store"))?
             .with_context(|| format!("image {image:?} is not in the store"))?;
         let policy = self.policy_for(image)?;
-        let compiled = policy_compiler::compile_image(&obs, &policy, now_ms)
-            .with_context(|| format!("cannot compile {image:?}"))?;
+        let reach = self.reach_of(&obs)?;
+        let compiled =
+            policy_compiler::compile::compile_image_with(&obs, reach.as_ref(), &policy, now_ms)
+                .with_context(|| format!("cannot compile {image:?}"))?;
         Ok((obs, compiled))
+    }
+
+    /// The image's static reachability, with `--reach-engine`.
+    fn reach_of(
+        &self,
+        obs: &ImageObservations,
+    ) -> Result<Option<policy_compiler::reachable::Reachability>> {
+        match &self.reach {
+            Some(r) => r.of(obs),
+            None => Ok(None),
+        }
     }
 
     /// The publisher's candidate for one image; with `log_variant`, its
@@ -167,15 +185,17 @@ impl Compiler {
         let policy = self
             .policy_for(image)?
             .with_after_denials(after_denials_keys(image, after_denials));
-        let c = policy_compiler::compile_image(&obs, &policy, now_ms)
+        let reach = self.reach_of(&obs)?;
+        let c = policy_compiler::compile::compile_image_with(&obs, reach.as_ref(), &policy, now_ms)
             .with_context(|| format!("cannot compile {image:?}"))?;
         let mut cand = publish::candidate(&obs, &c, self.policy());
         cand.after_denials = after_denials.to_vec();
         if !log_variant {
             return Ok(cand);
         }
-        let log = policy_compiler::compile_image(
+        let log = policy_compiler::compile::compile_image_with(
             &obs,
+            reach.as_ref(),
             &policy.with_mode(policy_compiler::Mode::Log),
             now_ms,
         )

@@ -1,7 +1,13 @@
-//! Static reachability for `mine-image`: which files of the image to
-//! analyse, the analysis (the `reach` crate) inside the container's
-//! exported file system, and the result as the compiler's evidence
-//! ([`policy_compiler::reachable::Reachability`]).
+//! Static reachability for `mine-image` and the fleet's compiler: which
+//! files of the image to analyse, the analysis (the `reach` crate) inside
+//! the container's or the image's exported file system, and the result as
+//! the compiler's evidence ([`policy_compiler::reachable::Reachability`]).
+//!
+//! `mine-image` knows what its container ran. The fleet's compiler
+//! (`compile`, `publish`, `explain`, `report`, `query surface` with
+//! `--reach-engine`, [`FleetReach`]) reads it from the store: the files
+//! the image's verified containers ran, which collectors send from wire
+//! version 8.
 //!
 //! The files are those the container ran (each process's executable,
 //! sampled while it ran, and the command the engine started) and the tools
@@ -385,6 +391,154 @@ pub fn analyse(
         files,
         gaps,
         arg_sites,
+    }
+}
+
+/// The fleet compiler's flags for static reachability.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReachArgs {
+    /// Analyse each image's binaries before compiling it: the image is read
+    /// from this Docker or podman Engine API socket (a container is
+    /// created, exported and removed, never started), and the files its
+    /// containers ran (collectors at wire version 8), its command and the
+    /// declared tools are analysed. A syscall they reach that the fleet
+    /// never made gets the policy's `reachable` tier (default log). An
+    /// image the engine lacks, or whose id is not a digest the fleet ran,
+    /// is compiled from observations alone, with a warning. Without this
+    /// flag no analysis runs.
+    #[arg(long, value_name = "SOCKET")]
+    pub reach_engine: Option<PathBuf>,
+    /// A binary operators run in the image's containers (`docker exec`),
+    /// by path in the image or by name in its PATH (repeatable; needs
+    /// --reach-engine): its reachable syscalls join each image's
+    /// reachable set.
+    #[arg(long = "tool", value_name = "PATH", requires = "reach_engine")]
+    pub tools: Vec<String>,
+    /// Declared tools from a file: one path per line, `#` comments.
+    #[arg(long, value_name = "FILE", requires = "reach_engine")]
+    pub tools_file: Option<PathBuf>,
+    /// The host's cache of analysed files (`off`: none; default
+    /// /var/lib/sandmine/reach-cache).
+    #[arg(long, value_name = "DIR|off", requires = "reach_engine")]
+    pub reach_cache: Option<PathBuf>,
+}
+
+impl ReachArgs {
+    /// The fleet's analysis, or `None` without `--reach-engine`.
+    pub fn load(&self) -> Result<Option<FleetReach>> {
+        let Some(socket) = &self.reach_engine else {
+            return Ok(None);
+        };
+        let mut tools = self.tools.clone();
+        if let Some(f) = &self.tools_file {
+            tools.extend(read_tools_file(f)?);
+        }
+        let docker = collector::docker::DockerClient::connect(Some(socket))
+            .with_context(|| format!("--reach-engine {}", socket.display()))?;
+        Ok(Some(FleetReach {
+            docker,
+            tools,
+            cache: self.reach_cache.clone(),
+            memo: std::sync::Mutex::new(BTreeMap::new()),
+        }))
+    }
+}
+
+/// Static reachability for images read from the store: each image read
+/// from an engine, analysed once per (image id, files its containers ran)
+/// in this process.
+pub struct FleetReach {
+    docker: collector::docker::DockerClient,
+    tools: Vec<String>,
+    cache: Option<PathBuf>,
+    memo: std::sync::Mutex<BTreeMap<String, Reachability>>,
+}
+
+/// The digest the collector stores for an image: its registry digest
+/// when it has one, else its local id (`collector::daemon::attrib`).
+fn stored_digest(info: &collector::docker::ImageInfo) -> String {
+    info.repo_digests
+        .iter()
+        .find_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+        .unwrap_or_else(|| info.id.clone())
+}
+
+impl FleetReach {
+    /// The reachability of `obs`'s image, or `None` (with a warning on
+    /// stderr saying why) when it cannot be read: the image is compiled
+    /// from its observations alone.
+    pub fn of(&self, obs: &schemas::fleet::ImageObservations) -> Result<Option<Reachability>> {
+        let image = &obs.image;
+        let not = |why: String| {
+            eprintln!(
+                "sandmine: warning: {image}: not analysed ({why}); compiled from its observations alone"
+            );
+            Ok(None)
+        };
+        let info = match self.docker.inspect_image(image) {
+            Ok(i) => i,
+            Err(e) => return not(e.to_string()),
+        };
+        let digest = stored_digest(&info);
+        if !obs.digests.is_empty() && !obs.digests.contains(&digest) {
+            return not(format!(
+                "the engine's {image} is {digest}, which no container of the fleet ran ({})",
+                obs.digests.join(", ")
+            ));
+        }
+        let key = format!(
+            "{}\n{:?}\n{:?}",
+            info.id, obs.executed.executables, obs.executed.mapped
+        );
+        if let Some(r) = self
+            .memo
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the analysis memo is poisoned"))?
+            .get(&key)
+        {
+            return Ok(Some(r.clone()));
+        }
+        let t0 = std::time::Instant::now();
+        let dir = tempfile::Builder::new()
+            .prefix("sandmine-reach.")
+            .tempdir()
+            .context("creating a scratch directory for the static analysis")?;
+        let (root, command) = image_root(&self.docker, image, dir.path())?;
+        let mut analyzer = analyzer(&root, self.cache.as_deref())?;
+        let mut r = analyse(
+            &mut analyzer,
+            &root,
+            &Ran {
+                executables: &obs.executed.executables,
+                mapped: &obs.executed.mapped,
+                command: &command,
+            },
+            &self.tools,
+        );
+        if obs.executed.is_empty() {
+            r.gaps.push(
+                "the store holds no file that the image's containers ran (collectors below wire version 8, or none verified): only its command and the declared tools were analysed".to_string(),
+            );
+        }
+        if obs.digests.is_empty() {
+            r.gaps.push(format!(
+                "the store names no digest for {image}: the engine's {digest} was analysed"
+            ));
+        }
+        eprintln!(
+            "sandmine: {image}: static analysis of {} file(s) ({} ran, {} declared), {} syscalls reachable, the set is {}; {:.1} s",
+            r.files.len(),
+            r.files.iter().filter(|f| f.ran).count(),
+            r.files.iter().filter(|f| !f.ran).count(),
+            r.syscalls.len(),
+            if r.known() { "known" } else { "UNKNOWN (see the report)" },
+            t0.elapsed().as_secs_f64()
+        );
+        self.memo
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the analysis memo is poisoned"))?
+            .insert(key, r.clone());
+        Ok(Some(r))
     }
 }
 

@@ -44,8 +44,11 @@ pub fn sample_pid(proc_root: &Path, pid: &str, out: &mut ExecutedFiles) {
     }
 }
 
+/// Adds `f` unless it is no file of the container: a path the wire
+/// refuses, or a memfd (runc runs its `init` from a sealed memfd copy of
+/// itself, `/memfd:runc_cloned:/proc/self/exe`, which no image holds).
 fn add(out: &mut ExecutedFiles, f: ExecutedFile) {
-    if f.check().is_ok() {
+    if f.check().is_ok() && !f.path.starts_with("/memfd:") {
         out.insert(f);
     }
 }
@@ -155,6 +158,21 @@ mod tests {
             fingerprint(&f("/bin/sh", ExecKind::Exec)),
             fingerprint(&f("/bin/bash", ExecKind::Exec))
         );
+    }
+
+    #[test]
+    fn a_memfd_is_no_file_of_the_container() {
+        let mut out = ExecutedFiles::new();
+        let f = |path: &str| ExecutedFile {
+            path: path.into(),
+            kind: ExecKind::Exec,
+            dev: 1,
+            ino: 1,
+        };
+        add(&mut out, f("/memfd:runc_cloned:/proc/self/exe"));
+        add(&mut out, f("relative/x"));
+        add(&mut out, f("/bin/sh"));
+        assert_eq!(out, ExecutedFiles::from([f("/bin/sh")]));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct PublishArgs {
     /// auto | none | FILE (overrides publish.runtime_base).
     #[arg(long, value_name = "auto|none|FILE")]
     pub runtime_base: Option<String>,
+    #[command(flatten)]
+    pub reach: crate::reaching::ReachArgs,
     /// Print the reports as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +75,7 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     let mut compiler = PolicyArgs {
         policy: s.publish.policy.clone(),
         runtime_base: s.publish.runtime_base.clone(),
+        reach: args.reach.clone(),
     }
     .load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);

@@ -187,10 +187,10 @@ fn export_to(docker: &DockerClient, id: &str, path: &std::path::Path) -> Result<
         .map_err(|e| CollectError::Docker(format!("writing {}: {e}", path.display())))
 }
 
-/// Adds the files that the processes under `parent` run as code: each
-/// one's executable and executable file mappings, as paths inside its
-/// root (the kernel writes paths relative to the process's own mount
-/// namespace). Processes that exit while being read are skipped.
+/// The files that the processes under `parent` run as code: each one's
+/// executable and executable file mappings, as paths inside its root
+/// ([`crate::executed`], the collector daemon's reader too). Processes
+/// that exit while being read are skipped.
 #[derive(Default)]
 struct Ran {
     executables: BTreeSet<String>,
@@ -199,6 +199,8 @@ struct Ran {
 
 fn sample_executed(parent: &Cgroup, out: &mut Ran) {
     let mut dirs = vec![parent.path().to_path_buf()];
+    let mut files = schemas::ExecutedFiles::new();
+    let proc_root = std::path::Path::new("/proc");
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -212,23 +214,14 @@ fn sample_executed(parent: &Cgroup, out: &mut Ran) {
             continue;
         };
         for pid in procs.lines().filter(|l| !l.is_empty()) {
-            if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-                let exe = exe.to_string_lossy();
-                out.executables
-                    .insert(exe.trim_end_matches(" (deleted)").to_string());
-            }
-            let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-                continue;
-            };
-            for line in maps.lines() {
-                let mut f = line.split_ascii_whitespace();
-                let perms = f.nth(1).unwrap_or("");
-                let path = f.nth(3).unwrap_or("");
-                if perms.as_bytes().get(2) == Some(&b'x') && path.starts_with('/') {
-                    out.mapped.insert(path.to_string());
-                }
-            }
+            crate::executed::sample_pid(proc_root, pid, &mut files);
         }
+    }
+    for f in files {
+        match f.kind {
+            schemas::ExecKind::Exec => out.executables.insert(f.path),
+            schemas::ExecKind::Mapped => out.mapped.insert(f.path),
+        };
     }
 }
 
