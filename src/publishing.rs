@@ -331,12 +331,10 @@ pub async fn start_publishing(
     if !s.publish.has_target() {
         return Ok(None);
     }
-    // The scheduled rounds analyse no image (`--reach-engine` is the
-    // `publish` command's).
     let compiler = crate::compiling::PolicyArgs {
         policy: s.publish.policy.clone(),
         runtime_base: s.publish.runtime_base.clone(),
-        reach: crate::reaching::ReachArgs::default(),
+        reach: crate::reaching::ReachArgs::from_config(&s.publish),
     }
     .load()?;
     s.publish.schedule().context("publish.schedule")?;

@@ -424,6 +424,27 @@ pub struct ReachArgs {
 }
 
 impl ReachArgs {
+    /// `[publish]`'s `reach_engine`, `tools` and `reach_cache`: what the
+    /// scheduled rounds of `aggregate` and `standalone` analyse with.
+    pub fn from_config(p: &publish::PublishConfig) -> ReachArgs {
+        ReachArgs {
+            reach_engine: p.reach_engine.clone(),
+            tools: p.tools.clone(),
+            tools_file: None,
+            reach_cache: p.reach_cache.clone(),
+        }
+    }
+
+    /// These flags, or `[publish]`'s keys where no flag is given (`sandmine
+    /// publish`): a given `--reach-engine` brings its own tools and cache.
+    pub fn or_config(&self, p: &publish::PublishConfig) -> ReachArgs {
+        if self.reach_engine.is_some() {
+            self.clone()
+        } else {
+            ReachArgs::from_config(p)
+        }
+    }
+
     /// The fleet's analysis, or `None` without `--reach-engine`.
     pub fn load(&self) -> Result<Option<FleetReach>> {
         let Some(socket) = &self.reach_engine else {

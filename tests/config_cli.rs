@@ -161,19 +161,19 @@ fn max_wire_version_is_checked_at_load() {
     let f = Fixture::new();
     let db = f.arg("store.db");
     let store = format!("store.embedded.path={db}");
-    for v in ["0", "8"] {
+    for v in ["0", "9"] {
         let set = format!("collector.max_wire_version={v}");
         let o = f.sandmine(&["query", "--set", &store, "--set", &set, "images"]);
         assert_eq!(o.code(), Some(2), "{}", o.describe());
         let line = common::one_error_line(&o);
         assert!(
             line.contains(&format!(
-                "max_wire_version {v} is not a wire version this collector writes (1 to 7)"
+                "max_wire_version {v} is not a wire version this collector writes (1 to 8)"
             )),
             "{line}"
         );
     }
-    for v in ["1", "2", "3", "4", "5", "6", "7"] {
+    for v in ["1", "2", "3", "4", "5", "6", "7", "8"] {
         let set = format!("collector.max_wire_version={v}");
         let o = f.sandmine(&["query", "--set", &store, "--set", &set, "images"]);
         assert_eq!(o.code(), Some(0), "{}", o.describe());

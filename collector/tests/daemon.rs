@@ -159,14 +159,14 @@ fn spool_is(d: &Daemon, envs: &[&Envelope]) {
         .collect();
     let want: Vec<Envelope> = envs.iter().map(|e| (*e).clone()).collect();
     assert_eq!(got, want);
-    // At wire version 7 each one is signed by the host's key, created in
+    // At wire version 8 each one is signed by the host's key, created in
     // the state directory on the first start.
     let key = collector::daemon::hostkey::load(&d.config().state_dir.join("host.key"))
         .expect("the host key")
         .public_key();
     for p in &pending {
         let bytes = p.read().unwrap();
-        assert_eq!(schemas::wire::peek_version(&bytes), Ok(7));
+        assert_eq!(schemas::wire::peek_version(&bytes), Ok(8));
         let (_, signer) = schemas::wire::decode_with_signer(&bytes).unwrap();
         assert_eq!(signer, Some(key));
     }

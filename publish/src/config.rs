@@ -58,6 +58,16 @@ pub struct PublishConfig {
     /// Publish unsigned profiles when no `signing_key_file` is set (a
     /// warning each round). Nodes that check signatures refuse them.
     pub allow_unsigned: bool,
+    /// Static reachability for every round: the Engine API socket each
+    /// image is read from (`sandmine compile --help`, `--reach-engine`).
+    /// None: no analysis.
+    pub reach_engine: Option<PathBuf>,
+    /// Declared tools (paths or names in the image's PATH) analysed in
+    /// every image, with `reach_engine`.
+    pub tools: Vec<String>,
+    /// The analysis cache directory (`off`: none; default
+    /// /var/lib/sandmine/reach-cache).
+    pub reach_cache: Option<PathBuf>,
 }
 
 /// `[publish] on_denials`.
@@ -86,6 +96,9 @@ impl Default for PublishConfig {
             signing_key_file: None,
             signing_key: None,
             allow_unsigned: false,
+            reach_engine: None,
+            tools: Vec::new(),
+            reach_cache: None,
         }
     }
 }

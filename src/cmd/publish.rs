@@ -75,7 +75,7 @@ pub fn main(args: PublishArgs) -> Result<ExitCode> {
     let mut compiler = PolicyArgs {
         policy: s.publish.policy.clone(),
         runtime_base: s.publish.runtime_base.clone(),
-        reach: args.reach.clone(),
+        reach: args.reach.or_config(&s.publish),
     }
     .load()?;
     let now = args.now_ms.unwrap_or_else(sysutil::clock::now_ms);
