@@ -173,6 +173,30 @@ def explode_args(envs):
     return values, sets
 
 
+# Executed files (wire v8, migration 7) of some of those envelopes, per
+# (host, boot, seq): (container, image, path, kind, dev, ino), kind 0
+# exec, 1 mapped. nginx is the same path on two hosts (two inodes); n1's
+# count nowhere (unverified).
+EXECUTED = {
+    ("h1", "b1", 1): [("c1", "nginx:1", "/usr/sbin/nginx", 0, 1, 10),
+                      ("c1", "nginx:1", "/lib/ld.so", 1, 1, 20),
+                      ("c2", "nginx:1", "/usr/sbin/nginx", 0, 1, 10)],
+    ("h1", "b1", 2): [("c1", "nginx:1", "/usr/lib/mod.so", 1, 1, 30)],
+    ("h2", "b9", 1): [("c3", "nginx:1", "/usr/sbin/nginx", 0, 2, 10)],
+    ("h3", "b3", 2): [("n1", "app:1", "/tmp/x", 0, 3, 5)],
+}
+
+
+def explode_executed(envs):
+    """The `executed_files` rows of rows.rs `explode`."""
+    out = []
+    for host, boot, seq, start, _ in envs:
+        end = start + 10_000
+        for cid, image, path, kind, dev, ino in EXECUTED.get((host, boot, seq), []):
+            out.append((image, host, boot, cid, path, kind, dev, ino, end))
+    return out
+
+
 def explode(envs):
     """Python twin of aggregator/src/store/rows.rs `explode`."""
     calls, inc, cont, incomplete, unverified = [], [], [], [], []
@@ -212,6 +236,7 @@ COLUMNS = {
     "denials": "image, abi, nr, action, errno, profile, host_id, boot_id, container_id, seq, count, interval_end_ms",
     "arg_values": "image, abi, nr, host_id, boot_id, container_id, fields, value, first_seen_ms",
     "arg_sets": "image, abi, nr, host_id, boot_id, container_id, fields, overflow, last_seen_ms",
+    "executed_files": "image, host_id, boot_id, container_id, path, kind, dev, ino, first_seen_ms",
 }
 
 
@@ -221,7 +246,7 @@ def insert(sess, envs):
     for table, rows in (("containers", cont), ("incomplete_containers", incomplete),
                         ("unverified_containers", unverified), ("incidence", inc), ("calls", calls),
                         ("denials", explode_denials(envs)), ("arg_values", arg_values),
-                        ("arg_sets", arg_sets)):
+                        ("arg_sets", arg_sets), ("executed_files", explode_executed(envs))):
         if rows:
             values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
             run(sess, f"INSERT INTO {DB}.{table} ({COLUMNS[table]}) VALUES {values}")
@@ -248,7 +273,8 @@ def answers(sess):
     out = {}
     out["q_migrations"] = run(sess, read("q_migrations.sql"))
     out["q_images"] = run(sess, read("q_images.sql"))
-    for q in ("q_image_containers", "q_image_calls", "q_image_incidence", "q_image_arg_values", "q_image_arg_sets"):
+    for q in ("q_image_containers", "q_image_calls", "q_image_incidence", "q_image_arg_values", "q_image_arg_sets",
+              "q_image_executed"):
         for image in ("nginx:1", "redis:7", "app:1", "nope"):
             sql = read(q + ".sql")
             out[f"{q}({image})"] = run(sess, bind(sql, *[image] * sql.count("?")))
@@ -289,7 +315,14 @@ def u64(v):
 
 
 WANT = {
-    "q_migrations": (["UInt32"], [[1], [2], [4], [5], [6]]),
+    "q_migrations": (["UInt32"], [[1], [2], [4], [5], [6], [7]]),
+    "q_image_executed(nginx:1)": (
+        ["UInt8", "String"],
+        [[0, "/usr/sbin/nginx"], [1, "/lib/ld.so"], [1, "/usr/lib/mod.so"]],
+    ),
+    "q_image_executed(redis:7)": ([], []),
+    "q_image_executed(app:1)": ([], []),
+    "q_image_executed(nope)": ([], []),
     "q_image_arg_values(nginx:1)": (
         ["UInt8", "UInt32", "String", "String", "UInt64", "UInt64"],
         [
@@ -467,7 +500,7 @@ def main():
         print(f"current ClickHouse (chdb): {v[0][0]}")
         migrate(sess)
         migrate(sess)  # idempotent: nothing to apply, nothing breaks
-        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")) + split(read("0005_denials.sql")) + split(read("0006_args.sql")):
+        for s in split(read("0000_bootstrap.sql")) + split(read("0001_init.sql")) + split(read("0002_incomplete.sql")) + split(read("0004_unverified.sql")) + split(read("0005_denials.sql")) + split(read("0006_args.sql")) + split(read("0007_executed.sql")):
             run(sess, s)  # every DDL statement again: IF NOT EXISTS
         check("python explode row counts", insert(sess, ENVELOPES), (7, 8, 9, 1, 1))
         check_answers(sess, "once")
@@ -484,6 +517,8 @@ def main():
         check("calls rows after OPTIMIZE FINAL", n, [[7]])
         _, n = run(sess, f"SELECT container_id FROM {DB}.incomplete_containers")
         check("incomplete_containers after OPTIMIZE FINAL", n, [["n1"]])
+        _, n = run(sess, f"SELECT toUInt64(count()) FROM {DB}.executed_files")
+        check("executed_files rows after OPTIMIZE FINAL", n, [[6]])
         # The example queries of docs/STORE.md run too.
         docs = open(os.path.join(ROOT, "docs", "STORE.md")).read()
         examples = re.findall(r"```sql\n(.*?)```", docs, re.S)

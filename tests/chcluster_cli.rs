@@ -15,7 +15,7 @@ use aggregator::store::analytics::{DriftBase, Window};
 use aggregator::store::{ClickHouseConfig, Store, StoreConfig};
 use common::*;
 use schemas::wire::Envelope;
-use schemas::{Abi, DenialKey, DenyAction};
+use schemas::{Abi, DenialKey, DenyAction, ExecKind, ExecutedFile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,6 +41,19 @@ fn fleet() -> (Vec<Envelope>, Vec<Envelope>) {
                     },
                     e.seq,
                 );
+                // Files run as code (executed_files): per host a new one
+                // every third message, and one they all share.
+                for (path, kind, ino) in [
+                    (format!("/usr/bin/tool-{}", e.seq), ExecKind::Exec, e.seq),
+                    ("/lib/ld.so".to_string(), ExecKind::Mapped, 1),
+                ] {
+                    c.executed.insert(ExecutedFile {
+                        path,
+                        kind,
+                        dev: 1,
+                        ino,
+                    });
+                }
             }
         }
     }
@@ -209,7 +222,7 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
     // Migrations ON CLUSTER, from node 1: both nodes have the cluster form.
     rt.block_on(async {
         let s = open(&on1).await;
-        assert_eq!(s.applied_migrations().await.unwrap(), [1, 2, 4, 5, 6]);
+        assert_eq!(s.applied_migrations().await.unwrap(), [1, 2, 4, 5, 6, 7]);
         open(&one).await.insert(&all).await.unwrap();
     });
     let mut want_tables = vec![format!("schema_migrations\tReplicatedReplacingMergeTree")];
@@ -233,7 +246,7 @@ fn cluster_store_shards_by_host_counts_once_and_answers_like_one_server() {
                 node,
                 &format!("SELECT DISTINCT version FROM {DB}.schema_migrations ORDER BY version")
             ),
-            ["1", "2", "4", "5", "6"]
+            ["1", "2", "4", "5", "6", "7"]
         );
         assert_eq!(
             q(node, &format!("SELECT engine_full FROM system.tables WHERE database = '{DB}' AND name = 'calls'")),

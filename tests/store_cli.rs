@@ -54,7 +54,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         o.stdout,
         format!(
-            "backed up {} to {}: 3 envelopes, migration 6, {bytes} bytes\n",
+            "backed up {} to {}: 3 envelopes, migration 7, {bytes} bytes\n",
             f.arg("store.db"),
             f.arg("b.db")
         )
@@ -146,7 +146,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         one_error_line(&o),
         format!(
-            "sandmine: error: embedded store: {} is not a usable store backup: it has migration 99, which this sandmine does not know (it knows 1, 2, 3, 4, 5, 6): restore it with the sandmine that wrote it",
+            "sandmine: error: embedded store: {} is not a usable store backup: it has migration 99, which this sandmine does not know (it knows 1, 2, 3, 4, 5, 6, 7): restore it with the sandmine that wrote it",
             f.arg("newer.db")
         )
     );
@@ -169,7 +169,7 @@ fn backup_then_restore_answers_as_at_backup_time() {
     assert_eq!(
         o.stdout,
         format!(
-            "restored {} from {}: 3 envelopes, migration 6\n",
+            "restored {} from {}: 3 envelopes, migration 7\n",
             f.arg("store.db"),
             f.arg("b.db")
         )
@@ -322,7 +322,7 @@ fn prune_keeps_the_window_and_the_ledger() {
         "b2",
         1,
         late_t,
-        vec![with_args(ctr(
+        vec![with_files(with_args(ctr(
             "c9",
             "nginx:1",
             late_t,
@@ -332,10 +332,10 @@ fn prune_keeps_the_window_and_the_ledger() {
                 sc(Abi::X86_64, 0, 7, &[Phase::Image], late_t + 1),
                 sc(Abi::X86_64, 60, 1, &[Phase::Image], late_t + 2),
             ],
-        ))],
+        )))],
     )];
     let mut old = store_common::hand_made();
-    old[0].containers[0] = with_args(old[0].containers[0].clone());
+    old[0].containers[0] = with_files(with_args(old[0].containers[0].clone()));
     rt.block_on(async {
         let s = store_common::open_embedded(f.path("").as_path()).await;
         s.insert(&old).await.expect("old");
@@ -375,6 +375,7 @@ fn prune_keeps_the_window_and_the_ledger() {
             "incidence",
             "arg_values",
             "arg_sets",
+            "executed_files",
             "containers",
         ]
         .contains(t)
@@ -449,10 +450,26 @@ fn with_args(mut c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDe
     c
 }
 
-/// Flags, a denial and an argument set on a container, so that every
-/// ClickHouse table has rows to prune and rows to keep.
+/// Two files run as code (an executable and a mapping) by a container.
+fn with_files(mut c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
+    for (path, kind, ino) in [
+        ("/usr/sbin/nginx", schemas::ExecKind::Exec, 10),
+        ("/lib/ld.so", schemas::ExecKind::Mapped, 20),
+    ] {
+        c.executed.insert(schemas::ExecutedFile {
+            path: path.into(),
+            kind,
+            dev: 1,
+            ino,
+        });
+    }
+    c
+}
+
+/// Flags, a denial, an argument set and executed files on a container, so
+/// that every ClickHouse table has rows to prune and rows to keep.
 fn flagged(c: schemas::wire::ContainerDelta) -> schemas::wire::ContainerDelta {
-    let mut c = with_args(c);
+    let mut c = with_files(with_args(c));
     c.incomplete = true;
     c.unverified = true;
     c.denials.insert(

@@ -181,7 +181,7 @@ async fn migration_3_backfills_an_older_embedded_store() {
     let s = open_embedded(dir.path()).await;
     assert_eq!(
         s.applied_migrations().await.unwrap(),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
     assert_eq!(
         s.syscall_uses(Abi::X86_64, READ, Window::default())

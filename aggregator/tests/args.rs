@@ -238,9 +238,10 @@ fn resign(body: &[u8], key: &wire::HostKey) -> Vec<u8> {
     out
 }
 
-/// A malformed v7 body (a value with bits outside its mask, three
-/// fields, a syscall listed twice) is dead-lettered with the reason; the
-/// good message beside them is stored.
+/// A body with malformed argument sets (wire v7's, in the v8 body the
+/// encoder now writes: a value with bits outside its mask, three fields,
+/// a syscall listed twice) is dead-lettered with the reason; the good
+/// message beside them is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_v7_body_is_dead_lettered_with_its_reason() {
     let nats = testsvc::Nats::start();
@@ -277,8 +278,8 @@ async fn a_malformed_v7_body_is_dead_lettered_with_its_reason() {
         vec![(SOCKET, set(&[(0, 1), (1, 1), (2, 1)], &[&[1, 1, 1]], 0))],
     );
     // Two sets, the second patched to name the first's syscall (the
-    // container's sets end the body; each set here is 11 bytes, its nr
-    // the second).
+    // container's sets end the body but for its executed files, wire v8:
+    // none, one byte; each set here is 11 bytes, its nr the second).
     let twice = one(
         4,
         vec![
@@ -296,9 +297,9 @@ async fn a_malformed_v7_body_is_dead_lettered_with_its_reason() {
     let signed = wire::encode_signed(&twice, &key).unwrap();
     let body = &signed[..signed.len() - wire::TRAILER];
     let n = body.len();
-    assert_eq!(body[n - 11..], [0, 42, 1, 0, 251, 255, 0, 1, 1, 1, 0]);
+    assert_eq!(body[n - 12..], [0, 42, 1, 0, 251, 255, 0, 1, 1, 1, 0, 0]);
     let mut patched = body.to_vec();
-    patched[n - 10] = SOCKET as u8;
+    patched[n - 11] = SOCKET as u8;
     let patched = resign(&patched, &key);
     bytes.push((wire::message_id(&twice, &patched), patched));
 
@@ -361,15 +362,15 @@ async fn a_malformed_v7_body_is_dead_lettered_with_its_reason() {
         [
             (
                 bytes[1].0.clone(),
-                "version-7 message out of range: container 0 args of x86_64 41: argument 1 value 0x11 has bits outside its mask 0xf".to_string()
+                "version-8 message out of range: container 0 args of x86_64 41: argument 1 value 0x11 has bits outside its mask 0xf".to_string()
             ),
             (
                 bytes[2].0.clone(),
-                "version-7 message out of range: container 0 args of x86_64 41: 3 argument fields (1 to 2)".to_string()
+                "version-8 message out of range: container 0 args of x86_64 41: 3 argument fields (1 to 2)".to_string()
             ),
             (
                 bytes[3].0.clone(),
-                "malformed version-7 body: arguments of syscall (x86_64, 41) listed twice in one container".to_string()
+                "malformed version-8 body: arguments of syscall (x86_64, 41) listed twice in one container".to_string()
             ),
         ]
     );

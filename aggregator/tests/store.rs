@@ -431,11 +431,17 @@ async fn migrations_apply_once_and_reopen_is_harmless() {
     let (a, b) = tokio::join!(Store::open(&cfg), Store::open(&cfg));
     a.unwrap();
     b.unwrap();
-    assert_eq!(s1.applied_migrations().await.unwrap(), vec![1, 2, 4, 5, 6]);
-    assert_eq!(s2.applied_migrations().await.unwrap(), vec![1, 2, 4, 5, 6]);
+    assert_eq!(
+        s1.applied_migrations().await.unwrap(),
+        vec![1, 2, 4, 5, 6, 7]
+    );
+    assert_eq!(
+        s2.applied_migrations().await.unwrap(),
+        vec![1, 2, 4, 5, 6, 7]
+    );
     assert_eq!(
         ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
-        "arg_sets\narg_values\ncalls\ncontainers\ndenials\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
+        "arg_sets\narg_values\ncalls\ncontainers\ndenials\nexecuted_files\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
     );
     s1.insert(&hand_made()).await.unwrap();
     let s3 = open_ch(&ch).await;
@@ -448,7 +454,7 @@ async fn migrations_apply_once_and_reopen_is_harmless() {
     let e2 = open_embedded(dir.path()).await;
     assert_eq!(
         e2.applied_migrations().await.unwrap(),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
     assert_hand_made(&e2).await;
 }
@@ -1154,7 +1160,10 @@ async fn migration_2_adds_incomplete_to_an_existing_clickhouse_store() {
         T0 + 1000
     ));
     let s = open_ch(&ch).await;
-    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 4, 5, 6]);
+    assert_eq!(
+        s.applied_migrations().await.unwrap(),
+        vec![1, 2, 4, 5, 6, 7]
+    );
     let obs = s.image_observations("app:1").await.unwrap().unwrap();
     assert_eq!(
         obs.incidence

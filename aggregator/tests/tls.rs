@@ -26,7 +26,10 @@ async fn https_with_ca_file_migrates_inserts_and_answers() {
         Ok(s) => s,
         Err(e) => panic!("open over https: {e}"),
     };
-    assert_eq!(s.applied_migrations().await.unwrap(), vec![1, 2, 4, 5, 6]);
+    assert_eq!(
+        s.applied_migrations().await.unwrap(),
+        vec![1, 2, 4, 5, 6, 7]
+    );
     let stats = s.insert(&hand_made()).await.unwrap();
     assert_eq!(
         stats,
@@ -46,7 +49,7 @@ async fn https_with_ca_file_migrates_inserts_and_answers() {
     // The rows really are in the server (read back over plain HTTP).
     assert_eq!(
         ch.query("SELECT name FROM system.tables WHERE database = 'sandmine' ORDER BY name"),
-        "arg_sets\narg_values\ncalls\ncontainers\ndenials\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
+        "arg_sets\narg_values\ncalls\ncontainers\ndenials\nexecuted_files\nincidence\nincomplete_containers\nschema_migrations\nunverified_containers\n"
     );
     // Over https the same answers as over http.
     let plain = open_ch(&ch).await;

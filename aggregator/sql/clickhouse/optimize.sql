@@ -6,4 +6,5 @@ OPTIMIZE TABLE {db}.unverified_containers FINAL;
 OPTIMIZE TABLE {db}.denials FINAL;
 OPTIMIZE TABLE {db}.arg_values FINAL;
 OPTIMIZE TABLE {db}.arg_sets FINAL;
+OPTIMIZE TABLE {db}.executed_files FINAL;
 OPTIMIZE TABLE {db}.schema_migrations FINAL

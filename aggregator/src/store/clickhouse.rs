@@ -452,6 +452,7 @@ impl ClickHouseStore {
         self.insert_rows("denials", &rows.denials).await?;
         self.insert_rows("arg_values", &rows.arg_values).await?;
         self.insert_rows("arg_sets", &rows.arg_sets).await?;
+        self.insert_rows("executed_files", &rows.executed).await?;
         Ok(InsertStats {
             calls: rows.calls.len() as u64,
             incidence: rows.incidence.len() as u64,
@@ -517,10 +518,22 @@ impl ClickHouseStore {
                     .fetch_all::<super::rows::ArgSetSummary>(),
             )
             .await?;
+        let q = self.sql(sql::Q_IMAGE_EXECUTED);
+        let executed = self
+            .timed(
+                self.client
+                    .query(&q)
+                    .bind(image)
+                    .bind(image)
+                    .fetch_all::<super::rows::ExecutedSummary>(),
+            )
+            .await?;
         let args = super::rows::assemble_args(values, sets)?;
+        let executed = super::rows::assemble_executed(executed)?;
         Ok(
             super::rows::assemble(image, containers, calls, incidence)?.map(|mut o| {
                 o.args = args;
+                o.executed = executed;
                 o
             }),
         )

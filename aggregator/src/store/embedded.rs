@@ -178,6 +178,16 @@ const Q_IMAGE_ARG_SETS: &str = "SELECT abi, nr, count(*), count(DISTINCT CASE WH
        GROUP BY abi, nr, host_id, boot_id, container_id)
  GROUP BY abi, nr
  ORDER BY abi, nr";
+/// Executed files (migration 7): the ledger stores each envelope once; a
+/// file sent again (a collector that lost its state) keeps the earliest
+/// first seen. `dev` and `ino` are stored bit-for-bit as `i64` (see [`i`]).
+const UPSERT_EXECUTED: &str = "INSERT INTO executed_files (image, host_id, boot_id, container_id, path, kind, dev, ino, first_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ ON CONFLICT (image, host_id, boot_id, container_id, path, kind, dev, ino) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)";
+/// `q_image_executed.sql`: each (kind, path) once, verified containers
+/// only.
+const Q_IMAGE_EXECUTED: &str = "SELECT DISTINCT kind, path FROM executed_files x
+ WHERE x.image = ?1 AND NOT EXISTS (SELECT 1 FROM unverified_containers u WHERE u.image = x.image AND u.host_id = x.host_id AND u.boot_id = x.boot_id AND u.container_id = x.container_id)
+ ORDER BY kind, path";
 /// `query denials` (see `q_denials.sql`): `?1` is the image, or '' for
 /// all; `?2` the first hour.
 const Q_DENIALS: &str = "SELECT image, abi, nr, action, errno, profile, sum(h), sum(l), count(DISTINCT host_id), count(*), min(f), max(z)
@@ -346,6 +356,7 @@ impl EmbeddedStore {
                 let mut denials = tx.prepare_cached(UPSERT_DENIALS)?;
                 let mut arg_values = tx.prepare_cached(UPSERT_ARG_VALUES)?;
                 let mut arg_sets = tx.prepare_cached(UPSERT_ARG_SETS)?;
+                let mut executed = tx.prepare_cached(UPSERT_EXECUTED)?;
                 let now = now_ms();
                 for e in &batch {
                     if msg.execute(params![e.host_id, e.boot_id, i(e.seq), now])? == 0 {
@@ -463,6 +474,19 @@ impl EmbeddedStore {
                             i(x.last_seen_ms)
                         ])?;
                     }
+                    for x in &r.executed {
+                        executed.execute(params![
+                            x.image,
+                            x.host_id,
+                            x.boot_id,
+                            x.container_id,
+                            x.path,
+                            x.kind,
+                            i(x.dev),
+                            i(x.ino),
+                            i(x.first_seen_ms)
+                        ])?;
+                    }
                     stats.calls += r.calls.len() as u64;
                     stats.incidence += r.incidence.len() as u64;
                     stats.containers += r.containers.len() as u64;
@@ -490,7 +514,7 @@ impl EmbeddedStore {
         image: &str,
     ) -> Result<Option<ImageObservations>, StoreError> {
         let img = image.to_string();
-        let (containers, calls, incidence, values, sets) = self
+        let (containers, calls, incidence, values, sets, executed) = self
             .with(move |c| {
                 let tx = c.transaction()?;
                 let containers = {
@@ -577,19 +601,34 @@ impl EmbeddedStore {
                         .collect::<Result<Vec<_>, _>>()?;
                     v
                 };
+                let executed = {
+                    let mut st = tx.prepare_cached(Q_IMAGE_EXECUTED)?;
+                    let v = st
+                        .query_map([&img], |r| {
+                            Ok(rows::ExecutedSummary {
+                                kind: r.get(0)?,
+                                path: r.get(1)?,
+                            })
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    v
+                };
                 Ok((
                     containers,
                     merge_call_phases(calls),
                     merge_phases(incidence),
                     values,
                     sets,
+                    executed,
                 ))
             })
             .await?;
         let args = rows::assemble_args(values, sets)?;
+        let executed = rows::assemble_executed(executed)?;
         Ok(
             rows::assemble(image, containers, calls, incidence)?.map(|mut o| {
                 o.args = args;
+                o.executed = executed;
                 o
             }),
         )
@@ -908,9 +947,9 @@ fn merge_call_phases(v: Vec<CallSummary>) -> Vec<CallSummary> {
 /// Retention (`sandmine store prune`): per table, what goes. The ledger
 /// (`messages`) is kept: it is what makes a redelivered old envelope count
 /// zero times, and a pruned envelope redelivered must stay skipped.
-/// Incomplete and unverified flags and argument values and sets go with
-/// their container, before it.
-const PRUNE: [(&str, &str); 10] = [
+/// Incomplete and unverified flags, argument values and sets, and
+/// executed files go with their container, before it.
+const PRUNE: [(&str, &str); 11] = [
     ("calls", "DELETE FROM calls WHERE last_seen_ms < ?1"),
     ("calls_hourly", "DELETE FROM calls_hourly WHERE hour_ms + 3600000 <= ?1"),
     ("incidence", "DELETE FROM incidence WHERE last_seen_ms < ?1"),
@@ -919,6 +958,7 @@ const PRUNE: [(&str, &str); 10] = [
     ("unverified_containers", "DELETE FROM unverified_containers WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = unverified_containers.image AND c.host_id = unverified_containers.host_id AND c.boot_id = unverified_containers.boot_id AND c.container_id = unverified_containers.container_id AND c.last_seen_ms < ?1)"),
     ("arg_values", "DELETE FROM arg_values WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = arg_values.image AND c.host_id = arg_values.host_id AND c.boot_id = arg_values.boot_id AND c.container_id = arg_values.container_id AND c.last_seen_ms < ?1)"),
     ("arg_sets", "DELETE FROM arg_sets WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = arg_sets.image AND c.host_id = arg_sets.host_id AND c.boot_id = arg_sets.boot_id AND c.container_id = arg_sets.container_id AND c.last_seen_ms < ?1)"),
+    ("executed_files", "DELETE FROM executed_files WHERE EXISTS (SELECT 1 FROM containers c WHERE c.image = executed_files.image AND c.host_id = executed_files.host_id AND c.boot_id = executed_files.boot_id AND c.container_id = executed_files.container_id AND c.last_seen_ms < ?1)"),
     ("containers", "DELETE FROM containers WHERE last_seen_ms < ?1"),
     ("messages", ""),
 ];

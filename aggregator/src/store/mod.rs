@@ -92,6 +92,8 @@ pub enum StoreError {
     UnknownAbi(#[from] rows::UnknownAbi),
     #[error(transparent)]
     BadStoredText(#[from] rows::BadStoredText),
+    #[error(transparent)]
+    UnknownExecKind(#[from] rows::UnknownExecKind),
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@ use schemas::fleet::{ContainerIncidence, ImageObservations, IncidenceEntry, Sysc
 use schemas::wire::Envelope;
 use schemas::{Abi, Phase, PhaseSet};
 use schemas::{ArgEvidence, ArgField, ArgOverflow, ArgRecorded, ArgTotals};
+use schemas::{ExecKind, RanFiles};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -171,6 +172,30 @@ pub struct ArgSetRow {
     pub last_seen_ms: u64,
 }
 
+/// One file one container ran as code (wire v8, migration 7): its path
+/// inside the container, how it ran (`ExecKind::code`: 0 exec, 1
+/// mapped), and the device and inode the path named. Each file is sent
+/// once per container; a redelivered message writes the same row again,
+/// which the stores' key collapses (a set union).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, clickhouse::Row)]
+pub struct ExecutedRow {
+    pub image: String,
+    pub host_id: String,
+    pub boot_id: String,
+    pub container_id: String,
+    pub path: String,
+    /// `ExecKind::code`
+    pub kind: u8,
+    pub dev: u64,
+    pub ino: u64,
+    /// The end of the interval of the message that carried it (not the
+    /// container's `last_seen_ms`: like `ArgValueRow`'s, a property of the
+    /// message, so a redelivery rewrites the same row). The key leaves it
+    /// out: a file sent again keeps the earliest in SQLite, one of the
+    /// copies after a ClickHouse merge.
+    pub first_seen_ms: u64,
+}
+
 /// The rows of a batch of envelopes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
@@ -182,6 +207,7 @@ pub struct Rows {
     pub denials: Vec<DenialRow>,
     pub arg_values: Vec<ArgValueRow>,
     pub arg_sets: Vec<ArgSetRow>,
+    pub executed: Vec<ExecutedRow>,
 }
 
 /// The stored text of a set's fields: `index:mask` with the mask in
@@ -337,6 +363,19 @@ pub fn explode(batch: &[Envelope]) -> Rows {
                     last_seen_ms: e.interval_end_ms,
                 });
             }
+            for f in &c.executed {
+                out.executed.push(ExecutedRow {
+                    image: r.image.clone(),
+                    host_id: e.host_id.clone(),
+                    boot_id: e.boot_id.clone(),
+                    container_id: r.id.clone(),
+                    path: f.path.clone(),
+                    kind: f.kind.code(),
+                    dev: f.dev,
+                    ino: f.ino,
+                    first_seen_ms: e.interval_end_ms,
+                });
+            }
             let profile = r.seccomp.version();
             for (k, n) in &c.denials {
                 let (action, errno) = schemas::wire::action_code(k.action);
@@ -484,6 +523,34 @@ pub fn assemble_args(
     e.overflow.sort();
     e.recorded.sort();
     Ok(e)
+}
+
+/// One file an image's verified containers ran as code: each (kind,
+/// path) once, whichever containers, devices and inodes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, clickhouse::Row)]
+pub struct ExecutedSummary {
+    /// `ExecKind::code`
+    pub kind: u8,
+    pub path: String,
+}
+
+/// A stored executed-file kind that this build does not know: the store
+/// was written by a newer sandmine.
+#[derive(Debug, thiserror::Error)]
+#[error("stored executed-file kind {0} is unknown to this build (written by a newer sandmine?)")]
+pub struct UnknownExecKind(pub u8);
+
+/// The image's [`RanFiles`] from the executed-files query (verified
+/// containers only: the query leaves out those in
+/// `unverified_containers`, as the argument queries do), the same way for
+/// both stores.
+pub fn assemble_executed(files: Vec<ExecutedSummary>) -> Result<RanFiles, UnknownExecKind> {
+    let mut out = RanFiles::default();
+    for f in files {
+        let kind = ExecKind::from_code(f.kind).ok_or(UnknownExecKind(f.kind))?;
+        out.insert(kind, f.path);
+    }
+    Ok(out)
 }
 
 /// A stored ABI code that this build does not know: the store was written

@@ -60,11 +60,23 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0006_args.sql",
         sql: include_str!("../../sql/clickhouse/0006_args.sql"),
     },
+    // `executed_files` (wire v8, issue 10): per container the files its
+    // processes ran as code, each (path, kind, dev, ino) one row. Each is
+    // sent once per container, but a message can be redelivered (the
+    // same row again) and a collector that lost its state can send a
+    // file again (a later `first_seen_ms`): the key leaves
+    // `first_seen_ms` out, so rows are a set union; a merge keeps one of
+    // the copies (no version: the last inserted).
+    Migration {
+        version: 7,
+        file: "0007_executed.sql",
+        sql: include_str!("../../sql/clickhouse/0007_executed.sql"),
+    },
 ];
 
 /// The tables sandmine stores rows in (every table of the migrations but
 /// `schema_migrations`).
-pub const DATA_TABLES: [&str; 8] = [
+pub const DATA_TABLES: [&str; 9] = [
     "calls",
     "incidence",
     "containers",
@@ -73,6 +85,7 @@ pub const DATA_TABLES: [&str; 8] = [
     "denials",
     "arg_values",
     "arg_sets",
+    "executed_files",
 ];
 
 pub const Q_MIGRATIONS: &str = include_str!("../../sql/clickhouse/q_migrations.sql");
@@ -87,6 +100,9 @@ pub const Q_IMAGE_ARG_VALUES: &str = include_str!("../../sql/clickhouse/q_image_
 /// An image's argument sets: per (abi, nr) the verified containers that
 /// recorded one, and the hosts and containers with an overflow.
 pub const Q_IMAGE_ARG_SETS: &str = include_str!("../../sql/clickhouse/q_image_arg_sets.sql");
+/// The files an image's containers ran as code: each (kind, path) once,
+/// unverified containers left out.
+pub const Q_IMAGE_EXECUTED: &str = include_str!("../../sql/clickhouse/q_image_executed.sql");
 pub const Q_SYSCALL_TOTALS: &str = include_str!("../../sql/clickhouse/q_syscall_totals.sql");
 /// Runtime-phase syscalls per (runtime, image); `2` is `Phase::Runtime`'s
 /// bit (checked by a test).
@@ -127,8 +143,8 @@ pub const OPTIMIZE: &str = include_str!("../../sql/clickhouse/optimize.sql");
 /// uses`, `breaks`, `denials --since` count by that hour); `incidence` and
 /// `containers` by their key's latest version (every version of a key, or
 /// none: a subquery on the per-key maximum `last_seen_ms`, checked on
-/// 18.16); the incomplete/unverified flags with their container, before
-/// it. See [`prune_steps`].
+/// 18.16); the incomplete/unverified flags, argument values and sets and
+/// executed files with their container, before it. See [`prune_steps`].
 /// Mutations of one table (database, table) not yet done, and their parts
 /// still to mutate. 18.16's `system.mutations` has no failure columns
 /// (`latest_fail_reason` came later): a failing mutation stays not done.
@@ -213,6 +229,14 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         file: "0006_args.sql",
         sql: include_str!("../../sql/sqlite/0006_args.sql"),
     },
+    // The same number as ClickHouse's migration 7 (`executed_files`); the
+    // ledger makes each insert once, and a file sent again keeps the
+    // earliest first seen.
+    Migration {
+        version: 7,
+        file: "0007_executed.sql",
+        sql: include_str!("../../sql/sqlite/0007_executed.sql"),
+    },
 ];
 
 /// Every ClickHouse file the store uses, by name, with its text: what the
@@ -229,6 +253,7 @@ pub fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("q_image_incidence.sql", Q_IMAGE_INCIDENCE),
         ("q_image_arg_values.sql", Q_IMAGE_ARG_VALUES),
         ("q_image_arg_sets.sql", Q_IMAGE_ARG_SETS),
+        ("q_image_executed.sql", Q_IMAGE_EXECUTED),
         ("q_syscall_totals.sql", Q_SYSCALL_TOTALS),
         ("q_runtime_syscalls.sql", Q_RUNTIME_SYSCALLS),
         ("q_uses_calls.sql", Q_USES_CALLS),
@@ -466,8 +491,8 @@ mod tests {
         {
             n += render_file_for_cluster(sql, "c1").unwrap().len();
         }
-        // 1 database + 1 schema_migrations + 8 tables x 2 + 8 optimize.
-        assert_eq!(n, 26);
+        // 1 database + 1 schema_migrations + 9 tables x 2 + 9 optimize.
+        assert_eq!(n, 29);
         let boot = render_file_for_cluster(BOOTSTRAP, "c1").unwrap();
         assert_eq!(
             boot,
@@ -502,7 +527,7 @@ mod tests {
             opt[0],
             "OPTIMIZE TABLE {db}.calls_local ON CLUSTER c1 FINAL"
         );
-        assert_eq!(opt.len(), 8);
+        assert_eq!(opt.len(), 9);
         let args = render_file_for_cluster(MIGRATIONS[4].sql, "c1").unwrap();
         assert_eq!(args.len(), 4);
         assert_eq!(
@@ -512,6 +537,24 @@ mod tests {
              overflow UInt64, last_seen_ms UInt64) ENGINE = ReplicatedReplacingMergeTree(\
              '/clickhouse/sandmine/c1/{db}/{shard}/arg_sets_local', '{replica}', overflow) \
              ORDER BY (image, abi, nr, host_id, boot_id, container_id, fields)"
+        );
+        let executed = render_file_for_cluster(MIGRATIONS[5].sql, "c1").unwrap();
+        let cols = "image String, host_id String, boot_id String, container_id String, \
+                    path String, kind UInt8, dev UInt64, ino UInt64, first_seen_ms UInt64";
+        assert_eq!(
+            executed,
+            [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {{db}}.executed_files_local ON CLUSTER c1 ({cols}) \
+                     ENGINE = ReplicatedReplacingMergeTree(\
+                     '/clickhouse/sandmine/c1/{{db}}/{{shard}}/executed_files_local', '{{replica}}') \
+                     ORDER BY (image, host_id, boot_id, container_id, path, kind, dev, ino)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {{db}}.executed_files ON CLUSTER c1 ({cols}) \
+                     ENGINE = Distributed(c1, {{db}}, executed_files_local, cityHash64(host_id))"
+                ),
+            ]
         );
         for bad in [
             "ALTER TABLE {db}.calls ADD COLUMN x UInt8",
@@ -542,6 +585,7 @@ mod tests {
                 "unverified_containers",
                 "arg_values",
                 "arg_sets",
+                "executed_files",
                 "containers"
             ]
         );
@@ -554,7 +598,7 @@ mod tests {
             assert_eq!(s.predicate.matches('?').count(), 1, "{}", s.table);
         }
         let c = render_file_for_cluster(PRUNE, "c1").unwrap();
-        assert_eq!(c.len(), 8);
+        assert_eq!(c.len(), 9);
         assert_eq!(
             c[0],
             "ALTER TABLE {db}.calls_local ON CLUSTER c1 DELETE WHERE \
@@ -575,6 +619,10 @@ mod tests {
         );
         assert_eq!(
             c[7],
+            format!("ALTER TABLE {{db}}.executed_files_local ON CLUSTER c1 DELETE WHERE {sub}")
+        );
+        assert_eq!(
+            c[8],
             format!("ALTER TABLE {{db}}.containers_local ON CLUSTER c1 DELETE WHERE {sub}")
         );
         assert!(c[1].starts_with("ALTER TABLE {db}.incidence_local ON CLUSTER c1 DELETE WHERE "));
@@ -601,8 +649,8 @@ mod tests {
         let sqlite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(split(MIGRATIONS[2].sql).len(), 1);
         // 3 is the embedded store's alone (calls_hourly).
-        assert_eq!(versions, [1, 2, 4, 5, 6]);
-        assert_eq!(sqlite, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions, [1, 2, 4, 5, 6, 7]);
+        assert_eq!(sqlite, [1, 2, 3, 4, 5, 6, 7]);
         assert!(valid_identifier("sandmine_1"));
         assert!(!valid_identifier("a-b"));
         assert!(!valid_identifier("1a"));

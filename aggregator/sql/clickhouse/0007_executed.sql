@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS {db}.executed_files (image String, host_id String, boot_id String, container_id String, path String, kind UInt8, dev UInt64, ino UInt64, first_seen_ms UInt64) ENGINE = ReplacingMergeTree ORDER BY (image, host_id, boot_id, container_id, path, kind, dev, ino)

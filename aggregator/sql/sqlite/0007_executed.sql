@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS executed_files (image TEXT NOT NULL, host_id TEXT NOT NULL, boot_id TEXT NOT NULL, container_id TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, PRIMARY KEY (image, host_id, boot_id, container_id, path, kind, dev, ino)) WITHOUT ROWID
