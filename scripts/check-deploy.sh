@@ -382,6 +382,16 @@ sed 's/^  replicas: 2$/  replicas: 1/' "$nats" >"$b/replicas.yaml"
 expect_fail "the invariants reject one aggregator replica" "1 replica" invariants "$b/replicas.yaml"
 sed 's|^\( *\)proc_root = "/host/proc"$|\1proc_root = "/proc"|' "$nats" >"$b/proc.yaml"
 expect_fail "the invariants reject the container's own /proc as proc_root" "proc_root is /proc" invariants "$b/proc.yaml"
+# invariants: a runtime socket. The cri-containerd overlay's CRI socket
+# passes (above); Docker's socket in its place, or the CRI socket mounted
+# where collector.cri_socket does not name it, does not.
+cri=$work/k8s/cri-containerd.yaml
+sed 's|^\( *\)path: /run/containerd/containerd.sock$|\1path: /var/run/docker.sock|' "$cri" >"$b/docker-sock.yaml"
+expect_fail "the invariants reject Docker's socket on the collector" \
+    "mounts the runtime socket /var/run/docker.sock" invariants "$b/docker-sock.yaml"
+sed 's|mountPath: /run/cri/runtime.sock$|mountPath: /run/other.sock|' "$cri" >"$b/cri-path.yaml"
+expect_fail "the invariants reject a CRI socket mounted where cri_socket does not name it" \
+    "not exactly one CRI socket of type Socket at collector.cri_socket" invariants "$b/cri-path.yaml"
 # promtool: a syntax error; a rule whose `for:` changed fails its unit test.
 mkdir "$b/prom"
 sed 's/expr: up{job="sandmine-collector"} == 0/expr: up{job="sandmine-collector" == 0/' \

@@ -7,7 +7,10 @@ Run by scripts/check-deploy.sh with /var/cache/sandmine/deploy/py's python
 
   - the collector DaemonSet: capabilities drop [ALL] and add exactly BPF,
     PERFMON, SYS_PTRACE (tests/privileges_cli.rs); not privileged, no
-    hostPID/hostNetwork/hostIPC, no runtime socket; a Localhost seccomp
+    hostPID/hostNetwork/hostIPC, no runtime socket but, where an overlay
+    opts in (cri-containerd), exactly one CRI runtime's socket (hostPath of
+    type Socket) mounted where its collector.cri_socket names it; a
+    Localhost seccomp
     profile, sandmine's own (deploy/own-profile/sandmine-collect.json:
     EPERM by default, never a kill); the host's /proc read-only at its
     config's proc_root; BTF
@@ -32,6 +35,9 @@ import tomllib
 import yaml
 
 COLLECTOR_CAPS = ["BPF", "PERFMON", "SYS_PTRACE"]
+# The CRI runtimes' sockets an overlay may mount (containerd, CRI-O): the
+# runtime socket the collector may be given, never Docker's.
+CRI_SOCKETS = {"/run/containerd/containerd.sock", "/run/crio/crio.sock"}
 # The collector's own profile, as the kubelet finds it under its seccomp
 # directory, and where deploy/own-profile/build.sh writes it.
 OWN_PROFILE = "sandmine/sandmine-collect.json"
@@ -149,15 +155,26 @@ for ds in collectors:
     vols = {v["name"]: v for v in spec.get("volumes", [])}
     mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
     host = {v["hostPath"]["path"]: n for n, v in vols.items() if "hostPath" in v}
-    for path in host:
-        if path.endswith(".sock") or "containerd" in path or "docker" in path or "crio" in path:
-            err(f"{name(ds)}: mounts the runtime socket {path} (root-equivalent)")
     cm_name = vols.get("config", {}).get("configMap", {}).get("name")
     cm = configmaps.get((ds["metadata"]["namespace"], cm_name))
     if cm is None:
         err(f"{name(ds)}: its ConfigMap {cm_name} is not in the output")
         continue
     cfg = tomllib.loads(cm["data"]["sandmine.toml"])
+    cri = cfg.get("collector", {}).get("cri_socket")
+    sockets = [p for p in host
+               if p.endswith(".sock") or "containerd" in p or "docker" in p or "crio" in p]
+    for path in sockets:
+        v = vols[host[path]]
+        m = mounts.get(host[path])
+        opted_in = (cri is not None and path in CRI_SOCKETS and len(sockets) == 1
+                    and v["hostPath"].get("type") == "Socket"
+                    and m is not None and m["mountPath"] == cri)
+        if not opted_in:
+            err(f"{name(ds)}: mounts the runtime socket {path} (root-equivalent)"
+                + ("" if cri is None else f", not exactly one CRI socket of type Socket at collector.cri_socket {cri}"))
+    if cri is not None and not sockets:
+        err(f"{name(ds)}: collector.cri_socket is {cri}, but no CRI runtime socket is mounted")
     proc_root = cfg.get("collector", {}).get("proc_root", "/proc")
     pin_dir = cfg.get("collector", {}).get("pin_dir", "/sys/fs/bpf/sandmine")
     want = {"/proc": (proc_root, True), "/sys/kernel/btf": ("/sys/kernel/btf", True),
