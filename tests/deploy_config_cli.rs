@@ -50,6 +50,7 @@ fn every_configmap_toml_loads_and_a_misspelt_key_does_not() {
         [
             "base/collector.toml",
             "base/sandmine.toml",
+            "overlays/cri-containerd/collector.toml",
             "overlays/kafka/collector.toml",
             "overlays/kafka/sandmine.toml",
         ]
