@@ -896,18 +896,12 @@ struct ContainerV7 {
     args: Vec<ArgSetV7>,
 }
 
+/// The v7 layout, then the executed files. bincode writes the nested v7
+/// struct as its fields in order, with no framing, so nesting it changes
+/// no byte (the golden fixtures prove it).
 #[derive(Serialize, Deserialize)]
 struct ContainerV8 {
-    head: HeadV2,
-    /// Some calls were lost (see [`ContainerDelta::incomplete`]).
-    incomplete: bool,
-    /// See [`ContainerDelta::unverified`].
-    unverified: bool,
-    syscalls: Vec<SyscallV1>,
-    /// See [`ContainerDelta::denials`]; sorted by (abi, nr, action, errno).
-    denials: Vec<DenialV6>,
-    /// See [`ContainerDelta::args`]; sorted by (abi, nr).
-    args: Vec<ArgSetV7>,
+    v7: ContainerV7,
     /// See [`ContainerDelta::executed`]; sorted by (path, kind, dev, ino).
     executed: Vec<ExecutedV8>,
 }
@@ -1408,22 +1402,13 @@ impl WireContainer for ContainerV7 {
 impl WireContainer for ContainerV8 {
     fn from_delta(c: &ContainerDelta) -> Self {
         ContainerV8 {
-            head: HeadV2::from_delta(c),
-            incomplete: c.incomplete,
-            unverified: c.unverified,
-            syscalls: syscalls_out(&c.syscalls),
-            denials: denials_out(&c.denials),
-            args: args_out(&c.args),
+            v7: ContainerV7::from_delta(c),
             executed: executed_out(&c.executed),
         }
     }
 
     fn into_delta(self) -> Result<ContainerDelta, String> {
-        let mut d = self
-            .head
-            .into_delta(self.syscalls, self.incomplete, self.unverified)?;
-        d.denials = denials_in(self.denials)?;
-        d.args = args_in(self.args)?;
+        let mut d = self.v7.into_delta()?;
         d.executed = executed_in(self.executed)?;
         Ok(d)
     }
