@@ -475,15 +475,6 @@ pub struct FleetReach {
     memo: std::sync::Mutex<BTreeMap<String, Reachability>>,
 }
 
-/// The digest the collector stores for an image: its registry digest
-/// when it has one, else its local id (`collector::daemon::attrib`).
-fn stored_digest(info: &collector::docker::ImageInfo) -> String {
-    info.repo_digests
-        .iter()
-        .find_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
-        .unwrap_or_else(|| info.id.clone())
-}
-
 impl FleetReach {
     /// The reachability of `obs`'s image, or `None` (with a warning on
     /// stderr saying why) when it cannot be read: the image is compiled
@@ -500,7 +491,7 @@ impl FleetReach {
             Ok(i) => i,
             Err(e) => return not(e.to_string()),
         };
-        let digest = stored_digest(&info);
+        let digest = info.fleet_digest();
         if !obs.digests.is_empty() && !obs.digests.contains(&digest) {
             return not(format!(
                 "the engine's {image} is {digest}, which no container of the fleet ran ({})",

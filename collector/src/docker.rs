@@ -110,6 +110,20 @@ pub struct ImageInfo {
     pub command: Vec<String>,
 }
 
+impl ImageInfo {
+    /// The digest the fleet knows the image by: its registry digest
+    /// (`RepoDigests`, the same on every host) when it has one, else its
+    /// local id (`sha256:...`, the config digest). What the collector
+    /// stores as a container's `image_digest`, and what the fleet's
+    /// compiler checks an engine's image against.
+    pub fn fleet_digest(&self) -> String {
+        self.repo_digests
+            .iter()
+            .find_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+            .unwrap_or_else(|| self.id.clone())
+    }
+}
+
 /// A container's state, from `GET /containers/{id}/json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerState {
@@ -746,6 +760,19 @@ fn parse_json(resp: &Response, what: &str) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fleet_digest_is_the_registry_digest_else_the_id() {
+        let mut info = ImageInfo {
+            id: "sha256:11".into(),
+            repo_tags: vec!["app:1".into()],
+            repo_digests: Vec::new(),
+            command: Vec::new(),
+        };
+        assert_eq!(info.fleet_digest(), "sha256:11");
+        info.repo_digests = vec!["registry.internal/app@sha256:22".into()];
+        assert_eq!(info.fleet_digest(), "sha256:22");
+    }
 
     /// A response as the engine sends it, through the real parser.
     fn response(raw: &[u8]) -> Response {

@@ -390,19 +390,15 @@ pub fn seccomp_of(opts: &[String], privileged: bool) -> SeccompFilter {
     SeccompFilter::RuntimeDefault
 }
 
-/// The image's registry digest (`RepoDigests`, the same on every host)
-/// when it has one, else its local id (`sha256:...`, the config digest).
+/// The image's digest as the fleet knows it ([`crate::docker::ImageInfo::fleet_digest`]);
+/// the id given when the engine no longer has the image.
 fn image_digest(engine: &Engine, image: &str, image_id: Option<&str>) -> String {
     let by = image_id.filter(|s| !s.is_empty()).unwrap_or(image);
     if by.is_empty() {
         return String::new();
     }
     match engine.client.inspect_image(by) {
-        Ok(info) => info
-            .repo_digests
-            .iter()
-            .find_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
-            .unwrap_or(info.id),
+        Ok(info) => info.fleet_digest(),
         Err(_) => image_id.unwrap_or("").to_string(),
     }
 }
