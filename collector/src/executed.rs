@@ -17,23 +17,36 @@ use std::path::Path;
 /// A process that exits while it is read, or a file that is not a plain
 /// absolute path (a runtime's `memfd:` executable), is skipped: only
 /// files that [`ExecutedFile::check`] accepts are added.
+///
+/// A process whose executable is not the file its path names inside the
+/// process's own root is the runtime's, not the container's, and is
+/// skipped with its mappings: runc's `init` runs in the container's mount
+/// namespace from a copy of the host's runc (its path reads `/`) and maps
+/// the host's libc and libseccomp, which the image does not hold.
 pub fn sample_pid(proc_root: &Path, pid: &str, out: &mut ExecutedFiles) {
     let dir = proc_root.join(pid);
-    if let (Ok(exe), Ok(meta)) = (
+    let (Ok(exe), Ok(meta)) = (
         std::fs::read_link(dir.join("exe")),
         std::fs::metadata(dir.join("exe")),
-    ) {
-        let path = exe.to_string_lossy();
-        add(
-            out,
-            ExecutedFile {
-                path: path.trim_end_matches(" (deleted)").to_string(),
-                kind: ExecKind::Exec,
-                dev: meta.dev(),
-                ino: meta.ino(),
-            },
-        );
+    ) else {
+        return;
+    };
+    let path = exe.to_string_lossy();
+    let path = path.trim_end_matches(" (deleted)");
+    let in_root = std::fs::metadata(dir.join("root").join(path.trim_start_matches('/')))
+        .is_ok_and(|m| m.is_file() && m.dev() == meta.dev() && m.ino() == meta.ino());
+    if !in_root {
+        return;
     }
+    add(
+        out,
+        ExecutedFile {
+            path: path.to_string(),
+            kind: ExecKind::Exec,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+    );
     let Ok(maps) = std::fs::read_to_string(dir.join("maps")) else {
         return;
     };
